@@ -1,0 +1,87 @@
+"""Helpers for tests that talk to the API the way clients do."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+from fastapi.testclient import TestClient
+from PIL import Image
+
+
+def png_bytes(color: tuple[int, int, int] = (255, 0, 0), size: tuple[int, int] = (16, 16)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+class Api:
+    """A test client bound to one API key; paths are relative to /v2."""
+
+    def __init__(self, client: TestClient, key: str, app_id: str) -> None:
+        self.client = client
+        self.key = key
+        self.app_id = app_id
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Key {self.key}"}
+
+    def request(self, method: str, path: str, json: Any = None, **kw: Any):  # type: ignore[no-untyped-def]
+        return self.client.request(method, "/v2" + path, json=json, headers=self.headers(), **kw)
+
+    def get(self, path: str, **kw: Any):  # type: ignore[no-untyped-def]
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any):  # type: ignore[no-untyped-def]
+        return self.request("POST", path, json, **kw)
+
+    def patch(self, path: str, json: Any = None, **kw: Any):  # type: ignore[no-untyped-def]
+        return self.request("PATCH", path, json, **kw)
+
+    def delete(self, path: str, json: Any = None, **kw: Any):  # type: ignore[no-untyped-def]
+        return self.request("DELETE", path, json, **kw)
+
+    def add_image(self, input_id: str, color: tuple[int, int, int] = (255, 0, 0), **data: Any) -> dict:
+        r = self.post("/inputs", {"inputs": [{"id": input_id, "data": {"image": {"base64": b64(png_bytes(color))},
+                                                                        **data}}]})
+        assert r.status_code == 200, r.text
+        return r.json()["inputs"][0]
+
+
+class ImageServer:
+    """A loopback HTTP server handing out registered bytes (no internet in tests)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        files: dict[str, tuple[int, bytes]] = {}
+        self.files = files
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                code, data = files.get(self.path, (404, b"not found"))
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str, data: bytes, code: int = 200) -> str:
+        self.files[path] = (code, data)
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,139 @@
+"""The ``visionloop`` command: serve the API and administer apps and keys."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from visionloop import errors
+from visionloop.config import SETTINGS, SettingsError, load_settings
+from visionloop.core import VisionLoop
+from visionloop.services.apps import SCOPES
+
+
+def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    return load_settings({"data_dir": args.data_dir, "database_url": args.database_url})
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from visionloop.http.app import create_app
+
+    settings = _settings(args)
+    core = VisionLoop(settings)
+    created = core.bootstrap()
+    if created:
+        info, secret = created
+        print(f"Created app '{info.app_id}' and an API key with every scope (shown only this once):\n\n"
+              f"    {secret}\n\nUse it as:  curl -H 'Authorization: Key {secret}' "
+              f"http://{args.host}:{args.port}/v2/inputs\n", flush=True)
+    print(f"visionloop serving on http://{args.host}:{args.port}  (data: {settings.data_dir})", flush=True)
+    try:
+        uvicorn.run(create_app(settings, core), host=args.host, port=args.port, log_level=args.log_level,
+                    access_log=args.access_log)
+    finally:
+        core.close()
+    return 0
+
+
+def cmd_apps(args: argparse.Namespace) -> int:
+    core = VisionLoop(_settings(args))
+    try:
+        if args.action == "create":
+            app = core.apps.create_app(args.app_id, args.name)
+            print(f"created app {app.id}")
+        else:
+            for app in core.apps.list_apps():
+                print(f"{app.id}\t{app.name}\t{app.created_at:%Y-%m-%d %H:%M}")
+    finally:
+        core.close()
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    core = VisionLoop(_settings(args))
+    try:
+        if args.action == "create":
+            scopes = args.scopes.split(",") if args.scopes else SCOPES
+            info, secret = core.apps.create_key(args.app, scopes, description=args.description or "",
+                                                monthly_limit=args.monthly_limit)
+            print(f"key id {info.id} for app {info.app_id}, scopes {','.join(info.scopes)} "
+                  "(the key is shown only this once):", file=sys.stderr)
+            print(secret)
+        elif args.action == "list":
+            for k in core.apps.list_keys(args.app):
+                state = "revoked" if k.revoked else "active"
+                print(f"{k.id}\t{k.app_id}\t{state}\t{','.join(k.scopes)}\t{k.description}")
+        else:
+            core.apps.revoke_key(args.key_id)
+            print(f"revoked key {args.key_id}")
+    finally:
+        core.close()
+    return 0
+
+
+def cmd_settings(_: argparse.Namespace) -> int:
+    for s in SETTINGS:
+        print(f"{s.env}\t(default: {s.default!r})\n    {s.help}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="visionloop",
+        description="Self-hosted visual recognition API speaking the Clarifai v2 wire format, whose models "
+                    "learn from feedback. Every command takes --data-dir and --database-url (or the "
+                    "VISIONLOOP_DATA_DIR / VISIONLOOP_DATABASE_URL environment variables).")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="folder for the database, blobs and indexes (default ./data)")
+    common.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql+psycopg://u:p@host/db "
+                                               "(default: SQLite in the data dir)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", parents=[common], help="run the API server",
+                           description="Run the API server. On a first start with no API key, creates the "
+                                       "app 'main' and prints one key.")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--access-log", action="store_true", help="log every request line")
+    serve.set_defaults(func=cmd_serve)
+
+    apps = sub.add_parser("apps", parents=[common], help="create or list apps",
+                          description="Apps own inputs, concepts, models and feedback; keys belong to one app.")
+    apps_sub = apps.add_subparsers(dest="action", required=True)
+    create = apps_sub.add_parser("create", parents=[common], help="create an app")
+    create.add_argument("app_id", help="the app id (letters, digits, _ . : -)")
+    create.add_argument("--name", help="a readable name")
+    apps_sub.add_parser("list", parents=[common], help="list apps")
+    apps.set_defaults(func=cmd_apps)
+
+    keys = sub.add_parser("keys", parents=[common], help="create, list or revoke API keys",
+                          description="API keys are shown once at creation and stored only as hashes.")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    kc = keys_sub.add_parser("create", parents=[common], help="create a key and print it once")
+    kc.add_argument("--app", required=True, help="the app the key belongs to")
+    kc.add_argument("--scopes", help=f"comma-separated scopes (default all: {','.join(SCOPES)})")
+    kc.add_argument("--description", help="a note to recognise the key by")
+    kc.add_argument("--monthly-limit", type=int, help="most billable operations per month for this key")
+    kl = keys_sub.add_parser("list", parents=[common], help="list keys (ids, never secrets)")
+    kl.add_argument("--app", help="only this app's keys")
+    kr = keys_sub.add_parser("revoke", parents=[common], help="revoke a key at once")
+    kr.add_argument("key_id", help="the key id shown by 'keys list'")
+    keys.set_defaults(func=cmd_keys)
+
+    settings = sub.add_parser("settings", help="list every setting with its environment variable and default")
+    settings.set_defaults(func=cmd_settings)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        code = args.func(args)
+    except (errors.ApiError, SettingsError) as exc:
+        print(f"visionloop: {getattr(exc, 'details', '') or exc}", file=sys.stderr)
+        code = 2
+    sys.exit(code)

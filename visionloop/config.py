@@ -1,0 +1,98 @@
+"""Settings: one table of (name, default, help), read from ``VISIONLOOP_*`` environment variables.
+
+The table is the documentation: ``visionloop settings`` prints it, the README lists it, and a
+test fails if the two disagree. Nothing is read at import time; :func:`load_settings` builds an
+immutable :class:`Settings` that the app factory and the CLI pass down explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "VISIONLOOP_" + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", "./data", "Folder for the SQLite database, image blobs and vector indexes."),
+    Setting("database_url", "", "SQLAlchemy URL; empty means SQLite (WAL) at DATA_DIR/visionloop.db. "
+            "Example: postgresql+psycopg://user:pass@host/db"),
+    Setting("max_body_bytes", 160 * 1024 * 1024, "Largest accepted request body, in bytes (413 above)."),
+    Setting("max_image_bytes", 20 * 1024 * 1024, "Largest accepted image, in bytes (Clarifai's limit)."),
+    Setting("max_image_pixels", 40_000_000, "Largest accepted image area in pixels (decompression bombs)."),
+    Setting("fetch_timeout", 10.0, "Seconds allowed for fetching one image URL."),
+    Setting("fetch_allow_hosts", "", "Comma-separated hosts or CIDR ranges that image URLs may reach even "
+            "though they are loopback/private (for tests and intranets)."),
+    Setting("fetch_max_redirects", 3, "Redirects followed when fetching an image URL."),
+    Setting("max_batch", 128, "Most inputs in one inputs or predict call (Clarifai's own limit)."),
+    Setting("max_per_page", 1000, "Cap on per_page for every list."),
+    Setting("default_per_page", 128, "per_page when a list request does not say."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    max_body_bytes: int
+    max_image_bytes: int
+    max_image_pixels: int
+    fetch_timeout: float
+    fetch_allow_hosts: tuple[str, ...]
+    fetch_max_redirects: int
+    max_batch: int
+    max_per_page: int
+    default_per_page: int
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'visionloop.db'}"
+
+
+class SettingsError(ValueError):
+    """A setting with a value that cannot be used; the message names the variable."""
+
+
+def _coerce(setting: Setting, raw: Any) -> Any:
+    kind = type(setting.default)
+    if isinstance(raw, kind) and not isinstance(raw, bool):
+        return raw
+    try:
+        return kind(raw)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{setting.env}={raw!r} is not a valid {kind.__name__}: {setting.help}") from None
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Defaults, then ``VISIONLOOP_*`` variables, then explicit overrides (CLI flags, tests)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        raw = env.get(s.env, s.default)
+        values[s.name] = _coerce(s, raw)
+    for name, raw in (overrides or {}).items():
+        if name not in _BY_NAME:
+            raise SettingsError(f"unknown setting {name!r}")
+        if raw is not None:
+            values[name] = _coerce(_BY_NAME[name], raw)
+    for name in ("max_body_bytes", "max_image_bytes", "max_image_pixels", "max_batch", "max_per_page",
+                 "default_per_page"):
+        if values[name] <= 0:
+            raise SettingsError(f"{_BY_NAME[name].env} must be positive, got {values[name]}")
+    values["data_dir"] = Path(values["data_dir"]).expanduser().resolve()
+    values["fetch_allow_hosts"] = tuple(h.strip() for h in str(values["fetch_allow_hosts"]).split(",") if h.strip())
+    return Settings(**values)

@@ -1,0 +1,48 @@
+"""The visionloop object: settings in, storage and services out. Built by ``serve``, the CLI and tests.
+
+No import-time globals: every engine, store and model lives on one instance, created explicitly
+and closed explicitly.
+"""
+
+from __future__ import annotations
+
+from visionloop.config import Settings
+from visionloop.services.apps import SCOPES, AppService, KeyInfo, Secret
+from visionloop.services.concepts import ConceptService
+from visionloop.services.fetch import ImageFetcher
+from visionloop.services.image_source import ImageLoader
+from visionloop.services.inputs import InputService
+from visionloop.store.blobs import BlobStore
+from visionloop.store.db import Database
+from visionloop.store.migrate import upgrade
+
+DEFAULT_APP = "main"
+
+
+class VisionLoop:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(settings.db_url)
+        upgrade(self.db.engine)
+        self.blobs = BlobStore(settings.data_dir / "blobs")
+        self.fetcher = ImageFetcher(timeout=settings.fetch_timeout, max_bytes=settings.max_image_bytes,
+                                    max_redirects=settings.fetch_max_redirects, allow=settings.fetch_allow_hosts)
+        self.loader = ImageLoader(self.fetcher, max_bytes=settings.max_image_bytes,
+                                  max_pixels=settings.max_image_pixels)
+        self.apps = AppService(self.db)
+        self.concepts = ConceptService(self.db)
+        self.inputs = InputService(self.db, self.blobs, self.loader, max_batch=settings.max_batch)
+
+    def bootstrap(self) -> tuple[KeyInfo, Secret] | None:
+        """On a first start with no key at all, create the default app and one full-scope key."""
+        if self.apps.has_keys():
+            return None
+        if DEFAULT_APP not in {a.id for a in self.apps.list_apps()}:
+            self.apps.create_app(DEFAULT_APP, "Default app")
+        return self.apps.create_key(DEFAULT_APP, SCOPES, description="created on first start")
+
+    def close(self) -> None:
+        self.inputs.close()
+        self.fetcher.close()
+        self.db.dispose()

@@ -1,0 +1,168 @@
+"""The one error hierarchy of visionloop.
+
+Every failure a client can cause is an :class:`ApiError` carrying a Clarifai status code, the
+HTTP status it travels with, a readable description and optional details (e.g. a field path).
+Exactly one place (``visionloop.http.errors``) turns these into the status envelope::
+
+    ApiError
+    ├── BadRequestFormat      11100  body is not JSON / wrong shape
+    ├── InvalidRequest        11102  a field of the wrong type or out of range
+    ├── RequestTooLarge       11102  body over the size limit (HTTP 413)
+    ├── KeyMissing / KeyNotFound / KeyInvalid   11009 / 11009 / 11008 (HTTP 401)
+    ├── InsufficientScopes    11007  (HTTP 403)
+    ├── AppNotFound           11101  app-scoped path naming another app
+    ├── NotFound subclasses   *_DOES_NOT_EXIST (HTTP 404)
+    ├── InputInvalid          30104  bad image or input fields
+    ├── Throttled / LimitExceeded  11005 / 11006 (HTTP 429)
+    └── ...
+"""
+
+from __future__ import annotations
+
+from visionloop import status
+
+
+class ApiError(Exception):
+    """A failure with a Clarifai status code; never carries a traceback to the client."""
+
+    code: int = status.FAILURE
+    http_status: int = 400
+    default_description: str = "Failure"
+
+    def __init__(self, details: str = "", *, description: str | None = None) -> None:
+        self.description = description or self.default_description
+        self.details = details
+        super().__init__(f"{self.code} {self.description}: {details}")
+
+
+class BadRequestFormat(ApiError):
+    code = status.CONN_BAD_REQUEST_FORMAT
+    default_description = "Bad request format"
+
+
+class InvalidRequest(ApiError):
+    code = status.CONN_INVALID_REQUEST
+    default_description = "Invalid request"
+
+
+class RequestTooLarge(ApiError):
+    code = status.CONN_INVALID_REQUEST
+    http_status = 413
+    default_description = "Request entity too large"
+
+
+class KeyMissing(ApiError):
+    code = status.CONN_KEY_NOT_FOUND
+    http_status = 401
+    default_description = "API key not found"
+
+
+class KeyInvalid(ApiError):
+    code = status.CONN_KEY_INVALID
+    http_status = 401
+    default_description = "Invalid API key or Invalid API key/application pair"
+
+
+class InsufficientScopes(ApiError):
+    code = status.CONN_INSUFFICIENT_SCOPES
+    http_status = 403
+    default_description = "Insufficient scopes"
+
+
+class AppNotFound(ApiError):
+    code = status.CONN_DOES_NOT_EXIST
+    http_status = 404
+    default_description = "Resource does not exist"
+
+
+class RouteNotFound(ApiError):
+    code = status.CONN_DOES_NOT_EXIST
+    http_status = 404
+    default_description = "Resource does not exist"
+
+
+class MethodNotAllowed(ApiError):
+    code = status.CONN_METHOD_NOT_ALLOWED
+    http_status = 405
+    default_description = "Method not allowed"
+
+
+class Throttled(ApiError):
+    code = status.CONN_THROTTLED
+    http_status = 429
+    default_description = "Making too many requests"
+
+
+class LimitExceeded(ApiError):
+    code = status.CONN_EXCEEDS_LIMITS
+    http_status = 429
+    default_description = "Usage limit exceeded"
+
+
+class InputNotFound(ApiError):
+    code = status.INPUT_DOES_NOT_EXIST
+    http_status = 404
+    default_description = "Input does not exist"
+
+
+class InputInvalid(ApiError):
+    code = status.INPUT_INVALID_ARGUMENT
+    default_description = "Invalid input argument"
+
+
+class InputDuplicate(ApiError):
+    code = status.INPUT_DUPLICATE
+    default_description = "Input already exists"
+
+
+class InputUnsupportedFormat(ApiError):
+    code = status.INPUT_UNSUPPORTED_FORMAT
+    default_description = "Unsupported image format"
+
+
+class InputInvalidUrl(ApiError):
+    code = status.INPUT_INVALID_URL
+    default_description = "Invalid or forbidden image URL"
+
+
+class InputOverLimit(ApiError):
+    code = status.INPUT_OVER_LIMIT
+    default_description = "Input over size limit"
+
+
+class ConceptNotFound(ApiError):
+    code = status.CONCEPTS_INVALID_REQUEST
+    http_status = 404
+    default_description = "Concept does not exist"
+
+
+class ConceptInvalid(ApiError):
+    code = status.CONCEPTS_INVALID_REQUEST
+    default_description = "Invalid concept request"
+
+
+class ModelNotFound(ApiError):
+    code = status.MODEL_DOES_NOT_EXIST
+    http_status = 404
+    default_description = "Model does not exist"
+
+
+class ModelInvalid(ApiError):
+    code = status.MODEL_INVALID_ARGUMENT
+    default_description = "Invalid model argument"
+
+
+class PredictInvalid(ApiError):
+    code = status.PREDICT_INVALID_REQUEST
+    default_description = "Invalid predict request"
+
+
+class SearchInvalid(ApiError):
+    code = status.SEARCH_INVALID_REQUEST
+    default_description = "Invalid search request"
+
+
+class Internal(ApiError):
+    code = status.FAILURE
+    http_status = 500
+    default_description = "Internal failure"

@@ -1,0 +1,1 @@
+"""HTTP layer: FastAPI routes speaking the Clarifai v2 JSON wire format."""

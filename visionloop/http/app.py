@@ -1,0 +1,53 @@
+"""The ASGI app factory: ``create_app(settings)`` builds a VisionLoop and mounts every router."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.routing import APIRoute
+
+from visionloop import __version__
+from visionloop.config import Settings
+from visionloop.core import VisionLoop
+from visionloop.http.errors import install_error_handlers
+from visionloop.http.guard import BodyGuard
+from visionloop.http.routes import concepts, inputs, models
+
+ROUTERS: tuple[APIRouter, ...] = (inputs.router, concepts.router, models.router)
+APP_SCOPED = "/v2/users/{user_id}/apps/{app_id}"
+
+
+def _scoped_id(route: APIRoute) -> str:
+    return f"app_scoped_{route.name}"
+
+
+def _app_path(user_id: str, app_id: str) -> None:
+    """Declares the app-scoped path parameters; ``get_caller`` checks app_id against the key."""
+
+
+def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
+    """Build the app; pass ``core`` to share one VisionLoop (tests), else one is made at startup."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = core is None
+        app.state.core = core or VisionLoop(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.core.close()
+
+    app = FastAPI(title="visionloop", version=__version__, lifespan=lifespan,
+                  description="Clarifai v2 compatible visual recognition API that learns from feedback.")
+    if core is not None:
+        app.state.core = core
+    for router in ROUTERS:
+        app.include_router(router, prefix="/v2")
+        app.include_router(router, prefix=APP_SCOPED, generate_unique_id_function=_scoped_id,
+                           dependencies=[Depends(_app_path)])
+    install_error_handlers(app)
+    app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
+    return app

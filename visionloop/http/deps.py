@@ -1,0 +1,58 @@
+"""Request dependencies: the VisionLoop instance, the authenticated caller and its scopes, paging."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from visionloop import errors
+from visionloop.core import VisionLoop
+from visionloop.services.apps import Caller
+from visionloop.services.paging import Page
+
+
+def get_core(request: Request) -> VisionLoop:
+    return request.app.state.core
+
+
+CoreDep = Annotated[VisionLoop, Depends(get_core)]
+
+
+def get_caller(request: Request, core: CoreDep) -> Caller:
+    """Authenticate ``Authorization: Key <key>``; an app-scoped path must name the key's own app."""
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.strip().partition(" ")
+    if not header:
+        raise errors.KeyMissing("send the header 'Authorization: Key <your API key>'")
+    if scheme.lower() != "key" or not key.strip():
+        raise errors.KeyInvalid("the Authorization header must be 'Key <your API key>'")
+    caller = core.apps.authenticate(key.strip())
+    app_id = request.path_params.get("app_id")
+    if app_id is not None and app_id != caller.app_id:
+        raise errors.AppNotFound(f"app {app_id!r} does not exist for this API key")
+    return caller
+
+
+def scoped(scope: str) -> Callable[..., Caller]:
+    def dependency(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+        caller.require(scope)
+        return caller
+
+    dependency.__name__ = f"require_{scope}"
+    return dependency
+
+
+InputsCaller = Annotated[Caller, Depends(scoped("inputs"))]
+ConceptsCaller = Annotated[Caller, Depends(scoped("concepts"))]
+ModelsCaller = Annotated[Caller, Depends(scoped("models"))]
+
+
+def get_page(request: Request, core: CoreDep) -> Page:
+    q = request.query_params
+    return Page.of(q.get("page"), q.get("per_page"), default=core.settings.default_per_page,
+                   cap=core.settings.max_per_page)
+
+
+PageDep = Annotated[Page, Depends(get_page)]

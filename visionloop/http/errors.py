@@ -1,0 +1,80 @@
+"""The one place where failures become the Clarifai status envelope."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from visionloop import errors, status
+
+log = logging.getLogger("visionloop.http")
+
+
+def error_body(exc: errors.ApiError) -> dict:
+    return {"status": status.envelope(exc.code, exc.description, exc.details)}
+
+
+def error_response(exc: errors.ApiError) -> JSONResponse:
+    return JSONResponse(error_body(exc), status_code=exc.http_status)
+
+
+def field_path(loc: tuple) -> str:
+    """``('body', 'inputs', 0, 'data')`` -> ``inputs[0].data``."""
+    out = ""
+    for part in loc:
+        if part in ("body", "query", "path") and not out:
+            continue
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "body"
+
+
+def validation_error(exc: RequestValidationError) -> errors.ApiError:
+    """JSON syntax errors are 11100; a wrong shape or value is 11102 naming the field."""
+    errs = exc.errors()
+    for e in errs:
+        if e.get("type") == "json_invalid":
+            reason = (e.get("ctx") or {}).get("error", "malformed JSON")
+            return errors.BadRequestFormat(f"the request body is not valid JSON: {reason}")
+        if e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",):
+            return errors.BadRequestFormat("the request body is empty; a JSON object is required")
+        if e.get("type") == "model_attributes_type" and tuple(e.get("loc", ())) == ("body",):
+            return errors.BadRequestFormat("the request body must be a JSON object")
+    details = "; ".join(f"{field_path(tuple(e.get('loc', ())))}: {_msg(e)}" for e in errs[:5])
+    return errors.InvalidRequest(details)
+
+
+def _msg(e: dict) -> str:
+    msg = str(e.get("msg", "invalid"))
+    return msg.removeprefix("Value error, ")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(errors.ApiError)
+    async def _api_error(_: Request, exc: errors.ApiError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(validation_error(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return error_response(errors.RouteNotFound(f"no route {request.method} {request.url.path}"))
+        if exc.status_code == 405:
+            return error_response(errors.MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
+        err = errors.ApiError(str(exc.detail))
+        err.http_status = exc.status_code
+        return error_response(err)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected failure on %s %s", request.method, request.url.path)
+        return error_response(errors.Internal("an internal error occurred; it has been logged"))

@@ -1,0 +1,103 @@
+"""/inputs: add, list, read, patch, delete, status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from visionloop import errors, status
+from visionloop.http import wire
+from visionloop.http.deps import CoreDep, InputsCaller, PageDep
+from visionloop.http.schemas import DeleteInputsRequest, InputIn, PatchInputsRequest, PostInputsRequest
+from visionloop.services.image_source import ImageSource
+from visionloop.services.inputs import Annotation, NewInput
+
+router = APIRouter(tags=["inputs"])
+
+
+def to_new_input(index: int, item: InputIn) -> NewInput:
+    """Wire input -> service input; a missing image is left for the service to judge."""
+    image = item.data.image
+    source = None
+    if image is not None and (image.base64 or image.url):
+        source = ImageSource.of(image.base64, image.url, f"inputs[{index}].data.image")
+    anns = []
+    for j, c in enumerate(item.data.concepts):
+        cid = c.id or c.name
+        if not cid:
+            raise errors.InvalidRequest(f"inputs[{index}].data.concepts[{j}]: a concept needs an id or a name")
+        anns.append(Annotation(cid, c.value))
+    return NewInput(id=item.id, image=source, concepts=tuple(anns), metadata=item.data.metadata,
+                    allow_duplicate_url=bool(image and image.allow_duplicate_url))
+
+
+@router.post("/inputs")
+def post_inputs(body: PostInputsRequest, caller: InputsCaller, core: CoreDep) -> JSONResponse:
+    items, early = [], {}
+    for i, item in enumerate(body.inputs):
+        try:
+            items.append(to_new_input(i, item))
+        except errors.ApiError as exc:
+            early[i] = exc
+            items.append(NewInput(id=item.id, image=None))
+    results = core.inputs.add(caller.app_id, items)
+    for res in results:
+        if res.index in early:
+            res.error = early[res.index]
+    envelope, code = wire.batch_status(results)
+    out: list[dict[str, Any]] = []
+    for res in results:
+        if res.stored is not None:
+            out.append(wire.input_obj(res.stored))
+        else:
+            assert res.error is not None
+            out.append({"id": res.input_id or "", "status": wire.item_error(res.error)})
+    return JSONResponse({"status": envelope, "inputs": out}, status_code=code)
+
+
+@router.get("/inputs")
+def list_inputs(caller: InputsCaller, core: CoreDep, page: PageDep) -> dict[str, Any]:
+    return wire.ok(inputs=[wire.input_obj(s) for s in core.inputs.list(caller.app_id, page)])
+
+
+@router.get("/inputs/status")
+def inputs_status(caller: InputsCaller, core: CoreDep) -> dict[str, Any]:
+    counts = core.inputs.counts(caller.app_id)
+    processed = counts.get(status.INPUT_SUCCESS, 0)
+    pending = counts.get(status.INPUT_PENDING, 0)
+    in_progress = counts.get(status.INPUT_IN_PROGRESS, 0)
+    failed = counts.get(status.INPUT_FAILED, 0)
+    return wire.ok(counts={"processed": processed, "to_process": pending, "errors": failed,
+                           "processing": in_progress})
+
+
+@router.get("/inputs/{input_id}")
+def get_input(input_id: str, caller: InputsCaller, core: CoreDep) -> dict[str, Any]:
+    return wire.ok(input=wire.input_obj(core.inputs.get(caller.app_id, input_id)))
+
+
+@router.patch("/inputs")
+def patch_inputs(body: PatchInputsRequest, caller: InputsCaller, core: CoreDep) -> dict[str, Any]:
+    action = body.action or "merge"
+    if action not in ("merge", "overwrite", "remove"):
+        raise errors.InvalidRequest(f"action: must be merge, overwrite or remove, got {action!r}")
+    items = [to_new_input(i, item) for i, item in enumerate(body.inputs)]
+    stored = core.inputs.patch(caller.app_id, action, items)  # type: ignore[arg-type]
+    return wire.ok(inputs=[wire.input_obj(s) for s in stored])
+
+
+@router.delete("/inputs/{input_id}")
+def delete_input(input_id: str, caller: InputsCaller, core: CoreDep) -> dict[str, Any]:
+    core.inputs.delete(caller.app_id, [input_id])
+    return wire.ok()
+
+
+@router.delete("/inputs")
+def delete_inputs(body: DeleteInputsRequest, caller: InputsCaller, core: CoreDep) -> dict[str, Any]:
+    if body.delete_all:
+        core.inputs.delete_all(caller.app_id)
+    else:
+        core.inputs.delete(caller.app_id, body.ids)
+    return wire.ok()

@@ -1,0 +1,17 @@
+"""Identifiers: 32 hex characters like Clarifai's, and the rule for client-chosen ids."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def is_valid_client_id(value: str) -> bool:
+    """Client ids: 1-64 characters of letters, digits, ``_ . : -``, starting alphanumeric."""
+    return bool(_CLIENT_ID.match(value))

@@ -1,0 +1,1 @@
+"""Services: the operations of the API as plain classes and functions, with no HTTP in them."""

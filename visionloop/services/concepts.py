@@ -1,0 +1,104 @@
+"""App concepts: create, read, rename and search by name (``*`` wildcard)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from visionloop import errors
+from visionloop.ids import is_valid_client_id
+from visionloop.services.paging import Page
+from visionloop.store.db import Database
+from visionloop.store.tables import Concept, utcnow
+
+
+@dataclasses.dataclass(frozen=True)
+class NewConcept:
+    id: str
+    name: str | None = None
+    language: str | None = None
+
+
+def check_concept_id(concept_id: str, field: str) -> None:
+    if not is_valid_client_id(concept_id):
+        raise errors.InvalidRequest(f"{field}: concept id {concept_id!r} must be 1-64 letters, digits, "
+                                    "'_', '.', ':' or '-' starting with a letter or digit")
+
+
+def ensure_concepts(s: Session, app_id: str, concept_ids: Sequence[str]) -> None:
+    """Create the concepts an annotation names when the app does not have them yet (name = id)."""
+    missing = set(concept_ids)
+    if not missing:
+        return
+    existing = set(s.scalars(select(Concept.id).where(Concept.app_id == app_id, Concept.id.in_(missing))))
+    for cid in sorted(missing - existing):
+        s.add(Concept(app_id=app_id, id=cid, name=cid))
+    s.flush()
+
+
+class ConceptService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(self, app_id: str, concepts: Sequence[NewConcept]) -> list[Concept]:
+        """Create all or none: a duplicate id (in the batch or the app) refuses the whole request."""
+        if not concepts:
+            raise errors.InvalidRequest("concepts: at least one concept is required")
+        seen: set[str] = set()
+        for i, c in enumerate(concepts):
+            check_concept_id(c.id, f"concepts[{i}].id")
+            if c.id in seen:
+                raise errors.ConceptInvalid(f"concepts[{i}].id: {c.id!r} appears twice in the request")
+            seen.add(c.id)
+        with self.db.transaction() as s:
+            taken = set(s.scalars(select(Concept.id).where(Concept.app_id == app_id, Concept.id.in_(seen))))
+            if taken:
+                raise errors.ConceptInvalid(f"concepts already exist: {', '.join(sorted(taken))}",
+                                            description="Concept already exists")
+            rows = [Concept(app_id=app_id, id=c.id, name=c.name or c.id, language=c.language) for c in concepts]
+            s.add_all(rows)
+        return rows
+
+    def get(self, app_id: str, concept_id: str) -> Concept:
+        with self.db.session() as s:
+            row = s.get(Concept, (app_id, concept_id))
+        if row is None:
+            raise errors.ConceptNotFound(f"concept {concept_id!r} does not exist in this app")
+        return row
+
+    def list(self, app_id: str, page: Page) -> list[Concept]:
+        with self.db.session() as s:
+            q = (select(Concept).where(Concept.app_id == app_id).order_by(Concept.created_at, Concept.id)
+                 .offset(page.offset).limit(page.per_page))
+            return list(s.scalars(q))
+
+    def rename(self, app_id: str, updates: Sequence[NewConcept]) -> list[Concept]:
+        """Overwrite names (the only mutable field); unknown ids refuse the whole request."""
+        if not updates:
+            raise errors.InvalidRequest("concepts: at least one concept is required")
+        with self.db.transaction() as s:
+            rows = []
+            for i, u in enumerate(updates):
+                row = s.get(Concept, (app_id, u.id))
+                if row is None:
+                    raise errors.ConceptNotFound(f"concepts[{i}].id: concept {u.id!r} does not exist in this app")
+                if u.name:
+                    row.name = u.name
+                if u.language:
+                    row.language = u.language
+                row.modified_at = utcnow()
+                rows.append(row)
+        return rows
+
+    def search(self, app_id: str, name: str, page: Page) -> list[Concept]:
+        """Case-insensitive name match; ``*`` matches any run of characters."""
+        if not name:
+            raise errors.InvalidRequest("concept_query.name: a name (with optional * wildcards) is required")
+        escaped = name.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
+        with self.db.session() as s:
+            q = (select(Concept).where(Concept.app_id == app_id, func.lower(Concept.name).like(escaped, escape="\\"))
+                 .order_by(Concept.name, Concept.id).offset(page.offset).limit(page.per_page))
+            return list(s.scalars(q))

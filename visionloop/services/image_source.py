@@ -1,0 +1,38 @@
+"""Where an image in a request comes from (base64, URL, stored input) and turning it into checked bytes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from visionloop import errors
+from visionloop.services.fetch import ImageFetcher
+from visionloop.services.images import CheckedImage, check_image, decode_base64
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSource:
+    """Exactly one of ``base64`` (still encoded) or ``url``."""
+
+    base64: str | None = None
+    url: str | None = None
+
+    @classmethod
+    def of(cls, base64: str | None, url: str | None, field: str) -> ImageSource:
+        if base64 and url:
+            raise errors.InputInvalid(f"{field}: give either base64 or url, not both")
+        if not base64 and not url:
+            raise errors.InputInvalid(f"{field}: an image needs base64 or url")
+        return cls(base64=base64 or None, url=url or None)
+
+
+class ImageLoader:
+    """Loads request images: decodes base64, fetches URLs SSRF-safely, checks size and format."""
+
+    def __init__(self, fetcher: ImageFetcher, *, max_bytes: int, max_pixels: int) -> None:
+        self.fetcher = fetcher
+        self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
+
+    def load(self, source: ImageSource) -> CheckedImage:
+        data = decode_base64(source.base64) if source.base64 else self.fetcher.fetch(source.url or "")
+        return check_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels)

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy tables and sessions, the content-addressed blob store, vector indexes."""

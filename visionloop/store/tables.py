@@ -1,0 +1,214 @@
+"""The database schema (SQLAlchemy 2, portable across SQLite and PostgreSQL).
+
+Alembic migrations under ``migrations/`` create exactly these tables; a test checks that the
+migrated schema matches this metadata. Feedback events are append-only: rows are inserted,
+never updated; labels and metrics are derived from them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+ID = String(64)
+
+
+class App(Base):
+    __tablename__ = "apps"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    scopes: Mapped[list[Any]] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    monthly_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Concept(Base):
+    __tablename__ = "concepts"
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    modified_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Input(Base):
+    __tablename__ = "inputs"
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), index=True)
+    url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    status_code: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    modified_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (Index("ix_inputs_app_created", "app_id", "created_at", "id"),)
+
+
+class InputConcept(Base):
+    """An annotation: the app says concept ``concept_id`` is present (1) or absent (0) on an input."""
+
+    __tablename__ = "input_concepts"
+    app_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    input_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    concept_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+    __table_args__ = (
+        ForeignKeyConstraint(["app_id", "input_id"], ["inputs.app_id", "inputs.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["app_id", "concept_id"], ["concepts.app_id", "concepts.id"]),
+        Index("ix_input_concepts_concept", "app_id", "concept_id"),
+    )
+
+
+class Model(Base):
+    """A model; ``app_id`` is '' for the built-in models every app shares."""
+
+    __tablename__ = "models"
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app_id: Mapped[str] = mapped_column(ID)
+    id: Mapped[str] = mapped_column(ID)
+    name: Mapped[str] = mapped_column(String(255))
+    model_type: Mapped[str] = mapped_column(String(32))
+    runtime: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (UniqueConstraint("app_id", "id", name="uq_models_app_id"),)
+
+
+class ModelVersion(Base):
+    """An immutable model version; ``app_id`` '' marks a base version shared by every app."""
+
+    __tablename__ = "model_versions"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    model_pk: Mapped[int] = mapped_column(ForeignKey("models.pk", ondelete="CASCADE"), index=True)
+    app_id: Mapped[str] = mapped_column(ID)
+    parent_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    status_code: Mapped[int] = mapped_column(Integer)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    artifact_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ActiveVersion(Base):
+    """Which version of a model an app predicts with when no version is named (promotion)."""
+
+    __tablename__ = "active_versions"
+    app_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    model_pk: Mapped[int] = mapped_column(ForeignKey("models.pk", ondelete="CASCADE"), primary_key=True)
+    version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id"))
+    modified_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Output(Base):
+    """One remembered prediction: what a model version said about one image."""
+
+    __tablename__ = "outputs"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    app_id: Mapped[str] = mapped_column(ID, index=True)
+    model_pk: Mapped[int] = mapped_column(Integer)
+    version_id: Mapped[str] = mapped_column(ID)
+    input_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    image_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    key_id: Mapped[str] = mapped_column(ID)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class Embedding(Base):
+    """An embedding of an image (by content digest) in one embedding space; computed once."""
+
+    __tablename__ = "embeddings"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    space: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Search(Base):
+    __tablename__ = "searches"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    app_id: Mapped[str] = mapped_column(ID, index=True)
+    query: Mapped[dict[str, Any]] = mapped_column(JSON)
+    kind: Mapped[str] = mapped_column(String(32))
+    key_id: Mapped[str] = mapped_column(ID)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class SearchHit(Base):
+    __tablename__ = "search_hits"
+    search_id: Mapped[str] = mapped_column(ForeignKey("searches.id", ondelete="CASCADE"), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    input_id: Mapped[str] = mapped_column(ID)
+    score: Mapped[float] = mapped_column(Float)
+    __table_args__ = (Index("ix_search_hits_input", "search_id", "input_id"),)
+
+
+class FeedbackEvent(Base):
+    """Append-only log of feedback; never updated in place."""
+
+    __tablename__ = "feedback_events"
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                     autoincrement=True)
+    id: Mapped[str] = mapped_column(ID, unique=True)
+    app_id: Mapped[str] = mapped_column(ID, index=True)
+    event_type: Mapped[str] = mapped_column(String(32))
+    model_pk: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    version_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    output_id: Mapped[str | None] = mapped_column(ID, nullable=True, index=True)
+    search_id: Mapped[str | None] = mapped_column(ID, nullable=True, index=True)
+    input_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    rank: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    end_user_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    session_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    body_hash: Mapped[str] = mapped_column(String(64), index=True)
+    key_id: Mapped[str] = mapped_column(ID)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class Usage(Base):
+    """Monthly operation counts per app and key (feedback is never counted)."""
+
+    __tablename__ = "usage"
+    app_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    key_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    op: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
