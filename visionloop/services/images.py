@@ -1,0 +1,149 @@
+"""Decode and check client images before anything stores or models them.
+
+Image bytes come from strangers, so the checks run cheapest first: size in bytes, then the
+format and the pixel count read lazily from the header (a few bytes can claim 100k x 100k pixels,
+a decompression bomb), and only then a full decode, which also catches truncated data. Pillow is
+trusted to parse, not to judge: its failures, whatever their type, become our ``ApiError``s.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import io
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from visionloop.errors import ApiError, InputInvalid, InputOverLimit, InputUnsupportedFormat
+from visionloop.store.blobs import digest_of
+
+SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP"})
+# Pillow names multi-picture JPEGs (most phone cameras) "MPO"; to everyone else they are JPEGs.
+_FORMAT_ALIASES = {"MPO": "JPEG"}
+# Formats Pillow cannot open at all; sniffed so they are "unsupported", not "corrupt".
+_FOREIGN_SIGNATURES: tuple[tuple[re.Pattern[bytes], str], ...] = tuple(
+    (re.compile(pattern, re.DOTALL), name)
+    for pattern, name in (
+        (rb"%PDF-", "PDF"),
+        (rb"\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(svg|!DOCTYPE svg)", "SVG"),
+        (rb"....ftyp(heic|heix|hevc|hevx|heim|heis|mif1|msf1)", "HEIF"),
+    )
+)
+_B64_BODY = re.compile(r"[A-Za-z0-9+/]*")
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    """Image bytes known to decode, with what the rest of the API needs to know about them."""
+
+    data: bytes
+    digest: str
+    width: int
+    height: int
+    format: str
+
+
+def check_image(data: bytes, *, max_bytes: int, max_pixels: int) -> CheckedImage:
+    """Accept ``data`` only if it is a whole, supported image within both size limits."""
+    if not data:
+        raise InputInvalid("image data is empty")
+    if len(data) > max_bytes:
+        raise InputOverLimit(f"image is {len(data)} bytes, over the limit of {max_bytes} bytes")
+    for signature, name in _FOREIGN_SIGNATURES:
+        if signature.match(data, 0, 512):
+            raise InputUnsupportedFormat(f"{name} is not a supported image format")
+    with _pillow_failures():
+        with warnings.catch_warnings():
+            # Our max_pixels decides below, not Pillow's process-wide MAX_IMAGE_PIXELS (only its
+            # hard error, at twice that, still fires). catch_warnings is not thread-safe, but the
+            # worst a race can do is drop this filter, and a warning raised as an error is mapped.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+        with image:
+            fmt = _FORMAT_ALIASES.get(str(image.format), str(image.format))
+            if fmt not in SUPPORTED_FORMATS:
+                raise InputUnsupportedFormat(f"{fmt} is not a supported image format")
+            width, height = image.size
+            if width * height > max_pixels:
+                raise InputOverLimit(f"image is {width} x {height} pixels, over the limit of {max_pixels} pixels")
+            image.load()
+    return CheckedImage(data=data, digest=digest_of(data), width=width, height=height, format=fmt)
+
+
+def decode_base64(value: str) -> bytes:
+    """Strict base64, forgiving only what clients really send: whitespace, urlsafe, no padding."""
+    text = "".join(value.split())
+    body = text.rstrip("=")
+    padding = len(text) - len(body)
+    urlsafe = "-" in body or "_" in body
+    if urlsafe and ("+" in body or "/" in body):
+        raise InputInvalid("data.image.base64 is not valid base64 (mixes the standard and urlsafe alphabets)")
+    if urlsafe:
+        body = body.translate(str.maketrans("-_", "+/"))
+    if padding > 2 or len(body) % 4 == 1 or not _B64_BODY.fullmatch(body):
+        raise InputInvalid("data.image.base64 is not valid base64")
+    try:
+        return base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InputInvalid("data.image.base64 is not valid base64") from exc
+
+
+def open_rgb(data: bytes) -> Image.Image:
+    """Decoded RGB pixels the right way up (EXIF orientation applied), transparency on white.
+
+    Meant for bytes that passed :func:`check_image`; Pillow's own bomb limit stays as a backstop.
+    """
+    with _pillow_failures(), Image.open(io.BytesIO(data)) as image:
+        upright = ImageOps.exif_transpose(image)
+        if upright.mode == "RGB":
+            return upright
+        if upright.mode.startswith("I") or upright.mode == "F":
+            return _grey_to_8bit(upright).convert("RGB")
+        has_alpha = upright.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in upright.info
+        if not has_alpha:
+            return upright.convert("RGB")
+        white = Image.new("RGBA", upright.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, upright.convert("RGBA")).convert("RGB")
+
+
+def _grey_to_8bit(image: Image.Image) -> Image.Image:
+    """Scale 16/32-bit and float greys into 0..255; a plain convert() would clip them to white."""
+    wide = image if image.mode == "F" else image.convert("I")
+    lo, hi = wide.getextrema()
+    if wide.mode == "I":
+        scale = 1.0 if hi <= 255 else 1 / 257
+        return wide.point(lambda v: v * scale).convert("L")
+    span = float(hi) - float(lo)
+    return wide.point(lambda v: (v - lo) * (255 / span if span else 0.0)).convert("L")
+
+
+@contextlib.contextmanager
+def _pillow_failures() -> Iterator[None]:
+    """Map whatever Pillow raises on hostile bytes to an ``ApiError``; ours pass through untouched.
+
+    Corrupt files make Pillow raise far more than ``OSError`` (``SyntaxError``, ``struct.error``,
+    ``IndexError``, ``ValueError``, warnings turned into errors...), so the net is deliberately wide.
+    """
+    try:
+        yield
+    except ApiError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputOverLimit("image dimensions are over the pixel limit") from exc
+    except MemoryError as exc:
+        raise InputOverLimit("image is too large to decode") from exc
+    except Exception as exc:
+        raise InputInvalid(f"image data is corrupt or not an image: {_reason(exc)}") from exc
+
+
+def _reason(exc: Exception) -> str:
+    """A short, address-free reason (Pillow's messages can embed object reprs)."""
+    if isinstance(exc, UnidentifiedImageError):
+        return "unrecognised data"
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]
