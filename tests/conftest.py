@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from visionloop.config import load_settings
 from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
+from visionloop.models.runtime import ModelRuntime
 from visionloop.services.apps import SCOPES
 
 from tests.helpers import Api, ImageServer
@@ -30,10 +31,16 @@ def image_server() -> Iterator[ImageServer]:
     server.close()
 
 
+@pytest.fixture(scope="session")
+def runtime() -> ModelRuntime:
+    """The networks load once per test session, as once per server process."""
+    return ModelRuntime()
+
+
 @pytest.fixture
-def core(tmp_path: Path, settings_overrides: dict[str, Any]) -> Iterator[VisionLoop]:
+def core(tmp_path: Path, settings_overrides: dict[str, Any], runtime: ModelRuntime) -> Iterator[VisionLoop]:
     settings = load_settings({"data_dir": tmp_path / "data", **settings_overrides}, environ={})
-    vl = VisionLoop(settings)
+    vl = VisionLoop(settings, runtime)
     yield vl
     vl.close()
 

@@ -85,3 +85,12 @@ class ImageServer:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def photo(name: str, fmt: str = "JPEG") -> bytes:
+    """A real photo from scikit-image's bundled data (chelsea, coffee, astronaut, ...)."""
+    from skimage import data as skdata
+
+    buf = io.BytesIO()
+    Image.fromarray(getattr(skdata, name)()).save(buf, fmt, quality=92)
+    return buf.getvalue()

@@ -7,11 +7,15 @@ and closed explicitly.
 from __future__ import annotations
 
 from visionloop.config import Settings
+from visionloop.models.runtime import ModelRuntime
 from visionloop.services.apps import SCOPES, AppService, KeyInfo, Secret
 from visionloop.services.concepts import ConceptService
 from visionloop.services.fetch import ImageFetcher
 from visionloop.services.image_source import ImageLoader
 from visionloop.services.inputs import InputService
+from visionloop.services.models import ModelService
+from visionloop.services.predict import PredictService
+from visionloop.services.usage import UsageService
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database
 from visionloop.store.migrate import upgrade
@@ -20,8 +24,9 @@ DEFAULT_APP = "main"
 
 
 class VisionLoop:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, runtime: ModelRuntime | None = None) -> None:
         self.settings = settings
+        self.runtime = runtime or ModelRuntime()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.db_url)
         upgrade(self.db.engine)
@@ -33,6 +38,9 @@ class VisionLoop:
         self.apps = AppService(self.db)
         self.concepts = ConceptService(self.db)
         self.inputs = InputService(self.db, self.blobs, self.loader, max_batch=settings.max_batch)
+        self.models = ModelService(self.db, self.runtime)
+        self.predict = PredictService(self.db, self.blobs, self.loader, self.models, max_batch=settings.max_batch)
+        self.usage = UsageService(self.db)
 
     def bootstrap(self) -> tuple[KeyInfo, Secret] | None:
         """On a first start with no key at all, create the default app and one full-scope key."""

@@ -47,6 +47,9 @@ def scoped(scope: str) -> Callable[..., Caller]:
 InputsCaller = Annotated[Caller, Depends(scoped("inputs"))]
 ConceptsCaller = Annotated[Caller, Depends(scoped("concepts"))]
 ModelsCaller = Annotated[Caller, Depends(scoped("models"))]
+PredictCaller = Annotated[Caller, Depends(scoped("predict"))]
+SearchCaller = Annotated[Caller, Depends(scoped("search"))]
+FeedbackCaller = Annotated[Caller, Depends(scoped("feedback"))]
 
 
 def get_page(request: Request, core: CoreDep) -> Page:

@@ -103,3 +103,35 @@ class ConceptQueryIn(Wire):
 class ConceptSearchRequest(Wire):
     concept_query: ConceptQueryIn
     pagination: PaginationIn | None = None
+
+
+class OutputConfigIn(Wire):
+    min_value: float | None = None
+    max_concepts: int | None = None
+    select_concepts: ConceptList = Field(default_factory=list)
+
+
+class OutputInfoIn(Wire):
+    output_config: OutputConfigIn | None = None
+
+
+class ModelIn(Wire):
+    id: StrictStr | None = None
+    name: StrictStr | None = None
+    output_info: OutputInfoIn | None = None
+
+
+class PredictRequest(Wire):
+    inputs: InputList
+    model: ModelIn | None = None
+
+
+class ModelQueryIn(Wire):
+    name: StrictStr | None = None
+    type: StrictStr | None = None
+    model_type_id: StrictStr | None = None
+
+
+class ModelSearchRequest(Wire):
+    model_query: ModelQueryIn
+    pagination: PaginationIn | None = None

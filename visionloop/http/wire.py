@@ -8,8 +8,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from visionloop import errors, status
+from visionloop.models.predictions import ConceptScore
 from visionloop.services.inputs import ItemResult, StoredInput
-from visionloop.store.tables import Concept
+from visionloop.services.models import ModelView
+from visionloop.services.predict import OutputConfig, PredictItem, apply_output_config
+from visionloop.store.tables import Concept, ModelVersion
 
 
 def timestamp(value: dt.datetime) -> str:
@@ -72,3 +75,70 @@ def batch_status(results: Iterable[ItemResult]) -> tuple[dict[str, Any], int]:
 
 def item_error(exc: errors.ApiError) -> dict[str, Any]:
     return status.envelope(exc.code, exc.description, exc.details)
+
+
+def model_obj(view: ModelView, *, concepts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A model with the fields the official clients read; ``concepts`` only when asked for."""
+    m, v = view.model, view.version
+    output_info: dict[str, Any] = {
+        "type": view.wire_type, "type_ext": view.wire_type,
+        "output_config": {"concepts_mutually_exclusive": False, "closed_environment": False},
+        "message": "Show output_info with: GET /models/{model_id}/output_info",
+    }
+    if concepts is not None:
+        output_info["data"] = {"concepts": concepts}
+    return {
+        "id": m.id, "name": m.name, "display_name": m.name, "created_at": timestamp(m.created_at),
+        "app_id": m.app_id or "main", "output_info": output_info, "model_version": version_obj(v),
+        "model_type_id": view.wire_type,
+    }
+
+
+def version_obj(v: ModelVersion) -> dict[str, Any]:
+    out = {"id": v.id, "created_at": timestamp(v.created_at), "status": status.envelope(v.status_code),
+           "app_id": v.app_id or "main"}
+    if v.metrics:
+        out["metrics"] = v.metrics
+    return out
+
+
+def concept_list(items: Iterable[tuple[str, str]], app_id: str) -> list[dict[str, Any]]:
+    return [{"id": cid, "name": name, "value": 1.0, "app_id": app_id} for cid, name in items]
+
+
+def _concepts(items: Iterable[ConceptScore], app_id: str) -> list[dict[str, Any]]:
+    return [{"id": c.id, "name": c.name, "value": round(c.value, 6), "app_id": app_id} for c in items]
+
+
+def output_obj(view: ModelView, version: ModelVersion, item: PredictItem, config: OutputConfig,
+               app_id: str) -> dict[str, Any]:
+    image: dict[str, Any] = {}
+    if item.source is not None and item.source.url:
+        image["url"] = item.source.url
+    elif item.source is not None and item.source.base64:
+        image["base64"] = item.source.base64
+    out: dict[str, Any] = {
+        "id": item.output_id or "",
+        "status": status.envelope(status.SUCCESS) if item.error is None else item_error(item.error),
+        "created_at": timestamp(item.created_at) if item.created_at else None,
+        "model": {**model_obj(view), "model_version": version_obj(version)},
+        "input": {"id": item.input_id, "data": {"image": image}},
+        "data": {},
+    }
+    pred = item.prediction
+    if pred is None:
+        return out
+    if view.model.model_type == "concept":
+        out["data"]["concepts"] = _concepts(apply_output_config(pred.concepts, config), app_id)
+    if pred.regions or view.model.model_type == "detection":
+        out["data"]["regions"] = [
+            {"id": r.id, "value": round(r.value, 6),
+             "region_info": {"bounding_box": {"top_row": r.box.top, "left_col": r.box.left,
+                                              "bottom_row": r.box.bottom, "right_col": r.box.right}},
+             "data": {"concepts": _concepts(r.concepts, app_id)}}
+            for r in pred.regions if r.value >= config.min_value
+        ]
+    if pred.embedding is not None and view.model.model_type == "embedding":
+        out["data"]["embeddings"] = [{"vector": [float(x) for x in pred.embedding],
+                                      "num_dimensions": int(pred.embedding.shape[0])}]
+    return out

@@ -1,4 +1,4 @@
-"""/models: the model registry (filled by the bundled models)."""
+"""/models: the registry — list, get (by id or name), versions, output_info, searches."""
 
 from __future__ import annotations
 
@@ -7,11 +7,46 @@ from typing import Any
 from fastapi import APIRouter
 
 from visionloop.http import wire
-from visionloop.http.deps import ModelsCaller, PageDep
+from visionloop.http.deps import CoreDep, ModelsCaller, PageDep
+from visionloop.http.schemas import ModelSearchRequest
+from visionloop.services.paging import Page
 
 router = APIRouter(tags=["models"])
 
 
 @router.get("/models")
-def list_models(caller: ModelsCaller, page: PageDep) -> dict[str, Any]:
-    return wire.ok(models=[])
+def list_models(caller: ModelsCaller, core: CoreDep, page: PageDep) -> dict[str, Any]:
+    return wire.ok(models=[wire.model_obj(v) for v in core.models.list(caller.app_id, page)])
+
+
+@router.post("/models/searches")
+def search_models(body: ModelSearchRequest, caller: ModelsCaller, core: CoreDep, page: PageDep) -> dict[str, Any]:
+    q = body.model_query
+    if body.pagination is not None and (body.pagination.page or body.pagination.per_page):
+        page = Page.of(body.pagination.page, body.pagination.per_page, default=page.per_page,
+                       cap=core.settings.max_per_page)
+    views = core.models.search(caller.app_id, q.name, q.type or q.model_type_id, page)
+    return wire.ok(models=[wire.model_obj(v) for v in views])
+
+
+@router.get("/models/{model_id}")
+def get_model(model_id: str, caller: ModelsCaller, core: CoreDep) -> dict[str, Any]:
+    return wire.ok(model=wire.model_obj(core.models.get(caller.app_id, model_id)))
+
+
+@router.get("/models/{model_id}/output_info")
+def get_output_info(model_id: str, caller: ModelsCaller, core: CoreDep) -> dict[str, Any]:
+    view = core.models.get(caller.app_id, model_id)
+    return wire.ok(model=wire.model_obj(view, concepts=wire.concept_list(core.models.concepts_of(view), caller.app_id)))
+
+
+@router.get("/models/{model_id}/versions")
+def list_versions(model_id: str, caller: ModelsCaller, core: CoreDep, page: PageDep) -> dict[str, Any]:
+    view = core.models.get(caller.app_id, model_id)
+    return wire.ok(model_versions=[wire.version_obj(v) for v in core.models.versions(caller.app_id, view.model, page)])
+
+
+@router.get("/models/{model_id}/versions/{version_id}")
+def get_version(model_id: str, version_id: str, caller: ModelsCaller, core: CoreDep) -> dict[str, Any]:
+    view = core.models.get(caller.app_id, model_id)
+    return wire.ok(model_version=wire.version_obj(core.models.version(caller.app_id, view.model, version_id)))

@@ -1,0 +1,50 @@
+"""What a model says about one image, independent of the wire format."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class ConceptScore:
+    id: str
+    name: str
+    value: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Box:
+    """Fractions of the image: 0 <= top < bottom <= 1, 0 <= left < right <= 1."""
+
+    top: float
+    left: float
+    bottom: float
+    right: float
+
+    def iou(self, other: Box) -> float:
+        h = max(0.0, min(self.bottom, other.bottom) - max(self.top, other.top))
+        w = max(0.0, min(self.right, other.right) - max(self.left, other.left))
+        inter = h * w
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.bottom - self.top) * max(0.0, self.right - self.left)
+
+
+@dataclasses.dataclass(frozen=True)
+class Region:
+    id: str
+    box: Box
+    concepts: tuple[ConceptScore, ...]
+    value: float
+
+
+@dataclasses.dataclass
+class Prediction:
+    concepts: list[ConceptScore] = dataclasses.field(default_factory=list)
+    regions: list[Region] = dataclasses.field(default_factory=list)
+    embedding: np.ndarray | None = None

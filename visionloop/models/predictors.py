@@ -1,0 +1,90 @@
+"""Predictors: turn images into :class:`Prediction` objects for each built-in runtime.
+
+A model version resolves to one predictor; the base versions of the built-in models use these,
+and trained versions (``visionloop.learning``) wrap them with what they learned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+from visionloop.ids import new_id
+from visionloop.models.concepts import Concept
+from visionloop.models.predictions import Box, ConceptScore, Prediction, Region
+from visionloop.models.runtime import ModelRuntime
+
+FACE_THRESHOLD = 0.5
+
+
+class Predictor(Protocol):
+    def predict(self, images: Sequence[Image.Image]) -> list[Prediction]: ...
+
+
+def ranked_concepts(scores: np.ndarray, concepts: Sequence[Concept]) -> list[ConceptScore]:
+    """Every concept of one image, highest first (select_concepts may ask for any of them)."""
+    order = np.argsort(-scores, kind="stable")
+    return [ConceptScore(concepts[i].id, concepts[i].name, float(scores[i])) for i in order]
+
+
+class GeneralPredictor:
+    """ImageNet classes plus broader WordNet concepts; keeps the embedding for search and learning."""
+
+    def __init__(self, runtime: ModelRuntime) -> None:
+        self.runtime = runtime
+
+    def predict(self, images: Sequence[Image.Image]) -> list[Prediction]:
+        out = self.runtime.forward(images)
+        vocab = self.runtime.vocabulary
+        scores = vocab.scores(out.probs)
+        return [Prediction(concepts=ranked_concepts(row, vocab.concepts), embedding=emb)
+                for row, emb in zip(scores, out.embeddings)]
+
+
+class EmbeddingPredictor:
+    def __init__(self, runtime: ModelRuntime) -> None:
+        self.runtime = runtime
+
+    def predict(self, images: Sequence[Image.Image]) -> list[Prediction]:
+        return [Prediction(embedding=emb) for emb in self.runtime.forward(images).embeddings]
+
+
+class FacePredictor:
+    """BlazeFace regions above a threshold, each with the concept ``face`` valued by its score."""
+
+    def __init__(self, runtime: ModelRuntime, threshold: float = FACE_THRESHOLD) -> None:
+        self.runtime = runtime
+        self.threshold = threshold
+
+    def predict(self, images: Sequence[Image.Image]) -> list[Prediction]:
+        preds = []
+        for image in images:
+            regions = [
+                Region(id=new_id(), box=Box(d.top, d.left, d.bottom, d.right),
+                       concepts=(ConceptScore("face", "face", float(d.score)),), value=float(d.score))
+                for d in self.runtime.detect_faces(image, min_score=self.threshold)
+            ]
+            preds.append(Prediction(regions=regions))
+        return preds
+
+
+class EmptyRegionPredictor:
+    """A region model with no prior knowledge: finds nothing until feedback trains a version."""
+
+    def predict(self, images: Sequence[Image.Image]) -> list[Prediction]:
+        return [Prediction() for _ in images]
+
+
+def base_predictor(runtime: ModelRuntime, kind: str) -> Predictor:
+    if kind == "general":
+        return GeneralPredictor(runtime)
+    if kind == "embedding":
+        return EmbeddingPredictor(runtime)
+    if kind == "face":
+        return FacePredictor(runtime)
+    if kind == "logo":
+        return EmptyRegionPredictor()
+    raise ValueError(f"unknown model runtime {kind!r}")

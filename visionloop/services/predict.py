@@ -1,0 +1,192 @@
+"""Predict: run a model version on up to 128 images and remember every output.
+
+Each output is stored with its model version, the image (stored input id or the transient
+image's digest, its bytes kept in the blob store), the result, the key and the time: feedback
+refers to outputs by id, and evaluation compares what a version said with what users corrected.
+Embeddings of predicted images are stored once per image digest so training never recomputes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from visionloop import errors
+from visionloop.ids import new_id
+from visionloop.models.catalog import CONCEPT
+from visionloop.models.predictions import ConceptScore, Prediction
+from visionloop.services.apps import Caller
+from visionloop.services.image_source import ImageLoader, ImageSource
+from visionloop.services.images import CheckedImage, open_rgb
+from visionloop.services.models import ModelService, ModelView
+from visionloop.store.blobs import BlobStore
+from visionloop.store.db import Database
+from visionloop.store.tables import Embedding, Input, Model, ModelVersion, Output, utcnow
+
+EMBEDDING_SPACE = "mobilenet_v2"
+STORED_CONCEPTS = 200  # an output keeps the top concepts: enough for evaluation, bounded in size
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputConfig:
+    min_value: float = 0.0
+    max_concepts: int = 20
+    select_concepts: tuple[str, ...] = ()  # ids or names
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictInput:
+    """An image to predict on: a source, or only the id of a stored input."""
+
+    id: str | None
+    source: ImageSource | None
+
+
+@dataclasses.dataclass
+class PredictItem:
+    index: int
+    input_id: str
+    source: ImageSource | None
+    output_id: str | None = None
+    created_at: dt.datetime | None = None
+    prediction: Prediction | None = None
+    error: errors.ApiError | None = None
+
+
+def apply_output_config(concepts: Sequence[ConceptScore], config: OutputConfig) -> list[ConceptScore]:
+    """Clarifai's output_config: selected concepts win; else top max_concepts at or above min_value."""
+    if config.select_concepts:
+        wanted = set(config.select_concepts)
+        return [c for c in concepts if c.id in wanted or c.name in wanted]
+    return [c for c in concepts if c.value >= config.min_value][:config.max_concepts]
+
+
+def embedding_bytes(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def embedding_from_bytes(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<f4")
+
+
+class PredictService:
+    def __init__(self, db: Database, blobs: BlobStore, loader: ImageLoader, models: ModelService, *,
+                 max_batch: int) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.loader = loader
+        self.models = models
+        self.max_batch = max_batch
+
+    def resolve(self, app_id: str, model_ref: str, version_id: str | None) -> tuple[ModelView, ModelVersion]:
+        view = self.models.get(app_id, model_ref)
+        version = self.models.version(app_id, view.model, version_id) if version_id else view.version
+        return view, version
+
+    def predict(self, caller: Caller, model_ref: str, version_id: str | None, inputs: Sequence[PredictInput],
+                config: OutputConfig) -> tuple[ModelView, ModelVersion, list[PredictItem]]:
+        if not inputs:
+            raise errors.InvalidRequest("inputs: at least one input is required")
+        if len(inputs) > self.max_batch:
+            raise errors.InvalidRequest(f"inputs: at most {self.max_batch} inputs per request, got {len(inputs)}")
+        view, version = self.resolve(caller.app_id, model_ref, version_id)
+        self._check_config(view.model, config)
+        items = [PredictItem(i, inp.id or new_id(), inp.source) for i, inp in enumerate(inputs)]
+        images = self._load(caller.app_id, items, inputs)
+        ready = [it for it in items if it.error is None]
+        if ready:
+            predictor = self.models.predictor(view.model, version)
+            pils = [open_rgb(images[it.index].data) for it in ready]
+            for it, pred in zip(ready, predictor.predict(pils)):
+                it.prediction = pred
+            self._remember(caller, view.model, version, ready, images)
+        return view, version, items
+
+    @staticmethod
+    def _check_config(model: Model, config: OutputConfig) -> None:
+        if not 0.0 <= config.min_value <= 1.0:
+            raise errors.ModelInvalid(f"output_config.min_value: must be within [0, 1], got {config.min_value}")
+        if not 0 <= config.max_concepts <= 1000:
+            raise errors.ModelInvalid(f"output_config.max_concepts: must be within [0, 1000], got "
+                                      f"{config.max_concepts}")
+        if config.select_concepts and model.model_type != CONCEPT:
+            raise errors.ModelInvalid("output_config.select_concepts: only concept models have concepts to select")
+
+    def _load(self, app_id: str, items: list[PredictItem], inputs: Sequence[PredictInput]) -> dict[int, CheckedImage]:
+        out: dict[int, CheckedImage] = {}
+        stored_ids = [inp.id for inp in inputs if inp.source is None and inp.id]
+        with self.db.session() as s:
+            stored = {r.id: r for r in s.scalars(select(Input).where(Input.app_id == app_id,
+                                                                     Input.id.in_(stored_ids)))}
+        for it, inp in zip(items, inputs):
+            try:
+                if inp.source is not None:
+                    out[it.index] = self.loader.load(inp.source)
+                elif inp.id:
+                    row = stored.get(inp.id)
+                    if row is None:
+                        raise errors.InputNotFound(f"inputs[{it.index}].id: input {inp.id!r} does not exist "
+                                                   "in this app (send data.image to predict on a new image)")
+                    data = self.blobs.get(row.digest)
+                    out[it.index] = CheckedImage(data=data, digest=row.digest, width=row.width, height=row.height,
+                                                 format="stored")
+                else:
+                    raise errors.InputInvalid(f"inputs[{it.index}].data.image: an image (base64 or url) or a "
+                                              "stored input id is required")
+            except errors.ApiError as exc:
+                it.error = exc
+        return out
+
+    def _remember(self, caller: Caller, model: Model, version: ModelVersion, items: list[PredictItem],
+                  images: dict[int, CheckedImage]) -> None:
+        now = utcnow()
+        with self.db.transaction() as s:
+            for it in items:
+                image = images[it.index]
+                self.blobs.put(image.data)
+                assert it.prediction is not None
+                it.output_id, it.created_at = new_id(), now
+                s.add(Output(id=it.output_id, app_id=caller.app_id, model_pk=model.pk, version_id=version.id,
+                             input_id=it.input_id, digest=image.digest,
+                             image_url=it.source.url if it.source else None,
+                             result=result_json(it.prediction), key_id=caller.key_id, created_at=now))
+            store_embeddings(s, {images[it.index].digest: it.prediction.embedding for it in items
+                                 if it.prediction is not None and it.prediction.embedding is not None})
+
+    def prune(self, older_than: dt.datetime) -> int:
+        """Drop outputs older than the retention horizon; returns how many went."""
+        with self.db.transaction() as s:
+            return s.execute(delete(Output).where(Output.created_at < older_than)).rowcount or 0
+
+
+def store_embeddings(s: Session, vectors: dict[str, np.ndarray]) -> None:
+    """Insert embeddings by digest unless present (each in a savepoint, so racing writers are fine)."""
+    if not vectors:
+        return
+    have = set(s.scalars(select(Embedding.digest).where(Embedding.space == EMBEDDING_SPACE,
+                                                        Embedding.digest.in_(list(vectors)))))
+    for digest, vec in vectors.items():
+        if digest in have:
+            continue
+        try:
+            with s.begin_nested():
+                s.add(Embedding(digest=digest, space=EMBEDDING_SPACE, vector=embedding_bytes(vec)))
+                s.flush()
+        except IntegrityError:  # a concurrent writer stored the same image first
+            pass
+
+
+def result_json(pred: Prediction) -> dict[str, Any]:
+    """The stored form of a prediction: top concepts and every region (embeddings live elsewhere)."""
+    return {
+        "concepts": [[c.id, c.name, round(c.value, 6)] for c in pred.concepts[:STORED_CONCEPTS]],
+        "regions": [{"id": r.id, "box": [r.box.top, r.box.left, r.box.bottom, r.box.right], "value": r.value,
+                     "concepts": [[c.id, c.name, c.value] for c in r.concepts]} for r in pred.regions],
+    }

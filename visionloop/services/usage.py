@@ -1,0 +1,68 @@
+"""Usage metering: monthly counts of billable operations per app and key, with optional limits.
+
+Predict, search and input operations are counted; feedback never is (it makes models better
+for everyone and must never be discouraged by a bill or blocked by a limit).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from visionloop import errors
+from visionloop.services.apps import Caller
+from visionloop.store.db import Database
+from visionloop.store.tables import Usage
+
+BILLABLE = frozenset({"predict", "search", "inputs"})
+
+
+def this_month() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m")
+
+
+class UsageService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def check(self, caller: Caller) -> None:
+        """Refuse before the work when the key's monthly limit is used up."""
+        if caller.monthly_limit is None:
+            return
+        used = self.used(caller.app_id, caller.key_id)
+        if used >= caller.monthly_limit:
+            raise errors.LimitExceeded(f"this API key's monthly limit of {caller.monthly_limit} operations is "
+                                       f"used up ({used} this month)")
+
+    def record(self, caller: Caller, op: str, count: int) -> None:
+        if op not in BILLABLE:
+            raise ValueError(f"{op!r} is not a billable operation")
+        if count <= 0:
+            return
+        month = this_month()
+        key = dict(app_id=caller.app_id, key_id=caller.key_id, month=month, op=op)
+        with self.db.transaction() as s:
+            done = s.execute(update(Usage).filter_by(**key).values(count=Usage.count + count)).rowcount
+            if not done:
+                try:
+                    with s.begin_nested():
+                        s.add(Usage(**key, count=count))
+                except IntegrityError:  # another request created the row first
+                    s.execute(update(Usage).filter_by(**key).values(count=Usage.count + count))
+
+    def used(self, app_id: str, key_id: str | None = None, month: str | None = None) -> int:
+        with self.db.session() as s:
+            q = select(func.coalesce(func.sum(Usage.count), 0)).where(Usage.app_id == app_id,
+                                                                     Usage.month == (month or this_month()))
+            if key_id:
+                q = q.where(Usage.key_id == key_id)
+            return int(s.scalar(q) or 0)
+
+    def by_op(self, app_id: str, month: str | None = None) -> dict[str, int]:
+        with self.db.session() as s:
+            q = (select(Usage.op, func.sum(Usage.count)).where(Usage.app_id == app_id,
+                                                               Usage.month == (month or this_month()))
+                 .group_by(Usage.op))
+            return {op: int(n) for op, n in s.execute(q)}
