@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
 from PIL import Image
 
+# Imported here, in the importing (main) thread, not lazily in a request thread: onnxruntime's
+# extension module has been seen to crash when first imported from a worker thread.
+from visionloop.models.backbone import Backbone, BackboneOutput
 from visionloop.models.concepts import ImageNetConcepts, load_imagenet_concepts
-
-if TYPE_CHECKING:
-    from visionloop.models.backbone import Backbone, BackboneOutput
-    from visionloop.models.faces import Detection, FaceDetector
+from visionloop.models.faces import Detection, FaceDetector
 
 
 class ModelRuntime:
@@ -35,8 +33,6 @@ class ModelRuntime:
         if self._backbone is None:
             with self._lock:
                 if self._backbone is None:
-                    from visionloop.models.backbone import Backbone
-
                     self._backbone = Backbone(threads=self.threads)
         return self._backbone
 
@@ -45,8 +41,6 @@ class ModelRuntime:
         if self._faces is None:
             with self._lock:
                 if self._faces is None:
-                    from visionloop.models.faces import FaceDetector
-
                     self._faces = FaceDetector()
         return self._faces
 
