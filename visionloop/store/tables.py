@@ -97,6 +97,20 @@ class InputConcept(Base):
     )
 
 
+class InputConceptScore(Base):
+    """What the general model predicted for an input when it was added: searchable by concept."""
+
+    __tablename__ = "input_concept_scores"
+    app_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    input_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    concept_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+    __table_args__ = (
+        ForeignKeyConstraint(["app_id", "input_id"], ["inputs.app_id", "inputs.id"], ondelete="CASCADE"),
+        Index("ix_input_concept_scores_concept", "app_id", "concept_id", "value"),
+    )
+
+
 class Model(Base):
     """A model; ``app_id`` is '' for the built-in models every app shares."""
 
