@@ -7,6 +7,7 @@ and closed explicitly.
 from __future__ import annotations
 
 from visionloop.config import Settings
+from visionloop.models.backbone import EMBEDDING_DIM
 from visionloop.models.runtime import ModelRuntime
 from visionloop.services.apps import SCOPES, AppService, KeyInfo, Secret
 from visionloop.services.concepts import ConceptService
@@ -14,8 +15,11 @@ from visionloop.services.fetch import ImageFetcher
 from visionloop.services.image_source import ImageLoader
 from visionloop.services.inputs import InputService
 from visionloop.services.models import ModelService
-from visionloop.services.predict import PredictService
+from visionloop.services.indexing import InputAnalyzer
+from visionloop.services.predict import EMBEDDING_SPACE, PredictService
+from visionloop.services.search import SearchService
 from visionloop.services.usage import UsageService
+from visionloop.store.app_indexes import AppIndexes
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database
 from visionloop.store.migrate import upgrade
@@ -37,10 +41,13 @@ class VisionLoop:
                                   max_pixels=settings.max_image_pixels)
         self.apps = AppService(self.db)
         self.concepts = ConceptService(self.db)
-        self.inputs = InputService(self.db, self.blobs, self.loader, max_batch=settings.max_batch)
         self.models = ModelService(self.db, self.runtime)
+        self.indexes = AppIndexes(self.db, settings.data_dir / "indexes", EMBEDDING_SPACE, EMBEDDING_DIM)
+        self.inputs = InputService(self.db, self.blobs, self.loader, InputAnalyzer(self.models), self.indexes,
+                                   max_batch=settings.max_batch)
         self.predict = PredictService(self.db, self.blobs, self.loader, self.models, max_batch=settings.max_batch)
         self.usage = UsageService(self.db)
+        self.search = SearchService(self.db, self.inputs, self.models, self.loader, self.indexes)
 
     def bootstrap(self) -> tuple[KeyInfo, Secret] | None:
         """On a first start with no key at all, create the default app and one full-scope key."""
@@ -52,5 +59,6 @@ class VisionLoop:
 
     def close(self) -> None:
         self.inputs.close()
+        self.indexes.close()
         self.fetcher.close()
         self.db.dispose()

@@ -13,9 +13,10 @@ from visionloop.config import Settings
 from visionloop.core import VisionLoop
 from visionloop.http.errors import install_error_handlers
 from visionloop.http.guard import BodyGuard
-from visionloop.http.routes import concepts, inputs, models, predict
+from visionloop.http.routes import concepts, inputs, models, predict, search
 
-ROUTERS: tuple[APIRouter, ...] = (inputs.router, concepts.router, models.router, predict.router)
+ROUTERS: tuple[APIRouter, ...] = (inputs.router, concepts.router, models.router, predict.router,
+                                  search.router)
 APP_SCOPED = "/v2/users/{user_id}/apps/{app_id}"
 
 

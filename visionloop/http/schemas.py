@@ -135,3 +135,8 @@ class ModelQueryIn(Wire):
 class ModelSearchRequest(Wire):
     model_query: ModelQueryIn
     pagination: PaginationIn | None = None
+
+
+class SearchRequest(Wire):
+    query: dict[str, Any]
+    pagination: PaginationIn | None = None

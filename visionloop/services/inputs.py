@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
+import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -16,10 +17,13 @@ from visionloop.ids import is_valid_client_id, new_id
 from visionloop.services.concepts import check_concept_id, ensure_concepts
 from visionloop.services.image_source import ImageLoader, ImageSource
 from visionloop.services.images import CheckedImage
+from visionloop.services.indexing import Analysis, InputAnalyzer
 from visionloop.services.paging import Page
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database
-from visionloop.store.tables import Input, InputConcept, utcnow
+from visionloop.services.predict import store_embeddings
+from visionloop.store.app_indexes import AppIndexes
+from visionloop.store.tables import Input, InputConcept, InputConceptScore, utcnow
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,18 +60,18 @@ class ItemResult:
 
 
 PatchAction = Literal["merge", "overwrite", "remove"]
-AddedHook = Callable[[str, list[StoredInput]], None]
 
 
 class InputService:
-    def __init__(self, db: Database, blobs: BlobStore, loader: ImageLoader, *, max_batch: int) -> None:
+    def __init__(self, db: Database, blobs: BlobStore, loader: ImageLoader, analyzer: InputAnalyzer,
+                 indexes: AppIndexes, *, max_batch: int) -> None:
         self.db = db
         self.blobs = blobs
         self.loader = loader
+        self.analyzer = analyzer
+        self.indexes = indexes
         self.max_batch = max_batch
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="image-load")
-        self.on_added: list[AddedHook] = []
-        self.on_deleted: list[Callable[[str, list[str]], None]] = []
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -87,13 +91,16 @@ class InputService:
             except errors.ApiError as exc:
                 res.error = exc
         images = self._load_images([(r, it) for r, it in zip(results, items) if r.error is None])
+        order = sorted(images)
+        analyses = dict(zip(order, self.analyzer.analyze(app_id, [images[i] for i in order])))
         with self.db.transaction() as s:
             for res, item in zip(results, items):
                 if res.error is None:
-                    self._write_one(s, app_id, res, item, images[res.index])
-        added = [r.stored for r in results if r.stored is not None]
-        for hook in self.on_added:
-            hook(app_id, added)
+                    self._write_one(s, app_id, res, item, images[res.index], analyses[res.index])
+        added = [r for r in results if r.stored is not None]
+        if added:
+            self.indexes.add(app_id, [(r.stored.row.id, r.stored.row.digest) for r in added if r.stored],
+                             np.stack([analyses[r.index].embedding for r in added]))
         return results
 
     def _validate(self, index: int, item: NewInput, seen: set[str]) -> None:
@@ -127,7 +134,8 @@ class InputService:
                 out[index] = value
         return out
 
-    def _write_one(self, s: Session, app_id: str, res: ItemResult, item: NewInput, image: CheckedImage) -> None:
+    def _write_one(self, s: Session, app_id: str, res: ItemResult, item: NewInput, image: CheckedImage,
+                   analysis: Analysis) -> None:
         input_id = item.id or new_id()
         url = item.image.url if item.image else None
         try:
@@ -146,6 +154,9 @@ class InputService:
                 ensure_concepts(s, app_id, [a.concept_id for a in item.concepts])
                 anns = _annotations(app_id, input_id, item.concepts)
                 s.add_all(anns)
+                s.add_all(InputConceptScore(app_id=app_id, input_id=input_id, concept_id=cid, value=value)
+                          for cid, value in analysis.concepts)
+                store_embeddings(s, {image.digest: analysis.embedding})
                 s.flush()
         except errors.ApiError as exc:
             res.error = exc
@@ -245,11 +256,10 @@ class InputService:
             missing = [i for i in input_ids if i not in found]
             if missing:
                 raise errors.InputNotFound(f"inputs do not exist in this app: {', '.join(missing[:10])}")
-            s.execute(delete(InputConcept).where(InputConcept.app_id == app_id,
-                                                 InputConcept.input_id.in_(list(input_ids))))
+            for table in (InputConcept, InputConceptScore):
+                s.execute(delete(table).where(table.app_id == app_id, table.input_id.in_(list(input_ids))))
             s.execute(delete(Input).where(Input.app_id == app_id, Input.id.in_(list(input_ids))))
-        for hook in self.on_deleted:
-            hook(app_id, list(input_ids))
+        self.indexes.remove(app_id, list(input_ids))
 
     def delete_all(self, app_id: str) -> int:
         with self.db.session() as s:

@@ -1,0 +1,28 @@
+"""/searches: search inputs by concepts, metadata and visual similarity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from visionloop.http import wire
+from visionloop.http.deps import CoreDep, PageDep, SearchCaller
+from visionloop.http.schemas import SearchRequest
+from visionloop.http.search_query import parse_query
+from visionloop.services.paging import Page
+
+router = APIRouter(tags=["search"])
+
+
+@router.post("/searches")
+def post_search(body: SearchRequest, caller: SearchCaller, core: CoreDep, page: PageDep) -> dict[str, Any]:
+    core.usage.check(caller)
+    terms = parse_query(body.query)
+    if body.pagination is not None and (body.pagination.page or body.pagination.per_page):
+        page = Page.of(body.pagination.page, body.pagination.per_page, default=page.per_page,
+                       cap=core.settings.max_per_page)
+    result = core.search.search(caller, terms, page, body.model_dump(mode="json"))
+    core.usage.record(caller, "search", 1)
+    return wire.ok(id=result.id, hits=[{"score": round(h.score, 6), "input": wire.input_obj(h.input)}
+                                       for h in result.hits])

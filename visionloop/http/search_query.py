@@ -1,0 +1,102 @@
+"""Parse the Clarifai search query language (``query.ands``) into search terms.
+
+Unknown or malformed terms are refused with SEARCH_INVALID_REQUEST naming the term's path;
+JSON ``null`` counts as absent, as the official clients send it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from visionloop import errors
+from visionloop.http.schemas import _concept_value
+from visionloop.services.image_source import ImageSource
+from visionloop.services.search import ConceptTerm, MetadataTerm, Term, UrlTerm, VisualTerm
+
+
+def _obj(value: Any, path: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise errors.SearchInvalid(f"{path}: must be an object, got {type(value).__name__}")
+    return value
+
+
+def _concepts(raw: Any, path: str, predicted: bool) -> list[Term]:
+    if not isinstance(raw, list) or not raw:
+        raise errors.SearchInvalid(f"{path}: must be a non-empty list of concepts")
+    terms: list[Term] = []
+    for i, c in enumerate(raw):
+        c = _obj(c, f"{path}[{i}]")
+        ref = c.get("id") or c.get("name")
+        if not isinstance(ref, str) or not ref:
+            raise errors.SearchInvalid(f"{path}[{i}]: a concept needs a string id or name")
+        try:
+            value = _concept_value(c.get("value"))
+        except ValueError as exc:
+            raise errors.SearchInvalid(f"{path}[{i}].value: {exc}") from None
+        terms.append(ConceptTerm(ref, value >= 0.5, predicted))
+    return terms
+
+
+def _image(image: dict[str, Any], path: str) -> ImageSource | None:
+    b64, url = image.get("base64"), image.get("url")
+    if b64 is None and url is None:
+        return None
+    for name, v in (("base64", b64), ("url", url)):
+        if v is not None and not isinstance(v, str):
+            raise errors.SearchInvalid(f"{path}.{name}: must be a string")
+    try:
+        return ImageSource.of(b64, url, path)
+    except errors.ApiError as exc:
+        raise errors.SearchInvalid(exc.details) from None
+
+
+def parse_term(term: Any, path: str) -> list[Term]:
+    term = _obj(term, path)
+    known = {"input", "output"}
+    if not term or set(term) - known:
+        raise errors.SearchInvalid(f"{path}: a term must have 'input' or 'output' "
+                                   f"(unknown: {sorted(set(term) - known) or 'empty term'})")
+    out: list[Term] = []
+    if term.get("input") is not None:
+        data = _obj(_obj(term["input"], f"{path}.input").get("data"), f"{path}.input.data")
+        if data.get("concepts") is not None:
+            out += _concepts(data["concepts"], f"{path}.input.data.concepts", predicted=False)
+        if data.get("metadata") is not None:
+            out.append(MetadataTerm(_obj(data["metadata"], f"{path}.input.data.metadata")))
+        image = _obj(data.get("image"), f"{path}.input.data.image")
+        if image.get("url") is not None:
+            if not isinstance(image["url"], str):
+                raise errors.SearchInvalid(f"{path}.input.data.image.url: must be a string")
+            out.append(UrlTerm(image["url"]))
+    if term.get("output") is not None:
+        output = _obj(term["output"], f"{path}.output")
+        data = _obj(output.get("data"), f"{path}.output.data")
+        if data.get("concepts") is not None:
+            out += _concepts(data["concepts"], f"{path}.output.data.concepts", predicted=True)
+        query_input = _obj(output.get("input"), f"{path}.output.input")
+        if query_input:
+            image = _obj(_obj(query_input.get("data"), f"{path}.output.input.data").get("image"),
+                         f"{path}.output.input.data.image")
+            source = _image(image, f"{path}.output.input.data.image")
+            input_id = query_input.get("id")
+            if input_id is not None and not isinstance(input_id, str):
+                raise errors.SearchInvalid(f"{path}.output.input.id: must be a string")
+            if source is None and not input_id:
+                raise errors.SearchInvalid(f"{path}.output.input: give an image (url or base64) or an input id")
+            out.append(VisualTerm(source=source, input_id=None if source else input_id))
+    if not out:
+        raise errors.SearchInvalid(f"{path}: the term has nothing to search by")
+    return out
+
+
+def parse_query(query: Any) -> list[Term]:
+    query = _obj(query, "query")
+    ands = query.get("ands")
+    if not isinstance(ands, list) or not ands:
+        raise errors.SearchInvalid("query.ands: must be a non-empty list of terms")
+    terms: list[Term] = []
+    for i, term in enumerate(ands):
+        terms += parse_term(term, f"query.ands[{i}]")
+    return terms

@@ -1,0 +1,221 @@
+"""Search: the Clarifai query language over an app's inputs, with every search remembered.
+
+A query is an AND of terms:
+- ``input.data.concepts``: annotated concepts (``value`` false negates the term);
+- ``output.data.concepts``: concepts the general model predicted (ranked by that score);
+- ``output.input.data.image`` (url/base64) or ``output.input.id``: visual similarity;
+- ``input.data.metadata``: the input's metadata contains this JSON (subset match);
+- ``input.data.image.url``: inputs added from exactly that URL.
+Each search is stored with its id, query, the ranked hits shown (rank, input id, score), key and
+time, so that a later click is tied to the position it was shown at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from visionloop import errors
+from visionloop.ids import new_id
+from visionloop.models.catalog import GENERAL
+from visionloop.services.apps import Caller
+from visionloop.services.image_source import ImageLoader, ImageSource
+from visionloop.services.images import open_rgb
+from visionloop.services.inputs import InputService, StoredInput
+from visionloop.services.models import ModelService
+from visionloop.services.paging import Page
+from visionloop.services.predict import EMBEDDING_SPACE, embedding_from_bytes
+from visionloop.store.app_indexes import AppIndexes
+from visionloop.store.db import Database
+from visionloop.store.tables import Concept, Embedding, Input, InputConcept, InputConceptScore, Search, SearchHit
+
+EXACT_CANDIDATES = 20_000   # a filtered visual search scores at most this many candidates exactly
+MAX_REMEMBERED = 1000       # hits remembered per search (the positions a user can have seen)
+PREDICTED_MIN = 0.05        # a predicted concept counts from this score
+
+
+@dataclasses.dataclass(frozen=True)
+class ConceptTerm:
+    ref: str          # id or name
+    present: bool
+    predicted: bool   # output.data.concepts (predicted) vs input.data.concepts (annotated)
+
+
+@dataclasses.dataclass(frozen=True)
+class VisualTerm:
+    source: ImageSource | None = None
+    input_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class MetadataTerm:
+    metadata: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class UrlTerm:
+    url: str
+
+
+Term = ConceptTerm | VisualTerm | MetadataTerm | UrlTerm
+
+
+@dataclasses.dataclass
+class Hit:
+    rank: int
+    score: float
+    input: StoredInput
+
+
+@dataclasses.dataclass
+class SearchResult:
+    id: str
+    hits: list[Hit]
+
+
+def query_kind(terms: Sequence[Term]) -> str:
+    """The kind a search is reported under in search metrics."""
+    kinds = sorted({"visual" if isinstance(t, VisualTerm) else
+                    ("predicted" if t.predicted else "annotated") if isinstance(t, ConceptTerm) else
+                    "metadata" if isinstance(t, MetadataTerm) else "url" for t in terms})
+    return "+".join(kinds)
+
+
+def contains(container: Any, wanted: Any) -> bool:
+    """JSON subset: every key of ``wanted`` is in ``container`` with a contained value."""
+    if isinstance(wanted, dict):
+        return isinstance(container, dict) and all(k in container and contains(container[k], v)
+                                                   for k, v in wanted.items())
+    if isinstance(wanted, list):
+        return isinstance(container, list) and all(any(contains(c, w) for c in container) for w in wanted)
+    return bool(container == wanted)
+
+
+class SearchService:
+    def __init__(self, db: Database, inputs: InputService, models: ModelService, loader: ImageLoader,
+                 indexes: AppIndexes) -> None:
+        self.db = db
+        self.inputs = inputs
+        self.models = models
+        self.loader = loader
+        self.indexes = indexes
+
+    def search(self, caller: Caller, terms: Sequence[Term], page: Page, raw_query: dict[str, Any]) -> SearchResult:
+        if not terms:
+            raise errors.SearchInvalid("query.ands: at least one search term is required")
+        app_id = caller.app_id
+        candidates: set[str] | None = None
+        scores: dict[str, float] = {}
+        for term in terms:
+            if isinstance(term, VisualTerm):
+                continue
+            ids, term_scores = self._filter(app_id, term)
+            candidates = ids if candidates is None else candidates & ids
+            for k, v in term_scores.items():
+                scores[k] = scores.get(k, 1.0) * v
+        visual = [t for t in terms if isinstance(t, VisualTerm)]
+        need = page.offset + page.per_page
+        if visual:
+            ranked = self._visual(app_id, visual, candidates, need)
+        else:
+            assert candidates is not None
+            ranked = sorted(((i, scores.get(i, 1.0)) for i in candidates), key=lambda p: (-p[1], p[0]))
+        shown = ranked[page.offset:need]
+        stored = self.inputs.get_many(app_id, [i for i, _ in shown])
+        hits = [Hit(page.offset + n + 1, score, stored[i]) for n, (i, score) in enumerate(shown) if i in stored]
+        search_id = self._remember(caller, raw_query, query_kind(terms), hits)
+        return SearchResult(search_id, hits)
+
+    # -- terms ----------------------------------------------------------------------------------
+    def _filter(self, app_id: str, term: Term) -> tuple[set[str], dict[str, float]]:
+        with self.db.session() as s:
+            all_ids = lambda: set(s.scalars(select(Input.id).where(Input.app_id == app_id)))  # noqa: E731
+            if isinstance(term, ConceptTerm):
+                concept_ids = self._concept_ids(app_id, term)
+                if term.predicted:
+                    rows = s.execute(select(InputConceptScore.input_id, InputConceptScore.value)
+                                     .where(InputConceptScore.app_id == app_id,
+                                            InputConceptScore.concept_id.in_(concept_ids),
+                                            InputConceptScore.value >= PREDICTED_MIN)).all()
+                    matched: dict[str, float] = {}
+                    for input_id, value in rows:
+                        matched[input_id] = max(matched.get(input_id, 0.0), float(value))
+                    if term.present:
+                        return set(matched), matched
+                    return all_ids() - set(matched), {}
+                positive = set(s.scalars(select(InputConcept.input_id)
+                                         .where(InputConcept.app_id == app_id,
+                                                InputConcept.concept_id.in_(concept_ids),
+                                                InputConcept.value > 0.5)))
+                return (positive, {}) if term.present else (all_ids() - positive, {})
+            if isinstance(term, MetadataTerm):
+                rows = s.execute(select(Input.id, Input.meta).where(Input.app_id == app_id)).all()
+                return {i for i, meta in rows if contains(meta or {}, term.metadata)}, {}
+            assert isinstance(term, UrlTerm)
+            return set(s.scalars(select(Input.id).where(Input.app_id == app_id, Input.url == term.url))), {}
+
+    def _concept_ids(self, app_id: str, term: ConceptTerm) -> list[str]:
+        """A term names a concept by id or name: app concepts and, for predictions, the model's."""
+        ids = {term.ref}
+        with self.db.session() as s:
+            ids |= set(s.scalars(select(Concept.id).where(Concept.app_id == app_id, Concept.name == term.ref)))
+        if term.predicted:
+            view = self.models.get(app_id, GENERAL.id)
+            ids |= {cid for cid, name in self.models.concepts_of(view) if name == term.ref}
+        return sorted(ids)
+
+    def _query_vector(self, app_id: str, term: VisualTerm) -> np.ndarray:
+        if term.source is not None:
+            image = self.loader.load(term.source)
+            view = self.models.get(app_id, GENERAL.id)
+            pred = self.models.predictor(view.model, view.version).predict([open_rgb(image.data)])[0]
+            assert pred.embedding is not None
+            return pred.embedding
+        with self.db.session() as s:
+            vector = s.scalar(select(Embedding.vector).join(Input, (Input.digest == Embedding.digest))
+                              .where(Input.app_id == app_id, Input.id == term.input_id,
+                                     Embedding.space == EMBEDDING_SPACE))
+        if vector is None:
+            raise errors.InputNotFound(f"query: input {term.input_id!r} does not exist in this app")
+        return embedding_from_bytes(vector)
+
+    def _visual(self, app_id: str, terms: list[VisualTerm], candidates: set[str] | None,
+                need: int) -> list[tuple[str, float]]:
+        query = np.mean([self._query_vector(app_id, t) for t in terms], axis=0)
+        if candidates is not None and len(candidates) <= EXACT_CANDIDATES:
+            return self._exact(app_id, query, candidates)
+        index = self.indexes.get(app_id)
+        k = need if candidates is None else need * 8
+        found = index.search(query, k)
+        if candidates is not None:
+            found = [(i, sc) for i, sc in found if i in candidates]
+        return found
+
+    def _exact(self, app_id: str, query: np.ndarray, candidates: set[str]) -> list[tuple[str, float]]:
+        if not candidates:
+            return []
+        with self.db.session() as s:
+            rows = s.execute(select(Input.id, Embedding.vector)
+                             .join(Embedding, (Embedding.digest == Input.digest) & (Embedding.space == EMBEDDING_SPACE))
+                             .where(Input.app_id == app_id, Input.id.in_(list(candidates)))).all()
+        if not rows:
+            return []
+        matrix = np.stack([embedding_from_bytes(v) for _, v in rows])
+        q = query / (np.linalg.norm(query) or 1.0)
+        sims = matrix @ q
+        order = np.argsort(-sims, kind="stable")
+        return [(rows[i][0], float(sims[i])) for i in order]
+
+    # -- memory ---------------------------------------------------------------------------------
+    def _remember(self, caller: Caller, query: dict[str, Any], kind: str, hits: list[Hit]) -> str:
+        search_id = new_id()
+        with self.db.transaction() as s:
+            s.add(Search(id=search_id, app_id=caller.app_id, query=query, kind=kind, key_id=caller.key_id))
+            s.flush()
+            s.add_all(SearchHit(search_id=search_id, rank=h.rank, input_id=h.input.row.id, score=h.score)
+                      for h in hits[:MAX_REMEMBERED])
+        return search_id
