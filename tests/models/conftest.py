@@ -1,0 +1,32 @@
+"""Fixtures for the bundled models: each network loads once per test session, as once per process."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from visionloop.models.backbone import Backbone
+from visionloop.models.concepts import ImageNetConcepts, load_imagenet_concepts
+from visionloop.models.faces import FaceDetector
+
+
+def photo(name: str) -> Image.Image:
+    """A real photo from scikit-image's bundled data (astronaut, chelsea, coffee, rocket, ...)."""
+    from skimage import data
+
+    return Image.fromarray(getattr(data, name)())
+
+
+@pytest.fixture(scope="session")
+def backbone() -> Backbone:
+    return Backbone(threads=2)
+
+
+@pytest.fixture(scope="session")
+def face_detector() -> FaceDetector:
+    return FaceDetector()
+
+
+@pytest.fixture(scope="session")
+def concepts() -> ImageNetConcepts:
+    return load_imagenet_concepts()

@@ -1,0 +1,58 @@
+"""Turn any PIL image into the tensors the bundled networks were trained on.
+
+Why one module: every model must see images the same way, whatever the upload was (greyscale,
+16-bit, RGBA, palette, CMYK, a JPEG whose EXIF says "rotated"); the ImageNet crop follows
+torchvision's evaluation transform exactly, so the published accuracy carries over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+RESIZE = 256
+CROP = 224
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Upright 8-bit RGB; transparent areas are composited on white as a viewer shows them."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        # 16-bit / float greyscale: scale the actual range to 0..255 instead of clipping.
+        arr = np.asarray(image, dtype=np.float32)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+        return Image.fromarray(arr.round().astype(np.uint8), "L").convert("RGB")
+    return image.convert("RGB")
+
+
+def imagenet_crop(image: Image.Image) -> np.ndarray:
+    """torchvision's eval transform: shorter side to 256 (bilinear), centre 224 crop, HWC uint8."""
+    rgb = to_rgb(image)
+    w, h = rgb.size
+    if w <= h:
+        size = (RESIZE, max(1, int(RESIZE * h / w)))
+    else:
+        size = (max(1, int(RESIZE * w / h)), RESIZE)
+    rgb = rgb.resize(size, Image.Resampling.BILINEAR)
+    w, h = size
+    top = int(round((h - CROP) / 2.0))
+    left = int(round((w - CROP) / 2.0))
+    return np.asarray(rgb.crop((left, top, left + CROP, top + CROP)), dtype=np.uint8)
+
+
+def imagenet_batch(images: Sequence[Image.Image]) -> np.ndarray:
+    """Stack images into a normalised NCHW float32 batch for the ImageNet backbone."""
+    batch = np.stack([imagenet_crop(im) for im in images]).astype(np.float32)
+    batch = (batch / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
