@@ -1,0 +1,39 @@
+"""Box geometry shared by region metrics and calibration.
+
+Boxes are plain ``(top, left, bottom, right)`` fractions of the image so this package stays free of
+the model and wire types; :func:`as_box` also accepts anything with those four attributes
+(e.g. ``visionloop.models.predictions.Box``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+Box = tuple[float, float, float, float]
+
+
+def as_box(obj: Any) -> Box:
+    """A 4-tuple from a 4-sequence or an object with ``top/left/bottom/right``; checks the order."""
+    if hasattr(obj, "top"):
+        box = (float(obj.top), float(obj.left), float(obj.bottom), float(obj.right))
+    else:
+        if len(obj) != 4:
+            raise ValueError(f"a box has 4 coordinates (top, left, bottom, right), got {len(obj)}")
+        box = (float(obj[0]), float(obj[1]), float(obj[2]), float(obj[3]))
+    if not (box[0] <= box[2] and box[1] <= box[3]):
+        raise ValueError(f"box must have top <= bottom and left <= right, got {box}")
+    return box
+
+
+def area(box: Sequence[float]) -> float:
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union; 0 when both boxes are empty."""
+    h = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    w = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = h * w
+    union = area(a) + area(b) - inter
+    return inter / union if union > 0 else 0.0
