@@ -141,15 +141,22 @@ def test_invalid_base64(value: str) -> None:
 def test_open_rgb_applies_exif_orientation() -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90° clockwise on display
-    image = open_rgb(encode(Image.new("RGB", (40, 20), "red"), "JPEG", exif=exif.tobytes()))
+    image = open_rgb(checked(encode(Image.new("RGB", (40, 20), "red"), "JPEG", exif=exif.tobytes())))
     assert (image.mode, image.size) == ("RGB", (20, 40))
 
 
 def test_open_rgb_puts_transparency_on_white_and_scales_16_bit() -> None:
-    assert open_rgb(encode(Image.new("RGBA", (2, 2)), "PNG")).getpixel((0, 0)) == (255, 255, 255)
-    assert open_rgb(encode(Image.new("I;16", (1, 1), 32896), "PNG")).getpixel((0, 0)) == (128, 128, 128)
+    assert open_rgb(checked(encode(Image.new("RGBA", (2, 2)), "PNG"))).getpixel((0, 0)) == (255, 255, 255)
+    grey16 = encode(Image.new("I;16", (1, 1), 32896), "PNG")
+    assert open_rgb(checked(grey16)).getpixel((0, 0)) == (128, 128, 128)
+    # without the decoded pixels (an image from the blob store) the bytes are decoded on demand
+    assert open_rgb(CheckedImage(grey16, "", 1, 1, "PNG")).getpixel((0, 0)) == (128, 128, 128)
+
+
+def checked(data: bytes) -> CheckedImage:
+    return check_image(data, max_bytes=10**7, max_pixels=10**7)
 
 
 def test_open_rgb_maps_garbage_to_api_error() -> None:
     with pytest.raises(InputInvalid):
-        open_rgb(b"garbage")
+        open_rgb(CheckedImage(b"garbage", "", 1, 1, "PNG"))

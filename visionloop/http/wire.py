@@ -129,7 +129,7 @@ def output_obj(view: ModelView, version: ModelVersion, item: PredictItem, config
     if pred is None:
         return out
     if view.model.model_type == "concept":
-        out["data"]["concepts"] = _concepts(apply_output_config(pred.concepts, config), app_id)
+        out["data"]["concepts"] = _concepts(apply_output_config(pred, config), app_id)
     if pred.regions or view.model.model_type == "detection":
         out["data"]["regions"] = [
             {"id": r.id, "value": round(r.value, 6),

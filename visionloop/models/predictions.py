@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 
@@ -45,6 +46,15 @@ class Region:
 
 @dataclasses.dataclass
 class Prediction:
+    """``concepts`` holds the top concepts, best first; ``lookup`` finds any other by id or name."""
+
     concepts: list[ConceptScore] = dataclasses.field(default_factory=list)
     regions: list[Region] = dataclasses.field(default_factory=list)
     embedding: np.ndarray | None = None
+    lookup: Callable[[str], ConceptScore | None] | None = None
+
+    def concept(self, ref: str) -> ConceptScore | None:
+        for c in self.concepts:
+            if ref in (c.id, c.name):
+                return c
+        return self.lookup(ref) if self.lookup else None

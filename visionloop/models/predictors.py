@@ -6,14 +6,14 @@ and trained versions (``visionloop.learning``) wrap them with what they learned.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
 from PIL import Image
 
 from visionloop.ids import new_id
-from visionloop.models.concepts import Concept
+from visionloop.models.concepts import Concept, ImageNetConcepts
 from visionloop.models.predictions import Box, ConceptScore, Prediction, Region
 from visionloop.models.runtime import ModelRuntime
 
@@ -24,10 +24,29 @@ class Predictor(Protocol):
     def predict(self, images: Sequence[Image.Image]) -> list[Prediction]: ...
 
 
+TOP_CONCEPTS = 200  # ranked per image; the rest stay reachable through Prediction.lookup
+
+
 def ranked_concepts(scores: np.ndarray, concepts: Sequence[Concept]) -> list[ConceptScore]:
-    """Every concept of one image, highest first (select_concepts may ask for any of them)."""
-    order = np.argsort(-scores, kind="stable")
+    """The top concepts of one image, highest first."""
+    top = np.argpartition(-scores, min(TOP_CONCEPTS, len(scores) - 1))[:TOP_CONCEPTS]
+    order = top[np.argsort(-scores[top], kind="stable")]
     return [ConceptScore(concepts[i].id, concepts[i].name, float(scores[i])) for i in order]
+
+
+def concept_lookup(scores: np.ndarray, vocab: ImageNetConcepts) -> Callable[[str], ConceptScore | None]:
+    """Find any concept's score by id or name (for select_concepts), without ranking them all."""
+    def find(ref: str) -> ConceptScore | None:
+        try:
+            i = vocab.index(ref)
+        except KeyError:
+            i = next((j for j, c in enumerate(vocab.concepts) if c.name == ref), -1)
+            if i < 0:
+                return None
+        c = vocab.concepts[i]
+        return ConceptScore(c.id, c.name, float(scores[i]))
+
+    return find
 
 
 class GeneralPredictor:
@@ -40,7 +59,8 @@ class GeneralPredictor:
         out = self.runtime.forward(images)
         vocab = self.runtime.vocabulary
         scores = vocab.scores(out.probs)
-        return [Prediction(concepts=ranked_concepts(row, vocab.concepts), embedding=emb)
+        return [Prediction(concepts=ranked_concepts(row, vocab.concepts), embedding=emb,
+                           lookup=concept_lookup(row, vocab))
                 for row, emb in zip(scores, out.embeddings)]
 
 

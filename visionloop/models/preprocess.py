@@ -27,13 +27,20 @@ def to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        # 16-bit / float greyscale: scale the actual range to 0..255 instead of clipping.
-        arr = np.asarray(image, dtype=np.float32)
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
-        return Image.fromarray(arr.round().astype(np.uint8), "L").convert("RGB")
+    if image.mode.startswith("I") or image.mode == "F":
+        return _grey_to_8bit(image).convert("RGB")
     return image.convert("RGB")
+
+
+def _grey_to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit greys scale by 1/257 (as displayed); float greys by their range. convert() would clip."""
+    wide = image if image.mode == "F" else image.convert("I")
+    lo, hi = wide.getextrema()
+    if wide.mode == "I":
+        scale = 1.0 if hi <= 255 else 1 / 257
+        return wide.point(lambda v: v * scale).convert("L")
+    span = float(hi) - float(lo)
+    return wide.point(lambda v: (v - lo) * (255 / span if span else 0.0)).convert("L")
 
 
 def imagenet_crop(image: Image.Image) -> np.ndarray:

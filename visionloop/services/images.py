@@ -15,10 +15,11 @@ import io
 import re
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
+from visionloop.models.preprocess import to_rgb
 from visionloop.errors import ApiError, InputInvalid, InputOverLimit, InputUnsupportedFormat
 from visionloop.store.blobs import digest_of
 
@@ -39,13 +40,17 @@ _B64_BODY = re.compile(r"[A-Za-z0-9+/]*")
 
 @dataclass(frozen=True)
 class CheckedImage:
-    """Image bytes known to decode, with what the rest of the API needs to know about them."""
+    """Image bytes known to decode, with what the rest of the API needs to know about them.
+
+    ``pixels`` keeps the decoded image so models do not decode the same bytes a second time.
+    """
 
     data: bytes
     digest: str
     width: int
     height: int
     format: str
+    pixels: Image.Image | None = field(default=None, compare=False, repr=False)
 
 
 def check_image(data: bytes, *, max_bytes: int, max_pixels: int) -> CheckedImage:
@@ -72,7 +77,7 @@ def check_image(data: bytes, *, max_bytes: int, max_pixels: int) -> CheckedImage
             if width * height > max_pixels:
                 raise InputOverLimit(f"image is {width} x {height} pixels, over the limit of {max_pixels} pixels")
             image.load()
-    return CheckedImage(data=data, digest=digest_of(data), width=width, height=height, format=fmt)
+    return CheckedImage(data=data, digest=digest_of(data), width=width, height=height, format=fmt, pixels=image)
 
 
 def decode_base64(value: str) -> bytes:
@@ -93,33 +98,14 @@ def decode_base64(value: str) -> bytes:
         raise InputInvalid("data.image.base64 is not valid base64") from exc
 
 
-def open_rgb(data: bytes) -> Image.Image:
-    """Decoded RGB pixels the right way up (EXIF orientation applied), transparency on white.
-
-    Meant for bytes that passed :func:`check_image`; Pillow's own bomb limit stays as a backstop.
-    """
-    with _pillow_failures(), Image.open(io.BytesIO(data)) as image:
-        upright = ImageOps.exif_transpose(image)
-        if upright.mode == "RGB":
-            return upright
-        if upright.mode.startswith("I") or upright.mode == "F":
-            return _grey_to_8bit(upright).convert("RGB")
-        has_alpha = upright.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in upright.info
-        if not has_alpha:
-            return upright.convert("RGB")
-        white = Image.new("RGBA", upright.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, upright.convert("RGBA")).convert("RGB")
-
-
-def _grey_to_8bit(image: Image.Image) -> Image.Image:
-    """Scale 16/32-bit and float greys into 0..255; a plain convert() would clip them to white."""
-    wide = image if image.mode == "F" else image.convert("I")
-    lo, hi = wide.getextrema()
-    if wide.mode == "I":
-        scale = 1.0 if hi <= 255 else 1 / 257
-        return wide.point(lambda v: v * scale).convert("L")
-    span = float(hi) - float(lo)
-    return wide.point(lambda v: (v - lo) * (255 / span if span else 0.0)).convert("L")
+def open_rgb(image: CheckedImage) -> Image.Image:
+    """Upright 8-bit RGB pixels of a checked image, decoding the bytes only if not yet decoded."""
+    pixels = image.pixels
+    if pixels is None:
+        with _pillow_failures():
+            pixels = Image.open(io.BytesIO(image.data))
+            pixels.load()
+    return to_rgb(pixels)
 
 
 @contextlib.contextmanager

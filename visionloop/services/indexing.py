@@ -39,7 +39,7 @@ class InputAnalyzer:
         out: list[Analysis] = []
         for start in range(0, len(images), BATCH):
             chunk = images[start:start + BATCH]
-            for pred in predictor.predict([open_rgb(im.data) for im in chunk]):
+            for pred in predictor.predict([open_rgb(im) for im in chunk]):
                 assert pred.embedding is not None
                 top = tuple((c.id, c.value) for c in pred.concepts[:MAX_CONCEPTS] if c.value >= MIN_SCORE)
                 out.append(Analysis(pred.embedding, top))

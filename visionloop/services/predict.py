@@ -60,12 +60,13 @@ class PredictItem:
     error: errors.ApiError | None = None
 
 
-def apply_output_config(concepts: Sequence[ConceptScore], config: OutputConfig) -> list[ConceptScore]:
+def apply_output_config(pred: Prediction, config: OutputConfig) -> list[ConceptScore]:
     """Clarifai's output_config: selected concepts win; else top max_concepts at or above min_value."""
     if config.select_concepts:
-        wanted = set(config.select_concepts)
-        return [c for c in concepts if c.id in wanted or c.name in wanted]
-    return [c for c in concepts if c.value >= config.min_value][:config.max_concepts]
+        found = [pred.concept(ref) for ref in config.select_concepts]
+        unique = {c.id: c for c in found if c is not None}
+        return sorted(unique.values(), key=lambda c: -c.value)
+    return [c for c in pred.concepts if c.value >= config.min_value][:config.max_concepts]
 
 
 def embedding_bytes(vector: np.ndarray) -> bytes:
@@ -103,7 +104,7 @@ class PredictService:
         ready = [it for it in items if it.error is None]
         if ready:
             predictor = self.models.predictor(view.model, version)
-            pils = [open_rgb(images[it.index].data) for it in ready]
+            pils = [open_rgb(images[it.index]) for it in ready]
             for it, pred in zip(ready, predictor.predict(pils)):
                 it.prediction = pred
             self._remember(caller, view.model, version, ready, images)

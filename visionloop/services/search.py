@@ -172,7 +172,7 @@ class SearchService:
         if term.source is not None:
             image = self.loader.load(term.source)
             view = self.models.get(app_id, GENERAL.id)
-            pred = self.models.predictor(view.model, view.version).predict([open_rgb(image.data)])[0]
+            pred = self.models.predictor(view.model, view.version).predict([open_rgb(image)])[0]
             assert pred.embedding is not None
             return pred.embedding
         with self.db.session() as s:
