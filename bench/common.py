@@ -1,0 +1,75 @@
+"""Shared pieces of the benchmarks: a real server subprocess, timing and percentiles."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli(*args: str, data_dir: Path) -> str:
+    out = subprocess.run([sys.executable, "-m", "visionloop", *args, "--data-dir", str(data_dir)],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    return out.stdout.strip()
+
+
+@contextlib.contextmanager
+def server(extra_env: dict[str, str] | None = None, data_dir: Path | None = None) -> Iterator[tuple[str, str]]:
+    """Start ``visionloop serve`` on a free loopback port; yield (base_url, api_key)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = data_dir or Path(tmp) / "data"
+        cli("apps", "create", "bench", data_dir=data)
+        key = cli("keys", "create", "--app", "bench", data_dir=data)
+        port = free_port()
+        env = {**os.environ, **(extra_env or {})}
+        proc = subprocess.Popen([sys.executable, "-m", "visionloop", "serve", "--port", str(port),
+                                 "--data-dir", str(data), "--log-level", "warning"], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(base + "/v2/models", headers={"Authorization": f"Key {key}"}).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            else:
+                raise RuntimeError("server did not start")
+            yield base, key
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def timed(fn: Callable[[], object], repeats: int, warmup: int = 3) -> list[float]:
+    """Seconds per call of ``fn`` after a warm-up."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def pct(samples: list[float], q: float) -> float:
+    return statistics.quantiles(samples, n=100, method="inclusive")[int(q) - 1] if len(samples) > 1 else samples[0]

@@ -1,0 +1,81 @@
+"""Predict through HTTP vs the bare model forward, measured in the same run.
+
+    python bench/predict.py [--repeats 30]
+
+For the general and face models at batch 1 and 32: p50/p95 latency and images/s of
+``POST /v2/models/{id}/outputs`` against a real ``visionloop serve`` process, and of the bare
+forward (the same predictor on already-decoded images) in this process; then their ratio.
+Writes bench/out/predict.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import sys
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import ROOT, pct, server, timed  # noqa: E402
+from visionloop.models.catalog import FACE, GENERAL  # noqa: E402
+from visionloop.models.predictors import base_predictor  # noqa: E402
+from visionloop.models.runtime import ModelRuntime  # noqa: E402
+
+
+def photos() -> list[bytes]:
+    from skimage import data
+
+    out = []
+    for name in ("chelsea", "coffee", "astronaut", "rocket"):
+        buf = io.BytesIO()
+        Image.fromarray(getattr(data, name)()).convert("RGB").save(buf, "JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    images = photos()
+    runtime = ModelRuntime()
+    rows = []
+    with server() as (base, key), httpx.Client(base_url=base, headers={"Authorization": f"Key {key}"},
+                                               timeout=120) as client:
+        for spec in (GENERAL, FACE):
+            predictor = base_predictor(runtime, spec.runtime)
+            for batch in (1, 32):
+                chosen = [images[i % len(images)] for i in range(batch)]
+                pils = [Image.open(io.BytesIO(b)).convert("RGB") for b in chosen]
+                body = {"inputs": [{"data": {"image": {"base64": base64.b64encode(b).decode()}}} for b in chosen]}
+                repeats = args.repeats if batch == 1 else max(5, args.repeats // 4)
+                bare = timed(lambda: predictor.predict(pils), repeats)
+
+                def http_call() -> None:
+                    r = client.post(f"/v2/models/{spec.id}/outputs", json=body)
+                    r.raise_for_status()
+
+                http = timed(http_call, repeats)
+                row = {"model": spec.name, "batch": batch,
+                       "bare_p50_ms": pct(bare, 50) * 1e3, "bare_p95_ms": pct(bare, 95) * 1e3,
+                       "http_p50_ms": pct(http, 50) * 1e3, "http_p95_ms": pct(http, 95) * 1e3,
+                       "bare_img_s": batch / pct(bare, 50), "http_img_s": batch / pct(http, 50)}
+                row["ratio_p50"] = row["http_p50_ms"] / row["bare_p50_ms"]
+                rows.append(row)
+                print(f"{spec.name:>10} batch {batch:>2}: bare p50 {row['bare_p50_ms']:7.1f} ms p95 "
+                      f"{row['bare_p95_ms']:7.1f} | http p50 {row['http_p50_ms']:7.1f} ms p95 "
+                      f"{row['http_p95_ms']:7.1f} | {row['http_img_s']:6.1f} img/s | ratio {row['ratio_p50']:.2f}x",
+                      flush=True)
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "predict.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
