@@ -1,0 +1,107 @@
+// Drive npm `clarifai` 2.9.1 against a live server; NODE_PATH points at the cached node_modules.
+//
+// Config (JSON on stdin): base_url, key, prefix, png_b64, image_url, app_id, scoped (bool).
+// Pointing 2.9.1 at a server: `new Clarifai.App({apiKey, apiEndpoint: base_url})` (or the
+// API_ENDPOINT environment variable); every call goes to `${apiEndpoint}/v2/...`. With `userId`
+// and `appId` options as well, calls go to `${apiEndpoint}/v2/users/${userId}/apps/${appId}/...`.
+// Prints {"steps": {...}} as its last stdout line, like the Python scripts.
+'use strict';
+
+const fs = require('fs');
+const Clarifai = require('clarifai');
+
+const cfg = JSON.parse(fs.readFileSync(0, 'utf8'));
+const P = cfg.prefix;
+const results = {};
+
+function describe(err) {
+  const out = {type: (err && err.constructor && err.constructor.name) || typeof err,
+    message: String((err && err.message) || err).slice(0, 2000)};
+  // The client rejects with the axios error (a non-2xx answer) or the axios response itself
+  // (a 2xx whose status.code is not 10000).
+  const response = err && (err.response || (err.status && err.data !== undefined ? err : null));
+  if (response) {
+    out.http_status = response.status;
+    out.url = response.config && response.config.url;
+    out.body = response.data;
+  }
+  if (err && err.stack) {
+    out.traceback = String(err.stack).slice(-3000);
+  }
+  return out;
+}
+
+async function step(name, fn) {
+  try {
+    const value = await fn();
+    results[name] = {ok: true, value: value === undefined ? null : value};
+    return value;
+  } catch (err) {
+    results[name] = {ok: false, error: describe(err)};
+    return null;
+  }
+}
+
+const conceptView = (c) => ({id: c.id, name: c.name, value: c.rawData.value === undefined ? null : c.rawData.value});
+const inputView = (i) => ({
+  id: i.id,
+  url: i.imageUrl === undefined ? null : i.imageUrl,
+  concepts: (i.rawData.data.concepts || []).map((c) => ({id: c.id, value: c.value === undefined ? null : c.value})),
+});
+const each = (collection, view) => Array.from({length: collection.length}, (_, k) => view(collection[k]));
+
+async function allPages(list, limit = 50) {
+  const ids = [];
+  for (let page = 1; page <= limit; page++) {
+    const got = await list({page, perPage: 20});
+    if (!got.length) {
+      return ids;
+    }
+    ids.push(...got.rawData.map((x) => x.id));
+  }
+  throw new Error(`paging did not end after ${limit} pages`);
+}
+
+async function main() {
+  const options = {apiKey: cfg.key, apiEndpoint: cfg.base_url};
+  if (cfg.scoped) {
+    options.userId = 'me';
+    options.appId = cfg.app_id;
+  }
+  const app = new Clarifai.App(options);
+  results.base_path = {ok: true, value: app._config.basePath};
+
+  await step('inputs_create', async () => each(await app.inputs.create([
+    {base64: cfg.png_b64, id: P + 'red', concepts: [{id: P + 'color', value: true}, {id: P + 'not-color', value: false}]},
+    {url: cfg.image_url, id: P + 'url', concepts: [{id: P + 'color'}]},
+  ]), inputView));
+  await step('inputs_get', async () => inputView(await app.inputs.get(P + 'red')));
+  await step('inputs_get_missing', async () => {
+    try {
+      await app.inputs.get(P + 'missing');
+    } catch (err) {
+      const d = describe(err);
+      return {http_status: d.http_status, code: d.body && d.body.status && d.body.status.code};
+    }
+    return {http_status: 200, code: null};
+  });
+  await step('inputs_list', async () => allPages((o) => app.inputs.list(o)));
+  await step('concepts_create', async () => each(await app.concepts.create([{id: P + 'concept', name: 'Jsclient ' + P}]), conceptView));
+  await step('concepts_get', async () => conceptView(await app.concepts.get(P + 'concept')));
+  await step('concepts_list', async () => allPages((o) => app.concepts.list(o)));
+  await step('concepts_search', async () => each(await app.concepts.search('jsclient ' + P + '*'), conceptView));
+  await step('concepts_update', async () => each(await app.concepts.update({id: P + 'concept', name: 'Renamed ' + P}), conceptView));
+  await step('models_list', async () => (await app.models.list()).length);
+  await step('inputs_delete', async () => {
+    const response = await app.inputs.delete(P + 'url');
+    return response.data.status.code;
+  });
+  await step('inputs_list_after_delete', async () => allPages((o) => app.inputs.list(o)));
+}
+
+main().then(
+  () => process.stdout.write('\n' + JSON.stringify({steps: results}) + '\n'),
+  (err) => {
+    results.main = {ok: false, error: describe(err)};
+    process.stdout.write('\n' + JSON.stringify({steps: results}) + '\n');
+  });

@@ -1,0 +1,111 @@
+"""``clarifai-grpc`` 12.6.0's JSON channel (V2Stub over HTTP/JSON) against a live server.
+
+Runs tests/clients/scripts/clarifai_grpc_json.py in the client's venv (clarifai-grpc==12.6.0,
+protobuf==6.33.6), once per variant: "short" sends no user_app_id (short /v2/... paths), "app"
+sets ``user_app_id=UserAppIDSet(user_id="me", app_id="selftest-app")`` on every request (app-scoped
+/v2/users/me/apps/selftest-app/... paths, user_app_id repeated in bodies and query strings).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.clients import venvs
+from tests.clients.harness import b64, value
+from tests.clients.live import LiveServer, png_bytes
+
+pytestmark = [pytest.mark.clients, pytest.mark.timeout(900)]
+
+RED, GREEN = png_bytes((255, 0, 0)), png_bytes((0, 255, 0), (10, 6))
+SUCCESS = 10000
+
+
+@pytest.fixture(scope="module", params=["short", "app"])
+def variant(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def prefix(variant: str) -> str:
+    return f"grpc-{variant}-"
+
+
+@pytest.fixture(scope="module")
+def run(variant, prefix, clarifai_grpc_python, live_server: LiveServer, image_host,  # type: ignore[no-untyped-def]
+        client_home) -> dict[str, Any]:
+    config = {"base_url": live_server.base_url, "key": live_server.key, "app_id": live_server.app_id,
+              "prefix": prefix, "scoped": variant == "app", "png_b64": b64(RED),
+              "image_url": image_host.add(f"/{prefix}green.png", GREEN)}
+    return venvs.run_json([str(clarifai_grpc_python), str(venvs.SCRIPTS / "clarifai_grpc_json.py")], config,
+                          venvs.client_env(client_home))
+
+
+@pytest.fixture(scope="module")
+def step(run, live_server):  # type: ignore[no-untyped-def]
+    return lambda name: value(run, name, live_server)
+
+
+def test_json_channel_to_custom_base_url(step) -> None:
+    step("channel")
+
+
+def test_post_inputs_returns_what_was_sent(step, prefix: str, image_host) -> None:
+    red, url = step("post_inputs")
+    assert red["id"] == prefix + "red"
+    assert red["concepts"] == [
+        {"id": prefix + "color", "name": prefix + "color", "value": 1.0},
+        {"id": prefix + "not-color", "name": prefix + "not-color", "value": 0.0},
+    ]
+    assert url["id"] == prefix + "url"
+    assert url["url"] == image_host.base_url + f"/{prefix}green.png"
+    assert [c["id"] for c in url["concepts"]] == [prefix + "color"]
+    assert f"/{prefix}green.png" in image_host.hits
+
+
+def test_get_input_reads_back_id_and_concepts(step, prefix: str) -> None:
+    got = step("get_input")
+    assert got["id"] == prefix + "red"
+    assert [(c["id"], c["value"]) for c in got["concepts"]] == [(prefix + "color", 1.0), (prefix + "not-color", 0.0)]
+
+
+def test_get_missing_input_is_input_does_not_exist(step) -> None:
+    assert step("get_missing_input")["code"] == 30102  # INPUT_DOES_NOT_EXIST
+
+
+def test_list_inputs_pages(step, prefix: str) -> None:
+    ids = step("list_inputs")
+    assert len(ids) == len(set(ids))
+    assert {prefix + "red", prefix + "url"} <= set(ids)
+
+
+def test_post_and_get_concept(step, prefix: str) -> None:
+    made = step("post_concepts")
+    assert [(c["id"], c["name"]) for c in made] == [(prefix + "concept", "Grpc Concept " + prefix)]
+    got = step("get_concept")
+    assert (got["id"], got["name"]) == (prefix + "concept", "Grpc Concept " + prefix)
+
+
+def test_list_concepts_pages(step, prefix: str) -> None:
+    ours = {prefix + "concept", prefix + "color", prefix + "not-color"}
+    for name in ("list_concepts", "list_concepts_small_pages"):
+        ids = step(name)
+        assert len(ids) == len(set(ids)), f"{name}: a concept came back on two pages"
+        assert ours <= set(ids), f"{name}: missing {sorted(ours - set(ids))}"
+    assert sorted(step("list_concepts")) == sorted(step("list_concepts_small_pages"))
+
+
+def test_search_and_patch_concepts(step, prefix: str) -> None:
+    assert step("search_concepts") == [prefix + "concept"]
+    assert [(c["id"], c["name"]) for c in step("patch_concepts")] == [(prefix + "concept", "Renamed " + prefix)]
+
+
+def test_list_models(step, variant: str, request: pytest.FixtureRequest) -> None:
+    if variant == "short":
+        # Without user_app_id, clarifai-grpc 12.6.0 sends ListModels to GET /v2/users/me/models
+        # (the binding with the most filled path fields, user_id defaulting to "me").
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="server has no GET /v2/users/{user_id}/models route (404 CONN_DOES_NOT_EXIST); "
+                                "remove this xfail when it exists"))
+    assert isinstance(step("list_models"), int)

@@ -1,0 +1,100 @@
+"""npm ``clarifai`` 2.9.1 against a live server (skipped where node/npm are missing).
+
+The package is installed once into .cache/client-venvs/js (pins: tests/clients/js/package.json)
+and tests/clients/js/clarifai_291.js runs in node with NODE_PATH pointing there, once per
+variant: "short" (``apiEndpoint`` only: /v2/...) and "app" (with ``userId: "me"`` and
+``appId: "selftest-app"``: /v2/users/me/apps/selftest-app/...).
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import pytest
+
+from tests.clients import venvs
+from tests.clients.harness import b64, value
+from tests.clients.live import LiveServer, png_bytes
+
+pytestmark = [pytest.mark.clients, pytest.mark.timeout(900)]
+
+RED, GREEN = png_bytes((255, 0, 0)), png_bytes((0, 255, 0), (6, 10))
+
+
+@pytest.fixture(scope="module", params=["short", "app"])
+def variant(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def prefix(variant: str) -> str:
+    return f"js-{variant}-"
+
+
+@pytest.fixture(scope="module")
+def run(variant, prefix, clarifai_js_modules, live_server: LiveServer, image_host,  # type: ignore[no-untyped-def]
+        client_home) -> dict[str, Any]:
+    node = shutil.which("node")
+    assert node, "clarifai_js_modules should have skipped without node"
+    config = {"base_url": live_server.base_url, "key": live_server.key, "app_id": live_server.app_id,
+              "prefix": prefix, "scoped": variant == "app", "png_b64": b64(RED),
+              "image_url": image_host.add(f"/{prefix}green.png", GREEN)}
+    env = venvs.client_env(client_home, NODE_PATH=str(clarifai_js_modules))
+    return venvs.run_json([node, str(venvs.JS_DIR / "clarifai_291.js")], config, env)
+
+
+@pytest.fixture(scope="module")
+def step(run, live_server):  # type: ignore[no-untyped-def]
+    return lambda name: value(run, name, live_server)
+
+
+def test_app_points_at_the_server(step, variant: str, live_server: LiveServer) -> None:
+    expected = live_server.base_url + "/v2"
+    if variant == "app":
+        expected += f"/users/me/apps/{live_server.app_id}"
+    assert step("base_path") == expected
+
+
+def test_inputs_create_with_concepts(step, prefix: str, image_host) -> None:
+    red, url = step("inputs_create")
+    assert red["id"] == prefix + "red"
+    assert red["concepts"] == [{"id": prefix + "color", "value": 1}, {"id": prefix + "not-color", "value": 0}]
+    assert url["id"] == prefix + "url"
+    assert url["url"] == image_host.base_url + f"/{prefix}green.png"
+    assert url["concepts"] == [{"id": prefix + "color", "value": 1}]
+    assert f"/{prefix}green.png" in image_host.hits
+
+
+def test_inputs_get_reads_back_id_and_concepts(step, prefix: str) -> None:
+    got = step("inputs_get")
+    assert got["id"] == prefix + "red"
+    assert got["concepts"] == [{"id": prefix + "color", "value": 1}, {"id": prefix + "not-color", "value": 0}]
+
+
+def test_inputs_get_missing_rejects_with_404(step) -> None:
+    assert step("inputs_get_missing") == {"http_status": 404, "code": 30102}
+
+
+def test_inputs_list_and_delete(step, prefix: str) -> None:
+    ids = step("inputs_list")
+    assert len(ids) == len(set(ids))
+    assert {prefix + "red", prefix + "url"} <= set(ids)
+    assert step("inputs_delete") == 10000
+    after = set(step("inputs_list_after_delete"))
+    assert prefix + "red" in after and prefix + "url" not in after
+
+
+def test_concepts_create_get_list_search_update(step, prefix: str) -> None:
+    assert [(c["id"], c["name"]) for c in step("concepts_create")] == [(prefix + "concept", "Jsclient " + prefix)]
+    got = step("concepts_get")
+    assert (got["id"], got["name"]) == (prefix + "concept", "Jsclient " + prefix)
+    ids = step("concepts_list")
+    assert len(ids) == len(set(ids))
+    assert {prefix + "concept", prefix + "color", prefix + "not-color"} <= set(ids)
+    assert [c["id"] for c in step("concepts_search")] == [prefix + "concept"]
+    assert [(c["id"], c["name"]) for c in step("concepts_update")] == [(prefix + "concept", "Renamed " + prefix)]
+
+
+def test_models_list(step) -> None:
+    assert isinstance(step("models_list"), int)
