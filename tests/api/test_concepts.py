@@ -27,7 +27,10 @@ def test_duplicates_refuse_the_whole_request(api: Api) -> None:
 
 def test_invalid_concepts(api: Api) -> None:
     assert api.post("/concepts", {"concepts": [{"name": "no id"}]}).json()["status"]["code"] == 11102
-    assert api.post("/concepts", {"concepts": [{"id": "bad id with spaces"}]}).json()["status"]["code"] == 11102
+    assert api.post("/concepts", {"concepts": [{"id": "bad/id"}]}).json()["status"]["code"] == 11102
+    assert api.post("/concepts", {"concepts": [{"id": "   "}]}).json()["status"]["code"] == 11102
+    assert api.post("/concepts", {"concepts": [{"id": "golden retriever"}]}).json()["status"]["code"] == 10000
+    assert api.get("/concepts/golden retriever").json()["concept"]["id"] == "golden retriever"
     assert api.post("/concepts", {"concepts": []}).json()["status"]["code"] == 11102
     assert api.post("/concepts", {"concepts": [{"id": 5}]}).json()["status"]["code"] == 11102
     r = api.get("/concepts/nope")

@@ -13,15 +13,23 @@ from visionloop.config import Settings
 from visionloop.core import VisionLoop
 from visionloop.http.errors import install_error_handlers
 from visionloop.http.guard import BodyGuard
-from visionloop.http.routes import concepts, inputs, models, predict, search
+from visionloop.http.routes import concepts, feedback, inputs, models, predict, search
 
 ROUTERS: tuple[APIRouter, ...] = (inputs.router, concepts.router, models.router, predict.router,
-                                  search.router)
+                                  search.router, feedback.router)
 APP_SCOPED = "/v2/users/{user_id}/apps/{app_id}"
 
 
 def _scoped_id(route: APIRoute) -> str:
     return f"app_scoped_{route.name}"
+
+
+def _user_id(route: APIRoute) -> str:
+    return f"user_scoped_{route.name}"
+
+
+def _user_path(user_id: str) -> None:
+    """Declares the user-scoped path parameter; the key decides the app."""
 
 
 def _app_path(user_id: str, app_id: str) -> None:
@@ -49,6 +57,8 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
         app.include_router(router, prefix="/v2")
         app.include_router(router, prefix=APP_SCOPED, generate_unique_id_function=_scoped_id,
                            dependencies=[Depends(_app_path)])
+    app.include_router(models.user_router, prefix="/v2/users/{user_id}", generate_unique_id_function=_user_id,
+                       dependencies=[Depends(_user_path)])
     install_error_handlers(app)
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
     return app

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from visionloop import errors
-from visionloop.ids import is_valid_client_id
+from visionloop.ids import is_valid_concept_id
 from visionloop.services.paging import Page
 from visionloop.store.db import Database
 from visionloop.store.tables import Concept, utcnow
@@ -23,9 +23,9 @@ class NewConcept:
 
 
 def check_concept_id(concept_id: str, field: str) -> None:
-    if not is_valid_client_id(concept_id):
-        raise errors.InvalidRequest(f"{field}: concept id {concept_id!r} must be 1-64 letters, digits, "
-                                    "'_', '.', ':' or '-' starting with a letter or digit")
+    if not is_valid_concept_id(concept_id):
+        raise errors.InvalidRequest(f"{field}: concept id {concept_id!r} must be 1-64 printable characters "
+                                    "without slashes")
 
 
 def ensure_concepts(s: Session, app_id: str, concept_ids: Sequence[str]) -> None:

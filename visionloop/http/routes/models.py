@@ -12,8 +12,11 @@ from visionloop.http.schemas import ModelSearchRequest
 from visionloop.services.paging import Page
 
 router = APIRouter(tags=["models"])
+# clarifai-grpc lists models at /v2/users/{user_id}/models (it fills every path field it can)
+user_router = APIRouter(tags=["models"])
 
 
+@user_router.get("/models")
 @router.get("/models")
 def list_models(caller: ModelsCaller, core: CoreDep, page: PageDep) -> dict[str, Any]:
     return wire.ok(models=[wire.model_obj(v) for v in core.models.list(caller.app_id, page)])
