@@ -12,4 +12,5 @@ from tests.clients.fixtures import (  # noqa: F401 - fixtures are found by name
     client_home,
     image_host,
     live_server,
+    photos,
 )

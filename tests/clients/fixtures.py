@@ -10,6 +10,7 @@ import pytest
 
 from tests.clients import venvs
 from tests.clients.live import ImageHost, LiveServer, start_live_server
+from tests.clients.photos import Photo, make_photos
 
 
 # tests/clients and tests/wire each import ``live_server`` into their conftest, which makes two
@@ -41,6 +42,16 @@ def image_host() -> Iterator[ImageHost]:
         yield host
     finally:
         host.close()
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Photo]:
+    """Real photos as JPEG files (cat, face, coffee; see ``tests/clients/photos.py``)."""
+    try:
+        return make_photos(tmp_path_factory.mktemp("photos"))
+    except ImportError as exc:
+        venvs.skip_or_fail(f"scikit-image is needed for the sample photos: {exc}")
+        raise
 
 
 @pytest.fixture(scope="session")

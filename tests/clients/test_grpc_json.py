@@ -13,13 +13,15 @@ from typing import Any
 import pytest
 
 from tests.clients import venvs
-from tests.clients.harness import b64, value
+from tests.clients.harness import assert_cat_photo, assert_face_region, assert_ranked_first, b64, concept_names, value
 from tests.clients.live import LiveServer, png_bytes
 
 pytestmark = [pytest.mark.clients, pytest.mark.timeout(900)]
 
 RED, GREEN = png_bytes((255, 0, 0)), png_bytes((0, 255, 0), (10, 6))
 SUCCESS = 10000
+GENERAL, GENERAL_VERSION = "aaa03c23b3724a16a56b629203edc62c", "aa9ca48295b37401f8af92ad1af0d91d"
+FACE = "a403429f2ddf4b49b307e318f00e528b"
 
 
 @pytest.fixture(scope="module", params=["short", "app"])
@@ -34,10 +36,13 @@ def prefix(variant: str) -> str:
 
 @pytest.fixture(scope="module")
 def run(variant, prefix, clarifai_grpc_python, live_server: LiveServer, image_host,  # type: ignore[no-untyped-def]
-        client_home) -> dict[str, Any]:
+        client_home, photos) -> dict[str, Any]:
     config = {"base_url": live_server.base_url, "key": live_server.key, "app_id": live_server.app_id,
               "prefix": prefix, "scoped": variant == "app", "png_b64": b64(RED),
-              "image_url": image_host.add(f"/{prefix}green.png", GREEN)}
+              "image_url": image_host.add(f"/{prefix}green.png", GREEN),
+              "photos": {name: str(p.path) for name, p in photos.items()},
+              "photo_urls": {name: image_host.add(f"/{prefix}{name}.jpg", p.data, "image/jpeg")
+                             for name, p in photos.items()}}
     return venvs.run_json([str(clarifai_grpc_python), str(venvs.SCRIPTS / "clarifai_grpc_json.py")], config,
                           venvs.client_env(client_home))
 
@@ -105,3 +110,62 @@ def test_list_models(step, variant: str) -> None:
     # Without user_app_id, clarifai-grpc 12.6.0 sends ListModels to GET /v2/users/me/models
     # (the binding with the most filled path fields, user_id defaulting to "me").
     assert step("list_models") >= 4  # the built-in models
+
+
+# --- models, predict and search ------------------------------------------------------------------
+
+def only_output(view: dict[str, Any]) -> dict[str, Any]:
+    assert view["status"] == SUCCESS and len(view["outputs"]) == 1, view
+    return view["outputs"][0]
+
+
+def test_get_model_by_id_and_by_name(step) -> None:
+    expected = {"id": GENERAL, "name": "general-v1.3", "version": GENERAL_VERSION, "version_status": 21100,
+                "type": "concept"}
+    assert step("get_model") == expected
+    assert step("get_model_by_name") == expected
+
+
+def test_list_model_versions(step) -> None:
+    assert GENERAL_VERSION in step("list_model_versions")
+
+
+def test_post_models_searches(step) -> None:
+    assert [m["id"] for m in step("models_search_name")] == [GENERAL]
+    assert FACE in step("models_search_type")
+    assert GENERAL not in step("models_search_type")
+
+
+def test_post_model_outputs_base64_url_and_version(step, prefix: str, image_host) -> None:
+    for name in ("predict_base64", "predict_url", "predict_version"):
+        out = only_output(step(name))
+        assert_cat_photo(out)
+        assert (out["model_id"], out["version_id"]) == (GENERAL, GENERAL_VERSION)
+    assert f"/{prefix}cat.jpg" in image_host.hits
+    ids = [only_output(step(n))["id"] for n in ("predict_base64", "predict_url", "predict_version")]
+    assert len(set(ids)) == 3, ids
+
+
+def test_post_model_outputs_output_config(step) -> None:
+    full = concept_names(only_output(step("predict_base64")))
+    assert concept_names(only_output(step("predict_max_concepts"))) == full[:3]
+    selected = {c["name"] for c in only_output(step("predict_select_concepts"))["concepts"]}
+    assert selected == {"tabby cat", "dog"}
+
+
+def test_post_model_outputs_face_detection(step) -> None:
+    out = only_output(step("predict_face"))
+    assert out["model_id"] == FACE
+    assert_face_region(out)
+
+
+def test_post_searches(step, prefix: str) -> None:
+    assert step("post_photo_inputs") == [prefix + "cat", prefix + "face", prefix + "coffee"]
+    annotated = step("search_annotated")
+    assert_ranked_first(annotated, prefix + "cat", prefix)
+    assert [h["id"] for h in annotated["hits"]] == [prefix + "cat"]  # face has pet = 0
+    assert_ranked_first(step("search_predicted"), prefix + "cat", prefix, absent=(prefix + "face", prefix + "coffee"))
+    assert_ranked_first(step("search_image_base64"), prefix + "cat", prefix)
+    assert_ranked_first(step("search_input_id"), prefix + "coffee", prefix)
+    ids = [step(n)["id"] for n in ("search_annotated", "search_predicted", "search_image_base64", "search_input_id")]
+    assert len(set(ids)) == 4, ids

@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 
 from tests.clients import venvs
-from tests.clients.harness import b64, value
+from tests.clients.harness import assert_cat_photo, assert_face_region, assert_ranked_first, b64, concept_names, value
 from tests.clients.live import LiveServer, png_bytes
 
 pytestmark = [pytest.mark.clients, pytest.mark.timeout(900)]
 
 RED, GREEN = png_bytes((255, 0, 0)), png_bytes((0, 255, 0), (6, 10))
+GENERAL, GENERAL_VERSION = "aaa03c23b3724a16a56b629203edc62c", "aa9ca48295b37401f8af92ad1af0d91d"
+FACE = "a403429f2ddf4b49b307e318f00e528b"
 
 
 @pytest.fixture(scope="module", params=["short", "app"])
@@ -34,12 +36,15 @@ def prefix(variant: str) -> str:
 
 @pytest.fixture(scope="module")
 def run(variant, prefix, clarifai_js_modules, live_server: LiveServer, image_host,  # type: ignore[no-untyped-def]
-        client_home) -> dict[str, Any]:
+        client_home, photos) -> dict[str, Any]:
     node = shutil.which("node")
     assert node, "clarifai_js_modules should have skipped without node"
     config = {"base_url": live_server.base_url, "key": live_server.key, "app_id": live_server.app_id,
               "prefix": prefix, "scoped": variant == "app", "png_b64": b64(RED),
-              "image_url": image_host.add(f"/{prefix}green.png", GREEN)}
+              "image_url": image_host.add(f"/{prefix}green.png", GREEN),
+              "photos": {name: str(p.path) for name, p in photos.items()},
+              "photo_urls": {name: image_host.add(f"/{prefix}{name}.jpg", p.data, "image/jpeg")
+                             for name, p in photos.items()}}
     env = venvs.client_env(client_home, NODE_PATH=str(clarifai_js_modules))
     return venvs.run_json([node, str(venvs.JS_DIR / "clarifai_291.js")], config, env)
 
@@ -98,3 +103,57 @@ def test_concepts_create_get_list_search_update(step, prefix: str) -> None:
 
 def test_models_list(step) -> None:
     assert isinstance(step("models_list"), int)
+
+
+# --- predict and search ------------------------------------------------------------------------
+
+def only_output(view: dict[str, Any]) -> dict[str, Any]:
+    assert view["status"] == 10000 and len(view["outputs"]) == 1, view
+    return view["outputs"][0]
+
+
+def api_base(variant: str, live_server: LiveServer) -> str:
+    return live_server.base_url + "/v2" + (f"/users/me/apps/{live_server.app_id}" if variant == "app" else "")
+
+
+def test_predict_general_model_base64_and_url(step, prefix: str, image_host) -> None:
+    for name in ("predict_general_model", "predict_url"):
+        out = only_output(step(name))
+        assert_cat_photo(out)
+        assert out["model_id"] == GENERAL
+    assert f"/{prefix}cat.jpg" in image_host.hits
+
+
+def test_predict_with_id_and_version(step, variant: str, live_server: LiveServer) -> None:
+    got = step("predict_id_version")
+    assert got["requests"] == [f"POST {api_base(variant, live_server)}/models/{GENERAL}/versions/{GENERAL_VERSION}/outputs"]
+    out = only_output(got["value"])
+    assert_cat_photo(out)
+    assert out["version_id"] == GENERAL_VERSION
+
+
+def test_predict_by_model_name_searches_the_model_first(step, variant: str, live_server: LiveServer) -> None:
+    got = step("predict_name")
+    base = api_base(variant, live_server)
+    assert got["requests"] == [f"POST {base}/models/searches",
+                               f"POST {base}/models/{GENERAL}/versions/{GENERAL_VERSION}/outputs"]
+    assert_cat_photo(only_output(got["value"]))
+
+
+def test_predict_output_config_and_face_model(step) -> None:
+    full = concept_names(only_output(step("predict_general_model")))
+    assert concept_names(only_output(step("predict_max_concepts"))) == full[:3]
+    face = only_output(step("predict_face"))
+    assert face["model_id"] == FACE
+    assert_face_region(face)
+
+
+def test_inputs_search_by_concept_and_by_image(step, prefix: str) -> None:
+    assert [i["id"] for i in step("search_inputs_create")] == [prefix + "cat", prefix + "face", prefix + "coffee"]
+    annotated = step("search_annotated")
+    assert_ranked_first(annotated, prefix + "cat", prefix)
+    assert [h["id"] for h in annotated["hits"]] == [prefix + "cat"]
+    assert_ranked_first(step("search_predicted"), prefix + "cat", prefix, absent=(prefix + "face", prefix + "coffee"))
+    assert_ranked_first(step("search_image_base64"), prefix + "cat", prefix)
+    assert_ranked_first(step("search_image_url"), prefix + "cat", prefix)
+    assert_ranked_first(step("search_input_id"), prefix + "coffee", prefix)

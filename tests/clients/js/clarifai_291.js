@@ -1,6 +1,7 @@
 // Drive npm `clarifai` 2.9.1 against a live server; NODE_PATH points at the cached node_modules.
 //
-// Config (JSON on stdin): base_url, key, prefix, png_b64, image_url, app_id, scoped (bool).
+// Config (JSON on stdin): base_url, key, prefix, png_b64, image_url, app_id, scoped (bool); photos
+// (name -> path of a JPEG: cat, face, coffee) and photo_urls (the same on the loopback image host).
 // Pointing 2.9.1 at a server: `new Clarifai.App({apiKey, apiEndpoint: base_url})` (or the
 // API_ENDPOINT environment variable); every call goes to `${apiEndpoint}/v2/...`. With `userId`
 // and `appId` options as well, calls go to `${apiEndpoint}/v2/users/${userId}/apps/${appId}/...`.
@@ -13,6 +14,25 @@ const Clarifai = require('clarifai');
 const cfg = JSON.parse(fs.readFileSync(0, 'utf8'));
 const P = cfg.prefix;
 const results = {};
+const GENERAL_VERSION = 'aa9ca48295b37401f8af92ad1af0d91d';
+const PHOTO_B64 = Object.fromEntries(Object.entries(cfg.photos || {}).map(
+  ([name, path]) => [name, fs.readFileSync(path).toString('base64')]));
+const PHOTO_URL = cfg.photo_urls || {};
+
+// Every request the client makes (method and URL), from an interceptor on the axios instance the
+// clarifai package itself loads: shows which endpoints a call really used.
+const sent = [];
+const clientAxios = require(require.resolve('axios', {paths: [require.resolve('clarifai')]}));
+clientAxios.interceptors.request.use((config) => {
+  sent.push(`${config.method.toUpperCase()} ${config.url}`);
+  return config;
+});
+
+async function withRequests(fn) {
+  const start = sent.length;
+  const value = await fn();
+  return {value, requests: sent.slice(start)};
+}
 
 function describe(err) {
   const out = {type: (err && err.constructor && err.constructor.name) || typeof err,
@@ -48,6 +68,22 @@ const inputView = (i) => ({
   url: i.imageUrl === undefined ? null : i.imageUrl,
   concepts: (i.rawData.data.concepts || []).map((c) => ({id: c.id, value: c.value === undefined ? null : c.value})),
 });
+const conceptOf = (c) => ({id: c.id, name: c.name, value: c.value});
+const boxOf = (b = {}) => ({top_row: b.top_row || 0, left_col: b.left_col || 0, bottom_row: b.bottom_row || 0,
+  right_col: b.right_col || 0});
+const outputView = (o) => ({
+  id: o.id,
+  status: o.status.code,
+  model_id: o.model.id,
+  version_id: o.model.model_version && o.model.model_version.id,
+  input_id: o.input && o.input.id,
+  concepts: ((o.data || {}).concepts || []).map(conceptOf),
+  regions: ((o.data || {}).regions || []).map((r) => ({id: r.id, value: r.value, box: boxOf((r.region_info || {}).bounding_box),
+    concepts: ((r.data || {}).concepts || []).map(conceptOf)})),
+});
+const predictView = (response) => ({status: response.status.code, outputs: response.outputs.map(outputView)});
+const searchView = (response) => ({id: response.id, status: response.status.code,
+  hits: response.hits.map((h) => ({id: h.input.id, score: h.score}))});
 const each = (collection, view) => Array.from({length: collection.length}, (_, k) => view(collection[k]));
 
 async function allPages(list, limit = 50) {
@@ -97,6 +133,34 @@ async function main() {
     return response.data.status.code;
   });
   await step('inputs_list_after_delete', async () => allPages((o) => app.inputs.list(o)));
+  await predictAndSearch(app);
+}
+
+async function predictAndSearch(app) {
+  const cat = {base64: PHOTO_B64.cat};
+  await step('predict_general_model', async () => predictView(await app.models.predict(Clarifai.GENERAL_MODEL, cat)));
+  await step('predict_url', async () => predictView(await app.models.predict(Clarifai.GENERAL_MODEL, PHOTO_URL.cat)));
+  await step('predict_id_version', async () => withRequests(async () => predictView(
+    await app.models.predict({id: Clarifai.GENERAL_MODEL, version: GENERAL_VERSION}, cat))));
+  // predict({name}) first asks POST /v2/models/searches for the model, then predicts with the
+  // version the search answered.
+  await step('predict_name', async () => withRequests(async () => predictView(
+    await app.models.predict({name: 'general-v1.3'}, cat))));
+  await step('predict_max_concepts', async () => predictView(
+    await app.models.predict(Clarifai.GENERAL_MODEL, cat, {maxConcepts: 3})));
+  await step('predict_face', async () => predictView(
+    await app.models.predict(Clarifai.FACE_DETECT_MODEL, {base64: PHOTO_B64.face})));
+
+  await step('search_inputs_create', async () => each(await app.inputs.create([
+    {base64: PHOTO_B64.cat, id: P + 'cat', concepts: [{id: P + 'pet', value: true}]},
+    {base64: PHOTO_B64.face, id: P + 'face', concepts: [{id: P + 'person', value: true}, {id: P + 'pet', value: false}]},
+    {url: PHOTO_URL.coffee, id: P + 'coffee'},
+  ]), inputView));
+  await step('search_annotated', async () => searchView(await app.inputs.search({concept: {id: P + 'pet', type: 'input'}})));
+  await step('search_predicted', async () => searchView(await app.inputs.search({concept: {name: 'cat'}})));
+  await step('search_image_base64', async () => searchView(await app.inputs.search({input: {base64: PHOTO_B64.cat}})));
+  await step('search_image_url', async () => searchView(await app.inputs.search({input: {url: PHOTO_URL.cat}})));
+  await step('search_input_id', async () => searchView(await app.inputs.search({input: {id: P + 'coffee'}})));
 }
 
 main().then(

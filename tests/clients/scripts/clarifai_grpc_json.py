@@ -1,6 +1,7 @@
 """Drive ``clarifai-grpc`` 12.6.0 through its JSON channel against a live server.
 
-Config (JSON on stdin): base_url, key, prefix, png_b64, image_url, scoped (bool), app_id.
+Config (JSON on stdin): base_url, key, prefix, png_b64, image_url, scoped (bool), app_id; photos
+(name -> path of a JPEG: cat, face, coffee) and photo_urls (the same on the loopback image host).
 Pointing 12.6.0 at a server: ``ClarifaiChannel.get_json_channel(base_url="http://host:port")``;
 the base is used verbatim (no https is forced), and every RPC's URL is ``base_url`` + the path
 of its google.api.http binding. The default of ``base_url`` is ``CLARIFAI_API_BASE``, read when
@@ -28,6 +29,10 @@ if cfg["scoped"]:
 stub = steps.obtain("channel", lambda: service_pb2_grpc.V2Stub(
     ClarifaiChannel.get_json_channel(base_url=cfg["base_url"])))
 SUCCESS = status_code_pb2.SUCCESS
+GENERAL, GENERAL_VERSION = "aaa03c23b3724a16a56b629203edc62c", "aa9ca48295b37401f8af92ad1af0d91d"
+FACE = "a403429f2ddf4b49b307e318f00e528b"
+PHOTO = {name: open(path, "rb").read() for name, path in cfg.get("photos", {}).items()}
+PHOTO_URL = cfg.get("photo_urls", {})
 
 
 def status_view(status):
@@ -84,6 +89,94 @@ def missing_input():
     return status_view(r.status)
 
 
+def model_view(m):
+    return {"id": m.id, "name": m.name, "version": m.model_version.id,
+            "version_status": m.model_version.status.code, "type": m.model_type_id or m.output_info.type}
+
+
+def box_view(b):
+    return {"top_row": b.top_row, "left_col": b.left_col, "bottom_row": b.bottom_row, "right_col": b.right_col}
+
+
+def output_view(o):
+    return {"id": o.id, "status": o.status.code, "model_id": o.model.id, "version_id": o.model.model_version.id,
+            "input_id": o.input.id, "concepts": [concept_view(c) for c in o.data.concepts],
+            "regions": [{"id": r.id, "value": r.value, "box": box_view(r.region_info.bounding_box),
+                         "concepts": [concept_view(c) for c in r.data.concepts]} for r in o.data.regions]}
+
+
+def predict(model_id, image, version_id=None, output_config=None):
+    fields = {"model_id": model_id, "inputs": [resources_pb2.Input(data=resources_pb2.Data(image=image))]}
+    if version_id:
+        fields["version_id"] = version_id
+    if output_config is not None:
+        fields["model"] = resources_pb2.Model(output_info=resources_pb2.OutputInfo(output_config=output_config))
+    r = call("PostModelOutputs", service_pb2.PostModelOutputsRequest, **fields)
+    return {"status": r.status.code, "outputs": [output_view(o) for o in r.outputs]}
+
+
+def search_view(r):
+    return {"id": r.id, "status": r.status.code, "hits": [{"id": h.input.id, "score": h.score} for h in r.hits]}
+
+
+def search(term):
+    return search_view(call("PostSearches", service_pb2.PostSearchesRequest,
+                            query=resources_pb2.Query(ands=[term]),
+                            pagination=service_pb2.Pagination(page=1, per_page=20)))
+
+
+def post_photo_inputs():
+    r = call("PostInputs", service_pb2.PostInputsRequest, inputs=[
+        resources_pb2.Input(id=P + "cat", data=resources_pb2.Data(
+            image=resources_pb2.Image(base64=PHOTO["cat"]),
+            concepts=[resources_pb2.Concept(id=P + "pet", value=1.0)])),
+        resources_pb2.Input(id=P + "face", data=resources_pb2.Data(
+            image=resources_pb2.Image(base64=PHOTO["face"]),
+            concepts=[resources_pb2.Concept(id=P + "person", value=1.0), resources_pb2.Concept(id=P + "pet", value=0.0)])),
+        resources_pb2.Input(id=P + "coffee", data=resources_pb2.Data(
+            image=resources_pb2.Image(url=PHOTO_URL["coffee"]))),
+    ])
+    return [i.id for i in r.inputs]
+
+
+def run_models_predict_search():
+    """GetModel (by id and by name), ListModelVersions, PostModelsSearches, PostModelOutputs
+    (base64, URL, with a version, output_config, face detection), and PostSearches by annotated
+    concept, predicted concept, image base64 and input id."""
+    steps.run("get_model", lambda: model_view(call("GetModel", service_pb2.GetModelRequest, model_id=GENERAL).model))
+    steps.run("get_model_by_name", lambda: model_view(call("GetModel", service_pb2.GetModelRequest,
+                                                           model_id="general-v1.3").model))
+    steps.run("list_model_versions", lambda: [v.id for v in call(
+        "ListModelVersions", service_pb2.ListModelVersionsRequest, model_id=GENERAL).model_versions])
+    steps.run("models_search_name", lambda: [model_view(m) for m in call(
+        "PostModelsSearches", service_pb2.PostModelsSearchesRequest,
+        model_query=resources_pb2.ModelQuery(name="general-v1.3")).models])
+    steps.run("models_search_type", lambda: [m.id for m in call(
+        "PostModelsSearches", service_pb2.PostModelsSearchesRequest,
+        model_query=resources_pb2.ModelQuery(model_type_id="facedetect")).models])
+
+    steps.run("predict_base64", lambda: predict(GENERAL, resources_pb2.Image(base64=PHOTO["cat"])))
+    steps.run("predict_url", lambda: predict(GENERAL, resources_pb2.Image(url=PHOTO_URL["cat"])))
+    steps.run("predict_version", lambda: predict(GENERAL, resources_pb2.Image(base64=PHOTO["cat"]),
+                                                 version_id=GENERAL_VERSION))
+    steps.run("predict_max_concepts", lambda: predict(GENERAL, resources_pb2.Image(base64=PHOTO["cat"]),
+                                                      output_config=resources_pb2.OutputConfig(max_concepts=3)))
+    steps.run("predict_select_concepts", lambda: predict(
+        GENERAL, resources_pb2.Image(base64=PHOTO["cat"]), output_config=resources_pb2.OutputConfig(
+            select_concepts=[resources_pb2.Concept(name="tabby cat"), resources_pb2.Concept(name="dog")])))
+    steps.run("predict_face", lambda: predict(FACE, resources_pb2.Image(base64=PHOTO["face"])))
+
+    steps.run("post_photo_inputs", post_photo_inputs)
+    And, Input, Output, Data = resources_pb2.And, resources_pb2.Input, resources_pb2.Output, resources_pb2.Data
+    steps.run("search_annotated", lambda: search(And(input=Input(data=Data(
+        concepts=[resources_pb2.Concept(id=P + "pet", value=1.0)])))))
+    steps.run("search_predicted", lambda: search(And(output=Output(data=Data(
+        concepts=[resources_pb2.Concept(name="cat", value=1.0)])))))
+    steps.run("search_image_base64", lambda: search(And(output=Output(input=Input(data=Data(
+        image=resources_pb2.Image(base64=PHOTO["cat"])))))))
+    steps.run("search_input_id", lambda: search(And(output=Output(input=Input(id=P + "coffee")))))
+
+
 if stub is not None:
     steps.run("post_inputs", post_inputs)
     steps.run("get_input", lambda: input_view(call("GetInput", service_pb2.GetInputRequest,
@@ -108,5 +201,6 @@ if stub is not None:
         concepts=[resources_pb2.Concept(id=P + "concept", name="Renamed " + P)]).concepts])
     steps.run("list_models", lambda: len(call("ListModels", service_pb2.ListModelsRequest,
                                               page=1, per_page=20).models))
+    run_models_predict_search()
 
 steps.emit()

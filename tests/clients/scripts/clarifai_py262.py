@@ -1,6 +1,7 @@
 """Drive the Python ``clarifai`` 2.6.2 client (``clarifai.rest.ClarifaiApp``) against a live server.
 
-Config (JSON on stdin): base_url, key, prefix, png_b64, png2_b64, image_url.
+Config (JSON on stdin): base_url, key, prefix, png_b64, png2_b64, image_url; photos (name -> path
+of a JPEG: cat, face, coffee) and photo_urls (the same photos on the loopback image host).
 Pointing 2.6.2 at a server: ``ClarifaiApp(api_key=..., base_url="http://host:port")`` (the
 scheme is kept; without one it assumes https), or the ``CLARIFAI_API_BASE`` environment
 variable, read when the ApiClient is built. Either way it calls ``<base>/v2/...``.
@@ -12,6 +13,7 @@ import os
 from steps import Steps, read_config, take
 
 from clarifai.rest import ApiError, ClarifaiApp
+from clarifai.rest import Concept as ClConcept
 from clarifai.rest import Image as ClImage
 
 cfg = read_config()
@@ -34,6 +36,118 @@ def make_app():
 
 
 app = steps.obtain("init", make_app)
+
+GENERAL = "aaa03c23b3724a16a56b629203edc62c"
+PHOTO = {name: open(path, "rb").read() for name, path in cfg.get("photos", {}).items()}
+PHOTO_B64 = {name: base64.b64encode(data) for name, data in PHOTO.items()}  # bytes, as 2.6.2 wants
+PHOTO_URL = cfg.get("photo_urls", {})
+
+
+def concept_list(data):
+    return [{"id": c.get("id"), "name": c.get("name"), "value": c.get("value", 0.0)}
+            for c in data.get("concepts", [])]
+
+
+def region_view(r):
+    box = r.get("region_info", {}).get("bounding_box", {})
+    return {"id": r.get("id"), "value": r.get("value"),
+            "box": {k: box.get(k, 0.0) for k in ("top_row", "left_col", "bottom_row", "right_col")},
+            "concepts": concept_list(r.get("data", {}))}
+
+
+def predict_view(res):
+    """A predict response (the dict 2.6.2 returns) reduced to what the tests check."""
+    outputs = []
+    for o in res.get("outputs", []):
+        model = o.get("model", {})
+        data = o.get("data", {})
+        outputs.append({"id": o.get("id"), "status": o.get("status", {}).get("code"),
+                        "model_id": model.get("id"), "version_id": model.get("model_version", {}).get("id"),
+                        "input_id": o.get("input", {}).get("id"), "concepts": concept_list(data),
+                        "regions": [region_view(r) for r in data.get("regions", [])]})
+    return {"status": res.get("status", {}).get("code"), "outputs": outputs}
+
+
+def search_view(res):
+    """A raw search response: the search id and the ranked hits."""
+    return {"id": res.get("id"), "status": res.get("status", {}).get("code"),
+            "hits": [{"id": h["input"]["id"], "score": h.get("score", 0.0)} for h in res.get("hits", [])]}
+
+
+def model_view(m):
+    return {"model_id": m.model_id, "name": getattr(m, "model_name", None), "version": m.model_version,
+            "type": getattr(m, "output_info", {}).get("type")}
+
+
+def run_models_predict_search():
+    """Model lookup (by id, by name through the cache and through GET /v2/models/{name}), predict
+    on real photos (base64, bytes, URL; output_config), and search (annotated and predicted
+    concepts, visual similarity by URL, base64, bytes and input id)."""
+    cat_b64, face_b64 = PHOTO_B64["cat"], PHOTO_B64["face"]
+
+    # ClarifaiApp() cached the public models (app_id "main") by (name, type) while paging
+    # GET /v2/models: get('general-v1.3') is answered from that cache, without a request.
+    def get_cached():
+        model = app.models.get("general-v1.3")
+        return dict(model_view(model), cached=("general-v1.3", None) in app.models.model_id_cache)
+
+    steps.run("model_get_cached", get_cached)
+    steps.run("predict_b64_by_name", lambda: predict_view(app.models.get("general-v1.3").predict_by_base64(cat_b64)))
+    steps.run("predict_public_url", lambda: predict_view(app.public_models.general_model.predict_by_url(
+        PHOTO_URL["cat"])))
+    steps.run("predict_public_bytes", lambda: predict_view(app.public_models.general_model.predict_by_bytes(
+        PHOTO["cat"])))
+    steps.run("predict_by_id", lambda: predict_view(app.models.get(model_id=GENERAL).predict_by_base64(cat_b64)))
+
+    # Without the cache, get(name) is GET /v2/models/general-v1.3: the Model then carries the
+    # version id, and predict goes to /v2/models/{id}/versions/{version_id}/outputs.
+    def get_by_name_http():
+        app.models.clear_model_cache()
+        return model_view(app.models.get("general-v1.3"))
+
+    steps.run("model_get_by_name", get_by_name_http)
+    steps.run("predict_versioned_url", lambda: predict_view(app.models.get("general-v1.3").predict_by_url(
+        PHOTO_URL["cat"])))
+    steps.run("model_get_logo", lambda: model_view(app.models.get("logo")))
+    steps.run("model_search", lambda: [model_view(m) for m in app.models.search("general-v1.3") or []])
+    steps.run("model_list_versions", lambda: [v["id"] for v in app.models.get(model_id=GENERAL).list_versions()
+                                              .get("model_versions", [])])
+    steps.run("model_get_info", lambda: app.models.get(model_id=GENERAL).get_info()["model"]["name"])
+    steps.run("model_get_info_versioned", lambda: app.models.get("general-v1.3").get_info()["model"]["id"])
+    steps.run("model_output_info_versioned", lambda: len(app.models.get("general-v1.3").get_info(
+        verbose=True)["model"]["output_info"].get("data", {}).get("concepts", [])))
+
+    general = app.public_models.general_model
+    steps.run("predict_select_concepts", lambda: predict_view(general.predict_by_base64(
+        cat_b64, select_concepts=[ClConcept(concept_name="tabby cat"), ClConcept(concept_name="dog"),
+                                  ClConcept(concept_name="cat")])))
+    steps.run("predict_max_concepts", lambda: predict_view(general.predict_by_base64(cat_b64, max_concepts=3)))
+    steps.run("predict_min_value", lambda: predict_view(general.predict_by_base64(cat_b64, min_value=0.5)))
+
+    face_model = app.public_models.face_detection_model
+    steps.run("predict_face_b64", lambda: predict_view(face_model.predict_by_base64(face_b64)))
+    steps.run("predict_face_by_name_url", lambda: predict_view(app.models.get("face-v1.3").predict_by_url(
+        PHOTO_URL["face"])))
+
+    # Search: three photos with concepts of this run, then every kind of query 2.6.2 builds.
+    steps.run("search_inputs_create", lambda: [image_view(i) for i in app.inputs.bulk_create_images([
+        ClImage(base64=cat_b64, image_id=P + "cat", concepts=[P + "pet"]),
+        ClImage(base64=face_b64, image_id=P + "face", concepts=[P + "person"], not_concepts=[P + "pet"]),
+        ClImage(url=PHOTO_URL["coffee"], image_id=P + "coffee", concepts=[P + "thing"]),
+    ])])
+    inputs = app.inputs
+    steps.run("search_annotated", lambda: search_view(inputs.search_by_annotated_concepts(
+        concepts=[P + "pet"], raw=True)))
+    steps.run("search_annotated_objects", lambda: [{"id": i.input_id, "score": i.score} for i in
+                                                   inputs.search_by_annotated_concepts(concept=P + "pet")])
+    steps.run("search_predicted", lambda: search_view(inputs.search_by_predicted_concepts(
+        concepts=["cat"], raw=True)))
+    steps.run("search_image_url", lambda: search_view(inputs.search_by_image(url=PHOTO_URL["cat"], raw=True)))
+    steps.run("search_image_base64", lambda: search_view(inputs.search_by_image(base64bytes=cat_b64, raw=True)))
+    steps.run("search_image_bytes", lambda: search_view(inputs.search_by_image(imgbytes=PHOTO["face"], raw=True)))
+    steps.run("search_image_id", lambda: search_view(inputs.search_by_image(image_id=P + "coffee", raw=True)))
+    steps.run("search_image_objects", lambda: [{"id": i.input_id, "score": i.score} for i in
+                                               inputs.search_by_image(image_id=P + "face")])
 
 
 def init_from_env():
@@ -92,5 +206,7 @@ if app is not None:
     steps.run("delete", delete_then_get)
     steps.run("delete_many", lambda: app.inputs.delete([P + "bulk1", P + "bulk2"]).code)
     steps.run("inputs_after_delete", lambda: [i.input_id for i in take(app.inputs.get_all())])
+
+    run_models_predict_search()
 
 steps.emit()
