@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from visionloop import errors
+from visionloop import cli_feedback, errors
 from visionloop.config import SETTINGS, SettingsError, load_settings
 from visionloop.core import VisionLoop
 from visionloop.services.apps import SCOPES
@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     kr = keys_sub.add_parser("revoke", parents=[common], help="revoke a key at once")
     kr.add_argument("key_id", help="the key id shown by 'keys list'")
     keys.set_defaults(func=cmd_keys)
+
+    cli_feedback.add_parser(sub, common, _settings)
 
     settings = sub.add_parser("settings", help="list every setting with its environment variable and default")
     settings.set_defaults(func=cmd_settings)

@@ -39,6 +39,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_batch", 128, "Most inputs in one inputs or predict call (Clarifai's own limit)."),
     Setting("max_per_page", 1000, "Cap on per_page for every list."),
     Setting("default_per_page", 128, "per_page when a list request does not say."),
+    Setting("feedback_rate_limit", 100.0, "Feedback requests per second per API key (token bucket, bursts of 10 "
+            "seconds' worth; an app's keys together get 5x); above it 11005 / HTTP 429. 0 disables."),
+    Setting("feedback_dedup_seconds", 600, "Identical feedback (same output or search, end user, session and "
+            "statement) repeated within this many seconds is stored once. 0 stores every retry."),
+    Setting("feedback_retention_days", 0, "Feedback older than this many days is deleted by "
+            "'visionloop feedback prune'; 0 keeps feedback forever."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -57,6 +63,9 @@ class Settings:
     max_batch: int
     max_per_page: int
     default_per_page: int
+    feedback_rate_limit: float
+    feedback_dedup_seconds: int
+    feedback_retention_days: int
 
     @property
     def db_url(self) -> str:
@@ -93,6 +102,9 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
                  "default_per_page"):
         if values[name] <= 0:
             raise SettingsError(f"{_BY_NAME[name].env} must be positive, got {values[name]}")
+    for name in ("feedback_rate_limit", "feedback_dedup_seconds", "feedback_retention_days"):
+        if not values[name] >= 0:  # also refuses nan
+            raise SettingsError(f"{_BY_NAME[name].env} must be 0 or more, got {values[name]}")
     values["data_dir"] = Path(values["data_dir"]).expanduser().resolve()
     values["fetch_allow_hosts"] = tuple(h.strip() for h in str(values["fetch_allow_hosts"]).split(",") if h.strip())
     return Settings(**values)

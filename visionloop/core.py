@@ -11,6 +11,7 @@ from visionloop.models.backbone import EMBEDDING_DIM
 from visionloop.models.runtime import ModelRuntime
 from visionloop.services.apps import SCOPES, AppService, KeyInfo, Secret
 from visionloop.services.concepts import ConceptService
+from visionloop.services.feedback import FeedbackService
 from visionloop.services.fetch import ImageFetcher
 from visionloop.services.image_source import ImageLoader
 from visionloop.services.inputs import InputService
@@ -47,6 +48,9 @@ class VisionLoop:
                                    max_batch=settings.max_batch)
         self.predict = PredictService(self.db, self.blobs, self.loader, self.models, max_batch=settings.max_batch)
         self.usage = UsageService(self.db)
+        self.feedback = FeedbackService(self.db, self.models, rate_limit=settings.feedback_rate_limit,
+                                        dedup_seconds=settings.feedback_dedup_seconds,
+                                        retention_days=settings.feedback_retention_days)
         self.search = SearchService(self.db, self.inputs, self.models, self.loader, self.indexes)
 
     def bootstrap(self) -> tuple[KeyInfo, Secret] | None:

@@ -11,6 +11,7 @@ Exactly one place (``visionloop.http.errors``) turns these into the status envel
     ├── KeyMissing / KeyNotFound / KeyInvalid   11009 / 11009 / 11008 (HTTP 401)
     ├── InsufficientScopes    11007  (HTTP 403)
     ├── AppNotFound           11101  app-scoped path naming another app
+    ├── ResourceNotFound      11101  an output or search id unknown in the caller's app (HTTP 404)
     ├── NotFound subclasses   *_DOES_NOT_EXIST (HTTP 404)
     ├── InputInvalid          30104  bad image or input fields
     ├── Throttled / LimitExceeded  11005 / 11006 (HTTP 429)
@@ -70,6 +71,12 @@ class InsufficientScopes(ApiError):
 
 
 class AppNotFound(ApiError):
+    code = status.CONN_DOES_NOT_EXIST
+    http_status = 404
+    default_description = "Resource does not exist"
+
+
+class ResourceNotFound(ApiError):
     code = status.CONN_DOES_NOT_EXIST
     http_status = 404
     default_description = "Resource does not exist"

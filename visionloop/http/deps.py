@@ -50,6 +50,7 @@ ModelsCaller = Annotated[Caller, Depends(scoped("models"))]
 PredictCaller = Annotated[Caller, Depends(scoped("predict"))]
 SearchCaller = Annotated[Caller, Depends(scoped("search"))]
 FeedbackCaller = Annotated[Caller, Depends(scoped("feedback"))]
+FeedbackAdminCaller = Annotated[Caller, Depends(scoped("feedback_admin"))]
 
 
 def get_page(request: Request, core: CoreDep) -> Page:

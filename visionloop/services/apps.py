@@ -15,7 +15,7 @@ from visionloop.ids import is_valid_client_id, new_id
 from visionloop.store.db import Database
 from visionloop.store.tables import ApiKey, App, utcnow
 
-SCOPES: tuple[str, ...] = ("inputs", "concepts", "models", "predict", "search", "feedback")
+SCOPES: tuple[str, ...] = ("inputs", "concepts", "models", "predict", "search", "feedback", "feedback_admin")
 
 
 def hash_key(key: str) -> str:

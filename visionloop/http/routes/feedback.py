@@ -1,0 +1,108 @@
+"""Feedback: on predictions (concepts or regions), on search results, and the log for operators.
+
+- ``POST /models/{model_id}/feedback``, ``POST /models/{model_id}/versions/{version_id}/feedback``
+- ``POST /searches/feedback``
+- ``GET /feedback`` (filters, paginated) and ``DELETE /feedback?end_user_id=`` (erasure), which
+  need the ``feedback_admin`` scope: a key that may send feedback may not read or erase others'.
+
+Bodies are parsed by :mod:`visionloop.services.feedback.parse` (codes tabled in
+:mod:`visionloop.services.feedback.record`). Feedback is never metered as usage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+
+from visionloop import errors
+from visionloop.http import wire
+from visionloop.http.deps import CoreDep, FeedbackAdminCaller, FeedbackCaller, PageDep
+from visionloop.services.feedback import FeedbackFilter
+from visionloop.services.feedback.parse import parse_event_type
+
+router = APIRouter(tags=["feedback"])
+
+_CONCEPTS_EXAMPLE = {"input": {"id": "my-input", "data": {
+    "image": {"url": "https://samples.clarifai.com/dog.tiff"},
+    "concepts": [{"id": "dog", "value": True}, {"id": "cat", "value": False}]},
+    "feedback_info": {"event_type": "annotation", "output_id": "<id of a predict output>",
+                      "end_user_id": "user-1", "session_id": "session-1"}}}
+_REGIONS_EXAMPLE = {"input": {"id": "my-input", "data": {"regions": [
+    {"id": "<id of a predicted region>", "region_info": {"feedback": "accurate"},
+     "data": {"concepts": [{"id": "face", "value": True}]}},
+    {"region_info": {"bounding_box": {"top_row": 0.2, "left_col": 0.1, "bottom_row": 0.3, "right_col": 0.2},
+                     "feedback": "not_detected"}, "data": {"concepts": [{"id": "face", "value": True}]}}]},
+    "feedback_info": {"event_type": "annotation", "output_id": "<id of a predict output>"}}}
+_SEARCH_EXAMPLE = {"input": {"id": "<id of the clicked hit's input>", "feedback_info": {
+    "event_type": "search_click", "search_id": "<id of a search>", "end_user_id": "user-1",
+    "session_id": "session-1"}}}
+
+ModelFeedbackBody = Annotated[Any, Body(
+    description="Feedback on one prediction output: data.concepts for concept models, data.regions for "
+                "detection models; feedback_info.event_type 'annotation' and output_id are required.",
+    openapi_examples={"concepts": {"value": _CONCEPTS_EXAMPLE}, "regions": {"value": _REGIONS_EXAMPLE}})]
+SearchFeedbackBody = Annotated[Any, Body(
+    description="A click on a search hit: input.id is the clicked input; feedback_info.event_type "
+                "'search_click' and search_id are required.",
+    openapi_examples={"click": {"value": _SEARCH_EXAMPLE}})]
+
+
+@router.post("/models/{model_id}/feedback")
+def model_feedback(model_id: str, body: ModelFeedbackBody, caller: FeedbackCaller, core: CoreDep) -> dict[str, Any]:
+    core.feedback.model_feedback(caller, model_id, None, body)
+    return wire.ok()
+
+
+@router.post("/models/{model_id}/versions/{version_id}/feedback")
+def model_version_feedback(model_id: str, version_id: str, body: ModelFeedbackBody, caller: FeedbackCaller,
+                           core: CoreDep) -> dict[str, Any]:
+    core.feedback.model_feedback(caller, model_id, version_id, body)
+    return wire.ok()
+
+
+@router.post("/searches/feedback")
+def search_feedback(body: SearchFeedbackBody, caller: FeedbackCaller, core: CoreDep) -> dict[str, Any]:
+    core.feedback.search_feedback(caller, body)
+    return wire.ok()
+
+
+def _time(value: str | None, name: str) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip().replace(" ", "+"))
+    except ValueError:
+        raise errors.InvalidRequest(f"{name}: must be an ISO 8601 time such as 2026-01-31T12:00:00Z, "
+                                    f"got {value[:40]!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+Text = Annotated[str | None, Query(max_length=255)]
+
+
+@router.get("/feedback")
+def list_feedback(caller: FeedbackAdminCaller, core: CoreDep, page: PageDep, model_id: Text = None,
+                  version_id: Text = None, event_type: Text = None, end_user_id: Text = None,
+                  session_id: Text = None, output_id: Text = None, search_id: Text = None,
+                  created_after: Text = None, created_before: Text = None) -> dict[str, Any]:
+    """The app's feedback events, oldest first; every filter is optional (times are ISO 8601, UTC if bare)."""
+    model_pk = core.models.get(caller.app_id, model_id).model.pk if model_id else None
+    flt = FeedbackFilter(model_pk=model_pk, version_id=version_id or None,
+                         event_type=parse_event_type(event_type, "event_type"),
+                         end_user_id=end_user_id or None, session_id=session_id or None,
+                         output_id=output_id or None, search_id=search_id or None,
+                         created_after=_time(created_after, "created_after"),
+                         created_before=_time(created_before, "created_before"))
+    return wire.ok(feedback=core.feedback.log.list(caller.app_id, flt, page))
+
+
+@router.delete("/feedback")
+def erase_feedback(caller: FeedbackAdminCaller, core: CoreDep, end_user_id: Text = None) -> dict[str, Any]:
+    """Erase every feedback event of one end user of the app (privacy); derived labels are rebuilt."""
+    if not end_user_id:
+        raise errors.InvalidRequest("end_user_id: required; feedback is erased per end user "
+                                    "(DELETE /v2/feedback?end_user_id=...)")
+    erasure = core.feedback.log.erase_end_user(caller.app_id, end_user_id)
+    return wire.ok(erased=erasure.count)

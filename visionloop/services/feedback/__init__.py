@@ -1,0 +1,42 @@
+"""Feedback: what applications say about predictions and searches, kept as an append-only log.
+
+- :mod:`.parse` turns request bodies into validated values (total: parses or raises ApiError);
+- :mod:`.concepts` and :mod:`.regions` resolve concepts and tie regions to predicted regions;
+- :mod:`.record` checks feedback against its output or search, normalises and appends it
+  (the status codes are tabled there);
+- :mod:`.log` is the log itself: dedup on write, filtered reads, erasure and retention.
+
+Feedback is never metered as usage; it is rate limited separately (:mod:`visionloop.services.ratelimit`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from visionloop.services.apps import Caller
+from visionloop.services.feedback.log import Appended, Erasure, ErasureHook, FeedbackFilter, FeedbackLog
+from visionloop.services.feedback.parse import parse_model_feedback, parse_search_feedback
+from visionloop.services.feedback.record import FeedbackRecorder
+from visionloop.services.models import ModelService
+from visionloop.services.ratelimit import RateLimiter
+from visionloop.store.db import Database
+
+__all__ = ["Appended", "Erasure", "ErasureHook", "FeedbackFilter", "FeedbackService"]
+
+
+class FeedbackService:
+    """The feedback endpoints' one entry point: throttle, parse, record; and the log for operators."""
+
+    def __init__(self, db: Database, models: ModelService, *, rate_limit: float, dedup_seconds: int,
+                 retention_days: int) -> None:
+        self.log = FeedbackLog(db, dedup_seconds=dedup_seconds, retention_days=retention_days)
+        self.recorder = FeedbackRecorder(db, models, self.log)
+        self.limiter = RateLimiter(rate_limit, what="feedback requests")
+
+    def model_feedback(self, caller: Caller, model_ref: str, version_id: str | None, body: Any) -> Appended:
+        self.limiter.check(caller.app_id, caller.key_id)
+        return self.recorder.record_model(caller, model_ref, version_id, parse_model_feedback(body), body)
+
+    def search_feedback(self, caller: Caller, body: Any) -> Appended:
+        self.limiter.check(caller.app_id, caller.key_id)
+        return self.recorder.record_search(caller, parse_search_feedback(body), body)

@@ -1,0 +1,108 @@
+"""Which concept a feedback statement is about.
+
+A reference (the ``id`` sent, else the ``name``) is looked up, first match wins:
+
+1. an id of the model version's concepts (``n02084071``);
+2. an id of the app's concepts;
+3. a name of the model version's concepts, case-insensitively (``dog`` -> ``n02084071``);
+4. a name of the app's concepts, case-insensitively;
+5. otherwise it is a new app concept (``laborador_retriever``) with that id, created in the same
+   transaction as the feedback event, so the app can learn it. Its id must be a valid concept id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from visionloop.ids import is_valid_client_id
+from visionloop.services.feedback.parse import ConceptIn, invalid
+from visionloop.services.models import ModelService, ModelView
+from visionloop.store.tables import Concept
+
+MODEL, APP, NEW = "model", "app", "new"
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    id: str
+    name: str
+    present: bool
+    source: str  # MODEL, APP or NEW
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "value": 1.0 if self.present else 0.0, "source": self.source}
+
+
+@dataclasses.dataclass(frozen=True)
+class Vocabulary:
+    by_id: dict[str, str]    # id -> name
+    by_name: dict[str, str]  # casefolded name -> id (the first concept with that name)
+
+
+class ConceptResolver:
+    def __init__(self, models: ModelService) -> None:
+        self.models = models
+        self._vocabularies: dict[str, Vocabulary] = {}  # by version id: versions are immutable
+
+    def vocabulary(self, view: ModelView) -> Vocabulary:
+        vocab = self._vocabularies.get(view.version.id)
+        if vocab is None:
+            pairs = self.models.concepts_of(view)
+            by_name: dict[str, str] = {}
+            for cid, name in pairs:
+                by_name.setdefault(name.casefold(), cid)
+            vocab = self._vocabularies[view.version.id] = Vocabulary(dict(pairs), by_name)
+        return vocab
+
+    def resolve(self, s: Session, app_id: str, view: ModelView, concepts: Sequence[ConceptIn]) -> list[Resolved]:
+        """Resolve every statement; two references to one concept must agree on its value."""
+        if not concepts:
+            return []
+        vocab = self.vocabulary(view)
+        refs = {c.ref for c in concepts}
+        folded = {r.casefold() for r in refs}
+        rows = list(s.scalars(select(Concept).where(Concept.app_id == app_id,
+                                                    or_(Concept.id.in_(refs), func.lower(Concept.name).in_(folded)))))
+        app_by_id = {r.id: r.name for r in rows}
+        app_by_name: dict[str, str] = {}
+        for r in sorted(rows, key=lambda r: (r.created_at, r.id)):
+            app_by_name.setdefault(r.name.casefold(), r.id)
+
+        out: list[Resolved] = []
+        seen: dict[str, tuple[Resolved, ConceptIn]] = {}
+        for c in concepts:
+            resolved = self._one(c, vocab, app_by_id, app_by_name)
+            before = seen.get(resolved.id)
+            if before is not None:
+                if before[0].present != resolved.present:
+                    raise invalid(c.field, f"{c.ref!r} is concept {resolved.id!r}, also given in {before[1].field} "
+                                           "with the opposite value")
+                continue
+            seen[resolved.id] = (resolved, c)
+            out.append(resolved)
+        return out
+
+    @staticmethod
+    def _one(c: ConceptIn, vocab: Vocabulary, app_by_id: dict[str, str], app_by_name: dict[str, str]) -> Resolved:
+        ref, key = c.ref, c.ref.casefold()
+        if ref in vocab.by_id:
+            return Resolved(ref, vocab.by_id[ref], c.present, MODEL)
+        if ref in app_by_id:
+            return Resolved(ref, app_by_id[ref], c.present, APP)
+        if key in vocab.by_name:
+            cid = vocab.by_name[key]
+            return Resolved(cid, vocab.by_id[cid], c.present, MODEL)
+        if key in app_by_name:
+            cid = app_by_name[key]
+            return Resolved(cid, app_by_id[cid], c.present, APP)
+        if not is_valid_client_id(ref):
+            field = f"{c.field}.name" if c.name == ref else f"{c.field}.id"
+            raise invalid(field, f"{ref!r} is not a concept of this model or app, and cannot be the id of a new "
+                                 "one (1-64 letters, digits, '_', '.', ':' or '-', starting with a letter or "
+                                 "digit); send an id (and a name) to create it")
+        return Resolved(ref, c.name or ref, c.present, NEW)

@@ -1,0 +1,258 @@
+"""The feedback log: append-only events, deduplicated on write, read by filters, erased by end user.
+
+- **Append-only.** :meth:`FeedbackLog.append` inserts one ``feedback_events`` row per accepted
+  feedback and commits before returning; no code updates an event.
+- **Retries are stored once.** An event whose ``body_hash`` (what was said, about which output
+  or search, by which end user in which session — see :mod:`.record`) equals that of an event of
+  the same app stored within ``feedback_dedup_seconds`` is not stored again; the caller still gets
+  Ok. Writers are serialised per hash (the first write takes SQLite's write lock; PostgreSQL
+  takes a transaction-scoped advisory lock), so concurrent identical retries are stored once too.
+- **Deletion has exactly two sanctioned paths**, both here: :meth:`erase_end_user` (privacy) and
+  :meth:`prune` (retention, ``feedback_retention_days``). Both delete by id in one transaction
+  and then call every function in :attr:`FeedbackLog.erasure_hooks` with an :class:`Erasure`
+  naming what was affected, so data derived from the log (labels, metrics) can be rebuilt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Select, delete, select, text
+from sqlalchemy.orm import Session
+
+from visionloop.ids import new_id
+from visionloop.services.paging import Page
+from visionloop.store.db import Database
+from visionloop.store.tables import Concept, FeedbackEvent, Model, utcnow
+
+log = logging.getLogger("visionloop.feedback")
+
+DELETE_CHUNK = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class NewEvent:
+    app_id: str
+    key_id: str
+    event_type: str
+    body_hash: str
+    normalized: dict[str, Any]
+    raw: dict[str, Any]
+    end_user_id: str | None = None
+    session_id: str | None = None
+    model_pk: int | None = None
+    version_id: str | None = None
+    output_id: str | None = None
+    search_id: str | None = None
+    input_id: str | None = None
+    rank: int | None = None
+    new_concepts: tuple[tuple[str, str], ...] = ()  # (id, name) to create in the app
+
+
+@dataclasses.dataclass(frozen=True)
+class Appended:
+    event_id: str
+    duplicate: bool  # True: an identical event was already stored within the window
+
+
+@dataclasses.dataclass(frozen=True)
+class Erasure:
+    """What one deletion removed; given to every erasure hook after the commit."""
+
+    app_id: str
+    reason: str                    # "end_user" or "retention"
+    count: int
+    end_user_id: str | None = None
+    model_pks: frozenset[int] = frozenset()
+    output_ids: frozenset[str] = frozenset()
+    search_ids: frozenset[str] = frozenset()
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedbackFilter:
+    model_pk: int | None = None
+    version_id: str | None = None
+    event_type: str | None = None
+    end_user_id: str | None = None
+    session_id: str | None = None
+    output_id: str | None = None
+    search_id: str | None = None
+    created_after: dt.datetime | None = None   # inclusive
+    created_before: dt.datetime | None = None  # exclusive
+
+
+ErasureHook = Callable[[Erasure], None]
+
+
+class _Duplicate(Exception):
+    def __init__(self, event_id: str) -> None:
+        self.event_id = event_id
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
+def record_of(row: FeedbackEvent, model_id: str | None) -> dict[str, Any]:
+    """An event as a plain JSON record (the API listing and the export share it)."""
+    body = row.body or {}
+    return {
+        "id": row.id, "app_id": row.app_id, "event_type": row.event_type,
+        "created_at": as_utc(row.created_at).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "model_id": model_id, "version_id": row.version_id, "output_id": row.output_id,
+        "search_id": row.search_id, "input_id": row.input_id, "rank": row.rank,
+        "end_user_id": row.end_user_id, "session_id": row.session_id, "key_id": row.key_id,
+        "data": body.get("normalized", {}), "raw": body.get("raw", {}),
+    }
+
+
+class FeedbackLog:
+    def __init__(self, db: Database, *, dedup_seconds: int, retention_days: int) -> None:
+        self.db = db
+        self.dedup_window = dt.timedelta(seconds=dedup_seconds)
+        self.retention_days = retention_days
+        self.erasure_hooks: list[ErasureHook] = []
+
+    # -- writing ------------------------------------------------------------------------------
+    def append(self, ev: NewEvent) -> Appended:
+        """Store one event (and the new concepts it names) in one transaction, unless a duplicate."""
+        row = FeedbackEvent(id=new_id(), app_id=ev.app_id, event_type=ev.event_type, model_pk=ev.model_pk,
+                            version_id=ev.version_id, output_id=ev.output_id, search_id=ev.search_id,
+                            input_id=ev.input_id, rank=ev.rank, end_user_id=ev.end_user_id,
+                            session_id=ev.session_id, body={"normalized": ev.normalized, "raw": ev.raw},
+                            body_hash=ev.body_hash, key_id=ev.key_id, created_at=utcnow())
+        try:
+            with self.db.transaction() as s:
+                _serialize(s, ev.app_id, ev.body_hash)
+                s.add(row)
+                s.flush()  # the first write: on SQLite it takes the database's write lock
+                if self.dedup_window:
+                    earlier = s.scalar(select(FeedbackEvent.id)
+                                       .where(FeedbackEvent.app_id == ev.app_id,
+                                              FeedbackEvent.body_hash == ev.body_hash,
+                                              FeedbackEvent.created_at >= row.created_at - self.dedup_window,
+                                              FeedbackEvent.seq < row.seq)
+                                       .order_by(FeedbackEvent.seq).limit(1))
+                    if earlier is not None:
+                        raise _Duplicate(earlier)
+                _insert_concepts(s, ev.app_id, ev.new_concepts)
+        except _Duplicate as dup:
+            return Appended(dup.event_id, duplicate=True)
+        return Appended(row.id, duplicate=False)
+
+    # -- reading ------------------------------------------------------------------------------
+    def _query(self, app_id: str | None, flt: FeedbackFilter) -> Select[tuple[FeedbackEvent, str | None]]:
+        q = select(FeedbackEvent, Model.id).outerjoin(Model, Model.pk == FeedbackEvent.model_pk)
+        if app_id is not None:
+            q = q.where(FeedbackEvent.app_id == app_id)
+        for column, value in ((FeedbackEvent.model_pk, flt.model_pk), (FeedbackEvent.version_id, flt.version_id),
+                              (FeedbackEvent.event_type, flt.event_type),
+                              (FeedbackEvent.end_user_id, flt.end_user_id),
+                              (FeedbackEvent.session_id, flt.session_id), (FeedbackEvent.output_id, flt.output_id),
+                              (FeedbackEvent.search_id, flt.search_id)):
+            if value is not None:
+                q = q.where(column == value)
+        if flt.created_after is not None:
+            q = q.where(FeedbackEvent.created_at >= as_utc(flt.created_after))
+        if flt.created_before is not None:
+            q = q.where(FeedbackEvent.created_at < as_utc(flt.created_before))
+        return q.order_by(FeedbackEvent.seq)
+
+    def list(self, app_id: str, flt: FeedbackFilter, page: Page) -> list[dict[str, Any]]:
+        """One page of an app's events, oldest first (pages stay stable while the log grows)."""
+        with self.db.session() as s:
+            rows = s.execute(self._query(app_id, flt).offset(page.offset).limit(page.per_page)).all()
+        return [record_of(ev, model_id) for ev, model_id in rows]
+
+    def iter_records(self, app_id: str | None, flt: FeedbackFilter, batch: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every matching event (all apps when ``app_id`` is None), oldest first, read in batches."""
+        after = 0
+        while True:
+            with self.db.session() as s:
+                rows = s.execute(self._query(app_id, flt).where(FeedbackEvent.seq > after).limit(batch)).all()
+            if not rows:
+                return
+            for ev, model_id in rows:
+                yield record_of(ev, model_id)
+            after = rows[-1][0].seq
+
+    # -- the only deletions -------------------------------------------------------------------
+    def erase_end_user(self, app_id: str, end_user_id: str) -> Erasure:
+        """Delete every event of one end user of one app (privacy erasure); returns what went."""
+        if not end_user_id:
+            raise ValueError("an end user id is required")
+        erased = self._delete(select(FeedbackEvent.seq, FeedbackEvent.app_id, FeedbackEvent.model_pk,
+                                     FeedbackEvent.output_id, FeedbackEvent.search_id)
+                              .where(FeedbackEvent.app_id == app_id, FeedbackEvent.end_user_id == end_user_id),
+                              reason="end_user", end_user_id=end_user_id)
+        return erased.get(app_id) or Erasure(app_id=app_id, reason="end_user", count=0, end_user_id=end_user_id)
+
+    def prune(self, now: dt.datetime | None = None, days: int | None = None) -> list[Erasure]:
+        """Delete events older than the retention (``days`` or the setting; 0 keeps everything)."""
+        days = self.retention_days if days is None else days
+        if days <= 0:
+            return []
+        cutoff = as_utc(now or utcnow()) - dt.timedelta(days=days)
+        erased = self._delete(select(FeedbackEvent.seq, FeedbackEvent.app_id, FeedbackEvent.model_pk,
+                                     FeedbackEvent.output_id, FeedbackEvent.search_id)
+                              .where(FeedbackEvent.created_at < cutoff), reason="retention")
+        return list(erased.values())
+
+    def _delete(self, victims: Select[Any], *, reason: str, end_user_id: str | None = None) -> dict[str, Erasure]:
+        with self.db.transaction() as s:
+            rows = s.execute(victims).all()
+            seqs = [r.seq for r in rows]
+            for i in range(0, len(seqs), DELETE_CHUNK):
+                s.execute(delete(FeedbackEvent).where(FeedbackEvent.seq.in_(seqs[i:i + DELETE_CHUNK])))
+        by_app: dict[str, list[Any]] = {}
+        for r in rows:
+            by_app.setdefault(r.app_id, []).append(r)
+        out = {}
+        for app_id, items in by_app.items():
+            out[app_id] = Erasure(app_id=app_id, reason=reason, count=len(items), end_user_id=end_user_id,
+                                  model_pks=frozenset(r.model_pk for r in items if r.model_pk is not None),
+                                  output_ids=frozenset(r.output_id for r in items if r.output_id),
+                                  search_ids=frozenset(r.search_id for r in items if r.search_id))
+        for erasure in out.values():
+            self._notify(erasure)
+        return out
+
+    def _notify(self, erasure: Erasure) -> None:
+        """Rebuild what was derived from the erased events. The events are gone whatever a hook does."""
+        for hook in list(self.erasure_hooks):
+            try:
+                hook(erasure)
+            except Exception:  # a failing rebuild must not undo or hide a completed erasure
+                log.exception("feedback erasure hook %r failed for app %s", hook, erasure.app_id)
+
+
+def _serialize(s: Session, app_id: str, body_hash: str) -> None:
+    """On PostgreSQL, one writer at a time per (app, hash) until commit (SQLite has one writer anyway)."""
+    if s.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(f"{app_id}\0{body_hash}".encode()).digest()[:8], "big", signed=True)
+        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def _insert_concepts(s: Session, app_id: str, concepts: Sequence[tuple[str, str]]) -> None:
+    """Create app concepts unless present (a concurrent request may create the same one)."""
+    if not concepts:
+        return
+    now = utcnow()
+    rows = [{"app_id": app_id, "id": cid, "name": name, "created_at": now, "modified_at": now}
+            for cid, name in concepts]
+    dialect = s.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        s.execute(insert(Concept).values(rows).on_conflict_do_nothing(index_elements=["app_id", "id"]))
+        return
+    have = set(s.scalars(select(Concept.id).where(Concept.app_id == app_id,
+                                                  Concept.id.in_([r["id"] for r in rows]))))
+    s.add_all(Concept(**r) for r in rows if r["id"] not in have)

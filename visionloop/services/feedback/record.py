@@ -1,0 +1,228 @@
+"""Check parsed feedback against what it refers to, normalise it, and append it to the log.
+
+Codes (every refusal stores nothing):
+
+==============================================  =====  ====  =========================================
+what                                            code   HTTP  error class
+==============================================  =====  ====  =========================================
+body not JSON / not an object                   11100  400   BadRequestFormat
+a field missing, of the wrong type, out of      11102  400   InvalidRequest (details name the field)
+range, unknown enum value, empty list, wrong
+event_type; output of another model/version;
+unknown or repeated region id
+unknown model or version                        21200  404   ModelNotFound
+embedding model; concepts sent to a detection   21202  400   ModelInvalid
+model or regions sent to a concept model
+output_id / search_id unknown in the app        11101  404   ResourceNotFound (another app's ids are
+                                                                 unknown too: nothing leaks)
+input.id neither the output's input nor a       30104  400   InputInvalid
+stored input with the output's image
+clicked input not among the search's hits       30102  404   InputNotFound
+too many requests                               11005  429   Throttled (:mod:`visionloop.services.ratelimit`)
+==============================================  =====  ====  =========================================
+
+The stored event carries ``body = {"normalized": ..., "raw": ...}``. ``raw`` is the request body
+as sent (an image's base64 replaced by its length and SHA-256). ``normalized`` is what learning
+reads::
+
+    concept feedback: {"kind": "concepts", "model_id", "version_id", "output_id", "input_id",
+                       "digest" (the output's image, in the blob store),
+                       "image": {"url"} | {"base64_sha256", "same_as_output"} | null,
+                       "concepts": [{"id", "name", "value": 1.0 | 0.0, "source": "model"|"app"|"new"}]}
+    region feedback:  {"kind": "regions", ... as above, "regions": [{"feedback", "box": [top, left,
+                       bottom, right], "region_id" (the predicted region tied to, or null),
+                       "matched_by": "id"|"iou"|null, "iou", "concepts": [...]}]}
+    search click:     {"kind": "search_click", "search_id", "input_id", "rank" (1-based), "score"}
+
+``body_hash`` is the SHA-256 of what was said (resolved concept ids and values, regions),
+about what (app, output or search, model, version, input) and by whom (end user, session): two
+requests with the same hash within the dedup window are one event (see :mod:`.log`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy import select
+
+from visionloop import errors
+from visionloop.models.catalog import CONCEPT, DETECTION, EMBEDDING
+from visionloop.services.apps import Caller
+from visionloop.services.feedback.concepts import NEW, ConceptResolver, Resolved
+from visionloop.services.feedback.log import Appended, FeedbackLog, NewEvent
+from visionloop.services.feedback.parse import ModelFeedbackIn, SearchFeedbackIn
+from visionloop.services.feedback.regions import match_regions, predicted_regions
+from visionloop.services.images import decode_base64
+from visionloop.services.models import ModelService, ModelView
+from visionloop.store.blobs import digest_of
+from visionloop.store.db import Database
+from visionloop.store.tables import Input, Model, ModelVersion, Output, Search, SearchHit
+
+INFO = "input.feedback_info"
+MAX_RAW_BYTES = 1024 * 1024  # a feedback body, without its image, is small; a larger one is refused
+
+
+def body_hash(statement: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def redact(body: Any) -> Any:
+    """The body to store: as sent, but an image's base64 becomes its length and SHA-256."""
+    try:
+        image = body["input"]["data"]["image"]
+        b64 = image["base64"]
+    except (KeyError, TypeError):
+        return body
+    if not isinstance(b64, str):
+        return body
+    digest = hashlib.sha256(b64.encode()).hexdigest()
+    image = {**image, "base64": {"omitted_chars": len(b64), "sha256_of_text": digest}}
+    data = {**body["input"]["data"], "image": image}
+    return {**body, "input": {**body["input"], "data": data}}
+
+
+def _raw(body: Any) -> dict[str, Any]:
+    raw = redact(body)
+    size = len(json.dumps(raw))
+    if size > MAX_RAW_BYTES:
+        raise errors.InvalidRequest(f"body: a feedback body is at most {MAX_RAW_BYTES} bytes without its image, "
+                                    f"got {size}")
+    return raw
+
+
+class FeedbackRecorder:
+    def __init__(self, db: Database, models: ModelService, log: FeedbackLog) -> None:
+        self.db = db
+        self.models = models
+        self.log = log
+        self.concepts = ConceptResolver(models)
+
+    # -- prediction feedback ------------------------------------------------------------------
+    def record_model(self, caller: Caller, model_ref: str, version_id: str | None, fb: ModelFeedbackIn,
+                     body: Any) -> Appended:
+        raw = _raw(body)
+        view = self.models.get(caller.app_id, model_ref)
+        version = self.models.version(caller.app_id, view.model, version_id) if version_id else None
+        self._check_kind(view, fb)
+        output = self._output(caller.app_id, view, version, fb.info.output_id or "")
+        input_id = self._input_id(caller.app_id, fb.input_id, output)
+        image = self._image(fb, output)
+        normalized: dict[str, Any] = {"kind": fb.kind, "model_id": view.model.id, "version_id": output.version_id,
+                                      "output_id": output.id, "input_id": input_id, "digest": output.digest,
+                                      "image": image}
+        with self.db.session() as s:
+            if fb.regions:
+                matches = match_regions(fb.regions, predicted_regions(output.result or {}), output.id)
+                regions = []
+                for r, m in zip(fb.regions, matches):
+                    regions.append({"feedback": r.feedback, "box": [m.box.top, m.box.left, m.box.bottom, m.box.right],
+                                    "region_id": m.region_id, "matched_by": m.by, "iou": m.iou,
+                                    "concepts": self.concepts.resolve(s, caller.app_id, view, r.concepts)})
+                resolved = [c for r in regions for c in r["concepts"]]
+                normalized["regions"] = [{**r, "concepts": [c.as_json() for c in r["concepts"]]} for r in regions]
+                said: Any = sorted(([r["feedback"], r["box"], r["region_id"], _said(r["concepts"])] for r in regions),
+                                   key=json.dumps)
+            else:
+                resolved = self.concepts.resolve(s, caller.app_id, view, fb.concepts)
+                normalized["concepts"] = [c.as_json() for c in resolved]
+                said = _said(resolved)
+        statement = {"app": caller.app_id, "kind": fb.kind, "output": output.id, "model": view.model.pk,
+                     "version": output.version_id, "input": input_id, "image": image,
+                     "end_user": fb.info.end_user_id, "session": fb.info.session_id, "said": said}
+        new = tuple(sorted({(c.id, c.name) for c in resolved if c.source == NEW}))
+        return self.log.append(NewEvent(
+            app_id=caller.app_id, key_id=caller.key_id, event_type=fb.info.event_type, body_hash=body_hash(statement),
+            normalized=normalized, raw=raw, end_user_id=fb.info.end_user_id, session_id=fb.info.session_id,
+            model_pk=view.model.pk, version_id=output.version_id, output_id=output.id, input_id=input_id,
+            new_concepts=new))
+
+    @staticmethod
+    def _check_kind(view: ModelView, fb: ModelFeedbackIn) -> None:
+        m = view.model
+        if m.model_type == EMBEDDING:
+            raise errors.ModelInvalid(f"model {m.id!r} ({m.name}) is an embedding model: it outputs vectors, not "
+                                      "concepts or regions, so it takes no prediction feedback (say which search "
+                                      "hits were right with POST /v2/searches/feedback)")
+        if fb.regions and m.model_type == CONCEPT:
+            raise errors.ModelInvalid(f"input.data.regions: model {m.id!r} ({m.name}) is a concept model; its "
+                                      "feedback is input.data.concepts, regions are for detection models")
+        if fb.concepts and m.model_type == DETECTION:
+            raise errors.ModelInvalid(f"input.data.concepts: model {m.id!r} ({m.name}) is a detection model; its "
+                                      "feedback is input.data.regions (each with its own data.concepts)")
+
+    def _output(self, app_id: str, view: ModelView, version: ModelVersion | None, output_id: str) -> Output:
+        with self.db.session() as s:
+            output = s.get(Output, output_id)
+            if output is None or output.app_id != app_id:
+                raise errors.ResourceNotFound(f"{INFO}.output_id: output {output_id!r} does not exist in this app "
+                                              "(use the id of an output returned by predict)",
+                                              description="Output does not exist")
+            if output.model_pk != view.model.pk:
+                other = s.get(Model, output.model_pk)
+                made_by = f"{other.id!r} ({other.name})" if other is not None else "another model"
+                raise errors.InvalidRequest(f"{INFO}.output_id: output {output_id!r} was predicted by model {made_by}, "
+                                            f"not by {view.model.id!r} ({view.model.name})")
+            if version is not None and output.version_id != version.id:
+                raise errors.InvalidRequest(f"{INFO}.output_id: output {output_id!r} was predicted by version "
+                                            f"{output.version_id!r} of this model, not by version {version.id!r}")
+            return output
+
+    def _input_id(self, app_id: str, named: str | None, output: Output) -> str | None:
+        """The input the feedback is about: the output's, or a stored input holding the very same image.
+
+        Clients predict on bytes and then name the stored input those bytes came from (the Python
+        client cannot send an input id with predict), so a stored input with the output's image
+        digest is the same input. Any other id names another image: refused.
+        """
+        if named is None or named == output.input_id:
+            return output.input_id
+        with self.db.session() as s:
+            stored = s.get(Input, (app_id, named))
+        if stored is not None and stored.digest == output.digest:
+            return named
+        raise errors.InputInvalid(f"input.id: output {output.id!r} was predicted on input {output.input_id!r}; "
+                                  f"{named!r} is neither that input nor a stored input with the same image")
+
+    @staticmethod
+    def _image(fb: ModelFeedbackIn, output: Output) -> dict[str, Any] | None:
+        """What the body says the image is: a URL as given (never fetched), base64 by its digest."""
+        if fb.image is None:
+            return None
+        if fb.image.base64 is not None:
+            try:
+                digest = digest_of(decode_base64(fb.image.base64))
+            except errors.ApiError as exc:
+                raise errors.InputInvalid("input.data.image.base64: not valid base64 (it only needs to name the "
+                                          "image; the output already holds it)") from exc
+            return {"base64_sha256": digest, "same_as_output": digest == output.digest}
+        return {"url": fb.image.url}
+
+    # -- search feedback ----------------------------------------------------------------------
+    def record_search(self, caller: Caller, fb: SearchFeedbackIn, body: Any) -> Appended:
+        raw = _raw(body)
+        search_id = fb.info.search_id or ""
+        with self.db.session() as s:
+            search = s.get(Search, search_id)
+            if search is None or search.app_id != caller.app_id:
+                raise errors.ResourceNotFound(f"{INFO}.search_id: search {search_id!r} does not exist in this app "
+                                              "(use the id of a search response)", description="Search does not exist")
+            hit = s.execute(select(SearchHit.rank, SearchHit.score)
+                            .where(SearchHit.search_id == search_id, SearchHit.input_id == fb.input_id)
+                            .order_by(SearchHit.rank).limit(1)).first()
+        if hit is None:
+            raise errors.InputNotFound(f"input.id: input {fb.input_id!r} is not among the hits of search {search_id!r}, "
+                                       "so it cannot have been clicked", description="Input is not a hit of this search")
+        normalized = {"kind": "search_click", "search_id": search_id, "input_id": fb.input_id, "rank": hit.rank,
+                      "score": hit.score, "search_kind": search.kind}
+        statement = {"app": caller.app_id, "kind": "search_click", "search": search_id, "input": fb.input_id,
+                     "end_user": fb.info.end_user_id, "session": fb.info.session_id}
+        return self.log.append(NewEvent(
+            app_id=caller.app_id, key_id=caller.key_id, event_type=fb.info.event_type, body_hash=body_hash(statement),
+            normalized=normalized, raw=raw, end_user_id=fb.info.end_user_id, session_id=fb.info.session_id,
+            search_id=search_id, input_id=fb.input_id, rank=hit.rank))
+
+
+def _said(concepts: list[Resolved]) -> list[list[Any]]:
+    return sorted([c.id, c.present] for c in concepts)
