@@ -9,7 +9,11 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from visionloop.learning.click_model import (
-    ClickModel, Hit, SearchSession, clicks_as_weak_labels, propensity,
+    ClickModel,
+    Hit,
+    SearchSession,
+    clicks_as_weak_labels,
+    propensity,
 )
 from visionloop.learning.labels import Vote
 from visionloop.learning.metrics_search import ndcg_at_k

@@ -74,7 +74,7 @@ def test_too_few_flag_and_interval() -> None:
     rng = np.random.default_rng(0)
     labels = rng.random(200) < 0.5
     scores = np.clip(labels * 0.3 + rng.random(200) * 0.7, 0, 1)
-    records = [R(i, "dog", float(s), bool(y)) for i, (s, y) in enumerate(zip(scores, labels))]
+    records = [R(i, "dog", float(s), bool(y)) for i, (s, y) in enumerate(zip(scores, labels, strict=True))]
     report = evaluate_concepts(records, n_resamples=200, seed=3)
     auc = report.concepts["dog"].roc_auc
     assert not auc.too_few and auc.n == 200
@@ -90,6 +90,6 @@ def test_vectorised_auc_matches_sklearn_with_weights_and_ties() -> None:
     y = (rng.random(40) < 0.4).astype(float)
     weights = rng.integers(0, 4, size=(5, 40)).astype(float)
     ours = _weighted_auc(scores, y, weights)
-    for row, value in zip(weights, ours):
+    for row, value in zip(weights, ours, strict=True):
         assert value == pytest.approx(roc_auc_score(y, scores, sample_weight=row))
     assert np.isnan(_weighted_auc(scores, np.ones(40), weights)).all()

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from visionloop.learning.metrics_regions import (
-    MISSING, JudgedRegion, Match, RegionFeedback, evaluate_regions, match,
+    MISSING,
+    JudgedRegion,
+    Match,
+    RegionFeedback,
+    evaluate_regions,
+    match,
 )
 
 F = RegionFeedback

@@ -7,7 +7,12 @@ import pytest
 from sklearn.metrics import ndcg_score
 
 from visionloop.learning.metrics_search import (
-    ALL, SearchRecord, dcg_at_k, evaluate_searches, mean_ndcg, ndcg_at_k,
+    ALL,
+    SearchRecord,
+    dcg_at_k,
+    evaluate_searches,
+    mean_ndcg,
+    ndcg_at_k,
 )
 
 S = SearchRecord

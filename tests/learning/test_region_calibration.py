@@ -7,7 +7,12 @@ import pytest
 
 from visionloop.learning.metrics_regions import JudgedRegion, RegionFeedback
 from visionloop.learning.region_calibration import (
-    box_pairs, calibrate_thresholds, fit_box_correction, fit_box_corrections, shift_box, suppression_mask,
+    box_pairs,
+    calibrate_thresholds,
+    fit_box_correction,
+    fit_box_corrections,
+    shift_box,
+    suppression_mask,
 )
 
 # 30 judged "dog" detections scored .51 ... .80: the ten lowest were false positives.
@@ -56,9 +61,9 @@ def boxes(n: int, seed: int = 0) -> list[tuple[float, float, float, float]]:
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
-        t, l = rng.uniform(0.05, 0.4, 2)
+        top, left = rng.uniform(0.05, 0.4, 2)
         h, w = rng.uniform(0.1, 0.4, 2)
-        out.append((t, l, t + h, l + w))
+        out.append((top, left, top + h, left + w))
     return out
 
 

@@ -39,7 +39,7 @@ import json
 import math
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.optimize import minimize
@@ -96,7 +96,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
 class ClickModel(BaseEstimator):
     """Position-bias propensities and an IPS-trained diagonal re-ranker; see the module docstring."""
 
-    _constraints = {
+    _constraints: ClassVar[dict[str, Range]] = {
         "max_rank": Range(2, integer=True),
         "eta_prior": Range(0),
         "eta_prior_sd": Range(0, open_low=True),
@@ -293,8 +293,8 @@ class ClickModel(BaseEstimator):
                 fold = np.random.default_rng(self.random_state).permutation(len(usable)) % self.cv_folds
                 before, after = [], []
                 for k in range(self.cv_folds):
-                    train = self._training_data([s for s, f in zip(usable, fold) if f != k], self.eta_, scale)
-                    test = self._training_data([s for s, f in zip(usable, fold) if f == k], self.eta_, scale)
+                    train = self._training_data([usable[i] for i in np.flatnonzero(fold != k)], self.eta_, scale)
+                    test = self._training_data([usable[i] for i in np.flatnonzero(fold == k)], self.eta_, scale)
                     if train is None or test is None:
                         continue
                     w = self._fit_weights(train)
@@ -376,7 +376,8 @@ def _paired_z(gain: np.ndarray) -> float:
 def _check_dimensions(sessions: Sequence[SearchSession], max_rank: int) -> int:
     d = len(np.asarray(sessions[0].query_vector).ravel())
     for s in sessions:
-        sizes = {len(np.asarray(s.query_vector).ravel())} | {len(np.asarray(h.vector).ravel()) for h in s.hits[:max_rank]}
+        sizes = {len(np.asarray(h.vector).ravel()) for h in s.hits[:max_rank]}
+        sizes.add(len(np.asarray(s.query_vector).ravel()))
         if sizes != {d}:
             raise ValueError(f"search {s.search_id!r}: vectors of {sorted(sizes)} dimensions, expected {d}")
     return d

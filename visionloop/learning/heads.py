@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
@@ -62,7 +62,7 @@ class ConceptHeads(BaseEstimator):
     order.
     """
 
-    _constraints = {
+    _constraints: ClassVar[dict[str, Range]] = {
         "min_positives": Range(1, integer=True),
         "min_negatives": Range(1, integer=True),
         "C": Range(0, open_low=True),
@@ -211,12 +211,12 @@ class ConceptHeads(BaseEstimator):
 
     def scores(self, X: Any) -> list[dict[str, float]]:
         """Per input, concept id -> probability (the shape :func:`combine` takes)."""
-        return [dict(zip(self.concepts_, map(float, row))) for row in self.predict_proba(X)]
+        return [dict(zip(self.concepts_, map(float, row), strict=True)) for row in self.predict_proba(X)]
 
     def evidence(self) -> dict[str, int]:
         """Concept id -> number of labels its head learned from (for :func:`combine`)."""
         check_is_fitted(self, "coef_")
-        return dict(zip(self.concepts_, map(int, self.n_labels_)))
+        return dict(zip(self.concepts_, map(int, self.n_labels_), strict=True))
 
     def to_bytes(self) -> bytes:
         """The fitted heads as an ``.npz`` of arrays plus JSON metadata; no pickle."""

@@ -180,7 +180,7 @@ def aggregate(
     n_votes = np.bincount(item_idx, minlength=n_items)
     voters: list[set[int]] = [set() for _ in range(n_items)]
     last_label = [False] * n_items
-    for v, i, u in zip(kept, item_idx, user_idx):
+    for v, i, u in zip(kept, item_idx, user_idx, strict=True):
         voters[i].add(int(u))
         last_label[i] = bool(v.label)
     labels = {}

@@ -105,11 +105,11 @@ def _relative_shift(predicted: Box, corrected: Box) -> np.ndarray | None:
 
 def shift_box(box: Sequence[float], delta: Sequence[float]) -> Box:
     """Move each side by ``delta`` times the box's height/width, clipped to the image."""
-    t, l, b, r = as_box(box)
-    h, w = b - t, r - l
-    moved = np.clip(np.array([t, l, b, r]) + np.array(delta) * np.array([h, w, h, w]), 0.0, 1.0)
+    original = as_box(box)
+    h, w = original[2] - original[0], original[3] - original[1]
+    moved = np.clip(np.array(original) + np.array(delta) * np.array([h, w, h, w]), 0.0, 1.0)
     if moved[0] >= moved[2] or moved[1] >= moved[3]:
-        return (t, l, b, r)  # a correction that would empty the box is not applied
+        return original  # a correction that would empty the box is not applied
     return (float(moved[0]), float(moved[1]), float(moved[2]), float(moved[3]))
 
 
