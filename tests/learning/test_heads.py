@@ -142,7 +142,7 @@ def test_heads_lift_a_weak_base_model_on_gaussian_blobs() -> None:
     heads = ConceptHeads().fit(X_train, Y, concepts=names)
     assert heads.concepts_ == names and heads.calibrated_.all()
     evidence = heads.evidence()
-    blended = [combine(dict(zip(names, row, strict=True)), scores, evidence)
+    blended = [combine(dict(zip(names[:3], row, strict=True)), scores, evidence)
                for row, scores in zip(base, heads.scores(X_test), strict=True)]
     predicted = np.array([names.index(max(s, key=s.get)) for s in blended])
     base_accuracy = np.mean(base.argmax(axis=1) == y_test)
