@@ -214,9 +214,14 @@ class ConceptHeads(BaseEstimator):
         return [dict(zip(self.concepts_, map(float, row), strict=True)) for row in self.predict_proba(X)]
 
     def evidence(self) -> dict[str, int]:
-        """Concept id -> number of labels its head learned from (for :func:`combine`)."""
+        """Concept id -> effective number of labels behind its head (for :func:`combine`).
+
+        Twice the smaller class: a head is as good as its rarer side, so 5 positives among 500
+        negatives (e.g. implicit ones) count as 10 labels, not 505.
+        """
         check_is_fitted(self, "coef_")
-        return dict(zip(self.concepts_, map(int, self.n_labels_), strict=True))
+        balanced = 2 * np.minimum(self.n_positives_, self.n_labels_ - self.n_positives_)
+        return dict(zip(self.concepts_, map(int, balanced), strict=True))
 
     def to_bytes(self) -> bytes:
         """The fitted heads as an ``.npz`` of arrays plus JSON metadata; no pickle."""
@@ -248,8 +253,8 @@ def combine(base_scores: Mapping[str, float], head_scores: Mapping[str, float],
             n_labels: Mapping[str, int], k: float = 20.0) -> dict[str, float]:
     """Blend the base model's score with the head's probability, trusting the head as labels grow.
 
-    ``w = n / (n + k)`` for a head trained on ``n`` labels: with ``k = 20`` a head on 20 labels gets
-    half the say, on 180 labels 90%. A concept only the base model knows keeps its score; one only
+    ``w = n / (n + k)`` for a head with evidence ``n`` (:meth:`ConceptHeads.evidence`): with
+    ``k = 20`` a head on 20 effective labels gets half the say, on 180 labels 90%. A concept only the base model knows keeps its score; one only
     the head knows (a new concept) uses the head alone.
     """
     if k <= 0:
