@@ -87,3 +87,21 @@ def test_held_out_split_is_stable_and_proportional() -> None:
     assert not is_held_out("x", 0.0) and is_held_out("x", 1.0)
     with pytest.raises(ValueError):
         is_held_out("x", 1.5)
+
+
+def test_reports_feed_the_decision() -> None:
+    from visionloop.learning.metrics_concepts import ConceptRecord, evaluate_concepts
+
+    def records(noise: float) -> list[ConceptRecord]:
+        out = []
+        for i in range(60):
+            label = i % 2 == 0
+            score = (0.8 if label else 0.2) + (noise if i % 3 == 0 else 0.0) * (-1 if label else 1)
+            out.append(ConceptRecord(f"o{i}", "dog", score, label))
+        return out
+
+    champion = evaluate_concepts(records(0.7)).figures()
+    challenger = evaluate_concepts(records(0.0)).figures()
+    assert challenger["macro_auc"].value == 1.0 > champion["macro_auc"].value
+    assert decide(champion, challenger, primary="macro_auc").promote
+    assert not decide(challenger, champion, primary="macro_auc").promote

@@ -19,8 +19,9 @@ bias is only well identified when hits of similar score appear at different rank
 change, or randomised swaps); with little such evidence ``eta`` stays near its prior instead of
 drifting.
 
-Re-ranker: ``score(q, h) = sum_j w_j * d * q_j * h_j`` on unit vectors — with ``w = 1`` exactly the
-cosine ranking the index already produces. ``w >= 0`` is learned by minimising the IPS-weighted
+Re-ranker: ``score(q, h) = sum_j w_j * q_j * h_j`` on unit vectors — with ``w = 1`` exactly the
+cosine ranking the index already produces (training scales it by the dimension ``d`` so that
+margins are of order one whatever the embedding size). ``w >= 0`` is learned by minimising the IPS-weighted
 pairwise logistic loss (Propensity SVM-Rank's objective with a smooth loss): every clicked hit
 should outscore each unclicked hit of the same search, the pairs of one click weighing
 ``1 / theta_r`` in total, plus ``penalty * ||w - 1||^2`` — shrinkage towards the current ranking
@@ -100,7 +101,7 @@ class ClickModel(BaseEstimator):
         "max_rank": Range(2, integer=True),
         "eta_prior": Range(0),
         "eta_prior_sd": Range(0, open_low=True),
-        "relevance_prior": Range(0, open_low=True),  # ridge on the relevance regression
+        "relevance_ridge": Range(0, open_low=True),
         "min_propensity": Range(0, 1, open_low=True),
         "penalty": Range(0, open_low=True),
         "min_sessions": Range(1, integer=True),
@@ -116,7 +117,7 @@ class ClickModel(BaseEstimator):
         max_rank: int = 20,
         eta_prior: float = 1.0,
         eta_prior_sd: float = 0.5,
-        relevance_prior: float = 1.0,
+        relevance_ridge: float = 1.0,
         min_propensity: float = 0.05,
         penalty: float = 1.0,
         min_sessions: int = 50,
@@ -129,7 +130,7 @@ class ClickModel(BaseEstimator):
         self.max_rank = max_rank
         self.eta_prior = eta_prior
         self.eta_prior_sd = eta_prior_sd
-        self.relevance_prior = relevance_prior
+        self.relevance_ridge = relevance_ridge
         self.min_propensity = min_propensity
         self.penalty = penalty
         self.min_sessions = min_sessions
@@ -170,7 +171,7 @@ class ClickModel(BaseEstimator):
             spread = score_a[rows].std() or 1.0
             X[rows, 2 * k] = 1.0
             X[rows, 2 * k + 1] = (score_a[rows] - score_a[rows].mean()) / spread
-        ridge, prior, sd = self.relevance_prior, self.eta_prior, self.eta_prior_sd
+        ridge, prior, sd = self.relevance_ridge, self.eta_prior, self.eta_prior_sd
 
         def objective(params: np.ndarray) -> tuple[float, np.ndarray]:
             eta, beta = params[0], params[1:]

@@ -67,6 +67,10 @@ class ConceptReport:
     macro_auc_concepts: list[str]  # the concepts averaged (AUC defined)
     top_concept: TopConceptConfusion
 
+    def figures(self) -> dict[str, Estimate]:
+        """The headline figures by name, as :func:`visionloop.learning.promotion.decide` takes them."""
+        return {"macro_auc": self.macro_auc, "top_concept_accuracy": self.top_concept.accuracy}
+
 
 def _weighted_auc(scores: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """ROC AUC per row of ``weights`` (Mann–Whitney, ties count half); NaN where a class is absent."""

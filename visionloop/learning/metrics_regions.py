@@ -105,6 +105,10 @@ class RegionReport:
     confusion_labels: list[str]  # the concepts, then MISSING
     confusion: np.ndarray  # rows ground truth, columns prediction
 
+    def figures(self) -> dict[str, Estimate]:
+        """The overall figures by name, as :func:`visionloop.learning.promotion.decide` takes them."""
+        return {"f1": self.overall.f1, "precision": self.overall.precision, "recall": self.overall.recall}
+
 
 def match(region: JudgedRegion, iou_threshold: float = IOU_THRESHOLD) -> list[Match]:
     """The match records of one judged region (the rule in the module docstring)."""

@@ -42,6 +42,11 @@ class SearchMetrics:
     mrr: Estimate
     too_few: bool
 
+    def figures(self) -> dict[str, Estimate]:
+        """The figures by name, as :func:`visionloop.learning.promotion.decide` takes them
+        (``mean_clicked_rank`` is lower-is-better)."""
+        return {"mrr": self.mrr, "ctr": self.ctr, "mean_clicked_rank": self.mean_clicked_rank}
+
 
 def distinct_clicks(record: SearchRecord) -> list[int]:
     """The record's clicked ranks without repeats (a retried click counts once), validated."""
