@@ -55,10 +55,13 @@ def mobilenet_onnx_bytes(weights: Path | None = None) -> bytes:
 @dataclass(frozen=True)
 class BackboneOutput:
     """``probs``: softmax over the 1000 ImageNet classes, float32 (N, 1000).
-    ``embeddings``: pooled 1280-d features, L2-normalised, float32 (N, 1280)."""
+    ``embeddings``: pooled 1280-d features, L2-normalised, float32 (N, 1280).
+    ``features``: the same features before normalisation; :meth:`Backbone.class_probs` turns them
+    back into ``probs``, so stored features let evaluation re-score images without the images."""
 
     probs: np.ndarray
     embeddings: np.ndarray
+    features: np.ndarray
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -81,8 +84,16 @@ class Backbone:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        state = load_state_dict(weights or mobilenet_weights_path())
+        self._classifier = (np.asarray(state["classifier.1.weight"], np.float32),
+                            np.asarray(state["classifier.1.bias"], np.float32))
         self._session = ort.InferenceSession(
-            mobilenet_onnx_bytes(weights), sess_options=options, providers=["CPUExecutionProvider"])
+            build_mobilenet_v2(state).SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
+
+    def class_probs(self, features: np.ndarray) -> np.ndarray:
+        """ImageNet class probabilities from raw pooled features (the network's last layer)."""
+        weight, bias = self._classifier
+        return _softmax(np.atleast_2d(features).astype(np.float32) @ weight.T + bias)
 
     def logits(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw (logits, features) for an already normalised NCHW batch; for tests and tools."""
@@ -92,7 +103,8 @@ class Backbone:
     def forward(self, images: Sequence[Image.Image]) -> BackboneOutput:
         """Class probabilities and unit-norm embeddings for each image, in order."""
         if not images:
-            return BackboneOutput(np.zeros((0, NUM_CLASSES), np.float32),
-                                  np.zeros((0, EMBEDDING_DIM), np.float32))
+            empty = np.zeros((0, EMBEDDING_DIM), np.float32)
+            return BackboneOutput(np.zeros((0, NUM_CLASSES), np.float32), empty, empty)
         logits, features = self.logits(imagenet_batch(images))
-        return BackboneOutput(probs=_softmax(logits), embeddings=_l2_normalise(features))
+        return BackboneOutput(probs=_softmax(logits), embeddings=_l2_normalise(features),
+                              features=np.asarray(features, np.float32))

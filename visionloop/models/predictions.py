@@ -46,11 +46,13 @@ class Region:
 
 @dataclasses.dataclass
 class Prediction:
-    """``concepts`` holds the top concepts, best first; ``lookup`` finds any other by id or name."""
+    """``concepts`` holds the top concepts, best first; ``lookup`` finds any other by id or name.
+    ``embedding`` is unit-norm (what clients see); ``features`` the raw backbone features (stored)."""
 
     concepts: list[ConceptScore] = dataclasses.field(default_factory=list)
     regions: list[Region] = dataclasses.field(default_factory=list)
     embedding: np.ndarray | None = None
+    features: np.ndarray | None = None
     lookup: Callable[[str], ConceptScore | None] | None = None
 
     def concept(self, ref: str) -> ConceptScore | None:

@@ -59,9 +59,9 @@ class GeneralPredictor:
         out = self.runtime.forward(images)
         vocab = self.runtime.vocabulary
         scores = vocab.scores(out.probs)
-        return [Prediction(concepts=ranked_concepts(row, vocab.concepts), embedding=emb,
+        return [Prediction(concepts=ranked_concepts(row, vocab.concepts), embedding=emb, features=feat,
                            lookup=concept_lookup(row, vocab))
-                for row, emb in zip(scores, out.embeddings)]
+                for row, emb, feat in zip(scores, out.embeddings, out.features)]
 
 
 class EmbeddingPredictor:
@@ -69,7 +69,8 @@ class EmbeddingPredictor:
         self.runtime = runtime
 
     def predict(self, images: Sequence[Image.Image]) -> list[Prediction]:
-        return [Prediction(embedding=emb) for emb in self.runtime.forward(images).embeddings]
+        out = self.runtime.forward(images)
+        return [Prediction(embedding=emb, features=feat) for emb, feat in zip(out.embeddings, out.features)]
 
 
 class FacePredictor:

@@ -22,7 +22,8 @@ MAX_CONCEPTS = 64  # per input
 
 @dataclasses.dataclass(frozen=True)
 class Analysis:
-    embedding: np.ndarray
+    embedding: np.ndarray  # unit norm, for the vector index
+    features: np.ndarray   # raw, for the database
     concepts: tuple[tuple[str, float], ...]
 
 
@@ -40,7 +41,7 @@ class InputAnalyzer:
         for start in range(0, len(images), BATCH):
             chunk = images[start:start + BATCH]
             for pred in predictor.predict([open_rgb(im) for im in chunk]):
-                assert pred.embedding is not None
+                assert pred.embedding is not None and pred.features is not None
                 top = tuple((c.id, c.value) for c in pred.concepts[:MAX_CONCEPTS] if c.value >= MIN_SCORE)
-                out.append(Analysis(pred.embedding, top))
+                out.append(Analysis(pred.embedding, pred.features, top))
         return out

@@ -156,7 +156,7 @@ class InputService:
                 s.add_all(anns)
                 s.add_all(InputConceptScore(app_id=app_id, input_id=input_id, concept_id=cid, value=value)
                           for cid, value in analysis.concepts)
-                store_embeddings(s, {image.digest: analysis.embedding})
+                store_embeddings(s, {image.digest: analysis.features})
                 s.flush()
         except errors.ApiError as exc:
             res.error = exc
@@ -170,7 +170,7 @@ class InputService:
     # -- read -----------------------------------------------------------------------------------
     def get(self, app_id: str, input_id: str) -> StoredInput:
         with self.db.session() as s:
-            row = s.get(Input, (app_id, input_id))
+            row = s.get(Input, (app_id, input_id)) if is_valid_client_id(input_id) else None
             if row is None:
                 raise errors.InputNotFound(f"input {input_id!r} does not exist in this app")
             return StoredInput(row, self._concepts_of(s, app_id, [input_id]).get(input_id, []))
@@ -216,7 +216,8 @@ class InputService:
             for i, item in enumerate(items):
                 if not item.id:
                     raise errors.InvalidRequest(f"inputs[{i}].id: the id of the input to change is required")
-                row = s.get(Input, (app_id, item.id))
+                # FOR UPDATE (PostgreSQL): concurrent patches of one input merge in turn, none is lost
+                row = s.get(Input, (app_id, item.id), with_for_update=True) if is_valid_client_id(item.id) else None
                 if row is None:
                     raise errors.InputNotFound(f"inputs[{i}].id: input {item.id!r} does not exist in this app")
                 check_annotations(item.concepts, f"inputs[{i}].data.concepts")
@@ -251,8 +252,9 @@ class InputService:
         """Delete inputs; any unknown id refuses the whole request so nothing is half-deleted."""
         if not input_ids:
             raise errors.InvalidRequest("ids: at least one input id is required")
+        valid = [i for i in input_ids if is_valid_client_id(i)]  # others cannot exist (nor be looked up on PG)
         with self.db.transaction() as s:
-            found = set(s.scalars(select(Input.id).where(Input.app_id == app_id, Input.id.in_(list(input_ids)))))
+            found = set(s.scalars(select(Input.id).where(Input.app_id == app_id, Input.id.in_(valid))))
             missing = [i for i in input_ids if i not in found]
             if missing:
                 raise errors.InputNotFound(f"inputs do not exist in this app: {', '.join(missing[:10])}")

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from visionloop import errors
-from visionloop.ids import new_id
+from visionloop.ids import is_valid_client_id, new_id
 from visionloop.models.catalog import CONCEPT
 from visionloop.models.predictions import ConceptScore, Prediction
 from visionloop.services.apps import Caller
@@ -30,7 +30,7 @@ from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database
 from visionloop.store.tables import Embedding, Input, Model, ModelVersion, Output, utcnow
 
-EMBEDDING_SPACE = "mobilenet_v2"
+EMBEDDING_SPACE = "mobilenet_v2/features"  # raw pooled features: embeddings and class scores derive from them
 STORED_CONCEPTS = 200  # an output keeps the top concepts: enough for evaluation, bounded in size
 
 
@@ -73,8 +73,14 @@ def embedding_bytes(vector: np.ndarray) -> bytes:
     return np.asarray(vector, dtype="<f4").tobytes()
 
 
-def embedding_from_bytes(data: bytes) -> np.ndarray:
+def features_from_bytes(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<f4")
+
+
+def embedding_from_bytes(data: bytes) -> np.ndarray:
+    """The unit-norm embedding of stored features."""
+    v = features_from_bytes(data)
+    return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
 
 
 class PredictService:
@@ -122,12 +128,15 @@ class PredictService:
 
     def _load(self, app_id: str, items: list[PredictItem], inputs: Sequence[PredictInput]) -> dict[int, CheckedImage]:
         out: dict[int, CheckedImage] = {}
-        stored_ids = [inp.id for inp in inputs if inp.source is None and inp.id]
+        stored_ids = [inp.id for inp in inputs if inp.source is None and inp.id and is_valid_client_id(inp.id)]
         with self.db.session() as s:
             stored = {r.id: r for r in s.scalars(select(Input).where(Input.app_id == app_id,
                                                                      Input.id.in_(stored_ids)))}
         for it, inp in zip(items, inputs):
             try:
+                if inp.id is not None and not is_valid_client_id(inp.id):  # outputs keep it in a VARCHAR(64)
+                    raise errors.InputInvalid(f"inputs[{it.index}].id: {inp.id[:80]!r} must be 1-64 letters, digits, "
+                                              "'_', '.', ':' or '-' starting with a letter or digit")
                 if inp.source is not None:
                     out[it.index] = self.loader.load(inp.source)
                 elif inp.id:
@@ -158,8 +167,8 @@ class PredictService:
                              input_id=it.input_id, digest=image.digest,
                              image_url=it.source.url if it.source else None,
                              result=result_json(it.prediction), key_id=caller.key_id, created_at=now))
-            store_embeddings(s, {images[it.index].digest: it.prediction.embedding for it in items
-                                 if it.prediction is not None and it.prediction.embedding is not None})
+            store_embeddings(s, {images[it.index].digest: it.prediction.features for it in items
+                                 if it.prediction is not None and it.prediction.features is not None})
 
     def prune(self, older_than: dt.datetime) -> int:
         """Drop outputs older than the retention horizon; returns how many went."""
@@ -168,7 +177,7 @@ class PredictService:
 
 
 def store_embeddings(s: Session, vectors: dict[str, np.ndarray]) -> None:
-    """Insert embeddings by digest unless present (each in a savepoint, so racing writers are fine)."""
+    """Insert raw features by image digest unless present (each in a savepoint: racing writers are fine)."""
     if not vectors:
         return
     have = set(s.scalars(select(Embedding.digest).where(Embedding.space == EMBEDDING_SPACE,
