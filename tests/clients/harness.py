@@ -90,3 +90,22 @@ def assert_ranked_first(search: dict[str, Any], expected: str, prefix: str, abse
     assert own[0] == expected, f"{expected!r} is not the first of this run's hits: {own}"
     for other in absent:
         assert other not in ids, f"{other!r} should not be a hit: {hits}"
+
+
+def stored_feedback(server: LiveServer, end_user_id: str) -> list[dict[str, Any]]:
+    """The feedback log of one end user (GET /v2/feedback?end_user_id=..., oldest first)."""
+    import urllib.parse
+
+    status, body = server.request("GET", "/v2/feedback",
+                                  query=urllib.parse.urlencode({"end_user_id": end_user_id, "per_page": 1000}))
+    assert status == 200 and body["status"]["code"] == 10000, (status, body)
+    return body["feedback"]
+
+
+def one_event(events: list[dict[str, Any]], **match: Any) -> dict[str, Any]:
+    """The one stored feedback event whose fields equal ``match``."""
+    found = [e for e in events if all(e.get(k) == v for k, v in match.items())]
+    assert len(found) == 1, f"{len(found)} feedback events with {match}; stored: " + json.dumps(
+        [{k: e.get(k) for k in ("event_type", "model_id", "version_id", "output_id", "search_id", "input_id")}
+         for e in events], indent=1)
+    return found[0]

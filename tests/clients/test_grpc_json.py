@@ -13,7 +13,16 @@ from typing import Any
 import pytest
 
 from tests.clients import venvs
-from tests.clients.harness import assert_cat_photo, assert_face_region, assert_ranked_first, b64, concept_names, value
+from tests.clients.harness import (
+    assert_cat_photo,
+    assert_face_region,
+    assert_ranked_first,
+    b64,
+    concept_names,
+    one_event,
+    stored_feedback,
+    value,
+)
 from tests.clients.live import LiveServer, png_bytes
 
 pytestmark = [pytest.mark.clients, pytest.mark.timeout(900)]
@@ -169,3 +178,35 @@ def test_post_searches(step, prefix: str) -> None:
     assert_ranked_first(step("search_input_id"), prefix + "coffee", prefix)
     ids = [step(n)["id"] for n in ("search_annotated", "search_predicted", "search_image_base64", "search_input_id")]
     assert len(set(ids)) == 4, ids
+
+
+# --- feedback through the channel's HTTP client ---------------------------------------------------
+
+def test_concept_feedback(step, prefix: str, live_server: LiveServer) -> None:
+    assert step("feedback_concepts")["code"] == SUCCESS
+    assert step("feedback_concepts_version")["code"] == SUCCESS
+    events = stored_feedback(live_server, prefix + "user")
+    ev = one_event(events, output_id=only_output(step("predict_base64"))["id"])
+    assert (ev["event_type"], ev["model_id"], ev["input_id"]) == ("annotation", GENERAL, prefix + "cat")
+    assert {(c["name"], c["value"]) for c in ev["data"]["concepts"]} == {("cat", 1.0), ("dog", 0.0)}
+    ev = one_event(events, output_id=only_output(step("predict_version"))["id"])
+    assert ev["version_id"] == GENERAL_VERSION
+    assert {(c["name"], c["value"]) for c in ev["data"]["concepts"]} == {("tabby cat", 1.0)}
+
+
+def test_region_feedback(step, prefix: str, live_server: LiveServer) -> None:
+    assert step("feedback_regions")["code"] == SUCCESS
+    face = only_output(step("predict_face"))
+    ev = one_event(stored_feedback(live_server, prefix + "user"), output_id=face["id"])
+    accurate, missed = ev["data"]["regions"]
+    assert (accurate["feedback"], accurate["region_id"]) == ("accurate", face["regions"][0]["id"])
+    assert (missed["feedback"], missed["region_id"]) == ("not_detected", None)
+    assert missed["box"] == pytest.approx([0.6, 0.1, 0.7, 0.2])
+
+
+def test_search_click_feedback(step, prefix: str, live_server: LiveServer) -> None:
+    assert step("feedback_search")["code"] == SUCCESS
+    search = step("search_image_base64")
+    ev = one_event(stored_feedback(live_server, prefix + "user"), search_id=search["id"])
+    assert (ev["event_type"], ev["input_id"]) == ("search_click", prefix + "cat")
+    assert ev["rank"] == [h["id"] for h in search["hits"]].index(prefix + "cat") + 1

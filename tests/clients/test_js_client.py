@@ -14,7 +14,16 @@ from typing import Any
 import pytest
 
 from tests.clients import venvs
-from tests.clients.harness import assert_cat_photo, assert_face_region, assert_ranked_first, b64, concept_names, value
+from tests.clients.harness import (
+    assert_cat_photo,
+    assert_face_region,
+    assert_ranked_first,
+    b64,
+    concept_names,
+    one_event,
+    stored_feedback,
+    value,
+)
 from tests.clients.live import LiveServer, png_bytes
 
 pytestmark = [pytest.mark.clients, pytest.mark.timeout(900)]
@@ -157,3 +166,38 @@ def test_inputs_search_by_concept_and_by_image(step, prefix: str) -> None:
     assert_ranked_first(step("search_image_base64"), prefix + "cat", prefix)
     assert_ranked_first(step("search_image_url"), prefix + "cat", prefix)
     assert_ranked_first(step("search_input_id"), prefix + "coffee", prefix)
+
+
+# --- feedback ----------------------------------------------------------------------------------
+
+def test_models_feedback_concepts(step, prefix: str, live_server: LiveServer) -> None:
+    assert step("feedback_concepts") == 10000
+    assert step("feedback_concepts_version") == 10000
+    events = stored_feedback(live_server, prefix + "user")
+    ev = one_event(events, output_id=only_output(step("predict_url"))["id"])
+    assert (ev["event_type"], ev["model_id"], ev["input_id"], ev["session_id"]) == (
+        "annotation", GENERAL, prefix + "cat", prefix + "session")
+    assert {(c["name"], c["value"]) for c in ev["data"]["concepts"]} == {("cat", 1.0), ("dog", 0.0)}
+    ev = one_event(events, output_id=only_output(step("predict_id_version")["value"])["id"])
+    assert ev["version_id"] == GENERAL_VERSION
+    assert {(c["name"], c["value"]) for c in ev["data"]["concepts"]} == {("tiger cat", 0.0)}
+
+
+def test_models_feedback_regions(step, prefix: str, live_server: LiveServer) -> None:
+    assert step("feedback_regions") == 10000
+    face = only_output(step("predict_face"))
+    ev = one_event(stored_feedback(live_server, prefix + "user"), output_id=face["id"])
+    assert ev["model_id"] == FACE
+    regions = ev["data"]["regions"]
+    assert [r["feedback"] for r in regions] == ["accurate", "misplaced", "not_detected", "false_positive"]
+    assert regions[0]["region_id"] == face["regions"][0]["id"]
+    assert regions[2]["box"] == pytest.approx([0.0, 0.0, 0.1, 0.1])
+    assert {(c["name"], c["value"]) for c in regions[3]["concepts"]} == {("face", 0.0)}
+
+
+def test_inputs_search_feedback(step, prefix: str, live_server: LiveServer) -> None:
+    assert step("feedback_search") == 10000
+    search = step("search_predicted")
+    ev = one_event(stored_feedback(live_server, prefix + "user"), search_id=search["id"])
+    assert (ev["event_type"], ev["input_id"]) == ("search_click", prefix + "cat")
+    assert ev["rank"] == [h["id"] for h in search["hits"]].index(prefix + "cat") + 1

@@ -17,6 +17,8 @@ from tests.clients.harness import (
     assert_ranked_first,
     b64,
     concept_names,
+    one_event,
+    stored_feedback,
     value,
 )
 from tests.clients.live import LiveServer, png_bytes
@@ -270,3 +272,65 @@ def test_every_search_has_its_own_id(step) -> None:
     ids = [step(n)["id"] for n in ("search_annotated", "search_predicted", "search_image_url",
                                     "search_image_base64", "search_image_bytes", "search_image_id")]
     assert all(ids) and len(set(ids)) == len(ids), ids
+
+
+# --- feedback ----------------------------------------------------------------------------------
+
+def said(concepts: list[dict[str, Any]]) -> set[tuple[str, float]]:
+    return {(c["name"], c["value"]) for c in concepts}
+
+
+def test_concept_feedback_on_a_real_output(step, live_server: LiveServer) -> None:
+    assert step("feedback_concepts") == 10000
+    out_id = only_output(step("predict_public_url"))["id"]
+    ev = one_event(stored_feedback(live_server, P + "user"), output_id=out_id)
+    assert (ev["event_type"], ev["model_id"], ev["version_id"], ev["input_id"], ev["session_id"]) == (
+        "annotation", GENERAL, GENERAL_VERSION, P + "cat", P + "session")
+    assert ev["data"]["kind"] == "concepts"
+    # 2.6.2 sends concept ids; names of the model's concepts resolve to them, others are new
+    assert said(ev["data"]["concepts"]) == {("cat", 1.0), ("tabby cat", 1.0), (P + "kitty", 1.0), ("dog", 0.0)}
+    sources = {c["name"]: c["source"] for c in ev["data"]["concepts"]}
+    assert sources == {"cat": "model", "tabby cat": "model", P + "kitty": "new", "dog": "model"}
+
+
+def test_concept_feedback_through_a_model_version(step, live_server: LiveServer) -> None:
+    assert step("feedback_concepts_version") == 10000
+    out_id = only_output(step("predict_versioned_url"))["id"]
+    ev = one_event(stored_feedback(live_server, P + "user"), output_id=out_id)
+    assert (ev["model_id"], ev["version_id"]) == (GENERAL, GENERAL_VERSION)
+    assert said(ev["data"]["concepts"]) == {("Egyptian Mau", 1.0), ("tiger cat", 0.0)}
+
+
+def test_region_feedback_all_four_kinds(step, live_server: LiveServer) -> None:
+    assert step("feedback_regions") == 10000
+    face = only_output(step("predict_face_b64"))
+    predicted = face["regions"][0]
+    ev = one_event(stored_feedback(live_server, P + "user"), output_id=face["id"])
+    assert (ev["model_id"], ev["input_id"], ev["data"]["kind"]) == (FACE, P + "face", "regions")
+    regions = ev["data"]["regions"]
+    assert [r["feedback"] for r in regions] == ["accurate", "misplaced", "not_detected", "false_positive"]
+    accurate, misplaced, missed, wrong = regions
+    # "accurate" was omitted by the client (the enum's default) and the region named by its id
+    assert (accurate["region_id"], accurate["matched_by"]) == (predicted["id"], "id")
+    b = predicted["box"]
+    assert accurate["box"] == pytest.approx([b["top_row"], b["left_col"], b["bottom_row"], b["right_col"]], abs=1e-6)
+    # the client dropped top_row and left_col (both 0): missing coordinates are 0
+    assert missed["box"] == pytest.approx([0.0, 0.0, 0.1, 0.1])
+    assert missed["region_id"] is None
+    assert misplaced["box"] == pytest.approx([0.55, 0.3, 0.75, 0.5])
+    assert wrong["box"] == pytest.approx([0.8, 0.8, 0.95, 0.95])
+    assert said(accurate["concepts"]) == said(misplaced["concepts"]) == said(missed["concepts"]) == {("face", 1.0)}
+    assert said(wrong["concepts"]) == {("face", 0.0)}
+
+
+def test_search_click_feedback_on_a_real_search(step, live_server: LiveServer) -> None:
+    assert step("feedback_search") == 10000
+    search = step("search_predicted")
+    ev = one_event(stored_feedback(live_server, P + "user"), search_id=search["id"])
+    assert (ev["event_type"], ev["input_id"], ev["session_id"]) == ("search_click", P + "cat", P + "session")
+    assert ev["rank"] == [h["id"] for h in search["hits"]].index(P + "cat") + 1
+
+
+def test_feedback_refused_on_unknown_output_or_a_non_hit(step) -> None:
+    assert step("feedback_unknown_output") == {"http_status": 404, "code": 11101}
+    assert step("feedback_search_not_a_hit") == {"http_status": 404, "code": 30102}

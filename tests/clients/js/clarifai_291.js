@@ -134,6 +134,51 @@ async function main() {
   });
   await step('inputs_list_after_delete', async () => allPages((o) => app.inputs.list(o)));
   await predictAndSearch(app);
+  await feedback(app);
+}
+
+function prior(name) {
+  const got = results[name];
+  if (!got || !got.ok) {
+    throw new Error(`needs step ${name}, which failed`);
+  }
+  return got.value;
+}
+
+async function feedback(app) {
+  const info = () => ({endUserId: P + 'user', sessionId: P + 'session'});
+  // models.feedback(model, url, {id, data, info}) posts {"input": {id, data: {image: {url}, ...data},
+  // feedback_info}} with event_type "annotation" to /models/{id}[/versions/{version}]/feedback
+  await step('feedback_concepts', async () => (await app.models.feedback(Clarifai.GENERAL_MODEL, PHOTO_URL.cat, {
+    id: P + 'cat',
+    data: {concepts: [{id: 'cat', value: true}, {id: 'dog', value: false}]},
+    info: Object.assign(info(), {outputId: prior('predict_url').outputs[0].id}),
+  })).status.code);
+  await step('feedback_concepts_version', async () => (await app.models.feedback(
+    {id: Clarifai.GENERAL_MODEL, version: GENERAL_VERSION}, PHOTO_URL.cat, {
+      id: P + 'cat',
+      data: {concepts: [{id: 'tiger cat', value: false}]},
+      info: Object.assign(info(), {outputId: prior('predict_id_version').value.outputs[0].id}),
+    })).status.code);
+  await step('feedback_regions', async () => {
+    const face = prior('predict_face').outputs[0];
+    const concepts = [{id: 'face', value: true}];
+    return (await app.models.feedback(Clarifai.FACE_DETECT_MODEL, PHOTO_URL.face, {
+      id: P + 'face',
+      data: {regions: [
+        {id: face.regions[0].id, region_info: {feedback: 'accurate'}, data: {concepts}},
+        {region_info: {bounding_box: {top_row: 0.5, left_col: 0.3, bottom_row: 0.7, right_col: 0.5}, feedback: 'misplaced'},
+          data: {concepts}},
+        {region_info: {bounding_box: {top_row: 0, left_col: 0, bottom_row: 0.1, right_col: 0.1}, feedback: 'not_detected'},
+          data: {concepts}},
+        {region_info: {bounding_box: {top_row: 0.8, left_col: 0.8, bottom_row: 0.9, right_col: 0.9}, feedback: 'false_positive'},
+          data: {concepts: [{id: 'face', value: false}]}},
+      ]},
+      info: Object.assign(info(), {outputId: face.id}),
+    })).status.code;
+  });
+  await step('feedback_search', async () => (await app.inputs.searchFeedback(
+    P + 'cat', prior('search_predicted').id, P + 'user', P + 'session')).status.code);
 }
 
 async function predictAndSearch(app) {

@@ -15,6 +15,7 @@ import base64
 from steps import Steps, read_config
 
 from clarifai_grpc.channel.clarifai_channel import ClarifaiChannel
+from clarifai_grpc.channel.http_client import HttpClient
 from clarifai_grpc.grpc.api import resources_pb2, service_pb2, service_pb2_grpc
 from clarifai_grpc.grpc.api.status import status_code_pb2
 
@@ -26,8 +27,8 @@ scope = {}
 if cfg["scoped"]:
     scope["user_app_id"] = resources_pb2.UserAppIDSet(user_id="me", app_id=cfg["app_id"])
 
-stub = steps.obtain("channel", lambda: service_pb2_grpc.V2Stub(
-    ClarifaiChannel.get_json_channel(base_url=cfg["base_url"])))
+channel = steps.obtain("channel", lambda: ClarifaiChannel.get_json_channel(base_url=cfg["base_url"]))
+stub = service_pb2_grpc.V2Stub(channel) if channel is not None else None
 SUCCESS = status_code_pb2.SUCCESS
 GENERAL, GENERAL_VERSION = "aaa03c23b3724a16a56b629203edc62c", "aa9ca48295b37401f8af92ad1af0d91d"
 FACE = "a403429f2ddf4b49b307e318f00e528b"
@@ -139,6 +140,59 @@ def post_photo_inputs():
     return [i.id for i in r.inputs]
 
 
+def prior(name):
+    got = steps.results.get(name)
+    if not got or not got["ok"]:
+        raise RuntimeError("needs step %r, which failed" % name)
+    return got["value"]
+
+
+def post_feedback(path, body):
+    """clarifai-grpc has no feedback RPC: POST the JSON with the channel's own HTTP client (its
+    requests session and headers); the path is app-scoped like the RPCs' when user_app_id is set."""
+    base = cfg["base_url"] + ("/v2/users/me/apps/%s" % cfg["app_id"] if cfg["scoped"] else "/v2")
+    return HttpClient(channel.session, cfg["key"]).execute_request("POST", body, base + path)["status"]
+
+
+def run_feedback():
+    info = {"end_user_id": P + "user", "session_id": P + "session"}
+
+    def concepts():
+        out = prior("predict_base64")["outputs"][0]
+        return post_feedback("/models/%s/feedback" % GENERAL, {"input": {
+            "id": P + "cat", "data": {"image": {"url": PHOTO_URL["cat"]},
+                                      "concepts": [{"id": "cat", "value": True}, {"id": "dog", "value": False}]},
+            "feedback_info": dict(info, event_type="annotation", output_id=out["id"])}})
+
+    def concepts_version():
+        out = prior("predict_version")["outputs"][0]
+        return post_feedback("/models/%s/versions/%s/feedback" % (GENERAL, GENERAL_VERSION), {"input": {
+            "id": P + "cat", "data": {"concepts": [{"name": "tabby cat", "value": 1.0}]},
+            "feedback_info": dict(info, event_type="annotation", output_id=out["id"])}})
+
+    def regions():
+        out = prior("predict_face")["outputs"][0]
+        predicted = out["regions"][0]
+        face = [{"id": "face", "value": True}]
+        return post_feedback("/models/%s/feedback" % FACE, {"input": {
+            "id": P + "face", "data": {"regions": [
+                {"id": predicted["id"], "region_info": {"feedback": "accurate"}, "data": {"concepts": face}},
+                {"region_info": {"bounding_box": {"top_row": 0.6, "left_col": 0.1, "bottom_row": 0.7, "right_col": 0.2},
+                                 "feedback": "not_detected"}, "data": {"concepts": face}},
+            ]},
+            "feedback_info": dict(info, event_type="annotation", output_id=out["id"])}})
+
+    def search_click():
+        return post_feedback("/searches/feedback", {"input": {
+            "id": P + "cat", "feedback_info": dict(info, event_type="search_click",
+                                                   search_id=prior("search_image_base64")["id"])}})
+
+    steps.run("feedback_concepts", concepts)
+    steps.run("feedback_concepts_version", concepts_version)
+    steps.run("feedback_regions", regions)
+    steps.run("feedback_search", search_click)
+
+
 def run_models_predict_search():
     """GetModel (by id and by name), ListModelVersions, PostModelsSearches, PostModelOutputs
     (base64, URL, with a version, output_config, face detection), and PostSearches by annotated
@@ -202,5 +256,6 @@ if stub is not None:
     steps.run("list_models", lambda: len(call("ListModels", service_pb2.ListModelsRequest,
                                               page=1, per_page=20).models))
     run_models_predict_search()
+    run_feedback()
 
 steps.emit()

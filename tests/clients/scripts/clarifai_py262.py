@@ -12,7 +12,7 @@ import os
 
 from steps import Steps, read_config, take
 
-from clarifai.rest import ApiError, ClarifaiApp
+from clarifai.rest import ApiError, BoundingBox, ClarifaiApp, FeedbackInfo, FeedbackType, Region, RegionInfo
 from clarifai.rest import Concept as ClConcept
 from clarifai.rest import Image as ClImage
 
@@ -77,6 +77,72 @@ def search_view(res):
 def model_view(m):
     return {"model_id": m.model_id, "name": getattr(m, "model_name", None), "version": m.model_version,
             "type": getattr(m, "output_info", {}).get("type")}
+
+
+def prior(name):
+    """The value of an earlier step (its failure is reported there; here it is a plain error)."""
+    got = steps.results.get(name)
+    if not got or not got["ok"]:
+        raise RuntimeError("needs step %r, which failed" % name)
+    return got["value"]
+
+
+def status_code(res):
+    return res["status"]["code"]
+
+
+def run_feedback():
+    """Feedback through 2.6.2's own methods, each on the real output or search it is about."""
+    user, session = P + "user", P + "session"
+
+    def info(event_type, **ref):
+        return FeedbackInfo(end_user_id=user, session_id=session, event_type=event_type, **ref)
+
+    # concept feedback on the public general model (POST /v2/models/{id}/feedback) about the
+    # URL prediction, naming the stored input that holds the same photo
+    steps.run("feedback_concepts", lambda: status_code(app.public_models.general_model.send_concept_feedback(
+        input_id=P + "cat", url=PHOTO_URL["cat"], concepts=["cat", "tabby cat", P + "kitty"], not_concepts=["dog"],
+        feedback_info=info("annotation", output_id=prior("predict_public_url")["outputs"][0]["id"]))))
+    # a Model got by name has its version id: POST /v2/models/{id}/versions/{version_id}/feedback
+    steps.run("feedback_concepts_version", lambda: status_code(app.models.get("general-v1.3").send_concept_feedback(
+        input_id=P + "cat", url=PHOTO_URL["cat"], concepts=["Egyptian Mau"], not_concepts=["tiger cat"],
+        feedback_info=info("annotation", output_id=prior("predict_versioned_url")["outputs"][0]["id"]))))
+
+    # region feedback on the face model, all four kinds. 2.6.2 drops "feedback": "accurate" and
+    # every coordinate equal to 0 (protobuf defaults): the not_detected box starts at (0, 0).
+    def regions():
+        face = prior("predict_face_b64")["outputs"][0]
+        predicted = face["regions"][0]
+        b = predicted["box"]
+        face_concept = [ClConcept(concept_id="face", value=1.0)]
+        return status_code(app.public_models.face_detection_model.send_region_feedback(
+            input_id=P + "face", url=PHOTO_URL["face"], feedback_info=info("annotation", output_id=face["id"]),
+            regions=[
+                Region(RegionInfo(BoundingBox(b["top_row"], b["left_col"], b["bottom_row"], b["right_col"]),
+                                  FeedbackType.accurate), concepts=face_concept, region_id=predicted["id"]),
+                Region(RegionInfo(BoundingBox(0.55, 0.3, 0.75, 0.5), FeedbackType.misplaced), concepts=face_concept),
+                Region(RegionInfo(BoundingBox(0.0, 0.0, 0.1, 0.1), FeedbackType.not_detected), concepts=face_concept),
+                Region(RegionInfo(BoundingBox(0.8, 0.8, 0.95, 0.95), FeedbackType.false_positive),
+                       concepts=[ClConcept(concept_id="face", value=0.0)]),
+            ]))
+
+    steps.run("feedback_regions", regions)
+    steps.run("feedback_search", lambda: status_code(app.inputs.send_search_feedback(
+        P + "cat", feedback_info=info("search_click", search_id=prior("search_predicted")["id"]))))
+
+    # refused: an output id our server never made (404), a clicked input that was no hit (404)
+    def refused(fn):
+        try:
+            fn()
+        except ApiError as exc:
+            return {"http_status": exc.response.status_code, "code": exc.error_code}
+        return {"http_status": 200, "code": 10000}
+
+    steps.run("feedback_unknown_output", lambda: refused(lambda: app.public_models.general_model.send_concept_feedback(
+        input_id=P + "cat", url=PHOTO_URL["cat"], concepts=["cat"],
+        feedback_info=info("annotation", output_id="0123456789abcdef0123456789abcdef"))))
+    steps.run("feedback_search_not_a_hit", lambda: refused(lambda: app.inputs.send_search_feedback(
+        P + "face", feedback_info=info("search_click", search_id=prior("search_annotated")["id"]))))
 
 
 def run_models_predict_search():
@@ -208,5 +274,6 @@ if app is not None:
     steps.run("inputs_after_delete", lambda: [i.input_id for i in take(app.inputs.get_all())])
 
     run_models_predict_search()
+    run_feedback()
 
 steps.emit()
