@@ -254,8 +254,9 @@ def combine(base_scores: Mapping[str, float], head_scores: Mapping[str, float],
     """Blend the base model's score with the head's probability, trusting the head as labels grow.
 
     ``w = n / (n + k)`` for a head with evidence ``n`` (:meth:`ConceptHeads.evidence`): with
-    ``k = 20`` a head on 20 effective labels gets half the say, on 180 labels 90%. A concept only the base model knows keeps its score; one only
-    the head knows (a new concept) uses the head alone.
+    ``k = 20`` a head on 20 effective labels gets half the say, on 180 labels 90%. A concept only
+    the base model knows keeps its score; one only the head knows (a new concept) uses the head
+    alone.
     """
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")

@@ -1,0 +1,57 @@
+"""Adapters from the feedback log's ``normalized`` bodies to this package's inputs.
+
+The shapes are the ones ``visionloop.services.feedback.record`` stores (its module docstring);
+keeping the mapping here, as pure functions on dicts, lets labels and metrics be rebuilt from an
+export of the log without a database::
+
+    rebuild_labels(rows, lambda row: concept_votes(row.body["normalized"], row.end_user_id),
+                   order=lambda row: row.seq)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from visionloop.learning.boxes import Box, as_box
+from visionloop.learning.labels import Vote
+from visionloop.learning.metrics_regions import JudgedRegion, RegionFeedback
+
+
+def image_key(normalized: Mapping[str, Any]) -> str | None:
+    """What a label is about: the image digest when known (the same picture sent as two inputs
+    is one item), else the input id."""
+    return normalized.get("digest") or normalized.get("input_id")
+
+
+def concept_votes(normalized: Mapping[str, Any], end_user: str | None, weight: float = 1.0) -> list[Vote]:
+    """One vote per concept of a concept feedback event: ``item = (image key, concept id)``."""
+    if normalized.get("kind") != "concepts":
+        return []
+    key = image_key(normalized)
+    return [Vote((key, c["id"]), end_user, bool(c["value"]), weight) for c in normalized.get("concepts") or []]
+
+
+def region_judgements(normalized: Mapping[str, Any],
+                      predicted: Mapping[str, tuple[Box, float]]) -> list[JudgedRegion]:
+    """Judged regions of a region feedback event, one per concept of each region.
+
+    ``predicted`` maps the output's region ids to (box, score). The event's ``box`` is the end
+    user's box; a ``misplaced`` region not tied to a predicted one cannot be scored and is left out.
+    """
+    if normalized.get("kind") != "regions":
+        return []
+    out = []
+    for region in normalized.get("regions") or []:
+        feedback = RegionFeedback.parse(region.get("feedback"))
+        said = as_box(region["box"])
+        tied = predicted.get(region.get("region_id") or "")
+        if feedback is RegionFeedback.MISPLACED and tied is None:
+            continue
+        predicted_box = tied[0] if tied is not None else (None if feedback is RegionFeedback.NOT_DETECTED else said)
+        corrected = said if feedback in (RegionFeedback.MISPLACED, RegionFeedback.NOT_DETECTED) else None
+        score = tied[1] if tied is not None else None
+        for concept in region.get("concepts") or []:
+            out.append(JudgedRegion(concept["id"], feedback, predicted_box, corrected, score,
+                                    region.get("region_id")))
+    return out
