@@ -4,6 +4,10 @@ Runs tests/clients/scripts/clarifai_grpc_json.py in the client's venv (clarifai-
 protobuf==6.33.6), once per variant: "short" sends no user_app_id (short /v2/... paths), "app"
 sets ``user_app_id=UserAppIDSet(user_id="me", app_id="selftest-app")`` on every request (app-scoped
 /v2/users/me/apps/selftest-app/... paths, user_app_id repeated in bodies and query strings).
+
+Models (GetModel by id and name, ListModelVersions, PostModelsSearches), PostModelOutputs on real
+photos, PostSearches by annotated and predicted concept, image and input id; and feedback, which
+12.6.0 has no RPC for: its JSON is posted with the channel's own HTTP client (session, headers).
 """
 
 from __future__ import annotations

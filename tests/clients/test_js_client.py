@@ -4,6 +4,10 @@ The package is installed once into .cache/client-venvs/js (pins: tests/clients/j
 and tests/clients/js/clarifai_291.js runs in node with NODE_PATH pointing there, once per
 variant: "short" (``apiEndpoint`` only: /v2/...) and "app" (with ``userId: "me"`` and
 ``appId: "selftest-app"``: /v2/users/me/apps/selftest-app/...).
+
+Predict (by model id, id + version, and name: POST /v2/models/searches first; the script logs
+every request the client's axios makes), inputs.search by concept and image, models.feedback
+(concepts, regions) and inputs.searchFeedback on the real output and search ids.
 """
 
 from __future__ import annotations
@@ -135,7 +139,8 @@ def test_predict_general_model_base64_and_url(step, prefix: str, image_host) -> 
 
 def test_predict_with_id_and_version(step, variant: str, live_server: LiveServer) -> None:
     got = step("predict_id_version")
-    assert got["requests"] == [f"POST {api_base(variant, live_server)}/models/{GENERAL}/versions/{GENERAL_VERSION}/outputs"]
+    base = api_base(variant, live_server)
+    assert got["requests"] == [f"POST {base}/models/{GENERAL}/versions/{GENERAL_VERSION}/outputs"]
     out = only_output(got["value"])
     assert_cat_photo(out)
     assert out["version_id"] == GENERAL_VERSION

@@ -2,6 +2,13 @@
 
 The client runs in its own venv (clarifai==2.6.2, protobuf==3.17.3, googleapis-common-protos==1.6.0)
 through tests/clients/scripts/clarifai_py262.py, once per module; each test checks one step.
+
+Beyond inputs and concepts: model lookup (the public-model cache, GET /v2/models/{name}, searches,
+versions), predict on real photos (tests/clients/photos.py: a cat, a face) by base64, bytes and
+URL with output_config, search by annotated and predicted concepts and by image (URL, base64,
+bytes, input id), and feedback (concepts, regions of all four kinds, search clicks) on the real
+output and search ids, checked in GET /v2/feedback. 2.6.2's search helpers return Image objects
+without the search id: ``raw=True`` returns the response, whose ``id`` search feedback needs.
 """
 
 from __future__ import annotations

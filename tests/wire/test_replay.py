@@ -356,8 +356,9 @@ def stored_feedback_problems(server: LiveServer, accepted: list[tuple[int, dict[
         ref = "output_id" if info.get("output_id") else "search_id"
         if not any(ev.get(ref) == info.get(ref) and ev.get("session_id") == info.get("session_id")
                    for ev in stored[user]):
+            refs = [(e.get("output_id"), e.get("search_id")) for e in stored[user]]
             problems.append(f"#{seq}: feedback accepted but not stored: no event of end user {user!r} with "
-                            f"{ref} {info.get(ref)!r} (stored: {[(e.get('output_id'), e.get('search_id')) for e in stored[user]]})")
+                            f"{ref} {info.get(ref)!r} (stored: {refs})")
     return problems
 
 
@@ -411,5 +412,8 @@ def test_replay_capture(capture: str, live_server: LiveServer, image_host: Image
     if replayed == 0:
         pytest.skip(f"{capture}: no request on an enabled route")
     problems += stored_feedback_problems(live_server, accepted)
+    for public, local in replay.rewritten_urls.items():
+        if urllib.parse.urlsplit(local).path not in image_host.hits:
+            problems.append(f"the server never fetched {local} (standing in for {public})")
     assert not problems, (f"{capture}: {len(problems)} of {replayed} replayed requests failed:\n" + "\n".join(problems)
                           + f"\n--- server log tail ---\n{live_server.log_tail()}")

@@ -133,7 +133,8 @@ def post_photo_inputs():
             concepts=[resources_pb2.Concept(id=P + "pet", value=1.0)])),
         resources_pb2.Input(id=P + "face", data=resources_pb2.Data(
             image=resources_pb2.Image(base64=PHOTO["face"]),
-            concepts=[resources_pb2.Concept(id=P + "person", value=1.0), resources_pb2.Concept(id=P + "pet", value=0.0)])),
+            concepts=[resources_pb2.Concept(id=P + "person", value=1.0),
+                      resources_pb2.Concept(id=P + "pet", value=0.0)])),
         resources_pb2.Input(id=P + "coffee", data=resources_pb2.Data(
             image=resources_pb2.Image(url=PHOTO_URL["coffee"]))),
     ])
