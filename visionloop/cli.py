@@ -29,6 +29,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"Created app '{info.app_id}' and an API key with every scope (shown only this once):\n\n"
               f"    {secret}\n\nUse it as:  curl -H 'Authorization: Key {secret}' "
               f"http://{args.host}:{args.port}/v2/inputs\n", flush=True)
+    core.start_worker()
     print(f"visionloop serving on http://{args.host}:{args.port}  (data: {settings.data_dir})", flush=True)
     try:
         uvicorn.run(create_app(settings, core), host=args.host, port=args.port, log_level=args.log_level,

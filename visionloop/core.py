@@ -19,10 +19,12 @@ from visionloop.services.models import ModelService
 from visionloop.services.indexing import InputAnalyzer
 from visionloop.services.predict import EMBEDDING_SPACE, PredictService
 from visionloop.services.search import SearchService
+from visionloop.services.training.service import LearningService
+from visionloop.services.training.worker import TrainingWorker
 from visionloop.services.usage import UsageService
 from visionloop.store.app_indexes import AppIndexes
 from visionloop.store.blobs import BlobStore
-from visionloop.store.db import Database
+from visionloop.store.db import Database, exclusive
 from visionloop.store.migrate import upgrade
 
 DEFAULT_APP = "main"
@@ -52,16 +54,29 @@ class VisionLoop:
                                         dedup_seconds=settings.feedback_dedup_seconds,
                                         retention_days=settings.feedback_retention_days)
         self.search = SearchService(self.db, self.inputs, self.models, self.loader, self.indexes)
+        self.learning = LearningService(self.db, self.blobs, self.models, self.runtime,
+                                        blend_k=settings.learning_blend_k)
+        self.worker: TrainingWorker | None = None
+
+    def start_worker(self) -> None:
+        """Train in the background (the server does; tests and the CLI train inline)."""
+        self.worker = TrainingWorker(self.learning, retrain_after_events=self.settings.retrain_after_events,
+                                     check_seconds=self.settings.retrain_check_seconds)
+        self.worker.start()
 
     def bootstrap(self) -> tuple[KeyInfo, Secret] | None:
-        """On a first start with no key at all, create the default app and one full-scope key."""
-        if self.apps.has_keys():
-            return None
-        if DEFAULT_APP not in {a.id for a in self.apps.list_apps()}:
-            self.apps.create_app(DEFAULT_APP, "Default app")
-        return self.apps.create_key(DEFAULT_APP, SCOPES, description="created on first start")
+        """On a first start with no key at all, create the default app and one full-scope key
+        (once, even when several processes start together on one PostgreSQL)."""
+        with exclusive(self.db.engine, "visionloop:bootstrap"):
+            if self.apps.has_keys():
+                return None
+            if DEFAULT_APP not in {a.id for a in self.apps.list_apps()}:
+                self.apps.create_app(DEFAULT_APP, "Default app")
+            return self.apps.create_key(DEFAULT_APP, SCOPES, description="created on first start")
 
     def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
         self.inputs.close()
         self.indexes.close()
         self.fetcher.close()

@@ -13,10 +13,10 @@ from visionloop.config import Settings
 from visionloop.core import VisionLoop
 from visionloop.http.errors import install_error_handlers
 from visionloop.http.guard import BodyGuard
-from visionloop.http.routes import concepts, feedback, inputs, models, predict, search
+from visionloop.http.routes import concepts, feedback, inputs, models, predict, search, versions
 
 ROUTERS: tuple[APIRouter, ...] = (inputs.router, concepts.router, models.router, predict.router,
-                                  search.router, feedback.router)
+                                  search.router, feedback.router, versions.router)
 APP_SCOPED = "/v2/users/{user_id}/apps/{app_id}"
 
 

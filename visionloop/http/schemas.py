@@ -140,3 +140,11 @@ class ModelSearchRequest(Wire):
 class SearchRequest(Wire):
     query: dict[str, Any]
     pagination: PaginationIn | None = None
+
+
+class TrainOptionsIn(Wire):
+    reliability: bool | None = True
+
+
+class TrainRequest(Wire):
+    visionloop: TrainOptionsIn | None = None

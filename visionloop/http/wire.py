@@ -95,10 +95,15 @@ def model_obj(view: ModelView, *, concepts: list[dict[str, Any]] | None = None) 
 
 
 def version_obj(v: ModelVersion) -> dict[str, Any]:
-    out = {"id": v.id, "created_at": timestamp(v.created_at), "status": status.envelope(v.status_code),
-           "app_id": v.app_id or "main"}
+    params = v.params or {}
+    out: dict[str, Any] = {"id": v.id, "created_at": timestamp(v.created_at), "app_id": v.app_id or "main",
+                           "status": status.envelope(v.status_code, details=params.get("error", ""))}
     if v.metrics:
         out["metrics"] = v.metrics
+    out["visionloop"] = {k: params[k] for k in ("kind", "promoted", "decision", "trained_on", "reliability",
+                                                "skipped") if k in params}
+    if v.parent_id:
+        out["visionloop"]["parent_id"] = v.parent_id
     return out
 
 

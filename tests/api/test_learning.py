@@ -1,0 +1,118 @@
+"""Learning through HTTP: feedback introduces a concept, a version is trained, evaluated, promoted
+only when it is not worse, and rolled back in one call."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import pytest
+from PIL import Image, ImageEnhance, ImageOps
+
+from tests.helpers import Api, b64, photo
+
+GENERAL = "aaa03c23b3724a16a56b629203edc62c"
+
+
+def variants(name: str, n: int, seed: int) -> list[bytes]:
+    """Different images of one scene: crops, flips, colour and size changes."""
+    rng = random.Random(seed)
+    base = Image.open(io.BytesIO(photo(name))).convert("RGB")
+    out = []
+    for _ in range(n):
+        w, h = base.size
+        cw, ch = int(w * rng.uniform(0.6, 0.95)), int(h * rng.uniform(0.6, 0.95))
+        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+        img = base.crop((x, y, x + cw, y + ch))
+        if rng.random() < 0.5:
+            img = ImageOps.mirror(img)
+        img = ImageEnhance.Color(img).enhance(rng.uniform(0.6, 1.4)).resize((rng.randint(150, 300),) * 2)
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=85)
+        out.append(buf.getvalue())
+    return out
+
+
+def predict_and_judge(api: Api, images: list[bytes], concept: str, present: bool, user: str) -> None:
+    for data in images:
+        out = api.post(f"/models/{GENERAL}/outputs", {"inputs": [{"data": {"image": {"base64": b64(data)}}}]}
+                       ).json()["outputs"][0]
+        r = api.post(f"/models/{GENERAL}/feedback", {"input": {"id": out["input"]["id"], "data": {
+            "concepts": [{"id": concept, "value": present}]}, "feedback_info": {
+            "event_type": "annotation", "output_id": out["id"], "end_user_id": user}}})
+        assert r.status_code == 200, r.text
+
+
+def train(api: Api, **options: object) -> dict:
+    body = {"visionloop": options} if options else {}
+    r = api.post(f"/models/{GENERAL}/versions", body)
+    assert r.status_code == 200, r.text
+    return r.json()["model"]["model_version"]
+
+
+def test_too_little_feedback_trains_nothing(api: Api) -> None:
+    predict_and_judge(api, variants("chelsea", 2, 1), "kitty", True, "u1")
+    version = train(api)
+    assert version["status"]["code"] == 21117 and "enough" in version["status"]["details"]
+    base = api.get(f"/models/{GENERAL}").json()["model"]["model_version"]["id"]
+    assert base == "aa9ca48295b37401f8af92ad1af0d91d"  # nothing was promoted
+
+
+@pytest.mark.slow
+def test_feedback_concept_is_learned_promoted_and_rolled_back(api: Api, other_api: Api) -> None:
+    # enough that the held-out fifth has >= 10 labels of each kind (the minimum evidence rule)
+    cats = variants("chelsea", 50, 2)
+    others = variants("coffee", 17, 3) + variants("rocket", 17, 4) + variants("astronaut", 16, 5)
+    predict_and_judge(api, cats, "kitty", True, "alice")
+    predict_and_judge(api, others, "kitty", False, "bob")
+    version = train(api)
+    assert version["status"]["code"] == 21100, version
+    info = version["visionloop"]
+    assert info["kind"] == "concept_heads" and info["trained_on"]["events"] == 100
+    assert info["promoted"] is True and info["decision"].startswith("promoted"), info["decision"]
+    vid = version["id"]
+    got = api.get(f"/models/{GENERAL}/versions/{vid}").json()["model_version"]
+    assert got["status"]["code"] == 21100 and got["metrics"]["holdout"]["challenger"]["macro_auc"]["value"] > 0.9
+
+    # the app now predicts with the new version: the concept users introduced is predicted
+    fresh_cat = variants("chelsea", 1, 99)[0]
+    out = api.post(f"/models/{GENERAL}/outputs", {"inputs": [{"data": {"image": {"base64": b64(fresh_cat)}}}],
+                                                  "model": {"output_info": {"output_config": {
+                                                      "select_concepts": [{"id": "kitty"}]}}}}).json()["outputs"][0]
+    assert out["model"]["model_version"]["id"] == vid
+    assert out["data"]["concepts"][0]["id"] == "kitty" and out["data"]["concepts"][0]["value"] > 0.5
+    fresh_rocket = variants("rocket", 1, 98)[0]
+    out = api.post(f"/models/{GENERAL}/outputs", {"inputs": [{"data": {"image": {"base64": b64(fresh_rocket)}}}],
+                                                  "model": {"output_info": {"output_config": {
+                                                      "select_concepts": [{"id": "kitty"}]}}}}).json()["outputs"][0]
+    assert out["data"]["concepts"][0]["value"] < 0.5
+
+    # another app never sees it
+    other = other_api.post(f"/models/{GENERAL}/outputs", {"inputs": [{"data": {"image": {"base64": b64(fresh_cat)}}}]}
+                           ).json()["outputs"][0]
+    assert other["model"]["model_version"]["id"] == "aa9ca48295b37401f8af92ad1af0d91d"
+    assert "kitty" not in [c["id"] for c in other["data"]["concepts"]]
+
+    # live metrics from the feedback on the base version's outputs
+    metrics = api.post(f"/models/{GENERAL}/versions/aa9ca48295b37401f8af92ad1af0d91d/metrics").json()
+    live = metrics["model_version"]["metrics"]["live"]
+    assert live["concepts"]["kitty"]["n_pos"] == 50 and live["concepts"]["kitty"]["n_neg"] == 50
+
+    # rollback is one call; a pinned version keeps predicting with that version
+    r = api.post(f"/models/{GENERAL}/versions/aa9ca48295b37401f8af92ad1af0d91d/activate")
+    assert r.json()["model"]["model_version"]["id"] == "aa9ca48295b37401f8af92ad1af0d91d"
+    pinned = api.post(f"/models/{GENERAL}/versions/{vid}/outputs",
+                      {"inputs": [{"data": {"image": {"base64": b64(fresh_cat)}}}]}).json()["outputs"][0]
+    assert pinned["model"]["model_version"]["id"] == vid and "kitty" in [c["id"] for c in pinned["data"]["concepts"]]
+    unpinned = api.post(f"/models/{GENERAL}/outputs", {"inputs": [{"data": {"image": {"base64": b64(fresh_cat)}}}]}
+                        ).json()["outputs"][0]
+    assert unpinned["model"]["model_version"]["id"] == "aa9ca48295b37401f8af92ad1af0d91d"
+
+
+def test_activating_an_untrained_or_foreign_version_is_refused(api: Api, other_api: Api) -> None:
+    predict_and_judge(api, variants("chelsea", 2, 1), "kitty", True, "u1")
+    failed = train(api)["id"]
+    r = api.post(f"/models/{GENERAL}/versions/{failed}/activate")
+    assert r.status_code == 400 and r.json()["status"]["code"] == 21202
+    r = other_api.post(f"/models/{GENERAL}/versions/{failed}/activate")
+    assert r.status_code == 404 and r.json()["status"]["code"] == 21200

@@ -1,0 +1,98 @@
+"""Datasets for learning, read from the store: votes, resolved labels, features and base scores.
+
+Labels are never stored: they are rebuilt from the append-only feedback log (plus the app's
+own annotations) every time, so erasing an end user's feedback erases their influence on the
+next version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from visionloop.learning.events import concept_votes as event_concept_votes
+from visionloop.learning.labels import Aggregation, Label, Vote, aggregate
+from visionloop.services.predict import EMBEDDING_SPACE, features_from_bytes
+from visionloop.store.tables import Concept, Embedding, FeedbackEvent, Input, InputConcept, Model
+
+APP_ANNOTATOR = "app:annotations"   # the app's own input annotations vote as one trusted end user
+EQUAL_WEIGHTS_PRIOR = (1e6, 2.5e5)  # reliability pinned at 0.8 for everyone: a plain majority vote
+
+
+@dataclasses.dataclass(frozen=True)
+class ConceptData:
+    """Resolved labels of (image digest, concept) items with what they were resolved from."""
+
+    aggregation: Aggregation
+    names: dict[str, str]  # concept id -> name
+    n_events: int
+    last_seq: int
+
+    @property
+    def labels(self) -> list[Label]:
+        return list(self.aggregation.labels.values())
+
+    @property
+    def digests(self) -> list[str]:
+        return sorted({lab.item[0] for lab in self.labels})
+
+
+def concept_votes(s: Session, app_id: str, model: Model) -> tuple[list[Vote], dict[str, str], int, int]:
+    """Votes from concept feedback on this model's outputs and from the app's annotations."""
+    votes: list[Vote] = []
+    names: dict[str, str] = {}
+    n_events, last_seq = 0, 0
+    events = s.execute(select(FeedbackEvent.seq, FeedbackEvent.end_user_id, FeedbackEvent.body)
+                       .where(FeedbackEvent.app_id == app_id, FeedbackEvent.model_pk == model.pk,
+                              FeedbackEvent.event_type == "annotation")
+                       .order_by(FeedbackEvent.seq))
+    for seq, end_user, body in events:
+        normalized = (body or {}).get("normalized", {})
+        event_votes = event_concept_votes(normalized, end_user or None)
+        if not event_votes:
+            continue
+        n_events += 1
+        last_seq = max(last_seq, seq)
+        votes += event_votes
+        for c in normalized.get("concepts") or []:
+            names.setdefault(c["id"], c.get("name") or c["id"])
+    annotated = s.execute(select(Input.digest, InputConcept.concept_id, InputConcept.value)
+                          .join(Input, (Input.app_id == InputConcept.app_id) & (Input.id == InputConcept.input_id))
+                          .where(InputConcept.app_id == app_id))
+    for digest, concept_id, value in annotated:
+        votes.append(Vote((digest, concept_id), APP_ANNOTATOR, value >= 0.5))
+        names.setdefault(concept_id, concept_id)
+    app_names = dict(s.execute(select(Concept.id, Concept.name).where(Concept.app_id == app_id,
+                                                                      Concept.id.in_(list(names)))).all())
+    names.update(app_names)
+    return votes, names, n_events, last_seq
+
+
+def concept_data(s: Session, app_id: str, model: Model, *, reliability: bool = True) -> ConceptData:
+    votes, names, n_events, last_seq = concept_votes(s, app_id, model)
+    agg = aggregate(votes) if reliability else aggregate(votes, prior=EQUAL_WEIGHTS_PRIOR,
+                                                         anonymous_reliability=0.8)
+    return ConceptData(agg, names, n_events, last_seq)
+
+
+def features(s: Session, digests: Sequence[str]) -> dict[str, np.ndarray]:
+    """Stored raw backbone features by image digest (images never predicted on are absent)."""
+    out: dict[str, np.ndarray] = {}
+    for start in range(0, len(digests), 500):
+        chunk = list(digests[start:start + 500])
+        for digest, vector in s.execute(select(Embedding.digest, Embedding.vector)
+                                        .where(Embedding.space == EMBEDDING_SPACE, Embedding.digest.in_(chunk))):
+            out[digest] = features_from_bytes(vector)
+    return out
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def stack(vectors: dict[str, np.ndarray], keys: Iterable[str]) -> np.ndarray:
+    return np.stack([vectors[k] for k in keys]).astype(np.float32)

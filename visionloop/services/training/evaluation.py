@@ -1,0 +1,74 @@
+"""Live metrics of a model version, from the feedback on its own outputs.
+
+What the version said is in its stored outputs; what is true is the label resolved from all the
+feedback (reliability-weighted). Concept models get per-concept precision, recall, F1 and ROC AUC
+with bootstrap intervals and counts (figures on too few labels are marked); detection models get
+TP/FP/FN from region feedback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from visionloop.learning.events import region_judgements
+from visionloop.learning.metrics_concepts import ConceptRecord, ConceptReport, evaluate_concepts
+from visionloop.learning.metrics_regions import JudgedRegion, RegionMetrics, RegionReport, evaluate_regions
+from visionloop.services.training.concept_training import estimate_json
+from visionloop.services.training.data import concept_data
+from visionloop.store.tables import FeedbackEvent, Model, ModelVersion, Output
+
+
+def concept_report_json(report: ConceptReport) -> dict[str, Any]:
+    return {
+        "macro_auc": estimate_json(report.macro_auc),
+        "top_concept_accuracy": estimate_json(report.top_concept.accuracy),
+        "n_records": report.n_records, "n_outputs": report.n_outputs, "threshold": report.threshold,
+        "concepts": {c: {"n_pos": m.n_pos, "n_neg": m.n_neg, "too_few": m.too_few,
+                         "precision": estimate_json(m.precision), "recall": estimate_json(m.recall),
+                         "f1": estimate_json(m.f1), "roc_auc": estimate_json(m.roc_auc)}
+                     for c, m in report.concepts.items()},
+        "confusion": {"labels": report.top_concept.labels, "matrix": report.top_concept.matrix.tolist()},
+    }
+
+
+def region_report_json(report: RegionReport) -> dict[str, Any]:
+    return {"summary": _region_metrics(report.overall),
+            "concepts": {c: _region_metrics(m) for c, m in report.concepts.items()}}
+
+
+def _region_metrics(m: RegionMetrics) -> dict[str, Any]:
+    return {"tp": m.tp, "fp": m.fp, "fn": m.fn, "n_judged": m.n_judged, "too_few": m.too_few,
+            "precision": estimate_json(m.precision), "recall": estimate_json(m.recall), "f1": estimate_json(m.f1),
+            "mean_iou_misplaced": m.mean_iou_misplaced, "n_misplaced": m.n_misplaced}
+
+
+def concept_metrics(s: Session, app_id: str, model: Model, version: ModelVersion) -> dict[str, Any]:
+    labels = concept_data(s, app_id, model).aggregation.labels
+    rows = s.execute(select(FeedbackEvent.output_id, Output.digest, Output.result)
+                     .join(Output, Output.id == FeedbackEvent.output_id)
+                     .where(FeedbackEvent.app_id == app_id, FeedbackEvent.version_id == version.id,
+                            FeedbackEvent.event_type == "annotation")).all()
+    records, seen = [], set()
+    for output_id, digest, result in rows:
+        said = {cid: value for cid, _, value in (result or {}).get("concepts", [])}
+        for (label_digest, concept), label in labels.items():
+            if label_digest != digest or (output_id, concept) in seen:
+                continue
+            seen.add((output_id, concept))
+            records.append(ConceptRecord(output_id, concept, float(said.get(concept, 0.0)), label.value))
+    return concept_report_json(evaluate_concepts(records))
+
+
+def region_metrics(s: Session, app_id: str, version: ModelVersion) -> dict[str, Any]:
+    judged: list[JudgedRegion] = []
+    events = s.execute(select(FeedbackEvent.body, Output.result)
+                       .join(Output, Output.id == FeedbackEvent.output_id)
+                       .where(FeedbackEvent.app_id == app_id, FeedbackEvent.version_id == version.id,
+                              FeedbackEvent.event_type == "annotation"))
+    for body, result in events:
+        predicted = {r["id"]: (tuple(r["box"]), r.get("value")) for r in (result or {}).get("regions", [])}
+        judged += region_judgements((body or {}).get("normalized", {}), predicted)
+    return region_report_json(evaluate_regions(judged))

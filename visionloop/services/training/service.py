@@ -1,0 +1,195 @@
+"""The learning service: train versions on request or when feedback accumulates, evaluate, promote.
+
+A training request creates a model version at once, with Clarifai's status "queued for training"
+(21103); the worker (or the request itself when no worker runs) moves it to "training" (21101),
+then "trained" (21100) or "failed" (21106/21117 with the reason). A trained version is promoted —
+made the app's active version — only if the champion/challenger rule says it is not worse on
+held-out feedback. Versions are immutable once trained; promotion and rollback only move the
+app's active-version pointer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import func, select
+
+from visionloop import errors, status
+from visionloop.ids import new_id
+from visionloop.learning.heads import ConceptHeads
+from visionloop.models.catalog import CONCEPT, DETECTION
+from visionloop.models.predictors import Predictor
+from visionloop.models.runtime import ModelRuntime
+from visionloop.services.models import ModelService, ModelView
+from visionloop.services.training.concept_training import InsufficientData, train_heads
+from visionloop.services.training.data import concept_data, features
+from visionloop.services.training.evaluation import concept_metrics, region_metrics
+from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
+from visionloop.store.blobs import BlobStore
+from visionloop.store.db import Database
+from visionloop.store.tables import FeedbackEvent, Model, ModelVersion, utcnow
+
+log = logging.getLogger("visionloop.learning")
+Progress = Callable[[str], None]
+PENDING = "pending"
+
+
+class LearningService:
+    def __init__(self, db: Database, blobs: BlobStore, models: ModelService, runtime: ModelRuntime, *,
+                 blend_k: float) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.models = models
+        self.runtime = runtime
+        self.blend_k = blend_k
+        self.submit: Callable[[str], None] | None = None  # set by the worker when one runs
+        models.version_loaders[HEADS_KIND] = self._load_heads
+
+    # -- versions as predictors -----------------------------------------------------------------
+    def _heads_of(self, version: ModelVersion) -> ConceptHeads:
+        if not version.artifact_digest:
+            raise errors.ModelInvalid(f"model version {version.id} has no artifact")
+        return ConceptHeads.from_bytes(self.blobs.get(version.artifact_digest))
+
+    def _load_heads(self, version: ModelVersion, model: Model, base: Predictor) -> Predictor:
+        names = {c["id"]: c["name"] for c in (version.params or {}).get("concepts", [])}
+        return HeadPredictor(base, self._heads_of(version), names, self.blend_k)
+
+    # -- requests -------------------------------------------------------------------------------
+    def request(self, app_id: str, model_ref: str, *, reliability: bool = True) -> ModelVersion:
+        """Queue a new version of a model for this app; trains at once when no worker runs."""
+        view = self.models.get(app_id, model_ref)
+        if view.model.model_type != CONCEPT:
+            raise errors.ModelInvalid(f"model {view.model.id!r} is a {view.model.model_type} model; versions are "
+                                      "trained from feedback for concept models")
+        version = ModelVersion(id=new_id(), model_pk=view.model.pk, app_id=app_id, parent_id=view.version.id,
+                               status_code=status.MODEL_QUEUED_FOR_TRAINING,
+                               params={"kind": PENDING, "reliability": reliability})
+        with self.db.transaction() as s:
+            s.add(version)
+        if self.submit is not None:
+            self.submit(version.id)
+            return version
+        return self.run(version.id)
+
+    def run(self, version_id: str, progress: Progress | None = None) -> ModelVersion:
+        """Train a queued version (idempotent for one already finished)."""
+        say = progress or (lambda msg: log.info("version %s: %s", version_id, msg))
+        with self.db.transaction() as s:
+            version = s.get(ModelVersion, version_id)
+            if version is None:
+                raise errors.ModelNotFound(f"no model version {version_id!r}")
+            if version.status_code not in (status.MODEL_QUEUED_FOR_TRAINING, status.MODEL_TRAINING):
+                return version
+            version.status_code = status.MODEL_TRAINING
+            model = s.get(Model, version.model_pk)
+            assert model is not None
+        try:
+            params, metrics, artifact, promote = self._train(version, model, say)
+        except InsufficientData as exc:
+            return self._finish(version_id, status.MODEL_TRAINING_INSUFFICIENT_DATA,
+                                {"kind": PENDING, "error": str(exc)}, {}, None)
+        except Exception as exc:  # a failed job is recorded, never left "training"
+            log.exception("training version %s failed", version_id)
+            return self._finish(version_id, status.MODEL_TRAINING_FAILED,
+                                {"kind": PENDING, "error": f"{type(exc).__name__}: {exc}"}, {}, None)
+        done = self._finish(version_id, status.MODEL_TRAINED, params, metrics, artifact)
+        if promote:
+            self.models.set_active(version.app_id, model, version_id)
+        return done
+
+    def _train(self, version: ModelVersion, model: Model, say: Progress
+               ) -> tuple[dict[str, Any], dict[str, Any], str, bool]:
+        reliability = bool((version.params or {}).get("reliability", True))
+        say("aggregating feedback into labels")
+        with self.db.session() as s:
+            data = concept_data(s, version.app_id, model, reliability=reliability)
+            feats = features(s, data.digests)
+        champion_version = self.models.active_version(version.app_id, model)
+        champion = self._heads_of(champion_version) if (champion_version.params or {}).get("kind") == HEADS_KIND \
+            else None
+        say(f"training on {len(data.labels)} labels from {data.n_events} feedback events")
+        trained = train_heads(data, feats, self.runtime, model.runtime, champion, salt=version.app_id,
+                              blend_k=self.blend_k, progress=say)
+        heads = trained.heads
+        artifact = self.blobs.put(heads.to_bytes())
+        down_weighted = sum(1 for u in data.aggregation.users.values() if u.weight == 0.0)
+        params = {
+            "kind": HEADS_KIND, "reliability": reliability,
+            "concepts": [{"id": c, "name": data.names.get(c, c), "n_labels": int(n)}
+                         for c, n in heads.evidence().items()],
+            "skipped": heads.skipped_, "promoted": trained.decision.promote, "decision": trained.decision.reason,
+            "trained_on": {"events": data.n_events, "labels": len(data.labels), "last_seq": data.last_seq,
+                           "train_images": trained.n_train, "held_out_images": trained.n_holdout,
+                           "end_users": len(data.aggregation.users), "down_weighted_users": down_weighted},
+        }
+        return params, {"holdout": trained.holdout}, artifact, trained.decision.promote
+
+    def _finish(self, version_id: str, code: int, params: dict[str, Any], metrics: dict[str, Any],
+                artifact: str | None) -> ModelVersion:
+        with self.db.transaction() as s:
+            version = s.get(ModelVersion, version_id)
+            assert version is not None
+            version.status_code = code
+            version.params = {**(version.params or {}), **params}
+            version.metrics = metrics
+            version.artifact_digest = artifact
+        return version
+
+    # -- evaluation, promotion ------------------------------------------------------------------
+    def evaluate(self, app_id: str, view: ModelView, version: ModelVersion) -> dict[str, Any]:
+        """Recompute a version's live metrics from the feedback on its outputs; stored on the version."""
+        with self.db.session() as s:
+            if view.model.model_type == DETECTION:
+                live = region_metrics(s, app_id, version)
+            else:
+                live = concept_metrics(s, app_id, view.model, version)
+        live["evaluated_at"] = utcnow().isoformat()
+        if version.app_id == app_id:  # a shared base version's figures belong to every app: not stored
+            with self.db.transaction() as s:
+                row = s.get(ModelVersion, version.id)
+                assert row is not None
+                row.metrics = {**(row.metrics or {}), "live": live}
+        return live
+
+    def activate(self, app_id: str, model_ref: str, version_id: str) -> ModelView:
+        """Promote or roll back: the app predicts with this trained version from now on."""
+        view = self.models.get(app_id, model_ref)
+        version = self.models.version(app_id, view.model, version_id)
+        if version.status_code != status.MODEL_TRAINED:
+            raise errors.ModelInvalid(f"model version {version_id!r} is not trained (status {version.status_code})")
+        self.models.set_active(app_id, view.model, version_id)
+        return self.models.get(app_id, model_ref)
+
+    # -- when to retrain ------------------------------------------------------------------------
+    def due(self, min_new_events: int) -> list[tuple[str, str]]:
+        """(app, model id) pairs with at least ``min_new_events`` concept feedback events since the
+        newest version trained for that app."""
+        out = []
+        with self.db.session() as s:
+            pairs = s.execute(select(FeedbackEvent.app_id, FeedbackEvent.model_pk, func.max(FeedbackEvent.seq))
+                              .where(FeedbackEvent.event_type == "annotation", FeedbackEvent.model_pk.is_not(None))
+                              .group_by(FeedbackEvent.app_id, FeedbackEvent.model_pk)).all()
+            for app_id, model_pk, _ in pairs:
+                model = s.get(Model, model_pk)
+                if model is None or model.model_type != CONCEPT:
+                    continue
+                versions = list(s.scalars(select(ModelVersion).where(ModelVersion.model_pk == model_pk,
+                                                                     ModelVersion.app_id == app_id)))
+                if any(v.status_code in (status.MODEL_QUEUED_FOR_TRAINING, status.MODEL_TRAINING) for v in versions):
+                    continue
+                since = max([(v.params or {}).get("trained_on", {}).get("last_seq", 0) for v in versions] or [0])
+                new = s.scalar(select(func.count()).select_from(FeedbackEvent)
+                               .where(FeedbackEvent.app_id == app_id, FeedbackEvent.model_pk == model_pk,
+                                      FeedbackEvent.event_type == "annotation", FeedbackEvent.seq > since))
+                if new >= min_new_events:
+                    out.append((app_id, model.id))
+        return out
+
+    def unfinished(self) -> list[str]:
+        """Versions a crash left queued or training: the worker resumes them at start."""
+        with self.db.session() as s:
+            return list(s.scalars(select(ModelVersion.id).where(ModelVersion.status_code.in_(
+                [status.MODEL_QUEUED_FOR_TRAINING, status.MODEL_TRAINING])).order_by(ModelVersion.created_at)))
