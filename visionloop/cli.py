@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from visionloop import cli_feedback, errors
+from visionloop import cli_feedback, errors, status
 from visionloop.config import SETTINGS, SettingsError, load_settings
 from visionloop.core import VisionLoop
 from visionloop.services.apps import SCOPES
@@ -75,6 +77,39 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_learn(args: argparse.Namespace) -> int:
+    core = VisionLoop(_settings(args))
+    try:
+        view = core.models.get(args.app, args.model)
+        print(f"training a new version of {view.model.name} for app {args.app} ...", flush=True)
+        version = core.learning.request(args.app, args.model, reliability=not args.no_reliability)
+        if version.status_code == status.MODEL_QUEUED_FOR_TRAINING:
+            version = core.learning.run(version.id, progress=lambda msg: print(f"  {msg}", flush=True))
+        params = version.params or {}
+        print(f"version {version.id}: status {version.status_code} "
+              f"{status.DESCRIPTIONS.get(version.status_code, '')}")
+        if "decision" in params:
+            print(f"  {params['decision']}")
+        if "error" in params:
+            print(f"  {params['error']}")
+        return 0 if version.status_code == status.MODEL_TRAINED else 1
+    finally:
+        core.close()
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    core = VisionLoop(_settings(args))
+    try:
+        live, page = core.learning.report(args.app, args.model, args.version)
+        print(json.dumps({k: v for k, v in live.items() if k != "confusion"}, indent=1))
+        if args.report:
+            Path(args.report).write_text(page)
+            print(f"report written to {args.report}", file=sys.stderr)
+    finally:
+        core.close()
+    return 0
+
+
 def cmd_settings(_: argparse.Namespace) -> int:
     for s in SETTINGS:
         print(f"{s.env}\t(default: {s.default!r})\n    {s.help}")
@@ -126,6 +161,24 @@ def build_parser() -> argparse.ArgumentParser:
     keys.set_defaults(func=cmd_keys)
 
     cli_feedback.add_parser(sub, common, _settings)
+
+    learn = sub.add_parser("learn", parents=[common], help="train a new model version from feedback now",
+                           description="Aggregate the app's feedback and annotations into labels, train a new "
+                                       "version, and promote it if held-out feedback says it is not worse.")
+    learn.add_argument("--app", required=True, help="the app whose feedback to learn from")
+    learn.add_argument("--model", default="general-v1.3", help="model id or name (default general-v1.3)")
+    learn.add_argument("--no-reliability", action="store_true",
+                       help="count every end user's votes equally (for comparison)")
+    learn.set_defaults(func=cmd_learn)
+
+    evaluate = sub.add_parser("evaluate", parents=[common], help="metrics of a model version from feedback",
+                              description="Per-concept precision, recall, F1 and ROC AUC (with intervals and "
+                                          "label counts) of a version from the feedback on its outputs.")
+    evaluate.add_argument("--app", required=True, help="the app")
+    evaluate.add_argument("--model", default="general-v1.3", help="model id or name (default general-v1.3)")
+    evaluate.add_argument("--version", help="version id (default: the app's active version)")
+    evaluate.add_argument("--report", help="also write an HTML report with plots to this file")
+    evaluate.set_defaults(func=cmd_evaluate)
 
     settings = sub.add_parser("settings", help="list every setting with its environment variable and default")
     settings.set_defaults(func=cmd_settings)

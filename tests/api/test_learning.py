@@ -4,11 +4,16 @@ only when it is not worse, and rolled back in one call."""
 from __future__ import annotations
 
 import io
+import json
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
+from visionloop.core import VisionLoop
 from tests.helpers import Api, b64, photo
 
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
@@ -59,7 +64,8 @@ def test_too_little_feedback_trains_nothing(api: Api) -> None:
 
 
 @pytest.mark.slow
-def test_feedback_concept_is_learned_promoted_and_rolled_back(api: Api, other_api: Api) -> None:
+def test_feedback_concept_is_learned_promoted_and_rolled_back(api: Api, other_api: Api, core: VisionLoop,
+                                                              tmp_path: Path) -> None:
     # enough that the held-out fifth has >= 10 labels of each kind (the minimum evidence rule)
     cats = variants("chelsea", 50, 2)
     others = variants("coffee", 17, 3) + variants("rocket", 17, 4) + variants("astronaut", 16, 5)
@@ -97,6 +103,16 @@ def test_feedback_concept_is_learned_promoted_and_rolled_back(api: Api, other_ap
     metrics = api.post(f"/models/{GENERAL}/versions/aa9ca48295b37401f8af92ad1af0d91d/metrics").json()
     live = metrics["model_version"]["metrics"]["live"]
     assert live["concepts"]["kitty"]["n_pos"] == 50 and live["concepts"]["kitty"]["n_neg"] == 50
+
+    # the CLI prints the same figures and writes a report with plots
+    report = tmp_path / "report.html"
+    done = subprocess.run([sys.executable, "-m", "visionloop", "evaluate", "--app", "app-a", "--version",
+                           "aa9ca48295b37401f8af92ad1af0d91d", "--report", str(report),
+                           "--data-dir", str(core.settings.data_dir)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["concepts"]["kitty"]["n_pos"] == 50
+    page = report.read_text()
+    assert page.count("data:image/png;base64,") >= 2 and "Precision-recall" in page
 
     # rollback is one call; a pinned version keeps predicting with that version
     r = api.post(f"/models/{GENERAL}/versions/aa9ca48295b37401f8af92ad1af0d91d/activate")

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from visionloop.learning.events import region_judgements
+from visionloop.learning.labels import Label
 from visionloop.learning.metrics_concepts import ConceptRecord, ConceptReport, evaluate_concepts
 from visionloop.learning.metrics_regions import JudgedRegion, RegionMetrics, RegionReport, evaluate_regions
 from visionloop.services.training.concept_training import estimate_json
@@ -45,21 +46,29 @@ def _region_metrics(m: RegionMetrics) -> dict[str, Any]:
             "mean_iou_misplaced": m.mean_iou_misplaced, "n_misplaced": m.n_misplaced}
 
 
-def concept_metrics(s: Session, app_id: str, model: Model, version: ModelVersion) -> dict[str, Any]:
+def concept_records(s: Session, app_id: str, model: Model, version: ModelVersion) -> list[ConceptRecord]:
+    """(output, concept, what the version said, resolved label) for every judged concept of its outputs."""
     labels = concept_data(s, app_id, model).aggregation.labels
     rows = s.execute(select(FeedbackEvent.output_id, Output.digest, Output.result)
                      .join(Output, Output.id == FeedbackEvent.output_id)
                      .where(FeedbackEvent.app_id == app_id, FeedbackEvent.version_id == version.id,
                             FeedbackEvent.event_type == "annotation")).all()
+    by_digest: dict[str, list[tuple[str, Label]]] = {}
+    for (digest, concept), label in labels.items():
+        by_digest.setdefault(digest, []).append((concept, label))
     records, seen = [], set()
     for output_id, digest, result in rows:
         said = {cid: value for cid, _, value in (result or {}).get("concepts", [])}
-        for (label_digest, concept), label in labels.items():
-            if label_digest != digest or (output_id, concept) in seen:
+        for concept, label in by_digest.get(digest, []):
+            if (output_id, concept) in seen:
                 continue
             seen.add((output_id, concept))
             records.append(ConceptRecord(output_id, concept, float(said.get(concept, 0.0)), label.value))
-    return concept_report_json(evaluate_concepts(records))
+    return records
+
+
+def concept_metrics(s: Session, app_id: str, model: Model, version: ModelVersion) -> dict[str, Any]:
+    return concept_report_json(evaluate_concepts(concept_records(s, app_id, model, version)))
 
 
 def region_metrics(s: Session, app_id: str, version: ModelVersion) -> dict[str, Any]:

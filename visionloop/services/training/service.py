@@ -25,7 +25,8 @@ from visionloop.models.runtime import ModelRuntime
 from visionloop.services.models import ModelService, ModelView
 from visionloop.services.training.concept_training import InsufficientData, train_heads
 from visionloop.services.training.data import concept_data, features
-from visionloop.services.training.evaluation import concept_metrics, region_metrics
+from visionloop.services.training.evaluation import concept_metrics, concept_records, region_metrics
+from visionloop.services.training.report import per_concept, pr_curves, quality_over_time, render
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database
@@ -154,6 +155,26 @@ class LearningService:
                 row.metrics = {**(row.metrics or {}), "live": live}
         return live
 
+    def report(self, app_id: str, model_ref: str, version_id: str | None = None) -> tuple[dict[str, Any], str]:
+        """Live metrics of a version (default: the app's active one) and an HTML report with plots."""
+        view = self.models.get(app_id, model_ref)
+        version = self.models.version(app_id, view.model, version_id) if version_id else view.version
+        live = self.evaluate(app_id, view, version)
+        with self.db.session() as s:
+            versions = list(s.scalars(select(ModelVersion).where(ModelVersion.model_pk == view.model.pk,
+                                                                 ModelVersion.app_id == app_id)))
+            records = concept_records(s, app_id, view.model, version) if view.model.model_type == CONCEPT else []
+        headline = live.get("macro_auc") or live.get("summary", {}).get("f1") or {}
+        summary = {"app": app_id, "model": f"{view.model.name} ({view.model.id})", "version": version.id,
+                   "versions trained for this app": len(versions),
+                   "headline": _figure(headline), "evaluated at": live["evaluated_at"]}
+        page = render(f"visionloop evaluation: {view.model.name}", summary, [
+            ("Quality over time", quality_over_time(versions)),
+            ("Per concept", per_concept(live)),
+            ("Precision-recall curves", pr_curves(records)),
+        ])
+        return live, page
+
     def activate(self, app_id: str, model_ref: str, version_id: str) -> ModelView:
         """Promote or roll back: the app predicts with this trained version from now on."""
         view = self.models.get(app_id, model_ref)
@@ -193,3 +214,11 @@ class LearningService:
         with self.db.session() as s:
             return list(s.scalars(select(ModelVersion.id).where(ModelVersion.status_code.in_(
                 [status.MODEL_QUEUED_FOR_TRAINING, status.MODEL_TRAINING])).order_by(ModelVersion.created_at)))
+
+
+def _figure(e: dict[str, Any]) -> str:
+    if not e or e.get("value") is None:
+        return "undefined (no labels yet)"
+    interval = f" [{e['low']:.3f}, {e['high']:.3f}]" if e.get("low") is not None else ""
+    thin = " — too few labels" if e.get("too_few") else ""
+    return f"{e['value']:.3f}{interval} on {e['n']} labels{thin}"

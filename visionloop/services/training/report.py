@@ -1,0 +1,109 @@
+"""An evaluation report a person would rather look at than read: one HTML file with plots.
+
+Quality over time (each version's held-out macro ROC AUC with its interval, as trained), the
+live per-concept figures of the evaluated version (F1 and ROC AUC with intervals and label
+counts; thin figures greyed), and precision-recall curves of the best-labelled concepts.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import precision_recall_curve  # noqa: E402
+
+from visionloop.learning.metrics_concepts import ConceptRecord  # noqa: E402
+from visionloop.store.tables import ModelVersion  # noqa: E402
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def quality_over_time(versions: list[ModelVersion]) -> str | None:
+    points = []
+    for v in sorted(versions, key=lambda v: v.created_at):
+        auc = ((v.metrics or {}).get("holdout", {}).get("challenger", {}) or {}).get("macro_auc")
+        if auc and auc.get("value") is not None:
+            points.append((v.created_at, auc, (v.params or {}).get("promoted", False)))
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    xs = [p[0] for p in points]
+    ys = [p[1]["value"] for p in points]
+    lo = [p[1]["value"] - (p[1]["low"] if p[1]["low"] is not None else p[1]["value"]) for p in points]
+    hi = [(p[1]["high"] if p[1]["high"] is not None else p[1]["value"]) - p[1]["value"] for p in points]
+    ax.errorbar(xs, ys, yerr=[lo, hi], fmt="-o", capsize=3, color="#2563eb")
+    for x, y, p in zip(xs, ys, points):
+        ax.annotate("promoted" if p[2] else "kept", (x, y), textcoords="offset points", xytext=(0, 8),
+                    ha="center", fontsize=7, color="#15803d" if p[2] else "#b91c1c")
+    ax.set_ylabel("held-out macro ROC AUC")
+    ax.set_title("Quality of each trained version over time")
+    ax.set_ylim(0, 1.05)
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
+def per_concept(live: dict[str, Any], limit: int = 25) -> str | None:
+    concepts = sorted(live.get("concepts", {}).items(), key=lambda kv: -(kv[1]["n_pos"] + kv[1]["n_neg"]))[:limit]
+    if not concepts:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(concepts) + 1.2))
+    names = [f"{c} ({m['n_pos']}+/{m['n_neg']}-)" for c, m in concepts]
+    for offset, key, color in ((-0.2, "f1", "#2563eb"), (0.2, "roc_auc", "#f59e0b")):
+        vals = [m[key]["value"] or 0.0 for _, m in concepts]
+        err = [[max(0.0, (m[key]["value"] or 0) - (m[key]["low"] or m[key]["value"] or 0)) for _, m in concepts],
+               [max(0.0, (m[key]["high"] or m[key]["value"] or 0) - (m[key]["value"] or 0)) for _, m in concepts]]
+        alphas = [0.35 if m["too_few"] else 1.0 for _, m in concepts]
+        bars = ax.barh(np.arange(len(concepts)) + offset, vals, height=0.4, xerr=err, color=color,
+                       label=key.replace("_", " ").upper(), capsize=2)
+        for bar, a in zip(bars, alphas):
+            bar.set_alpha(a)
+    ax.set_yticks(np.arange(len(concepts)), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.05)
+    ax.legend(loc="lower right", fontsize=7)
+    ax.set_title("Per concept, from feedback on this version's outputs (pale: too few labels)")
+    return _png(fig)
+
+
+def pr_curves(records: list[ConceptRecord], limit: int = 6) -> str | None:
+    by_concept: dict[str, list[ConceptRecord]] = {}
+    for r in records:
+        by_concept.setdefault(r.concept, []).append(r)
+    usable = [(c, rs) for c, rs in by_concept.items() if len({r.label for r in rs}) == 2]
+    usable = sorted(usable, key=lambda cr: -len(cr[1]))[:limit]
+    if not usable:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for concept, rs in usable:
+        precision, recall, _ = precision_recall_curve([r.label for r in rs], [r.score for r in rs])
+        ax.plot(recall, precision, label=f"{concept} (n={len(rs)})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7)
+    ax.set_title("Precision-recall from feedback")
+    return _png(fig)
+
+
+def render(title: str, summary: dict[str, Any], images: list[tuple[str, str | None]]) -> str:
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in summary.items())
+    figures = "".join(f"<h2>{html.escape(name)}</h2><img src='data:image/png;base64,{png}'>" if png else
+                      f"<h2>{html.escape(name)}</h2><p>No data yet.</p>" for name, png in images)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
+            "body{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#111}"
+            "table{border-collapse:collapse}th,td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}"
+            "img{max-width:100%}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><table>{rows}</table>{figures}</body></html>")
