@@ -6,6 +6,7 @@ scikit-image; the scripts get file paths and, for URL inputs, loopback URLs of t
   tabby cat / tiger cat)
 - ``face``: ``skimage.data.astronaut()``, one face (the face model finds one region)
 - ``coffee``: ``skimage.data.coffee()``, a cup of coffee (no cat, no face): a distractor for search
+- ``rocket``: ``skimage.data.rocket()``, used by one run only (copies of it tie in visual search)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import dataclasses
 import io
 from pathlib import Path
 
-SOURCES = {"cat": "chelsea", "face": "astronaut", "coffee": "coffee"}
+SOURCES = {"cat": "chelsea", "face": "astronaut", "coffee": "coffee", "rocket": "rocket"}
 
 # Names the general model may give the cat photo among its top concepts.
 CAT_NAMES = {"cat", "tabby cat", "tiger cat", "Egyptian Mau", "domestic cat", "house cat"}

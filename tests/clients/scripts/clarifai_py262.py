@@ -130,6 +130,15 @@ def run_feedback():
     steps.run("feedback_search", lambda: status_code(app.inputs.send_search_feedback(
         P + "cat", feedback_info=info("search_click", search_id=prior("search_predicted")["id"]))))
 
+    def click_on_page_two():
+        page2 = prior("search_face_pages")[1]
+        clicked = page2["hits"][0]["id"]
+        status = status_code(app.inputs.send_search_feedback(
+            clicked, feedback_info=info("search_click", search_id=page2["id"])))
+        return {"status": status, "search_id": page2["id"], "input_id": clicked}
+
+    steps.run("feedback_search_page2", click_on_page_two)
+
     # refused: an output id our server never made (404), a clicked input that was no hit (404)
     def refused(fn):
         try:
@@ -214,6 +223,17 @@ def run_models_predict_search():
     steps.run("search_image_id", lambda: search_view(inputs.search_by_image(image_id=P + "coffee", raw=True)))
     steps.run("search_image_objects", lambda: [{"id": i.input_id, "score": i.score} for i in
                                                inputs.search_by_image(image_id=P + "face")])
+    # paging: the same query page by page
+    steps.run("search_face_pages", lambda: [search_view(inputs.search_by_image(
+        image_id=P + "face", page=page, per_page=2, raw=True)) for page in (1, 2, 3)])
+    # four copies of one photo (no other run adds it) tie at score 1.0: one per page, the four
+    # pages must still show each copy once
+    rocket = PHOTO_B64["rocket"]
+    steps.run("search_rocket_inputs", lambda: [i.input_id for i in app.inputs.bulk_create_images(
+        [ClImage(base64=rocket, image_id=P + "rocket-%d" % n) for n in range(4)])])
+    steps.run("search_rocket_full", lambda: search_view(inputs.search_by_image(base64bytes=rocket, raw=True)))
+    steps.run("search_rocket_pages", lambda: [search_view(inputs.search_by_image(
+        base64bytes=rocket, page=page, per_page=1, raw=True)) for page in (1, 2, 3, 4)])
 
 
 def init_from_env():
