@@ -277,7 +277,8 @@ def test_region_feedback_ties_corrections_to_predicted_regions(api: Api, faces: 
             model=FACE))
     first, second = feedback(api, model_id=FACE)
     misplaced, missed, fp = first["data"]["regions"]
-    assert (misplaced["feedback"], misplaced["region_id"], misplaced["matched_by"]) == ("misplaced", predicted["id"], "iou")
+    assert (misplaced["feedback"], misplaced["region_id"], misplaced["matched_by"]) == ("misplaced", predicted["id"],
+                                                                                       "iou")
     assert 0 < misplaced["iou"] < 1 and misplaced["box"] == [shifted[k] for k in
                                                              ("top_row", "left_col", "bottom_row", "right_col")]
     assert (missed["feedback"], missed["region_id"], missed["concepts"][0]["id"]) == ("not_detected", None, "face")
@@ -453,3 +454,11 @@ class TestRateLimit:
         predict(api, GENERAL, png_bytes())
         # another key of the same app has its own bucket (the app's is 5x larger)
         ok(post(make_api(core, client, "app-a"), concept_body(cat["id"], [{"id": "dog"}])))
+
+
+def test_unknown_fields_are_kept_in_the_raw_body_even_odd_numbers(api: Api, cat: dict) -> None:
+    body = json.dumps(concept_body(cat["id"], [{"id": "cat"}])).replace('"input": {', '"input": {"x": NaN, ', 1)
+    r = api.client.post(f"/v2/models/{GENERAL}/feedback", content=body.encode(),
+                        headers={**api.headers(), "Content-Type": "application/json"})
+    ok(r)
+    assert feedback(api)[0]["raw"]["input"]["x"] == "nan"  # stored as text: PostgreSQL's JSON has no NaN

@@ -285,7 +285,8 @@ good_regions = st.lists(st.fixed_dictionaries(
                                      "bogus"])}),
      "data": st.fixed_dictionaries({"concepts": st.one_of(good_concepts, good_concepts, st.just([]))})},
     optional={"id": st.none() | ids}), min_size=1, max_size=3)
-good_data = st.one_of(st.fixed_dictionaries({"concepts": good_concepts}), st.fixed_dictionaries({"regions": good_regions}),
+good_data = st.one_of(st.fixed_dictionaries({"concepts": good_concepts}),
+                      st.fixed_dictionaries({"regions": good_regions}),
                       st.fixed_dictionaries({}, optional={"concepts": good_concepts, "regions": good_regions,
                                                           "image": st.fixed_dictionaries({}, optional={"url": ids})}))
 near_valid = st.fixed_dictionaries({"input": st.fixed_dictionaries(

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Any
 
 from sqlalchemy import select
@@ -83,8 +84,19 @@ def redact(body: Any) -> Any:
     return {**body, "input": {**body["input"], "data": data}}
 
 
+def _finite(value: Any) -> Any:
+    """JSON without NaN/Infinity (Python's parser accepts them; PostgreSQL's JSON does not): as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _raw(body: Any) -> dict[str, Any]:
-    raw = redact(body)
+    raw = _finite(redact(body))
     size = len(json.dumps(raw))
     if size > MAX_RAW_BYTES:
         raise errors.InvalidRequest(f"body: a feedback body is at most {MAX_RAW_BYTES} bytes without its image, "
@@ -212,8 +224,9 @@ class FeedbackRecorder:
                             .where(SearchHit.search_id == search_id, SearchHit.input_id == fb.input_id)
                             .order_by(SearchHit.rank).limit(1)).first()
         if hit is None:
-            raise errors.InputNotFound(f"input.id: input {fb.input_id!r} is not among the hits of search {search_id!r}, "
-                                       "so it cannot have been clicked", description="Input is not a hit of this search")
+            raise errors.InputNotFound(f"input.id: input {fb.input_id!r} is not among the hits of search "
+                                       f"{search_id!r}, so it cannot have been clicked",
+                                       description="Input is not a hit of this search")
         normalized = {"kind": "search_click", "search_id": search_id, "input_id": fb.input_id, "rank": hit.rank,
                       "score": hit.score, "search_kind": search.kind}
         statement = {"app": caller.app_id, "kind": "search_click", "search": search_id, "input": fb.input_id,
