@@ -184,9 +184,6 @@ def test_models_search_get_info_and_versions(step) -> None:
     assert step("model_get_info_versioned") == GENERAL
 
 
-@pytest.mark.xfail(strict=True, reason="server incompatibility: no route GET /v2/models/{id}/versions/{version_id}"
-                                       "/output_info (404, 11101 'no route'), which 2.6.2's GetModelOutputInfo "
-                                       "binding uses when the Model has a version id")
 def test_model_output_info_of_a_version(step) -> None:
     # get_info(verbose=True) on a model got by name (it has a version id) is
     # GET /v2/models/{id}/versions/{version_id}/output_info
@@ -277,15 +274,15 @@ def test_search_by_input_id(step) -> None:
 
 def test_search_pages(step) -> None:
     pages = step("search_face_pages")
-    assert [len(p["hits"]) for p in pages] == [2, 2, 2]
+    sizes = [len(p["hits"]) for p in pages]
+    assert sizes[:2] == [2, 2] and sizes[2] <= 2, sizes  # the app holds at least 4 inputs by then
+    shown = [h["id"] for p in pages for h in p["hits"]]
+    assert len(shown) == len(set(shown)), f"pages repeat hits: {shown}"
     scores = [h["score"] for p in pages for h in p["hits"]]
     assert scores == sorted(scores, reverse=True), pages
     assert len({p["id"] for p in pages}) == 3, "each page is a search of its own"
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: visual search pages through the vector index with k = page * "
-                                       "per_page, and tied hits come back in a k-dependent order, so pages repeat "
-                                       "one tied input and never show the others")
 def test_search_pages_with_tied_scores_show_every_input_once(step) -> None:
     copies = [P + "rocket-%d" % n for n in range(4)]
     assert step("search_rocket_inputs") == copies

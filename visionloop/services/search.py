@@ -189,11 +189,14 @@ class SearchService:
         if candidates is not None and len(candidates) <= EXACT_CANDIDATES:
             return self._exact(app_id, query, candidates)
         index = self.indexes.get(app_id)
-        k = need if candidates is None else need * 8
+        # Small indexes answer exactly over everything; large ones over a margin past the page.
+        # Either way ties are broken by input id, so pages neither repeat nor skip tied hits.
+        size = len(index.ids)
+        k = size if size <= index.index.exact_threshold else (need if candidates is None else need * 8) * 2 + 50
         found = index.search(query, k)
         if candidates is not None:
             found = [(i, sc) for i, sc in found if i in candidates]
-        return found
+        return sorted(found, key=lambda p: (-round(p[1], 6), p[0]))
 
     def _exact(self, app_id: str, query: np.ndarray, candidates: set[str]) -> list[tuple[str, float]]:
         if not candidates:
@@ -207,8 +210,7 @@ class SearchService:
         matrix = np.stack([embedding_from_bytes(v) for _, v in rows])
         q = query / (np.linalg.norm(query) or 1.0)
         sims = matrix @ q
-        order = np.argsort(-sims, kind="stable")
-        return [(rows[i][0], float(sims[i])) for i in order]
+        return sorted(((rows[i][0], float(sims[i])) for i in range(len(rows))), key=lambda p: (-round(p[1], 6), p[0]))
 
     # -- memory ---------------------------------------------------------------------------------
     def _remember(self, caller: Caller, query: dict[str, Any], kind: str, hits: list[Hit]) -> str:

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from visionloop.http import wire
 from visionloop.http.deps import CoreDep, ModelsCaller, PageDep
 from visionloop.http.schemas import ModelSearchRequest
+from visionloop.services.models import ModelView
 from visionloop.services.paging import Page
 
 router = APIRouter(tags=["models"])
@@ -41,6 +42,14 @@ def get_model(model_id: str, caller: ModelsCaller, core: CoreDep) -> dict[str, A
 def get_output_info(model_id: str, caller: ModelsCaller, core: CoreDep) -> dict[str, Any]:
     view = core.models.get(caller.app_id, model_id)
     return wire.ok(model=wire.model_obj(view, concepts=wire.concept_list(core.models.concepts_of(view), caller.app_id)))
+
+
+@router.get("/models/{model_id}/versions/{version_id}/output_info")
+def get_version_output_info(model_id: str, version_id: str, caller: ModelsCaller, core: CoreDep) -> dict[str, Any]:
+    view = core.models.get(caller.app_id, model_id)
+    pinned = ModelView(view.model, core.models.version(caller.app_id, view.model, version_id))
+    return wire.ok(model=wire.model_obj(pinned, concepts=wire.concept_list(core.models.concepts_of(pinned),
+                                                                          caller.app_id)))
 
 
 @router.get("/models/{model_id}/versions")
