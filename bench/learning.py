@@ -1,0 +1,897 @@
+"""Learning from end-user feedback, measured end to end through the real HTTP API.
+
+    python bench/learning.py            # full: about 15-20 minutes on 2 idle cores
+    python bench/learning.py --quick    # smoke version: about 3 minutes
+    python bench/learning.py --only accuracy,search   # some sections (accuracy, concepts, search,
+                                                       # malicious); latency comes with accuracy
+
+Prerequisites (offline data from package registries):
+
+- Debian ``dataset-fashion-mnist`` (``sudo apt-get update && sudo apt-get install -y
+  dataset-fashion-mnist``): the official IDX files in ``/usr/share/datasets/fashion-mnist/``
+  (or set ``VISIONLOOP_FASHION_MNIST_DIR``). The script stops with this message if missing.
+- npm ``emoji-datasource-google@16.0.0``: installed on first run into ``bench/out/.npm`` with
+  ``npm install --prefix`` (needs ``npm`` and the npm registry once; or set ``VISIONLOOP_EMOJI_DIR``).
+
+A real ``visionloop serve`` subprocess (:func:`bench.common.server`, feedback rate limit off)
+gets one app per experiment, so that labels of one experiment never reach another. Everything
+the script learns about the models goes through ``/v2/models/{id}/outputs``,
+``/v2/models/{id}/feedback``, ``/v2/searches``, ``/v2/searches/feedback`` and
+``/v2/models/{id}/versions``; it writes ``bench/out/learning.json`` and ``bench/out/learning_*.png``.
+
+Images. Fashion-MNIST's 28x28 greys are inverted (dark product on white, as catalog photos are
+shot; the zero-shot start is better this way) and upscaled (bicubic) to 64x64 PNG; emoji are the
+package's 64x64 PNGs (transparency is composited on white by the server).
+
+Simulated end users. An end user is shown a prediction on one product image and picks its
+category among the ten Fashion-MNIST classes (a radio group); the application sends that as one
+feedback event with ten statements: the chosen class ``true``, the nine others ``false`` (so one
+event is ten labels). Honest users pick a uniformly random wrong class 10% of the time. A
+malicious user always answers with the class's look-alike (T-shirt<->Shirt, Pullover<->Coat,
+Sandal<->Sneaker, Trouser<->Dress, Bag<->Ankle boot) — coordinated, so wrong answers agree with
+each other and cannot be outvoted by chance. Concept ids are new to the app (``fashion-sandal``
+...), so the starting model cannot know them.
+
+Sections:
+
+1. ``accuracy`` — held-out top-1 accuracy among the ten classes (1000 test-split images) after
+   N = 0, 100, 300, 1000, 3000 feedback events, each on a distinct training image (honest users).
+   N = 0 is the general model's zero-shot mapping of ImageNet concepts to the classes
+   (:data:`ZERO_SHOT`, chosen by name, never tuned on labels). After N events the script asks for
+   a new version (``POST /v2/models/{general}/versions``) and predicts with that version id.
+   Oracle: sklearn ``LogisticRegression`` (C by 3-fold CV) on the 1280-d embeddings from the
+   embedding model's predict, trained on the clean labels of the whole 3000-image training pool.
+   Target: after 1000 events, (acc - start) / (oracle - start) >= 0.8.
+2. ``concepts`` — new concepts introduced by feedback: five emoji subcategories become concepts
+   (``emoji-animal-mammal`` ...). For k = 5, 10, 20 (cumulative) each gets answers on k positive
+   and 2k negative training emoji from honest users (10% wrong); then a version is trained and
+   ROC AUC is measured on held-out emoji (the rest of the subcategory against 300 others).
+   Target: mean AUC >= 0.90 at k = 10.
+3. ``search`` — a corpus of Fashion-MNIST images and emoji; relevance = same Fashion-MNIST class
+   (emoji of clothing count as their class: search across styles) or the same emoji subcategory.
+   Queries are corpus items searched by id (``output.input.id``); the query's own hit is dropped.
+   NDCG@10 on held-out queries before and after 2000 simulated clicks on other queries. Clicks
+   follow the position-based model: rank r is looked at with probability 1/r, a relevant hit that
+   is looked at is clicked with probability 0.9, an irrelevant one with 0.1. Then the embedding
+   model is retrained (``POST /v2/models/{embed}/versions``). Target: +10% relative.
+4. ``malicious`` — 1000 training images, each judged by 3 distinct end users out of 50 (a review
+   queue: one prediction, three feedback events), 20% of the end users malicious. Accuracy with
+   reliability weighting (default) and without (``{"visionloop": {"reliability": false}}``),
+   next to the same stream with honest users only.
+5. ``latency`` (with ``accuracy``) — seconds from the last feedback response to a trained and
+   promoted version, at every N; the headline is N = 1000 events = 10,000 labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import concurrent.futures as cf
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import ROOT, cli, server  # noqa: E402
+from bench.datasets import (  # noqa: E402
+    EMOJI_TO_FASHION,
+    FASHION_CLASSES,
+    Emoji,
+    MissingData,
+    balanced_indices,
+    emoji,
+    fashion_mnist,
+    fashion_png,
+)
+
+GENERAL = "aaa03c23b3724a16a56b629203edc62c"
+EMBED = "bbb5f41425b8468d9b7a554ff10f8581"
+OUT = ROOT / "bench" / "out"
+BATCH = 64                      # images per predict / add call (the server takes up to 128)
+FEEDBACK_WORKERS = 4            # feedback requests in flight
+HONEST_ERROR = 0.10
+MALICIOUS_SHARE = 0.20
+N_USERS = 50
+TRAINED, TRAINING, QUEUED = 21100, 21101, 21103
+CLASS_IDS = [cid for cid, _ in FASHION_CLASSES]
+CLASS_NAMES = [name for _, name in FASHION_CLASSES]
+
+# The starting model: each class scores the summed probability of the ImageNet classes whose
+# names say the same thing (picked by name from the general model's vocabulary, not tuned).
+ZERO_SHOT: dict[int, list[tuple[str, str]]] = {
+    0: [("n03595614", "T-shirt")],
+    1: [("n03594734", "jeans")],
+    2: [("n04370456", "sweatshirt"), ("n02963159", "cardigan")],
+    3: [("n03450230", "gown"), ("n03534580", "hoop skirt"), ("n03866082", "overskirt"), ("n03770439", "miniskirt")],
+    4: [("n04479046", "trench coat"), ("n03404251", "fur coat"), ("n03630383", "lab coat")],
+    5: [("n04133789", "sandal")],
+    6: [("n04591157", "Windsor tie"), ("n02883205", "bow tie"), ("n04350905", "suit")],
+    7: [("n04120489", "sneaker")],
+    8: [("n04026417", "purse"), ("n02769748", "backpack"), ("n03709823", "messenger bag"),
+        ("n03958227", "plastic bag")],
+    9: [("n03124043", "cowboy boot")],
+}
+# A malicious user's answer: the class's look-alike (a fixed pairing, the same for all of them).
+FLIP = {0: 6, 6: 0, 2: 4, 4: 2, 5: 7, 7: 5, 1: 3, 3: 1, 8: 9, 9: 8}
+NEW_CONCEPT_SUBCATEGORIES = ["animal-mammal", "transport-ground", "clothing", "sky & weather", "food-prepared"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    pool_per_class: int          # training images per class (accuracy; the oracle's training set)
+    test_per_class: int          # held-out images per class
+    checkpoints: tuple[int, ...]  # feedback events at which a version is trained
+    malicious_images: int        # images in the malicious experiment (3 judgments each)
+    concepts: int                # new emoji concepts
+    concept_ks: tuple[int, ...]
+    concept_negatives: int       # held-out negatives for concept AUC
+    search_fashion_per_class: int
+    search_emoji: int            # emoji in the search corpus besides the clothing ones
+    search_heldout_fraction: float
+    clicks: int
+
+
+FULL = Sizes(300, 100, (100, 300, 1000, 3000), 1000, 5, (5, 10, 20), 300, 100, 500, 0.2, 2000)
+QUICK = Sizes(60, 30, (100, 300), 200, 3, (5, 10, 20), 120, 30, 120, 0.25, 400)
+
+
+# -- HTTP ---------------------------------------------------------------------------------------
+class ApiFailure(RuntimeError):
+    def __init__(self, method: str, path: str, http: int, body: Any) -> None:
+        self.http, self.body = http, body
+        status = body.get("status", {}) if isinstance(body, dict) else {}
+        super().__init__(f"{method} {path}: HTTP {http} {status.get('code')} {status.get('description')} "
+                         f"{status.get('details', '')}".strip())
+
+
+class Api:
+    """One app's key against the server; every call checks HTTP 200 and status 10000."""
+
+    def __init__(self, base: str, key: str) -> None:
+        self.client = httpx.Client(base_url=base, headers={"Authorization": f"Key {key}"}, timeout=900,
+                                   limits=httpx.Limits(max_connections=16))
+
+    def call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        r = self.client.request(method, path, json=body, params=params)
+        try:
+            data = r.json()
+        except ValueError:
+            data = {"status": {"description": r.text[:200]}}
+        if r.status_code != 200 or data.get("status", {}).get("code") != 10000:
+            raise ApiFailure(method, path, r.status_code, data)
+        return data
+
+    def post(self, path: str, body: Any) -> dict[str, Any]:
+        return self.call("POST", path, body)
+
+    def get(self, path: str, **params: Any) -> dict[str, Any]:
+        return self.call("GET", path, params=params or None)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def b64(png: bytes) -> str:
+    return base64.b64encode(png).decode()
+
+
+def predict(api: Api, model: str, images: Sequence[tuple[str, bytes]], *, select: Sequence[str] = (),
+            version: str | None = None) -> list[dict[str, Any]]:
+    """Outputs for (input id, png) pairs, in order, in batches."""
+    path = f"/v2/models/{model}/versions/{version}/outputs" if version else f"/v2/models/{model}/outputs"
+    out: list[dict[str, Any]] = []
+    for lo in range(0, len(images), BATCH):
+        body: dict[str, Any] = {"inputs": [{"id": i, "data": {"image": {"base64": b64(png)}}}
+                                           for i, png in images[lo:lo + BATCH]]}
+        if select:
+            body["model"] = {"output_info": {"output_config": {"select_concepts": [{"id": c} for c in select]}}}
+        out += api.post(path, body)["outputs"]
+    return out
+
+
+def scores(outputs: Sequence[dict[str, Any]], concepts: Sequence[str]) -> np.ndarray:
+    """(n, len(concepts)) concept values; NaN where the output does not carry the concept."""
+    col = {c: j for j, c in enumerate(concepts)}
+    S = np.full((len(outputs), len(concepts)), np.nan)
+    for i, o in enumerate(outputs):
+        for c in o.get("data", {}).get("concepts", []):
+            if c["id"] in col:
+                S[i, col[c["id"]]] = float(c["value"])
+    return S
+
+
+def embeddings(api: Api, images: Sequence[tuple[str, bytes]]) -> np.ndarray:
+    outs = predict(api, EMBED, images)
+    return np.array([o["data"]["embeddings"][0]["vector"] for o in outs], dtype=np.float32)
+
+
+def send_all(api: Api, path: str, bodies: Sequence[dict[str, Any]]) -> float:
+    """POST every body (a few in flight); returns the monotonic time the last answer arrived."""
+    with cf.ThreadPoolExecutor(FEEDBACK_WORKERS) as pool:
+        for f in [pool.submit(api.post, path, b) for b in bodies]:
+            f.result()
+    return time.monotonic()
+
+
+# -- training -----------------------------------------------------------------------------------
+class TrainingUnavailable(RuntimeError):
+    pass
+
+
+def train(api: Api, model: str, since: float | None = None, options: dict[str, Any] | None = None,
+          timeout: float = 900) -> dict[str, Any]:
+    """Ask for a new version and poll until it is trained (or failed) and its promotion decided.
+
+    ``since`` (a monotonic time, e.g. the last feedback's answer) is where the latency starts.
+    """
+    start = time.monotonic() if since is None else since
+    asked = time.monotonic()
+    body: dict[str, Any] = {"visionloop": options} if options else {}
+    try:
+        answer = api.post(f"/v2/models/{model}/versions", body)
+    except ApiFailure as exc:
+        code = exc.body.get("status", {}).get("code") if isinstance(exc.body, dict) else None
+        if exc.http == 405 or (exc.http == 404 and code != 21200) or code == 21202:
+            raise TrainingUnavailable(f"POST /v2/models/{model}/versions: {exc}") from exc
+        raise
+    version = answer.get("model", {}).get("model_version") or answer.get("model_version") or {}
+    vid = version["id"]
+    deadline = time.monotonic() + timeout
+    while True:
+        code = version.get("status", {}).get("code")
+        if code not in (QUEUED, TRAINING):  # trained (promotion decided with it) or failed
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"version {vid} still {code} after {timeout:.0f} s")
+        time.sleep(0.05)
+        version = api.get(f"/v2/models/{model}/versions/{vid}")["model_version"]
+    done = time.monotonic()
+    info = version.get("visionloop", {})
+    return {"version_id": vid, "status": version["status"].get("code"),
+            "status_description": " ".join(filter(None, (version["status"].get("description"),
+                                                          version["status"].get("details")))),
+            "trained_on": info.get("trained_on"), "skipped": info.get("skipped"),
+            "promoted": bool(info.get("promoted")), "decision": info.get("decision"), "kind": info.get("kind"),
+            "metrics": version.get("metrics"), "seconds_since_last_feedback": done - start,
+            "seconds_training_call": done - asked}
+
+
+# -- simulated end users -------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class EndUser:
+    id: str
+    malicious: bool = False
+
+    def answer(self, truth: int, rng: np.random.Generator) -> int:
+        if self.malicious:
+            return FLIP[truth]
+        if rng.random() < HONEST_ERROR:
+            return int(rng.choice([c for c in range(10) if c != truth]))
+        return truth
+
+    def says(self, present: bool, rng: np.random.Generator) -> bool:
+        """A yes/no answer about one concept (honest: wrong 10% of the time)."""
+        wrong = self.malicious or rng.random() < HONEST_ERROR
+        return present != wrong
+
+
+def users(prefix: str, malicious_share: float = 0.0) -> list[EndUser]:
+    n_bad = round(N_USERS * malicious_share)
+    return [EndUser(f"{prefix}-{i:02d}", malicious=i < n_bad) for i in range(N_USERS)]
+
+
+def radio_feedback(output: dict[str, Any], user: EndUser, choice: int, session: str) -> dict[str, Any]:
+    """One end user's pick among the ten classes: the choice true, the others false."""
+    return {"input": {"id": output["input"]["id"], "data": {"concepts": [
+        {"id": cid, "value": c == choice} for c, cid in enumerate(CLASS_IDS)]},
+        "feedback_info": {"event_type": "annotation", "output_id": output["id"], "end_user_id": user.id,
+                          "session_id": session}}}
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def top1(S: np.ndarray, y: np.ndarray) -> float:
+    filled = np.where(np.isnan(S), -np.inf, S)
+    return float((filled.argmax(axis=1) == y).mean())
+
+
+def gap_closed(acc: float, start: float, oracle: float) -> float | None:
+    return None if oracle <= start else (acc - start) / (oracle - start)
+
+
+def ndcg_at(relevant: Sequence[bool], n_relevant: int, k: int = 10) -> float:
+    dcg = sum(1.0 / math.log2(r + 2) for r, rel in enumerate(relevant[:k]) if rel)
+    ideal = sum(1.0 / math.log2(r + 2) for r in range(min(k, n_relevant)))
+    return dcg / ideal if ideal else 0.0
+
+
+class Section:
+    """Runs one section, keeping its figures, its error (if any) and its wall time."""
+
+    def __init__(self, results: dict[str, Any], name: str) -> None:
+        self.results, self.name = results, name
+
+    def __enter__(self) -> dict[str, Any]:
+        self.t0 = time.monotonic()
+        log(f"\n== {self.name} ==")
+        self.results[self.name] = self.data = {}
+        return self.data
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        self.data["wall_seconds"] = round(time.monotonic() - self.t0, 1)
+        if exc is None:
+            return False
+        if isinstance(exc, (KeyboardInterrupt, MissingData)):
+            return False
+        self.data["error"] = f"{type(exc).__name__}: {exc}"
+        log(f"!! {self.name} failed: {self.data['error']}")
+        traceback.print_exception(kind, exc, tb, limit=4)
+        return True
+
+
+# -- the fashion pool ---------------------------------------------------------------------------
+@dataclasses.dataclass
+class Fashion:
+    train_ids: list[str]
+    train_png: list[bytes]
+    train_y: np.ndarray
+    test_ids: list[str]
+    test_png: list[bytes]
+    test_y: np.ndarray
+
+
+def load_fashion(sizes: Sizes, rng: np.random.Generator) -> Fashion:
+    xtr, ytr = fashion_mnist("train")
+    xte, yte = fashion_mnist("test")
+    itr = balanced_indices(ytr, sizes.pool_per_class, rng)
+    ite = balanced_indices(yte, sizes.test_per_class, rng)
+    return Fashion([f"fm-train-{i}" for i in itr], [fashion_png(255 - xtr[i]) for i in itr], ytr[itr],
+                   [f"fm-test-{i}" for i in ite], [fashion_png(255 - xte[i]) for i in ite], yte[ite])
+
+
+def fashion_accuracy(api: Api, data: Fashion, version: str | None) -> float:
+    """Top-1 among the ten classes on the held-out images: a trained version by id, else zero-shot."""
+    images = list(zip(data.test_ids, data.test_png))
+    if version is None:
+        ids = [cid for c in range(10) for cid, _ in ZERO_SHOT[c]]
+        S = np.nan_to_num(scores(predict(api, GENERAL, images, select=ids), ids))
+        per_class = np.stack([S[:, [ids.index(cid) for cid, _ in ZERO_SHOT[c]]].sum(axis=1) for c in range(10)],
+                             axis=1)
+        return top1(per_class, data.test_y)
+    S = scores(predict(api, GENERAL, images, select=CLASS_IDS, version=version), CLASS_IDS)
+    return top1(S, data.test_y)
+
+
+def oracle_probe(api: Api, data: Fashion) -> dict[str, Any]:
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    t0 = time.monotonic()
+    Xtr = embeddings(api, list(zip(data.train_ids, data.train_png)))
+    Xte = embeddings(api, list(zip(data.test_ids, data.test_png)))
+    t1 = time.monotonic()
+    probe = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=[0.001, 0.01, 0.1, 1.0], cv=3, max_iter=2000))
+    probe.fit(Xtr, data.train_y)
+    acc = float((probe.predict(Xte) == data.test_y).mean())
+    return {"accuracy": acc, "train_images": len(Xtr), "C": float(probe[-1].C_[0]),
+            "embedding_seconds": round(t1 - t0, 1), "fit_seconds": round(time.monotonic() - t1, 1)}
+
+
+# -- 1 + 5: accuracy curve and latency --------------------------------------------------------------
+def run_accuracy(api: Api, data: Fashion, sizes: Sizes, rng: np.random.Generator, res: dict[str, Any],
+                 training: dict[str, Any]) -> None:
+    res["start"] = fashion_accuracy(api, data, None)
+    log(f"start (zero-shot mapping of ImageNet concepts): {res['start']:.3f}")
+    res["oracle"] = oracle_probe(api, data)
+    log(f"oracle linear probe on {res['oracle']['train_images']} clean labels: {res['oracle']['accuracy']:.3f}")
+    people = users("shopper")
+    order = rng.permutation(len(data.train_ids))
+    res["curve"] = [{"events": 0, "labels": 0, "accuracy": res["start"], "gap_closed": 0.0}]
+    sent, served = 0, res["start"]
+    for n in sizes.checkpoints:
+        if n > len(order):
+            log(f"N={n}: only {len(order)} training images, stopping")
+            break
+        chunk = order[sent:n]
+        outputs = predict(api, GENERAL, [(data.train_ids[i], data.train_png[i]) for i in chunk])
+        bodies, wrong = [], 0
+        for i, out in zip(chunk, outputs):
+            user = people[int(rng.integers(len(people)))]
+            choice = user.answer(int(data.train_y[i]), rng)
+            wrong += choice != data.train_y[i]
+            bodies.append(radio_feedback(out, user, choice, f"s-{user.id}-{sent // 50}"))
+        last = send_all(api, f"/v2/models/{GENERAL}/feedback", bodies)
+        sent = n
+        row: dict[str, Any] = {"events": n, "labels": 10 * n, "wrong_answers": wrong}
+        if training.get(GENERAL, {}).get("available", True):
+            try:
+                v = train(api, GENERAL, since=last)
+            except TrainingUnavailable as exc:
+                training[GENERAL] = {"available": False, "reason": str(exc)}
+                log(f"N={n}: {exc}")
+            else:
+                row.update(v)
+                if v["status"] == TRAINED:
+                    row["accuracy"] = fashion_accuracy(api, data, v["version_id"])
+                    row["gap_closed"] = gap_closed(row["accuracy"], res["start"], res["oracle"]["accuracy"])
+                    if v["promoted"]:
+                        served = row["accuracy"]
+                row["served_accuracy"] = served
+                log(f"N={n:>5} ({10 * n} labels): version {v['version_id']} status {v['status']} "
+                    f"acc {row.get('accuracy', float('nan')):.3f} gap closed {row.get('gap_closed') or 0:.2f} "
+                    f"promoted {v['promoted']} in {v['seconds_since_last_feedback']:.1f} s ({v['decision']})")
+        res["curve"].append(row)
+    stored = count_feedback(api)
+    res["stored_feedback_events"] = stored
+    log(f"feedback events sent {sent}, stored {stored}")
+
+
+def count_feedback(api: Api) -> int | None:
+    try:
+        total, page = 0, 1
+        while True:
+            got = len(api.get("/v2/feedback", page=page, per_page=1000)["feedback"])
+            total += got
+            if got < 1000:
+                return total
+            page += 1
+    except ApiFailure:
+        return None
+
+
+# -- 4: malicious users -----------------------------------------------------------------------------
+def review_queue(api: Api, data: Fashion, images: np.ndarray, people: list[EndUser],
+                 rng: np.random.Generator) -> tuple[float, dict[str, int]]:
+    """Each image predicted once and judged by 3 distinct end users; returns when the last answer came."""
+    outputs = predict(api, GENERAL, [(data.train_ids[i], data.train_png[i]) for i in images])
+    events = []
+    for i, out in zip(images, outputs):
+        for u in rng.choice(len(people), 3, replace=False):
+            events.append((int(i), out, people[int(u)]))
+    order = rng.permutation(len(events))
+    bodies, tally = [], {"events": len(events), "wrong": 0, "by_malicious": 0}
+    for k in order:
+        i, out, user = events[k]
+        choice = user.answer(int(data.train_y[i]), rng)
+        tally["wrong"] += int(choice != data.train_y[i])
+        tally["by_malicious"] += int(user.malicious)
+        bodies.append(radio_feedback(out, user, choice, f"s-{user.id}"))
+    return send_all(api, f"/v2/models/{GENERAL}/feedback", bodies), tally
+
+
+def run_malicious(apis: dict[str, Api], data: Fashion, sizes: Sizes, seed: int, res: dict[str, Any],
+                  training: dict[str, Any]) -> None:
+    per_class = sizes.malicious_images // 10
+    images = balanced_indices(data.train_y, min(per_class, sizes.pool_per_class), np.random.default_rng(seed))
+    res["images"], res["events"] = len(images), 3 * len(images)
+    for name, share in (("honest_only", 0.0), ("malicious_20pct", MALICIOUS_SHARE)):
+        api = apis[name]
+        last, tally = review_queue(api, data, images, users("reviewer", share), np.random.default_rng(seed + 1))
+        res[name] = {"feedback": tally}
+        log(f"{name}: {tally['events']} events, {tally['wrong']} wrong answers "
+            f"({tally['by_malicious']} by malicious users)")
+        runs = [("reliability", None)] if share == 0 else [("no_reliability", {"reliability": False}),
+                                                             ("reliability", None)]
+        for label, options in runs:
+            if not training.get(GENERAL, {}).get("available", True):
+                continue
+            try:
+                v = train(api, GENERAL, since=last, options=options)
+            except TrainingUnavailable as exc:
+                training[GENERAL] = {"available": False, "reason": str(exc)}
+                continue
+            except ApiFailure as exc:
+                res[name][label] = {"error": str(exc)}
+                log(f"{name} {label}: {exc}")
+                continue
+            if v["status"] == TRAINED:
+                v["accuracy"] = fashion_accuracy(api, data, v["version_id"])
+            res[name][label] = v
+            log(f"{name} {label}: acc {v.get('accuracy', float('nan')):.3f} (version {v['version_id']}, "
+                f"promoted {v['promoted']}: {v['decision']})")
+            last = time.monotonic()
+
+
+# -- 2: concepts introduced by feedback ------------------------------------------------------------
+def run_concepts(api: Api, sizes: Sizes, rng: np.random.Generator, res: dict[str, Any],
+                 training: dict[str, Any]) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    pool = emoji()
+    subcats = NEW_CONCEPT_SUBCATEGORIES[:sizes.concepts]
+    concept_ids = ["emoji-" + s.replace(" & ", "-and-").replace(" ", "-") for s in subcats]
+    kmax = max(sizes.concept_ks)
+    order = rng.permutation(len(pool))
+    train_pos: dict[str, list[int]] = {}
+    held_pos: dict[str, list[int]] = {}
+    for s, cid in zip(subcats, concept_ids):
+        members = [int(i) for i in order if pool[i].subcategory == s]
+        train_pos[cid], held_pos[cid] = members[:kmax], members[kmax:]
+    others = [int(i) for i in order if pool[i].subcategory not in subcats]
+    negatives_needed = 2 * kmax * len(subcats)
+    train_neg_pool, held_neg = others[:negatives_needed], others[negatives_needed:negatives_needed + sizes.concept_negatives]
+    train_neg = {cid: train_neg_pool[j * 2 * kmax:(j + 1) * 2 * kmax] for j, cid in enumerate(concept_ids)}
+    held = sorted({i for cid in concept_ids for i in held_pos[cid]} | set(held_neg))
+    truth = {cid: np.array([pool[i].subcategory == s for i in held]) for s, cid in zip(subcats, concept_ids)}
+    res["concepts"] = {cid: {"subcategory": s, "held_out_positives": len(held_pos[cid])}
+                       for s, cid in zip(subcats, concept_ids)}
+    res["held_out_images"] = len(held)
+    people = users("viewer")
+    res["rows"] = []
+    done = 0
+    for k in sorted(sizes.concept_ks):
+        statements: list[tuple[int, str, bool]] = []
+        for cid in concept_ids:
+            statements += [(i, cid, True) for i in train_pos[cid][done:k]]
+            statements += [(i, cid, False) for i in train_neg[cid][2 * done:2 * k]]
+        done = k
+        imgs = sorted({i for i, _, _ in statements})
+        outs = dict(zip(imgs, predict(api, GENERAL, [(f"emoji-{pool[i].path.stem}", pool[i].png()) for i in imgs])))
+        bodies, wrong = [], 0
+        for i, cid, present in statements:
+            user = people[int(rng.integers(len(people)))]
+            said = user.says(present, rng)
+            wrong += said != present
+            bodies.append({"input": {"id": outs[i]["input"]["id"], "data": {"concepts": [{"id": cid, "value": said}]},
+                                     "feedback_info": {"event_type": "annotation", "output_id": outs[i]["id"],
+                                                       "end_user_id": user.id, "session_id": f"s-{user.id}"}}})
+        last = send_all(api, f"/v2/models/{GENERAL}/feedback", bodies)
+        row: dict[str, Any] = {"positives": k, "negatives": 2 * k, "wrong_answers_total_so_far": wrong}
+        if training.get(GENERAL, {}).get("available", True):
+            try:
+                v = train(api, GENERAL, since=last)
+            except TrainingUnavailable as exc:
+                training[GENERAL] = {"available": False, "reason": str(exc)}
+                res["rows"].append(row)
+                continue
+            row.update(v)
+            if v["status"] == TRAINED:
+                outs_h = predict(api, GENERAL, [(f"emoji-{pool[i].path.stem}", pool[i].png()) for i in held],
+                                 select=concept_ids, version=v["version_id"])
+                S = scores(outs_h, concept_ids)
+                aucs = {}
+                for j, cid in enumerate(concept_ids):
+                    col = S[:, j]
+                    aucs[cid] = None if np.isnan(col).all() else float(roc_auc_score(truth[cid], np.nan_to_num(col)))
+                row["auc"] = aucs
+                defined = [a for a in aucs.values() if a is not None]
+                row["mean_auc"] = float(np.mean(defined)) if len(defined) == len(aucs) else None
+                log(f"k={k:>2} positives: mean AUC {row['mean_auc']} "
+                    f"({', '.join(f'{c}: {a:.3f}' if a is not None else f'{c}: -' for c, a in aucs.items())})")
+        res["rows"].append(row)
+
+
+# -- 3: search ----------------------------------------------------------------------------------------
+def run_search(api: Api, sizes: Sizes, rng: np.random.Generator, res: dict[str, Any],
+               training: dict[str, Any]) -> None:
+    xte, yte = fashion_mnist("test")
+    # Fashion images from the end of the test split, far from the accuracy section's sample.
+    fidx = balanced_indices(yte[5000:], sizes.search_fashion_per_class, rng) + 5000
+    pool = emoji()
+    clothing = [e for e in pool if e.short_name in EMOJI_TO_FASHION]
+    by_sub: dict[str, list[Emoji]] = {}
+    for e in pool:
+        if e.short_name not in EMOJI_TO_FASHION and e.subcategory != "country-flag":
+            by_sub.setdefault(e.subcategory, []).append(e)
+    eligible = [e for s, es in by_sub.items() if len(es) >= 8 for e in es]
+    chosen = [eligible[i] for i in rng.choice(len(eligible), min(sizes.search_emoji, len(eligible)), replace=False)]
+    items: list[tuple[str, bytes, str, str]] = []  # id, png, label, style
+    items += [(f"fm-{i}", fashion_png(255 - xte[i]), f"fashion/{CLASS_IDS[yte[i]]}", "fashion") for i in fidx]
+    items += [(f"emoji-{e.path.stem}", e.png(), f"fashion/{CLASS_IDS[EMOJI_TO_FASHION[e.short_name]]}", "emoji-clothing")
+              for e in clothing]
+    items += [(f"emoji-{e.path.stem}", e.png(), f"emoji/{e.subcategory}", "emoji") for e in chosen]
+    label = {i: lab for i, _, lab, _ in items}
+    style = {i: st for i, _, _, st in items}
+    counts: dict[str, int] = {}
+    for lab in label.values():
+        counts[lab] = counts.get(lab, 0) + 1
+    t0 = time.monotonic()
+    for lo in range(0, len(items), BATCH):
+        api.post("/v2/inputs", {"inputs": [{"id": i, "data": {"image": {"base64": b64(png)},
+                                                                "metadata": {"style": st}}}
+                                            for i, png, _, st in items[lo:lo + BATCH]]})
+    res["corpus"] = {"inputs": len(items), "fashion": int(len(fidx)), "emoji_clothing": len(clothing),
+                     "emoji_other": len(chosen), "add_seconds": round(time.monotonic() - t0, 1)}
+    log(f"corpus: {res['corpus']}")
+    # Queries: items with at least 2 other relevant items; clothing emoji are always held out.
+    queryable = [i for i, *_ in items if counts[label[i]] >= 3]
+    held = set(i for i in queryable if style[i] == "emoji-clothing")
+    rest = [i for i in queryable if i not in held]
+    held |= set(rng.choice(rest, int(round(sizes.search_heldout_fraction * len(rest))), replace=False).tolist())
+    clicked_queries = [i for i in rest if i not in held]
+    res["queries"] = {"held_out": len(held), "clicked": len(clicked_queries)}
+
+    def search(qid: str, per_page: int) -> tuple[str, list[str]]:
+        got = api.post("/v2/searches", {"query": {"ands": [{"output": {"input": {"id": qid}}}]},
+                                         "pagination": {"page": 1, "per_page": per_page}})
+        return got["id"], [h["input"]["id"] for h in got["hits"]]
+
+    def evaluate(queries: Sequence[str]) -> dict[str, Any]:
+        per: dict[str, list[float]] = {}
+        for q in queries:
+            _, hits = search(q, 11)
+            ranked = [h for h in hits if h != q][:10]
+            value = ndcg_at([label[h] == label[q] for h in ranked], counts[label[q]] - 1)
+            per.setdefault(style[q], []).append(value)
+            per.setdefault("all", []).append(value)
+        return {k: {"ndcg10": float(np.mean(v)), "queries": len(v)} for k, v in per.items()}
+
+    held_list = sorted(held)
+    res["before"] = evaluate(held_list)
+    log(f"NDCG@10 before clicks: {json.dumps({k: round(v['ndcg10'], 4) for k, v in res['before'].items()})}")
+
+    clicks, searches, wrong, t0 = 0, 0, 0, time.monotonic()
+    people = users("searcher")
+    bodies_all: list[dict[str, Any]] = []
+    examined_bias = {r: 1.0 / r for r in range(1, 11)}
+    while clicks < sizes.clicks:
+        q = clicked_queries[int(rng.integers(len(clicked_queries)))]
+        user = people[int(rng.integers(len(people)))]
+        sid, hits = search(q, 10)
+        searches += 1
+        for rank, h in enumerate(hits, start=1):
+            if h == q or rng.random() >= examined_bias[rank]:
+                continue
+            relevant = label[h] == label[q]
+            if rng.random() < (1 - HONEST_ERROR if relevant else HONEST_ERROR):
+                wrong += not relevant
+                clicks += 1
+                bodies_all.append({"input": {"id": h, "feedback_info": {
+                    "event_type": "search_click", "search_id": sid, "end_user_id": user.id,
+                    "session_id": f"s-{user.id}-{searches}"}}})
+        if len(bodies_all) >= 200 or clicks >= sizes.clicks:
+            last = send_all(api, "/v2/searches/feedback", bodies_all)
+            bodies_all = []
+    res["clicks"] = {"clicks": clicks, "searches": searches, "irrelevant_clicks": wrong,
+                     "seconds": round(time.monotonic() - t0, 1), "examination": "1/rank (PBM)"}
+    log(f"clicks: {res['clicks']}")
+    if training.get(EMBED, {}).get("available", True):
+        try:
+            v = train(api, EMBED, since=last)
+        except TrainingUnavailable as exc:
+            training[EMBED] = {"available": False, "reason": str(exc)}
+            log(f"not reached: {exc}")
+            return
+        res["version"] = v
+        log(f"embedding model version {v['version_id']}: status {v['status']} promoted {v['promoted']} "
+            f"({v['decision']})")
+        res["after"] = evaluate(held_list)
+        res["after_clicked_queries"] = evaluate(clicked_queries[:len(held_list)])
+        b, a = res["before"]["all"]["ndcg10"], res["after"]["all"]["ndcg10"]
+        res["relative_gain"] = (a - b) / b if b else None
+        log(f"NDCG@10 after clicks: {json.dumps({k: round(v['ndcg10'], 4) for k, v in res['after'].items()})} "
+            f"relative gain {res['relative_gain']:+.1%}")
+
+
+# -- report ---------------------------------------------------------------------------------------
+def plots(results: dict[str, Any]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    acc = results.get("accuracy", {})
+    if acc.get("curve"):
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        pts = [(r["events"], r["accuracy"]) for r in acc["curve"] if r.get("accuracy") is not None]
+        if pts:
+            xs = [max(x, 30) for x, _ in pts]
+            ax.plot(xs, [y for _, y in pts], "o-", label="trained version (by id)")
+        served = [(max(r["events"], 30), r["served_accuracy"]) for r in acc["curve"] if r.get("served_accuracy")]
+        if served:
+            ax.plot([x for x, _ in served], [y for _, y in served], "s--", alpha=0.6, label="active (promoted) version")
+        ax.axhline(acc["start"], color="grey", ls=":", label=f"start: zero-shot {acc['start']:.3f}")
+        if "oracle" in acc:
+            o = acc["oracle"]["accuracy"]
+            ax.axhline(o, color="green", ls="--", label=f"oracle linear probe {o:.3f}")
+            ax.axhline(acc["start"] + 0.8 * (o - acc["start"]), color="red", ls=":", lw=0.8, label="80% of the gap")
+        ax.set_xscale("log")
+        ax.set_xlabel("feedback events (10 labels each); N=0 drawn at 30")
+        ax.set_ylabel("held-out top-1 accuracy (10 classes)")
+        ax.set_title("Fashion-MNIST: learning from end-user feedback")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(OUT / "learning_accuracy.png", dpi=120)
+        plt.close(fig)
+        made.append("learning_accuracy.png")
+        lat = [(r["labels"], r["seconds_since_last_feedback"]) for r in acc["curve"]
+               if r.get("seconds_since_last_feedback") is not None]
+        if lat:
+            fig, ax = plt.subplots(figsize=(5.5, 3.8))
+            ax.plot([x for x, _ in lat], [y for _, y in lat], "o-")
+            ax.set_xscale("log")
+            ax.set_xlabel("labels in the app")
+            ax.set_ylabel("seconds: last feedback -> trained & decided")
+            ax.set_title("Time to a new version")
+            fig.tight_layout()
+            fig.savefig(OUT / "learning_latency.png", dpi=120)
+            plt.close(fig)
+            made.append("learning_latency.png")
+    con = results.get("concepts", {})
+    rows = [r for r in con.get("rows", []) if r.get("auc")]
+    if rows:
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        for cid in rows[0]["auc"]:
+            ax.plot([r["positives"] for r in rows], [r["auc"].get(cid) or np.nan for r in rows], "o-", alpha=0.6,
+                    label=cid)
+        ax.plot([r["positives"] for r in rows], [r.get("mean_auc") or np.nan for r in rows], "k-", lw=2, label="mean")
+        ax.axhline(0.9, color="red", ls=":", label="target 0.90")
+        ax.set_xlabel("positive examples per concept (and 2x negatives)")
+        ax.set_ylabel("held-out ROC AUC")
+        ax.set_title("New concepts from feedback (emoji)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(OUT / "learning_concepts.png", dpi=120)
+        plt.close(fig)
+        made.append("learning_concepts.png")
+    se = results.get("search", {})
+    if se.get("before"):
+        keys = list(se["before"])
+        fig, ax = plt.subplots(figsize=(6, 3.8))
+        x = np.arange(len(keys))
+        ax.bar(x - 0.2, [se["before"][k]["ndcg10"] for k in keys], 0.4, label="before clicks")
+        if se.get("after"):
+            ax.bar(x + 0.2, [se["after"].get(k, {}).get("ndcg10", 0) for k in keys], 0.4, label="after clicks")
+        ax.set_xticks(x, [f"{k}\n({se['before'][k]['queries']} q)" for k in keys])
+        ax.set_ylabel("NDCG@10, held-out queries")
+        ax.set_title(f"Search re-ranking from {se.get('clicks', {}).get('clicks', 0)} position-biased clicks")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(OUT / "learning_search.png", dpi=120)
+        plt.close(fig)
+        made.append("learning_search.png")
+    mal = results.get("malicious", {})
+    bars = [(f"{n}\n{lab}", mal[n][lab]["accuracy"]) for n in ("honest_only", "malicious_20pct")
+            for lab in ("no_reliability", "reliability") if mal.get(n, {}).get(lab, {}).get("accuracy") is not None]
+    if bars:
+        fig, ax = plt.subplots(figsize=(6, 3.8))
+        ax.bar(range(len(bars)), [b for _, b in bars], color=["tab:green"] + ["tab:red", "tab:blue"][:len(bars) - 1])
+        ax.set_xticks(range(len(bars)), [a for a, _ in bars], fontsize=8)
+        ax.set_ylim(0, 1)
+        if acc.get("oracle"):
+            ax.axhline(acc["oracle"]["accuracy"], color="green", ls="--", lw=0.8, label="oracle")
+            ax.legend(fontsize=8)
+        ax.set_ylabel("held-out top-1 accuracy")
+        ax.set_title(f"{mal.get('events')} events on {mal.get('images')} images, 3 judges each")
+        fig.tight_layout()
+        fig.savefig(OUT / "learning_malicious.png", dpi=120)
+        plt.close(fig)
+        made.append("learning_malicious.png")
+    return made
+
+
+def summary(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(figure, value, target) rows."""
+    rows: list[tuple[str, str, str]] = []
+    f = lambda v, spec=".3f": "-" if v is None else format(v, spec)  # noqa: E731
+    acc = results.get("accuracy", {})
+    if "start" in acc:
+        rows.append(("accuracy: start (zero-shot)", f(acc["start"]), ""))
+    if "oracle" in acc:
+        rows.append(("accuracy: oracle linear probe", f(acc["oracle"]["accuracy"]), ""))
+    for r in acc.get("curve", [])[1:]:
+        target = ">= 0.80 of gap" if r["events"] == 1000 else ""
+        rows.append((f"accuracy after {r['events']} events ({r['labels']} labels)",
+                     f"{f(r.get('accuracy'))} (gap closed {f(r.get('gap_closed'), '.2f')})", target))
+    for r in acc.get("curve", [])[1:]:
+        if r.get("seconds_since_last_feedback") is not None:
+            rows.append((f"seconds last feedback -> version at {r['labels']} labels",
+                         f"{r['seconds_since_last_feedback']:.1f} (promoted: {r['promoted']})",
+                         "headline at 10000 labels" if r["labels"] == 10000 else ""))
+    for r in results.get("concepts", {}).get("rows", []):
+        rows.append((f"new concepts: mean ROC AUC at {r['positives']} positives", f(r.get("mean_auc")),
+                     ">= 0.90" if r["positives"] == 10 else ""))
+    se = results.get("search", {})
+    if se.get("before"):
+        after = se.get("after", {}).get("all", {}).get("ndcg10")
+        rows.append(("search NDCG@10 held-out: before -> after clicks",
+                     f"{f(se['before']['all']['ndcg10'])} -> {f(after)} ({f(se.get('relative_gain'), '+.1%')})",
+                     ">= +10% relative"))
+    mal = results.get("malicious", {})
+    for n in ("honest_only", "malicious_20pct"):
+        for lab in ("no_reliability", "reliability"):
+            v = mal.get(n, {}).get(lab)
+            if v is not None:
+                rows.append((f"{n.replace('_', ' ')}: accuracy, {lab.replace('_', ' ')}", f(v.get("accuracy")), ""))
+    return rows
+
+
+@contextlib.contextmanager
+def bench_server(apps: Sequence[str]) -> Iterator[tuple[str, dict[str, str]]]:
+    """A server with one app (and key) per name, plus common.server's own app."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        keys = {}
+        for a in apps:
+            cli("apps", "create", a, data_dir=data)
+            keys[a] = cli("keys", "create", "--app", a, data_dir=data)
+        env = {"VISIONLOOP_FEEDBACK_RATE_LIMIT": "0", "VISIONLOOP_RETRAIN_AFTER_EVENTS": "0"}
+        with server(extra_env=env, data_dir=data) as (base, _):
+            yield base, keys
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke version (about 3 minutes)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", default="accuracy,concepts,search,malicious",
+                        help="comma-separated sections (accuracy includes latency)")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    sections = {s.strip() for s in args.only.split(",") if s.strip()}
+    OUT.mkdir(parents=True, exist_ok=True)
+    try:
+        fashion_mnist("train")
+        fashion_mnist("test")
+        if sections & {"concepts", "search"}:
+            emoji()
+    except MissingData as exc:
+        sys.exit(f"bench/learning.py: {exc}")
+
+    t_all = time.monotonic()
+    results: dict[str, Any] = {"mode": "quick" if args.quick else "full", "seed": args.seed,
+                               "sizes": dataclasses.asdict(sizes), "machine": {
+                                   "cpus": os.cpu_count(), "platform": platform.platform(),
+                                   "python": platform.python_version()}}
+    training: dict[str, Any] = {}
+    results["training_endpoint"] = training
+    rng = np.random.default_rng(args.seed)
+    data = load_fashion(sizes, rng)
+    apps = ["curve", "honest3", "malicious", "concepts", "search"]
+    with bench_server(apps) as (base, keys):
+        apis = {a: Api(base, keys[a]) for a in apps}
+        try:
+            if "accuracy" in sections:
+                with Section(results, "accuracy") as res:
+                    run_accuracy(apis["curve"], data, sizes, np.random.default_rng(args.seed + 10), res, training)
+            if "concepts" in sections:
+                with Section(results, "concepts") as res:
+                    run_concepts(apis["concepts"], sizes, np.random.default_rng(args.seed + 20), res, training)
+            if "search" in sections:
+                with Section(results, "search") as res:
+                    run_search(apis["search"], sizes, np.random.default_rng(args.seed + 30), res, training)
+            if "malicious" in sections:
+                with Section(results, "malicious") as res:
+                    run_malicious({"honest_only": apis["honest3"], "malicious_20pct": apis["malicious"]}, data,
+                                  sizes, args.seed + 40, res, training)
+        finally:
+            for a in apis.values():
+                a.close()
+    for m in (GENERAL, EMBED):
+        training.setdefault(m, {"available": True})
+    results["wall_seconds"] = round(time.monotonic() - t_all, 1)
+    (OUT / "learning.json").write_text(json.dumps(results, indent=1, default=float))
+    made = plots(results)
+    log("\n== summary ==")
+    rows = summary(results)
+    width = max((len(r[0]) for r in rows), default=10)
+    for name, value, target in rows:
+        log(f"{name:<{width}}  {value:<36} {target}")
+    for m, state in training.items():
+        if not state["available"]:
+            log(f"\nnot reached ({m}): {state.get('reason')}")
+    log(f"\nwall time {results['wall_seconds']:.0f} s; wrote {OUT / 'learning.json'} and "
+        f"{', '.join(str(OUT / m) for m in made) or 'no plots'}")
+
+
+if __name__ == "__main__":
+    main()
