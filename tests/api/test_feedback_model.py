@@ -462,3 +462,21 @@ def test_unknown_fields_are_kept_in_the_raw_body_even_odd_numbers(api: Api, cat:
                         headers={**api.headers(), "Content-Type": "application/json"})
     ok(r)
     assert feedback(api)[0]["raw"]["input"]["x"] == "nan"  # stored as text: PostgreSQL's JSON has no NaN
+
+
+def test_a_huge_body_is_refused_before_it_is_read(api: Api, core: VisionLoop, cat: dict) -> None:
+    body = concept_body(cat["id"], [{"id": f"c{i}"} for i in range(1000)])
+    body["input"]["padding"] = "x" * (1024 * 1024)
+    r = post(api, body)
+    assert status(r)[:2] == (400, 11102) and status(r)[2].startswith("body: a feedback body is at most")
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (700, 700, 3), dtype=np.uint8)).save(buf, "PNG")
+    assert len(b64(buf.getvalue())) > 1024 * 1024
+    ok(post(api, concept_body(cat["id"], [{"id": "cat"}], image={"base64": b64(buf.getvalue())})))
+    # an image's base64 does not count: it is stored as its length and digest only
+    assert stored(core) == 1

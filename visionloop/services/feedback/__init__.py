@@ -16,7 +16,7 @@ from typing import Any
 from visionloop.services.apps import Caller
 from visionloop.services.feedback.log import Appended, Erasure, ErasureHook, FeedbackFilter, FeedbackLog
 from visionloop.services.feedback.parse import parse_model_feedback, parse_search_feedback
-from visionloop.services.feedback.record import FeedbackRecorder
+from visionloop.services.feedback.record import FeedbackRecorder, raw_body
 from visionloop.services.models import ModelService
 from visionloop.services.ratelimit import RateLimiter
 from visionloop.store.db import Database
@@ -35,8 +35,10 @@ class FeedbackService:
 
     def model_feedback(self, caller: Caller, model_ref: str, version_id: str | None, body: Any) -> Appended:
         self.limiter.check(caller.app_id, caller.key_id)
-        return self.recorder.record_model(caller, model_ref, version_id, parse_model_feedback(body), body)
+        raw = raw_body(body)
+        return self.recorder.record_model(caller, model_ref, version_id, parse_model_feedback(body), raw)
 
     def search_feedback(self, caller: Caller, body: Any) -> Appended:
         self.limiter.check(caller.app_id, caller.key_id)
-        return self.recorder.record_search(caller, parse_search_feedback(body), body)
+        raw = raw_body(body)
+        return self.recorder.record_search(caller, parse_search_feedback(body), raw)

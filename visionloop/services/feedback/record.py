@@ -95,7 +95,8 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _raw(body: Any) -> dict[str, Any]:
+def raw_body(body: Any) -> Any:
+    """The body as it will be stored; checked for size before anything else reads it."""
     raw = _finite(redact(body))
     size = len(json.dumps(raw))
     if size > MAX_RAW_BYTES:
@@ -113,8 +114,7 @@ class FeedbackRecorder:
 
     # -- prediction feedback ------------------------------------------------------------------
     def record_model(self, caller: Caller, model_ref: str, version_id: str | None, fb: ModelFeedbackIn,
-                     body: Any) -> Appended:
-        raw = _raw(body)
+                     raw: Any) -> Appended:
         view = self.models.get(caller.app_id, model_ref)
         version = self.models.version(caller.app_id, view.model, version_id) if version_id else None
         self._check_kind(view, fb)
@@ -212,8 +212,7 @@ class FeedbackRecorder:
         return {"url": fb.image.url}
 
     # -- search feedback ----------------------------------------------------------------------
-    def record_search(self, caller: Caller, fb: SearchFeedbackIn, body: Any) -> Appended:
-        raw = _raw(body)
+    def record_search(self, caller: Caller, fb: SearchFeedbackIn, raw: Any) -> Appended:
         search_id = fb.info.search_id or ""
         with self.db.session() as s:
             search = s.get(Search, search_id)
