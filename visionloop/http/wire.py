@@ -101,7 +101,7 @@ def version_obj(v: ModelVersion) -> dict[str, Any]:
     if v.metrics:
         out["metrics"] = v.metrics
     out["visionloop"] = {k: params[k] for k in ("kind", "promoted", "decision", "trained_on", "reliability",
-                                                "skipped") if k in params}
+                                                "skipped", "learned") if k in params}
     if v.parent_id:
         out["visionloop"]["parent_id"] = v.parent_id
     return out

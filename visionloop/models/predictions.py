@@ -47,13 +47,15 @@ class Region:
 @dataclasses.dataclass
 class Prediction:
     """``concepts`` holds the top concepts, best first; ``lookup`` finds any other by id or name.
-    ``embedding`` is unit-norm (what clients see); ``features`` the raw backbone features (stored)."""
+    ``embedding`` is unit-norm (what clients see); ``features`` the raw backbone features (stored).
+    ``candidates`` are stored with the output, never shown: what the next training learns from."""
 
     concepts: list[ConceptScore] = dataclasses.field(default_factory=list)
     regions: list[Region] = dataclasses.field(default_factory=list)
     embedding: np.ndarray | None = None
     features: np.ndarray | None = None
     lookup: Callable[[str], ConceptScore | None] | None = None
+    candidates: list[Region] | None = None  # a trained region version's raw detections, shown or not
 
     def concept(self, ref: str) -> ConceptScore | None:
         for c in self.concepts:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from visionloop import errors
 from visionloop.ids import is_valid_client_id, new_id
 from visionloop.models.catalog import CONCEPT
-from visionloop.models.predictions import ConceptScore, Prediction
+from visionloop.models.predictions import ConceptScore, Prediction, Region
 from visionloop.services.apps import Caller
 from visionloop.services.image_source import ImageLoader, ImageSource
 from visionloop.services.images import CheckedImage, open_rgb
@@ -194,9 +194,17 @@ def store_embeddings(s: Session, vectors: dict[str, np.ndarray]) -> None:
 
 
 def result_json(pred: Prediction) -> dict[str, Any]:
-    """The stored form of a prediction: top concepts and every region (embeddings live elsewhere)."""
-    return {
+    """The stored form of a prediction: top concepts, every region and, from a trained region version,
+    every raw candidate (embeddings live elsewhere)."""
+    out: dict[str, Any] = {
         "concepts": [[c.id, c.name, round(c.value, 6)] for c in pred.concepts[:STORED_CONCEPTS]],
-        "regions": [{"id": r.id, "box": [r.box.top, r.box.left, r.box.bottom, r.box.right], "value": r.value,
-                     "concepts": [[c.id, c.name, c.value] for c in r.concepts]} for r in pred.regions],
+        "regions": [_region_json(r) for r in pred.regions],
     }
+    if pred.candidates is not None:
+        out["candidates"] = [_region_json(r) for r in pred.candidates]
+    return out
+
+
+def _region_json(r: Region) -> dict[str, Any]:
+    return {"id": r.id, "box": [r.box.top, r.box.left, r.box.bottom, r.box.right], "value": r.value,
+            "concepts": [[c.id, c.name, c.value] for c in r.concepts]}

@@ -7,13 +7,14 @@ A query is an AND of terms:
 - ``input.data.metadata``: the input's metadata contains this JSON (subset match);
 - ``input.data.image.url``: inputs added from exactly that URL.
 Each search is stored with its id, query, the ranked hits shown (rank, input id, score), key and
-time, so that a later click is tied to the position it was shown at.
+time, so that a later click is tied to the position it was shown at. An app whose active embedding
+version learned a ranking from those clicks (``click_model``) gets its visual hits re-ranked by it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,14 +22,14 @@ from sqlalchemy import select
 
 from visionloop import errors
 from visionloop.ids import new_id
-from visionloop.models.catalog import GENERAL
+from visionloop.models.catalog import EMBED, GENERAL
 from visionloop.services.apps import Caller
 from visionloop.services.image_source import ImageLoader, ImageSource
 from visionloop.services.images import open_rgb
 from visionloop.services.inputs import InputService, StoredInput
 from visionloop.services.models import ModelService
 from visionloop.services.paging import Page
-from visionloop.services.predict import EMBEDDING_SPACE, embedding_from_bytes
+from visionloop.services.predict import EMBEDDING_SPACE, embedding_from_bytes, store_embeddings
 from visionloop.store.app_indexes import AppIndexes
 from visionloop.store.db import Database
 from visionloop.store.tables import Concept, Embedding, Input, InputConcept, InputConceptScore, Search, SearchHit
@@ -36,6 +37,9 @@ from visionloop.store.tables import Concept, Embedding, Input, InputConcept, Inp
 EXACT_CANDIDATES = 20_000   # a filtered visual search scores at most this many candidates exactly
 MAX_REMEMBERED = 1000       # hits remembered per search (the positions a user can have seen)
 PREDICTED_MIN = 0.05        # a predicted concept counts from this score
+RERANK_TOP = 200            # visual hits a learned ranking (a click_model version) re-orders
+
+Rerank = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (query, hit unit vectors) -> scores
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,7 +177,9 @@ class SearchService:
             image = self.loader.load(term.source)
             view = self.models.get(app_id, GENERAL.id)
             pred = self.models.predictor(view.model, view.version).predict([open_rgb(image)])[0]
-            assert pred.embedding is not None
+            assert pred.embedding is not None and pred.features is not None
+            with self.db.transaction() as s:  # kept by digest: learning from clicks needs the query again
+                store_embeddings(s, {image.digest: pred.features})
             return pred.embedding
         with self.db.session() as s:
             vector = s.scalar(select(Embedding.vector).join(Input, (Input.digest == Embedding.digest))
@@ -186,6 +192,13 @@ class SearchService:
     def _visual(self, app_id: str, terms: list[VisualTerm], candidates: set[str] | None,
                 need: int) -> list[tuple[str, float]]:
         query = np.mean([self._query_vector(app_id, t) for t in terms], axis=0)
+        rerank = self._reranker(app_id)
+        if rerank is not None:
+            return self._rerank(app_id, rerank, query, self._similar(app_id, query, candidates, max(need, RERANK_TOP)))
+        return self._similar(app_id, query, candidates, need)
+
+    def _similar(self, app_id: str, query: np.ndarray, candidates: set[str] | None,
+                 need: int) -> list[tuple[str, float]]:
         if candidates is not None and len(candidates) <= EXACT_CANDIDATES:
             return self._exact(app_id, query, candidates)
         index = self.indexes.get(app_id)
@@ -211,6 +224,29 @@ class SearchService:
         q = query / (np.linalg.norm(query) or 1.0)
         sims = matrix @ q
         return sorted(((rows[i][0], float(sims[i])) for i in range(len(rows))), key=lambda p: (-round(p[1], 6), p[0]))
+
+    # -- learned re-ranking -------------------------------------------------------------------------
+    def _reranker(self, app_id: str) -> Rerank | None:
+        """The app's learned re-ranking of visual search: its active embedding version's, if it has one."""
+        view = self.models.get(app_id, EMBED.id)
+        return getattr(self.models.predictor(view.model, view.version), "rerank", None)
+
+    def _rerank(self, app_id: str, rerank: Rerank, query: np.ndarray,
+                ranked: list[tuple[str, float]]) -> list[tuple[str, float]]:
+        """The top :data:`RERANK_TOP` by similarity, re-ordered (and re-scored) by the learned ranking."""
+        top = ranked[:RERANK_TOP]
+        with self.db.session() as s:
+            vectors = dict(s.execute(select(Input.id, Embedding.vector)
+                                     .join(Embedding, (Embedding.digest == Input.digest)
+                                           & (Embedding.space == EMBEDDING_SPACE))
+                                     .where(Input.app_id == app_id, Input.id.in_([i for i, _ in top]))).all())
+        known = [i for i, _ in top if i in vectors]
+        if not known:
+            return ranked
+        scores = rerank(query, np.stack([embedding_from_bytes(vectors[i]) for i in known]))
+        learned = sorted(((i, float(sc)) for i, sc in zip(known, scores, strict=True)),
+                         key=lambda p: (-round(p[1], 6), p[0]))
+        return learned + [p for p in top if p[0] not in vectors] + ranked[RERANK_TOP:]
 
     # -- memory ---------------------------------------------------------------------------------
     def _remember(self, caller: Caller, query: dict[str, Any], kind: str, hits: list[Hit]) -> str:

@@ -26,3 +26,10 @@ def post_search(body: SearchRequest, caller: SearchCaller, core: CoreDep, page: 
     core.usage.record(caller, "search", 1)
     return wire.ok(id=result.id, hits=[{"score": round(h.score, 6), "input": wire.input_obj(h.input)}
                                        for h in result.hits])
+
+
+@router.get("/searches/metrics")
+def search_metrics(caller: SearchCaller, core: CoreDep) -> dict[str, Any]:
+    """Click-through rate, MRR and mean clicked rank per query kind, from the app's remembered searches
+    (the latest 10,000) and the clicks reported on them."""
+    return wire.ok(search_metrics=core.learning.clicks.metrics(caller.app_id))

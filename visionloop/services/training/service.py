@@ -19,13 +19,16 @@ from sqlalchemy import func, select
 from visionloop import errors, status
 from visionloop.ids import new_id
 from visionloop.learning.heads import ConceptHeads
-from visionloop.models.catalog import CONCEPT, DETECTION
+from visionloop.models.catalog import CONCEPT, DETECTION, EMBEDDING
 from visionloop.models.predictors import Predictor
 from visionloop.models.runtime import ModelRuntime
 from visionloop.services.models import ModelService, ModelView
+from visionloop.services.training.click_learning import CLICK_KIND, ClickLearning
 from visionloop.services.training.concept_training import InsufficientData, train_heads
 from visionloop.services.training.data import concept_data, features
 from visionloop.services.training.evaluation import concept_metrics, concept_records, region_metrics
+from visionloop.services.training.region_learning import RegionLearning
+from visionloop.services.training.region_rules import REGION_KIND
 from visionloop.services.training.report import per_concept, pr_curves, quality_over_time, render
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
 from visionloop.store.blobs import BlobStore
@@ -46,7 +49,11 @@ class LearningService:
         self.runtime = runtime
         self.blend_k = blend_k
         self.submit: Callable[[str], None] | None = None  # set by the worker when one runs
+        self.regions = RegionLearning(db, blobs, runtime)  # detection models: region_calibration versions
+        self.clicks = ClickLearning(db, blobs)  # the embedding model: click_model versions re-rank search
         models.version_loaders[HEADS_KIND] = self._load_heads
+        models.version_loaders[REGION_KIND] = self.regions.load
+        models.version_loaders[CLICK_KIND] = self.clicks.load
 
     # -- versions as predictors -----------------------------------------------------------------
     def _heads_of(self, version: ModelVersion) -> ConceptHeads:
@@ -62,9 +69,8 @@ class LearningService:
     def request(self, app_id: str, model_ref: str, *, reliability: bool = True) -> ModelVersion:
         """Queue a new version of a model for this app; trains at once when no worker runs."""
         view = self.models.get(app_id, model_ref)
-        if view.model.model_type != CONCEPT:
-            raise errors.ModelInvalid(f"model {view.model.id!r} is a {view.model.model_type} model; versions are "
-                                      "trained from feedback for concept models")
+        if view.model.model_type == DETECTION:
+            self.regions.spec(view.model)  # refuses a detector without candidates to calibrate
         version = ModelVersion(id=new_id(), model_pk=view.model.pk, app_id=app_id, parent_id=view.version.id,
                                status_code=status.MODEL_QUEUED_FOR_TRAINING,
                                params={"kind": PENDING, "reliability": reliability})
@@ -103,6 +109,9 @@ class LearningService:
 
     def _train(self, version: ModelVersion, model: Model, say: Progress
                ) -> tuple[dict[str, Any], dict[str, Any], str, bool]:
+        if model.model_type in (DETECTION, EMBEDDING):
+            learner = self.regions if model.model_type == DETECTION else self.clicks
+            return learner.train(version, model, self.models.active_version(version.app_id, model), say)
         reliability = bool((version.params or {}).get("reliability", True))
         say("aggregating feedback into labels")
         with self.db.session() as s:
@@ -145,6 +154,8 @@ class LearningService:
         with self.db.session() as s:
             if view.model.model_type == DETECTION:
                 live = region_metrics(s, app_id, version)
+            elif view.model.model_type == EMBEDDING:
+                live = {**self.clicks.metrics(app_id), "note": "the app's searches, whichever version ranked them"}
             else:
                 live = concept_metrics(s, app_id, view.model, version)
         live["evaluated_at"] = utcnow().isoformat()
