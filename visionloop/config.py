@@ -45,8 +45,9 @@ SETTINGS: tuple[Setting, ...] = (
             "statement) repeated within this many seconds is stored once. 0 stores every retry."),
     Setting("feedback_retention_days", 0, "Feedback older than this many days is deleted by "
             "'visionloop feedback prune'; 0 keeps feedback forever."),
-    Setting("retrain_after_events", 100, "The server's training worker queues a new version of a concept model "
-            "for an app once this many concept feedback events arrived since its last version; 0 disables."),
+    Setting("retrain_after_events", 100, "The server's training worker queues a new version of a model for an "
+            "app once this many feedback events on it (concept or region feedback; search clicks for the search "
+            "ranking) arrived since its last version; 0 disables."),
     Setting("retrain_check_seconds", 30.0, "How often the training worker looks for models due for retraining."),
     Setting("learning_blend_k", 20.0, "Evidence at which a learned head gets half the say against the base "
             "model's score (weight n/(n+k) for a head trained on n labels)."),

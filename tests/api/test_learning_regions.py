@@ -18,6 +18,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from tests.feedback_support import FACE, LOGO, region, region_body
 from tests.helpers import Api, b64
+from visionloop.core import VisionLoop
 
 FACE_BASE = "34ce21a40cc24b6b96ffee54aabff139"
 
@@ -132,7 +133,7 @@ def test_thresholds_move_only_with_enough_evidence(api: Api, other_api: Api) -> 
     assert any(scores(other)), scores(other)
 
 
-def test_a_repeated_false_positive_is_suppressed(api: Api) -> None:
+def test_a_repeated_false_positive_is_suppressed(api: Api, core: VisionLoop) -> None:
     logo = scene("logo")
     seen = [jpeg(logo.resize((s, s))) for s in (450, 400, 320, 280)]
     seen.append(jpeg(ImageEnhance.Brightness(logo).enhance(0.9)))
@@ -153,6 +154,15 @@ def test_a_repeated_false_positive_is_suppressed(api: Api) -> None:
     assert all(scores(pinned)[2:]), "a real face must not be suppressed"
     base = predict(api, again[:2])
     assert base[0]["model"]["model_version"]["id"] == FACE_BASE and all(scores(base))
+
+    # the version's own outputs keep their raw candidates: the next training reads them, no re-detection
+    assert judge(api, pinned[2:], "accurate") == 2
+    assert ("app-a", FACE) in core.learning.due(2)  # the worker would retrain on this much new feedback
+    retrained = train(api)
+    assert retrained["status"]["code"] == 21100, retrained
+    trained_on = retrained["visionloop"]["trained_on"]
+    assert (trained_on["outputs"], trained_on["redetected_outputs"]) == (10, 8), trained_on
+    assert ("app-a", FACE) not in core.learning.due(1)
 
 
 def test_logo_model_refuses_to_pretend(api: Api) -> None:

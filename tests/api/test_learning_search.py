@@ -17,9 +17,14 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from tests.helpers import Api, b64
+from visionloop.core import VisionLoop
+from visionloop.learning.labels import Label
+from visionloop.services.training.data import concept_data
 
 EMBED = "bbb5f41425b8468d9b7a554ff10f8581"
 EMBED_BASE = "bb186755eda04f9cbb6fe32e816be104"
+GENERAL = "aaa03c23b3724a16a56b629203edc62c"
+CAT = "n02121808"  # the general model's broader concept "cat"
 SCENES = ("chelsea", "coffee", "rocket", "astronaut")
 
 
@@ -96,7 +101,7 @@ def train(api: Api) -> dict:
     return r.json()["model"]["model_version"]
 
 
-def test_click_model_reranks_only_after_enough_clicked_searches(api: Api, other_api: Api) -> None:
+def test_click_model_reranks_only_after_enough_clicked_searches(api: Api, other_api: Api, core: VisionLoop) -> None:
     ids = add_photos(api, 4)
     other_ids = add_photos(other_api, 1)
     before, share_before = probe(api)
@@ -108,8 +113,10 @@ def test_click_model_reranks_only_after_enough_clicked_searches(api: Api, other_
     assert too_early["status"]["code"] == 21117, too_early
     assert "fewer than 50" in too_early["status"]["details"]
     assert probe(api)[0] == before  # nothing re-ranks yet
+    assert ("app-a", EMBED) not in core.learning.due(1)  # the worker waits for clicks it has not read
 
     click_sessions(api, queries[30:])
+    assert ("app-a", EMBED) in core.learning.due(60)
     version = train(api)
     assert version["status"]["code"] == 21100, version
     info = version["visionloop"]
@@ -139,3 +146,29 @@ def test_click_model_reranks_only_after_enough_clicked_searches(api: Api, other_
     r = api.post(f"/models/{EMBED}/versions/{EMBED_BASE}/activate")
     assert r.status_code == 200, r.text
     assert probe(api)[0] == before
+
+
+def test_clicks_on_a_concept_search_are_weak_concept_labels(api: Api, core: VisionLoop) -> None:
+    r = api.post("/inputs", {"inputs": [{"id": "cat", "data": {"image": {"base64": b64(photo("chelsea", False, 1))}}}]})
+    assert r.status_code == 200, r.text
+    result = api.post("/searches", {"query": {"ands": [{"output": {"data": {"concepts": [{"name": "cat"}]}}}]}}).json()
+    assert [h["input"]["id"] for h in result["hits"]][:1] == ["cat"]
+
+    def label() -> Label | None:
+        with core.db.session() as s:
+            general = core.models.get("app-a", GENERAL).model
+            labels = concept_data(s, "app-a", general).aggregation.labels
+        return next((lab for (_, concept), lab in labels.items() if concept == CAT), None)
+
+    def click(user: str) -> None:
+        r = api.post("/searches/feedback", {"input": {"id": "cat", "feedback_info": {
+            "event_type": "search_click", "search_id": result["id"], "end_user_id": user}}})
+        assert r.status_code == 200, r.text
+
+    click("u1")
+    one = label()
+    assert one is not None and one.value and one.confidence < 0.7  # too weak to train on alone
+    for user in ("u2", "u3", "u4"):
+        click(user)
+    four = label()
+    assert four is not None and four.value and four.confidence >= 0.7 and four.n_users == 4

@@ -250,7 +250,8 @@ class ClickLearning:
         challenger = ClickModel().fit(train)
         say(challenger.reason_)
         if challenger.n_click_sessions_ < challenger.min_sessions:
-            raise InsufficientData(f"{challenger.reason_}; the click model re-ranks nothing before that")
+            raise InsufficientData(f"{challenger.reason_}; the click model re-ranks nothing before that",
+                                   last_seq=log.last_seq)
         champion = self.model_of(champion_version)
         options = {"eta": challenger.eta_, "max_rank": challenger.max_rank, "min_propensity": challenger.min_propensity}
         ranked = challenger.score if challenger.reranking_ else None

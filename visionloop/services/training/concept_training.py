@@ -38,7 +38,14 @@ class TrainedHeads:
 
 
 class InsufficientData(Exception):
-    """Nothing could be trained: too few labelled images per concept."""
+    """Nothing could be trained: too few labelled images per concept (judged regions, clicked searches).
+
+    ``last_seq`` is the newest feedback event read, when known: the worker then waits for newer
+    feedback before trying again."""
+
+    def __init__(self, message: str, last_seq: int | None = None) -> None:
+        super().__init__(message)
+        self.last_seq = last_seq
 
 
 def estimate_json(e: Estimate) -> dict[str, Any]:

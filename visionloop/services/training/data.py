@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from visionloop.learning.events import concept_votes as event_concept_votes
 from visionloop.learning.labels import Aggregation, Label, Vote, aggregate
 from visionloop.services.predict import EMBEDDING_SPACE, features_from_bytes
+from visionloop.services.training.click_votes import click_votes, general_concepts
 from visionloop.store.tables import Concept, Embedding, FeedbackEvent, Input, InputConcept, Model
 
 APP_ANNOTATOR = "app:annotations"   # the app's own input annotations vote as one trusted end user
@@ -42,7 +43,8 @@ class ConceptData:
 
 
 def concept_votes(s: Session, app_id: str, model: Model) -> tuple[list[Vote], dict[str, str], int, int]:
-    """Votes from concept feedback on this model's outputs and from the app's annotations."""
+    """Votes from concept feedback on this model's outputs, from the app's annotations and, for the
+    general model, weak votes from clicks on one-concept searches."""
     votes: list[Vote] = []
     names: dict[str, str] = {}
     n_events, last_seq = 0, 0
@@ -66,6 +68,11 @@ def concept_votes(s: Session, app_id: str, model: Model) -> tuple[list[Vote], di
     for digest, concept_id, value in annotated:
         votes.append(Vote((digest, concept_id), APP_ANNOTATOR, value >= 0.5))
         names.setdefault(concept_id, concept_id)
+    if model.runtime == "general":  # clicks on one-concept searches: weak votes (click_votes.py)
+        weak, weak_names = click_votes(s, app_id, general_concepts(s, app_id))
+        votes += weak
+        for concept_id, name in weak_names.items():
+            names.setdefault(concept_id, name)
     app_names = dict(s.execute(select(Concept.id, Concept.name).where(Concept.app_id == app_id,
                                                                       Concept.id.in_(list(names)))).all())
     names.update(app_names)

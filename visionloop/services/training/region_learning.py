@@ -382,7 +382,7 @@ class RegionLearning:
         rules, learned = fit_rules(train, spec, crops)
         why_not = nothing_learned(rules, learned)
         if why_not is not None:
-            raise InsufficientData(why_not)
+            raise InsufficientData(why_not, last_seq=counts["last_seq"])
         champion = self.rules_of(champion_version, model)
         challenger_report = evaluate_regions(replay(rules, held, crops), n_resamples=100)
         champion_report = evaluate_regions(replay(champion, held, crops), n_resamples=100)

@@ -19,15 +19,15 @@ from sqlalchemy import func, select
 from visionloop import errors, status
 from visionloop.ids import new_id
 from visionloop.learning.heads import ConceptHeads
-from visionloop.models.catalog import CONCEPT, DETECTION, EMBEDDING
+from visionloop.models.catalog import CONCEPT, DETECTION, EMBED, EMBEDDING
 from visionloop.models.predictors import Predictor
 from visionloop.models.runtime import ModelRuntime
-from visionloop.services.models import ModelService, ModelView
-from visionloop.services.training.click_learning import CLICK_KIND, ClickLearning
+from visionloop.services.models import SHARED, ModelService, ModelView
+from visionloop.services.training.click_learning import CLICK_KIND, SEARCH_CLICK, ClickLearning
 from visionloop.services.training.concept_training import InsufficientData, train_heads
 from visionloop.services.training.data import concept_data, features
 from visionloop.services.training.evaluation import concept_metrics, concept_records, region_metrics
-from visionloop.services.training.region_learning import RegionLearning
+from visionloop.services.training.region_learning import DETECTORS, RegionLearning
 from visionloop.services.training.region_rules import REGION_KIND
 from visionloop.services.training.report import per_concept, pr_curves, quality_over_time, render
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
@@ -96,8 +96,9 @@ class LearningService:
         try:
             params, metrics, artifact, promote = self._train(version, model, say)
         except InsufficientData as exc:
+            read = {} if exc.last_seq is None else {"trained_on": {"last_seq": exc.last_seq}}
             return self._finish(version_id, status.MODEL_TRAINING_INSUFFICIENT_DATA,
-                                {"kind": PENDING, "error": str(exc)}, {}, None)
+                                {"kind": PENDING, "error": str(exc), **read}, {}, None)
         except Exception as exc:  # a failed job is recorded, never left "training"
             log.exception("training version %s failed", version_id)
             return self._finish(version_id, status.MODEL_TRAINING_FAILED,
@@ -197,25 +198,30 @@ class LearningService:
 
     # -- when to retrain ------------------------------------------------------------------------
     def due(self, min_new_events: int) -> list[tuple[str, str]]:
-        """(app, model id) pairs with at least ``min_new_events`` concept feedback events since the
-        newest version trained for that app."""
+        """(app, model id) pairs with at least ``min_new_events`` new feedback events since the newest
+        version trained (or refused for too little data) for that app: concept or region feedback for
+        concept models and the face model, search clicks for the embedding model's ranking."""
         out = []
         with self.db.session() as s:
-            pairs = s.execute(select(FeedbackEvent.app_id, FeedbackEvent.model_pk, func.max(FeedbackEvent.seq))
+            pairs = s.execute(select(FeedbackEvent.app_id, FeedbackEvent.model_pk)
                               .where(FeedbackEvent.event_type == "annotation", FeedbackEvent.model_pk.is_not(None))
                               .group_by(FeedbackEvent.app_id, FeedbackEvent.model_pk)).all()
-            for app_id, model_pk, _ in pairs:
+            embed = s.scalar(select(Model.pk).where(Model.app_id == SHARED, Model.id == EMBED.id))
+            clicked = s.scalars(select(FeedbackEvent.app_id).where(FeedbackEvent.event_type == SEARCH_CLICK)
+                                .group_by(FeedbackEvent.app_id)).all()
+            watched = [(a, m, "annotation") for a, m in pairs] + [(a, embed, SEARCH_CLICK) for a in clicked if embed]
+            for app_id, model_pk, event_type in watched:
                 model = s.get(Model, model_pk)
-                if model is None or model.model_type != CONCEPT:
+                if model is None or not (model.model_type in (CONCEPT, EMBEDDING) or model.runtime in DETECTORS):
                     continue
                 versions = list(s.scalars(select(ModelVersion).where(ModelVersion.model_pk == model_pk,
                                                                      ModelVersion.app_id == app_id)))
                 if any(v.status_code in (status.MODEL_QUEUED_FOR_TRAINING, status.MODEL_TRAINING) for v in versions):
                     continue
                 since = max([(v.params or {}).get("trained_on", {}).get("last_seq", 0) for v in versions] or [0])
-                new = s.scalar(select(func.count()).select_from(FeedbackEvent)
-                               .where(FeedbackEvent.app_id == app_id, FeedbackEvent.model_pk == model_pk,
-                                      FeedbackEvent.event_type == "annotation", FeedbackEvent.seq > since))
+                events = select(func.count()).select_from(FeedbackEvent).where(
+                    FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == event_type, FeedbackEvent.seq > since)
+                new = s.scalar(events if event_type == SEARCH_CLICK else events.where(FeedbackEvent.model_pk == model_pk))
                 if new >= min_new_events:
                     out.append((app_id, model.id))
         return out

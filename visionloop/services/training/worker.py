@@ -1,8 +1,9 @@
 """The background training worker: one thread, a queue of versions, and a periodic check.
 
 It resumes versions a crash left queued or training, trains versions requested through the API,
-and queues a new version when enough concept feedback has arrived since the last one
-(``VISIONLOOP_RETRAIN_AFTER_EVENTS``), checking every ``VISIONLOOP_RETRAIN_CHECK_SECONDS``.
+and queues a new version when enough feedback has arrived since the last one
+(``VISIONLOOP_RETRAIN_AFTER_EVENTS`` events: concept or region feedback on a model, search clicks
+for the embedding model's ranking), checking every ``VISIONLOOP_RETRAIN_CHECK_SECONDS``.
 """
 
 from __future__ import annotations
