@@ -14,10 +14,17 @@ from visionloop.core import VisionLoop
 from visionloop.http.errors import install_error_handlers
 from visionloop.http.guard import BodyGuard
 from visionloop.http.routes import concepts, feedback, inputs, models, predict, search, versions
+from visionloop.http.schemas import ErrorOut
 
 ROUTERS: tuple[APIRouter, ...] = (inputs.router, concepts.router, models.router, predict.router,
                                   search.router, feedback.router, versions.router)
 APP_SCOPED = "/v2/users/{user_id}/apps/{app_id}"
+# What every route may answer besides 200 (and instead of FastAPI's 422, which we never send).
+ERROR_RESPONSES: dict[int | str, dict] = {
+    "4XX": {"model": ErrorOut, "description": "Refused: 400 bad request, 401 key missing or invalid, 403 scope "
+                                               "missing, 404 unknown resource, 413 body too large, 429 throttled"},
+    "5XX": {"model": ErrorOut, "description": "Internal failure (10020), logged; never a traceback"},
+}
 
 
 def _scoped_id(route: APIRoute) -> str:
@@ -54,11 +61,11 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
     if core is not None:
         app.state.core = core
     for router in ROUTERS:
-        app.include_router(router, prefix="/v2")
+        app.include_router(router, prefix="/v2", responses=ERROR_RESPONSES)
         app.include_router(router, prefix=APP_SCOPED, generate_unique_id_function=_scoped_id,
-                           dependencies=[Depends(_app_path)])
+                           dependencies=[Depends(_app_path)], responses=ERROR_RESPONSES)
     app.include_router(models.user_router, prefix="/v2/users/{user_id}", generate_unique_id_function=_user_id,
-                       dependencies=[Depends(_user_path)])
+                       dependencies=[Depends(_user_path)], responses=ERROR_RESPONSES)
     install_error_handlers(app)
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
     return app

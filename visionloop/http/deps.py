@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request, Security
+from fastapi.security import APIKeyHeader
+from pydantic import WithJsonSchema
 
 from visionloop import errors
 from visionloop.core import VisionLoop
@@ -20,7 +22,12 @@ def get_core(request: Request) -> VisionLoop:
 CoreDep = Annotated[VisionLoop, Depends(get_core)]
 
 
-def get_caller(request: Request, core: CoreDep) -> Caller:
+# Declared for the OpenAPI schema (and so for clients and fuzzers); get_caller reads the header itself.
+API_KEY = APIKeyHeader(name="Authorization", scheme_name="ApiKey", auto_error=False,
+                       description="`Key <your API key>`; a key belongs to one app and carries scopes.")
+
+
+def get_caller(request: Request, core: CoreDep, _declared: Annotated[str | None, Security(API_KEY)] = None) -> Caller:
     """Authenticate ``Authorization: Key <key>``; an app-scoped path must name the key's own app."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.strip().partition(" ")
@@ -53,10 +60,17 @@ FeedbackCaller = Annotated[Caller, Depends(scoped("feedback"))]
 FeedbackAdminCaller = Annotated[Caller, Depends(scoped("feedback_admin"))]
 
 
-def get_page(request: Request, core: CoreDep) -> Page:
-    q = request.query_params
-    return Page.of(q.get("page"), q.get("per_page"), default=core.settings.default_per_page,
-                   cap=core.settings.max_per_page)
+# The raw strings go to Page.of (its messages, an empty value means the default); the schema says what is valid.
+_PAGE_NUMBER = WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1, "maximum": 2**31},
+                                         {"type": "string", "maxLength": 0}]})
+PageParam = Annotated[str | None, _PAGE_NUMBER, Query(description="1-based page number (default 1)")]
+PerPageParam = Annotated[str | None, _PAGE_NUMBER,
+                         Query(description="Items per page (default VISIONLOOP_DEFAULT_PER_PAGE, capped at "
+                                           "VISIONLOOP_MAX_PER_PAGE)")]
+
+
+def get_page(core: CoreDep, page: PageParam = None, per_page: PerPageParam = None) -> Page:
+    return Page.of(page, per_page, default=core.settings.default_per_page, cap=core.settings.max_per_page)
 
 
 PageDep = Annotated[Page, Depends(get_page)]

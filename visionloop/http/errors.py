@@ -70,6 +70,8 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(errors.RouteNotFound(f"no route {request.method} {request.url.path}"))
         if exc.status_code == 405:
             return error_response(errors.MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
+        if exc.status_code == 400:  # FastAPI could not read the body at all (e.g. it is not UTF-8)
+            return error_response(errors.BadRequestFormat("the request body could not be read as JSON (is it UTF-8?)"))
         err = errors.ApiError(str(exc.detail))
         err.http_status = exc.status_code
         return error_response(err)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, WithJsonSchema
 
 
 class Wire(BaseModel):
@@ -29,7 +29,9 @@ def _concept_value(raw: Any) -> Any:
     raise ValueError(f"concept value must be true/false or a number in [0, 1], got {raw!r}")
 
 
-ConceptValue = Annotated[float, BeforeValidator(_concept_value)]
+# The schema documents what is accepted on the wire, not the float it becomes.
+ConceptValue = Annotated[float, BeforeValidator(
+    _concept_value, json_schema_input_type=bool | Annotated[float, Field(ge=0.0, le=1.0)] | None)]
 
 
 def _list_or_empty(raw: Any) -> Any:
@@ -48,7 +50,7 @@ class ConceptIn(Wire):
     app_id: StrictStr | None = None
 
 
-ConceptList = Annotated[list[ConceptIn], BeforeValidator(_list_or_empty)]
+ConceptList = Annotated[list[ConceptIn], BeforeValidator(_list_or_empty, json_schema_input_type=list[ConceptIn] | None)]
 
 
 class ImageIn(Wire):
@@ -63,12 +65,19 @@ class DataIn(Wire):
     metadata: dict[str, Any] | None = None
 
 
+# Documented for clients and fuzzers; visionloop.ids.is_valid_client_id is what checks it.
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+
+
 class InputIn(Wire):
-    id: StrictStr | None = None
-    data: Annotated[DataIn, BeforeValidator(_dict_or_empty)] = Field(default_factory=DataIn)
+    id: StrictStr | None = Field(default=None, json_schema_extra={"pattern": CLIENT_ID_PATTERN})
+    data: Annotated[DataIn, BeforeValidator(_dict_or_empty, json_schema_input_type=DataIn | None)] = \
+        Field(default_factory=DataIn)
 
 
-InputList = Annotated[list[InputIn], BeforeValidator(_list_or_empty)]
+# null counts as an empty list, which every route refuses: the schema says at least one
+InputList = Annotated[list[InputIn], BeforeValidator(_list_or_empty, json_schema_input_type=Annotated[
+    list[InputIn], Field(min_length=1)])]
 
 
 class PaginationIn(Wire):
@@ -86,12 +95,14 @@ class PatchInputsRequest(Wire):
 
 
 class DeleteInputsRequest(Wire):
-    ids: Annotated[list[StrictStr], BeforeValidator(_list_or_empty)] = Field(default_factory=list)
+    ids: Annotated[list[StrictStr], BeforeValidator(_list_or_empty, json_schema_input_type=list[StrictStr] | None)] = \
+        Field(default_factory=list)
     delete_all: bool | None = False
 
 
 class ConceptsRequest(Wire):
-    concepts: ConceptList
+    concepts: Annotated[list[ConceptIn], BeforeValidator(_list_or_empty, json_schema_input_type=Annotated[
+        list[ConceptIn], Field(min_length=1)])]
     action: StrictStr | None = None
 
 
@@ -137,8 +148,39 @@ class ModelSearchRequest(Wire):
     pagination: PaginationIn | None = None
 
 
+def _query_schema() -> dict[str, Any]:
+    """The query language as ``search_query.parse_query`` reads it (it is parsed by hand, not by pydantic):
+    each term of ``ands`` has ``input`` and/or ``output`` and must search by at least one thing."""
+    def obj(required: str | None = None, **props: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "object", "properties": props}
+        if required:
+            out["required"] = [required]
+        return out
+
+    ref = {"type": "string", "minLength": 1}
+    concept = {"type": "object", "properties": {
+        "value": {"anyOf": [{"type": "boolean"}, {"type": "number", "minimum": 0, "maximum": 1}, {"type": "null"}]}},
+        "anyOf": [{"required": ["id"], "properties": {"id": ref}}, {"required": ["name"], "properties": {"name": ref}}]}
+    concepts = {"type": "array", "minItems": 1, "items": concept}
+    by = [  # what a term can search by
+        obj("input", input=obj("data", data=obj("concepts", concepts=concepts))),
+        obj("input", input=obj("data", data=obj("metadata", metadata={"type": "object"}))),
+        obj("input", input=obj("data", data=obj("image", image=obj("url", url={"type": "string"})))),
+        obj("output", output=obj("data", data=obj("concepts", concepts=concepts))),
+        obj("output", output=obj("input", input=obj("id", id=ref))),
+        obj("output", output=obj("input", input=obj("data", data=obj("image", image={
+            "type": "object", "anyOf": [obj("base64", base64={"type": "string", "minLength": 1}),
+                                        obj("url", url={"type": "string", "minLength": 1})]})))),
+    ]
+    nullable_object = {"anyOf": [{"type": "object"}, {"type": "null"}]}
+    term = {"type": "object", "properties": {"input": nullable_object, "output": nullable_object},
+            "propertyNames": {"enum": ["input", "output"]}, "anyOf": by}
+    return {"type": "object", "required": ["ands"], "properties": {"ands": {"type": "array", "minItems": 1,
+                                                                         "items": term}}}
+
+
 class SearchRequest(Wire):
-    query: dict[str, Any]
+    query: Annotated[dict[str, Any], WithJsonSchema(_query_schema())]
     pagination: PaginationIn | None = None
 
 
@@ -148,3 +190,17 @@ class TrainOptionsIn(Wire):
 
 class TrainRequest(Wire):
     visionloop: TrainOptionsIn | None = None
+
+
+# -- responses ----------------------------------------------------------------------------------------
+class StatusOut(BaseModel):
+    code: int = Field(description="Clarifai status code: 10000 Ok, 10010 mixed batch, 11xxx request, 2xxxx "
+                                  "model, 3xxxx input, 4xxxx predict/search/concepts, 10020 internal failure")
+    description: str
+    details: str | None = Field(default=None, description="What was wrong, naming the field")
+
+
+class ErrorOut(BaseModel):
+    """Every failure answers with the status envelope alone."""
+
+    status: StatusOut

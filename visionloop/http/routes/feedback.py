@@ -39,11 +39,53 @@ _SEARCH_EXAMPLE = {"input": {"id": "<id of the clicked hit's input>", "feedback_
     "event_type": "search_click", "search_id": "<id of a search>", "end_user_id": "user-1",
     "session_id": "session-1"}}}
 
+# The bodies are parsed by hand (services/feedback/parse.py, lenient where the clients differ); these
+# JSON Schemas document what that parser accepts so that clients and fuzzers know the shape.
+_NULL = {"type": "null"}
+_TEXT = {"anyOf": [{"type": "string", "maxLength": 255}, _NULL]}
+_ID = {"type": "string", "minLength": 1, "maxLength": 255}
+_PRESENCE = {"anyOf": [{"type": "boolean"}, {"enum": [0, 1]}, _NULL],
+             "description": "true/false (or 1/0): is the concept there; missing or null means true"}
+_CONCEPT = {"type": "object", "properties": {"id": _TEXT, "name": _TEXT, "value": _PRESENCE},
+            "anyOf": [{"required": ["id"], "properties": {"id": _ID}},
+                      {"required": ["name"], "properties": {"name": _ID}}]}
+_CONCEPTS = {"type": "array", "minItems": 1, "maxItems": 1000, "items": _CONCEPT}
+_COORDINATE = {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, _NULL]}
+_REGION = {"type": "object", "properties": {
+    "id": _TEXT,
+    "region_info": {"anyOf": [{"type": "object", "properties": {
+        "bounding_box": {"anyOf": [{"type": "object", "properties": {
+            name: _COORDINATE for name in ("top_row", "left_col", "bottom_row", "right_col")}}, _NULL]},
+        "feedback": {"anyOf": [{"enum": ["accurate", "misplaced", "not_detected", "false_positive", 0, 1, 2, 3]},
+                               _NULL]}}}, _NULL]},
+    "data": {"anyOf": [{"type": "object", "properties": {"concepts": {"anyOf": [_CONCEPTS, _NULL]}}}, _NULL]}}}
+_IMAGE = {"anyOf": [{"type": "object", "properties": {"url": {"anyOf": [{"type": "string"}, _NULL]},
+                                                      "base64": {"anyOf": [{"type": "string"}, _NULL]}}}, _NULL]}
+
+
+def _feedback_schema(event_type: str, number: int, ref: str, *, model: bool) -> dict[str, Any]:
+    info = {"type": "object", "required": ["event_type", ref], "properties": {
+        "event_type": {"enum": [event_type, number]}, "output_id": _TEXT, "search_id": _TEXT, ref: _ID,
+        "end_user_id": _TEXT, "session_id": _TEXT}}
+    if not model:  # a click names the clicked input; nothing else is read
+        return {"type": "object", "required": ["input"], "properties": {"input": {
+            "type": "object", "required": ["id", "feedback_info"], "properties": {"id": _ID, "feedback_info": info}}}}
+    data = {"type": "object", "properties": {"image": _IMAGE}, "oneOf": [  # concepts or regions, not both
+        {"required": ["concepts"], "properties": {"concepts": _CONCEPTS, "regions": {"maxItems": 0}}},
+        {"required": ["regions"], "properties": {"regions": {"type": "array", "minItems": 1, "maxItems": 1000,
+                                                             "items": _REGION}, "concepts": {"maxItems": 0}}}]}
+    return {"type": "object", "required": ["input"], "properties": {"input": {
+        "type": "object", "required": ["data", "feedback_info"],
+        "properties": {"id": _TEXT, "data": data, "feedback_info": info}}}}
+
+
 ModelFeedbackBody = Annotated[Any, Body(
+    json_schema_extra=_feedback_schema("annotation", 2, "output_id", model=True),
     description="Feedback on one prediction output: data.concepts for concept models, data.regions for "
                 "detection models; feedback_info.event_type 'annotation' and output_id are required.",
     openapi_examples={"concepts": {"value": _CONCEPTS_EXAMPLE}, "regions": {"value": _REGIONS_EXAMPLE}})]
 SearchFeedbackBody = Annotated[Any, Body(
+    json_schema_extra=_feedback_schema("search_click", 1, "search_id", model=False),
     description="A click on a search hit: input.id is the clicked input; feedback_info.event_type "
                 "'search_click' and search_id are required.",
     openapi_examples={"click": {"value": _SEARCH_EXAMPLE}})]
