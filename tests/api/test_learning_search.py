@@ -141,6 +141,8 @@ def test_click_model_reranks_only_after_enough_clicked_searches(api: Api, other_
     assert visual["n_searches"] == 76 + 3 * 8 and visual["n_clicks"] == 76 + 38
     assert visual["ctr"]["value"] == 76 / 100 and 0 < visual["mrr"]["value"] <= 1
     assert visual["mean_clicked_rank"]["value"] >= 2  # rank 1 is the query photo itself
+    live = api.get(f"/models/{EMBED}/versions/{version['id']}/metrics").json()["model_version"]["metrics"]["live"]
+    assert live["kinds"]["visual"]["n_searches"] == visual["n_searches"]  # also as the embedding model's metrics
 
     # rollback is one call: cosine ranking again
     r = api.post(f"/models/{EMBED}/versions/{EMBED_BASE}/activate")
