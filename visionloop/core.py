@@ -56,6 +56,7 @@ class VisionLoop:
         self.search = SearchService(self.db, self.inputs, self.models, self.loader, self.indexes)
         self.learning = LearningService(self.db, self.blobs, self.models, self.runtime,
                                         blend_k=settings.learning_blend_k)
+        self.feedback.log.erasure_hooks.append(self.learning.on_erasure)
         self.worker: TrainingWorker | None = None
 
     def start_worker(self) -> None:

@@ -124,6 +124,14 @@ def test_feedback_concept_is_learned_promoted_and_rolled_back(api: Api, other_ap
                         ).json()["outputs"][0]
     assert unpinned["model"]["model_version"]["id"] == "aa9ca48295b37401f8af92ad1af0d91d"
 
+    # erasing an end user retrains without their feedback; with nothing left to learn from,
+    # the app is back on the base version
+    api.post(f"/models/{GENERAL}/versions/{vid}/activate")
+    assert api.delete("/feedback", params={"end_user_id": "bob"}).json()["erased"] == 50
+    assert api.get(f"/models/{GENERAL}").json()["model"]["model_version"]["id"] == "aa9ca48295b37401f8af92ad1af0d91d"
+    newest = api.get(f"/models/{GENERAL}/versions").json()["model_versions"][0]
+    assert newest["status"]["code"] == 21117 and newest["visionloop"]["parent_id"] == vid
+
 
 def test_activating_an_untrained_or_foreign_version_is_refused(api: Api, other_api: Api) -> None:
     predict_and_judge(api, variants("chelsea", 2, 1), "kitty", True, "u1")

@@ -72,14 +72,15 @@ def train_heads(data: ConceptData, feats: dict[str, np.ndarray], runtime: ModelR
     progress(f"{len(labels)} labels on {len(digests)} images: {len(train_rows)} to train, {len(held_rows)} held out")
     Y, W, concepts = label_matrix([lab for lab in labels if lab.item[0] in set(train_rows)], train_rows)
     if not train_rows or not concepts:
-        raise InsufficientData("no labelled images to train on")
+        raise InsufficientData("no labelled images to train on", last_seq=data.last_seq)
     heads = ConceptHeads()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         heads.fit(unit_rows(stack(feats, train_rows)), Y, sample_weight=W, concepts=concepts)
     if not heads.concepts_:
         reasons = "; ".join(f"{c}: {why}" for c, why in list(heads.skipped_.items())[:5])
-        raise InsufficientData(f"no concept has enough labelled images (at least 5 positive and 5 negative): {reasons}")
+        raise InsufficientData(f"no concept has enough labelled images (at least 5 positive and 5 negative): {reasons}",
+                               last_seq=data.last_seq)
     progress(f"trained {len(heads.concepts_)} concept heads, skipped {len(heads.skipped_)}")
     held_labels = [lab for lab in labels if lab.item[0] in set(held_rows)]
     held_feats = stack(feats, held_rows) if held_rows else np.zeros((0, 1), np.float32)

@@ -55,7 +55,8 @@ def quality_over_time(versions: list[ModelVersion]) -> str | None:
 
 
 def per_concept(live: dict[str, Any], limit: int = 25) -> str | None:
-    concepts = sorted(live.get("concepts", {}).items(), key=lambda kv: -(kv[1]["n_pos"] + kv[1]["n_neg"]))[:limit]
+    judged = [(c, m) for c, m in live.get("concepts", {}).items() if "n_pos" in m]  # concept models only
+    concepts = sorted(judged, key=lambda kv: -(kv[1]["n_pos"] + kv[1]["n_neg"]))[:limit]
     if not concepts:
         return None
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(concepts) + 1.2))

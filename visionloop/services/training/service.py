@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from visionloop import errors, status
 from visionloop.ids import new_id
@@ -33,7 +33,7 @@ from visionloop.services.training.report import per_concept, pr_curves, quality_
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database
-from visionloop.store.tables import FeedbackEvent, Model, ModelVersion, utcnow
+from visionloop.store.tables import ActiveVersion, FeedbackEvent, Model, ModelVersion, utcnow
 
 log = logging.getLogger("visionloop.learning")
 Progress = Callable[[str], None]
@@ -66,14 +66,21 @@ class LearningService:
         return HeadPredictor(base, self._heads_of(version), names, self.blend_k)
 
     # -- requests -------------------------------------------------------------------------------
-    def request(self, app_id: str, model_ref: str, *, reliability: bool = True) -> ModelVersion:
-        """Queue a new version of a model for this app; trains at once when no worker runs."""
+    def request(self, app_id: str, model_ref: str, *, reliability: bool = True,
+                after_erasure: bool = False) -> ModelVersion:
+        """Queue a new version of a model for this app; trains at once when no worker runs.
+
+        ``after_erasure``: the app's current version learned from feedback that was since erased;
+        the new version replaces it whatever the comparison says, and if nothing can be trained
+        the app falls back to the base version.
+        """
         view = self.models.get(app_id, model_ref)
         if view.model.model_type == DETECTION:
             self.regions.spec(view.model)  # refuses a detector without candidates to calibrate
         version = ModelVersion(id=new_id(), model_pk=view.model.pk, app_id=app_id, parent_id=view.version.id,
                                status_code=status.MODEL_QUEUED_FOR_TRAINING,
-                               params={"kind": PENDING, "reliability": reliability})
+                               params={"kind": PENDING, "reliability": reliability,
+                                       **({"after_erasure": True} if after_erasure else {})})
         with self.db.transaction() as s:
             s.add(version)
         if self.submit is not None:
@@ -93,20 +100,41 @@ class LearningService:
             version.status_code = status.MODEL_TRAINING
             model = s.get(Model, version.model_pk)
             assert model is not None
+        erasure = bool((version.params or {}).get("after_erasure"))
         try:
             params, metrics, artifact, promote = self._train(version, model, say)
         except InsufficientData as exc:
             read = {} if exc.last_seq is None else {"trained_on": {"last_seq": exc.last_seq}}
+            if erasure:
+                self._back_to_base(version.app_id, model)
             return self._finish(version_id, status.MODEL_TRAINING_INSUFFICIENT_DATA,
                                 {"kind": PENDING, "error": str(exc), **read}, {}, None)
         except Exception as exc:  # a failed job is recorded, never left "training"
             log.exception("training version %s failed", version_id)
+            if erasure:
+                self._back_to_base(version.app_id, model)
             return self._finish(version_id, status.MODEL_TRAINING_FAILED,
                                 {"kind": PENDING, "error": f"{type(exc).__name__}: {exc}"}, {}, None)
         done = self._finish(version_id, status.MODEL_TRAINED, params, metrics, artifact)
-        if promote:
+        if promote or erasure:
             self.models.set_active(version.app_id, model, version_id)
         return done
+
+    def _back_to_base(self, app_id: str, model: Model) -> None:
+        """Forget the app's promoted version: it predicts with the base version again."""
+        with self.db.transaction() as s:
+            s.execute(delete(ActiveVersion).where(ActiveVersion.app_id == app_id, ActiveVersion.model_pk == model.pk))
+
+    def on_erasure(self, erasure: Erasure) -> None:
+        """Feedback was erased: every model this app trained versions of is retrained without it."""
+        with self.db.session() as s:
+            models = list(s.scalars(select(Model).join(ModelVersion, ModelVersion.model_pk == Model.pk)
+                                    .where(ModelVersion.app_id == erasure.app_id,
+                                           ModelVersion.status_code == status.MODEL_TRAINED).distinct()))
+        for model in models:
+            log.info("retraining %s for app %s after an erasure of %d events", model.id, erasure.app_id,
+                     erasure.count)
+            self.request(erasure.app_id, model.id, after_erasure=True)
 
     def _train(self, version: ModelVersion, model: Model, say: Progress
                ) -> tuple[dict[str, Any], dict[str, Any], str, bool]:
