@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from visionloop import errors, status
@@ -75,6 +76,15 @@ def install_error_handlers(app: FastAPI) -> None:
         err = errors.ApiError(str(exc.detail))
         err.http_status = exc.status_code
         return error_response(err)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # PostgreSQL refuses what SQLite stores: text with NUL characters, strings longer than
+        # their column, JSON with NaN. Fields the API stores are checked before they get here;
+        # this keeps anything missed (a lookup by such a value, say) a client error, not a 500.
+        log.warning("the database refused a value on %s %s: %s", request.method, request.url.path, exc.orig)
+        return error_response(errors.InvalidRequest("a value in the request cannot be stored or looked up: too "
+                                                    "long, a NUL character, or a number JSON cannot hold"))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

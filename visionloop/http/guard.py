@@ -4,6 +4,8 @@
   a Content-Length or streams chunks (the stream is cut as soon as it passes the limit).
 - Clarifai accepts JSON whatever the declared content type (curl sends form encoding by
   default), so POST/PATCH/PUT/DELETE bodies on /v2 are presented to the app as JSON.
+- A NUL character in the path or query string is refused (11102): no id or name contains one,
+  and PostgreSQL cannot even compare a text value holding one.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ class BodyGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        query = scope.get("query_string") or b""
+        if "\x00" in scope.get("path", "") or b"\x00" in query or b"%00" in query:
+            await _send_error(send, errors.InvalidRequest("the URL must not contain NUL characters (%00)"))
             return
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
@@ -68,8 +74,12 @@ class _BodyTooLarge(Exception):
 
 
 async def _reject(send: Send, limit: int) -> None:
-    body = json.dumps(error_body(errors.RequestTooLarge(f"the request body is larger than {limit} bytes"))).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+    await _send_error(send, errors.RequestTooLarge(f"the request body is larger than {limit} bytes"), close=True)
+
+
+async def _send_error(send: Send, exc: errors.ApiError, *, close: bool = False) -> None:
+    body = json.dumps(error_body(exc)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": exc.http_status,
+                "headers": headers + ([(b"connection", b"close")] if close else [])})
     await send({"type": "http.response.body", "body": body})

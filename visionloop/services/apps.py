@@ -60,6 +60,8 @@ class AppService:
     def create_app(self, app_id: str, name: str | None = None) -> App:
         if not is_valid_client_id(app_id):
             raise errors.InvalidRequest(f"app id {app_id!r} must be 1-64 letters, digits, '_', '.', ':' or '-'")
+        if name is not None and (len(name) > 255 or "\x00" in name):
+            raise errors.InvalidRequest("an app name has at most 255 characters and no NUL")
         with self.db.transaction() as s:
             if s.get(App, app_id) is not None:
                 raise errors.InvalidRequest(f"app {app_id!r} already exists")
@@ -78,6 +80,10 @@ class AppService:
         unknown = set(scopes) - set(SCOPES)
         if unknown:
             raise errors.InvalidRequest(f"unknown scopes {sorted(unknown)}; known: {', '.join(SCOPES)}")
+        if monthly_limit is not None and not 0 <= monthly_limit <= 2**31 - 1:  # an INTEGER column
+            raise errors.InvalidRequest(f"monthly limit must be from 0 to {2**31 - 1}, got {monthly_limit}")
+        if len(description) > 255 or "\x00" in description:
+            raise errors.InvalidRequest("a key description has at most 255 characters and no NUL")
         secret = Secret(secrets.token_hex(16))
         with self.db.transaction() as s:
             if s.get(App, app_id) is None:

@@ -6,12 +6,13 @@ import dataclasses
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from visionloop import errors
 from visionloop.ids import is_valid_concept_id
 from visionloop.services.paging import Page
-from visionloop.store.db import Database
+from visionloop.store.db import Database, insert_missing
 from visionloop.store.tables import Concept, utcnow
 
 
@@ -28,15 +29,30 @@ def check_concept_id(concept_id: str, field: str) -> None:
                                     "without slashes")
 
 
+NAME_MAX = 255     # the columns' widths (PostgreSQL enforces them; SQLite does not, so check here)
+LANGUAGE_MAX = 16
+
+
+def check_concept_text(value: str | None, field: str, limit: int) -> None:
+    """A name or language: at most ``limit`` characters, no NUL (which PostgreSQL cannot store)."""
+    if value is None:
+        return
+    if len(value) > limit:
+        raise errors.InvalidRequest(f"{field}: at most {limit} characters, got {len(value)}")
+    if "\x00" in value:
+        raise errors.InvalidRequest(f"{field}: must not contain NUL characters")
+
+
 def ensure_concepts(s: Session, app_id: str, concept_ids: Sequence[str]) -> None:
-    """Create the concepts an annotation names when the app does not have them yet (name = id)."""
+    """Create the concepts an annotation names when the app does not have them yet (name = id);
+    requests racing to create the same concept both succeed (several writers on PostgreSQL)."""
     missing = set(concept_ids)
     if not missing:
         return
     existing = set(s.scalars(select(Concept.id).where(Concept.app_id == app_id, Concept.id.in_(missing))))
-    for cid in sorted(missing - existing):
-        s.add(Concept(app_id=app_id, id=cid, name=cid))
-    s.flush()
+    now = utcnow()
+    insert_missing(s, Concept, [{"app_id": app_id, "id": cid, "name": cid, "created_at": now, "modified_at": now}
+                                for cid in sorted(missing - existing)], key=("app_id", "id"))
 
 
 class ConceptService:
@@ -50,16 +66,23 @@ class ConceptService:
         seen: set[str] = set()
         for i, c in enumerate(concepts):
             check_concept_id(c.id, f"concepts[{i}].id")
+            check_concept_text(c.name, f"concepts[{i}].name", NAME_MAX)
+            check_concept_text(c.language, f"concepts[{i}].language", LANGUAGE_MAX)
             if c.id in seen:
                 raise errors.ConceptInvalid(f"concepts[{i}].id: {c.id!r} appears twice in the request")
             seen.add(c.id)
-        with self.db.transaction() as s:
-            taken = set(s.scalars(select(Concept.id).where(Concept.app_id == app_id, Concept.id.in_(seen))))
-            if taken:
-                raise errors.ConceptInvalid(f"concepts already exist: {', '.join(sorted(taken))}",
-                                            description="Concept already exists")
-            rows = [Concept(app_id=app_id, id=c.id, name=c.name or c.id, language=c.language) for c in concepts]
-            s.add_all(rows)
+        try:
+            with self.db.transaction() as s:
+                taken = set(s.scalars(select(Concept.id).where(Concept.app_id == app_id, Concept.id.in_(seen))))
+                if taken:
+                    raise errors.ConceptInvalid(f"concepts already exist: {', '.join(sorted(taken))}",
+                                                description="Concept already exists")
+                rows = [Concept(app_id=app_id, id=c.id, name=c.name or c.id, language=c.language)
+                        for c in concepts]
+                s.add_all(rows)
+        except IntegrityError:  # a concurrent request created one of them first
+            raise errors.ConceptInvalid("concepts already exist (created meanwhile by another request)",
+                                        description="Concept already exists") from None
         return rows
 
     def get(self, app_id: str, concept_id: str) -> Concept:
@@ -82,7 +105,9 @@ class ConceptService:
         with self.db.transaction() as s:
             rows = []
             for i, u in enumerate(updates):
-                row = s.get(Concept, (app_id, u.id))
+                check_concept_text(u.name, f"concepts[{i}].name", NAME_MAX)
+                check_concept_text(u.language, f"concepts[{i}].language", LANGUAGE_MAX)
+                row = s.get(Concept, (app_id, u.id)) if is_valid_concept_id(u.id) else None
                 if row is None:
                     raise errors.ConceptNotFound(f"concepts[{i}].id: concept {u.id!r} does not exist in this app")
                 if u.name:
@@ -97,6 +122,7 @@ class ConceptService:
         """Case-insensitive name match; ``*`` matches any run of characters."""
         if not name:
             raise errors.InvalidRequest("concept_query.name: a name (with optional * wildcards) is required")
+        check_concept_text(name, "concept_query.name", NAME_MAX)
         escaped = name.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
         with self.db.session() as s:
             q = (select(Concept).where(Concept.app_id == app_id, func.lower(Concept.name).like(escaped, escape="\\"))

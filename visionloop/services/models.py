@@ -17,7 +17,7 @@ from visionloop.models.catalog import BUILTIN, CONCEPT, DETECTION, EMBEDDING, Mo
 from visionloop.models.predictors import Predictor, base_predictor
 from visionloop.models.runtime import ModelRuntime
 from visionloop.services.paging import Page
-from visionloop.store.db import Database
+from visionloop.store.db import Database, serialize
 from visionloop.store.tables import ActiveVersion, Model, ModelVersion, utcnow
 
 SHARED = ""  # app_id of the built-in models and their base versions
@@ -52,6 +52,7 @@ class ModelService:
     def _seed(self, specs: tuple[ModelSpec, ...]) -> None:
         """Make sure every built-in model and its base version exist (idempotent, safe to race)."""
         with self.db.transaction() as s:
+            serialize(s, "visionloop:seed-models")  # processes starting together on one PostgreSQL
             for spec in specs:
                 if s.scalar(select(Model).where(Model.app_id == SHARED, Model.id == spec.id)) is None:
                     model = Model(app_id=SHARED, id=spec.id, name=spec.name, model_type=spec.model_type,

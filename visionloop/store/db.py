@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, insert, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 
+WRITER = "visionloop_writer"  # execution option of the connections of Database.transaction()
+
+
 def make_engine(url: str) -> Engine:
-    """An engine tuned for the backend: SQLite gets WAL, FULL sync and a busy timeout."""
+    """An engine tuned for the backend: SQLite gets WAL, FULL sync and a busy timeout.
+
+    SQLite transactions are begun by SQLAlchemy, not by the sqlite3 module (which defers BEGIN
+    to the first write: reads before it ran outside the transaction, and a SAVEPOINT opened
+    before it was a transaction of its own that its RELEASE committed, whatever the outer
+    transaction did next). Write transactions begin IMMEDIATE, taking the write lock first, so
+    two read-modify-writes never interleave (on PostgreSQL that is SELECT ... FOR UPDATE's job).
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -21,12 +34,17 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+            dbapi_conn.isolation_level = None  # no implicit BEGIN from the driver; see _sqlite_begin
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITER) else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -44,6 +62,7 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """A session committed on success and rolled back on any exception."""
         with self._sessions() as session, session.begin():
+            session.connection(execution_options={WRITER: True})
             yield session
 
     def session(self) -> Session:
@@ -51,3 +70,55 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def lock_key(name: str) -> int:
+    """A PostgreSQL advisory lock key (signed 64-bit) for a name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def serialize(s: Session, name: str) -> None:
+    """Until this transaction ends, be the only one holding ``name`` (several processes on one
+    PostgreSQL). A no-op on SQLite, where one writer at a time is the rule anyway."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(name)})
+
+
+@contextmanager
+def exclusive(engine: Engine, name: str) -> Iterator[None]:
+    """Run the block as the only holder of ``name`` among every process on one PostgreSQL (a
+    session advisory lock on a connection of its own, so the block may commit as it likes).
+    A no-op on SQLite."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    key = lock_key(name)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            conn.commit()
+
+
+def insert_missing(s: Session, entity: Any, rows: Sequence[dict[str, Any]], key: Sequence[str]) -> None:
+    """INSERT rows whose ``key`` is not taken, skipping the others, also those a concurrent
+    transaction inserts meanwhile (where check-then-insert would fail with a unique violation)."""
+    if not rows:
+        return
+    dialect = s.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        s.execute(dialect_insert(entity).values(list(rows)).on_conflict_do_nothing(index_elements=list(key)))
+        return
+    for row in rows:  # any other database: one savepoint per row
+        try:
+            with s.begin_nested():
+                s.execute(insert(entity).values(row))
+        except IntegrityError:
+            pass

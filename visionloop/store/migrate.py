@@ -8,6 +8,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
+from visionloop.store.db import exclusive
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -19,5 +21,8 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the database to the newest schema; safe to call on every start."""
-    command.upgrade(alembic_config(engine), "head")
+    """Bring the database to the newest schema; safe to call on every start, also by several
+    processes starting at once on one PostgreSQL (they take turns: the first migrates, the
+    others find the schema current)."""
+    with exclusive(engine, "visionloop:migrations"):
+        command.upgrade(alembic_config(engine), "head")

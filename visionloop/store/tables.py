@@ -180,7 +180,7 @@ class Search(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     app_id: Mapped[str] = mapped_column(ID, index=True)
     query: Mapped[dict[str, Any]] = mapped_column(JSON)
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(64))  # e.g. 'annotated+metadata+predicted+url+visual'
     key_id: Mapped[str] = mapped_column(ID)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
