@@ -114,3 +114,12 @@ def test_form_content_type_is_read_as_json(api: Api) -> None:
     r = api.client.post("/v2/concepts", content=b'{"concepts": [{"id": "curl"}]}',
                         headers={**api.headers(), "Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_are_not_json(api: Api, constant: str) -> None:
+    body = '{"inputs": [{"data": {"image": {"base64": "x"}, "metadata": {"score": %s}}}]}' % constant
+    r = api.client.post("/v2/inputs", content=body.encode(), headers=api.headers())
+    st = assert_envelope(r, expect_http=400)
+    assert st["code"] == 11100 and constant.lstrip("-") in st["details"]
+    assert api.get("/inputs").json()["inputs"] == []

@@ -7,13 +7,14 @@ from typing import Any
 from fastapi import APIRouter
 
 from visionloop import errors
+from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
 from visionloop.http.deps import ConceptsCaller, CoreDep, PageDep
 from visionloop.http.schemas import ConceptIn, ConceptSearchRequest, ConceptsRequest
 from visionloop.services.concepts import NewConcept
 from visionloop.services.paging import Page
 
-router = APIRouter(tags=["concepts"])
+router = APIRouter(tags=["concepts"], route_class=StrictJSONRoute)
 
 
 def _new_concepts(concepts: list[ConceptIn]) -> list[NewConcept]:

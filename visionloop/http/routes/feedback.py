@@ -17,12 +17,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 
 from visionloop import errors
+from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
 from visionloop.http.deps import CoreDep, FeedbackAdminCaller, FeedbackCaller, PageDep
 from visionloop.services.feedback import FeedbackFilter
 from visionloop.services.feedback.parse import parse_event_type
 
-router = APIRouter(tags=["feedback"])
+router = APIRouter(tags=["feedback"], route_class=StrictJSONRoute)
 
 _CONCEPTS_EXAMPLE = {"input": {"id": "my-input", "data": {
     "image": {"url": "https://samples.clarifai.com/dog.tiff"},

@@ -8,13 +8,14 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from visionloop import errors, status
+from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
 from visionloop.http.deps import CoreDep, InputsCaller, PageDep
 from visionloop.http.schemas import DeleteInputsRequest, InputIn, PatchInputsRequest, PostInputsRequest
 from visionloop.services.image_source import ImageSource
 from visionloop.services.inputs import Annotation, NewInput
 
-router = APIRouter(tags=["inputs"])
+router = APIRouter(tags=["inputs"], route_class=StrictJSONRoute)
 
 
 def to_new_input(index: int, item: InputIn) -> NewInput:

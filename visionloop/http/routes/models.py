@@ -6,15 +6,16 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
 from visionloop.http.deps import CoreDep, ModelsCaller, PageDep
 from visionloop.http.schemas import ModelSearchRequest
 from visionloop.services.models import ModelView
 from visionloop.services.paging import Page
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], route_class=StrictJSONRoute)
 # clarifai-grpc lists models at /v2/users/{user_id}/models (it fills every path field it can)
-user_router = APIRouter(tags=["models"])
+user_router = APIRouter(tags=["models"], route_class=StrictJSONRoute)
 
 
 @user_router.get("/models")

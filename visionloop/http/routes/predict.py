@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from visionloop import errors
 from visionloop.core import VisionLoop
+from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
 from visionloop.http.deps import CoreDep, PredictCaller
 from visionloop.http.schemas import PredictRequest
@@ -14,7 +15,7 @@ from visionloop.services.apps import Caller
 from visionloop.services.image_source import ImageSource
 from visionloop.services.predict import OutputConfig, PredictInput
 
-router = APIRouter(tags=["predict"])
+router = APIRouter(tags=["predict"], route_class=StrictJSONRoute)
 
 
 def _config(body: PredictRequest) -> OutputConfig:

@@ -6,11 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
 from visionloop.http.deps import CoreDep, ModelsCaller
 from visionloop.http.schemas import TrainRequest
 
-router = APIRouter(tags=["learning"])
+router = APIRouter(tags=["learning"], route_class=StrictJSONRoute)
 
 
 @router.post("/models/{model_id}/versions")
