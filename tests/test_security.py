@@ -226,9 +226,10 @@ def test_an_app_scoped_path_naming_another_app_is_unknown(api: Api, other_api: A
 
 
 # -- keys --------------------------------------------------------------------------------------------
-def _cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(data: Path, *args: str, database_url: str = "") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VISIONLOOP_")}
-    return subprocess.run([sys.executable, "-m", "visionloop", *args, "--data-dir", str(data)], cwd=REPO, env=env,
+    where = ["--data-dir", str(data)] + (["--database-url", database_url] if database_url else [])
+    return subprocess.run([sys.executable, "-m", "visionloop", *args, *where], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -265,7 +266,7 @@ def test_keys_are_stored_hashed_and_never_logged_or_echoed(core: VisionLoop, cli
         assert not [a for a in answers if key in a]
 
     data = core.settings.data_dir
-    listing = _cli(data, "keys", "list", "--app", "keys")
+    listing = _cli(data, "keys", "list", "--app", "keys", database_url=core.settings.database_url)
     assert listing.returncode == 0, listing.stderr
     assert info.id in listing.stdout and revoked_info.id in listing.stdout
     assert not any(s in listing.stdout + listing.stderr for s in (secret, scopeless, revoked))
@@ -280,7 +281,7 @@ def test_a_revoked_key_stops_at_once(core: VisionLoop, client: TestClient) -> No
         auth = {"Authorization": f"Key {secret}"}
         assert client.get("/v2/inputs", headers=auth).status_code == 200
         if by_cli:  # another process revokes while this app keeps running
-            done = _cli(core.settings.data_dir, "keys", "revoke", info.id)
+            done = _cli(core.settings.data_dir, "keys", "revoke", info.id, database_url=core.settings.database_url)
             assert done.returncode == 0, done.stderr
         else:
             core.apps.revoke_key(info.id)
