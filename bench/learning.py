@@ -1,7 +1,8 @@
 """Learning from end-user feedback, measured end to end through the real HTTP API.
 
-    python bench/learning.py            # full: about 15-20 minutes on 2 idle cores
-    python bench/learning.py --quick    # smoke version: about 3 minutes
+    python bench/learning.py            # full: ~30 minutes on 2 cores shared with other jobs
+    python bench/learning.py --quick    # smoke version: ~6 minutes there (both faster when idle)
+    python bench/learning.py --report-only  # plots and summary again from bench/out/learning.json
     python bench/learning.py --only accuracy,search   # some sections (accuracy, concepts, search,
                                                        # malicious); latency comes with accuracy
 
@@ -48,7 +49,8 @@ Sections:
    ROC AUC is measured on held-out emoji (the rest of the subcategory against 300 others). The
    server holds a fifth of the images out of training for its promotion test, so with k = 5 a
    concept may keep fewer than the 5 positives a head needs: such a concept counts as 0.5 (chance)
-   in the mean. Target: mean AUC >= 0.90 at k = 10.
+   in the mean. The same stages are repeated in another app with careful users (no wrong
+   answers), to tell label noise from sample size. Target: mean AUC >= 0.90 at k = 10 (honest).
 3. ``search`` — a corpus (``POST /v2/inputs``) of 1000 Fashion-MNIST images and ~500 emoji of
    the 40 largest subcategories; relevance = same Fashion-MNIST class or same emoji subcategory.
    Queries are other images, outside the corpus, sent as base64 (search by photo,
@@ -58,11 +60,14 @@ Sections:
    queries before and after 2000 simulated clicks on the other queries. Clicks follow the
    position-based model: rank r is looked at with probability 1/r, a relevant hit that is looked
    at is clicked with probability 0.9, an irrelevant one with 0.1. Then the embedding model is
-   retrained (``POST /v2/models/{embed}/versions``: a click-model version). Target: +10% relative.
+   retrained (``POST /v2/models/{embed}/versions``: a click-model version). "After" is what the
+   app then serves; if the server refused to promote the version, it is also activated by hand
+   (``.../versions/{id}/activate``), measured, and rolled back. Target: +10% relative.
 4. ``malicious`` — 1000 training images, each judged by 3 distinct end users out of 50 (a review
    queue: one prediction, three feedback events), 20% of the end users malicious. Accuracy with
    reliability weighting (default) and without (``{"visionloop": {"reliability": false}}``),
-   next to the same stream with honest users only.
+   next to the same stream with honest users only; and the same images with 2 judges each, where
+   a malicious and an honest answer tie unless reliability breaks the tie.
 5. ``latency`` (with ``accuracy``) — seconds from the last feedback response to a trained and
    promoted version, at every N; the headline is N = 1000 events = 10,000 labels.
 """
@@ -290,9 +295,9 @@ class EndUser:
             return int(rng.choice([c for c in range(10) if c != truth]))
         return truth
 
-    def says(self, present: bool, rng: np.random.Generator) -> bool:
-        """A yes/no answer about one concept (honest: wrong 10% of the time)."""
-        wrong = self.malicious or rng.random() < HONEST_ERROR
+    def says(self, present: bool, rng: np.random.Generator, error: float = HONEST_ERROR) -> bool:
+        """A yes/no answer about one concept (honest: wrong ``error`` of the time)."""
+        wrong = self.malicious or rng.random() < error
         return present != wrong
 
 
@@ -472,13 +477,14 @@ def count_feedback(api: Api) -> int | None:
 
 
 # -- 4: malicious users -----------------------------------------------------------------------------
-def review_queue(api: Api, data: Fashion, images: np.ndarray, people: list[EndUser],
+def review_queue(api: Api, data: Fashion, images: np.ndarray, judges: int, people: list[EndUser],
                  rng: np.random.Generator) -> tuple[float, dict[str, int]]:
-    """Each image predicted once and judged by 3 distinct end users; returns when the last answer came."""
+    """Each image predicted once and judged by ``judges`` distinct end users (in random order);
+    returns when the last answer came."""
     outputs = predict(api, GENERAL, [(data.train_ids[i], data.train_png[i]) for i in images])
     events = []
     for i, out in zip(images, outputs):
-        for u in rng.choice(len(people), 3, replace=False):
+        for u in rng.choice(len(people), judges, replace=False):
             events.append((int(i), out, people[int(u)]))
     order = rng.permutation(len(events))
     bodies, tally = [], {"events": len(events), "wrong": 0, "by_malicious": 0}
@@ -491,24 +497,34 @@ def review_queue(api: Api, data: Fashion, images: np.ndarray, people: list[EndUs
     return send_all(api, f"/v2/models/{GENERAL}/feedback", bodies), tally
 
 
+# (result key, app, judges per image, share of malicious end users, reliability runs)
+MALICIOUS_RUNS = [
+    ("honest_only", "honest3", 3, 0.0, ("reliability",)),
+    ("malicious_20pct", "malicious", 3, MALICIOUS_SHARE, ("no_reliability", "reliability")),
+    ("malicious_20pct_2_judges", "malicious2", 2, MALICIOUS_SHARE, ("no_reliability", "reliability")),
+]
+
+
 def run_malicious(apis: dict[str, Api], data: Fashion, sizes: Sizes, seed: int, res: dict[str, Any],
                   training: dict[str, Any]) -> None:
-    per_class = sizes.malicious_images // 10
-    images = balanced_indices(data.train_y, min(per_class, sizes.pool_per_class), np.random.default_rng(seed))
+    per_class = min(sizes.malicious_images // 10, sizes.pool_per_class)
+    images = balanced_indices(data.train_y, per_class, np.random.default_rng(seed))
     res["images"], res["events"] = len(images), 3 * len(images)
-    for name, share in (("honest_only", 0.0), ("malicious_20pct", MALICIOUS_SHARE)):
-        api = apis[name]
-        last, tally = review_queue(api, data, images, users("reviewer", share), np.random.default_rng(seed + 1))
-        res[name] = {"feedback": tally}
-        log(f"{name}: {tally['events']} events, {tally['wrong']} wrong answers "
-            f"({tally['by_malicious']} by malicious users)")
-        runs = [("reliability", None)] if share == 0 else [("no_reliability", {"reliability": False}),
-                                                             ("reliability", None)]
-        for label, options in runs:
+    for name, app, judges, share, runs in MALICIOUS_RUNS:
+        api = apis[app]
+        chosen = images
+        last, tally = review_queue(api, data, chosen, judges, users("reviewer", share),
+                                   np.random.default_rng(seed + 1))
+        res[name] = {"feedback": tally, "images": len(chosen), "judges_per_image": judges,
+                     "malicious_share_of_users": share}
+        log(f"{name}: {len(chosen)} images x {judges} judges = {tally['events']} events, {tally['wrong']} wrong "
+            f"answers ({tally['by_malicious']} by malicious users)")
+        for label in runs:
             if not training.get(GENERAL, {}).get("available", True):
                 continue
             try:
-                v = train(api, GENERAL, since=last, options=options)
+                v = train(api, GENERAL, since=last, options={"reliability": False} if label == "no_reliability"
+                          else None)
             except TrainingUnavailable as exc:
                 training[GENERAL] = {"available": False, "reason": str(exc)}
                 continue
@@ -520,14 +536,17 @@ def run_malicious(apis: dict[str, Api], data: Fashion, sizes: Sizes, seed: int, 
                 v["accuracy"] = fashion_accuracy(api, data, v["version_id"])
             res[name][label] = v
             log(f"{name} {label}: acc {v.get('accuracy', float('nan')):.3f} (version {v['version_id']}, "
+                f"{(v.get('trained_on') or {}).get('down_weighted_users')} end users given no weight; "
                 f"promoted {v['promoted']}: {v['decision']})")
             last = time.monotonic()
 
 
 # -- 2: concepts introduced by feedback ------------------------------------------------------------
-def run_concepts(api: Api, sizes: Sizes, rng: np.random.Generator, res: dict[str, Any],
+def run_concepts(apis: dict[str, Api], sizes: Sizes, seed: int, res: dict[str, Any],
                  training: dict[str, Any]) -> None:
-    from sklearn.metrics import roc_auc_score
+    """The same concepts, images and end users twice: honest users (10% wrong), then careful ones
+    (no errors) in another app, to tell label noise from sample size."""
+    rng = np.random.default_rng(seed)
 
     pool = emoji()
     subcats = NEW_CONCEPT_SUBCATEGORIES[:sizes.concepts]
@@ -549,8 +568,19 @@ def run_concepts(api: Api, sizes: Sizes, rng: np.random.Generator, res: dict[str
     res["concepts"] = {cid: {"subcategory": s, "held_out_positives": len(held_pos[cid])}
                        for s, cid in zip(subcats, concept_ids)}
     res["held_out_images"] = len(held)
+    for key, app, error in (("rows", "concepts", HONEST_ERROR), ("rows_careful_users", "concepts-clean", 0.0)):
+        log(f"-- end users wrong {error:.0%} of the time")
+        _concept_stages(apis[app], sizes, np.random.default_rng(seed + 1), error, pool, concept_ids, train_pos,
+                        train_neg, held, truth, res.setdefault(key, []), training)
+
+
+def _concept_stages(api: Api, sizes: Sizes, rng: np.random.Generator, error: float, pool: list[Emoji],
+                    concept_ids: list[str], train_pos: dict[str, list[int]], train_neg: dict[str, list[int]],
+                    held: list[int], truth: dict[str, np.ndarray], rows: list[dict[str, Any]],
+                    training: dict[str, Any]) -> None:
+    from sklearn.metrics import roc_auc_score
+
     people = users("viewer")
-    res["rows"] = []
     done = 0
     for k in sorted(sizes.concept_ks):
         statements: list[tuple[int, str, bool]] = []
@@ -563,19 +593,20 @@ def run_concepts(api: Api, sizes: Sizes, rng: np.random.Generator, res: dict[str
         bodies, wrong = [], 0
         for i, cid, present in statements:
             user = people[int(rng.integers(len(people)))]
-            said = user.says(present, rng)
+            said = user.says(present, rng, error)
             wrong += said != present
             bodies.append({"input": {"id": outs[i]["input"]["id"], "data": {"concepts": [{"id": cid, "value": said}]},
                                      "feedback_info": {"event_type": "annotation", "output_id": outs[i]["id"],
                                                        "end_user_id": user.id, "session_id": f"s-{user.id}"}}})
         last = send_all(api, f"/v2/models/{GENERAL}/feedback", bodies)
-        row: dict[str, Any] = {"positives": k, "negatives": 2 * k, "wrong_answers_total_so_far": wrong}
+        row: dict[str, Any] = {"positives": k, "negatives": 2 * k, "wrong_answers_this_stage": wrong,
+                               "user_error_rate": error}
         if training.get(GENERAL, {}).get("available", True):
             try:
                 v = train(api, GENERAL, since=last)
             except TrainingUnavailable as exc:
                 training[GENERAL] = {"available": False, "reason": str(exc)}
-                res["rows"].append(row)
+                rows.append(row)
                 continue
             row.update(v)
             if v["status"] == TRAINED:
@@ -594,7 +625,7 @@ def run_concepts(api: Api, sizes: Sizes, rng: np.random.Generator, res: dict[str
                 log(f"k={k:>2} positives: mean AUC {row['mean_auc']:.3f}, "
                     f"{row['concepts_learned']}/{len(aucs)} learned "
                     f"({', '.join(f'{c}: {a:.3f}' if a is not None else f'{c}: -' for c, a in aucs.items())})")
-        res["rows"].append(row)
+        rows.append(row)
 
 
 # -- 3: search ----------------------------------------------------------------------------------------
@@ -673,6 +704,10 @@ def run_search(api: Api, sizes: Sizes, rng: np.random.Generator, res: dict[str, 
 
     res["before"] = evaluate(held)
     log(f"NDCG@10 before clicks: {json.dumps({k: round(v['ndcg10'], 4) for k, v in res['before'].items()})}")
+    # The same figure on a sample of the clicked queries: what the clicks could teach in-sample.
+    clicked_sample = [clicked[int(i)] for i in rng.choice(len(clicked), min(len(held), len(clicked)), replace=False)]
+    res["before_clicked_queries"] = evaluate(clicked_sample)
+    base_version = api.get(f"/v2/models/{EMBED}")["model"]["model_version"]["id"]
 
     clicks, searches, wrong, t0 = 0, 0, 0, time.monotonic()
     people = users("searcher")
@@ -709,12 +744,26 @@ def run_search(api: Api, sizes: Sizes, rng: np.random.Generator, res: dict[str, 
         res["version"] = v
         log(f"embedding model version {v['version_id']}: status {v['status']} promoted {v['promoted']} "
             f"({v['decision']})")
+        # What the app serves now (the new version only if it was promoted).
         res["after"] = evaluate(held)
-        res["after_clicked_queries"] = evaluate(clicked[:len(held)])
+        res["after_clicked_queries"] = evaluate(clicked_sample)
         b, a = res["before"]["all"]["ndcg10"], res["after"]["all"]["ndcg10"]
         res["relative_gain"] = (a - b) / b if b else None
         log(f"NDCG@10 after clicks: {json.dumps({k: round(v['ndcg10'], 4) for k, v in res['after'].items()})} "
             f"relative gain {res['relative_gain']:+.1%}")
+        if not v["promoted"] and v["status"] == TRAINED:
+            # Was refusing it right? Activate it by hand, measure, and roll back.
+            api.post(f"/v2/models/{EMBED}/versions/{v['version_id']}/activate", {})
+            try:
+                res["after_if_activated"] = evaluate(held)
+                res["after_if_activated_clicked_queries"] = evaluate(clicked_sample)
+            finally:
+                api.post(f"/v2/models/{EMBED}/versions/{base_version}/activate", {})
+            a = res["after_if_activated"]["all"]["ndcg10"]
+            res["relative_gain_if_activated"] = (a - b) / b if b else None
+            log(f"NDCG@10 with the refused version activated by hand: "
+                f"{json.dumps({k: round(x['ndcg10'], 4) for k, x in res['after_if_activated'].items()})} "
+                f"relative gain {res['relative_gain_if_activated']:+.1%}")
 
 
 # -- report ---------------------------------------------------------------------------------------
@@ -732,7 +781,9 @@ def plots(results: dict[str, Any]) -> list[str]:
         if pts:
             xs = [max(x, 30) for x, _ in pts]
             ax.plot(xs, [y for _, y in pts], "o-", label="trained version (by id)")
-        served = [(max(r["events"], 30), r["served_accuracy"]) for r in acc["curve"] if r.get("served_accuracy")]
+        served = [(max(r["events"], 30), r.get("served_accuracy", acc["start"] if r["events"] == 0 else None))
+                  for r in acc["curve"]]
+        served = [(x, y) for x, y in served if y is not None]
         if served:
             ax.plot([x for x, _ in served], [y for _, y in served], "s--", alpha=0.6, label="active (promoted) version")
         ax.axhline(acc["start"], color="grey", ls=":", label=f"start: zero-shot {acc['start']:.3f}")
@@ -741,7 +792,10 @@ def plots(results: dict[str, Any]) -> list[str]:
             ax.axhline(o, color="green", ls="--", label=f"oracle linear probe {o:.3f}")
             ax.axhline(acc["start"] + 0.8 * (o - acc["start"]), color="red", ls=":", lw=0.8, label="80% of the gap")
         ax.set_xscale("log")
-        ax.set_xlabel("feedback events (10 labels each); N=0 drawn at 30")
+        ticks = [30] + [r["events"] for r in acc["curve"][1:]]
+        ax.set_xticks(ticks, ["0"] + [str(t) for t in ticks[1:]])
+        ax.minorticks_off()
+        ax.set_xlabel("feedback events (10 labels each; 0 drawn at 30)")
         ax.set_ylabel("held-out top-1 accuracy (10 classes)")
         ax.set_title("Fashion-MNIST: learning from end-user feedback")
         ax.legend(fontsize=8)
@@ -755,6 +809,8 @@ def plots(results: dict[str, Any]) -> list[str]:
             fig, ax = plt.subplots(figsize=(5.5, 3.8))
             ax.plot([x for x, _ in lat], [y for _, y in lat], "o-")
             ax.set_xscale("log")
+            ax.set_xticks([x for x, _ in lat], [str(x) for x, _ in lat])
+            ax.minorticks_off()
             ax.set_xlabel("labels in the app")
             ax.set_ylabel("seconds: last feedback -> trained & decided")
             ax.set_title("Time to a new version")
@@ -769,7 +825,12 @@ def plots(results: dict[str, Any]) -> list[str]:
         for cid in rows[0]["auc"]:
             ax.plot([r["positives"] for r in rows], [r["auc"].get(cid) or np.nan for r in rows], "o-", alpha=0.6,
                     label=cid)
-        ax.plot([r["positives"] for r in rows], [r.get("mean_auc") or np.nan for r in rows], "k-", lw=2, label="mean")
+        ax.plot([r["positives"] for r in rows], [r.get("mean_auc") or np.nan for r in rows], "k-", lw=2,
+                label="mean (users 10% wrong)")
+        careful = [r for r in con.get("rows_careful_users", []) if r.get("auc")]
+        if careful:
+            ax.plot([r["positives"] for r in careful], [r.get("mean_auc") or np.nan for r in careful], "k--", lw=2,
+                    label="mean (careful users)")
         ax.axhline(0.9, color="red", ls=":", label="target 0.90")
         ax.set_xlabel("positive examples per concept (and 2x negatives)")
         ax.set_ylabel("held-out ROC AUC")
@@ -784,9 +845,12 @@ def plots(results: dict[str, Any]) -> list[str]:
         keys = list(se["before"])
         fig, ax = plt.subplots(figsize=(6, 3.8))
         x = np.arange(len(keys))
-        ax.bar(x - 0.2, [se["before"][k]["ndcg10"] for k in keys], 0.4, label="before clicks")
-        if se.get("after"):
-            ax.bar(x + 0.2, [se["after"].get(k, {}).get("ndcg10", 0) for k in keys], 0.4, label="after clicks")
+        series = [("before clicks", se["before"]), ("after clicks (served)", se.get("after")),
+                  ("refused version activated by hand", se.get("after_if_activated"))]
+        series = [(name, d) for name, d in series if d]
+        width = 0.8 / len(series)
+        for j, (name, d) in enumerate(series):
+            ax.bar(x - 0.4 + width * (j + 0.5), [d.get(k, {}).get("ndcg10", 0) for k in keys], width, label=name)
         ax.set_xticks(x, [f"{k}\n({se['before'][k]['queries']} q)" for k in keys])
         ax.set_ylabel("NDCG@10, held-out queries")
         ax.set_title(f"Search re-ranking from {se.get('clicks', {}).get('clicks', 0)} position-biased clicks")
@@ -796,18 +860,25 @@ def plots(results: dict[str, Any]) -> list[str]:
         plt.close(fig)
         made.append("learning_search.png")
     mal = results.get("malicious", {})
-    bars = [(f"{n}\n{lab}", mal[n][lab]["accuracy"]) for n in ("honest_only", "malicious_20pct")
+    names = {"honest_only": "honest, 3 judges", "malicious_20pct": "20% malicious, 3 judges",
+             "malicious_20pct_2_judges": "20% malicious, 2 judges"}
+    bars = [(f"{names[n]}\n{lab.replace('_', ' ')}", mal[n][lab]["accuracy"], lab) for n in names
             for lab in ("no_reliability", "reliability") if mal.get(n, {}).get(lab, {}).get("accuracy") is not None]
     if bars:
-        fig, ax = plt.subplots(figsize=(6, 3.8))
-        ax.bar(range(len(bars)), [b for _, b in bars], color=["tab:green"] + ["tab:red", "tab:blue"][:len(bars) - 1])
-        ax.set_xticks(range(len(bars)), [a for a, _ in bars], fontsize=8)
-        ax.set_ylim(0, 1)
+        fig, ax = plt.subplots(figsize=(7.5, 4))
+        colours = {"no_reliability": "tab:red", "reliability": "tab:blue"}
+        ax.bar(range(len(bars)), [b for _, b, _ in bars], color=[colours[lab] for *_, lab in bars])
+        ax.set_xticks(range(len(bars)), [a for a, _, _ in bars], fontsize=7)
+        lows = [b for _, b, _ in bars]
+        ax.set_ylim(max(0.0, min(lows) - 0.1), min(1.0, max(lows + [acc.get("oracle", {}).get("accuracy", 0)]) + 0.05))
+        for j, (_, b, _) in enumerate(bars):
+            ax.text(j, b + 0.003, f"{b:.3f}", ha="center", fontsize=8)
         if acc.get("oracle"):
             ax.axhline(acc["oracle"]["accuracy"], color="green", ls="--", lw=0.8, label="oracle")
             ax.legend(fontsize=8)
         ax.set_ylabel("held-out top-1 accuracy")
-        ax.set_title(f"{mal.get('events')} events on {mal.get('images')} images, 3 judges each")
+        ax.set_title("Malicious end users (coordinated look-alike answers), reliability weighting on/off",
+                     fontsize=9)
         fig.tight_layout()
         fig.savefig(OUT / "learning_malicious.png", dpi=120)
         plt.close(fig)
@@ -833,22 +904,30 @@ def summary(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             rows.append((f"seconds last feedback -> version at {r['labels']} labels",
                          f"{r['seconds_since_last_feedback']:.1f} (promoted: {r['promoted']})",
                          "headline at 10000 labels" if r["labels"] == 10000 else ""))
-    for r in results.get("concepts", {}).get("rows", []):
-        learned = f" ({r['concepts_learned']}/{len(r['auc'])} learned)" if r.get("auc") else ""
-        rows.append((f"new concepts: mean ROC AUC at {r['positives']} positives", f(r.get("mean_auc")) + learned,
-                     ">= 0.90" if r["positives"] == 10 else ""))
+    for key, who in (("rows", "users 10% wrong"), ("rows_careful_users", "careful users")):
+        for r in results.get("concepts", {}).get(key, []):
+            learned = f" ({r['concepts_learned']}/{len(r['auc'])} learned)" if r.get("auc") else ""
+            rows.append((f"new concepts ({who}): mean ROC AUC at {r['positives']} positives",
+                         f(r.get("mean_auc")) + learned, ">= 0.90" if r["positives"] == 10 and key == "rows" else ""))
     se = results.get("search", {})
     if se.get("before"):
         after = se.get("after", {}).get("all", {}).get("ndcg10")
+        promoted = se.get("version", {}).get("promoted")
         rows.append(("search NDCG@10 held-out: before -> after clicks",
-                     f"{f(se['before']['all']['ndcg10'])} -> {f(after)} ({f(se.get('relative_gain'), '+.1%')})",
-                     ">= +10% relative"))
+                     f"{f(se['before']['all']['ndcg10'])} -> {f(after)} ({f(se.get('relative_gain'), '+.1%')}; "
+                     f"promoted: {promoted})", ">= +10% relative"))
+        if se.get("after_if_activated"):
+            rows.append(("search NDCG@10 held-out, refused version activated",
+                         f"{f(se['after_if_activated']['all']['ndcg10'])} "
+                         f"({f(se.get('relative_gain_if_activated'), '+.1%')})", ""))
     mal = results.get("malicious", {})
-    for n in ("honest_only", "malicious_20pct"):
+    for n in ("honest_only", "malicious_20pct", "malicious_20pct_2_judges"):
         for lab in ("no_reliability", "reliability"):
             v = mal.get(n, {}).get(lab)
             if v is not None:
-                rows.append((f"{n.replace('_', ' ')}: accuracy, {lab.replace('_', ' ')}", f(v.get("accuracy")), ""))
+                judges = mal[n].get("judges_per_image", 3)
+                rows.append((f"{n.replace('_', ' ').replace(' 2 judges', '')} ({judges} judges/image): accuracy, "
+                             f"{lab.replace('_', ' ')}", f(v.get("accuracy")), ""))
     return rows
 
 
@@ -882,7 +961,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", default="accuracy,concepts,search,malicious",
                         help="comma-separated sections (accuracy includes latency)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="re-draw the plots and the summary from bench/out/learning.json")
     args = parser.parse_args()
+    if args.report_only:
+        report(json.loads((OUT / "learning.json").read_text()))
+        return
     sizes = QUICK if args.quick else FULL
     sections = {s.strip() for s in args.only.split(",") if s.strip()}
     OUT.mkdir(parents=True, exist_ok=True)
@@ -903,7 +987,7 @@ def main() -> None:
     results["training_endpoint"] = training
     rng = np.random.default_rng(args.seed)
     data = load_fashion(sizes, rng)
-    apps = ["curve", "honest3", "malicious", "concepts", "search"]
+    apps = ["curve", "honest3", "malicious", "malicious2", "concepts", "concepts-clean", "search"]
     with bench_server(apps) as (base, keys):
         apis = {a: Api(base, keys[a]) for a in apps}
         try:
@@ -912,14 +996,13 @@ def main() -> None:
                     run_accuracy(apis["curve"], data, sizes, np.random.default_rng(args.seed + 10), res, training)
             if "concepts" in sections:
                 with Section(results, "concepts") as res:
-                    run_concepts(apis["concepts"], sizes, np.random.default_rng(args.seed + 20), res, training)
+                    run_concepts(apis, sizes, args.seed + 20, res, training)
             if "search" in sections:
                 with Section(results, "search") as res:
                     run_search(apis["search"], sizes, np.random.default_rng(args.seed + 30), res, training)
             if "malicious" in sections:
                 with Section(results, "malicious") as res:
-                    run_malicious({"honest_only": apis["honest3"], "malicious_20pct": apis["malicious"]}, data,
-                                  sizes, args.seed + 40, res, training)
+                    run_malicious(apis, data, sizes, args.seed + 40, res, training)
         finally:
             for a in apis.values():
                 a.close()
@@ -927,13 +1010,17 @@ def main() -> None:
         training.setdefault(m, {"available": True})
     results["wall_seconds"] = round(time.monotonic() - t_all, 1)
     (OUT / "learning.json").write_text(json.dumps(results, indent=1, default=float))
+    report(results)
+
+
+def report(results: dict[str, Any]) -> None:
     made = plots(results)
     log("\n== summary ==")
     rows = summary(results)
     width = max((len(r[0]) for r in rows), default=10)
     for name, value, target in rows:
         log(f"{name:<{width}}  {value:<36} {target}")
-    for m, state in training.items():
+    for m, state in results.get("training_endpoint", {}).items():
         if not state["available"]:
             log(f"\nnot reached ({m}): {state.get('reason')}")
     log(f"\nwall time {results['wall_seconds']:.0f} s; wrote {OUT / 'learning.json'} and "
