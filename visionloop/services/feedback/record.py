@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from typing import Any
 
 from sqlalchemy import select
@@ -84,20 +83,9 @@ def redact(body: Any) -> Any:
     return {**body, "input": {**body["input"], "data": data}}
 
 
-def _finite(value: Any) -> Any:
-    """JSON without NaN/Infinity (Python's parser accepts them; PostgreSQL's JSON does not): as text."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
 def raw_body(body: Any) -> Any:
     """The body as it will be stored; checked for size before anything else reads it."""
-    raw = _finite(redact(body))
+    raw = redact(body)  # bodies are strict JSON (no NaN/Infinity): see visionloop/http/strict_json.py
     size = len(json.dumps(raw))
     if size > MAX_RAW_BYTES:
         raise errors.InvalidRequest(f"body: a feedback body is at most {MAX_RAW_BYTES} bytes without its image, "
