@@ -123,7 +123,9 @@ class VectorIndex:
 
     ``connectivity`` (HNSW "M"), ``expansion_add`` ("efConstruction") and ``expansion_search``
     ("ef") default to values measured in ``bench/search.py`` to give recall@10 >= 0.95 at 1M
-    vectors. ``threads=0`` lets usearch use every core for bulk adds and batched searches.
+    vectors. ``threads=0`` lets usearch use every core for bulk adds and batched searches. Its
+    parallel insert guards graph nodes with spin locks, so on a machine already busier than its
+    core count a thread preempted while holding one stalls the others: use ``threads=1`` there.
     """
 
     def __init__(
@@ -132,8 +134,8 @@ class VectorIndex:
         *,
         exact_threshold: int = 20_000,
         connectivity: int = 16,
-        expansion_add: int = 128,
-        expansion_search: int = 64,
+        expansion_add: int = 64,
+        expansion_search: int = 256,
         threads: int = 0,
     ) -> None:
         if dim <= 0:
