@@ -94,3 +94,26 @@ def photo(name: str, fmt: str = "JPEG") -> bytes:
     buf = io.BytesIO()
     Image.fromarray(getattr(skdata, name)()).save(buf, fmt, quality=92)
     return buf.getvalue()
+
+
+def scene_variants(base: Image.Image, n: int, seed: int, *, quality: int) -> list[bytes]:
+    """Different JPEG photos of one scene, as varied uploads look: crops, flips, colour and size."""
+    import random
+
+    from PIL import ImageEnhance, ImageOps
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        w, h = base.size
+        cw, ch = int(w * rng.uniform(0.6, 0.95)), int(h * rng.uniform(0.6, 0.95))
+        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+        img = base.crop((x, y, x + cw, y + ch))
+        if rng.random() < 0.5:
+            img = ImageOps.mirror(img)
+        img = ImageEnhance.Color(img).enhance(rng.uniform(0.6, 1.4)).resize((rng.randint(150, 300),) * 2)
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=quality)
+        out.append(buf.getvalue())
+    return out
+

@@ -5,37 +5,21 @@ from __future__ import annotations
 
 import io
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image
 
 from visionloop.core import VisionLoop
-from tests.helpers import Api, b64, photo
+from tests.helpers import Api, b64, photo, scene_variants
 
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
 
 
 def variants(name: str, n: int, seed: int) -> list[bytes]:
-    """Different images of one scene: crops, flips, colour and size changes."""
-    rng = random.Random(seed)
-    base = Image.open(io.BytesIO(photo(name))).convert("RGB")
-    out = []
-    for _ in range(n):
-        w, h = base.size
-        cw, ch = int(w * rng.uniform(0.6, 0.95)), int(h * rng.uniform(0.6, 0.95))
-        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
-        img = base.crop((x, y, x + cw, y + ch))
-        if rng.random() < 0.5:
-            img = ImageOps.mirror(img)
-        img = ImageEnhance.Color(img).enhance(rng.uniform(0.6, 1.4)).resize((rng.randint(150, 300),) * 2)
-        buf = io.BytesIO()
-        img.save(buf, "JPEG", quality=85)
-        out.append(buf.getvalue())
-    return out
+    return scene_variants(Image.open(io.BytesIO(photo(name))).convert("RGB"), n, seed, quality=85)
 
 
 def predict_and_judge(api: Api, images: list[bytes], concept: str, present: bool, user: str) -> None:

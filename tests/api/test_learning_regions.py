@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import functools
 import io
-import random
 
 import numpy as np
 import pytest
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image, ImageEnhance
 
 from tests.feedback_support import FACE, LOGO, region, region_body
-from tests.helpers import Api, b64
+from tests.helpers import Api, b64, scene_variants
 from visionloop.core import VisionLoop
 
 FACE_BASE = "34ce21a40cc24b6b96ffee54aabff139"
@@ -40,19 +39,7 @@ def jpeg(img: Image.Image) -> bytes:
 
 
 def variants(name: str, n: int, seed: int) -> list[bytes]:
-    """Different photos of one scene: crops, flips, colour and size."""
-    rng = random.Random(seed)
-    base, out = scene(name), []
-    for _ in range(n):
-        w, h = base.size
-        cw, ch = int(w * rng.uniform(0.6, 0.95)), int(h * rng.uniform(0.6, 0.95))
-        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
-        img = base.crop((x, y, x + cw, y + ch))
-        if rng.random() < 0.5:
-            img = ImageOps.mirror(img)
-        img = ImageEnhance.Color(img).enhance(rng.uniform(0.6, 1.4)).resize((rng.randint(150, 300),) * 2)
-        out.append(jpeg(img))
-    return out
+    return scene_variants(scene(name), n, seed, quality=90)
 
 
 def predict(api: Api, images: list[bytes], version: str | None = None) -> list[dict]:
