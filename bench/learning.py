@@ -50,7 +50,8 @@ Sections:
    server holds a fifth of the images out of training for its promotion test, so with k = 5 a
    concept may keep fewer than the 5 positives a head needs: such a concept counts as 0.5 (chance)
    in the mean. The same stages are repeated in another app with careful users (no wrong
-   answers), to tell label noise from sample size. Target: mean AUC >= 0.90 at k = 10 (honest).
+   answers), to tell label noise from sample size; figures are means over 3 replicates (other
+   examples, other held-out split; 1 with --quick). Target: mean AUC >= 0.90 at k = 10 (honest).
 3. ``search`` — a corpus (``POST /v2/inputs``) of 1000 Fashion-MNIST images and ~500 emoji of
    the 40 largest subcategories; relevance = same Fashion-MNIST class or same emoji subcategory.
    Queries are other images, outside the corpus, sent as base64 (search by photo,
@@ -147,6 +148,7 @@ class Sizes:
     checkpoints: tuple[int, ...]  # feedback events at which a version is trained
     malicious_images: int        # images in the malicious experiment (3 judgments each)
     concepts: int                # new emoji concepts
+    concept_replicates: int      # independent draws of the examples (each in its own apps)
     concept_ks: tuple[int, ...]
     concept_negatives: int       # held-out negatives for concept AUC
     search_fashion_per_class: int  # Fashion-MNIST images per class in the search corpus
@@ -157,8 +159,8 @@ class Sizes:
     clicks: int
 
 
-FULL = Sizes(300, 100, (100, 300, 1000, 3000), 1000, 5, (5, 10, 20), 300, 100, 50, 40, 14, 0.2, 2000)
-QUICK = Sizes(40, 20, (100, 300), 150, 3, (5, 10, 20), 100, 20, 15, 10, 8, 0.25, 300)
+FULL = Sizes(300, 100, (100, 300, 1000, 3000), 1000, 5, 3, (5, 10, 20), 300, 100, 50, 40, 14, 0.2, 2000)
+QUICK = Sizes(40, 20, (100, 300), 150, 3, 1, (5, 10, 20), 100, 20, 15, 10, 8, 0.25, 300)
 
 
 # -- HTTP ---------------------------------------------------------------------------------------
@@ -535,6 +537,9 @@ def run_malicious(apis: dict[str, Api], data: Fashion, sizes: Sizes, seed: int, 
             if v["status"] == TRAINED:
                 v["accuracy"] = fashion_accuracy(api, data, v["version_id"])
             res[name][label] = v
+            if v["status"] != TRAINED:
+                log(f"{name} {label}: version {v['version_id']} not trained: {v['status']} {v['status_description']}")
+                continue
             log(f"{name} {label}: acc {v.get('accuracy', float('nan')):.3f} (version {v['version_id']}, "
                 f"{(v.get('trained_on') or {}).get('down_weighted_users')} end users given no weight; "
                 f"promoted {v['promoted']}: {v['decision']})")
@@ -544,34 +549,55 @@ def run_malicious(apis: dict[str, Api], data: Fashion, sizes: Sizes, seed: int, 
 # -- 2: concepts introduced by feedback ------------------------------------------------------------
 def run_concepts(apis: dict[str, Api], sizes: Sizes, seed: int, res: dict[str, Any],
                  training: dict[str, Any]) -> None:
-    """The same concepts, images and end users twice: honest users (10% wrong), then careful ones
-    (no errors) in another app, to tell label noise from sample size."""
-    rng = np.random.default_rng(seed)
-
+    """Replicates (different positives, negatives and held-out splits), each run twice in its own
+    apps: with honest users (10% wrong) and with careful ones (no errors), to tell label noise
+    from sample size. The rows report the mean over replicates."""
     pool = emoji()
     subcats = NEW_CONCEPT_SUBCATEGORIES[:sizes.concepts]
     concept_ids = ["emoji-" + s.replace(" & ", "-and-").replace(" ", "-") for s in subcats]
-    kmax = max(sizes.concept_ks)
-    order = rng.permutation(len(pool))
-    train_pos: dict[str, list[int]] = {}
-    held_pos: dict[str, list[int]] = {}
-    for s, cid in zip(subcats, concept_ids):
-        members = [int(i) for i in order if pool[i].subcategory == s]
-        train_pos[cid], held_pos[cid] = members[:kmax], members[kmax:]
-    others = [int(i) for i in order if pool[i].subcategory not in subcats]
-    negatives_needed = 2 * kmax * len(subcats)
-    train_neg_pool = others[:negatives_needed]
-    held_neg = others[negatives_needed:negatives_needed + sizes.concept_negatives]
-    train_neg = {cid: train_neg_pool[j * 2 * kmax:(j + 1) * 2 * kmax] for j, cid in enumerate(concept_ids)}
-    held = sorted({i for cid in concept_ids for i in held_pos[cid]} | set(held_neg))
-    truth = {cid: np.array([pool[i].subcategory == s for i in held]) for s, cid in zip(subcats, concept_ids)}
-    res["concepts"] = {cid: {"subcategory": s, "held_out_positives": len(held_pos[cid])}
-                       for s, cid in zip(subcats, concept_ids)}
-    res["held_out_images"] = len(held)
-    for key, app, error in (("rows", "concepts", HONEST_ERROR), ("rows_careful_users", "concepts-clean", 0.0)):
-        log(f"-- end users wrong {error:.0%} of the time")
-        _concept_stages(apis[app], sizes, np.random.default_rng(seed + 1), error, pool, concept_ids, train_pos,
-                        train_neg, held, truth, res.setdefault(key, []), training)
+    res["concepts"] = dict(zip(concept_ids, subcats))
+    res["replicates"] = []
+    for rep in range(sizes.concept_replicates):
+        rng = np.random.default_rng(seed + 100 * rep)
+        kmax = max(sizes.concept_ks)
+        order = rng.permutation(len(pool))
+        train_pos: dict[str, list[int]] = {}
+        held_pos: dict[str, list[int]] = {}
+        for s, cid in zip(subcats, concept_ids):
+            members = [int(i) for i in order if pool[i].subcategory == s]
+            train_pos[cid], held_pos[cid] = members[:kmax], members[kmax:]
+        others = [int(i) for i in order if pool[i].subcategory not in subcats]
+        negatives_needed = 2 * kmax * len(subcats)
+        train_neg_pool = others[:negatives_needed]
+        held_neg = others[negatives_needed:negatives_needed + sizes.concept_negatives]
+        train_neg = {cid: train_neg_pool[j * 2 * kmax:(j + 1) * 2 * kmax] for j, cid in enumerate(concept_ids)}
+        held = sorted({i for cid in concept_ids for i in held_pos[cid]} | set(held_neg))
+        truth = {cid: np.array([pool[i].subcategory == s for i in held]) for s, cid in zip(subcats, concept_ids)}
+        out: dict[str, Any] = {"held_out_images": len(held),
+                               "held_out_positives": {cid: len(held_pos[cid]) for cid in concept_ids}}
+        res["replicates"].append(out)
+        for key, app, error in (("rows", "concepts", HONEST_ERROR), ("rows_careful_users", "concepts-clean", 0.0)):
+            log(f"-- replicate {rep + 1}/{sizes.concept_replicates}: end users wrong {error:.0%} of the time")
+            _concept_stages(apis[f"{app}-{rep}"], sizes, np.random.default_rng(seed + 100 * rep + 1), error, pool,
+                            concept_ids, train_pos, train_neg, held, truth, out.setdefault(key, []), training)
+    for key in ("rows", "rows_careful_users"):
+        res[key] = []
+        for k in sorted(sizes.concept_ks):
+            reps = [r for rep in res["replicates"] for r in rep.get(key, []) if r["positives"] == k and r.get("auc")]
+            if not reps:
+                continue
+            res[key].append({
+                "positives": k, "negatives": 2 * k, "replicates": len(reps),
+                "mean_auc": float(np.mean([r["mean_auc"] for r in reps])),
+                "mean_auc_per_replicate": [r["mean_auc"] for r in reps],
+                "auc": {cid: float(np.mean([0.5 if r["auc"][cid] is None else r["auc"][cid] for r in reps]))
+                        for cid in concept_ids},
+                "concepts_learned": sum(r["concepts_learned"] for r in reps),
+                "concepts_total": len(concept_ids) * len(reps),
+                "seconds_since_last_feedback": float(np.mean([r["seconds_since_last_feedback"] for r in reps]))})
+        for row in res[key]:
+            log(f"{key}: k={row['positives']:>2}: mean AUC {row['mean_auc']:.3f} over {row['replicates']} replicates "
+                f"({row['concepts_learned']}/{row['concepts_total']} concept heads learned)")
 
 
 def _concept_stages(api: Api, sizes: Sizes, rng: np.random.Generator, error: float, pool: list[Emoji],
@@ -906,7 +932,8 @@ def summary(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                          "headline at 10000 labels" if r["labels"] == 10000 else ""))
     for key, who in (("rows", "users 10% wrong"), ("rows_careful_users", "careful users")):
         for r in results.get("concepts", {}).get(key, []):
-            learned = f" ({r['concepts_learned']}/{len(r['auc'])} learned)" if r.get("auc") else ""
+            learned = (f" ({r['concepts_learned']}/{r.get('concepts_total', len(r['auc']))} heads learned)"
+                       if r.get("auc") else "")
             rows.append((f"new concepts ({who}): mean ROC AUC at {r['positives']} positives",
                          f(r.get("mean_auc")) + learned, ">= 0.90" if r["positives"] == 10 and key == "rows" else ""))
     se = results.get("search", {})
@@ -926,8 +953,10 @@ def summary(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             v = mal.get(n, {}).get(lab)
             if v is not None:
                 judges = mal[n].get("judges_per_image", 3)
+                value = f(v.get("accuracy")) if v.get("status") in (TRAINED, None) else \
+                    f"not trained: {v.get('status')} {v.get('status_description', '')}"[:70]
                 rows.append((f"{n.replace('_', ' ').replace(' 2 judges', '')} ({judges} judges/image): accuracy, "
-                             f"{lab.replace('_', ' ')}", f(v.get("accuracy")), ""))
+                             f"{lab.replace('_', ' ')}", value, ""))
     return rows
 
 
@@ -987,7 +1016,8 @@ def main() -> None:
     results["training_endpoint"] = training
     rng = np.random.default_rng(args.seed)
     data = load_fashion(sizes, rng)
-    apps = ["curve", "honest3", "malicious", "malicious2", "concepts", "concepts-clean", "search"]
+    apps = ["curve", "honest3", "malicious", "malicious2", "search"]
+    apps += [f"{a}-{r}" for r in range(sizes.concept_replicates) for a in ("concepts", "concepts-clean")]
     with bench_server(apps) as (base, keys):
         apis = {a: Api(base, keys[a]) for a in apps}
         try:
