@@ -888,17 +888,23 @@ def plots(results: dict[str, Any]) -> list[str]:
     mal = results.get("malicious", {})
     names = {"honest_only": "honest, 3 judges", "malicious_20pct": "20% malicious, 3 judges",
              "malicious_20pct_2_judges": "20% malicious, 2 judges"}
-    bars = [(f"{names[n]}\n{lab.replace('_', ' ')}", mal[n][lab]["accuracy"], lab) for n in names
-            for lab in ("no_reliability", "reliability") if mal.get(n, {}).get(lab, {}).get("accuracy") is not None]
-    if bars:
-        fig, ax = plt.subplots(figsize=(7.5, 4))
+    bars = [(f"{names[n]}\n{lab.replace('_', ' ')}", mal[n][lab].get("accuracy"), lab) for n in names
+            for lab in ("no_reliability", "reliability") if "status" in mal.get(n, {}).get(lab, {})]
+    failed = {j for j, (_, b, _) in enumerate(bars) if b is None}
+    bars = [(a, 0.0 if b is None else b, lab) for a, b, lab in bars]
+    if len(bars) > len(failed):
+        fig, ax = plt.subplots(figsize=(9.5, 4))
         colours = {"no_reliability": "tab:red", "reliability": "tab:blue"}
         ax.bar(range(len(bars)), [b for _, b, _ in bars], color=[colours[lab] for *_, lab in bars])
         ax.set_xticks(range(len(bars)), [a for a, _, _ in bars], fontsize=7)
-        lows = [b for _, b, _ in bars]
-        ax.set_ylim(max(0.0, min(lows) - 0.1), min(1.0, max(lows + [acc.get("oracle", {}).get("accuracy", 0)]) + 0.05))
+        lows = [b for j, (_, b, _) in enumerate(bars) if j not in failed]
+        bottom = max(0.0, min(lows) - 0.1)
+        ax.set_ylim(bottom, min(1.0, max(lows + [acc.get("oracle", {}).get("accuracy", 0)]) + 0.05))
         for j, (_, b, _) in enumerate(bars):
-            ax.text(j, b + 0.003, f"{b:.3f}", ha="center", fontsize=8)
+            if j in failed:
+                ax.text(j, bottom + 0.01, "training\nfailed", ha="center", fontsize=8, color="tab:red")
+            else:
+                ax.text(j, b + 0.003, f"{b:.3f}", ha="center", fontsize=8)
         if acc.get("oracle"):
             ax.axhline(acc["oracle"]["accuracy"], color="green", ls="--", lw=0.8, label="oracle")
             ax.legend(fontsize=8)
