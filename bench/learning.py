@@ -1,7 +1,7 @@
 """Learning from end-user feedback, measured end to end through the real HTTP API.
 
-    python bench/learning.py            # full: ~30 minutes on 2 cores shared with other jobs
-    python bench/learning.py --quick    # smoke version: ~6 minutes there (both faster when idle)
+    python bench/learning.py            # full: 15 min on 2 cores at load ~3 (29 min at load ~8)
+    python bench/learning.py --quick    # smoke version: 4 min at load ~3 (6-7 min at load ~8)
     python bench/learning.py --report-only  # plots and summary again from bench/out/learning.json
     python bench/learning.py --only accuracy,search   # some sections (accuracy, concepts, search,
                                                        # malicious); latency comes with accuracy
