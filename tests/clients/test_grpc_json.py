@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.clients import venvs
+from visionloop.models import catalog
 from tests.clients.harness import (
     assert_cat_photo,
     assert_face_region,
@@ -33,13 +34,8 @@ pytestmark = [pytest.mark.clients, pytest.mark.timeout(900)]
 
 RED, GREEN = png_bytes((255, 0, 0)), png_bytes((0, 255, 0), (10, 6))
 SUCCESS = 10000
-GENERAL, GENERAL_VERSION = "aaa03c23b3724a16a56b629203edc62c", "aa9ca48295b37401f8af92ad1af0d91d"
-FACE = "a403429f2ddf4b49b307e318f00e528b"
-
-
-@pytest.fixture(scope="module", params=["short", "app"])
-def variant(request: pytest.FixtureRequest) -> str:
-    return request.param
+GENERAL, GENERAL_VERSION = catalog.GENERAL.id, catalog.GENERAL.base_version_id
+FACE = catalog.FACE.id
 
 
 @pytest.fixture(scope="module")

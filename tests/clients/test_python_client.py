@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.clients import venvs
+from visionloop.models import catalog
 from tests.clients.harness import (
     assert_cat_photo,
     assert_face_region,
@@ -34,8 +35,8 @@ pytestmark = [pytest.mark.clients, pytest.mark.timeout(900)]
 
 P = "py262-"
 RED, BLUE, GREEN = png_bytes((255, 0, 0)), png_bytes((0, 0, 255)), png_bytes((0, 255, 0), (12, 10))
-GENERAL, GENERAL_VERSION = "aaa03c23b3724a16a56b629203edc62c", "aa9ca48295b37401f8af92ad1af0d91d"
-FACE, LOGO = "a403429f2ddf4b49b307e318f00e528b", "c443119bf2ed4da98487520d01a0b1e3"
+GENERAL, GENERAL_VERSION = catalog.GENERAL.id, catalog.GENERAL.base_version_id
+FACE, LOGO = catalog.FACE.id, catalog.LOGO.id
 
 
 @pytest.fixture(scope="module")
