@@ -71,5 +71,21 @@ def timed(fn: Callable[[], object], repeats: int, warmup: int = 3) -> list[float
     return out
 
 
+def paired(first: Callable[[], object], second: Callable[[], object], repeats: int,
+           warmup: int = 3) -> tuple[list[float], list[float]]:
+    """Seconds per call of two functions called alternately, so that whatever else loads the
+    machine meanwhile weighs on both alike (a ratio of two separate runs mostly measures the load)."""
+    for _ in range(warmup):
+        first()
+        second()
+    a, b = [], []
+    for _ in range(repeats):
+        for fn, out in ((first, a), (second, b)):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return a, b
+
+
 def pct(samples: list[float], q: float) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[int(q) - 1] if len(samples) > 1 else samples[0]

@@ -4,7 +4,8 @@
 
 For the general and face models at batch 1 and 32: p50/p95 latency and images/s of
 ``POST /v2/models/{id}/outputs`` against a real ``visionloop serve`` process, and of the bare
-forward (the same predictor on already-decoded images) in this process; then their ratio.
+forward (the same predictor on already-decoded images) in this process, called alternately with
+the HTTP request so that both see the same machine load; then their ratio.
 Writes bench/out/predict.json.
 """
 
@@ -22,7 +23,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, pct, server, timed  # noqa: E402
+from bench.common import ROOT, paired, pct, server  # noqa: E402
 from visionloop.models.catalog import FACE, GENERAL  # noqa: E402
 from visionloop.models.predictors import base_predictor  # noqa: E402
 from visionloop.models.runtime import ModelRuntime  # noqa: E402
@@ -55,13 +56,12 @@ def main() -> None:
                 pils = [Image.open(io.BytesIO(b)).convert("RGB") for b in chosen]
                 body = {"inputs": [{"data": {"image": {"base64": base64.b64encode(b).decode()}}} for b in chosen]}
                 repeats = args.repeats if batch == 1 else max(5, args.repeats // 4)
-                bare = timed(lambda: predictor.predict(pils), repeats)
 
                 def http_call() -> None:
                     r = client.post(f"/v2/models/{spec.id}/outputs", json=body)
                     r.raise_for_status()
 
-                http = timed(http_call, repeats)
+                bare, http = paired(lambda: predictor.predict(pils), http_call, repeats)
                 row = {"model": spec.name, "batch": batch,
                        "bare_p50_ms": pct(bare, 50) * 1e3, "bare_p95_ms": pct(bare, 95) * 1e3,
                        "http_p50_ms": pct(http, 50) * 1e3, "http_p95_ms": pct(http, 95) * 1e3,

@@ -15,7 +15,9 @@ from visionloop.services.apps import Caller
 from visionloop.services.paging import Page
 
 
-def get_core(request: Request) -> VisionLoop:
+async def get_core(request: Request) -> VisionLoop:
+    """Async on purpose, like every dependency that does no I/O: FastAPI runs a sync one in the
+    thread pool, a hop that costs more than the work."""
     return request.app.state.core
 
 
@@ -43,7 +45,7 @@ def get_caller(request: Request, core: CoreDep, _declared: Annotated[str | None,
 
 
 def scoped(scope: str) -> Callable[..., Caller]:
-    def dependency(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+    async def dependency(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
         caller.require(scope)
         return caller
 
@@ -69,7 +71,7 @@ PerPageParam = Annotated[str | None, _PAGE_NUMBER,
                                            "VISIONLOOP_MAX_PER_PAGE)")]
 
 
-def get_page(core: CoreDep, page: PageParam = None, per_page: PerPageParam = None) -> Page:
+async def get_page(core: CoreDep, page: PageParam = None, per_page: PerPageParam = None) -> Page:
     return Page.of(page, per_page, default=core.settings.default_per_page, cap=core.settings.max_per_page)
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import threading
 from collections.abc import Callable
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, and_, func, or_, select
 
 from visionloop import errors, status
 from visionloop.models.catalog import BUILTIN, CONCEPT, DETECTION, EMBEDDING, ModelSpec
@@ -64,23 +64,35 @@ class ModelService:
                                        params={"kind": "base", "description": spec.description}))
 
     # -- lookup ---------------------------------------------------------------------------------
+    def _views(self, app_id: str) -> Select[tuple[Model, ModelVersion]]:
+        """Models the app sees, each with the version it predicts with: one statement, no N+1.
+
+        The app's active version if it promoted one, else the model's base version (the first one
+        without a parent, of the model's own app).
+        """
+        base = (select(ModelVersion.id)
+                .where(ModelVersion.model_pk == Model.pk, ModelVersion.app_id == Model.app_id,
+                       ModelVersion.parent_id.is_(None))
+                .order_by(ModelVersion.created_at).limit(1).correlate(Model).scalar_subquery())
+        return (select(Model, ModelVersion)
+                .outerjoin(ActiveVersion, and_(ActiveVersion.model_pk == Model.pk, ActiveVersion.app_id == app_id))
+                .join(ModelVersion, ModelVersion.id == func.coalesce(ActiveVersion.version_id, base), isouter=True)
+                .where(or_(Model.app_id == SHARED, Model.app_id == app_id)))
+
     def list(self, app_id: str, page: Page) -> list[ModelView]:
         with self.db.session() as s:
-            models = list(s.scalars(select(Model).where(or_(Model.app_id == SHARED, Model.app_id == app_id))
-                                    .order_by(Model.app_id, Model.created_at, Model.pk)
-                                    .offset(page.offset).limit(page.per_page)))
-        return [self._view(app_id, m) for m in models]
+            rows = s.execute(self._views(app_id).order_by(Model.app_id, Model.created_at, Model.pk)
+                             .offset(page.offset).limit(page.per_page)).all()
+        return [_view(m, v) for m, v in rows]
 
     def get(self, app_id: str, ref: str) -> ModelView:
         """By id, then by name; the app's own models shadow built-ins."""
         with self.db.session() as s:
-            for column in (Model.id, Model.name):
-                found = list(s.scalars(select(Model).where(column == ref,
-                                                           or_(Model.app_id == app_id, Model.app_id == SHARED))))
-                if found:
-                    found.sort(key=lambda m: m.app_id != app_id)
-                    return self._view(app_id, found[0])
-        raise errors.ModelNotFound(f"model {ref!r} does not exist")
+            rows = s.execute(self._views(app_id).where(or_(Model.id == ref, Model.name == ref))).all()
+        if not rows:
+            raise errors.ModelNotFound(f"model {ref!r} does not exist")
+        model, version = min(rows, key=lambda r: (r[0].id != ref, r[0].app_id != app_id))
+        return _view(model, version)
 
     def search(self, app_id: str, name: str | None, model_type: str | None, page: Page) -> list[ModelView]:
         views = self.list(app_id, Page(1, 10_000))
@@ -106,23 +118,12 @@ class ModelService:
             raise errors.ModelNotFound(f"model {model.id!r} has no version {version_id!r}")
         return v
 
-    def _view(self, app_id: str, model: Model) -> ModelView:
-        return ModelView(model, self.active_version(app_id, model))
-
     def active_version(self, app_id: str, model: Model) -> ModelVersion:
         with self.db.session() as s:
-            active = s.get(ActiveVersion, (app_id, model.pk))
-            if active is not None:
-                version = s.get(ModelVersion, active.version_id)
-                if version is not None:
-                    return version
-            base = s.scalar(select(ModelVersion).where(ModelVersion.model_pk == model.pk,
-                                                       ModelVersion.app_id == model.app_id,
-                                                       ModelVersion.parent_id.is_(None))
-                            .order_by(ModelVersion.created_at).limit(1))
-        if base is None:
-            raise errors.ModelNotFound(f"model {model.id!r} has no trained version yet")
-        return base
+            row = s.execute(self._views(app_id).where(Model.pk == model.pk)).first()
+        if row is None:
+            raise errors.ModelNotFound(f"model {model.id!r} does not exist")
+        return _view(*row).version
 
     def set_active(self, app_id: str, model: Model, version_id: str) -> None:
         """Promote (or roll back to) a version for one app; other apps are untouched."""
@@ -164,6 +165,12 @@ class ModelService:
                     base = loader(version, model, base)
                 self._predictors[version.id] = base
             return self._predictors[version.id]
+
+
+def _view(model: Model, version: ModelVersion | None) -> ModelView:
+    if version is None:
+        raise errors.ModelNotFound(f"model {model.id!r} has no trained version yet")
+    return ModelView(model, version)
 
 
 def _matches(pattern: str, name: str) -> bool:

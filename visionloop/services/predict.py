@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from visionloop import errors
@@ -26,8 +25,9 @@ from visionloop.services.apps import Caller
 from visionloop.services.image_source import ImageLoader, ImageSource
 from visionloop.services.images import CheckedImage, open_rgb
 from visionloop.services.models import ModelService, ModelView
+from visionloop.services.usage import UsageService
 from visionloop.store.blobs import BlobStore
-from visionloop.store.db import Database
+from visionloop.store.db import Database, insert_missing
 from visionloop.store.tables import Embedding, Input, Model, ModelVersion, Output, utcnow
 
 EMBEDDING_SPACE = "mobilenet_v2/features"  # raw pooled features: embeddings and class scores derive from them
@@ -84,12 +84,13 @@ def embedding_from_bytes(data: bytes) -> np.ndarray:
 
 
 class PredictService:
-    def __init__(self, db: Database, blobs: BlobStore, loader: ImageLoader, models: ModelService, *,
-                 max_batch: int) -> None:
+    def __init__(self, db: Database, blobs: BlobStore, loader: ImageLoader, models: ModelService,
+                 usage: UsageService, *, max_batch: int) -> None:
         self.db = db
         self.blobs = blobs
         self.loader = loader
         self.models = models
+        self.usage = usage
         self.max_batch = max_batch
 
     def resolve(self, app_id: str, model_ref: str, version_id: str | None) -> tuple[ModelView, ModelVersion]:
@@ -99,6 +100,7 @@ class PredictService:
 
     def predict(self, caller: Caller, model_ref: str, version_id: str | None, inputs: Sequence[PredictInput],
                 config: OutputConfig) -> tuple[ModelView, ModelVersion, list[PredictItem]]:
+        """Predict and remember the outputs; the images predicted on are counted as usage with them."""
         if not inputs:
             raise errors.InvalidRequest("inputs: at least one input is required")
         if len(inputs) > self.max_batch:
@@ -129,9 +131,11 @@ class PredictService:
     def _load(self, app_id: str, items: list[PredictItem], inputs: Sequence[PredictInput]) -> dict[int, CheckedImage]:
         out: dict[int, CheckedImage] = {}
         stored_ids = [inp.id for inp in inputs if inp.source is None and inp.id and is_valid_client_id(inp.id)]
-        with self.db.session() as s:
-            stored = {r.id: r for r in s.scalars(select(Input).where(Input.app_id == app_id,
-                                                                     Input.id.in_(stored_ids)))}
+        stored: dict[str, Input] = {}
+        if stored_ids:
+            with self.db.session() as s:
+                stored = {r.id: r for r in s.scalars(select(Input).where(Input.app_id == app_id,
+                                                                         Input.id.in_(stored_ids)))}
         for it, inp in zip(items, inputs):
             try:
                 if inp.id is not None and not is_valid_client_id(inp.id):  # outputs keep it in a VARCHAR(64)
@@ -169,6 +173,7 @@ class PredictService:
                              result=result_json(it.prediction), key_id=caller.key_id, created_at=now))
             store_embeddings(s, {images[it.index].digest: it.prediction.features for it in items
                                  if it.prediction is not None and it.prediction.features is not None})
+            self.usage.count(s, caller, "predict", len(items))
 
     def prune(self, older_than: dt.datetime) -> int:
         """Drop outputs older than the retention horizon; returns how many went."""
@@ -177,20 +182,9 @@ class PredictService:
 
 
 def store_embeddings(s: Session, vectors: dict[str, np.ndarray]) -> None:
-    """Insert raw features by image digest unless present (each in a savepoint: racing writers are fine)."""
-    if not vectors:
-        return
-    have = set(s.scalars(select(Embedding.digest).where(Embedding.space == EMBEDDING_SPACE,
-                                                        Embedding.digest.in_(list(vectors)))))
-    for digest, vec in vectors.items():
-        if digest in have:
-            continue
-        try:
-            with s.begin_nested():
-                s.add(Embedding(digest=digest, space=EMBEDDING_SPACE, vector=embedding_bytes(vec)))
-                s.flush()
-        except IntegrityError:  # a concurrent writer stored the same image first
-            pass
+    """Insert raw features by image digest unless present (racing writers of one image are fine)."""
+    insert_missing(s, Embedding, [{"digest": digest, "space": EMBEDDING_SPACE, "vector": embedding_bytes(vec)}
+                                  for digest, vec in vectors.items()], key=("digest", "space"))
 
 
 def result_json(pred: Prediction) -> dict[str, Any]:

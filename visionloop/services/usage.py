@@ -10,6 +10,7 @@ import datetime as dt
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from visionloop import errors
 from visionloop.services.apps import Caller
@@ -37,20 +38,26 @@ class UsageService:
                                        f"used up ({used} this month)")
 
     def record(self, caller: Caller, op: str, count: int) -> None:
+        """Count ``count`` operations in a transaction of their own."""
+        with self.db.transaction() as s:
+            self.count(s, caller, op, count)
+
+    @staticmethod
+    def count(s: Session, caller: Caller, op: str, count: int) -> None:
+        """Count operations inside the caller's transaction, so the work and its count commit together."""
         if op not in BILLABLE:
             raise ValueError(f"{op!r} is not a billable operation")
         if count <= 0:
             return
-        month = this_month()
-        key = dict(app_id=caller.app_id, key_id=caller.key_id, month=month, op=op)
-        with self.db.transaction() as s:
-            done = s.execute(update(Usage).filter_by(**key).values(count=Usage.count + count)).rowcount
-            if not done:
-                try:
-                    with s.begin_nested():
-                        s.add(Usage(**key, count=count))
-                except IntegrityError:  # another request created the row first
-                    s.execute(update(Usage).filter_by(**key).values(count=Usage.count + count))
+        key = dict(app_id=caller.app_id, key_id=caller.key_id, month=this_month(), op=op)
+        bump = update(Usage).filter_by(**key).values(count=Usage.count + count)
+        no_sync = {"synchronize_session": False}  # no Usage objects live in these sessions
+        if not s.execute(bump, execution_options=no_sync).rowcount:
+            try:
+                with s.begin_nested():
+                    s.add(Usage(**key, count=count))
+            except IntegrityError:  # another request created the row first
+                s.execute(bump, execution_options=no_sync)
 
     def used(self, app_id: str, key_id: str | None = None, month: str | None = None) -> int:
         with self.db.session() as s:

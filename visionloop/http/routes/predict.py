@@ -57,7 +57,6 @@ def _predict(model_id: str, version_id: str | None, body: PredictRequest, caller
             item.error = p
     envelope, code = wire.batch_status(items)
     outputs = [wire.output_obj(view, version, it, config, caller.app_id) for it in items]
-    core.usage.record(caller, "predict", sum(1 for it in items if it.error is None))
     return JSONResponse({"status": envelope, "outputs": outputs}, status_code=code)
 
 
