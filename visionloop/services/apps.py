@@ -8,7 +8,7 @@ import hashlib
 import secrets
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from visionloop import errors
 from visionloop.ids import is_valid_client_id, new_id
@@ -16,6 +16,8 @@ from visionloop.store.db import Database
 from visionloop.store.tables import ApiKey, App, utcnow
 
 SCOPES: tuple[str, ...] = ("inputs", "concepts", "models", "predict", "search", "feedback", "feedback_admin")
+
+_KEY_BY_HASH = select(ApiKey).where(ApiKey.key_hash == bindparam("key_hash"))  # every request: built once
 
 
 def hash_key(key: str) -> str:
@@ -115,7 +117,7 @@ class AppService:
     def authenticate(self, key: str) -> Caller:
         """Map a presented key to its caller; unknown or revoked keys are refused at once."""
         with self.db.session() as s:
-            row = s.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
+            row = s.scalar(_KEY_BY_HASH, {"key_hash": hash_key(key)})
             if row is None or row.revoked_at is not None:
                 raise errors.KeyInvalid("the API key is not valid (unknown or revoked)")
             return Caller(app_id=row.app_id, key_id=row.id, scopes=frozenset(row.scopes),

@@ -10,7 +10,7 @@ import dataclasses
 import threading
 from collections.abc import Callable
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, bindparam, func, or_, select
 
 from visionloop import errors, status
 from visionloop.models.catalog import BUILTIN, CONCEPT, DETECTION, EMBEDDING, ModelSpec
@@ -26,6 +26,26 @@ WIRE_TYPES = {CONCEPT: "concept", DETECTION: "detection", EMBEDDING: "embed"}
 RUNTIME_TYPES = {"face": "facedetect"}
 
 VersionLoader = Callable[[ModelVersion, Model, Predictor], Predictor]
+
+
+def _views() -> Select[tuple[Model, ModelVersion]]:
+    """Models an app (bound as ``app_id``) sees, each with the version it predicts with, in one
+    statement: the app's active version if it promoted one, else the model's base version (the
+    first one without a parent, of the model's own app). Built once: building costs more than running."""
+    app_id = bindparam("app_id")
+    base = (select(ModelVersion.id)
+            .where(ModelVersion.model_pk == Model.pk, ModelVersion.app_id == Model.app_id,
+                   ModelVersion.parent_id.is_(None))
+            .order_by(ModelVersion.created_at).limit(1).correlate(Model).scalar_subquery())
+    return (select(Model, ModelVersion)
+            .outerjoin(ActiveVersion, and_(ActiveVersion.model_pk == Model.pk, ActiveVersion.app_id == app_id))
+            .join(ModelVersion, ModelVersion.id == func.coalesce(ActiveVersion.version_id, base), isouter=True)
+            .where(or_(Model.app_id == SHARED, Model.app_id == app_id)))
+
+
+_VIEWS = _views()
+_VIEW_BY_REF = _VIEWS.where(or_(Model.id == bindparam("ref"), Model.name == bindparam("ref")))
+_VIEW_BY_PK = _VIEWS.where(Model.pk == bindparam("pk"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,31 +84,16 @@ class ModelService:
                                        params={"kind": "base", "description": spec.description}))
 
     # -- lookup ---------------------------------------------------------------------------------
-    def _views(self, app_id: str) -> Select[tuple[Model, ModelVersion]]:
-        """Models the app sees, each with the version it predicts with: one statement, no N+1.
-
-        The app's active version if it promoted one, else the model's base version (the first one
-        without a parent, of the model's own app).
-        """
-        base = (select(ModelVersion.id)
-                .where(ModelVersion.model_pk == Model.pk, ModelVersion.app_id == Model.app_id,
-                       ModelVersion.parent_id.is_(None))
-                .order_by(ModelVersion.created_at).limit(1).correlate(Model).scalar_subquery())
-        return (select(Model, ModelVersion)
-                .outerjoin(ActiveVersion, and_(ActiveVersion.model_pk == Model.pk, ActiveVersion.app_id == app_id))
-                .join(ModelVersion, ModelVersion.id == func.coalesce(ActiveVersion.version_id, base), isouter=True)
-                .where(or_(Model.app_id == SHARED, Model.app_id == app_id)))
-
     def list(self, app_id: str, page: Page) -> list[ModelView]:
         with self.db.session() as s:
-            rows = s.execute(self._views(app_id).order_by(Model.app_id, Model.created_at, Model.pk)
-                             .offset(page.offset).limit(page.per_page)).all()
+            rows = s.execute(_VIEWS.order_by(Model.app_id, Model.created_at, Model.pk)
+                             .offset(page.offset).limit(page.per_page), {"app_id": app_id}).all()
         return [_view(m, v) for m, v in rows]
 
     def get(self, app_id: str, ref: str) -> ModelView:
         """By id, then by name; the app's own models shadow built-ins."""
         with self.db.session() as s:
-            rows = s.execute(self._views(app_id).where(or_(Model.id == ref, Model.name == ref))).all()
+            rows = s.execute(_VIEW_BY_REF, {"app_id": app_id, "ref": ref}).all()
         if not rows:
             raise errors.ModelNotFound(f"model {ref!r} does not exist")
         model, version = min(rows, key=lambda r: (r[0].id != ref, r[0].app_id != app_id))
@@ -120,7 +125,7 @@ class ModelService:
 
     def active_version(self, app_id: str, model: Model) -> ModelVersion:
         with self.db.session() as s:
-            row = s.execute(self._views(app_id).where(Model.pk == model.pk)).first()
+            row = s.execute(_VIEW_BY_PK, {"app_id": app_id, "pk": model.pk}).first()
         if row is None:
             raise errors.ModelNotFound(f"model {model.id!r} does not exist")
         return _view(*row).version

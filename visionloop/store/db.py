@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +58,17 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time. Its busy handler makes a waiting writer sleep and retry
+        # with growing naps (up to 100 ms), so threads of one process contending for the write
+        # lock spend most of their time asleep; queueing them on a lock of ours first hands the
+        # database over the moment it is free. (Other processes still meet the busy handler.)
+        self._writers: AbstractContextManager[Any] = (
+            threading.RLock() if self.engine.dialect.name == "sqlite" else nullcontext())
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session committed on success and rolled back on any exception."""
-        with self._sessions() as session, session.begin():
+        with self._writers, self._sessions() as session, session.begin():
             session.connection(execution_options={WRITER: True})
             yield session
 

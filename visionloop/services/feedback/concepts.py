@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from visionloop.ids import is_valid_client_id
@@ -25,6 +25,11 @@ from visionloop.services.models import ModelService, ModelView
 from visionloop.store.tables import Concept
 
 MODEL, APP, NEW = "model", "app", "new"
+
+# The app's concepts a request may name, by id or by lower-cased name (built once, run per request).
+_APP_CONCEPTS = select(Concept).where(Concept.app_id == bindparam("app_id"),
+                                      or_(Concept.id.in_(bindparam("refs", expanding=True)),
+                                          func.lower(Concept.name).in_(bindparam("folded", expanding=True))))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,8 +71,7 @@ class ConceptResolver:
         vocab = self.vocabulary(view)
         refs = {c.ref for c in concepts}
         folded = {r.casefold() for r in refs}
-        rows = list(s.scalars(select(Concept).where(Concept.app_id == app_id,
-                                                    or_(Concept.id.in_(refs), func.lower(Concept.name).in_(folded)))))
+        rows = list(s.scalars(_APP_CONCEPTS, {"app_id": app_id, "refs": list(refs), "folded": list(folded)}))
         app_by_id = {r.id: r.name for r in rows}
         app_by_name: dict[str, str] = {}
         for r in sorted(rows, key=lambda r: (r.created_at, r.id)):

@@ -22,17 +22,24 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Select, delete, select, text
+from sqlalchemy import Select, bindparam, delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from visionloop.ids import new_id
 from visionloop.services.paging import Page
-from visionloop.store.db import Database
+from visionloop.store.db import Database, insert_missing
 from visionloop.store.tables import Concept, FeedbackEvent, Model, utcnow
 
 log = logging.getLogger("visionloop.feedback")
 
 DELETE_CHUNK = 500
+
+# Built once, run per feedback request (building a statement costs more than running it).
+_INSERT_EVENT = insert(FeedbackEvent).returning(FeedbackEvent.seq)
+_EARLIER_SAME = (select(FeedbackEvent.id)
+                 .where(FeedbackEvent.app_id == bindparam("app_id"), FeedbackEvent.body_hash == bindparam("body_hash"),
+                        FeedbackEvent.created_at >= bindparam("since"), FeedbackEvent.seq < bindparam("seq"))
+                 .order_by(FeedbackEvent.seq).limit(1))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,29 +128,25 @@ class FeedbackLog:
     # -- writing ------------------------------------------------------------------------------
     def append(self, ev: NewEvent) -> Appended:
         """Store one event (and the new concepts it names) in one transaction, unless a duplicate."""
-        row = FeedbackEvent(id=new_id(), app_id=ev.app_id, event_type=ev.event_type, model_pk=ev.model_pk,
-                            version_id=ev.version_id, output_id=ev.output_id, search_id=ev.search_id,
-                            input_id=ev.input_id, rank=ev.rank, end_user_id=ev.end_user_id,
-                            session_id=ev.session_id, body={"normalized": ev.normalized, "raw": ev.raw},
-                            body_hash=ev.body_hash, key_id=ev.key_id, created_at=utcnow())
+        event_id, now = new_id(), utcnow()
+        row = {"id": event_id, "app_id": ev.app_id, "event_type": ev.event_type, "model_pk": ev.model_pk,
+               "version_id": ev.version_id, "output_id": ev.output_id, "search_id": ev.search_id,
+               "input_id": ev.input_id, "rank": ev.rank, "end_user_id": ev.end_user_id,
+               "session_id": ev.session_id, "body": {"normalized": ev.normalized, "raw": ev.raw},
+               "body_hash": ev.body_hash, "key_id": ev.key_id, "created_at": now}
         try:
             with self.db.transaction() as s:
                 _serialize(s, ev.app_id, ev.body_hash)
-                s.add(row)
-                s.flush()  # the first write: on SQLite it takes the database's write lock
+                seq = s.execute(_INSERT_EVENT, row).scalar_one()  # on SQLite, this takes the write lock
                 if self.dedup_window:
-                    earlier = s.scalar(select(FeedbackEvent.id)
-                                       .where(FeedbackEvent.app_id == ev.app_id,
-                                              FeedbackEvent.body_hash == ev.body_hash,
-                                              FeedbackEvent.created_at >= row.created_at - self.dedup_window,
-                                              FeedbackEvent.seq < row.seq)
-                                       .order_by(FeedbackEvent.seq).limit(1))
+                    earlier = s.scalar(_EARLIER_SAME, {"app_id": ev.app_id, "body_hash": ev.body_hash,
+                                                       "since": now - self.dedup_window, "seq": seq})
                     if earlier is not None:
                         raise _Duplicate(earlier)
                 _insert_concepts(s, ev.app_id, ev.new_concepts)
         except _Duplicate as dup:
             return Appended(dup.event_id, duplicate=True)
-        return Appended(row.id, duplicate=False)
+        return Appended(event_id, duplicate=False)
 
     # -- reading ------------------------------------------------------------------------------
     def _query(self, app_id: str | None, flt: FeedbackFilter) -> Select[tuple[FeedbackEvent, str | None]]:
@@ -240,19 +243,6 @@ def _serialize(s: Session, app_id: str, body_hash: str) -> None:
 
 def _insert_concepts(s: Session, app_id: str, concepts: Sequence[tuple[str, str]]) -> None:
     """Create app concepts unless present (a concurrent request may create the same one)."""
-    if not concepts:
-        return
     now = utcnow()
-    rows = [{"app_id": app_id, "id": cid, "name": name, "created_at": now, "modified_at": now}
-            for cid, name in concepts]
-    dialect = s.get_bind().dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        s.execute(insert(Concept).values(rows).on_conflict_do_nothing(index_elements=["app_id", "id"]))
-        return
-    have = set(s.scalars(select(Concept.id).where(Concept.app_id == app_id,
-                                                  Concept.id.in_([r["id"] for r in rows]))))
-    s.add_all(Concept(**r) for r in rows if r["id"] not in have)
+    insert_missing(s, Concept, [{"app_id": app_id, "id": cid, "name": name, "created_at": now, "modified_at": now}
+                                for cid, name in concepts], key=("app_id", "id"))
