@@ -5,8 +5,10 @@
 - **Retries are stored once.** An event whose ``body_hash`` (what was said, about which output
   or search, by which end user in which session — see :mod:`.record`) equals that of an event of
   the same app stored within ``feedback_dedup_seconds`` is not stored again; the caller still gets
-  Ok. Writers are serialised per hash (the first write takes SQLite's write lock; PostgreSQL
-  takes a transaction-scoped advisory lock), so concurrent identical retries are stored once too.
+  Ok. Writers are serialised per hash (SQLite has one writer; PostgreSQL takes a
+  transaction-scoped advisory lock per hash), so concurrent identical retries are stored once too.
+- **Group commit.** Requests arriving together are written in one transaction (one flush to
+  disk), each answered only once that transaction has committed.
 - **Deletion has exactly two sanctioned paths**, both here: :meth:`erase_end_user` (privacy) and
   :meth:`prune` (retention, ``feedback_retention_days``). Both delete by id in one transaction
   and then call every function in :attr:`FeedbackLog.erasure_hooks` with an :class:`Erasure`
@@ -28,6 +30,7 @@ from sqlalchemy.orm import Session
 from visionloop.ids import new_id
 from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing
+from visionloop.store.group_commit import GroupCommit
 from visionloop.store.tables import Concept, FeedbackEvent, Model, utcnow
 
 log = logging.getLogger("visionloop.feedback")
@@ -35,11 +38,10 @@ log = logging.getLogger("visionloop.feedback")
 DELETE_CHUNK = 500
 
 # Built once, run per feedback request (building a statement costs more than running it).
-_INSERT_EVENT = insert(FeedbackEvent).returning(FeedbackEvent.seq)
-_EARLIER_SAME = (select(FeedbackEvent.id)
-                 .where(FeedbackEvent.app_id == bindparam("app_id"), FeedbackEvent.body_hash == bindparam("body_hash"),
-                        FeedbackEvent.created_at >= bindparam("since"), FeedbackEvent.seq < bindparam("seq"))
-                 .order_by(FeedbackEvent.seq).limit(1))
+_EARLIER_SAME = (select(FeedbackEvent.app_id, FeedbackEvent.body_hash, FeedbackEvent.id)
+                 .where(FeedbackEvent.body_hash.in_(bindparam("hashes", expanding=True)),
+                        FeedbackEvent.created_at >= bindparam("since"))
+                 .order_by(FeedbackEvent.seq))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,11 +98,6 @@ class FeedbackFilter:
 ErasureHook = Callable[[Erasure], None]
 
 
-class _Duplicate(Exception):
-    def __init__(self, event_id: str) -> None:
-        self.event_id = event_id
-
-
 def as_utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
 
@@ -124,29 +121,54 @@ class FeedbackLog:
         self.dedup_window = dt.timedelta(seconds=dedup_seconds)
         self.retention_days = retention_days
         self.erasure_hooks: list[ErasureHook] = []
+        self._commits: GroupCommit[NewEvent, Appended] = GroupCommit(self._write)
 
     # -- writing ------------------------------------------------------------------------------
     def append(self, ev: NewEvent) -> Appended:
-        """Store one event (and the new concepts it names) in one transaction, unless a duplicate."""
-        event_id, now = new_id(), utcnow()
-        row = {"id": event_id, "app_id": ev.app_id, "event_type": ev.event_type, "model_pk": ev.model_pk,
-               "version_id": ev.version_id, "output_id": ev.output_id, "search_id": ev.search_id,
-               "input_id": ev.input_id, "rank": ev.rank, "end_user_id": ev.end_user_id,
-               "session_id": ev.session_id, "body": {"normalized": ev.normalized, "raw": ev.raw},
-               "body_hash": ev.body_hash, "key_id": ev.key_id, "created_at": now}
-        try:
-            with self.db.transaction() as s:
-                _serialize(s, ev.app_id, ev.body_hash)
-                seq = s.execute(_INSERT_EVENT, row).scalar_one()  # on SQLite, this takes the write lock
+        """Store one event (and the new concepts it names), unless a duplicate; committed on return.
+
+        Concurrent appends share a transaction (:mod:`visionloop.store.group_commit`).
+        """
+        return self._commits.submit(ev)
+
+    def _write(self, events: Sequence[NewEvent]) -> list[Appended]:
+        """One transaction for a batch of events, oldest first: duplicates of stored events, or of
+        events earlier in the batch, are not stored again."""
+        now = utcnow()
+        out: list[Appended] = []
+        rows: list[dict[str, Any]] = []
+        concepts: dict[tuple[str, str], str] = {}
+        with self.db.transaction() as s:
+            for app_id, body_hash in sorted({(ev.app_id, ev.body_hash) for ev in events}):
+                _serialize(s, app_id, body_hash)  # in one order, so two processes never deadlock
+            stored: dict[tuple[str, str], str] = {}
+            if self.dedup_window:
+                for r in s.execute(_EARLIER_SAME, {"hashes": sorted({ev.body_hash for ev in events}),
+                                                   "since": now - self.dedup_window}):
+                    stored.setdefault((r.app_id, r.body_hash), r.id)
+            for ev in events:
+                earlier = stored.get((ev.app_id, ev.body_hash))
+                if earlier is not None:
+                    out.append(Appended(earlier, duplicate=True))
+                    continue
+                event_id = new_id()
                 if self.dedup_window:
-                    earlier = s.scalar(_EARLIER_SAME, {"app_id": ev.app_id, "body_hash": ev.body_hash,
-                                                       "since": now - self.dedup_window, "seq": seq})
-                    if earlier is not None:
-                        raise _Duplicate(earlier)
-                _insert_concepts(s, ev.app_id, ev.new_concepts)
-        except _Duplicate as dup:
-            return Appended(dup.event_id, duplicate=True)
-        return Appended(event_id, duplicate=False)
+                    stored[(ev.app_id, ev.body_hash)] = event_id
+                rows.append({"id": event_id, "app_id": ev.app_id, "event_type": ev.event_type,
+                             "model_pk": ev.model_pk, "version_id": ev.version_id, "output_id": ev.output_id,
+                             "search_id": ev.search_id, "input_id": ev.input_id, "rank": ev.rank,
+                             "end_user_id": ev.end_user_id, "session_id": ev.session_id,
+                             "body": {"normalized": ev.normalized, "raw": ev.raw}, "body_hash": ev.body_hash,
+                             "key_id": ev.key_id, "created_at": now})
+                out.append(Appended(event_id, duplicate=False))
+                for cid, name in ev.new_concepts:
+                    concepts.setdefault((ev.app_id, cid), name)
+            if rows:
+                s.execute(insert(FeedbackEvent), rows)
+            insert_missing(s, Concept, [{"app_id": app_id, "id": cid, "name": name, "created_at": now,
+                                         "modified_at": now} for (app_id, cid), name in concepts.items()],
+                           key=("app_id", "id"))
+        return out
 
     # -- reading ------------------------------------------------------------------------------
     def _query(self, app_id: str | None, flt: FeedbackFilter) -> Select[tuple[FeedbackEvent, str | None]]:
@@ -239,10 +261,3 @@ def _serialize(s: Session, app_id: str, body_hash: str) -> None:
     if s.get_bind().dialect.name == "postgresql":
         key = int.from_bytes(hashlib.sha256(f"{app_id}\0{body_hash}".encode()).digest()[:8], "big", signed=True)
         s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-
-
-def _insert_concepts(s: Session, app_id: str, concepts: Sequence[tuple[str, str]]) -> None:
-    """Create app concepts unless present (a concurrent request may create the same one)."""
-    now = utcnow()
-    insert_missing(s, Concept, [{"app_id": app_id, "id": cid, "name": name, "created_at": now, "modified_at": now}
-                                for cid, name in concepts], key=("app_id", "id"))
