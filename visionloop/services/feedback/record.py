@@ -46,6 +46,7 @@ import json
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from visionloop import errors
 from visionloop.models.catalog import CONCEPT, DETECTION, EMBEDDING
@@ -106,13 +107,13 @@ class FeedbackRecorder:
         view = self.models.get(caller.app_id, model_ref)
         version = self.models.version(caller.app_id, view.model, version_id) if version_id else None
         self._check_kind(view, fb)
-        output = self._output(caller.app_id, view, version, fb.info.output_id or "")
-        input_id = self._input_id(caller.app_id, fb.input_id, output)
-        image = self._image(fb, output)
-        normalized: dict[str, Any] = {"kind": fb.kind, "model_id": view.model.id, "version_id": output.version_id,
-                                      "output_id": output.id, "input_id": input_id, "digest": output.digest,
-                                      "image": image}
-        with self.db.session() as s:
+        with self.db.session() as s:  # every read of the checks in one session
+            output = self._output(s, caller.app_id, view, version, fb.info.output_id or "")
+            input_id = self._input_id(s, caller.app_id, fb.input_id, output)
+            image = self._image(fb, output)
+            normalized: dict[str, Any] = {"kind": fb.kind, "model_id": view.model.id,
+                                          "version_id": output.version_id, "output_id": output.id,
+                                          "input_id": input_id, "digest": output.digest, "image": image}
             if fb.regions:
                 matches = match_regions(fb.regions, predicted_regions(output.result or {}), output.id)
                 regions = []
@@ -152,24 +153,25 @@ class FeedbackRecorder:
             raise errors.ModelInvalid(f"input.data.concepts: model {m.id!r} ({m.name}) is a detection model; its "
                                       "feedback is input.data.regions (each with its own data.concepts)")
 
-    def _output(self, app_id: str, view: ModelView, version: ModelVersion | None, output_id: str) -> Output:
-        with self.db.session() as s:
-            output = s.get(Output, output_id)
-            if output is None or output.app_id != app_id:
-                raise errors.ResourceNotFound(f"{INFO}.output_id: output {output_id!r} does not exist in this app "
-                                              "(use the id of an output returned by predict)",
-                                              description="Output does not exist")
-            if output.model_pk != view.model.pk:
-                other = s.get(Model, output.model_pk)
-                made_by = f"{other.id!r} ({other.name})" if other is not None else "another model"
-                raise errors.InvalidRequest(f"{INFO}.output_id: output {output_id!r} was predicted by model {made_by}, "
-                                            f"not by {view.model.id!r} ({view.model.name})")
-            if version is not None and output.version_id != version.id:
-                raise errors.InvalidRequest(f"{INFO}.output_id: output {output_id!r} was predicted by version "
-                                            f"{output.version_id!r} of this model, not by version {version.id!r}")
-            return output
+    @staticmethod
+    def _output(s: Session, app_id: str, view: ModelView, version: ModelVersion | None, output_id: str) -> Output:
+        output = s.get(Output, output_id)
+        if output is None or output.app_id != app_id:
+            raise errors.ResourceNotFound(f"{INFO}.output_id: output {output_id!r} does not exist in this app "
+                                          "(use the id of an output returned by predict)",
+                                          description="Output does not exist")
+        if output.model_pk != view.model.pk:
+            other = s.get(Model, output.model_pk)
+            made_by = f"{other.id!r} ({other.name})" if other is not None else "another model"
+            raise errors.InvalidRequest(f"{INFO}.output_id: output {output_id!r} was predicted by model {made_by}, "
+                                        f"not by {view.model.id!r} ({view.model.name})")
+        if version is not None and output.version_id != version.id:
+            raise errors.InvalidRequest(f"{INFO}.output_id: output {output_id!r} was predicted by version "
+                                        f"{output.version_id!r} of this model, not by version {version.id!r}")
+        return output
 
-    def _input_id(self, app_id: str, named: str | None, output: Output) -> str | None:
+    @staticmethod
+    def _input_id(s: Session, app_id: str, named: str | None, output: Output) -> str | None:
         """The input the feedback is about: the output's, or a stored input holding the very same image.
 
         Clients predict on bytes and then name the stored input those bytes came from (the Python
@@ -178,8 +180,7 @@ class FeedbackRecorder:
         """
         if named is None or named == output.input_id:
             return output.input_id
-        with self.db.session() as s:
-            stored = s.get(Input, (app_id, named))
+        stored = s.get(Input, (app_id, named))
         if stored is not None and stored.digest == output.digest:
             return named
         raise errors.InputInvalid(f"input.id: output {output.id!r} was predicted on input {output.input_id!r}; "
