@@ -35,7 +35,6 @@ _FOREIGN_SIGNATURES: tuple[tuple[re.Pattern[bytes], str], ...] = tuple(
         (rb"....ftyp(heic|heix|hevc|hevx|heim|heis|mif1|msf1)", "HEIF"),
     )
 )
-_B64_BODY = re.compile(r"[A-Za-z0-9+/]*")
 
 
 @dataclass(frozen=True)
@@ -90,9 +89,9 @@ def decode_base64(value: str) -> bytes:
         raise InputInvalid("data.image.base64 is not valid base64 (mixes the standard and urlsafe alphabets)")
     if urlsafe:
         body = body.translate(str.maketrans("-_", "+/"))
-    if padding > 2 or len(body) % 4 == 1 or not _B64_BODY.fullmatch(body):
+    if padding > 2 or len(body) % 4 == 1 or "=" in body:
         raise InputInvalid("data.image.base64 is not valid base64")
-    try:
+    try:  # validate=True refuses any other character outside the alphabet (a regex took 1 ms per 100 kB)
         return base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InputInvalid("data.image.base64 is not valid base64") from exc

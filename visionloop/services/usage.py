@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,6 +18,11 @@ from visionloop.store.db import Database
 from visionloop.store.tables import Usage
 
 BILLABLE = frozenset({"predict", "search", "inputs"})
+# Built once: every predict, search and input call runs it.
+_BUMP = (update(Usage).where(Usage.app_id == bindparam("w_app"), Usage.key_id == bindparam("w_key"),
+                             Usage.month == bindparam("w_month"), Usage.op == bindparam("w_op"))
+         .values(count=Usage.count + bindparam("n"))
+         .execution_options(synchronize_session=False))  # no Usage objects live in these sessions
 
 
 def this_month() -> str:
@@ -49,15 +54,14 @@ class UsageService:
             raise ValueError(f"{op!r} is not a billable operation")
         if count <= 0:
             return
-        key = dict(app_id=caller.app_id, key_id=caller.key_id, month=this_month(), op=op)
-        bump = update(Usage).filter_by(**key).values(count=Usage.count + count)
-        no_sync = {"synchronize_session": False}  # no Usage objects live in these sessions
-        if not s.execute(bump, execution_options=no_sync).rowcount:
+        month = this_month()
+        bump = {"w_app": caller.app_id, "w_key": caller.key_id, "w_month": month, "w_op": op, "n": count}
+        if not s.execute(_BUMP, bump).rowcount:
             try:
                 with s.begin_nested():
-                    s.add(Usage(**key, count=count))
+                    s.add(Usage(app_id=caller.app_id, key_id=caller.key_id, month=month, op=op, count=count))
             except IntegrityError:  # another request created the row first
-                s.execute(bump, execution_options=no_sync)
+                s.execute(_BUMP, bump)
 
     def used(self, app_id: str, key_id: str | None = None, month: str | None = None) -> int:
         with self.db.session() as s:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections.abc import Iterator, Sequence
@@ -117,11 +118,7 @@ def insert_missing(s: Session, entity: Any, rows: Sequence[dict[str, Any]], key:
         return
     dialect = s.get_bind().dialect.name
     if dialect in ("postgresql", "sqlite"):
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        s.execute(dialect_insert(entity).values(list(rows)).on_conflict_do_nothing(index_elements=list(key)))
+        s.execute(_insert_or_skip(entity, tuple(key), dialect), list(rows))
         return
     for row in rows:  # any other database: one savepoint per row
         try:
@@ -129,3 +126,13 @@ def insert_missing(s: Session, entity: Any, rows: Sequence[dict[str, Any]], key:
                 s.execute(insert(entity).values(row))
         except IntegrityError:
             pass
+
+
+@functools.cache
+def _insert_or_skip(entity: Any, key: tuple[str, ...], dialect: str) -> Any:
+    """``INSERT ... ON CONFLICT (key) DO NOTHING``, built once per table (hot paths run it per request)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(entity).on_conflict_do_nothing(index_elements=list(key))
