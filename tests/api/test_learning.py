@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from visionloop import status
+from visionloop.config import load_settings
 from visionloop.core import VisionLoop
+from visionloop.store.db import exclusive
 from tests.helpers import Api, b64, photo, scene_variants
 
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
@@ -124,3 +127,23 @@ def test_activating_an_untrained_or_foreign_version_is_refused(api: Api, other_a
     assert r.status_code == 400 and r.json()["status"]["code"] == 21202
     r = other_api.post(f"/models/{GENERAL}/versions/{failed}/activate")
     assert r.status_code == 404 and r.json()["status"]["code"] == 21200
+
+
+def test_a_version_claimed_by_another_process_is_left_to_it(api: Api, core: VisionLoop, tmp_path: Path) -> None:
+    """Two servers on one PostgreSQL both resume unfinished versions: only the claimant trains."""
+    if not core.db.engine.dialect.name == "postgresql":
+        pytest.skip("claims are PostgreSQL advisory locks; SQLite serves one process")
+    for i, image in enumerate(variants("chelsea", 6, seed=7)):
+        predict_and_judge(api, [image], "tabby-learned", True, user=f"u{i}")
+    core.learning.submit = lambda version_id: None  # queue only, as a server's worker would
+    queued = core.learning.request(api.app_id, GENERAL)
+    other = VisionLoop(load_settings({"data_dir": tmp_path / "other", "database_url": core.settings.database_url},
+                                     environ={}), core.runtime)
+    try:
+        with exclusive(core.db.engine, f"visionloop:train:{queued.id}", wait=False) as mine:
+            assert mine
+            left = other.learning.run(queued.id)  # another process holds it: not trained twice
+            assert left.status_code == status.MODEL_QUEUED_FOR_TRAINING
+        assert other.learning.run(queued.id).status_code != status.MODEL_QUEUED_FOR_TRAINING  # free: trains
+    finally:
+        other.close()

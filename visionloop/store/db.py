@@ -93,22 +93,25 @@ def serialize(s: Session, name: str) -> None:
 
 
 @contextmanager
-def exclusive(engine: Engine, name: str) -> Iterator[None]:
+def exclusive(engine: Engine, name: str, *, wait: bool = True) -> Iterator[bool]:
     """Run the block as the only holder of ``name`` among every process on one PostgreSQL (a
     session advisory lock on a connection of its own, so the block may commit as it likes).
-    A no-op on SQLite."""
+    With ``wait=False`` it yields False at once if another process holds ``name``. A process
+    that dies releases its locks. A no-op yielding True on SQLite (one server process)."""
     if engine.dialect.name != "postgresql":
-        yield
+        yield True
         return
     key = lock_key(name)
     with engine.connect() as conn:
-        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        take = "SELECT pg_advisory_lock(:key)" if wait else "SELECT pg_try_advisory_lock(:key)"
+        held = conn.execute(text(take), {"key": key}).scalar() is not False
         conn.commit()
         try:
-            yield
+            yield held
         finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-            conn.commit()
+            if held:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                conn.commit()
 
 
 def insert_missing(s: Session, entity: Any, rows: Sequence[dict[str, Any]], key: Sequence[str]) -> None:

@@ -32,7 +32,7 @@ from visionloop.services.training.region_rules import REGION_KIND
 from visionloop.services.training.report import per_concept, pr_curves, quality_over_time, render
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
 from visionloop.store.blobs import BlobStore
-from visionloop.store.db import Database
+from visionloop.store.db import Database, exclusive
 from visionloop.store.tables import ActiveVersion, FeedbackEvent, Model, ModelVersion, utcnow
 
 log = logging.getLogger("visionloop.learning")
@@ -89,7 +89,21 @@ class LearningService:
         return self.run(version.id)
 
     def run(self, version_id: str, progress: Progress | None = None) -> ModelVersion:
-        """Train a queued version (idempotent for one already finished)."""
+        """Train a queued version (idempotent for one already finished).
+
+        Several processes on one PostgreSQL may all try to resume a version (each resumes what it
+        finds unfinished at start): the first to claim it trains it, the others return it as is.
+        """
+        with exclusive(self.db.engine, f"visionloop:train:{version_id}", wait=False) as mine:
+            if mine:
+                return self._run(version_id, progress)
+        with self.db.session() as s:
+            version = s.get(ModelVersion, version_id)
+        if version is None:
+            raise errors.ModelNotFound(f"no model version {version_id!r}")
+        return version
+
+    def _run(self, version_id: str, progress: Progress | None) -> ModelVersion:
         say = progress or (lambda msg: log.info("version %s: %s", version_id, msg))
         with self.db.transaction() as s:
             version = s.get(ModelVersion, version_id)

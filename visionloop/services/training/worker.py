@@ -13,6 +13,7 @@ import queue
 import threading
 
 from visionloop.services.training.service import LearningService
+from visionloop.store.db import exclusive
 
 log = logging.getLogger("visionloop.learning")
 
@@ -55,9 +56,10 @@ class TrainingWorker:
     def _check(self) -> None:
         if self.retrain_after_events <= 0:
             return
-        try:
-            for app_id, model_id in self.learning.due(self.retrain_after_events):
-                log.info("retraining %s for app %s: enough new feedback", model_id, app_id)
-                self.learning.request(app_id, model_id)
+        try:  # one process at a time on a shared PostgreSQL: the others then see its queued versions
+            with exclusive(self.learning.db.engine, "visionloop:retrain-check", wait=False) as mine:
+                for app_id, model_id in self.learning.due(self.retrain_after_events) if mine else ():
+                    log.info("retraining %s for app %s: enough new feedback", model_id, app_id)
+                    self.learning.request(app_id, model_id)
         except Exception:
             log.exception("training worker: checking for due retraining failed")
