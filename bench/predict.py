@@ -2,8 +2,10 @@
 
     python bench/predict.py [--repeats 30]
 
-For the general and face models at batch 1 and 32: p50/p95 latency and images/s of
-``POST /v2/models/{id}/outputs`` against a real ``visionloop serve`` process, and of the bare
+For the general and face models at batch 1 and 32 (skimage photos, 300-640 px), and for the
+general model on one phone-sized 12 MP JPEG (the bare forward gets it already decoded at full
+size; the server decodes it at reduced scale, needing only a 256 px side): p50/p95 latency and
+images/s of ``POST /v2/models/{id}/outputs`` against a real ``visionloop serve`` process, and of the bare
 forward (the same predictor on already-decoded images) in this process, called alternately with
 the HTTP request so that both see the same machine load; then their ratio.
 Writes bench/out/predict.json.
@@ -40,38 +42,49 @@ def photos() -> list[bytes]:
     return out
 
 
+def phone_photo() -> bytes:
+    """A phone-camera-sized JPEG (4032 x 3024, ~12 MP): what real users send."""
+    from skimage import data
+
+    buf = io.BytesIO()
+    Image.fromarray(data.chelsea()).resize((4032, 3024), Image.Resampling.BICUBIC).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
     images = photos()
+    cases = [(GENERAL, "photos", images, batch) for batch in (1, 32)]
+    cases += [(FACE, "photos", images, batch) for batch in (1, 32)]
+    cases += [(GENERAL, "12 MP", [phone_photo()], 1)]
     runtime = ModelRuntime()
     rows = []
     with server() as (base, key), httpx.Client(base_url=base, headers={"Authorization": f"Key {key}"},
                                                timeout=120) as client:
-        for spec in (GENERAL, FACE):
+        for spec, label, pool, batch in cases:
             predictor = base_predictor(runtime, spec.runtime)
-            for batch in (1, 32):
-                chosen = [images[i % len(images)] for i in range(batch)]
-                pils = [Image.open(io.BytesIO(b)).convert("RGB") for b in chosen]
-                body = {"inputs": [{"data": {"image": {"base64": base64.b64encode(b).decode()}}} for b in chosen]}
-                repeats = args.repeats if batch == 1 else max(5, args.repeats // 4)
+            chosen = [pool[i % len(pool)] for i in range(batch)]
+            pils = [Image.open(io.BytesIO(b)).convert("RGB") for b in chosen]
+            body = {"inputs": [{"data": {"image": {"base64": base64.b64encode(b).decode()}}} for b in chosen]}
+            repeats = args.repeats if batch == 1 else max(5, args.repeats // 4)
 
-                def http_call() -> None:
-                    r = client.post(f"/v2/models/{spec.id}/outputs", json=body)
-                    r.raise_for_status()
+            def http_call() -> None:
+                r = client.post(f"/v2/models/{spec.id}/outputs", json=body)
+                r.raise_for_status()
 
-                bare, http = paired(lambda: predictor.predict(pils), http_call, repeats)
-                row = {"model": spec.name, "batch": batch,
-                       "bare_p50_ms": pct(bare, 50) * 1e3, "bare_p95_ms": pct(bare, 95) * 1e3,
-                       "http_p50_ms": pct(http, 50) * 1e3, "http_p95_ms": pct(http, 95) * 1e3,
-                       "bare_img_s": batch / pct(bare, 50), "http_img_s": batch / pct(http, 50)}
-                row["ratio_p50"] = row["http_p50_ms"] / row["bare_p50_ms"]
-                rows.append(row)
-                print(f"{spec.name:>10} batch {batch:>2}: bare p50 {row['bare_p50_ms']:7.1f} ms p95 "
-                      f"{row['bare_p95_ms']:7.1f} | http p50 {row['http_p50_ms']:7.1f} ms p95 "
-                      f"{row['http_p95_ms']:7.1f} | {row['http_img_s']:6.1f} img/s | ratio {row['ratio_p50']:.2f}x",
-                      flush=True)
+            bare, http = paired(lambda: predictor.predict(pils), http_call, repeats)
+            row = {"model": spec.name, "images": label, "batch": batch,
+                   "bare_p50_ms": pct(bare, 50) * 1e3, "bare_p95_ms": pct(bare, 95) * 1e3,
+                   "http_p50_ms": pct(http, 50) * 1e3, "http_p95_ms": pct(http, 95) * 1e3,
+                   "bare_img_s": batch / pct(bare, 50), "http_img_s": batch / pct(http, 50)}
+            row["ratio_p50"] = row["http_p50_ms"] / row["bare_p50_ms"]
+            rows.append(row)
+            print(f"{spec.name:>12} {label:>6} batch {batch:>2}: bare p50 {row['bare_p50_ms']:7.1f} ms p95 "
+                  f"{row['bare_p95_ms']:7.1f} | http p50 {row['http_p50_ms']:7.1f} ms p95 "
+                  f"{row['http_p95_ms']:7.1f} | {row['http_img_s']:6.1f} img/s | ratio {row['ratio_p50']:.2f}x",
+                  flush=True)
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     (out / "predict.json").write_text(json.dumps(rows, indent=1))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
+from PIL import Image
 from sqlalchemy import select
 
 from visionloop.core import VisionLoop
@@ -41,6 +43,17 @@ def test_general_sees_a_cat_and_coffee(api: Api) -> None:
     assert values == sorted(values, reverse=True) and all(0 <= v <= 1 for v in values)
     assert out[0]["model"]["id"] == GENERAL and out[0]["model"]["model_version"]["id"]
     assert out[0]["id"] and out[0]["id"] != out[1]["id"]
+
+
+def test_a_phone_sized_photo_is_seen_as_well_as_the_small_one(api: Api) -> None:
+    """A 4032 px JPEG is decoded at reduced scale for the backbone: same top concepts, its own size kept."""
+    small = Image.open(io.BytesIO(photo("chelsea"))).convert("RGB")
+    big = io.BytesIO()
+    small.resize((4032, 2688), Image.Resampling.BICUBIC).save(big, "JPEG", quality=90)
+    out = predict(api, GENERAL, photo("chelsea"), big.getvalue())["outputs"]
+    assert names(out[1])[:3] == names(out[0])[:3]
+    scores = [{c["name"]: c["value"] for c in o["data"]["concepts"]} for o in out]
+    assert all(abs(scores[1][n] - scores[0][n]) < 0.05 for n in names(out[0])[:3])
 
 
 def test_output_config(api: Api) -> None:

@@ -160,3 +160,20 @@ def checked(data: bytes) -> CheckedImage:
 def test_open_rgb_maps_garbage_to_api_error() -> None:
     with pytest.raises(InputInvalid):
         open_rgb(CheckedImage(b"garbage", "", 1, 1, "PNG"))
+
+
+def test_a_large_jpeg_decodes_only_as_large_as_needed_and_keeps_its_size() -> None:
+    data = encode(Image.new("RGB", (1600, 1200), (200, 30, 30)), "JPEG", quality=90)
+    full = check_image(data, **LIMITS | {"max_pixels": 2_000_000})
+    reduced = check_image(data, **LIMITS | {"max_pixels": 2_000_000}, min_side=256)
+    assert (full.width, full.height) == (reduced.width, reduced.height) == (1600, 1200)
+    assert full.pixels is not None and full.pixels.size == (1600, 1200)
+    assert reduced.pixels is not None and reduced.pixels.size == (400, 300)  # 1/4: the smallest >= 256
+    assert reduced.digest == full.digest
+
+
+def test_a_truncated_jpeg_is_refused_also_when_decoded_at_reduced_scale() -> None:
+    noisy = Image.effect_noise((1600, 1200), 64).convert("RGB")
+    data = encode(noisy, "JPEG", quality=90)
+    with pytest.raises(InputInvalid, match="truncated|corrupt"):
+        check_image(data[: len(data) // 2], **LIMITS | {"max_bytes": 10_000_000, "max_pixels": 2_000_000}, min_side=256)

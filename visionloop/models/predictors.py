@@ -15,9 +15,13 @@ from PIL import Image
 from visionloop.ids import new_id
 from visionloop.models.concepts import Concept, ImageNetConcepts
 from visionloop.models.predictions import Box, ConceptScore, Prediction, Region
+from visionloop.models.preprocess import RESIZE
 from visionloop.models.runtime import ModelRuntime
 
 FACE_THRESHOLD = 0.5
+# The image side each runtime needs at least (its versions too): a larger JPEG may be decoded down
+# to it. The ImageNet backbone sees a 256 px shorter side; face crops want every pixel there is.
+MIN_SIDE: dict[str, int] = {"general": RESIZE, "embedding": RESIZE}
 
 
 class Predictor(Protocol):

@@ -33,6 +33,7 @@ class ImageLoader:
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
 
-    def load(self, source: ImageSource) -> CheckedImage:
+    def load(self, source: ImageSource, min_side: int | None = None) -> CheckedImage:
+        """The checked image; ``min_side`` as in :func:`check_image` (what the model will need)."""
         data = decode_base64(source.base64) if source.base64 else self.fetcher.fetch(source.url or "")
-        return check_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+        return check_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels, min_side=min_side)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from visionloop import errors, status
 from visionloop.ids import is_valid_client_id, new_id
+from visionloop.models.predictors import MIN_SIDE
 from visionloop.services.concepts import check_concept_id, ensure_concepts
 from visionloop.services.image_source import ImageLoader, ImageSource
 from visionloop.services.images import CheckedImage
@@ -121,7 +122,7 @@ class InputService:
             res, item = pair
             try:
                 assert item.image is not None
-                return res.index, self.loader.load(item.image)
+                return res.index, self.loader.load(item.image, MIN_SIDE["general"])  # analysed by general
             except errors.ApiError as exc:
                 return res.index, exc
 

@@ -21,6 +21,7 @@ from visionloop import errors
 from visionloop.ids import is_valid_client_id, new_id
 from visionloop.models.catalog import CONCEPT
 from visionloop.models.predictions import ConceptScore, Prediction, Region
+from visionloop.models.predictors import MIN_SIDE
 from visionloop.services.apps import Caller
 from visionloop.services.image_source import ImageLoader, ImageSource
 from visionloop.services.images import CheckedImage, open_rgb
@@ -108,7 +109,7 @@ class PredictService:
         view, version = self.resolve(caller.app_id, model_ref, version_id)
         self._check_config(view.model, config)
         items = [PredictItem(i, inp.id or new_id(), inp.source) for i, inp in enumerate(inputs)]
-        images = self._load(caller.app_id, items, inputs)
+        images = self._load(caller.app_id, items, inputs, MIN_SIDE.get(view.model.runtime))
         ready = [it for it in items if it.error is None]
         if ready:
             predictor = self.models.predictor(view.model, version)
@@ -128,7 +129,8 @@ class PredictService:
         if config.select_concepts and model.model_type != CONCEPT:
             raise errors.ModelInvalid("output_config.select_concepts: only concept models have concepts to select")
 
-    def _load(self, app_id: str, items: list[PredictItem], inputs: Sequence[PredictInput]) -> dict[int, CheckedImage]:
+    def _load(self, app_id: str, items: list[PredictItem], inputs: Sequence[PredictInput],
+              min_side: int | None) -> dict[int, CheckedImage]:
         out: dict[int, CheckedImage] = {}
         stored_ids = [inp.id for inp in inputs if inp.source is None and inp.id and is_valid_client_id(inp.id)]
         stored: dict[str, Input] = {}
@@ -142,7 +144,7 @@ class PredictService:
                     raise errors.InputInvalid(f"inputs[{it.index}].id: {inp.id[:80]!r} must be 1-64 letters, digits, "
                                               "'_', '.', ':' or '-' starting with a letter or digit")
                 if inp.source is not None:
-                    out[it.index] = self.loader.load(inp.source)
+                    out[it.index] = self.loader.load(inp.source, min_side)
                 elif inp.id:
                     row = stored.get(inp.id)
                     if row is None:

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from visionloop import errors
 from visionloop.ids import new_id
 from visionloop.models.catalog import EMBED, GENERAL
+from visionloop.models.predictors import MIN_SIDE
 from visionloop.services.apps import Caller
 from visionloop.services.image_source import ImageLoader, ImageSource
 from visionloop.services.images import open_rgb
@@ -174,8 +175,8 @@ class SearchService:
 
     def _query_vector(self, app_id: str, term: VisualTerm) -> np.ndarray:
         if term.source is not None:
-            image = self.loader.load(term.source)
             view = self.models.get(app_id, GENERAL.id)
+            image = self.loader.load(term.source, MIN_SIDE[view.model.runtime])
             pred = self.models.predictor(view.model, view.version).predict([open_rgb(image)])[0]
             assert pred.embedding is not None and pred.features is not None
             with self.db.transaction() as s:  # kept by digest: learning from clicks needs the query again
