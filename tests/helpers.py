@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+import subprocess
+import sys
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -117,3 +120,11 @@ def scene_variants(base: Image.Image, n: int, seed: int, *, quality: int) -> lis
         out.append(buf.getvalue())
     return out
 
+
+
+def run_cli(core: Any, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``visionloop ARGS`` as an operator runs it, on the data dir and database of a test's VisionLoop."""
+    cmd = [sys.executable, "-m", "visionloop", *args, "--data-dir", str(core.settings.data_dir)]
+    if core.settings.database_url:
+        cmd += ["--database-url", core.settings.database_url]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from visionloop import cli_feedback, errors, status
 from visionloop.config import SETTINGS, SettingsError, load_settings
 from visionloop.core import VisionLoop
 from visionloop.services.apps import SCOPES
+from visionloop.store.tables import utcnow
 
 
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -110,6 +112,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_outputs(args: argparse.Namespace) -> int:
+    core = VisionLoop(_settings(args))
+    try:
+        days = core.settings.output_retention_days if args.days is None else args.days
+        if days <= 0:
+            print("output retention is 0 (keep forever): nothing pruned; set VISIONLOOP_OUTPUT_RETENTION_DAYS "
+                  "or pass --days")
+            return 0
+        gone = core.predict.prune(utcnow() - dt.timedelta(days=days))
+        print(f"pruned {gone} outputs older than {days} days (outputs with feedback are kept)")
+        return 0
+    finally:
+        core.close()
+
+
 def cmd_settings(_: argparse.Namespace) -> int:
     for s in SETTINGS:
         print(f"{s.env}\t(default: {s.default!r})\n    {s.help}")
@@ -179,6 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--version", help="version id (default: the app's active version)")
     evaluate.add_argument("--report", help="also write an HTML report with plots to this file")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    outputs = sub.add_parser("outputs", parents=[common], help="prune remembered predict outputs",
+                             description="Predict outputs are remembered so feedback can refer to them.")
+    outputs_sub = outputs.add_subparsers(dest="action", required=True)
+    prune = outputs_sub.add_parser("prune", parents=[common], help="delete outputs older than the retention",
+                                   description="Deletes outputs older than VISIONLOOP_OUTPUT_RETENTION_DAYS (0 = "
+                                               "keep forever) that no feedback refers to. Run it daily, e.g. "
+                                               "from cron.")
+    prune.add_argument("--days", type=int, help="override the retention setting for this run")
+    outputs.set_defaults(func=cmd_outputs)
 
     settings = sub.add_parser("settings", help="list every setting with its environment variable and default")
     settings.set_defaults(func=cmd_settings)

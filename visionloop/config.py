@@ -45,6 +45,8 @@ SETTINGS: tuple[Setting, ...] = (
             "statement) repeated within this many seconds is stored once. 0 stores every retry."),
     Setting("feedback_retention_days", 0, "Feedback older than this many days is deleted by "
             "'visionloop feedback prune'; 0 keeps feedback forever."),
+    Setting("output_retention_days", 0, "Predict outputs older than this many days, and not referred to by "
+            "any feedback, are deleted by 'visionloop outputs prune'; 0 keeps outputs forever."),
     Setting("retrain_after_events", 100, "The server's training worker queues a new version of a model for an "
             "app once this many feedback events on it (concept or region feedback; search clicks for the search "
             "ranking) arrived since its last version; 0 disables."),
@@ -72,6 +74,7 @@ class Settings:
     feedback_rate_limit: float
     feedback_dedup_seconds: int
     feedback_retention_days: int
+    output_retention_days: int
     retrain_after_events: int
     retrain_check_seconds: float
     learning_blend_k: float
@@ -111,7 +114,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
                  "default_per_page"):
         if values[name] <= 0:
             raise SettingsError(f"{_BY_NAME[name].env} must be positive, got {values[name]}")
-    for name in ("feedback_rate_limit", "feedback_dedup_seconds", "feedback_retention_days"):
+    for name in ("feedback_rate_limit", "feedback_dedup_seconds", "feedback_retention_days", "output_retention_days"):
         if not values[name] >= 0:  # also refuses nan
             raise SettingsError(f"{_BY_NAME[name].env} must be 0 or more, got {values[name]}")
     values["data_dir"] = Path(values["data_dir"]).expanduser().resolve()

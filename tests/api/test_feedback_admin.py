@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ from visionloop.services.feedback import Erasure
 from visionloop.store.tables import FeedbackEvent
 from tests.conftest import make_api
 from tests.feedback_support import FACE, GENERAL, concept_body, feedback, predict, region, region_body, status
-from tests.helpers import Api, photo, png_bytes
+from tests.helpers import Api, photo, png_bytes, run_cli as cli
 
 DAY = dt.timedelta(days=1)
 T0 = dt.datetime(2026, 1, 10, 12, 0, tzinfo=dt.timezone.utc)
@@ -154,15 +152,6 @@ class TestRetentionSetting:
 
 
 # -- the command line -------------------------------------------------------------------------------
-def cli(core: VisionLoop, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "visionloop", *args, "--data-dir", str(core.settings.data_dir)]
-    if core.settings.database_url:
-        cmd += ["--database-url", core.settings.database_url]
-    import os
-
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
-
-
 def test_cli_export_erase_prune(api: Api, core: VisionLoop, log: dict, tmp_path: Path) -> None:
     r = cli(core, "feedback", "export", "--app", "app-a", "--format", "jsonl")
     assert r.returncode == 0, r.stderr

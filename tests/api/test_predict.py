@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from typing import Any
 
 import pytest
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from visionloop.core import VisionLoop
-from visionloop.store.tables import Embedding, Output
-from tests.helpers import Api, ImageServer, b64, photo, png_bytes
+from visionloop.store.tables import Embedding, Output, utcnow
+from tests.helpers import Api, ImageServer, b64, photo, png_bytes, run_cli
 
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
 FACE = "a403429f2ddf4b49b307e318f00e528b"
@@ -170,3 +171,21 @@ def test_unusual_image_modes(api: Api, mode: str) -> None:
     buf = io.BytesIO()
     Image.open(io.BytesIO(photo("chelsea"))).convert(mode).save(buf, "PNG")
     assert names(predict(api, GENERAL, buf.getvalue())["outputs"][0])
+
+
+def test_output_retention_prunes_old_unjudged_outputs_only(api: Api, core: VisionLoop) -> None:
+    old_plain, old_judged, recent = (predict(api, GENERAL, photo("chelsea"))["outputs"][0]["id"] for _ in range(3))
+    r = api.post(f"/models/{GENERAL}/feedback", {"input": {"data": {"concepts": [{"id": "cat", "value": True}]},
+                                                           "feedback_info": {"event_type": "annotation",
+                                                                             "output_id": old_judged}}})
+    assert r.status_code == 200, r.text
+    with core.db.transaction() as s:
+        s.execute(update(Output).where(Output.id.in_([old_plain, old_judged]))
+                  .values(created_at=utcnow() - dt.timedelta(days=40)))
+    r = run_cli(core, "outputs", "prune")
+    assert r.returncode == 0 and "nothing pruned" in r.stdout, r.stdout + r.stderr  # the default keeps all
+    r = run_cli(core, "outputs", "prune", env={"VISIONLOOP_OUTPUT_RETENTION_DAYS": "30"})
+    assert r.returncode == 0 and "pruned 1 outputs older than 30 days" in r.stdout, r.stdout + r.stderr
+    with core.db.session() as s:
+        left = set(s.scalars(select(Output.id).where(Output.id.in_([old_plain, old_judged, recent]))))
+    assert left == {old_judged, recent}

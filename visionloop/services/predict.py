@@ -29,7 +29,7 @@ from visionloop.services.models import ModelService, ModelView
 from visionloop.services.usage import UsageService
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database, insert_missing
-from visionloop.store.tables import Embedding, Input, Model, ModelVersion, Output, utcnow
+from visionloop.store.tables import Embedding, FeedbackEvent, Input, Model, ModelVersion, Output, utcnow
 
 EMBEDDING_SPACE = "mobilenet_v2/features"  # raw pooled features: embeddings and class scores derive from them
 STORED_CONCEPTS = 200  # an output keeps the top concepts: enough for evaluation, bounded in size
@@ -178,9 +178,15 @@ class PredictService:
             self.usage.count(s, caller, "predict", len(items))
 
     def prune(self, older_than: dt.datetime) -> int:
-        """Drop outputs older than the retention horizon; returns how many went."""
+        """Drop outputs older than the retention horizon that no feedback refers to; returns how many went.
+
+        An output with feedback stays as long as its feedback does (feedback retention decides):
+        evaluating a version compares what it said with what users corrected.
+        """
+        judged = select(FeedbackEvent.id).where(FeedbackEvent.output_id == Output.id).exists()
         with self.db.transaction() as s:
-            return s.execute(delete(Output).where(Output.created_at < older_than)).rowcount or 0
+            return s.execute(delete(Output).where(Output.created_at < older_than, ~judged)
+                             .execution_options(synchronize_session=False)).rowcount or 0
 
 
 def store_embeddings(s: Session, vectors: dict[str, np.ndarray]) -> None:
