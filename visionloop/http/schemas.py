@@ -59,10 +59,22 @@ class ImageIn(Wire):
     allow_duplicate_url: bool | None = None
 
 
+class GeoPointIn(Wire):
+    """Degrees; a missing coordinate is 0, as protobuf JSON omits zeros (the gRPC clients do)."""
+
+    latitude: Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False)] = 0.0
+    longitude: Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False)] = 0.0
+
+
+class GeoIn(Wire):
+    geo_point: GeoPointIn | None = None
+
+
 class DataIn(Wire):
     image: ImageIn | None = None
     concepts: ConceptList = Field(default_factory=list)
     metadata: dict[str, Any] | None = None
+    geo: GeoIn | None = None
 
 
 # Documented for clients and fuzzers; visionloop.ids.is_valid_client_id is what checks it.

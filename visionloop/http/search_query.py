@@ -11,7 +11,8 @@ from typing import Any
 from visionloop import errors
 from visionloop.http.schemas import _concept_value
 from visionloop.services.image_source import ImageSource
-from visionloop.services.search import ConceptTerm, MetadataTerm, Term, UrlTerm, VisualTerm
+from visionloop.services import geo
+from visionloop.services.search import ConceptTerm, GeoTerm, MetadataTerm, Term, UrlTerm, VisualTerm
 
 
 def _obj(value: Any, path: str) -> dict[str, Any]:
@@ -52,6 +53,40 @@ def _image(image: dict[str, Any], path: str) -> ImageSource | None:
         raise errors.SearchInvalid(exc.details) from None
 
 
+def _number(raw: Any, path: str, low: float, high: float) -> float:
+    """A finite number within [low, high]; missing is 0 (protobuf JSON omits zeros)."""
+    value = 0.0 if raw is None else raw
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise errors.SearchInvalid(f"{path}: must be a number from {low:g} to {high:g}, got {raw!r}")
+    return float(value)
+
+
+def _point(raw: Any, path: str) -> geo.GeoPoint:
+    point = _obj(raw, path)
+    return geo.GeoPoint(_number(point.get("latitude"), f"{path}.latitude", -90, 90),
+                        _number(point.get("longitude"), f"{path}.longitude", -180, 180))
+
+
+def _geo(raw: Any, path: str) -> GeoTerm:
+    """``geo_point`` with ``geo_limit`` {type, value}: within a distance; or ``geo_box``: two corners."""
+    g = _obj(raw, path)
+    corners, point, limit = g.get("geo_box"), g.get("geo_point"), g.get("geo_limit")
+    if corners is not None and point is None and limit is None:
+        if not isinstance(corners, list) or len(corners) != 2:
+            raise errors.SearchInvalid(f"{path}.geo_box: must be a list of two corners, each {{'geo_point': ...}}")
+        a, b = (_point(_obj(c, f"{path}.geo_box[{i}]").get("geo_point"), f"{path}.geo_box[{i}].geo_point")
+                for i, c in enumerate(corners))
+        return GeoTerm(geo.box(a, b))
+    if corners is not None or point is None or limit is None:
+        raise errors.SearchInvalid(f"{path}: search by place with geo_point and geo_limit, or with geo_box alone")
+    limit = _obj(limit, f"{path}.geo_limit")
+    kind = limit.get("type")
+    if kind not in geo.LIMIT_TYPES:
+        raise errors.SearchInvalid(f"{path}.geo_limit.type: must be one of {', '.join(geo.LIMIT_TYPES)}, got {kind!r}")
+    value = _number(limit.get("value"), f"{path}.geo_limit.value", 0, 1e9)
+    return GeoTerm(geo.circle(_point(point, f"{path}.geo_point"), kind, value))
+
+
 def parse_term(term: Any, path: str) -> list[Term]:
     term = _obj(term, path)
     known = {"input", "output"}
@@ -65,6 +100,8 @@ def parse_term(term: Any, path: str) -> list[Term]:
             out += _concepts(data["concepts"], f"{path}.input.data.concepts", predicted=False)
         if data.get("metadata") is not None:
             out.append(MetadataTerm(_obj(data["metadata"], f"{path}.input.data.metadata")))
+        if data.get("geo") is not None:
+            out.append(_geo(data["geo"], f"{path}.input.data.geo"))
         image = _obj(data.get("image"), f"{path}.input.data.image")
         if image.get("url") is not None:
             if not isinstance(image["url"], str):

@@ -44,14 +44,17 @@ def input_obj(stored: StoredInput, *, image_bytes: bytes | None = None) -> dict[
     if not image:
         image["url"] = f"visionloop://blobs/{row.digest}"
     image["image_info"] = {"width": row.width, "height": row.height}
+    data: dict[str, Any] = {
+        "image": image,
+        "concepts": [{"id": a.concept_id, "name": a.concept_id, "value": a.value, "app_id": row.app_id}
+                     for a in stored.concepts],
+        "metadata": row.meta or {},
+    }
+    if row.geo_latitude is not None and row.geo_longitude is not None:
+        data["geo"] = {"geo_point": {"latitude": row.geo_latitude, "longitude": row.geo_longitude}}
     return {
         "id": row.id,
-        "data": {
-            "image": image,
-            "concepts": [{"id": a.concept_id, "name": a.concept_id, "value": a.value, "app_id": row.app_id}
-                         for a in stored.concepts],
-            "metadata": row.meta or {},
-        },
+        "data": data,
         "created_at": timestamp(row.created_at),
         "modified_at": timestamp(row.modified_at),
         "status": status.envelope(row.status_code),

@@ -16,6 +16,7 @@ from visionloop import errors, status
 from visionloop.ids import is_valid_client_id, new_id
 from visionloop.models.predictors import MIN_SIDE
 from visionloop.services.concepts import check_concept_id, ensure_concepts
+from visionloop.services.geo import GeoPoint
 from visionloop.services.image_source import ImageLoader, ImageSource
 from visionloop.services.images import CheckedImage
 from visionloop.services.indexing import Analysis, InputAnalyzer
@@ -39,6 +40,7 @@ class NewInput:
     image: ImageSource | None
     concepts: tuple[Annotation, ...] = ()
     metadata: dict[str, Any] | None = None
+    geo: GeoPoint | None = None
     allow_duplicate_url: bool = False
 
 
@@ -149,7 +151,9 @@ class InputService:
                                                 "already exists (set allow_duplicate_url to add it again)")
                 self.blobs.put(image.data)
                 row = Input(app_id=app_id, id=input_id, digest=image.digest, url=url, width=image.width,
-                            height=image.height, meta=item.metadata or {}, status_code=status.INPUT_SUCCESS)
+                            height=image.height, meta=item.metadata or {}, status_code=status.INPUT_SUCCESS,
+                            geo_latitude=item.geo.latitude if item.geo else None,
+                            geo_longitude=item.geo.longitude if item.geo else None)
                 s.add(row)
                 s.flush()
                 ensure_concepts(s, app_id, [a.concept_id for a in item.concepts])
@@ -209,7 +213,7 @@ class InputService:
 
     # -- update ---------------------------------------------------------------------------------
     def patch(self, app_id: str, action: PatchAction, items: Sequence[NewInput]) -> list[StoredInput]:
-        """Merge, overwrite or remove concepts and metadata; all items or none."""
+        """Merge, overwrite or remove concepts, metadata and location; all items or none."""
         if not items:
             raise errors.InvalidRequest("inputs: at least one input is required")
         with self.db.transaction() as s:
@@ -236,6 +240,8 @@ class InputService:
                 s.execute(delete(InputConcept).where(*where, InputConcept.concept_id.in_(ids)))
             if item.metadata:
                 row.meta = {k: v for k, v in (row.meta or {}).items() if k not in item.metadata}
+            if item.geo is not None:
+                row.geo_latitude = row.geo_longitude = None
         else:
             if action == "overwrite":
                 s.execute(delete(InputConcept).where(*where))
@@ -245,6 +251,8 @@ class InputService:
             s.add_all(_annotations(app_id, row.id, item.concepts))
             if item.metadata is not None:
                 row.meta = dict(item.metadata) if action == "overwrite" else _merge(row.meta or {}, item.metadata)
+            if item.geo is not None:
+                row.geo_latitude, row.geo_longitude = item.geo.latitude, item.geo.longitude
         row.modified_at = utcnow()
         s.flush()
 

@@ -19,11 +19,13 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from visionloop import errors
 from visionloop.ids import new_id
 from visionloop.models.catalog import EMBED, GENERAL
 from visionloop.models.predictors import MIN_SIDE
+from visionloop.services import geo
 from visionloop.services.apps import Caller
 from visionloop.services.image_source import ImageLoader, ImageSource
 from visionloop.services.images import open_rgb
@@ -66,7 +68,12 @@ class UrlTerm:
     url: str
 
 
-Term = ConceptTerm | VisualTerm | MetadataTerm | UrlTerm
+@dataclasses.dataclass(frozen=True)
+class GeoTerm:
+    area: geo.Area
+
+
+Term = ConceptTerm | VisualTerm | MetadataTerm | UrlTerm | GeoTerm
 
 
 @dataclasses.dataclass
@@ -86,7 +93,8 @@ def query_kind(terms: Sequence[Term]) -> str:
     """The kind a search is reported under in search metrics."""
     kinds = sorted({"visual" if isinstance(t, VisualTerm) else
                     ("predicted" if t.predicted else "annotated") if isinstance(t, ConceptTerm) else
-                    "metadata" if isinstance(t, MetadataTerm) else "url" for t in terms})
+                    "metadata" if isinstance(t, MetadataTerm) else
+                    "geo" if isinstance(t, GeoTerm) else "url" for t in terms})
     return "+".join(kinds)
 
 
@@ -160,8 +168,23 @@ class SearchService:
             if isinstance(term, MetadataTerm):
                 rows = s.execute(select(Input.id, Input.meta).where(Input.app_id == app_id)).all()
                 return {i for i, meta in rows if contains(meta or {}, term.metadata)}, {}
+            if isinstance(term, GeoTerm):
+                return self._within(s, app_id, term.area)
             assert isinstance(term, UrlTerm)
             return set(s.scalars(select(Input.id).where(Input.app_id == app_id, Input.url == term.url))), {}
+
+    @staticmethod
+    def _within(s: Session, app_id: str, area: geo.Area) -> tuple[set[str], dict[str, float]]:
+        """Inputs taken inside the area; within a distance, the closer the higher (1 at the centre,
+        0.5 at the limit)."""
+        south, north = geo.latitude_range(area)
+        rows = s.execute(select(Input.id, Input.geo_latitude, Input.geo_longitude)
+                         .where(Input.app_id == app_id, Input.geo_latitude.between(south, north))).all()
+        points = {i: geo.GeoPoint(lat, lon) for i, lat, lon in rows if lon is not None}
+        inside = {i for i, p in points.items() if geo.contains(area, p)}
+        if not isinstance(area, geo.Circle) or area.radius <= 0:
+            return inside, {}
+        return inside, {i: 1.0 - 0.5 * geo.arc(area.center, points[i]) / area.radius for i in inside}
 
     def _concept_ids(self, app_id: str, term: ConceptTerm) -> list[str]:
         """A term names a concept by id or name: app concepts and, for predictions, the model's."""

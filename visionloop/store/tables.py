@@ -76,10 +76,13 @@ class Input(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    geo_latitude: Mapped[float | None] = mapped_column(Float, nullable=True)  # data.geo.geo_point, degrees
+    geo_longitude: Mapped[float | None] = mapped_column(Float, nullable=True)
     status_code: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     modified_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    __table_args__ = (Index("ix_inputs_app_created", "app_id", "created_at", "id"),)
+    __table_args__ = (Index("ix_inputs_app_created", "app_id", "created_at", "id"),
+                      Index("ix_inputs_app_latitude", "app_id", "geo_latitude"))
 
 
 class InputConcept(Base):

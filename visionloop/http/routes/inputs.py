@@ -12,6 +12,7 @@ from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
 from visionloop.http.deps import CoreDep, InputsCaller, PageDep
 from visionloop.http.schemas import DeleteInputsRequest, InputIn, PatchInputsRequest, PostInputsRequest
+from visionloop.services.geo import GeoPoint
 from visionloop.services.image_source import ImageSource
 from visionloop.services.inputs import Annotation, NewInput
 
@@ -30,7 +31,9 @@ def to_new_input(index: int, item: InputIn) -> NewInput:
         if not cid:
             raise errors.InvalidRequest(f"inputs[{index}].data.concepts[{j}]: a concept needs an id or a name")
         anns.append(Annotation(cid, c.value))
+    point = item.data.geo.geo_point if item.data.geo else None
     return NewInput(id=item.id, image=source, concepts=tuple(anns), metadata=item.data.metadata,
+                    geo=GeoPoint(point.latitude, point.longitude) if point else None,
                     allow_duplicate_url=bool(image and image.allow_duplicate_url))
 
 
