@@ -248,6 +248,12 @@ def test_search_inputs_are_created(step) -> None:
     assert [i["id"] for i in made] == [P + "cat", P + "face", P + "coffee"]
 
 
+def test_search_by_place(step) -> None:
+    assert [i["id"] for i in step("geo_create")] == [P + "geo-0", P + "geo-1"]
+    assert [h["id"] for h in step("geo_near")["hits"]] == [P + "geo-0"]
+    assert sorted(h["id"] for h in step("geo_box")["hits"]) == [P + "geo-0", P + "geo-1"]
+
+
 def test_search_by_annotated_concepts(step) -> None:
     got = step("search_annotated")
     assert_ranked_first(got, P + "cat", P)

@@ -15,6 +15,7 @@ from steps import Steps, read_config, take
 from clarifai.rest import ApiError, BoundingBox, ClarifaiApp, FeedbackInfo, FeedbackType, Region, RegionInfo
 from clarifai.rest import Concept as ClConcept
 from clarifai.rest import Image as ClImage
+from clarifai.rest.geo import Geo, GeoBox, GeoLimit, GeoPoint
 
 cfg = read_config()
 P = cfg["prefix"]
@@ -211,6 +212,16 @@ def run_models_predict_search():
         ClImage(url=PHOTO_URL["coffee"], image_id=P + "coffee", concepts=[P + "thing"]),
     ])])
     inputs = app.inputs
+    # Place: two images 44 km apart in the South Pacific (GeoPoint takes the longitude first); the
+    # small PNGs, so that no photo search below meets a copy of its photo
+    steps.run("geo_create", lambda: [image_view(app.inputs.create_image_from_base64(
+        b64, image_id=P + "geo-%d" % n, geo=Geo(geo_point=GeoPoint(lon, lat))))
+        for n, (b64, lon, lat) in enumerate(((cfg["png_b64"].encode(), -130.0, -47.0),
+                                             (cfg["png2_b64"].encode(), -130.5, -47.2)))])
+    steps.run("geo_near", lambda: search_view(inputs.search_by_geo(
+        geo_point=GeoPoint(-130.0, -47.0), geo_limit=GeoLimit("kilometer", 10), raw=True)))
+    steps.run("geo_box", lambda: search_view(inputs.search_by_geo(
+        geo_box=GeoBox(GeoPoint(-131, -48), GeoPoint(-129, -46)), raw=True)))
     steps.run("search_annotated", lambda: search_view(inputs.search_by_annotated_concepts(
         concepts=[P + "pet"], raw=True)))
     steps.run("search_annotated_objects", lambda: [{"id": i.input_id, "score": i.score} for i in
