@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
 from sqlalchemy import select
 
+from visionloop.config import load_settings
 from visionloop.core import VisionLoop
+from visionloop.http.app import create_app
 from visionloop.store.tables import Search, SearchHit
 from tests.helpers import Api, b64, photo
 
@@ -136,3 +139,27 @@ def test_bad_queries(api: Api, query: dict, needle: str) -> None:
 def test_malformed_query_image(api: Api) -> None:
     r = api.post("/searches", {"query": {"ands": [{"output": {"input": {"data": {"image": {"base64": b64(b"junk")}}}}}]}})
     assert r.status_code == 400 and r.json()["status"]["code"] == 30104
+
+
+def test_another_process_sees_inputs_added_and_deleted_through_the_first(api: Api, core: VisionLoop) -> None:
+    """Two servers on one database: each keeps its own visual index, and neither serves a stale one."""
+    other = VisionLoop(load_settings({"data_dir": core.settings.data_dir, "database_url": core.settings.database_url},
+                                     environ={}), core.runtime)
+    try:
+        with TestClient(create_app(other.settings, other)) as client:
+            there = Api(client, api.key, api.app_id)
+
+            def top(by: str) -> list[str]:
+                return hit_ids(search(there, {"output": {"input": {"data": {"image": {"base64": b64(photo(by))}}}}}))
+
+            assert api.post("/inputs", {"inputs": [{"id": "coffee", "data": {"image": {
+                "base64": b64(photo("coffee"))}}}]}).status_code == 200
+            assert top("coffee") == ["coffee"]                      # the other server builds its index
+            assert api.post("/inputs", {"inputs": [{"id": "cat", "data": {"image": {
+                "base64": b64(photo("chelsea"))}}}]}).status_code == 200
+            assert top("chelsea")[0] == "cat"                       # added through the first server
+            assert api.delete("/inputs/cat").status_code == 200
+            assert top("chelsea") == ["coffee"]
+            assert len(other.indexes.get(api.app_id).ids) == 1     # and gone from its index too
+    finally:
+        other.close()

@@ -24,7 +24,7 @@ from visionloop.services.paging import Page
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database
 from visionloop.services.predict import store_embeddings
-from visionloop.store.app_indexes import AppIndexes
+from visionloop.store.app_indexes import AppIndexes, bump_generation
 from visionloop.store.tables import Input, InputConcept, InputConceptScore, utcnow
 
 
@@ -100,10 +100,11 @@ class InputService:
             for res, item in zip(results, items):
                 if res.error is None:
                     self._write_one(s, app_id, res, item, images[res.index], analyses[res.index])
-        added = [r for r in results if r.stored is not None]
+            added = [r for r in results if r.stored is not None]
+            generation = bump_generation(s, app_id) if added else 0
         if added:
             self.indexes.add(app_id, [(r.stored.row.id, r.stored.row.digest) for r in added if r.stored],
-                             np.stack([analyses[r.index].embedding for r in added]))
+                             np.stack([analyses[r.index].embedding for r in added]), generation)
         return results
 
     def _validate(self, index: int, item: NewInput, seen: set[str]) -> None:
@@ -270,7 +271,8 @@ class InputService:
             for table in (InputConcept, InputConceptScore):
                 s.execute(delete(table).where(table.app_id == app_id, table.input_id.in_(list(input_ids))))
             s.execute(delete(Input).where(Input.app_id == app_id, Input.id.in_(list(input_ids))))
-        self.indexes.remove(app_id, list(input_ids))
+            generation = bump_generation(s, app_id)
+        self.indexes.remove(app_id, list(input_ids), generation)
 
     def delete_all(self, app_id: str) -> int:
         with self.db.session() as s:

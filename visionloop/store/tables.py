@@ -43,6 +43,9 @@ class App(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Bumped by every transaction that adds or deletes inputs: a process's visual index of the app
+    # is current while its generation matches (store/app_indexes.py).
+    inputs_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApiKey(Base):
