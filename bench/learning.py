@@ -541,7 +541,7 @@ def run_malicious(apis: dict[str, Api], data: Fashion, sizes: Sizes, seed: int, 
                 log(f"{name} {label}: version {v['version_id']} not trained: {v['status']} {v['status_description']}")
                 continue
             log(f"{name} {label}: acc {v.get('accuracy', float('nan')):.3f} (version {v['version_id']}, "
-                f"{(v.get('trained_on') or {}).get('down_weighted_users')} end users given no weight; "
+                f"{(v.get('trained_on') or {}).get('down_weighted_users')} end users down-weighted; "
                 f"promoted {v['promoted']}: {v['decision']})")
             last = time.monotonic()
 
