@@ -6,7 +6,8 @@ concept gets its own logistic regression (one-vs-rest, multi-label: concepts are
 with balanced class weights because feedback is lopsided, C chosen by a small stratified CV when
 both classes have enough labels, and sigmoid (Platt) calibration through
 ``CalibratedClassifierCV`` once there are enough labels for held-out folds — blending with the base
-model and thresholds both assume probabilities that mean what they say.
+model and thresholds both assume probabilities that mean what they say. A calibration that is not
+increasing in the margin is refused (the head keeps the regression's own probability).
 
 A version is an immutable artifact: :meth:`ConceptHeads.to_bytes` stores coefficients,
 intercepts and the calibration ``a, b`` as numpy arrays plus JSON metadata, never a pickle, so
@@ -185,9 +186,14 @@ class ConceptHeads(BaseEstimator):
             calibrated.fit(X, y, sample_weight=w)
             inner = calibrated.calibrated_classifiers_[0]
             sigmoid = inner.calibrators[0]
-            lr = inner.estimator
-            return lr.coef_[0].copy(), float(lr.intercept_[0]), float(sigmoid.a_), float(sigmoid.b_), C, True
-        lr = model.fit(X, y, sample_weight=w)
+            lr = inner.estimator  # fitted on every label (ensemble=False)
+            if sigmoid.a_ < 0:
+                return lr.coef_[0].copy(), float(lr.intercept_[0]), float(sigmoid.a_), float(sigmoid.b_), C, True
+            # A slope a >= 0 maps higher margins to lower (or equal) probabilities: on a few noisy
+            # labels the held-out margins can anti-correlate with them, and such a fit would invert
+            # the head. Then the regression's own probability is the better-founded one.
+        else:
+            lr = model.fit(X, y, sample_weight=w)
         # Platt's 1 / (1 + exp(a f + b)) with a = -1, b = 0 is the regression's own probability.
         return lr.coef_[0].copy(), float(lr.intercept_[0]), -1.0, 0.0, C, False
 
