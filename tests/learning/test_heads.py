@@ -47,7 +47,7 @@ def test_no_trainable_concept_gives_empty_heads() -> None:
 
 def test_few_labels_use_the_regression_probability_with_scaling_folded_in() -> None:
     X, y = blobs(20, k=2)
-    heads = ConceptHeads().fit(X, (y == 1).astype(float)[:, None])
+    heads = ConceptHeads(prototype_evidence=0).fit(X, (y == 1).astype(float)[:, None])
     assert not heads.calibrated_[0] and heads.C_[0] == 1.0  # too few for CV and calibration
     assert heads.calibration_.tolist() == [[-1.0, 0.0]]
     scaler = StandardScaler().fit(X)
@@ -57,7 +57,7 @@ def test_few_labels_use_the_regression_probability_with_scaling_folded_in() -> N
 
 def test_enough_labels_are_cross_validated_and_calibrated() -> None:
     X, y = blobs(60, k=2, spread=2.0)
-    heads = ConceptHeads(Cs=(0.1, 1.0), random_state=0).fit(X, (y == 1).astype(float))
+    heads = ConceptHeads(Cs=(0.1, 1.0), prototype_evidence=0, random_state=0).fit(X, (y == 1).astype(float))
     assert heads.calibrated_[0] and heads.C_[0] in (0.1, 1.0)
     scaler = StandardScaler().fit(X)
     reference = CalibratedClassifierCV(
@@ -66,6 +66,22 @@ def test_enough_labels_are_cross_validated_and_calibrated() -> None:
     ).fit(scaler.transform(X), y)
     assert heads.predict_proba(X)[:, 0] == pytest.approx(reference.predict_proba(scaler.transform(X))[:, 1])
     assert heads.predict(X).shape == (60, 1)
+
+
+def test_a_decreasing_platt_fit_is_refused_and_the_regression_probability_kept() -> None:
+    """On labels the features cannot predict, held-out margins anti-correlate with the labels
+    (each fold's model leans away from what it left out) and Platt fits a positive slope."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 20)), (np.arange(40) < 12).astype(float)
+    scaler = StandardScaler().fit(X)
+    heads = ConceptHeads(prototype_evidence=0).fit(X, y)
+    lr = LogisticRegression(C=heads.C_[0], class_weight="balanced", max_iter=1000)
+    platt = CalibratedClassifierCV(lr, method="sigmoid", cv=StratifiedKFold(3, shuffle=True, random_state=0),
+                                   ensemble=False).fit(scaler.transform(X), y)
+    assert platt.calibrated_classifiers_[0].calibrators[0].a_ > 0  # the fit this guards against
+    assert not heads.calibrated_[0] and heads.calibration_.tolist() == [[-1.0, 0.0]]
+    lr.fit(scaler.transform(X), y)
+    assert heads.predict_proba(X)[:, 0] == pytest.approx(lr.predict_proba(scaler.transform(X))[:, 1])
 
 
 def test_artifact_round_trip_without_pickle() -> None:

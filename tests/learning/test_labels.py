@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from visionloop.learning.labels import Vote, aggregate, dedup_votes, rebuild_labels
+from visionloop.learning.labels import Vote, aggregate, dedup_votes, down_weighted, rebuild_labels
 
 PRIOR_MEAN = 0.8  # DEFAULT_PRIOR = Beta(8, 2)
 PRIOR_LOGODDS = math.log(0.8 / 0.2)
@@ -32,8 +32,14 @@ def test_unanimous_users_are_confident_and_trusted() -> None:
     agg = aggregate(votes)
     assert all(lab.value and lab.n_votes == 3 and lab.n_users == 3 for lab in agg.labels.values())
     assert all(lab.confidence > 0.99 for lab in agg.labels.values())
-    # Each user agrees with the two others on 3 shared votes: above the prior, below 1.
-    assert all(PRIOR_MEAN < u.reliability < 1 and u.n_shared == 3 for u in agg.users.values())
+    # Three shared "yes" on present items: sensitivity (8 + 3) / (10 + 3); no absent item was
+    # seen, so specificity stays at the prior mean. Reliability is their average.
+    for u in agg.users.values():
+        assert u.sensitivity == pytest.approx(11 / 13, abs=1e-3)
+        assert u.specificity == pytest.approx(PRIOR_MEAN, abs=1e-3)
+        assert u.reliability == pytest.approx((11 / 13 + PRIOR_MEAN) / 2, abs=1e-3) and u.n_shared == 3
+        assert u.weight == pytest.approx(math.log(u.reliability / (1 - u.reliability)))
+    assert agg.class_prior == 0.99  # every item present: the estimate sits at its upper bound
 
 
 def test_a_lone_correction_wins_whatever_the_other_items_say() -> None:
@@ -72,19 +78,31 @@ def test_conflicting_pair_is_a_tie_resolved_by_the_latest_vote() -> None:
 
 
 def test_conflicting_users_the_consistent_majority_wins() -> None:
-    # u1, u2, u3 agree on ten items; u4 contradicts them on every one of them.
+    # u1, u2, u3 agree on 40 items (20 present, 20 absent); u4 contradicts every answer.
+    votes = [Vote(i, u, i < 20) for i in range(40) for u in ("u1", "u2", "u3")]
+    votes += [Vote(i, "u4", i >= 20) for i in range(40)]
+    agg = aggregate(votes)
+    assert [lab.value for lab in agg.labels.values()] == [True] * 20 + [False] * 20
+    liar = agg.users["u4"]
+    assert liar.sensitivity < 0.5 and liar.specificity < 0.5 and liar.weight == 0.0
+    assert agg.users["u1"].reliability > PRIOR_MEAN
+
+
+def test_a_liar_seen_only_on_present_items_keeps_an_unknown_specificity() -> None:
+    # Two rates: u4 says "no" to ten present items. That shows a low sensitivity; how they answer
+    # about absent items nobody can tell, so specificity stays at the prior.
     votes = [Vote(i, u, True) for i in range(10) for u in ("u1", "u2", "u3")]
     votes += [Vote(i, "u4", False) for i in range(10)]
-    agg = aggregate(votes)
-    assert all(lab.value for lab in agg.labels.values())
-    assert agg.users["u4"].reliability < 0.5 and agg.users["u4"].weight == 0.0
-    assert agg.users["u1"].reliability > PRIOR_MEAN
+    liar = aggregate(votes).users["u4"]
+    assert liar.sensitivity == pytest.approx(8 / 20, abs=1e-3)  # Beta(8, 2) + 0 of 10
+    assert liar.specificity == pytest.approx(PRIOR_MEAN, abs=1e-3)
+    assert liar.weight < PRIOR_LOGODDS / 2
 
 
 def test_down_weighted_user_is_not_inverted() -> None:
     """A user found unreliable loses influence; their answers are not read as the opposite."""
-    votes = [Vote(i, u, True) for i in range(10) for u in ("u1", "u2")]
-    votes += [Vote(i, "liar", False) for i in range(10)]
+    votes = [Vote(i, u, i < 20) for i in range(40) for u in ("u1", "u2")]
+    votes += [Vote(i, "liar", i >= 20) for i in range(40)]
     votes += [Vote("solo", "liar", True)]  # nobody else judged it
     label = aggregate(votes).labels["solo"]
     assert label.value is True and label.confidence == 0.5  # zero weight, not a "False" verdict
@@ -143,3 +161,44 @@ def test_rebuild_is_deterministic_whatever_the_read_order() -> None:
     assert forward == backward
     assert forward.labels[("in1", "cat")].value is True
     assert forward.labels[("in1", "dog")].n_users == 2
+
+
+def radio_votes(seed: int, n_images: int = 90, judges: int = 2) -> tuple[list[int], list[Vote], dict[int, set[str]]]:
+    """Each image is one of three classes; an end user picks one (that class "yes", the others
+    "no"). Four honest users; "liar" always picks the next class (a look-alike answer)."""
+    rng = np.random.default_rng(seed)
+    people = ["h1", "h2", "h3", "h4", "liar"]
+    truth = [i % 3 for i in range(n_images)]
+    votes, judged_by = [], {}
+    for i, t in enumerate(truth):
+        judged_by[i] = {people[int(u)] for u in rng.choice(len(people), judges, replace=False)}
+        for user in sorted(judged_by[i]):
+            pick = (t + 1) % 3 if user == "liar" else t
+            votes += [Vote((i, c), user, c == pick) for c in range(3)]
+    return truth, votes, judged_by
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_two_judges_per_item_still_resolve_the_honest_answer(seed: int) -> None:
+    """With two judges an honest and a lying answer tie in a plain vote; the rates break the tie.
+
+    The liar agrees with everyone on the easy "no" items, so one overall accuracy would keep them
+    near honest; their sensitivity on present items gives them away.
+    """
+    truth, votes, judged_by = radio_votes(seed)
+    agg = aggregate(votes)
+    liar, honest = agg.users["liar"], [agg.users[u] for u in ("h1", "h2", "h3", "h4")]
+    assert liar.sensitivity < 0.5 < min(u.sensitivity for u in honest)
+    assert liar.weight < min(u.weight for u in honest) / 2
+    contested = [i for i, users in judged_by.items() if "liar" in users]
+    for i in contested:  # the honest judge's pick wins, confidently enough to train on
+        label = agg.labels[(i, truth[i])]
+        assert label.value is True and label.confidence >= 0.7
+    majority = aggregate(votes, prior=(1e6, 2.5e5))  # everybody pinned at 0.8: a plain vote
+    assert all(majority.labels[(i, truth[i])].confidence == pytest.approx(0.5, abs=1e-3) for i in contested)
+
+
+def test_down_weighted_lists_users_with_less_than_half_a_newcomers_say() -> None:
+    truth, votes, _ = radio_votes(0)
+    assert down_weighted(aggregate(votes)) == ["liar"]
+    assert down_weighted(aggregate(votes, prior=(1e6, 2.5e5)), prior=(1e6, 2.5e5)) == []

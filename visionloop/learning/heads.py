@@ -6,12 +6,19 @@ concept gets its own logistic regression (one-vs-rest, multi-label: concepts are
 with balanced class weights because feedback is lopsided, C chosen by a small stratified CV when
 both classes have enough labels, and sigmoid (Platt) calibration through
 ``CalibratedClassifierCV`` once there are enough labels for held-out folds — blending with the base
-model and thresholds both assume probabilities that mean what they say.
+model and thresholds both assume probabilities that mean what they say. A calibration that is not
+increasing in the margin is refused (the head keeps the regression's own probability).
+
+Few labels are where a regression on 1280 features overfits, and where a prototype head
+(:mod:`visionloop.learning.prototype`) does better; the two are blended in log-odds, the prototype
+weighing ``k / (n + k)`` at evidence ``n`` (``k = prototype_evidence``, 100): it leads at ten
+examples and fades once hundreds arrive.
 
 A version is an immutable artifact: :meth:`ConceptHeads.to_bytes` stores coefficients,
 intercepts and the calibration ``a, b`` as numpy arrays plus JSON metadata, never a pickle, so
-loading a version cannot execute code. Standardisation is folded into the coefficients, so
-applying a head is one matrix product and one sigmoid.
+loading a version cannot execute code. Standardisation, Platt's calibration and the prototype are
+folded into the coefficients (``a, b = -1, 0``; older artifacts keep their own), so applying a
+head is one matrix product and one sigmoid.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from visionloop.learning.params import Range, validate
+from visionloop.learning.prototype import fit_prototype
 
 FORMAT = "visionloop.concept_heads/1"
 ARRAYS = ("coef_", "intercept_", "calibration_", "n_labels_", "n_positives_", "C_", "calibrated_")
@@ -38,7 +46,7 @@ ARRAYS = ("coef_", "intercept_", "calibration_", "n_labels_", "n_positives_", "C
 class _Head(NamedTuple):
     coef: np.ndarray  # on raw (unstandardised) features
     intercept: float
-    a: float  # Platt calibration: p = 1 / (1 + exp(a * margin + b))
+    a: float  # Platt calibration: p = 1 / (1 + exp(a * margin + b)); (-1, 0) once folded into the margin
     b: float
     n_labels: int
     n_positives: int
@@ -70,6 +78,7 @@ class ConceptHeads(BaseEstimator):
         "min_cv_per_class": Range(2, integer=True),
         "min_calibration": Range(2, integer=True),
         "max_iter": Range(1, integer=True),
+        "prototype_evidence": Range(0),
     }
 
     def __init__(
@@ -83,6 +92,7 @@ class ConceptHeads(BaseEstimator):
         min_cv_per_class: int = 10,
         min_calibration: int = 30,
         max_iter: int = 1000,
+        prototype_evidence: float = 100.0,
         random_state: int = 0,
     ) -> None:
         self.min_positives = min_positives
@@ -93,6 +103,7 @@ class ConceptHeads(BaseEstimator):
         self.min_cv_per_class = min_cv_per_class
         self.min_calibration = min_calibration
         self.max_iter = max_iter
+        self.prototype_evidence = prototype_evidence
         self.random_state = random_state
 
     def _check_params(self) -> None:
@@ -134,7 +145,7 @@ class ConceptHeads(BaseEstimator):
         # slower measured on a loaded 2-core machine), so fit on one BLAS thread.
         with threadpool_limits(limits=1, user_api="blas"):
             for j, name in enumerate(names):
-                head = self._fit_concept(Xs, Y[:, j], W[:, j], labelled[:, j], mean, scale)
+                head = self._fit_concept(X, Xs, Y[:, j], W[:, j], labelled[:, j], mean, scale)
                 if isinstance(head, str):
                     skipped[name] = head
                 else:
@@ -154,8 +165,8 @@ class ConceptHeads(BaseEstimator):
         self.skipped_ = skipped
         return self
 
-    def _fit_concept(self, Xs: np.ndarray, y_all: np.ndarray, w_all: np.ndarray, labelled: np.ndarray,
-                     mean: np.ndarray, scale: np.ndarray) -> _Head | str:
+    def _fit_concept(self, X: np.ndarray, Xs: np.ndarray, y_all: np.ndarray, w_all: np.ndarray,
+                     labelled: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> _Head | str:
         """The fitted figures of one concept, or why it was skipped."""
         rows = labelled & (w_all > 0)
         y, w = y_all[rows], w_all[rows]
@@ -165,9 +176,17 @@ class ConceptHeads(BaseEstimator):
         if n_neg < self.min_negatives:
             return f"{n_neg} negative labels, fewer than {self.min_negatives}"
         coef, intercept, a, b, C, calibrated = self._fit_one(Xs[rows], y, w)
-        # Fold the standardisation in: w.(x - m)/s + b0 = (w/s).x + (b0 - w.(m/s)).
+        # Fold the standardisation in: w.(x - m)/s + b0 = (w/s).x + (b0 - w.(m/s)), then Platt's
+        # (a, b): the regression's calibrated log-odds are -(a * margin + b), linear in x.
         coef = coef / scale
-        return _Head(coef, intercept - float(coef @ mean), a, b, n_pos + n_neg, n_pos, C, calibrated)
+        coef, intercept = -a * coef, -a * (intercept - float(coef @ mean)) - b
+        prototype = fit_prototype(X[rows], y, w, background=mean)
+        if prototype is not None:  # log-odds blended by evidence, as combine() blends with the base model
+            n = 2 * min(n_pos, n_neg)  # >= 2: both classes passed their minimum
+            share = n / (n + self.prototype_evidence)
+            coef = share * coef + (1 - share) * prototype.coef
+            intercept = share * intercept + (1 - share) * prototype.intercept
+        return _Head(coef, intercept, -1.0, 0.0, n_pos + n_neg, n_pos, C, calibrated)
 
     def _fit_one(self, X: np.ndarray, y: np.ndarray,
                  w: np.ndarray) -> tuple[np.ndarray, float, float, float, float, bool]:
@@ -185,14 +204,19 @@ class ConceptHeads(BaseEstimator):
             calibrated.fit(X, y, sample_weight=w)
             inner = calibrated.calibrated_classifiers_[0]
             sigmoid = inner.calibrators[0]
-            lr = inner.estimator
-            return lr.coef_[0].copy(), float(lr.intercept_[0]), float(sigmoid.a_), float(sigmoid.b_), C, True
-        lr = model.fit(X, y, sample_weight=w)
+            lr = inner.estimator  # fitted on every label (ensemble=False)
+            if sigmoid.a_ < 0:
+                return lr.coef_[0].copy(), float(lr.intercept_[0]), float(sigmoid.a_), float(sigmoid.b_), C, True
+            # A slope a >= 0 maps higher margins to lower (or equal) probabilities: on a few noisy
+            # labels the held-out margins can anti-correlate with them, and such a fit would invert
+            # the head. Then the regression's own probability is the better-founded one.
+        else:
+            lr = model.fit(X, y, sample_weight=w)
         # Platt's 1 / (1 + exp(a f + b)) with a = -1, b = 0 is the regression's own probability.
         return lr.coef_[0].copy(), float(lr.intercept_[0]), -1.0, 0.0, C, False
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """The logistic regressions' margins, (n, len(concepts_))."""
+        """The heads' margins, (n, len(concepts_)): log-odds once ``calibration_`` is (-1, 0)."""
         check_is_fitted(self, "coef_")
         X = check_array(X, dtype=np.float64)
         if X.shape[1] != self.n_features_in_:

@@ -2,25 +2,31 @@
 
 Why: feedback comes from many end users of an application, some careless and a few hostile. A
 plain majority lets a determined minority flip labels; this module estimates each user's
-reliability with a one-coin Dawid–Skene model (Dawid & Skene 1979; the "one-coin" symmetric
-variant) fitted by EM, and resolves every item by a weighted log-odds vote.
+reliability with the two-coin Dawid–Skene model (Dawid & Skene 1979; Raykar et al. 2010) fitted
+by EM, and resolves every item by a weighted log-odds vote.
 
-The model: item ``i`` has an unknown binary truth; user ``u`` reports it correctly with probability
-``a_u``. A vote of weight ``w`` adds ``w * log(a_u / (1 - a_u))`` to the item's log-odds for the
-label it gives. EM alternates between item posteriors and reliabilities, where
+The model: item ``i`` is present with probability ``pi`` (the class prior); user ``u`` says "yes"
+to a present item with probability ``sens_u`` and "no" to an absent one with probability
+``spec_u``. EM alternates between item posteriors and these rates, where
 
-- a user's reliability is the Beta-prior posterior mean of their agreement with the *others'*
-  verdict (the item's log-odds without the user's own vote), counted only on items someone else
-  also judged. So users with few shared votes stay near the prior mean, and a user cannot earn
-  trust by agreeing with themselves on items nobody else saw;
-- the vote weight is ``max(0, log-odds)``: a user whose reliability falls below 0.5 gets weight 0
-  rather than a negative (inverted) weight. Inversion would be right for a perfectly consistent
-  liar, but it hands control to whoever is detected: a detected adversary who then tells the
-  truth on chosen items would flip them, and a merely confused user (e.g. one who misreads the
-  concept on some images) would have their correct answers turned into errors. Zero weight
-  removes influence without trusting a model of the adversary;
-- votes without an end-user id form one anonymous pool with a fixed reliability;
-- no class prior enters the verdict: a single correction must win on an item nobody else judged.
+- rates are Beta-prior posterior means over the user's votes on items someone else also judged
+  (the "shared" votes): users with few shared votes stay near the prior mean, and a user cannot
+  earn trust by agreeing with themselves on items nobody else saw;
+- two rates, not one: most statements are easy negatives ("not a dog"), on which a hostile user
+  who only lies about what an image *is* agrees with everybody. A single accuracy would average
+  those in and keep the liar near honest; sensitivity exposes them;
+- the class prior ``pi`` is estimated with the rates. Without it the model cannot tell "some
+  users lie" from "present items are often missed", which is what two judges per item look like.
+
+The verdict is symmetric and has no class prior, so a single statement about an item nobody
+else judged stands (one user's "it is a labrador" makes a label): a vote counts
+``max(0, log(r_u / (1 - r_u)))`` with ``r_u`` the user's balanced accuracy
+``(sens_u + spec_u) / 2`` — their accuracy were present and absent equally likely. A user at or
+below chance gets weight 0 rather than a negative (inverted) weight: inversion would be right for
+a perfectly consistent liar, but it hands control to whoever is detected (a detected adversary
+who then tells the truth on chosen items would flip them), and a merely confused user would have
+their correct answers turned into errors. Votes without an end-user id form one anonymous pool
+with a fixed reliability.
 
 Identical retries (same user, item and label) count once; when a user votes on an item more than
 once, their strongest vote counts (an explicit annotation outranks a weak click-derived vote) and,
@@ -38,8 +44,9 @@ import numpy as np
 
 E = TypeVar("E")
 
-DEFAULT_PRIOR = (8.0, 2.0)  # Beta(a, b): mean 0.8, worth 10 shared votes
+DEFAULT_PRIOR = (8.0, 2.0)  # Beta(a, b) on sensitivity and on specificity: mean 0.8, worth 10 shared votes
 ANONYMOUS_RELIABILITY = 0.7
+CLASS_PRIOR_RANGE = (0.01, 0.99)  # keeps log(pi) finite when every vote says the same
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,9 @@ class Label:
 @dataclass(frozen=True)
 class UserReliability:
     end_user: str | None
-    reliability: float  # estimated probability that this user's answer is right
+    reliability: float  # balanced accuracy: (sensitivity + specificity) / 2
+    sensitivity: float  # estimated probability of "yes" on a present item
+    specificity: float  # estimated probability of "no" on an absent item
     weight: float  # log-odds weight given to each of their votes (0 for reliability <= 0.5)
     n_votes: int
     n_shared: int  # votes on items someone else judged too: the evidence behind ``reliability``
@@ -78,6 +87,7 @@ class Aggregation:
     users: dict[str | None, UserReliability]
     iterations: int
     converged: bool
+    class_prior: float | None = None  # the estimated share of present items (None: no votes)
 
 
 def _label_value(vote: Vote) -> bool:
@@ -112,6 +122,10 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+def _log(x: np.ndarray | float) -> np.ndarray:
+    return np.log(np.clip(x, 1e-9, 1.0))
+
+
 def _logit_weight(reliability: np.ndarray) -> np.ndarray:
     r = np.clip(reliability, 1e-6, 1 - 1e-6)
     return np.maximum(0.0, np.log(r / (1 - r)))
@@ -122,13 +136,13 @@ def aggregate(
     *,
     prior: tuple[float, float] = DEFAULT_PRIOR,
     anonymous_reliability: float = ANONYMOUS_RELIABILITY,
-    max_iter: int = 100,
+    max_iter: int = 200,
     tol: float = 1e-6,
 ) -> Aggregation:
-    """Deduplicate, estimate each end user's reliability by EM, and resolve every item.
+    """Deduplicate, estimate each end user's rates by EM, and resolve every item.
 
-    ``prior`` is the Beta(a, b) prior on a user's reliability; its mean is what a new user gets.
-    Deterministic: the result depends only on the votes and their order.
+    ``prior`` is the Beta(a, b) prior on a user's sensitivity and on their specificity; its mean
+    is what a new user gets. Deterministic: the result depends only on the votes and their order.
     """
     alpha, beta = prior
     if alpha <= 0 or beta <= 0:
@@ -146,7 +160,7 @@ def aggregate(
         users.setdefault(v.end_user, len(users))
     item_idx = np.array([items[v.item] for v in kept])
     user_idx = np.array([users[v.end_user] for v in kept])
-    sign = np.array([1.0 if v.label else -1.0 for v in kept])
+    yes = np.array([bool(v.label) for v in kept])
     weight = np.array([v.weight for v in kept])
     anonymous = users.get(None)
     n_items, n_users = len(items), len(users)
@@ -157,25 +171,41 @@ def aggregate(
     estimated = np.ones(n_users, dtype=bool)
     if anonymous is not None:
         estimated[anonymous] = False
-    evidence = np.bincount(user_idx, weights=weight * shared, minlength=n_users)
+    w_shared = weight * shared
 
-    reliability = np.full(n_users, alpha / (alpha + beta))
+    def evidence(sens: np.ndarray, spec: np.ndarray) -> np.ndarray:
+        """Per item, the log likelihood ratio present : absent of its votes."""
+        said_yes = _log(sens) - _log(1 - spec)
+        said_no = _log(1 - sens) - _log(spec)
+        per_vote = np.where(yes, said_yes[user_idx], said_no[user_idx])
+        return np.bincount(item_idx, weights=weight * per_vote, minlength=n_items)
+
+    def rate(hits: np.ndarray, trials: np.ndarray, current: np.ndarray) -> np.ndarray:
+        counted = np.bincount(user_idx, weights=hits, minlength=n_users)
+        total = np.bincount(user_idx, weights=trials, minlength=n_users)
+        return np.where(estimated, (alpha + counted) / (alpha + beta + total), current)
+
+    sens = np.full(n_users, alpha / (alpha + beta))
     if anonymous is not None:
-        reliability[anonymous] = anonymous_reliability
+        sens[anonymous] = anonymous_reliability
+    spec = sens.copy()
+    pi = 0.5
     converged, iterations = False, 0
     for iterations in range(1, max_iter + 1):
-        contribution = weight * sign * _logit_weight(reliability)[user_idx]
-        logodds = np.bincount(item_idx, weights=contribution, minlength=n_items)
-        agree = _sigmoid(sign * (logodds[item_idx] - contribution))  # others' verdict
-        agreement = np.bincount(user_idx, weights=weight * agree * shared, minlength=n_users)
-        updated = np.where(estimated, (alpha + agreement) / (alpha + beta + evidence), reliability)
-        change = float(np.max(np.abs(updated - reliability)))
-        reliability = updated
+        present = _sigmoid(evidence(sens, spec) + np.log(pi / (1 - pi)))
+        pi = float(np.clip(present.mean(), *CLASS_PRIOR_RANGE))
+        p = present[item_idx]
+        new_sens = rate(w_shared * p * yes, w_shared * p, sens)
+        new_spec = rate(w_shared * (1 - p) * ~yes, w_shared * (1 - p), spec)
+        change = float(max(np.max(np.abs(new_sens - sens)), np.max(np.abs(new_spec - spec))))
+        sens, spec = new_sens, new_spec
         if change < tol:
             converged = True
             break
 
+    reliability = (sens + spec) / 2
     user_weight = _logit_weight(reliability)
+    sign = np.where(yes, 1.0, -1.0)
     logodds = np.bincount(item_idx, weights=weight * sign * user_weight[user_idx], minlength=n_items)
     n_votes = np.bincount(item_idx, minlength=n_items)
     voters: list[set[int]] = [set() for _ in range(n_items)]
@@ -192,11 +222,18 @@ def aggregate(
     n_user_votes = np.bincount(user_idx, minlength=n_users)
     n_shared = np.bincount(user_idx, weights=shared, minlength=n_users)
     reliabilities = {
-        user: UserReliability(user, float(reliability[u]), float(user_weight[u]),
+        user: UserReliability(user, float(reliability[u]), float(sens[u]), float(spec[u]), float(user_weight[u]),
                               int(n_user_votes[u]), int(n_shared[u]))
         for user, u in users.items()
     }
-    return Aggregation(labels=labels, users=reliabilities, iterations=iterations, converged=converged)
+    return Aggregation(labels=labels, users=reliabilities, iterations=iterations, converged=converged,
+                       class_prior=pi)
+
+
+def down_weighted(aggregation: Aggregation, prior: tuple[float, float] = DEFAULT_PRIOR) -> list[str | None]:
+    """End users whose votes count less than half a newcomer's: their shared votes found them unreliable."""
+    newcomer = float(_logit_weight(np.array(prior[0] / sum(prior))))
+    return [u.end_user for u in aggregation.users.values() if u.weight < newcomer / 2]
 
 
 def rebuild_labels(

@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, select
 from visionloop import errors, status
 from visionloop.ids import new_id
 from visionloop.learning.heads import ConceptHeads
+from visionloop.learning.labels import down_weighted
 from visionloop.models.catalog import CONCEPT, DETECTION, EMBED, EMBEDDING
 from visionloop.models.predictors import Predictor
 from visionloop.models.runtime import ModelRuntime
@@ -168,7 +169,6 @@ class LearningService:
                               blend_k=self.blend_k, progress=say)
         heads = trained.heads
         artifact = self.blobs.put(heads.to_bytes())
-        down_weighted = sum(1 for u in data.aggregation.users.values() if u.weight == 0.0)
         params = {
             "kind": HEADS_KIND, "reliability": reliability,
             "concepts": [{"id": c, "name": data.names.get(c, c), "n_labels": int(n)}
@@ -176,7 +176,7 @@ class LearningService:
             "skipped": heads.skipped_, "promoted": trained.decision.promote, "decision": trained.decision.reason,
             "trained_on": {"events": data.n_events, "labels": len(data.labels), "last_seq": data.last_seq,
                            "train_images": trained.n_train, "held_out_images": trained.n_holdout,
-                           "end_users": len(data.aggregation.users), "down_weighted_users": down_weighted},
+                           "end_users": len(data.aggregation.users), "down_weighted_users": len(down_weighted(data.aggregation))},
         }
         return params, {"holdout": trained.holdout}, artifact, trained.decision.promote
 
