@@ -18,7 +18,13 @@ not_detected        the candidate overlapping the user's box best (IoU >= 0.5) i
 ==================  ===========================================================================
 
 An untied ``accurate`` or ``misplaced`` box (nothing predicted overlapped it) counts as missed.
-The latest statement about a region wins: region feedback is not reliability-weighted.
+
+Several end users may judge one output. Each user's latest statement about a region counts
+once; whether the region is real is then a reliability-weighted vote
+(:func:`visionloop.learning.labels.aggregate`: each user's weight comes from their agreement
+with the others), its right box that of the most trusted user calling it real, and the missed
+boxes are those of users whose weight is not zero — so a careless or hostile user cannot turn
+real faces into false positives, or add boxes that are not there, against the others.
 
 Training (outputs whose image hashes to the training side, :mod:`visionloop.learning.split`):
 thresholds from the labelled candidates' scores, box corrections from the real ones' (raw, right)
@@ -45,6 +51,7 @@ from sqlalchemy.orm import Session
 from visionloop import errors
 from visionloop.ids import new_id
 from visionloop.learning.boxes import Box, as_box, iou
+from visionloop.learning.labels import Vote, aggregate
 from visionloop.learning.metrics_regions import MIN_COUNT, JudgedRegion, RegionFeedback, evaluate_regions
 from visionloop.learning.promotion import Decision, decide
 from visionloop.learning.region_calibration import MIN_JUDGED, calibrate_thresholds, fit_box_corrections
@@ -98,12 +105,13 @@ DETECTORS = {"face": DetectorSpec("face", "face", FACE_THRESHOLD, _faces)}  # by
 # -- what the feedback says -------------------------------------------------------------------------
 @dataclasses.dataclass
 class Statements:
-    """The latest statement about each predicted region of one output, and the boxes it missed."""
+    """What is said about the predicted regions of one output, and the boxes it missed."""
 
     tied: dict[str, tuple[RegionFeedback, Box]] = dataclasses.field(default_factory=dict)
     missed: list[tuple[str, Box]] = dataclasses.field(default_factory=list)  # (concept, box)
 
     def add(self, region: dict[str, Any], concepts: set[str]) -> None:
+        """One statement; a later one about the same region or box replaces the earlier."""
         feedback = RegionFeedback.parse(region.get("feedback"))
         box = as_box(region["box"])
         if region.get("region_id"):
@@ -113,28 +121,86 @@ class Statements:
             return  # about nothing that was predicted
         for c in region.get("concepts") or []:
             if c["id"] in concepts and c.get("value", 1.0) >= 0.5:
-                self.missed = [m for m in self.missed if not (m[0] == c["id"] and iou(m[1], box) >= MATCH_IOU)]
-                self.missed.append((c["id"], box))
+                self.miss(c["id"], box)
+
+    def miss(self, concept: str, box: Box) -> None:
+        self.missed = [m for m in self.missed if not (m[0] == concept and iou(m[1], box) >= MATCH_IOU)]
+        self.missed.append((concept, box))
 
 
 def statements(s: Session, app_id: str, model: Model, concepts: set[str]) -> tuple[dict[str, Statements], int, int]:
-    """Statements per output id (the most recently judged last), the events read, the last sequence."""
-    out: dict[str, Statements] = {}
+    """Statements per output id (the most recently judged last), resolved across end users; the
+    events read, the last sequence."""
+    by_user: dict[str, dict[str | None, Statements]] = {}
     n_events, last_seq = 0, 0
-    rows = s.execute(select(FeedbackEvent.seq, FeedbackEvent.output_id, FeedbackEvent.body)
+    rows = s.execute(select(FeedbackEvent.seq, FeedbackEvent.output_id, FeedbackEvent.end_user_id, FeedbackEvent.body)
                      .where(FeedbackEvent.app_id == app_id, FeedbackEvent.model_pk == model.pk,
                             FeedbackEvent.event_type == "annotation", FeedbackEvent.output_id.is_not(None))
                      .order_by(FeedbackEvent.seq))
-    for seq, output_id, body in rows:
+    for seq, output_id, end_user, body in rows:
         normalized = (body or {}).get("normalized") or {}
         if normalized.get("kind") != "regions":
             continue
         n_events, last_seq = n_events + 1, seq
-        said = out[output_id] = out.pop(output_id, None) or Statements()  # moved to the end: most recent
+        users = by_user[output_id] = by_user.pop(output_id, None) or {}  # moved to the end: most recent
+        said = users.setdefault(end_user, Statements())
         for region in normalized.get("regions") or []:
             said.add(region, concepts)
-    recent = list(out)[-MAX_OUTPUTS:]
-    return {k: out[k] for k in recent}, n_events, last_seq
+    recent = list(by_user)[-MAX_OUTPUTS:]
+    return resolve({k: by_user[k] for k in recent}), n_events, last_seq
+
+
+def resolve(by_user: dict[str, dict[str | None, Statements]]) -> dict[str, Statements]:
+    """One :class:`Statements` per output from every end user's, by one reliability-weighted vote:
+    on each predicted region (real, or a false positive) and on each missed box someone reported
+    (every other user who judged that output and reported no such box says it is not there).
+    A real region keeps the box of its most trusted judge, a missed box that of its most trusted
+    reporter."""
+    misses = {output_id: _missed_boxes(users) for output_id, users in by_user.items()}
+    votes = [Vote((output_id, rid), user, feedback is not FALSE_POSITIVE)
+             for output_id, users in by_user.items() for user, said in users.items()
+             for rid, (feedback, _) in said.tied.items() if feedback is not NOT_DETECTED]
+    votes += [Vote((output_id, "missed", k), user, user in reports)
+              for output_id, users in by_user.items() for k, (_, reports) in enumerate(misses[output_id])
+              for user in users]
+    agg = aggregate(votes)
+    weight = {user: r.weight for user, r in agg.users.items()}
+
+    def most_trusted(options: list[tuple[str | None, Any]]) -> Any:
+        return max(enumerate(options), key=lambda e: (weight.get(e[1][0], 0.0), e[0]))[1][1]  # then latest
+
+    out: dict[str, Statements] = {}
+    for output_id, users in by_user.items():
+        merged = out[output_id] = Statements()
+        for rid in dict.fromkeys(rid for said in users.values() for rid in said.tied):
+            verdict = agg.labels.get((output_id, rid))
+            if verdict is None:  # only "not_detected" about a predicted region: says nothing of it
+                continue
+            said_real = [(user, said.tied[rid]) for user, said in users.items()
+                         if rid in said.tied and said.tied[rid][0] in (ACCURATE, MISPLACED)]
+            if verdict.value and said_real:
+                merged.tied[rid] = most_trusted(said_real)
+            elif not verdict.value:
+                merged.tied[rid] = (FALSE_POSITIVE, next(said.tied[rid][1] for said in users.values()
+                                                         if rid in said.tied))
+        for k, (concept, reports) in enumerate(misses[output_id]):
+            if agg.labels[(output_id, "missed", k)].value:
+                merged.miss(concept, most_trusted(list(reports.items())))
+    return out
+
+
+def _missed_boxes(users: dict[str | None, Statements]) -> list[tuple[str, dict[str | None, Box]]]:
+    """The missed boxes of one output, those of different users matched by IoU: (concept, user -> box)."""
+    found: list[tuple[str, dict[str | None, Box]]] = []
+    for user, said in users.items():
+        for concept, box in said.missed:
+            same = next((reports for c, reports in found if c == concept and user not in reports
+                         and any(iou(b, box) >= MATCH_IOU for b in reports.values())), None)
+            if same is None:
+                found.append((concept, {user: box}))
+            else:
+                same[user] = box
+    return found
 
 
 @dataclasses.dataclass(frozen=True)
