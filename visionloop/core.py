@@ -48,9 +48,8 @@ class VisionLoop:
         self.indexes = AppIndexes(self.db, settings.data_dir / "indexes", EMBEDDING_SPACE, EMBEDDING_DIM)
         self.inputs = InputService(self.db, self.blobs, self.loader, InputAnalyzer(self.models), self.indexes,
                                    max_batch=settings.max_batch)
+        self.predict = PredictService(self.db, self.blobs, self.loader, self.models, max_batch=settings.max_batch)
         self.usage = UsageService(self.db)
-        self.predict = PredictService(self.db, self.blobs, self.loader, self.models, self.usage,
-                                      max_batch=settings.max_batch)
         self.feedback = FeedbackService(self.db, self.models, rate_limit=settings.feedback_rate_limit,
                                         dedup_seconds=settings.feedback_dedup_seconds,
                                         retention_days=settings.feedback_retention_days)

@@ -418,8 +418,6 @@ def test_accepted_feedback_is_committed_before_the_answer(api: Api, core: Vision
 
 
 def test_feedback_is_not_metered(core: VisionLoop, client: Any) -> None:
-    from tests.conftest import make_api
-
     core.apps.create_app("metered")
     _, secret = core.apps.create_key("metered", monthly_limit=1)
     api = Api(client, secret, "metered")
@@ -430,7 +428,6 @@ def test_feedback_is_not_metered(core: VisionLoop, client: Any) -> None:
     for i in range(5):  # ... and feedback still flows, uncounted
         ok(post(api, concept_body(out["id"], [{"id": "cat", "value": bool(i % 2)}], session_id=f"s{i}")))
     assert core.usage.used("metered") == used and "feedback" not in core.usage.by_op("metered")
-    del make_api
 
 
 class TestRateLimit:

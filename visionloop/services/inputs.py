@@ -15,12 +15,14 @@ from sqlalchemy.orm import Session
 from visionloop import errors, status
 from visionloop.ids import is_valid_client_id, new_id
 from visionloop.models.predictors import MIN_SIDE
+from visionloop.services.apps import Caller
 from visionloop.services.concepts import check_concept_id, ensure_concepts
 from visionloop.services.geo import GeoPoint
 from visionloop.services.image_source import ImageLoader, ImageSource
 from visionloop.services.images import CheckedImage
 from visionloop.services.indexing import Analysis, InputAnalyzer
 from visionloop.services.paging import Page
+from visionloop.services.usage import count_usage
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database
 from visionloop.services.predict import store_embeddings
@@ -80,8 +82,10 @@ class InputService:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- create ---------------------------------------------------------------------------------
-    def add(self, app_id: str, items: Sequence[NewInput]) -> list[ItemResult]:
-        """Add a batch; every item is written whole or not at all, each with its own status."""
+    def add(self, caller: Caller, items: Sequence[NewInput]) -> list[ItemResult]:
+        """Add a batch; every item is written whole or not at all, each with its own status, and
+        the inputs added are counted as usage in the same transaction."""
+        app_id = caller.app_id
         if not items:
             raise errors.InvalidRequest("inputs: at least one input is required")
         if len(items) > self.max_batch:
@@ -102,6 +106,7 @@ class InputService:
                     self._write_one(s, app_id, res, item, images[res.index], analyses[res.index])
             added = [r for r in results if r.stored is not None]
             generation = bump_generation(s, app_id) if added else 0
+            count_usage(s, caller, "inputs", len(added))
         if added:
             self.indexes.add(app_id, [(r.stored.row.id, r.stored.row.digest) for r in added if r.stored],
                              np.stack([analyses[r.index].embedding for r in added]), generation)

@@ -26,7 +26,7 @@ from visionloop.services.apps import Caller
 from visionloop.services.image_source import ImageLoader, ImageSource
 from visionloop.services.images import CheckedImage, open_rgb
 from visionloop.services.models import ModelService, ModelView
-from visionloop.services.usage import UsageService
+from visionloop.services.usage import count_usage
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database, insert_missing
 from visionloop.store.tables import Embedding, FeedbackEvent, Input, Model, ModelVersion, Output, utcnow
@@ -85,13 +85,12 @@ def embedding_from_bytes(data: bytes) -> np.ndarray:
 
 
 class PredictService:
-    def __init__(self, db: Database, blobs: BlobStore, loader: ImageLoader, models: ModelService,
-                 usage: UsageService, *, max_batch: int) -> None:
+    def __init__(self, db: Database, blobs: BlobStore, loader: ImageLoader, models: ModelService, *,
+                 max_batch: int) -> None:
         self.db = db
         self.blobs = blobs
         self.loader = loader
         self.models = models
-        self.usage = usage
         self.max_batch = max_batch
 
     def resolve(self, app_id: str, model_ref: str, version_id: str | None) -> tuple[ModelView, ModelVersion]:
@@ -175,7 +174,7 @@ class PredictService:
                              result=result_json(it.prediction), key_id=caller.key_id, created_at=now))
             store_embeddings(s, {images[it.index].digest: it.prediction.features for it in items
                                  if it.prediction is not None and it.prediction.features is not None})
-            self.usage.count(s, caller, "predict", len(items))
+            count_usage(s, caller, "predict", len(items))
 
     def prune(self, older_than: dt.datetime) -> int:
         """Drop outputs older than the retention horizon that no feedback refers to; returns how many went.

@@ -33,6 +33,7 @@ from visionloop.services.inputs import InputService, StoredInput
 from visionloop.services.models import ModelService
 from visionloop.services.paging import Page
 from visionloop.services.predict import EMBEDDING_SPACE, embedding_from_bytes, store_embeddings
+from visionloop.services.usage import count_usage
 from visionloop.store.app_indexes import AppIndexes
 from visionloop.store.db import Database
 from visionloop.store.tables import Concept, Embedding, Input, InputConcept, InputConceptScore, Search, SearchHit
@@ -280,4 +281,5 @@ class SearchService:
             s.flush()
             s.add_all(SearchHit(search_id=search_id, rank=h.rank, input_id=h.input.row.id, score=h.score)
                       for h in hits[:MAX_REMEMBERED])
+            count_usage(s, caller, "search", 1)
         return search_id

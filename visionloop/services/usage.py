@@ -29,6 +29,22 @@ def this_month() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m")
 
 
+def count_usage(s: Session, caller: Caller, op: str, count: int) -> None:
+    """Count operations inside the transaction that does them, so the work and its count commit together."""
+    if op not in BILLABLE:
+        raise ValueError(f"{op!r} is not a billable operation")
+    if count <= 0:
+        return
+    month = this_month()
+    bump = {"w_app": caller.app_id, "w_key": caller.key_id, "w_month": month, "w_op": op, "n": count}
+    if not s.execute(_BUMP, bump).rowcount:
+        try:
+            with s.begin_nested():
+                s.add(Usage(app_id=caller.app_id, key_id=caller.key_id, month=month, op=op, count=count))
+        except IntegrityError:  # another request created the row first
+            s.execute(_BUMP, bump)
+
+
 class UsageService:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -41,27 +57,6 @@ class UsageService:
         if used >= caller.monthly_limit:
             raise errors.LimitExceeded(f"this API key's monthly limit of {caller.monthly_limit} operations is "
                                        f"used up ({used} this month)")
-
-    def record(self, caller: Caller, op: str, count: int) -> None:
-        """Count ``count`` operations in a transaction of their own."""
-        with self.db.transaction() as s:
-            self.count(s, caller, op, count)
-
-    @staticmethod
-    def count(s: Session, caller: Caller, op: str, count: int) -> None:
-        """Count operations inside the caller's transaction, so the work and its count commit together."""
-        if op not in BILLABLE:
-            raise ValueError(f"{op!r} is not a billable operation")
-        if count <= 0:
-            return
-        month = this_month()
-        bump = {"w_app": caller.app_id, "w_key": caller.key_id, "w_month": month, "w_op": op, "n": count}
-        if not s.execute(_BUMP, bump).rowcount:
-            try:
-                with s.begin_nested():
-                    s.add(Usage(app_id=caller.app_id, key_id=caller.key_id, month=month, op=op, count=count))
-            except IntegrityError:  # another request created the row first
-                s.execute(_BUMP, bump)
 
     def used(self, app_id: str, key_id: str | None = None, month: str | None = None) -> int:
         with self.db.session() as s:

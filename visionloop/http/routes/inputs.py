@@ -39,6 +39,7 @@ def to_new_input(index: int, item: InputIn) -> NewInput:
 
 @router.post("/inputs")
 def post_inputs(body: PostInputsRequest, caller: InputsCaller, core: CoreDep) -> JSONResponse:
+    core.usage.check(caller)
     items, early = [], {}
     for i, item in enumerate(body.inputs):
         try:
@@ -46,7 +47,7 @@ def post_inputs(body: PostInputsRequest, caller: InputsCaller, core: CoreDep) ->
         except errors.ApiError as exc:
             early[i] = exc
             items.append(NewInput(id=item.id, image=None))
-    results = core.inputs.add(caller.app_id, items)
+    results = core.inputs.add(caller, items)
     for res in results:
         if res.index in early:
             res.error = early[res.index]

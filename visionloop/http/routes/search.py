@@ -24,7 +24,6 @@ def post_search(body: SearchRequest, caller: SearchCaller, core: CoreDep, page: 
         page = Page.of(body.pagination.page, body.pagination.per_page, default=page.per_page,
                        cap=core.settings.max_per_page)
     result = core.search.search(caller, terms, page, body.model_dump(mode="json"))
-    core.usage.record(caller, "search", 1)
     return wire.ok(id=result.id, hits=[{"score": round(h.score, 6), "input": wire.input_obj(h.input)}
                                        for h in result.hits])
 
