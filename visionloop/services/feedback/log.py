@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, insert, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, bindparam, delete, insert, select
 
 from visionloop.ids import new_id
 from visionloop.services.paging import Page
-from visionloop.store.db import Database, insert_missing
+from visionloop.store.db import Database, insert_missing, serialize
 from visionloop.store.group_commit import GroupCommit
 from visionloop.store.tables import Concept, FeedbackEvent, Model, utcnow
 
@@ -140,7 +138,7 @@ class FeedbackLog:
         concepts: dict[tuple[str, str], str] = {}
         with self.db.transaction() as s:
             for app_id, body_hash in sorted({(ev.app_id, ev.body_hash) for ev in events}):
-                _serialize(s, app_id, body_hash)  # in one order, so two processes never deadlock
+                serialize(s, f"{app_id}\0{body_hash}")  # in one order, so two processes never deadlock
             stored: dict[tuple[str, str], str] = {}
             if self.dedup_window:
                 for r in s.execute(_EARLIER_SAME, {"hashes": sorted({ev.body_hash for ev in events}),
@@ -254,10 +252,3 @@ class FeedbackLog:
                 hook(erasure)
             except Exception:  # a failing rebuild must not undo or hide a completed erasure
                 log.exception("feedback erasure hook %r failed for app %s", hook, erasure.app_id)
-
-
-def _serialize(s: Session, app_id: str, body_hash: str) -> None:
-    """On PostgreSQL, one writer at a time per (app, hash) until commit (SQLite has one writer anyway)."""
-    if s.get_bind().dialect.name == "postgresql":
-        key = int.from_bytes(hashlib.sha256(f"{app_id}\0{body_hash}".encode()).digest()[:8], "big", signed=True)
-        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
