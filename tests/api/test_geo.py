@@ -47,7 +47,8 @@ def test_an_input_keeps_its_place(places: Api) -> None:
 def test_within_a_distance_closest_first_in_every_unit(places: Api) -> None:
     assert near(places, 48.8566, 2.3522, "withinKilometers", 20) == ["paris", "versailles"]
     assert near(places, 48.8566, 2.3522, "withinKilometers", 16) == ["paris"]       # Versailles is 17 km out
-    assert near(places, 48.85, 2.30, "withinMiles", 400) == ["paris", "versailles", "london"]
+    assert near(places, 48.85, 2.30, "withinMiles", 250) == ["paris", "versailles", "london"]  # 213 mi = 342 km
+    assert near(places, 48.85, 2.30, "withinKilometers", 250) == ["paris", "versailles"]
     assert near(places, 48.8566, 2.3522, "withinDegrees", 4) == ["paris", "versailles", "london"]  # 3.1 deg
     assert near(places, 48.8566, 2.3522, "withinRadians", 0.003) == ["paris", "versailles"]  # 17 km = 0.0027 rad
     assert near(places, 48.8566, 2.3522, "withinRadians", 0.002) == ["paris"]
@@ -108,6 +109,9 @@ def test_patch_sets_moves_and_removes_a_place(places: Api) -> None:
 
     patch("merge", 48.86, 2.35)
     assert near(places, 48.8566, 2.3522, "withinKilometers", 5) == ["paris", "nowhere"]
-    patch("remove", 48.86, 2.35)
+    patch("merge", 51.51, -0.13)                                                           # moved to London
     assert near(places, 48.8566, 2.3522, "withinKilometers", 5) == ["paris"]
+    assert near(places, 51.5074, -0.1278, "withinKilometers", 5) == ["london", "nowhere"]
+    patch("remove", 51.51, -0.13)
+    assert near(places, 51.5074, -0.1278, "withinKilometers", 5) == ["london"]
     assert "geo" not in places.get("/inputs/nowhere").json()["input"]["data"]

@@ -95,11 +95,16 @@ def test_a_failing_item_fails_only_its_own_submitter() -> None:
 
 
 def test_a_write_returning_the_wrong_number_of_results_is_an_error_not_a_mixup() -> None:
-    gc: GroupCommit[int, int] = GroupCommit(lambda items: [1])
-    assert gc.submit(1) == 1
-    out = submit_all(gc, range(2, 12))
-    # batches of several fail and are retried alone, where one result per item is right
-    assert out == {i: 1 for i in range(2, 12)}
+    sizes: list[int] = []
+
+    def first_result_only(items: Sequence[int]) -> list[int]:
+        sizes.append(len(items))
+        time.sleep(0.02)  # let submissions pile up into batches
+        return [i * 10 for i in items][:1]
+
+    out = submit_all(GroupCommit(first_result_only), range(12))
+    assert max(sizes) > 1                                  # batches of several did form, and failed ...
+    assert out == {i: i * 10 for i in range(12)}           # ... then each item was written alone
 
 
 def test_after_an_error_the_next_submission_still_leads() -> None:

@@ -37,3 +37,8 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
     inter = h * w
     union = area(a) + area(b) - inter
     return inter / union if union > 0 else 0.0
+
+
+def same(a: Sequence[float], b: Sequence[float], tolerance: float = 1e-6) -> bool:
+    """The same box up to float noise (a corrected box computed one way or another)."""
+    return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=True))

@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session
 
 from visionloop import errors
 from visionloop.ids import new_id
-from visionloop.learning.boxes import Box, as_box, iou
+from visionloop.learning.boxes import Box, as_box, iou, same
 from visionloop.learning.labels import Vote, aggregate
 from visionloop.learning.metrics_regions import MIN_COUNT, JudgedRegion, RegionFeedback, evaluate_regions
 from visionloop.learning.promotion import Decision, decide
@@ -370,7 +370,7 @@ def replay(rules: RegionRules, outputs: Sequence[JudgedOutput], crops: Crops) ->
             if lab.real and box is None:
                 judged.append(JudgedRegion(c.concept, NOT_DETECTED, None, lab.truth, None, c.id))
             elif lab.real:
-                feedback = ACCURATE if box == lab.truth else MISPLACED
+                feedback = ACCURATE if lab.truth is not None and same(box, lab.truth) else MISPLACED
                 judged.append(JudgedRegion(c.concept, feedback, box, lab.truth, c.score, c.id))
             elif box is not None:
                 judged.append(JudgedRegion(c.concept, FALSE_POSITIVE, box, None, c.score, c.id))
