@@ -641,22 +641,22 @@ def _concept_stages(api: Api, sizes: Sizes, rng: np.random.Generator, error: flo
                 rows.append(row)
                 continue
             row.update(v)
-            if v["status"] == TRAINED:
+            aucs: dict[str, float | None] = {cid: None for cid in concept_ids}  # a version that did not train
+            if v["status"] == TRAINED:                                          # learned no concept
                 outs_h = predict(api, GENERAL, [(f"emoji-{pool[i].path.stem}", pool[i].png()) for i in held],
                                  select=concept_ids, version=v["version_id"])
                 S = scores(outs_h, concept_ids)
-                aucs = {}
                 for j, cid in enumerate(concept_ids):
                     col = S[:, j]
                     aucs[cid] = None if np.isnan(col).all() else float(roc_auc_score(truth[cid], np.nan_to_num(col)))
-                row["auc"] = aucs
-                # A concept the version did not learn (too few labels on its training side) ranks
-                # nothing: it counts as chance (0.5) in the mean.
-                row["concepts_learned"] = sum(a is not None for a in aucs.values())
-                row["mean_auc"] = float(np.mean([0.5 if a is None else a for a in aucs.values()]))
-                log(f"k={k:>2} positives: mean AUC {row['mean_auc']:.3f}, "
-                    f"{row['concepts_learned']}/{len(aucs)} learned "
-                    f"({', '.join(f'{c}: {a:.3f}' if a is not None else f'{c}: -' for c, a in aucs.items())})")
+            row["auc"] = aucs
+            # A concept the version did not learn (too few labels on its training side) ranks
+            # nothing: it counts as chance (0.5) in the mean.
+            row["concepts_learned"] = sum(a is not None for a in aucs.values())
+            row["mean_auc"] = float(np.mean([0.5 if a is None else a for a in aucs.values()]))
+            log(f"k={k:>2} positives: mean AUC {row['mean_auc']:.3f}, "
+                f"{row['concepts_learned']}/{len(aucs)} learned "
+                f"({', '.join(f'{c}: {a:.3f}' if a is not None else f'{c}: -' for c, a in aucs.items())})")
         rows.append(row)
 
 
