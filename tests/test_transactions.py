@@ -59,6 +59,7 @@ def test_writers_racing_to_create_one_concept_both_succeed(core: VisionLoop) -> 
         ensure_concepts(s, "race", ["new"])
         thread, failures = _in_thread(second)
         thread.join(WAIT)  # it now waits for this transaction (PostgreSQL: the uncommitted 'new' row)
+        assert thread.is_alive()
     thread.join(30)
     assert not thread.is_alive() and not failures, failures
     with core.db.session() as s:
@@ -80,6 +81,7 @@ def test_concurrent_metadata_merges_lose_nothing(core: VisionLoop) -> None:
         s.flush()
         thread, failures = _in_thread(second)
         thread.join(WAIT)
+        assert thread.is_alive()  # the second merge waits for the first
     thread.join(30)
     assert not thread.is_alive() and not failures, failures
     assert core.inputs.get("race", "one").row.meta == {"a": 1, "b": 2}
