@@ -10,7 +10,6 @@ what the other wrote.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -40,7 +39,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = 40          # requests of each kind
 CLIENT_THREADS = 8
 READY_TIMEOUT = 120.0
-HAS_FEEDBACK = importlib.util.find_spec("visionloop.http.routes.feedback") is not None
 
 
 class Server:
@@ -144,16 +142,15 @@ def test_two_servers_on_one_database_keep_every_acknowledged_write(pg_server: pg
                 return
             ids = [o["id"] for o in body["outputs"]]
             ack("outputs", ids)
-            if HAS_FEEDBACK:
-                other = servers[(i + 1) % 2]  # feedback on the other server, about this one's output
-                status, body = other.call(key, "POST", f"/models/{GENERAL.id}/feedback", {"input": {
-                    "data": {"concepts": [{"id": "shared-new", "value": True}]},
-                    "feedback_info": {"event_type": "annotation", "output_id": ids[0], "end_user_id": f"user-{i}",
-                                      "session_id": "writers"}}})
-                if status != 200:
-                    failures.append(f"feedback {i}: {status} {body}")
-                    return
-                ack("feedback", [ids[0]])
+            other = servers[(i + 1) % 2]  # feedback on the other server, about this one's output
+            status, body = other.call(key, "POST", f"/models/{GENERAL.id}/feedback", {"input": {
+                "data": {"concepts": [{"id": "shared-new", "value": True}]},
+                "feedback_info": {"event_type": "annotation", "output_id": ids[0], "end_user_id": f"user-{i}",
+                                  "session_id": "writers"}}})
+            if status != 200:
+                failures.append(f"feedback {i}: {status} {body}")
+                return
+            ack("feedback", [ids[0]])
 
         def merge(i: int, server: Server) -> None:
             status, body = server.call(key, "PATCH", "/inputs", {"action": "merge", "inputs": [
@@ -188,10 +185,10 @@ def test_two_servers_on_one_database_keep_every_acknowledged_write(pg_server: pg
             usage = dict(conn.execute(select(Usage.op, func.sum(Usage.count)).where(Usage.app_id == "main")
                                       .group_by(Usage.op)).all())
             assert usage.get("predict") == 2 * ROUNDS  # one counter row, incremented by both servers
-            if HAS_FEEDBACK:
-                events = list(conn.scalars(select(FeedbackEvent.output_id).where(FeedbackEvent.app_id == "main")))
-                assert sorted(events) == sorted(acked["feedback"]) and len(events) == ROUNDS
-                assert len(set(conn.scalars(select(FeedbackEvent.id)))) == ROUNDS
+            assert usage.get("inputs") == len(acked["inputs"]) + 1  # and "hot"
+            events = list(conn.scalars(select(FeedbackEvent.output_id).where(FeedbackEvent.app_id == "main")))
+            assert sorted(events) == sorted(acked["feedback"]) and len(events) == ROUNDS
+            assert len(set(conn.scalars(select(FeedbackEvent.id)))) == ROUNDS
 
         # each server reads what the other wrote, blobs included (the data dir is shared)
         for n, input_id in enumerate(acked["inputs"][:6]):

@@ -18,6 +18,7 @@ from PIL import Image, ImageEnhance
 from tests.feedback_support import FACE, LOGO, region, region_body
 from tests.helpers import Api, b64, scene_variants
 from visionloop.core import VisionLoop
+from visionloop.store.tables import Output
 
 FACE_BASE = "34ce21a40cc24b6b96ffee54aabff139"
 
@@ -76,7 +77,7 @@ def scores(outputs: list[dict]) -> list[list[float]]:
     return [[round(reg["value"], 3) for reg in out["data"].get("regions", [])] for out in outputs]
 
 
-def test_thresholds_move_only_with_enough_evidence(api: Api, other_api: Api) -> None:
+def test_thresholds_move_only_with_enough_evidence(api: Api, other_api: Api, core: VisionLoop) -> None:
     humans = variants("astronaut", 24, 1) + variants("camera", 24, 2)
     cats = variants("chelsea", 24, 3)
     faces, cat_faces = predict(api, humans), predict(api, cats)
@@ -110,9 +111,10 @@ def test_thresholds_move_only_with_enough_evidence(api: Api, other_api: Api) -> 
     assert not any(scores(fresh_cats)), scores(fresh_cats)
     fresh_humans = predict(api, variants("astronaut", 3, 31) + variants("camera", 3, 32))
     assert sum(1 for s in scores(fresh_humans) if s) >= 5, scores(fresh_humans)
-    stored = fresh_cats[0]["id"]
-    assert stored  # outputs of the version keep their candidates for the next training (not shown)
-    assert "candidates" not in fresh_cats[0]["data"]
+    with core.db.session() as s:  # outputs of the version keep their candidates for the next training ...
+        stored = s.get(Output, fresh_cats[0]["id"])
+    assert stored is not None and stored.result["candidates"], "no raw candidates stored with the output"
+    assert "candidates" not in fresh_cats[0]["data"]                     # ... which are not shown
 
     # another app still sees the cat's face
     other = predict(other_api, variants("chelsea", 6, 30))

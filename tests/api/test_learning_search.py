@@ -103,7 +103,7 @@ def train(api: Api) -> dict:
 
 def test_click_model_reranks_only_after_enough_clicked_searches(api: Api, other_api: Api, core: VisionLoop) -> None:
     ids = add_photos(api, 4)
-    other_ids = add_photos(other_api, 1)
+    add_photos(other_api, 1)
     before, share_before = probe(api)
     other_before, _ = probe(other_api)
     queries = [ids[(7 * n) % len(ids)] for n in range(76)]
@@ -132,7 +132,7 @@ def test_click_model_reranks_only_after_enough_clicked_searches(api: Api, other_
     assert share_after >= share_before + 0.25, (share_before, share_after)
 
     # another app's searches are untouched
-    assert probe(other_api)[0] == other_before and len(other_ids) == 8
+    assert probe(other_api)[0] == other_before
     assert other_api.get(f"/models/{EMBED}").json()["model"]["model_version"]["id"] == EMBED_BASE
 
     # search metrics from the log: every search and click above, by query kind

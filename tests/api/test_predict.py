@@ -47,7 +47,8 @@ def test_general_sees_a_cat_and_coffee(api: Api) -> None:
 
 
 def test_a_phone_sized_photo_is_seen_as_well_as_the_small_one(api: Api) -> None:
-    """A 4032 px JPEG is decoded at reduced scale for the backbone: same top concepts, its own size kept."""
+    """A 4032 px JPEG is decoded at reduced scale for the backbone: the same top concepts and scores as the
+    small photo (that its reported size stays its own: tests/unit/test_images.py)."""
     small = Image.open(io.BytesIO(photo("chelsea"))).convert("RGB")
     big = io.BytesIO()
     small.resize((4032, 2688), Image.Resampling.BICUBIC).save(big, "JPEG", quality=90)

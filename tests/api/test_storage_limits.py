@@ -7,7 +7,9 @@ import pytest
 
 from tests.helpers import Api, b64, png_bytes
 from visionloop import errors
+from visionloop.core import VisionLoop
 from visionloop.models.catalog import GENERAL
+from visionloop.store.tables import Search
 
 INVALID_REQUEST = 11102
 
@@ -64,7 +66,7 @@ def test_predict_refuses_ids_an_output_cannot_keep(api: Api) -> None:
     assert [o["status"]["code"] for o in outputs[1:]] == [30104, 30104]
 
 
-def test_a_search_of_every_kind_is_remembered(api: Api) -> None:
+def test_a_search_of_every_kind_is_remembered(api: Api, core: VisionLoop) -> None:
     api.add_image("one", concepts=[{"id": "thing"}], metadata={"k": 1})
     query = {"query": {"ands": [
         {"input": {"data": {"concepts": [{"id": "thing"}]}}},
@@ -75,7 +77,9 @@ def test_a_search_of_every_kind_is_remembered(api: Api) -> None:
     ]}}
     r = api.post("/searches", query)  # its kind is 'annotated+metadata+predicted+url+visual' (39 characters)
     assert r.status_code == 200, r.text
-    assert r.json()["id"]
+    with core.db.session() as s:
+        stored = s.get(Search, r.json()["id"])
+    assert stored is not None and stored.kind == "annotated+metadata+predicted+url+visual"
 
 
 def test_values_only_postgresql_refuses_are_client_errors(core, api: Api) -> None:  # type: ignore[no-untyped-def]
