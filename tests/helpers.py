@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import os
 import subprocess
 import sys
 from typing import Any
 
+import numpy as np
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -90,13 +92,29 @@ class ImageServer:
         self.server.server_close()
 
 
-def photo(name: str, fmt: str = "JPEG") -> bytes:
-    """A real photo from scikit-image's bundled data (chelsea, coffee, astronaut, ...)."""
+@functools.cache
+def scene(name: str) -> Image.Image:
+    """A real photo from scikit-image's bundled data (chelsea, coffee, astronaut, ...), as RGB."""
     from skimage import data as skdata
 
+    pixels = np.asarray(getattr(skdata, name)())
+    if pixels.ndim == 2:
+        pixels = np.stack([pixels] * 3, axis=-1)
+    return Image.fromarray(pixels[..., :3].astype(np.uint8))
+
+
+def photo(name: str, fmt: str = "JPEG") -> bytes:
+    """:func:`scene` as an encoded image."""
     buf = io.BytesIO()
-    Image.fromarray(getattr(skdata, name)()).save(buf, fmt, quality=92)
+    scene(name).save(buf, fmt, quality=92)
     return buf.getvalue()
+
+
+def train(api: Api, model: str, **options: object) -> dict:
+    """Ask for a new version of ``model`` now (``visionloop`` options in the body); the version."""
+    r = api.post(f"/models/{model}/versions", {"visionloop": options} if options else {})
+    assert r.status_code == 200, r.text
+    return r.json()["model"]["model_version"]
 
 
 def scene_variants(base: Image.Image, n: int, seed: int, *, quality: int) -> list[bytes]:

@@ -16,7 +16,7 @@ from visionloop import status
 from visionloop.config import load_settings
 from visionloop.core import VisionLoop
 from visionloop.store.db import exclusive
-from tests.helpers import Api, b64, photo, scene_variants
+from tests.helpers import Api, b64, photo, scene_variants, train
 
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
 
@@ -35,16 +35,11 @@ def predict_and_judge(api: Api, images: list[bytes], concept: str, present: bool
         assert r.status_code == 200, r.text
 
 
-def train(api: Api, **options: object) -> dict:
-    body = {"visionloop": options} if options else {}
-    r = api.post(f"/models/{GENERAL}/versions", body)
-    assert r.status_code == 200, r.text
-    return r.json()["model"]["model_version"]
 
 
 def test_too_little_feedback_trains_nothing(api: Api) -> None:
     predict_and_judge(api, variants("chelsea", 2, 1), "kitty", True, "u1")
-    version = train(api)
+    version = train(api, GENERAL)
     assert version["status"]["code"] == 21117 and "enough" in version["status"]["details"]
     base = api.get(f"/models/{GENERAL}").json()["model"]["model_version"]["id"]
     assert base == "aa9ca48295b37401f8af92ad1af0d91d"  # nothing was promoted
@@ -58,7 +53,7 @@ def test_feedback_concept_is_learned_promoted_and_rolled_back(api: Api, other_ap
     others = variants("coffee", 17, 3) + variants("rocket", 17, 4) + variants("astronaut", 16, 5)
     predict_and_judge(api, cats, "kitty", True, "alice")
     predict_and_judge(api, others, "kitty", False, "bob")
-    version = train(api)
+    version = train(api, GENERAL)
     assert version["status"]["code"] == 21100, version
     info = version["visionloop"]
     assert info["kind"] == "concept_heads" and info["trained_on"]["events"] == 100
@@ -123,7 +118,7 @@ def test_feedback_concept_is_learned_promoted_and_rolled_back(api: Api, other_ap
 
 def test_activating_an_untrained_or_foreign_version_is_refused(api: Api, other_api: Api) -> None:
     predict_and_judge(api, variants("chelsea", 2, 1), "kitty", True, "u1")
-    failed = train(api)["id"]
+    failed = train(api, GENERAL)["id"]
     r = api.post(f"/models/{GENERAL}/versions/{failed}/activate")
     assert r.status_code == 400 and r.json()["status"]["code"] == 21202
     r = other_api.post(f"/models/{GENERAL}/versions/{failed}/activate")

@@ -8,29 +8,19 @@ detections were judged, and drop a region it was told about repeatedly.
 
 from __future__ import annotations
 
-import functools
 import io
 
-import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
 from tests.feedback_support import FACE, LOGO, region, region_body
-from tests.helpers import Api, b64, scene_variants
+from tests.helpers import Api, b64, scene, scene_variants, train
 from visionloop.core import VisionLoop
 from visionloop.store.tables import Output
 
 FACE_BASE = "34ce21a40cc24b6b96ffee54aabff139"
 
 
-@functools.cache
-def scene(name: str) -> Image.Image:
-    from skimage import data as skdata
-
-    pixels = np.asarray(getattr(skdata, name)())
-    if pixels.ndim == 2:
-        pixels = np.stack([pixels] * 3, axis=-1)
-    return Image.fromarray(pixels[..., :3].astype(np.uint8))
 
 
 def jpeg(img: Image.Image) -> bytes:
@@ -67,10 +57,6 @@ def judge(api: Api, outputs: list[dict], feedback: str) -> int:
     return n
 
 
-def train(api: Api, model: str = FACE) -> dict:
-    r = api.post(f"/models/{model}/versions", {})
-    assert r.status_code == 200, r.text
-    return r.json()["model"]["model_version"]
 
 
 def scores(outputs: list[dict]) -> list[list[float]]:
@@ -85,7 +71,7 @@ def test_thresholds_move_only_with_enough_evidence(api: Api, other_api: Api, cor
     # a few judgements: the threshold keeps its default (the version may still remember the cats)
     judged = judge(api, faces[:10], "accurate") + judge(api, cat_faces[:8], "false_positive")
     assert judged < 30
-    first = train(api)
+    first = train(api, FACE)
     if first["status"]["code"] == 21100:
         threshold = first["visionloop"]["learned"]["thresholds"]["face"]
         assert not threshold["calibrated"] and "fewer than 30" in threshold["reason"], threshold
@@ -95,7 +81,7 @@ def test_thresholds_move_only_with_enough_evidence(api: Api, other_api: Api, cor
     # enough judged detections on the training side: the threshold rises above the cats' faces
     judge(api, faces[10:], "accurate")
     judge(api, cat_faces[8:], "false_positive")
-    second = train(api)
+    second = train(api, FACE)
     assert second["status"]["code"] == 21100, second
     info = second["visionloop"]
     threshold = info["learned"]["thresholds"]["face"]
@@ -130,7 +116,7 @@ def test_a_repeated_false_positive_is_suppressed(api: Api, core: VisionLoop) -> 
     assert all(scores(outputs)), "the face model should (wrongly) find a face in the logo"
     assert judge(api, outputs[:5], "false_positive") == 5
     assert judge(api, outputs[5:], "accurate") == 3
-    version = train(api)
+    version = train(api, FACE)
     assert version["status"]["code"] == 21100, version
     learned = version["visionloop"]["learned"]
     assert learned["suppression"]["active"] and learned["suppression"]["false_positives"] >= 2, learned
@@ -147,7 +133,7 @@ def test_a_repeated_false_positive_is_suppressed(api: Api, core: VisionLoop) -> 
     # the version's own outputs keep their raw candidates: the next training reads them, no re-detection
     assert judge(api, pinned[2:], "accurate") == 2
     assert ("app-a", FACE) in core.learning.due(2)  # the worker would retrain on this much new feedback
-    retrained = train(api)
+    retrained = train(api, FACE)
     assert retrained["status"]["code"] == 21100, retrained
     trained_on = retrained["visionloop"]["trained_on"]
     assert (trained_on["outputs"], trained_on["redetected_outputs"]) == (10, 8), trained_on

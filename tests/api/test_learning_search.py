@@ -9,14 +9,13 @@ photos it never saw — for this app only.
 
 from __future__ import annotations
 
-import functools
 import io
 import random
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ImageOps
 
-from tests.helpers import Api, b64
+from tests.helpers import Api, b64, scene, train
 from visionloop.core import VisionLoop
 from visionloop.learning.labels import Label
 from visionloop.services.training.data import concept_data
@@ -28,11 +27,6 @@ CAT = "n02121808"  # the general model's broader concept "cat"
 SCENES = ("chelsea", "coffee", "rocket", "astronaut")
 
 
-@functools.cache
-def scene(name: str) -> Image.Image:
-    from skimage import data as skdata
-
-    return Image.fromarray(np.asarray(getattr(skdata, name)())[..., :3])
 
 
 def photo(name: str, grey: bool, seed: int) -> bytes:
@@ -95,10 +89,6 @@ def probe(api: Api) -> tuple[list[list[str]], float]:
     return rankings, float(np.mean(share))
 
 
-def train(api: Api) -> dict:
-    r = api.post(f"/models/{EMBED}/versions", {})
-    assert r.status_code == 200, r.text
-    return r.json()["model"]["model_version"]
 
 
 def test_click_model_reranks_only_after_enough_clicked_searches(api: Api, other_api: Api, core: VisionLoop) -> None:
@@ -109,7 +99,7 @@ def test_click_model_reranks_only_after_enough_clicked_searches(api: Api, other_
     queries = [ids[(7 * n) % len(ids)] for n in range(76)]
 
     click_sessions(api, queries[:30])
-    too_early = train(api)
+    too_early = train(api, EMBED)
     assert too_early["status"]["code"] == 21117, too_early
     assert "fewer than 50" in too_early["status"]["details"]
     assert probe(api)[0] == before  # nothing re-ranks yet
@@ -117,7 +107,7 @@ def test_click_model_reranks_only_after_enough_clicked_searches(api: Api, other_
 
     click_sessions(api, queries[30:])
     assert ("app-a", EMBED) in core.learning.due(60)
-    version = train(api)
+    version = train(api, EMBED)
     assert version["status"]["code"] == 21100, version
     info = version["visionloop"]
     assert info["learned"]["reranking"] and info["learned"]["validation"]["z"] >= 1.64, info["learned"]
