@@ -181,7 +181,8 @@ async def sustain(base: str, headers: dict[str, str], outputs: list[str], client
         await asyncio.gather(*(client() for _ in range(clients)))
         elapsed = time.perf_counter() - t0
     return {"clients": clients, "requests": len(latencies), "seconds": round(elapsed, 2),
-            "rps": (len(latencies) - len(errors)) / elapsed,  # answered Ok per second "p50_ms": pct(latencies, 50) * 1e3, "p99_ms": pct(latencies, 99) * 1e3,
+            "rps": (len(latencies) - len(errors)) / elapsed,  # answered Ok per second
+            "p50_ms": pct(latencies, 50) * 1e3, "p99_ms": pct(latencies, 99) * 1e3,
             "errors": len(errors), "first_error": errors[0] if errors else None}
 
 
