@@ -64,6 +64,7 @@ def settings_overrides() -> dict[str, Any]:
 
 
 def _scopes_of(dependant: Any) -> list[str]:
+    """Scopes required by ``scoped`` dependencies (routes that check the key themselves say it as x-scope)."""
     out = []
     for dep in dependant.dependencies:
         name = getattr(dep.call, "__name__", "")
@@ -78,7 +79,8 @@ def route_table() -> list[tuple[str, str, str]]:
     out = []
     for router in ROUTERS:
         for route in router.routes:
-            (scope,) = set(_scopes_of(route.dependant)) or {""}
+            declared = {(route.openapi_extra or {}).get("x-scope", "")} - {""}
+            (scope,) = set(_scopes_of(route.dependant)) | declared or {""}
             for method in sorted(route.methods):
                 out += [(method, "/v2" + route.path, scope), (method, APP_SCOPED + route.path, scope)]
     for route in model_routes.user_router.routes:

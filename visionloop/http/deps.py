@@ -30,6 +30,10 @@ API_KEY = APIKeyHeader(name="Authorization", scheme_name="ApiKey", auto_error=Fa
 
 
 def get_caller(request: Request, core: CoreDep, _declared: Annotated[str | None, Security(API_KEY)] = None) -> Caller:
+    return authenticate(request, core)
+
+
+def authenticate(request: Request, core: VisionLoop) -> Caller:
     """Authenticate ``Authorization: Key <key>``; an app-scoped path must name the key's own app."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.strip().partition(" ")
@@ -58,7 +62,6 @@ ConceptsCaller = Annotated[Caller, Depends(scoped("concepts"))]
 ModelsCaller = Annotated[Caller, Depends(scoped("models"))]
 PredictCaller = Annotated[Caller, Depends(scoped("predict"))]
 SearchCaller = Annotated[Caller, Depends(scoped("search"))]
-FeedbackCaller = Annotated[Caller, Depends(scoped("feedback"))]
 FeedbackAdminCaller = Annotated[Caller, Depends(scoped("feedback_admin"))]
 
 

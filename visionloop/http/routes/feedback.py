@@ -12,14 +12,19 @@ Bodies are parsed by :mod:`visionloop.services.feedback.parse` (codes tabled in
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from visionloop import errors
-from visionloop.http.strict_json import StrictJSONRoute
+from visionloop.core import VisionLoop
 from visionloop.http import wire
-from visionloop.http.deps import CoreDep, FeedbackAdminCaller, FeedbackCaller, PageDep
+from visionloop.http.deps import CoreDep, FeedbackAdminCaller, PageDep, authenticate
+from visionloop.http.strict_json import StrictJSONRoute, parse_json
+from visionloop.services.apps import Caller
 from visionloop.services.feedback import FeedbackFilter
 from visionloop.services.feedback.parse import parse_event_type
 
@@ -80,35 +85,61 @@ def _feedback_schema(event_type: str, number: int, ref: str, *, model: bool) -> 
         "properties": {"id": _TEXT, "data": data, "feedback_info": info}}}}
 
 
-ModelFeedbackBody = Annotated[Any, Body(
-    json_schema_extra=_feedback_schema("annotation", 2, "output_id", model=True),
-    description="Feedback on one prediction output: data.concepts for concept models, data.regions for "
-                "detection models; feedback_info.event_type 'annotation' and output_id are required.",
-    openapi_examples={"concepts": {"value": _CONCEPTS_EXAMPLE}, "regions": {"value": _REGIONS_EXAMPLE}})]
-SearchFeedbackBody = Annotated[Any, Body(
-    json_schema_extra=_feedback_schema("search_click", 1, "search_id", model=False),
-    description="A click on a search hit: input.id is the clicked input; feedback_info.event_type "
-                "'search_click' and search_id are required.",
-    openapi_examples={"click": {"value": _SEARCH_EXAMPLE}})]
+SCOPE = "feedback"
 
 
-@router.post("/models/{model_id}/feedback")
-def model_feedback(model_id: str, body: ModelFeedbackBody, caller: FeedbackCaller, core: CoreDep) -> dict[str, Any]:
-    core.feedback.model_feedback(caller, model_id, None, body)
-    return wire.ok()
+def _documented(schema: dict[str, Any], description: str, examples: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI of a route that reads its own body and key (see :func:`_ingest`); ``x-scope``
+    names the key scope it requires, as a ``scoped`` dependency would."""
+    return {"requestBody": {"required": True, "description": description, "content": {"application/json": {
+        "schema": schema, "examples": {name: {"value": value} for name, value in examples.items()}}}},
+        "security": [{"ApiKey": []}], "x-scope": SCOPE}
 
 
-@router.post("/models/{model_id}/versions/{version_id}/feedback")
-def model_version_feedback(model_id: str, version_id: str, body: ModelFeedbackBody, caller: FeedbackCaller,
-                           core: CoreDep) -> dict[str, Any]:
-    core.feedback.model_feedback(caller, model_id, version_id, body)
-    return wire.ok()
+_MODEL_FEEDBACK = _documented(
+    _feedback_schema("annotation", 2, "output_id", model=True),
+    "Feedback on one prediction output: data.concepts for concept models, data.regions for detection models; "
+    "feedback_info.event_type 'annotation' and output_id are required.",
+    {"concepts": _CONCEPTS_EXAMPLE, "regions": _REGIONS_EXAMPLE})
+_SEARCH_FEEDBACK = _documented(
+    _feedback_schema("search_click", 1, "search_id", model=False),
+    "A click on a search hit: input.id is the clicked input; feedback_info.event_type 'search_click' and "
+    "search_id are required.",
+    {"click": _SEARCH_EXAMPLE})
+
+Record = Callable[[VisionLoop, Caller, Any], object]
 
 
-@router.post("/searches/feedback")
-def search_feedback(body: SearchFeedbackBody, caller: FeedbackCaller, core: CoreDep) -> dict[str, Any]:
-    core.feedback.search_feedback(caller, body)
-    return wire.ok()
+async def _ingest(request: Request, record: Record) -> JSONResponse:
+    """Feedback is the hot write path. The body is read on the event loop; the key, its scope, the
+    JSON and the recording are then one worker-thread call (as dependencies, each check would be
+    a hop of its own, which costs more than the check). The key is still checked before the body."""
+    raw = await request.body()
+    core: VisionLoop = request.app.state.core
+
+    def work() -> None:
+        caller = authenticate(request, core)
+        caller.require(SCOPE)
+        record(core, caller, parse_json(raw))
+
+    await run_in_threadpool(work)
+    return JSONResponse(wire.ok())
+
+
+@router.post("/models/{model_id}/feedback", openapi_extra=_MODEL_FEEDBACK)
+async def model_feedback(model_id: str, request: Request) -> JSONResponse:
+    return await _ingest(request, lambda core, caller, body: core.feedback.model_feedback(caller, model_id, None, body))
+
+
+@router.post("/models/{model_id}/versions/{version_id}/feedback", openapi_extra=_MODEL_FEEDBACK)
+async def model_version_feedback(model_id: str, version_id: str, request: Request) -> JSONResponse:
+    return await _ingest(request, lambda core, caller, body: core.feedback.model_feedback(caller, model_id, version_id,
+                                                                                          body))
+
+
+@router.post("/searches/feedback", openapi_extra=_SEARCH_FEEDBACK)
+async def search_feedback(request: Request) -> JSONResponse:
+    return await _ingest(request, lambda core, caller, body: core.feedback.search_feedback(caller, body))
 
 
 def _time(value: str | None, name: str) -> dt.datetime | None:
