@@ -17,7 +17,9 @@ from visionloop.store.tables import ApiKey, App, utcnow
 
 SCOPES: tuple[str, ...] = ("inputs", "concepts", "models", "predict", "search", "feedback", "feedback_admin")
 
-_KEY_BY_HASH = select(ApiKey).where(ApiKey.key_hash == bindparam("key_hash"))  # every request: built once
+# Every request: built once, and plain columns (no ORM objects to build) on a bare connection.
+_KEY_BY_HASH = select(ApiKey.app_id, ApiKey.id, ApiKey.scopes, ApiKey.monthly_limit, ApiKey.revoked_at).where(
+    ApiKey.key_hash == bindparam("key_hash"))
 
 
 def hash_key(key: str) -> str:
@@ -116,12 +118,12 @@ class AppService:
 
     def authenticate(self, key: str) -> Caller:
         """Map a presented key to its caller; unknown or revoked keys are refused at once."""
-        with self.db.session() as s:
-            row = s.scalar(_KEY_BY_HASH, {"key_hash": hash_key(key)})
-            if row is None or row.revoked_at is not None:
-                raise errors.KeyInvalid("the API key is not valid (unknown or revoked)")
-            return Caller(app_id=row.app_id, key_id=row.id, scopes=frozenset(row.scopes),
-                          monthly_limit=row.monthly_limit)
+        with self.db.engine.connect() as c:
+            row = c.execute(_KEY_BY_HASH, {"key_hash": hash_key(key)}).first()
+        if row is None or row.revoked_at is not None:
+            raise errors.KeyInvalid("the API key is not valid (unknown or revoked)")
+        return Caller(app_id=row.app_id, key_id=row.id, scopes=frozenset(row.scopes),
+                      monthly_limit=row.monthly_limit)
 
     @staticmethod
     def _info(row: ApiKey) -> KeyInfo:

@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert, text
+from sqlalchemy import Connection, Engine, create_engine, event, insert, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -73,6 +73,14 @@ class Database:
             session.connection(execution_options={WRITER: True})
             yield session
 
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """Like :meth:`transaction`, on a bare connection: for hot write paths with no ORM objects."""
+        with self._writers, self.engine.connect() as conn:
+            conn = conn.execution_options(**{WRITER: True})
+            with conn.begin():
+                yield conn
+
     def session(self) -> Session:
         return self._sessions()
 
@@ -85,10 +93,14 @@ def lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-def serialize(s: Session, name: str) -> None:
+def dialect_of(s: Session | Connection) -> str:
+    return (s.dialect if isinstance(s, Connection) else s.get_bind().dialect).name
+
+
+def serialize(s: Session | Connection, name: str) -> None:
     """Until this transaction ends, be the only one holding ``name`` (several processes on one
     PostgreSQL). A no-op on SQLite, where one writer at a time is the rule anyway."""
-    if s.get_bind().dialect.name == "postgresql":
+    if dialect_of(s) == "postgresql":
         s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(name)})
 
 
@@ -114,12 +126,12 @@ def exclusive(engine: Engine, name: str, *, wait: bool = True) -> Iterator[bool]
                 conn.commit()
 
 
-def insert_missing(s: Session, entity: Any, rows: Sequence[dict[str, Any]], key: Sequence[str]) -> None:
+def insert_missing(s: Session | Connection, entity: Any, rows: Sequence[dict[str, Any]], key: Sequence[str]) -> None:
     """INSERT rows whose ``key`` is not taken, skipping the others, also those a concurrent
     transaction inserts meanwhile (where check-then-insert would fail with a unique violation)."""
     if not rows:
         return
-    dialect = s.get_bind().dialect.name
+    dialect = dialect_of(s)
     if dialect in ("postgresql", "sqlite"):
         s.execute(_insert_or_skip(entity, tuple(key), dialect), list(rows))
         return

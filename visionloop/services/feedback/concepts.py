@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from visionloop.ids import is_valid_client_id
 from visionloop.services.feedback.parse import ConceptIn, invalid
@@ -27,7 +27,7 @@ from visionloop.store.tables import Concept
 MODEL, APP, NEW = "model", "app", "new"
 
 # The app's concepts a request may name, by id or by lower-cased name (built once, run per request).
-_APP_CONCEPTS = select(Concept).where(Concept.app_id == bindparam("app_id"),
+_APP_CONCEPTS = select(Concept.id, Concept.name, Concept.created_at).where(Concept.app_id == bindparam("app_id"),
                                       or_(Concept.id.in_(bindparam("refs", expanding=True)),
                                           func.lower(Concept.name).in_(bindparam("folded", expanding=True))))
 
@@ -64,14 +64,15 @@ class ConceptResolver:
             vocab = self._vocabularies[view.version.id] = Vocabulary(dict(pairs), by_name)
         return vocab
 
-    def resolve(self, s: Session, app_id: str, view: ModelView, concepts: Sequence[ConceptIn]) -> list[Resolved]:
+    def resolve(self, conn: Connection, app_id: str, view: ModelView, concepts: Sequence[ConceptIn]) -> list[Resolved]:
         """Resolve every statement; two references to one concept must agree on its value."""
         if not concepts:
             return []
         vocab = self.vocabulary(view)
         refs = {c.ref for c in concepts}
         folded = {r.casefold() for r in refs}
-        rows = list(s.scalars(_APP_CONCEPTS, {"app_id": app_id, "refs": list(refs), "folded": list(folded)}))
+        rows = [] if refs <= vocab.by_id.keys() else conn.execute(  # model concept ids come first (rule 1)
+            _APP_CONCEPTS, {"app_id": app_id, "refs": list(refs), "folded": list(folded)}).all()
         app_by_id = {r.id: r.name for r in rows}
         app_by_name: dict[str, str] = {}
         for r in sorted(rows, key=lambda r: (r.created_at, r.id)):

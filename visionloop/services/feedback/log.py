@@ -136,7 +136,7 @@ class FeedbackLog:
         out: list[Appended] = []
         rows: list[dict[str, Any]] = []
         concepts: dict[tuple[str, str], str] = {}
-        with self.db.transaction() as s:
+        with self.db.writing() as s:
             for app_id, body_hash in sorted({(ev.app_id, ev.body_hash) for ev in events}):
                 serialize(s, f"{app_id}\0{body_hash}")  # in one order, so two processes never deadlock
             stored: dict[tuple[str, str], str] = {}

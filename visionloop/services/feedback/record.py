@@ -45,8 +45,7 @@ import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, bindparam, select
 
 from visionloop import errors
 from visionloop.models.catalog import CONCEPT, DETECTION, EMBEDDING
@@ -62,6 +61,16 @@ from visionloop.store.db import Database
 from visionloop.store.tables import Input, Model, ModelVersion, Output, Search, SearchHit
 
 INFO = "input.feedback_info"
+
+# Run per feedback request, so built once; plain columns on a bare connection (no ORM objects).
+_OUTPUT = select(Output.id, Output.app_id, Output.model_pk, Output.version_id, Output.input_id,
+                 Output.digest).where(Output.id == bindparam("id"))
+_OUTPUT_WITH_RESULT = _OUTPUT.add_columns(Output.result)
+_SEARCH = select(Search.app_id, Search.kind).where(Search.id == bindparam("id"))
+_HIT = (select(SearchHit.rank, SearchHit.score)
+        .where(SearchHit.search_id == bindparam("search_id"), SearchHit.input_id == bindparam("input_id"))
+        .order_by(SearchHit.rank).limit(1))
+_INPUT_DIGEST = select(Input.digest).where(Input.app_id == bindparam("app_id"), Input.id == bindparam("id"))
 MAX_RAW_BYTES = 1024 * 1024  # a feedback body, without its image, is small; a larger one is refused
 
 
@@ -107,8 +116,8 @@ class FeedbackRecorder:
         view = self.models.get(caller.app_id, model_ref)
         version = self.models.version(caller.app_id, view.model, version_id) if version_id else None
         self._check_kind(view, fb)
-        with self.db.session() as s:  # every read of the checks in one session
-            output = self._output(s, caller.app_id, view, version, fb.info.output_id or "")
+        with self.db.engine.connect() as s:  # every read of the checks on one connection
+            output = self._output(s, caller.app_id, view, version, fb.info.output_id or "", bool(fb.regions))
             input_id = self._input_id(s, caller.app_id, fb.input_id, output)
             image = self._image(fb, output)
             normalized: dict[str, Any] = {"kind": fb.kind, "model_id": view.model.id,
@@ -154,14 +163,16 @@ class FeedbackRecorder:
                                       "feedback is input.data.regions (each with its own data.concepts)")
 
     @staticmethod
-    def _output(s: Session, app_id: str, view: ModelView, version: ModelVersion | None, output_id: str) -> Output:
-        output = s.get(Output, output_id)
+    def _output(s: Connection, app_id: str, view: ModelView, version: ModelVersion | None, output_id: str,
+                with_result: bool) -> Row[Any]:
+        """The output judged; its result (to tie regions to) is read only for region feedback."""
+        output = s.execute(_OUTPUT_WITH_RESULT if with_result else _OUTPUT, {"id": output_id}).first()
         if output is None or output.app_id != app_id:
             raise errors.ResourceNotFound(f"{INFO}.output_id: output {output_id!r} does not exist in this app "
                                           "(use the id of an output returned by predict)",
                                           description="Output does not exist")
         if output.model_pk != view.model.pk:
-            other = s.get(Model, output.model_pk)
+            other = s.execute(select(Model.id, Model.name).where(Model.pk == output.model_pk)).first()
             made_by = f"{other.id!r} ({other.name})" if other is not None else "another model"
             raise errors.InvalidRequest(f"{INFO}.output_id: output {output_id!r} was predicted by model {made_by}, "
                                         f"not by {view.model.id!r} ({view.model.name})")
@@ -171,7 +182,7 @@ class FeedbackRecorder:
         return output
 
     @staticmethod
-    def _input_id(s: Session, app_id: str, named: str | None, output: Output) -> str | None:
+    def _input_id(s: Connection, app_id: str, named: str | None, output: Row[Any]) -> str | None:
         """The input the feedback is about: the output's, or a stored input holding the very same image.
 
         Clients predict on bytes and then name the stored input those bytes came from (the Python
@@ -180,14 +191,14 @@ class FeedbackRecorder:
         """
         if named is None or named == output.input_id:
             return output.input_id
-        stored = s.get(Input, (app_id, named))
-        if stored is not None and stored.digest == output.digest:
+        stored = s.execute(_INPUT_DIGEST, {"app_id": app_id, "id": named}).scalar()
+        if stored == output.digest:
             return named
         raise errors.InputInvalid(f"input.id: output {output.id!r} was predicted on input {output.input_id!r}; "
                                   f"{named!r} is neither that input nor a stored input with the same image")
 
     @staticmethod
-    def _image(fb: ModelFeedbackIn, output: Output) -> dict[str, Any] | None:
+    def _image(fb: ModelFeedbackIn, output: Row[Any]) -> dict[str, Any] | None:
         """What the body says the image is: a URL as given (never fetched), base64 by its digest."""
         if fb.image is None:
             return None
@@ -203,14 +214,12 @@ class FeedbackRecorder:
     # -- search feedback ----------------------------------------------------------------------
     def record_search(self, caller: Caller, fb: SearchFeedbackIn, raw: Any) -> Appended:
         search_id = fb.info.search_id or ""
-        with self.db.session() as s:
-            search = s.get(Search, search_id)
+        with self.db.engine.connect() as s:
+            search = s.execute(_SEARCH, {"id": search_id}).first()
             if search is None or search.app_id != caller.app_id:
                 raise errors.ResourceNotFound(f"{INFO}.search_id: search {search_id!r} does not exist in this app "
                                               "(use the id of a search response)", description="Search does not exist")
-            hit = s.execute(select(SearchHit.rank, SearchHit.score)
-                            .where(SearchHit.search_id == search_id, SearchHit.input_id == fb.input_id)
-                            .order_by(SearchHit.rank).limit(1)).first()
+            hit = s.execute(_HIT, {"search_id": search_id, "input_id": fb.input_id}).first()
         if hit is None:
             raise errors.InputNotFound(f"input.id: input {fb.input_id!r} is not among the hits of search "
                                        f"{search_id!r}, so it cannot have been clicked",
