@@ -20,12 +20,19 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return load_settings({"data_dir": args.data_dir, "database_url": args.database_url})
 
 
+# The event loop and the worker threads running routes share the GIL. With Python's default 5 ms
+# switch interval, the loop (wanting to answer a request a thread just finished) can wait up to
+# 5 ms behind a busy thread; at 0.5 ms bench/feedback answered 15-35% more requests at 1 client.
+GIL_SWITCH_SECONDS = 0.0005
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from visionloop.http.app import create_app
 
     settings = _settings(args)
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     core = VisionLoop(settings)
     created = core.bootstrap()
     if created:
