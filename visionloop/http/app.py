@@ -16,8 +16,9 @@ from visionloop.http.guard import BodyGuard
 from visionloop.http.routes import concepts, feedback, inputs, models, predict, search, versions
 from visionloop.http.schemas import ErrorOut
 
-ROUTERS: tuple[APIRouter, ...] = (inputs.router, concepts.router, models.router, predict.router,
-                                  search.router, feedback.router, versions.router)
+# Routes are matched in this order, one by one: the hot paths (feedback, predict) come first.
+ROUTERS: tuple[APIRouter, ...] = (feedback.router, predict.router, inputs.router, concepts.router, models.router,
+                                  search.router, versions.router)
 APP_SCOPED = "/v2/users/{user_id}/apps/{app_id}"
 # What every route may answer besides 200 (and instead of FastAPI's 422, which we never send).
 ERROR_RESPONSES: dict[int | str, dict] = {
