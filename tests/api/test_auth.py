@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 
 from visionloop.core import VisionLoop
+from visionloop.services.apps import AppService
+from visionloop.services.short_cache import TTL_SECONDS
 from tests.conftest import make_api
 from tests.helpers import Api
 
@@ -24,6 +28,16 @@ def test_revoked_key_stops_at_once(core: VisionLoop, api: Api) -> None:
     key_id = core.apps.list_keys("app-a")[0].id
     core.apps.revoke_key(key_id)
     assert api.get("/inputs").status_code == 401
+
+
+def test_key_revoked_by_another_process_stops_within_the_cache_ttl(core: VisionLoop, api: Api) -> None:
+    """The CLI revoking a key of a running server: a moment later the server refuses it too."""
+    assert api.get("/inputs").status_code == 200  # the key's caller is now cached in this process
+    elsewhere = AppService(core.db)  # another process's view of the same database (its own cache)
+    elsewhere.revoke_key(elsewhere.list_keys("app-a")[0].id)
+    time.sleep(TTL_SECONDS + 0.1)
+    r = api.get("/inputs")
+    assert r.status_code == 401 and r.json()["status"]["code"] == 11008, r.text
 
 
 def test_keys_are_stored_hashed(core: VisionLoop, api: Api) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, select
 
 from visionloop import errors
 from visionloop.ids import is_valid_client_id, new_id
+from visionloop.services.short_cache import ShortCache
 from visionloop.store.db import Database
 from visionloop.store.tables import ApiKey, App, utcnow
 
@@ -60,6 +61,7 @@ class KeyInfo:
 class AppService:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._callers: ShortCache[Caller] = ShortCache()
 
     def create_app(self, app_id: str, name: str | None = None) -> App:
         if not is_valid_client_id(app_id):
@@ -111,15 +113,22 @@ class AppService:
                 raise errors.KeyInvalid(f"no key with id {key_id!r}")
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
+        self._callers.clear()
 
     def has_keys(self) -> bool:
         with self.db.session() as s:
             return s.scalar(select(ApiKey.id).limit(1)) is not None
 
     def authenticate(self, key: str) -> Caller:
-        """Map a presented key to its caller; unknown or revoked keys are refused at once."""
+        """Map a presented key to its caller; unknown keys and keys revoked in this process are
+        refused at once, keys revoked by another process within a second
+        (:mod:`visionloop.services.short_cache`)."""
+        key_hash = hash_key(key)
+        return self._callers.get(key_hash, lambda: self._caller(key_hash))
+
+    def _caller(self, key_hash: str) -> Caller:
         with self.db.engine.connect() as c:
-            row = c.execute(_KEY_BY_HASH, {"key_hash": hash_key(key)}).first()
+            row = c.execute(_KEY_BY_HASH, {"key_hash": key_hash}).first()
         if row is None or row.revoked_at is not None:
             raise errors.KeyInvalid("the API key is not valid (unknown or revoked)")
         return Caller(app_id=row.app_id, key_id=row.id, scopes=frozenset(row.scopes),

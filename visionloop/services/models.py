@@ -10,13 +10,14 @@ import dataclasses
 import threading
 from collections.abc import Callable
 
-from sqlalchemy import Select, and_, bindparam, func, or_, select
+from sqlalchemy import Select, and_, bindparam, delete, func, or_, select
 
 from visionloop import errors, status
 from visionloop.models.catalog import BUILTIN, CONCEPT, DETECTION, EMBEDDING, ModelSpec
 from visionloop.models.predictors import Predictor, base_predictor
 from visionloop.models.runtime import ModelRuntime
 from visionloop.services.paging import Page
+from visionloop.services.short_cache import ShortCache
 from visionloop.store.db import Database, serialize
 from visionloop.store.tables import ActiveVersion, Model, ModelVersion, utcnow
 
@@ -67,6 +68,7 @@ class ModelService:
         self._predictors: dict[str, Predictor] = {}
         self._lock = threading.Lock()
         self.version_loaders: dict[str, VersionLoader] = {}
+        self._views: ShortCache[ModelView] = ShortCache()
         self._seed(BUILTIN)
 
     def _seed(self, specs: tuple[ModelSpec, ...]) -> None:
@@ -91,7 +93,11 @@ class ModelService:
         return [_view(m, v) for m, v in rows]
 
     def get(self, app_id: str, ref: str) -> ModelView:
-        """By id, then by name; the app's own models shadow built-ins."""
+        """By id, then by name; the app's own models shadow built-ins. Views are shared read-only
+        and may be a moment old (:mod:`visionloop.services.short_cache`)."""
+        return self._views.get((app_id, ref), lambda: self._get(app_id, ref))
+
+    def _get(self, app_id: str, ref: str) -> ModelView:
         with self.db.session() as s:
             rows = s.execute(_VIEW_BY_REF, {"app_id": app_id, "ref": ref}).all()
         if not rows:
@@ -140,6 +146,13 @@ class ModelService:
             else:
                 row.version_id = version_id
                 row.modified_at = utcnow()
+        self._views.clear()
+
+    def clear_active(self, app_id: str, model: Model) -> None:
+        """Forget the app's promoted version: it predicts with the base version again."""
+        with self.db.transaction() as s:
+            s.execute(delete(ActiveVersion).where(ActiveVersion.app_id == app_id, ActiveVersion.model_pk == model.pk))
+        self._views.clear()
 
     def concepts_of(self, view: ModelView) -> list[tuple[str, str]]:
         """(id, name) of every concept the app's version of a model can output."""

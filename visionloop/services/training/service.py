@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
 from visionloop import errors, status
 from visionloop.ids import new_id
@@ -34,7 +34,7 @@ from visionloop.services.training.report import per_concept, pr_curves, quality_
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database, exclusive
-from visionloop.store.tables import ActiveVersion, FeedbackEvent, Model, ModelVersion, utcnow
+from visionloop.store.tables import FeedbackEvent, Model, ModelVersion, utcnow
 
 log = logging.getLogger("visionloop.learning")
 Progress = Callable[[str], None]
@@ -121,24 +121,19 @@ class LearningService:
         except InsufficientData as exc:
             read = {} if exc.last_seq is None else {"trained_on": {"last_seq": exc.last_seq}}
             if erasure:
-                self._back_to_base(version.app_id, model)
+                self.models.clear_active(version.app_id, model)
             return self._finish(version_id, status.MODEL_TRAINING_INSUFFICIENT_DATA,
                                 {"kind": PENDING, "error": str(exc), **read}, {}, None)
         except Exception as exc:  # a failed job is recorded, never left "training"
             log.exception("training version %s failed", version_id)
             if erasure:
-                self._back_to_base(version.app_id, model)
+                self.models.clear_active(version.app_id, model)
             return self._finish(version_id, status.MODEL_TRAINING_FAILED,
                                 {"kind": PENDING, "error": f"{type(exc).__name__}: {exc}"}, {}, None)
         done = self._finish(version_id, status.MODEL_TRAINED, params, metrics, artifact)
         if promote or erasure:
             self.models.set_active(version.app_id, model, version_id)
         return done
-
-    def _back_to_base(self, app_id: str, model: Model) -> None:
-        """Forget the app's promoted version: it predicts with the base version again."""
-        with self.db.transaction() as s:
-            s.execute(delete(ActiveVersion).where(ActiveVersion.app_id == app_id, ActiveVersion.model_pk == model.pk))
 
     def on_erasure(self, erasure: Erasure) -> None:
         """Feedback was erased: every model this app trained versions of is retrained without it."""
