@@ -8,8 +8,8 @@ the features of query images); a query URL's through an input added from that UR
 URLs are never fetched again, and a session without vectors only informs the position bias.
 
 Training fits :class:`~visionloop.learning.click_model.ClickModel` (PBM propensities, IPS-trained
-diagonal re-ranker, cross-fitted adoption test: it re-ranks only after ``min_sessions`` clicked
-searches and a clear gain) on sessions whose query hashes to the training side
+diagonal re-ranker, adoption test cross-fitted by query: it re-ranks only after ``min_sessions``
+clicked searches and a clear gain) on sessions whose query hashes to the training side
 (:mod:`visionloop.learning.split`: a query keeps its side as the log grows). Champion and
 challenger are then scored on the clicked held-out queries by the IPS-weighted DCG of the clicked
 hits under each one's ranking, and the challenger replaces the champion only if not worse. A
