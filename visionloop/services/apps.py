@@ -127,7 +127,7 @@ class AppService:
         return self._callers.get(key_hash, lambda: self._caller(key_hash))
 
     def _caller(self, key_hash: str) -> Caller:
-        with self.db.engine.connect() as c:
+        with self.db.reading() as c:
             row = c.execute(_KEY_BY_HASH, {"key_hash": key_hash}).first()
         if row is None or row.revoked_at is not None:
             raise errors.KeyInvalid("the API key is not valid (unknown or revoked)")

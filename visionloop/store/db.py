@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 WRITER = "visionloop_writer"  # execution option of the connections of Database.transaction()
+READER = "visionloop_reader"  # ... and of Database.reading()
 
 
 def make_engine(url: str) -> Engine:
@@ -46,7 +47,9 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITER) else "BEGIN")
+            options = conn.get_execution_options()
+            if not options.get(READER):  # Database.reading(): each statement on its own
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITER) else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -80,6 +83,13 @@ class Database:
             conn = conn.execution_options(**{WRITER: True})
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A bare connection for a few reads on a hot path that need no common snapshot: on SQLite
+        each statement runs on its own, without a BEGIN to send and a transaction to end."""
+        with self.engine.connect() as conn:
+            yield conn.execution_options(**{READER: True})
 
     def session(self) -> Session:
         return self._sessions()

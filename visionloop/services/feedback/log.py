@@ -35,11 +35,13 @@ log = logging.getLogger("visionloop.feedback")
 
 DELETE_CHUNK = 500
 
-# Built once, run per feedback request (building a statement costs more than running it).
-_EARLIER_SAME = (select(FeedbackEvent.app_id, FeedbackEvent.body_hash, FeedbackEvent.id)
-                 .where(FeedbackEvent.body_hash.in_(bindparam("hashes", expanding=True)),
-                        FeedbackEvent.created_at >= bindparam("since"))
-                 .order_by(FeedbackEvent.seq))
+# Built once, run per feedback request (building a statement costs more than running it). An
+# expanding IN is rendered anew at every execution, so one hash, the usual batch, gets an "=".
+_EARLIER = select(FeedbackEvent.app_id, FeedbackEvent.body_hash, FeedbackEvent.id).order_by(FeedbackEvent.seq)
+_EARLIER_SAME = _EARLIER.where(FeedbackEvent.body_hash.in_(bindparam("hashes", expanding=True)),
+                               FeedbackEvent.created_at >= bindparam("since"))
+_EARLIER_ONE = _EARLIER.where(FeedbackEvent.body_hash == bindparam("hash"), FeedbackEvent.created_at >= bindparam("since"))
+_APPEND = insert(FeedbackEvent)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,8 +143,11 @@ class FeedbackLog:
                 serialize(s, f"{app_id}\0{body_hash}")  # in one order, so two processes never deadlock
             stored: dict[tuple[str, str], str] = {}
             if self.dedup_window:
-                for r in s.execute(_EARLIER_SAME, {"hashes": sorted({ev.body_hash for ev in events}),
-                                                   "since": now - self.dedup_window}):
+                hashes = sorted({ev.body_hash for ev in events})
+                since = now - self.dedup_window
+                earlier = (s.execute(_EARLIER_ONE, {"hash": hashes[0], "since": since}) if len(hashes) == 1 else
+                           s.execute(_EARLIER_SAME, {"hashes": hashes, "since": since}))
+                for r in earlier:
                     stored.setdefault((r.app_id, r.body_hash), r.id)
             for ev in events:
                 earlier = stored.get((ev.app_id, ev.body_hash))
@@ -162,7 +167,7 @@ class FeedbackLog:
                 for cid, name in ev.new_concepts:
                     concepts.setdefault((ev.app_id, cid), name)
             if rows:
-                s.execute(insert(FeedbackEvent), rows)
+                s.execute(_APPEND, rows[0] if len(rows) == 1 else rows)  # one row: no executemany machinery
             insert_missing(s, Concept, [{"app_id": app_id, "id": cid, "name": name, "created_at": now,
                                          "modified_at": now} for (app_id, cid), name in concepts.items()],
                            key=("app_id", "id"))

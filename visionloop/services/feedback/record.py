@@ -116,7 +116,7 @@ class FeedbackRecorder:
         view = self.models.get(caller.app_id, model_ref)
         version = self.models.version(caller.app_id, view.model, version_id) if version_id else None
         self._check_kind(view, fb)
-        with self.db.engine.connect() as s:  # every read of the checks on one connection
+        with self.db.reading() as s:  # every read of the checks on one connection
             output = self._output(s, caller.app_id, view, version, fb.info.output_id or "", bool(fb.regions))
             input_id = self._input_id(s, caller.app_id, fb.input_id, output)
             image = self._image(fb, output)
@@ -214,7 +214,7 @@ class FeedbackRecorder:
     # -- search feedback ----------------------------------------------------------------------
     def record_search(self, caller: Caller, fb: SearchFeedbackIn, raw: Any) -> Appended:
         search_id = fb.info.search_id or ""
-        with self.db.engine.connect() as s:
+        with self.db.reading() as s:
             search = s.execute(_SEARCH, {"id": search_id}).first()
             if search is None or search.app_id != caller.app_id:
                 raise errors.ResourceNotFound(f"{INFO}.search_id: search {search_id!r} does not exist in this app "
