@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.orm import Session
 
 from visionloop import errors
@@ -30,6 +30,8 @@ from visionloop.services.usage import count_usage
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database, insert_missing
 from visionloop.store.tables import Embedding, FeedbackEvent, Input, Model, ModelVersion, Output, utcnow
+
+_ADD_OUTPUT = insert(Output)  # built once: every predict runs it
 
 EMBEDDING_SPACE = "mobilenet_v2/features"  # raw pooled features: embeddings and class scores derive from them
 STORED_CONCEPTS = 200  # an output keeps the top concepts: enough for evaluation, bounded in size
@@ -162,19 +164,21 @@ class PredictService:
     def _remember(self, caller: Caller, model: Model, version: ModelVersion, items: list[PredictItem],
                   images: dict[int, CheckedImage]) -> None:
         now = utcnow()
-        with self.db.transaction() as s:
-            for it in items:
-                image = images[it.index]
-                self.blobs.put(image.data)
-                assert it.prediction is not None
-                it.output_id, it.created_at = new_id(), now
-                s.add(Output(id=it.output_id, app_id=caller.app_id, model_pk=model.pk, version_id=version.id,
-                             input_id=it.input_id, digest=image.digest,
-                             image_url=it.source.url if it.source else None,
-                             result=result_json(it.prediction), key_id=caller.key_id, created_at=now))
-            store_embeddings(s, {images[it.index].digest: it.prediction.features for it in items
+        rows = []
+        for it in items:
+            image = images[it.index]
+            self.blobs.put(image.data)  # durable before the output that names it is
+            assert it.prediction is not None
+            it.output_id, it.created_at = new_id(), now
+            rows.append({"id": it.output_id, "app_id": caller.app_id, "model_pk": model.pk, "version_id": version.id,
+                         "input_id": it.input_id, "digest": image.digest,
+                         "image_url": it.source.url if it.source else None,
+                         "result": result_json(it.prediction), "key_id": caller.key_id, "created_at": now})
+        with self.db.writing() as c:  # Core: every predict runs this, ORM objects would cost more than the rows
+            c.execute(_ADD_OUTPUT, rows[0] if len(rows) == 1 else rows)
+            store_embeddings(c, {images[it.index].digest: it.prediction.features for it in items
                                  if it.prediction is not None and it.prediction.features is not None})
-            count_usage(s, caller, "predict", len(items))
+            count_usage(c, caller, "predict", len(items))
 
     def prune(self, older_than: dt.datetime) -> int:
         """Drop outputs older than the retention horizon that no feedback refers to; returns how many went.
@@ -188,7 +192,7 @@ class PredictService:
                              .execution_options(synchronize_session=False)).rowcount or 0
 
 
-def store_embeddings(s: Session, vectors: dict[str, np.ndarray]) -> None:
+def store_embeddings(s: Session | Connection, vectors: dict[str, np.ndarray]) -> None:
     """Insert raw features by image digest unless present (racing writers of one image are fine)."""
     insert_missing(s, Embedding, [{"digest": digest, "space": EMBEDDING_SPACE, "vector": embedding_bytes(vec)}
                                   for digest, vec in vectors.items()], key=("digest", "space"))

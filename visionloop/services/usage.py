@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from visionloop import errors
 from visionloop.services.apps import Caller
-from visionloop.store.db import Database
+from visionloop.store.db import Database, insert_missing
 from visionloop.store.tables import Usage
 
 BILLABLE = frozenset({"predict", "search", "inputs"})
@@ -29,7 +28,7 @@ def this_month() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m")
 
 
-def count_usage(s: Session, caller: Caller, op: str, count: int) -> None:
+def count_usage(s: Session | Connection, caller: Caller, op: str, count: int) -> None:
     """Count operations inside the transaction that does them, so the work and its count commit together."""
     if op not in BILLABLE:
         raise ValueError(f"{op!r} is not a billable operation")
@@ -37,12 +36,10 @@ def count_usage(s: Session, caller: Caller, op: str, count: int) -> None:
         return
     month = this_month()
     bump = {"w_app": caller.app_id, "w_key": caller.key_id, "w_month": month, "w_op": op, "n": count}
-    if not s.execute(_BUMP, bump).rowcount:
-        try:
-            with s.begin_nested():
-                s.add(Usage(app_id=caller.app_id, key_id=caller.key_id, month=month, op=op, count=count))
-        except IntegrityError:  # another request created the row first
-            s.execute(_BUMP, bump)
+    if not s.execute(_BUMP, bump).rowcount:  # the month's first: create the row (unless a racer just did)
+        insert_missing(s, Usage, [{"app_id": caller.app_id, "key_id": caller.key_id, "month": month, "op": op,
+                                   "count": 0}], key=("app_id", "key_id", "month", "op"))
+        s.execute(_BUMP, bump)
 
 
 class UsageService:
