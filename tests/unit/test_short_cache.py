@@ -32,7 +32,9 @@ def test_a_value_is_reused_until_it_is_ttl_old() -> None:
     assert cache.get("k", load) == "v1"
     clock.now += 0.99
     assert cache.get("k", load) == "v1" and len(calls) == 1
+    assert cache.peek("k") == "v1"
     clock.now += 0.02
+    assert cache.peek("k") is None
     assert cache.get("k", load) == "v2" and len(calls) == 2
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
 from pydantic import WithJsonSchema
 
 from visionloop import errors
@@ -29,19 +30,32 @@ API_KEY = APIKeyHeader(name="Authorization", scheme_name="ApiKey", auto_error=Fa
                        description="`Key <your API key>`; a key belongs to one app and carries scopes.")
 
 
-def get_caller(request: Request, core: CoreDep, _declared: Annotated[str | None, Security(API_KEY)] = None) -> Caller:
-    return authenticate(request, core)
+async def get_caller(request: Request, core: CoreDep,
+                     _declared: Annotated[str | None, Security(API_KEY)] = None) -> Caller:
+    """Async: a key seen within the last second is known without I/O, so most requests take no
+    thread-pool hop to authenticate; an unknown one is looked up in a worker thread."""
+    key = presented_key(request)
+    caller = core.apps.recent_caller(key) or await run_in_threadpool(core.apps.authenticate, key)
+    return in_app(request, caller)
 
 
 def authenticate(request: Request, core: VisionLoop) -> Caller:
-    """Authenticate ``Authorization: Key <key>``; an app-scoped path must name the key's own app."""
+    """Authenticate ``Authorization: Key <key>`` (blocking: for routes already in a worker thread)."""
+    return in_app(request, core.apps.authenticate(presented_key(request)))
+
+
+def presented_key(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.strip().partition(" ")
     if not header:
         raise errors.KeyMissing("send the header 'Authorization: Key <your API key>'")
     if scheme.lower() != "key" or not key.strip():
         raise errors.KeyInvalid("the Authorization header must be 'Key <your API key>'")
-    caller = core.apps.authenticate(key.strip())
+    return key.strip()
+
+
+def in_app(request: Request, caller: Caller) -> Caller:
+    """An app-scoped path must name the key's own app."""
     app_id = request.path_params.get("app_id")
     if app_id is not None and app_id != caller.app_id:
         raise errors.AppNotFound(f"app {app_id!r} does not exist for this API key")

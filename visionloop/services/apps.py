@@ -126,6 +126,10 @@ class AppService:
         key_hash = hash_key(key)
         return self._callers.get(key_hash, lambda: self._caller(key_hash))
 
+    def recent_caller(self, key: str) -> Caller | None:
+        """The key's caller if authenticated within the last second (no I/O), else None."""
+        return self._callers.peek(hash_key(key))
+
     def _caller(self, key_hash: str) -> Caller:
         with self.db.reading() as c:
             row = c.execute(_KEY_BY_HASH, {"key_hash": key_hash}).first()

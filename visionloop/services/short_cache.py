@@ -29,6 +29,11 @@ class ShortCache(Generic[V]):
         self._generation = 0
         self._lock = threading.Lock()
 
+    def peek(self, key: Hashable) -> V | None:
+        """The cached value if younger than ``ttl``, else None."""
+        hit = self._entries.get(key)
+        return hit[1] if hit is not None and self._clock() - hit[0] < self.ttl else None
+
     def get(self, key: Hashable, load: Callable[[], V]) -> V:
         """The cached value if younger than ``ttl``, else ``load()`` (errors are not cached)."""
         hit = self._entries.get(key)
