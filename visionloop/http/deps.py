@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader
-from starlette.concurrency import run_in_threadpool
 from pydantic import WithJsonSchema
+from starlette.concurrency import run_in_threadpool
 
 from visionloop import errors
 from visionloop.core import VisionLoop
