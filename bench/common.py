@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
 import os
 import socket
 import statistics
@@ -14,8 +16,26 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")  # scikit-image's real photos
+
+
+def photo(name: str) -> Image.Image:
+    from skimage import data
+
+    return Image.fromarray(getattr(data, name)()).convert("RGB")
+
+
+def jpeg(img: Image.Image, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 def free_port() -> int:

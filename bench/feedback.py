@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import io
 import json
 import os
 import platform
@@ -49,9 +47,11 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, free_port, pct, server  # noqa: E402
+from bench.common import PHOTOS, ROOT, b64, free_port, jpeg, pct, photo, server  # noqa: E402
+from visionloop import status  # noqa: E402
+from visionloop.models.catalog import GENERAL as GENERAL_MODEL  # noqa: E402
 
-GENERAL = "aaa03c23b3724a16a56b629203edc62c"
+GENERAL = GENERAL_MODEL.id
 OUT = ROOT / "bench" / "out" / "feedback.json"
 SETTINGS = {"VISIONLOOP_FEEDBACK_RATE_LIMIT": "0", "VISIONLOOP_RETRAIN_AFTER_EVENTS": "0"}
 
@@ -113,7 +113,7 @@ def bare_app(db_path: str) -> Any:
     async def feedback(request: Request) -> JSONResponse:
         body = await request.json()
         await run_in_threadpool(insert, body)  # blocking I/O off the loop, as FastAPI runs visionloop's routes
-        return JSONResponse({"status": {"code": 10000, "description": "Ok"}})
+        return JSONResponse({"status": {"code": status.SUCCESS, "description": "Ok"}})
 
     return Starlette(routes=[Route("/v2/models/{model_id}/feedback", feedback, methods=["POST"])])
 
@@ -165,7 +165,7 @@ async def sustain(base: str, headers: dict[str, str], outputs: list[str], client
         # warm-up: one request per connection (each must succeed: they count as acknowledged)
         warm = await asyncio.gather(*(http.post(f"/v2/models/{GENERAL}/feedback",
                                                 json=feedback_body(outputs[0], next(counter))) for _ in range(clients)))
-        errors += [r.text[:200] for r in warm if r.status_code != 200 or r.json()["status"]["code"] != 10000]
+        errors += [r.text[:200] for r in warm if r.status_code != 200 or r.json()["status"]["code"] != status.SUCCESS]
         t0 = time.perf_counter()
         stop = t0 + seconds
 
@@ -175,7 +175,7 @@ async def sustain(base: str, headers: dict[str, str], outputs: list[str], client
                 t = time.perf_counter()
                 r = await http.post(f"/v2/models/{GENERAL}/feedback", json=feedback_body(outputs[n % len(outputs)], n))
                 latencies.append(time.perf_counter() - t)
-                if r.status_code != 200 or r.json()["status"]["code"] != 10000:
+                if r.status_code != 200 or r.json()["status"]["code"] != status.SUCCESS:
                     errors.append(r.text[:200])
 
         await asyncio.gather(*(client() for _ in range(clients)))
@@ -188,14 +188,7 @@ async def sustain(base: str, headers: dict[str, str], outputs: list[str], client
 
 def real_outputs(base: str, headers: dict[str, str], n: int = 16) -> list[str]:
     """Output ids of real predictions on real photos, as an application would get them."""
-    from PIL import Image
-    from skimage import data
-
-    photos = []
-    for name in ("chelsea", "coffee", "astronaut", "rocket"):
-        buf = io.BytesIO()
-        Image.fromarray(getattr(data, name)()).convert("RGB").save(buf, "JPEG", quality=85)
-        photos.append(base64.b64encode(buf.getvalue()).decode())
+    photos = [b64(jpeg(photo(name), quality=85)) for name in PHOTOS]
     out = []
     with httpx.Client(base_url=base, headers=headers, timeout=120) as http:
         for i in range(n):

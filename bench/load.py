@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import io
 import json
 import os
 import platform
@@ -38,9 +36,11 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, pct, server  # noqa: E402
+from bench.common import PHOTOS, ROOT, b64, jpeg, pct, photo, server  # noqa: E402
+from visionloop import status  # noqa: E402
+from visionloop.models.catalog import GENERAL as GENERAL_MODEL  # noqa: E402
 
-GENERAL = "aaa03c23b3724a16a56b629203edc62c"
+GENERAL = GENERAL_MODEL.id
 OUT = ROOT / "bench" / "out" / "load.json"
 WEIGHTS = {"add_input": 20, "predict": 25, "search": 25, "feedback": 30}
 CONCEPTS = ["red", "green", "blue", "grey"]
@@ -48,17 +48,13 @@ CONCEPTS = ["red", "green", "blue", "grey"]
 
 def photos() -> list[str]:
     """Real photos (scikit-image's), 256 px on the long side, as base64 JPEG; tinted copies differ."""
-    from PIL import Image, ImageEnhance
-    from skimage import data
+    from PIL import ImageEnhance
 
     out = []
-    for name in ("chelsea", "coffee", "astronaut", "rocket"):
-        img = Image.fromarray(getattr(data, name)()).convert("RGB")
+    for name in PHOTOS:
+        img = photo(name)
         img.thumbnail((256, 256))
-        for factor in (0.6, 1.0, 1.4):
-            buf = io.BytesIO()
-            ImageEnhance.Color(img).enhance(factor).save(buf, "JPEG", quality=85)
-            out.append(base64.b64encode(buf.getvalue()).decode())
+        out += [b64(jpeg(ImageEnhance.Color(img).enhance(factor), quality=85)) for factor in (0.6, 1.0, 1.4)]
     return out
 
 
@@ -116,7 +112,7 @@ async def client(http: httpx.AsyncClient, n: int, stop: float, images: list[str]
             continue
         stats.latency[route].append(time.perf_counter() - t)
         answer = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
-        if r.status_code != 200 or answer.get("status", {}).get("code") != 10000:
+        if r.status_code != 200 or answer.get("status", {}).get("code") != status.SUCCESS:
             stats.errors.append(f"{route}: HTTP {r.status_code} {r.text[:200]}")
             continue
         if route == "add_input":

@@ -14,7 +14,6 @@ Writes bench/out/predict.json.
 from __future__ import annotations
 
 import argparse
-import base64
 import io
 import json
 import sys
@@ -25,30 +24,19 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, paired, pct, server  # noqa: E402
+from bench.common import PHOTOS, ROOT, b64, jpeg, paired, pct, photo, server  # noqa: E402
 from visionloop.models.catalog import FACE, GENERAL  # noqa: E402
 from visionloop.models.predictors import base_predictor  # noqa: E402
 from visionloop.models.runtime import ModelRuntime  # noqa: E402
 
 
 def photos() -> list[bytes]:
-    from skimage import data
-
-    out = []
-    for name in ("chelsea", "coffee", "astronaut", "rocket"):
-        buf = io.BytesIO()
-        Image.fromarray(getattr(data, name)()).convert("RGB").save(buf, "JPEG", quality=90)
-        out.append(buf.getvalue())
-    return out
+    return [jpeg(photo(name)) for name in PHOTOS]
 
 
 def phone_photo() -> bytes:
     """A phone-camera-sized JPEG (4032 x 3024, ~12 MP): what real users send."""
-    from skimage import data
-
-    buf = io.BytesIO()
-    Image.fromarray(data.chelsea()).resize((4032, 3024), Image.Resampling.BICUBIC).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+    return jpeg(photo("chelsea").resize((4032, 3024), Image.Resampling.BICUBIC))
 
 
 def main() -> None:
@@ -67,7 +55,7 @@ def main() -> None:
             predictor = base_predictor(runtime, spec.runtime)
             chosen = [pool[i % len(pool)] for i in range(batch)]
             pils = [Image.open(io.BytesIO(b)).convert("RGB") for b in chosen]
-            body = {"inputs": [{"data": {"image": {"base64": base64.b64encode(b).decode()}}} for b in chosen]}
+            body = {"inputs": [{"data": {"image": {"base64": b64(b)}}} for b in chosen]}
             repeats = args.repeats if batch == 1 else max(5, args.repeats // 4)
 
             def http_call() -> None:
