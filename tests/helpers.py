@@ -6,6 +6,7 @@ import base64
 import functools
 import io
 import os
+import socket
 import subprocess
 import sys
 from typing import Any
@@ -23,6 +24,19 @@ def png_bytes(color: tuple[int, int, int] = (255, 0, 0), size: tuple[int, int] =
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """The environment for a server or CLI subprocess: none of the caller's VISIONLOOP_* settings
+    (a database URL or data dir could leak in), unbuffered output, plus ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VISIONLOOP_")}
+    return {**env, "PYTHONUNBUFFERED": "1", **settings}
 
 
 class Api:

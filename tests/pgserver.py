@@ -24,13 +24,14 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from tests.helpers import free_port
 
 START_TIMEOUT = 60.0
 SETTINGS = {  # durability is worthless for a test database; speed is not
@@ -62,10 +63,6 @@ def _bin_dir() -> Path:
     return bin_dir
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _die_with_parent() -> None:  # runs in the child after any user switch, before exec
@@ -178,7 +175,7 @@ def start(base: Path | None = None) -> PgServer:
     log = open(root / "postgres.log", "ab")  # noqa: SIM115 - the server writes it while it runs
     if user is not None:
         os.chown(root / "postgres.log", user, pwd.getpwuid(user).pw_gid)
-    port = _free_port()
+    port = free_port()
     args = [str(bin_dir / "postgres"), "-D", str(data), "-c", "listen_addresses=127.0.0.1", "-c", f"port={port}",
             "-c", f"unix_socket_directories={data}"]
     for name, value in SETTINGS.items():

@@ -10,7 +10,6 @@ import base64
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,23 +20,18 @@ import httpx
 import pytest
 from PIL import Image
 
+from tests.helpers import clean_env, free_port
+
 REPO = Path(__file__).resolve().parents[1]
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
 THREADS = 4
 KILL_AFTER_ACKS = 60
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VISIONLOOP_")}
-    env["VISIONLOOP_FEEDBACK_RATE_LIMIT"] = "0"  # this test floods on purpose
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return clean_env(VISIONLOOP_FEEDBACK_RATE_LIMIT="0")  # this test floods on purpose
 
 
 def _cli(data: Path, *args: str) -> str:
@@ -49,7 +43,7 @@ def _cli(data: Path, *args: str) -> str:
 
 class Server:
     def __init__(self, data: Path, log: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log.open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "visionloop", "serve", "--port", str(self.port),

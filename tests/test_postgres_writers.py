@@ -11,9 +11,7 @@ what the other wrote.
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -29,7 +27,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from tests import pgserver
-from tests.helpers import b64, png_bytes
+from tests.helpers import b64, clean_env, free_port, png_bytes
 from visionloop.models.catalog import GENERAL
 from visionloop.store.tables import Concept, FeedbackEvent, Input, InputConcept, Output, Usage
 
@@ -43,13 +41,10 @@ READY_TIMEOUT = 120.0
 
 class Server:
     def __init__(self, url: str, data_dir: Path, log_path: Path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VISIONLOOP_")}
-        env["PYTHONUNBUFFERED"] = "1"
+        env = clean_env()
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "visionloop", "serve", "--port", str(self.port), "--data-dir", str(data_dir),

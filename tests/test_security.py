@@ -50,7 +50,7 @@ from visionloop.http.routes import models as model_routes
 from visionloop.ids import new_id
 from visionloop.services.apps import SCOPES
 from visionloop.services.fetch import ImageFetcher
-from tests.helpers import Api, ImageServer, b64, png_bytes
+from tests.helpers import Api, ImageServer, b64, clean_env, free_port, png_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
@@ -229,7 +229,7 @@ def test_an_app_scoped_path_naming_another_app_is_unknown(api: Api, other_api: A
 
 # -- keys --------------------------------------------------------------------------------------------
 def _cli(data: Path, *args: str, database_url: str = "") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VISIONLOOP_")}
+    env = clean_env()
     where = ["--data-dir", str(data)] + (["--database-url", database_url] if database_url else [])
     return subprocess.run([sys.executable, "-m", "visionloop", *args, *where], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -441,10 +441,6 @@ MAX_IMAGE = 1_000_000
 GROWTH_LIMIT = 40 * 2**20  # decoding any of the bombs would take 100+ MiB
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RealServer:
@@ -456,11 +452,10 @@ class RealServer:
         made = _cli(self.data, "keys", "create", "--app", "sec")
         assert made.returncode == 0, made.stderr
         self.key = made.stdout.strip().splitlines()[-1]
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VISIONLOOP_")}
-        env.update(VISIONLOOP_MAX_BODY_BYTES=str(MAX_BODY), VISIONLOOP_MAX_IMAGE_BYTES=str(MAX_IMAGE),
-                   VISIONLOOP_FEEDBACK_RATE_LIMIT="0", PYTHONUNBUFFERED="1")
+        env = clean_env(VISIONLOOP_MAX_BODY_BYTES=str(MAX_BODY), VISIONLOOP_MAX_IMAGE_BYTES=str(MAX_IMAGE),
+                        VISIONLOOP_FEEDBACK_RATE_LIMIT="0")
         self.log = self.log_path.open("wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "visionloop", "serve", "--port", str(self.port),
                                       "--data-dir", str(self.data), "--log-level", "debug", "--access-log"],

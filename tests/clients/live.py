@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.server
-import io
 import json
-import os
-import socket
 import subprocess
 import sys
 import threading
@@ -23,33 +20,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.helpers import clean_env, free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP_ID = "selftest-app"
 READY_TIMEOUT = 60.0
 
 
-def png_bytes(color: tuple[int, int, int] = (255, 0, 0), size: tuple[int, int] = (8, 8)) -> bytes:
-    """A small valid PNG (Pillow is a dependency of the server package)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def server_env() -> dict[str, str]:
-    """The caller's environment without any VISIONLOOP_* setting that could leak in (a database
-    URL, a data dir), plus loopback image fetching for the URL tests."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VISIONLOOP_")}
-    env["VISIONLOOP_FETCH_ALLOW_HOSTS"] = "127.0.0.1"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    """A clean environment plus loopback image fetching for the URL tests."""
+    return clean_env(VISIONLOOP_FETCH_ALLOW_HOSTS="127.0.0.1")
 
 
 def _cli(args: list[str], env: dict[str, str]) -> str:

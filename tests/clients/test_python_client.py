@@ -29,7 +29,8 @@ from tests.clients.harness import (
     stored_feedback,
     value,
 )
-from tests.clients.live import LiveServer, png_bytes
+from tests.clients.live import LiveServer
+from tests.helpers import png_bytes
 
 pytestmark = [pytest.mark.clients, pytest.mark.timeout(900)]
 
