@@ -62,6 +62,8 @@ def test_a_created_model_lists_its_concepts_and_is_not_yet_trained(api: Api, oth
     assert "pets" not in [m["id"] for m in other_api.get("/models", params={"per_page": 100}).json()["models"]]
     assert other_api.get("/models/pets").json()["status"]["code"] == status.MODEL_DOES_NOT_EXIST
     assert other_api.get("/concepts/cup").status_code == 404
+    for path in ("/models/pets/output_info", "/models/pets/versions", f"/models/pets/versions/{model['model_version']['id']}"):
+        assert other_api.get(path).json()["status"]["code"] == status.MODEL_DOES_NOT_EXIST, path
     assert other_api.post("/models", PETS).status_code == 200
 
 

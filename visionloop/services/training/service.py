@@ -138,9 +138,10 @@ class LearningService:
     def on_erasure(self, erasure: Erasure) -> None:
         """Feedback was erased: every model this app trained versions of is retrained without it."""
         with self.db.session() as s:
-            models = list(s.scalars(select(Model).join(ModelVersion, ModelVersion.model_pk == Model.pk)
-                                    .where(ModelVersion.app_id == erasure.app_id,
-                                           ModelVersion.status_code == status.MODEL_TRAINED).distinct()))
+            trained = select(ModelVersion.model_pk).where(ModelVersion.app_id == erasure.app_id,
+                                                          ModelVersion.status_code == status.MODEL_TRAINED)
+            # IN, not DISTINCT over the rows: PostgreSQL cannot compare models.output_info (JSON)
+            models = list(s.scalars(select(Model).where(Model.pk.in_(trained)).order_by(Model.pk)))
         for model in models:
             log.info("retraining %s for app %s after an erasure of %d events", model.id, erasure.app_id,
                      erasure.count)
