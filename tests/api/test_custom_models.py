@@ -148,6 +148,8 @@ def test_a_custom_model_learns_its_concepts_from_annotations_and_feedback(api: A
     assert r.status_code == 200, r.text
     again = train(api, "pets")
     assert again["status"]["code"] == status.MODEL_TRAINED and again["visionloop"]["trained_on"]["events"] == 1
+    live = api.get(f"/models/pets/versions/{version['id']}/metrics").json()["model_version"]["metrics"]["live"]
+    assert live["concepts"]["cat"]["n_pos"] == 1 and live["concepts"]["cup"]["n_neg"] == 1, live
 
     # another app cannot use it
     assert predict(other_api, "pets", cat).status_code == 404
