@@ -219,9 +219,9 @@ class ModelService:
         if cached is not None:
             return cached
         if version.status_code != status.MODEL_TRAINED:
-            raise errors.ModelInvalid(f"model {model.id!r} version {version.id} cannot predict: "
-                                      f"{status.DESCRIPTIONS[version.status_code].lower()}; train a version with "
-                                      f"POST /v2/models/{model.id}/versions",
+            state = status.DESCRIPTIONS.get(version.status_code, f"status {version.status_code}").lower()
+            raise errors.ModelInvalid(f"model {model.id!r} version {version.id} cannot predict: {state}; train a "
+                                      f"version with POST /v2/models/{model.id}/versions",
                                       description="Model is not trained")
         with self._lock:
             if version.id not in self._predictors:
