@@ -136,6 +136,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/concepts"): {"concepts": [{"id": "{concept_id}"}]},
     ("PATCH", "/concepts"): {"action": "overwrite", "concepts": [{"id": "{concept_id}", "name": "renamed"}]},
     ("POST", "/concepts/searches"): {"concept_query": {"name": "{concept_id}"}},
+    ("POST", "/models"): {"model": {"id": "{concept_id}-model", "output_info": {"data": {"concepts": [
+        {"id": "{concept_id}"}]}}}},
     ("POST", "/models/searches"): {"model_query": {"name": "general*"}},
     ("POST", "/models/{model_id}/outputs"): {"inputs": [{"id": "{input_id}"}]},
     ("POST", "/models/{model_id}/versions/{version_id}/outputs"): {"inputs": [{"id": "{input_id}"}]},
@@ -156,7 +158,7 @@ QUERIES: dict[tuple[str, str], dict[str, str]] = {
 EXTRA_QUERIES = [{"search_id": "{search_id}"}, {"end_user_id": "{end_user_id}"}, {"session_id": "{session_id}"},
                  {"version_id": "{version_id}"}]
 # Routes that create in the caller's own app: run last, so that B's own copies cannot shadow A's ids.
-CREATING = {("POST", "/inputs"), ("POST", "/concepts"), ("POST", "/models/{model_id}/versions")}
+CREATING = {("POST", "/inputs"), ("POST", "/concepts"), ("POST", "/models"), ("POST", "/models/{model_id}/versions")}
 
 
 def _fill(template: Any, ids: dict[str, str]) -> Any:

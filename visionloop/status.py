@@ -16,6 +16,7 @@ CONN_METHOD_NOT_ALLOWED = 11103
 
 MODEL_TRAINED = 21100
 MODEL_TRAINING = 21101
+MODEL_UNTRAINED = 21102
 MODEL_QUEUED_FOR_TRAINING = 21103
 MODEL_TRAINING_FAILED = 21106
 MODEL_TRAINING_NO_DATA = 21110
@@ -48,6 +49,7 @@ DESCRIPTIONS: dict[int, str] = {
     INPUT_FAILED: "Input image processing failed",
     MODEL_TRAINED: "Model is trained and ready",
     MODEL_TRAINING: "Model is currently training",
+    MODEL_UNTRAINED: "Model is not yet trained",
     MODEL_QUEUED_FOR_TRAINING: "Model is queued for training",
     MODEL_TRAINING_FAILED: "Model training failed",
     MODEL_TRAINING_NO_DATA: "Model training had no data",

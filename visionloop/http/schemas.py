@@ -132,10 +132,17 @@ class OutputConfigIn(Wire):
     min_value: float | None = None
     max_concepts: int | None = None
     select_concepts: ConceptList = Field(default_factory=list)
+    concepts_mutually_exclusive: bool | None = None  # stored by POST /v2/models
+    closed_environment: bool | None = None
+
+
+class OutputDataIn(Wire):
+    concepts: ConceptList = Field(default_factory=list)
 
 
 class OutputInfoIn(Wire):
     output_config: OutputConfigIn | None = None
+    data: OutputDataIn | None = None  # the concepts of a model POST /v2/models creates
 
 
 class ModelIn(Wire):
@@ -147,6 +154,10 @@ class ModelIn(Wire):
 class PredictRequest(Wire):
     inputs: InputList
     model: ModelIn | None = None
+
+
+class CreateModelRequest(Wire):
+    model: ModelIn
 
 
 class ModelQueryIn(Wire):

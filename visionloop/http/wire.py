@@ -85,7 +85,8 @@ def model_obj(view: ModelView, *, concepts: list[dict[str, Any]] | None = None) 
     m, v = view.model, view.version
     output_info: dict[str, Any] = {
         "type": view.wire_type, "type_ext": view.wire_type,
-        "output_config": {"concepts_mutually_exclusive": False, "closed_environment": False},
+        "output_config": {"concepts_mutually_exclusive": False, "closed_environment": False,
+                          **(m.output_info or {}).get("output_config", {})},
         "message": "Show output_info with: GET /models/{model_id}/output_info",
     }
     if concepts is not None:

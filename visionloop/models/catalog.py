@@ -7,6 +7,9 @@ import dataclasses
 CONCEPT = "concept"
 DETECTION = "detection"
 EMBEDDING = "embedding"
+# The runtime of an app's own concept models: the general backbone's features, scored only by the
+# heads a version learned (their concepts are the app's, so no ImageNet score applies).
+CUSTOM = "custom"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,7 +21,7 @@ from visionloop.models.runtime import ModelRuntime
 FACE_THRESHOLD = 0.5
 # The image side each runtime needs at least (its versions too): a larger JPEG may be decoded down
 # to it. The ImageNet backbone sees a 256 px shorter side; face crops want every pixel there is.
-MIN_SIDE: dict[str, int] = {"general": RESIZE, "embedding": RESIZE}
+MIN_SIDE: dict[str, int] = {"general": RESIZE, "embedding": RESIZE, "custom": RESIZE}
 
 
 class Predictor(Protocol):
@@ -106,7 +106,7 @@ class EmptyRegionPredictor:
 def base_predictor(runtime: ModelRuntime, kind: str) -> Predictor:
     if kind == "general":
         return GeneralPredictor(runtime)
-    if kind == "embedding":
+    if kind in ("embedding", "custom"):  # a custom model's versions put learned heads on the features
         return EmbeddingPredictor(runtime)
     if kind == "face":
         return FacePredictor(runtime)

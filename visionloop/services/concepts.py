@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -43,16 +43,19 @@ def check_concept_text(value: str | None, field: str, limit: int) -> None:
         raise errors.InvalidRequest(f"{field}: must not contain NUL characters")
 
 
-def ensure_concepts(s: Session, app_id: str, concept_ids: Sequence[str]) -> None:
-    """Create the concepts an annotation names when the app does not have them yet (name = id);
-    requests racing to create the same concept both succeed (several writers on PostgreSQL)."""
+def ensure_concepts(s: Session, app_id: str, concept_ids: Sequence[str], names: Mapping[str, str] | None = None
+                    ) -> None:
+    """Create the concepts an annotation (or a new model) names when the app does not have them yet
+    (name from ``names``, else the id); requests racing to create the same concept both succeed
+    (several writers on PostgreSQL). Existing concepts keep their names."""
     missing = set(concept_ids)
     if not missing:
         return
     existing = set(s.scalars(select(Concept.id).where(Concept.app_id == app_id, Concept.id.in_(missing))))
     now = utcnow()
-    insert_missing(s, Concept, [{"app_id": app_id, "id": cid, "name": cid, "created_at": now, "modified_at": now}
-                                for cid in sorted(missing - existing)], key=("app_id", "id"))
+    names = names or {}
+    insert_missing(s, Concept, [{"app_id": app_id, "id": cid, "name": names.get(cid, cid), "created_at": now,
+                                 "modified_at": now} for cid in sorted(missing - existing)], key=("app_id", "id"))
 
 
 class ConceptService:

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import Select, and_, bindparam, delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from visionloop import errors, status
-from visionloop.models.catalog import BUILTIN, CONCEPT, DETECTION, EMBEDDING, ModelSpec
+from visionloop.ids import is_valid_client_id, new_id
+from visionloop.models.catalog import BUILTIN, CONCEPT, CUSTOM, DETECTION, EMBEDDING, ModelSpec
 from visionloop.models.predictors import Predictor, base_predictor
 from visionloop.models.runtime import ModelRuntime
+from visionloop.services.concepts import NAME_MAX, NewConcept, check_concept_id, check_concept_text, ensure_concepts
 from visionloop.services.paging import Page
 from visionloop.services.short_cache import ShortCache
 from visionloop.store.db import Database, serialize
-from visionloop.store.tables import ActiveVersion, Model, ModelVersion, utcnow
+from visionloop.store.tables import ActiveVersion, Concept, Model, ModelVersion, utcnow
 
 SHARED = ""  # app_id of the built-in models and their base versions
 
@@ -27,6 +31,8 @@ WIRE_TYPES = {CONCEPT: "concept", DETECTION: "detection", EMBEDDING: "embed"}
 RUNTIME_TYPES = {"face": "facedetect"}
 
 VersionLoader = Callable[[ModelVersion, Model, Predictor], Predictor]
+MAX_MODEL_CONCEPTS = 200  # an output stores its top 200 concepts (services/predict.py STORED_CONCEPTS)
+CONCEPTS_FIELD = "model.output_info.data.concepts"
 
 
 def _views() -> Select[tuple[Model, ModelVersion]]:
@@ -47,6 +53,17 @@ def _views() -> Select[tuple[Model, ModelVersion]]:
 _VIEWS = _views()
 _VIEW_BY_REF = _VIEWS.where(or_(Model.id == bindparam("ref"), Model.name == bindparam("ref")))
 _VIEW_BY_PK = _VIEWS.where(Model.pk == bindparam("pk"))
+
+
+@dataclasses.dataclass(frozen=True)
+class NewModel:
+    """An app's own concept model as ``POST /v2/models`` asks for it."""
+
+    id: str | None
+    name: str | None
+    concepts: Sequence[NewConcept]
+    concepts_mutually_exclusive: bool = False
+    closed_environment: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +101,33 @@ class ModelService:
                     s.add(ModelVersion(id=spec.base_version_id, model_pk=model.pk, app_id=SHARED,
                                        status_code=status.MODEL_TRAINED,
                                        params={"kind": "base", "description": spec.description}))
+
+    # -- an app's own models ---------------------------------------------------------------------
+    def create(self, app_id: str, new: NewModel) -> ModelView:
+        """Create an app's own concept model with an untrained base version, all or nothing. Concepts
+        the app does not have yet are created, as annotations create them; it predicts once a version
+        trained (``POST /v2/models/{id}/versions``)."""
+        model_id = _checked(new)
+        try:
+            with self.db.transaction() as s:
+                _refuse_taken(s, app_id, model_id)
+                ids = [c.id for c in new.concepts]
+                ensure_concepts(s, app_id, ids, names={c.id: c.name for c in new.concepts if c.name})
+                names = dict(s.execute(select(Concept.id, Concept.name)
+                                       .where(Concept.app_id == app_id, Concept.id.in_(ids))).all())
+                model = Model(app_id=app_id, id=model_id, name=new.name or model_id, model_type=CONCEPT,
+                              runtime=CUSTOM, output_info={
+                                  "concepts": [{"id": cid, "name": names[cid]} for cid in ids],
+                                  "output_config": {"concepts_mutually_exclusive": new.concepts_mutually_exclusive,
+                                                    "closed_environment": new.closed_environment}})
+                s.add(model)
+                s.flush()
+                s.add(ModelVersion(id=new_id(), model_pk=model.pk, app_id=app_id, status_code=status.MODEL_UNTRAINED,
+                                   params={"kind": "base"}))
+        except IntegrityError:  # a concurrent request created the same model first
+            raise _taken(model_id) from None
+        self._views.clear()
+        return self.get(app_id, model_id)
 
     # -- lookup ---------------------------------------------------------------------------------
     def list(self, app_id: str, page: Page) -> list[ModelView]:
@@ -164,6 +208,8 @@ class ModelService:
             return base + [c for c in learned if c[0] not in known]
         if view.model.runtime == "face":
             return [("face", "face")]
+        if view.model.runtime == CUSTOM:
+            return chosen_concepts(view.model)
         return learned
 
     # -- predictors -----------------------------------------------------------------------------
@@ -172,6 +218,11 @@ class ModelService:
         cached = self._predictors.get(version.id)
         if cached is not None:
             return cached
+        if version.status_code != status.MODEL_TRAINED:
+            state = status.DESCRIPTIONS.get(version.status_code, f"status {version.status_code}").lower()
+            raise errors.ModelInvalid(f"model {model.id!r} version {version.id} cannot predict: {state}; train a "
+                                      f"version with POST /v2/models/{model.id}/versions",
+                                      description="Model is not trained")
         with self._lock:
             if version.id not in self._predictors:
                 base = base_predictor(self.runtime, model.runtime)
@@ -183,6 +234,45 @@ class ModelService:
                     base = loader(version, model, base)
                 self._predictors[version.id] = base
             return self._predictors[version.id]
+
+
+def chosen_concepts(model: Model) -> list[tuple[str, str]]:
+    """(id, name) of the concepts an app chose for its own model; none for a built-in model."""
+    return [(c["id"], c["name"]) for c in (model.output_info or {}).get("concepts", [])]
+
+
+def _checked(new: NewModel) -> str:
+    """Refuse a malformed model before anything is written; returns its id."""
+    if not new.id:
+        raise errors.InvalidRequest("model.id: an id is required")
+    if not is_valid_client_id(new.id):
+        raise errors.InvalidRequest(f"model.id: {new.id[:80]!r} must be 1-64 letters, digits, '_', '.', ':' or '-' "
+                                    "starting with a letter or digit")
+    check_concept_text(new.name, "model.name", NAME_MAX)
+    if not 1 <= len(new.concepts) <= MAX_MODEL_CONCEPTS:
+        raise errors.InvalidRequest(f"{CONCEPTS_FIELD}: 1 to {MAX_MODEL_CONCEPTS} concepts are required, "
+                                    f"got {len(new.concepts)}")
+    seen: set[str] = set()
+    for i, c in enumerate(new.concepts):
+        check_concept_id(c.id, f"{CONCEPTS_FIELD}[{i}].id")
+        check_concept_text(c.name, f"{CONCEPTS_FIELD}[{i}].name", NAME_MAX)
+        if c.id in seen:
+            raise errors.InvalidRequest(f"{CONCEPTS_FIELD}[{i}].id: {c.id!r} appears twice")
+        seen.add(c.id)
+    return new.id
+
+
+def _refuse_taken(s: Session, app_id: str, model_id: str) -> None:
+    """An id the app already reaches a model by (its own or a built-in, by id or name) would shadow it."""
+    taken = s.scalar(select(Model.pk).where(or_(Model.app_id == SHARED, Model.app_id == app_id),
+                                            or_(Model.id == model_id, Model.name == model_id)).limit(1))
+    if taken is not None:
+        raise _taken(model_id)
+
+
+def _taken(model_id: str) -> errors.ApiError:
+    return errors.InvalidRequest(f"model.id: a model {model_id!r} already exists in this app",
+                                 description="Model already exists")
 
 
 def _view(model: Model, version: ModelVersion | None) -> ModelView:

@@ -109,11 +109,11 @@ class PredictService:
             raise errors.InvalidRequest(f"inputs: at most {self.max_batch} inputs per request, got {len(inputs)}")
         view, version = self.resolve(caller.app_id, model_ref, version_id)
         self._check_config(view.model, config)
+        predictor = self.models.predictor(view.model, version)  # refuses an untrained version before any fetch
         items = [PredictItem(i, inp.id or new_id(), inp.source) for i, inp in enumerate(inputs)]
         images = self._load(caller.app_id, items, inputs, MIN_SIDE.get(view.model.runtime))
         ready = [it for it in items if it.error is None]
         if ready:
-            predictor = self.models.predictor(view.model, version)
             pils = [open_rgb(images[it.index]) for it in ready]
             for it, pred in zip(ready, predictor.predict(pils)):
                 it.prediction = pred

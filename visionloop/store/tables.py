@@ -127,6 +127,9 @@ class Model(Base):
     name: Mapped[str] = mapped_column(String(255))
     model_type: Mapped[str] = mapped_column(String(32))
     runtime: Mapped[str] = mapped_column(String(64))
+    # An app's own concept model: {"concepts": [{"id", "name"}], "output_config": {...}} as created;
+    # None for the built-in models, whose runtime knows their concepts.
+    output_info: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     __table_args__ = (UniqueConstraint("app_id", "id", name="uq_models_app_id"),)
 

@@ -1,4 +1,5 @@
-"""/models: the registry — list, get (by id or name), versions, output_info, searches."""
+"""/models: the registry — create an app's own concept model, list, get (by id or name), versions,
+output_info, searches."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from visionloop.core import VisionLoop
 from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
 from visionloop.http.deps import CoreDep, ModelsCaller, PageDep
-from visionloop.http.schemas import ModelSearchRequest
-from visionloop.services.models import ModelView
+from visionloop.http.schemas import CreateModelRequest, ModelIn, ModelSearchRequest
+from visionloop.services.concepts import NewConcept
+from visionloop.services.models import ModelView, NewModel
 from visionloop.services.paging import Page
 
 router = APIRouter(tags=["models"], route_class=StrictJSONRoute)
@@ -22,6 +25,27 @@ user_router = APIRouter(tags=["models"], route_class=StrictJSONRoute)
 @router.get("/models")
 def list_models(caller: ModelsCaller, core: CoreDep, page: PageDep) -> dict[str, Any]:
     return wire.ok(models=[wire.model_obj(v) for v in core.models.list(caller.app_id, page)])
+
+
+@router.post("/models")
+def create_model(body: CreateModelRequest, caller: ModelsCaller, core: CoreDep) -> dict[str, Any]:
+    """An app's own concept model over chosen concepts; it predicts once a version trained."""
+    view = core.models.create(caller.app_id, _new_model(body.model))
+    return wire.ok(model=_with_concepts(view, caller.app_id, core))
+
+
+def _new_model(m: ModelIn) -> NewModel:
+    info = m.output_info
+    config = info.output_config if info else None
+    concepts = info.data.concepts if info and info.data else []
+    return NewModel(m.id, m.name, [NewConcept(c.id or "", c.name) for c in concepts],
+                    concepts_mutually_exclusive=bool(config and config.concepts_mutually_exclusive),
+                    closed_environment=bool(config and config.closed_environment))
+
+
+def _with_concepts(view: ModelView, app_id: str, core: VisionLoop) -> dict[str, Any]:
+    """The model with the concepts its version can output, as output_info routes render it."""
+    return wire.model_obj(view, concepts=wire.concept_list(core.models.concepts_of(view), app_id))
 
 
 @router.post("/models/searches")
@@ -41,16 +65,14 @@ def get_model(model_id: str, caller: ModelsCaller, core: CoreDep) -> dict[str, A
 
 @router.get("/models/{model_id}/output_info")
 def get_output_info(model_id: str, caller: ModelsCaller, core: CoreDep) -> dict[str, Any]:
-    view = core.models.get(caller.app_id, model_id)
-    return wire.ok(model=wire.model_obj(view, concepts=wire.concept_list(core.models.concepts_of(view), caller.app_id)))
+    return wire.ok(model=_with_concepts(core.models.get(caller.app_id, model_id), caller.app_id, core))
 
 
 @router.get("/models/{model_id}/versions/{version_id}/output_info")
 def get_version_output_info(model_id: str, version_id: str, caller: ModelsCaller, core: CoreDep) -> dict[str, Any]:
     view = core.models.get(caller.app_id, model_id)
     pinned = ModelView(view.model, core.models.version(caller.app_id, view.model, version_id))
-    return wire.ok(model=wire.model_obj(pinned, concepts=wire.concept_list(core.models.concepts_of(pinned),
-                                                                          caller.app_id)))
+    return wire.ok(model=_with_concepts(pinned, caller.app_id, core))
 
 
 @router.get("/models/{model_id}/versions")

@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from visionloop.learning.events import concept_votes as event_concept_votes
 from visionloop.learning.labels import Aggregation, Label, Vote, aggregate
+from visionloop.models.catalog import CUSTOM
+from visionloop.services.models import chosen_concepts
 from visionloop.services.predict import EMBEDDING_SPACE, features_from_bytes
 from visionloop.services.training.click_votes import click_votes, general_concepts
 from visionloop.store.tables import Concept, Embedding, FeedbackEvent, Input, InputConcept, Model
@@ -44,7 +46,9 @@ class ConceptData:
 
 def concept_votes(s: Session, app_id: str, model: Model) -> tuple[list[Vote], dict[str, str], int, int]:
     """Votes from concept feedback on this model's outputs, from the app's annotations and, for the
-    general model, weak votes from clicks on one-concept searches."""
+    general model, weak votes from clicks on one-concept searches. An app's own model learns only
+    the concepts it was created with."""
+    chosen = {cid for cid, _ in chosen_concepts(model)} if model.runtime == CUSTOM else None
     votes: list[Vote] = []
     names: dict[str, str] = {}
     n_events, last_seq = 0, 0
@@ -54,7 +58,8 @@ def concept_votes(s: Session, app_id: str, model: Model) -> tuple[list[Vote], di
                        .order_by(FeedbackEvent.seq))
     for seq, end_user, body in events:
         normalized = (body or {}).get("normalized", {})
-        event_votes = event_concept_votes(normalized, end_user or None)
+        event_votes = [v for v in event_concept_votes(normalized, end_user or None)
+                       if chosen is None or v.item[1] in chosen]
         if not event_votes:
             continue
         n_events += 1
@@ -62,10 +67,12 @@ def concept_votes(s: Session, app_id: str, model: Model) -> tuple[list[Vote], di
         votes += event_votes
         for c in normalized.get("concepts") or []:
             names.setdefault(c["id"], c.get("name") or c["id"])
-    annotated = s.execute(select(Input.digest, InputConcept.concept_id, InputConcept.value)
-                          .join(Input, (Input.app_id == InputConcept.app_id) & (Input.id == InputConcept.input_id))
-                          .where(InputConcept.app_id == app_id))
-    for digest, concept_id, value in annotated:
+    annotations = (select(Input.digest, InputConcept.concept_id, InputConcept.value)
+                   .join(Input, (Input.app_id == InputConcept.app_id) & (Input.id == InputConcept.input_id))
+                   .where(InputConcept.app_id == app_id))
+    if chosen is not None:
+        annotations = annotations.where(InputConcept.concept_id.in_(chosen))
+    for digest, concept_id, value in s.execute(annotations):
         votes.append(Vote((digest, concept_id), APP_ANNOTATOR, value >= 0.5))
         names.setdefault(concept_id, concept_id)
     if model.runtime == "general":  # clicks on one-concept searches: weak votes (click_votes.py)

@@ -138,9 +138,10 @@ class LearningService:
     def on_erasure(self, erasure: Erasure) -> None:
         """Feedback was erased: every model this app trained versions of is retrained without it."""
         with self.db.session() as s:
-            models = list(s.scalars(select(Model).join(ModelVersion, ModelVersion.model_pk == Model.pk)
-                                    .where(ModelVersion.app_id == erasure.app_id,
-                                           ModelVersion.status_code == status.MODEL_TRAINED).distinct()))
+            trained = select(ModelVersion.model_pk).where(ModelVersion.app_id == erasure.app_id,
+                                                          ModelVersion.status_code == status.MODEL_TRAINED)
+            # IN, not DISTINCT over the rows: PostgreSQL cannot compare models.output_info (JSON)
+            models = list(s.scalars(select(Model).where(Model.pk.in_(trained)).order_by(Model.pk)))
         for model in models:
             log.info("retraining %s for app %s after an erasure of %d events", model.id, erasure.app_id,
                      erasure.count)
@@ -164,16 +165,19 @@ class LearningService:
                               blend_k=self.blend_k, progress=say)
         heads = trained.heads
         artifact = self.blobs.put(heads.to_bytes())
+        promote, decision = trained.decision.promote, trained.decision.reason
+        if not promote and champion_version.status_code != status.MODEL_TRAINED:
+            promote, decision = True, f"promoted: the model's first trained version, nothing predicts yet ({decision})"
         params = {
             "kind": HEADS_KIND, "reliability": reliability,
             "concepts": [{"id": c, "name": data.names.get(c, c), "n_labels": int(n)}
                          for c, n in heads.evidence().items()],
-            "skipped": heads.skipped_, "promoted": trained.decision.promote, "decision": trained.decision.reason,
+            "skipped": heads.skipped_, "promoted": promote, "decision": decision,
             "trained_on": {"events": data.n_events, "labels": len(data.labels), "last_seq": data.last_seq,
                            "train_images": trained.n_train, "held_out_images": trained.n_holdout,
                            "end_users": len(data.aggregation.users), "down_weighted_users": len(down_weighted(data.aggregation))},
         }
-        return params, {"holdout": trained.holdout}, artifact, trained.decision.promote
+        return params, {"holdout": trained.holdout}, artifact, promote
 
     def _finish(self, version_id: str, code: int, params: dict[str, Any], metrics: dict[str, Any],
                 artifact: str | None) -> ModelVersion:
