@@ -186,6 +186,15 @@ def test_models_search_get_info_and_versions(step) -> None:
     assert step("model_get_info_versioned") == GENERAL
 
 
+def test_create_a_custom_model_that_refuses_to_predict_until_trained(step) -> None:
+    # app.models.create is POST /v2/models; the model is the app's, over the concepts it named
+    created = step("custom_model_create")
+    assert created["model_id"] == f"{P}pets" and created["type"] == "concept", created
+    assert step("custom_model_get")["model_id"] == f"{P}pets"
+    assert sorted(step("custom_model_concepts")) == [f"{P}person", f"{P}pet"]
+    assert step("custom_model_predict_untrained") == {"http_status": 400, "code": 21202}
+
+
 def test_model_output_info_of_a_version(step) -> None:
     # get_info(verbose=True) on a model got by name (it has a version id) is
     # GET /v2/models/{id}/versions/{version_id}/output_info

@@ -111,8 +111,12 @@ def version_obj(v: ModelVersion) -> dict[str, Any]:
     return out
 
 
-def concept_list(items: Iterable[tuple[str, str]], app_id: str) -> list[dict[str, Any]]:
-    return [{"id": cid, "name": name, "value": 1.0, "app_id": app_id} for cid, name in items]
+def concept_list(view: ModelView, items: Iterable[tuple[str, str]], app_id: str) -> list[dict[str, Any]]:
+    """The concepts a model version outputs, as model objects list them; ``created_at`` is the
+    version's (when the model took the concept on): the Python client builds each into a Concept
+    and requires one."""
+    created = timestamp(view.version.created_at)
+    return [{"id": cid, "name": name, "value": 1.0, "app_id": app_id, "created_at": created} for cid, name in items]
 
 
 def _concepts(items: Iterable[ConceptScore], app_id: str) -> list[dict[str, Any]]:

@@ -92,6 +92,15 @@ def status_code(res):
     return res["status"]["code"]
 
 
+def refused(fn):
+    """What the server answered a call the client raised ApiError for (or Ok if it did not)."""
+    try:
+        fn()
+    except ApiError as exc:
+        return {"http_status": exc.response.status_code, "code": exc.error_code}
+    return {"http_status": 200, "code": 10000}
+
+
 def run_feedback():
     """Feedback through 2.6.2's own methods, each on the real output or search it is about."""
     user, session = P + "user", P + "session"
@@ -141,13 +150,6 @@ def run_feedback():
     steps.run("feedback_search_page2", click_on_page_two)
 
     # refused: an output id our server never made (404), a clicked input that was no hit (404)
-    def refused(fn):
-        try:
-            fn()
-        except ApiError as exc:
-            return {"http_status": exc.response.status_code, "code": exc.error_code}
-        return {"http_status": 200, "code": 10000}
-
     steps.run("feedback_unknown_output", lambda: refused(lambda: app.public_models.general_model.send_concept_feedback(
         input_id=P + "cat", url=PHOTO_URL["cat"], concepts=["cat"],
         feedback_info=info("annotation", output_id="0123456789abcdef0123456789abcdef"))))
@@ -192,6 +194,15 @@ def run_models_predict_search():
     steps.run("model_get_info_versioned", lambda: app.models.get("general-v1.3").get_info()["model"]["id"])
     steps.run("model_output_info_versioned", lambda: len(app.models.get("general-v1.3").get_info(
         verbose=True)["model"]["output_info"].get("data", {}).get("concepts", [])))
+
+    # An app's own concept model (POST /v2/models), as 2.6.2 creates it; untrained, it refuses to predict.
+    steps.run("custom_model_create", lambda: model_view(app.models.create(
+        P + "pets", concepts=[P + "pet", P + "person"], concepts_mutually_exclusive=True)))
+    steps.run("custom_model_get", lambda: model_view(app.models.get(model_id=P + "pets")))
+    steps.run("custom_model_concepts", lambda: [c["id"] for c in app.models.get(model_id=P + "pets").get_info(
+        verbose=True)["model"]["output_info"]["data"]["concepts"]])
+    steps.run("custom_model_predict_untrained", lambda: refused(lambda: app.models.get(
+        model_id=P + "pets").predict_by_base64(cat_b64)))
 
     general = app.public_models.general_model
     steps.run("predict_select_concepts", lambda: predict_view(general.predict_by_base64(

@@ -45,7 +45,7 @@ def _new_model(m: ModelIn) -> NewModel:
 
 def _with_concepts(view: ModelView, app_id: str, core: VisionLoop) -> dict[str, Any]:
     """The model with the concepts its version can output, as output_info routes render it."""
-    return wire.model_obj(view, concepts=wire.concept_list(core.models.concepts_of(view), app_id))
+    return wire.model_obj(view, concepts=wire.concept_list(view, core.models.concepts_of(view), app_id))
 
 
 @router.post("/models/searches")
