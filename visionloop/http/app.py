@@ -57,7 +57,10 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
             if owned:
                 app.state.core.close()
 
+    # FastAPI's native OpenTelemetry bridge is off: visionloop configures no provider, and asking
+    # whether one is configured cost every request a few percent of its time on the event loop.
     app = FastAPI(title="visionloop", version=__version__, lifespan=lifespan,
+                  telemetry={"tracing": False, "metrics": False, "logs": False},
                   description="Clarifai v2 compatible visual recognition API that learns from feedback.")
     if core is not None:
         app.state.core = core

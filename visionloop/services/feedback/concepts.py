@@ -16,20 +16,36 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam, func, or_, select
 
 from visionloop.ids import is_valid_client_id
 from visionloop.services.feedback.parse import ConceptIn, invalid
 from visionloop.services.models import ModelService, ModelView
+from visionloop.store.prepared import Prepared
 from visionloop.store.tables import Concept
 
 MODEL, APP, NEW = "model", "app", "new"
 
-# The app's concepts a request may name, by id or by lower-cased name (built once, run per request).
-_APP_CONCEPTS = select(Concept.id, Concept.name, Concept.created_at).where(Concept.app_id == bindparam("app_id"),
-                                      or_(Concept.id.in_(bindparam("refs", expanding=True)),
-                                          func.lower(Concept.name).in_(bindparam("folded", expanding=True))))
+# The app's concepts a request may name, by id or by lower-cased name: compiled once with a fixed
+# number of slots (an expanding IN would be rendered per request), unused slots NULL, which
+# matches nothing; more references take one query per slotful.
+SLOTS = 8
+_APP_CONCEPTS = Prepared(select(Concept.id, Concept.name, Concept.created_at).where(
+    Concept.app_id == bindparam("app_id"),
+    or_(Concept.id.in_([bindparam(f"id{i}") for i in range(SLOTS)]),
+        func.lower(Concept.name).in_([bindparam(f"name{i}") for i in range(SLOTS)]))))
+
+
+def _app_concepts(conn: Connection, app_id: str, refs: Sequence[str]) -> list[Any]:
+    """The app's concepts whose id is one of ``refs`` or whose name is one, case-insensitively."""
+    rows = []
+    for lo in range(0, len(refs), SLOTS):
+        chunk = list(refs[lo:lo + SLOTS]) + [None] * (SLOTS - len(refs[lo:lo + SLOTS]))
+        params: dict[str, Any] = {"app_id": app_id}
+        for i, ref in enumerate(chunk):
+            params[f"id{i}"], params[f"name{i}"] = ref, ref.casefold() if ref is not None else None
+        rows += _APP_CONCEPTS.all(conn, params)
+    return list({r.id: r for r in rows}.values())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,9 +86,7 @@ class ConceptResolver:
             return []
         vocab = self.vocabulary(view)
         refs = {c.ref for c in concepts}
-        folded = {r.casefold() for r in refs}
-        rows = [] if refs <= vocab.by_id.keys() else conn.execute(  # model concept ids come first (rule 1)
-            _APP_CONCEPTS, {"app_id": app_id, "refs": list(refs), "folded": list(folded)}).all()
+        rows = [] if refs <= vocab.by_id.keys() else _app_concepts(conn, app_id, sorted(refs))  # rule 1 first
         app_by_id = {r.id: r.name for r in rows}
         app_by_name: dict[str, str] = {}
         for r in sorted(rows, key=lambda r: (r.created_at, r.id)):

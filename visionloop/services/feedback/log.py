@@ -29,6 +29,7 @@ from visionloop.ids import new_id
 from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing, serialize
 from visionloop.store.group_commit import GroupCommit
+from visionloop.store.prepared import Prepared
 from visionloop.store.tables import Concept, FeedbackEvent, Model, utcnow
 
 log = logging.getLogger("visionloop.feedback")
@@ -36,12 +37,17 @@ log = logging.getLogger("visionloop.feedback")
 DELETE_CHUNK = 500
 
 # Built once, run per feedback request (building a statement costs more than running it). An
-# expanding IN is rendered anew at every execution, so one hash, the usual batch, gets an "=".
+# expanding IN is rendered anew at every execution, so one hash, the usual batch, gets an "=" and
+# is compiled once (visionloop/store/prepared.py), as is the insert of one event.
 _EARLIER = select(FeedbackEvent.app_id, FeedbackEvent.body_hash, FeedbackEvent.id).order_by(FeedbackEvent.seq)
 _EARLIER_SAME = _EARLIER.where(FeedbackEvent.body_hash.in_(bindparam("hashes", expanding=True)),
                                FeedbackEvent.created_at >= bindparam("since"))
-_EARLIER_ONE = _EARLIER.where(FeedbackEvent.body_hash == bindparam("hash"), FeedbackEvent.created_at >= bindparam("since"))
+_EARLIER_ONE = Prepared(_EARLIER.where(FeedbackEvent.body_hash == bindparam("hash"),
+                                       FeedbackEvent.created_at >= bindparam("since")))
 _APPEND = insert(FeedbackEvent)
+_EVENT_COLUMNS = ("id", "app_id", "event_type", "model_pk", "version_id", "output_id", "search_id", "input_id",
+                  "rank", "end_user_id", "session_id", "body", "body_hash", "key_id", "created_at")
+_APPEND_ONE = Prepared(_APPEND, _EVENT_COLUMNS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +151,7 @@ class FeedbackLog:
             if self.dedup_window:
                 hashes = sorted({ev.body_hash for ev in events})
                 since = now - self.dedup_window
-                earlier = (s.execute(_EARLIER_ONE, {"hash": hashes[0], "since": since}) if len(hashes) == 1 else
+                earlier = (_EARLIER_ONE.all(s, {"hash": hashes[0], "since": since}) if len(hashes) == 1 else
                            s.execute(_EARLIER_SAME, {"hashes": hashes, "since": since}))
                 for r in earlier:
                     stored.setdefault((r.app_id, r.body_hash), r.id)
@@ -166,8 +172,10 @@ class FeedbackLog:
                 out.append(Appended(event_id, duplicate=False))
                 for cid, name in ev.new_concepts:
                     concepts.setdefault((ev.app_id, cid), name)
-            if rows:
-                s.execute(_APPEND, rows[0] if len(rows) == 1 else rows)  # one row: no executemany machinery
+            if len(rows) == 1:
+                _APPEND_ONE.execute(s, rows[0])
+            elif rows:
+                s.execute(_APPEND, rows)
             insert_missing(s, Concept, [{"app_id": app_id, "id": cid, "name": name, "created_at": now,
                                          "modified_at": now} for (app_id, cid), name in concepts.items()],
                            key=("app_id", "id"))

@@ -45,7 +45,7 @@ import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select
+from sqlalchemy import Connection, bindparam, select
 
 from visionloop import errors
 from visionloop.models.catalog import CONCEPT, DETECTION, EMBEDDING
@@ -58,19 +58,21 @@ from visionloop.services.images import decode_base64
 from visionloop.services.models import ModelService, ModelView
 from visionloop.store.blobs import digest_of
 from visionloop.store.db import Database
+from visionloop.store.prepared import Prepared
 from visionloop.store.tables import Input, Model, ModelVersion, Output, Search, SearchHit
 
 INFO = "input.feedback_info"
 
-# Run per feedback request, so built once; plain columns on a bare connection (no ORM objects).
-_OUTPUT = select(Output.id, Output.app_id, Output.model_pk, Output.version_id, Output.input_id,
-                 Output.digest).where(Output.id == bindparam("id"))
-_OUTPUT_WITH_RESULT = _OUTPUT.add_columns(Output.result)
-_SEARCH = select(Search.app_id, Search.kind).where(Search.id == bindparam("id"))
-_HIT = (select(SearchHit.rank, SearchHit.score)
-        .where(SearchHit.search_id == bindparam("search_id"), SearchHit.input_id == bindparam("input_id"))
-        .order_by(SearchHit.rank).limit(1))
-_INPUT_DIGEST = select(Input.digest).where(Input.app_id == bindparam("app_id"), Input.id == bindparam("id"))
+# Run per feedback request, so compiled once (visionloop/store/prepared.py); plain columns, no ORM.
+_OUTPUT_COLUMNS = select(Output.id, Output.app_id, Output.model_pk, Output.version_id, Output.input_id,
+                         Output.digest).where(Output.id == bindparam("id"))
+_OUTPUT = Prepared(_OUTPUT_COLUMNS)
+_OUTPUT_WITH_RESULT = Prepared(_OUTPUT_COLUMNS.add_columns(Output.result))
+_SEARCH = Prepared(select(Search.app_id, Search.kind).where(Search.id == bindparam("id")))
+_HIT = Prepared(select(SearchHit.rank, SearchHit.score)
+                .where(SearchHit.search_id == bindparam("search_id"), SearchHit.input_id == bindparam("input_id"))
+                .order_by(SearchHit.rank).limit(1))
+_INPUT_DIGEST = Prepared(select(Input.digest).where(Input.app_id == bindparam("app_id"), Input.id == bindparam("id")))
 MAX_RAW_BYTES = 1024 * 1024  # a feedback body, without its image, is small; a larger one is refused
 
 
@@ -164,9 +166,9 @@ class FeedbackRecorder:
 
     @staticmethod
     def _output(s: Connection, app_id: str, view: ModelView, version: ModelVersion | None, output_id: str,
-                with_result: bool) -> Row[Any]:
+                with_result: bool) -> Any:
         """The output judged; its result (to tie regions to) is read only for region feedback."""
-        output = s.execute(_OUTPUT_WITH_RESULT if with_result else _OUTPUT, {"id": output_id}).first()
+        output = (_OUTPUT_WITH_RESULT if with_result else _OUTPUT).first(s, {"id": output_id})
         if output is None or output.app_id != app_id:
             raise errors.ResourceNotFound(f"{INFO}.output_id: output {output_id!r} does not exist in this app "
                                           "(use the id of an output returned by predict)",
@@ -182,7 +184,7 @@ class FeedbackRecorder:
         return output
 
     @staticmethod
-    def _input_id(s: Connection, app_id: str, named: str | None, output: Row[Any]) -> str | None:
+    def _input_id(s: Connection, app_id: str, named: str | None, output: Any) -> str | None:
         """The input the feedback is about: the output's, or a stored input holding the very same image.
 
         Clients predict on bytes and then name the stored input those bytes came from (the Python
@@ -191,14 +193,14 @@ class FeedbackRecorder:
         """
         if named is None or named == output.input_id:
             return output.input_id
-        stored = s.execute(_INPUT_DIGEST, {"app_id": app_id, "id": named}).scalar()
-        if stored == output.digest:
+        stored = _INPUT_DIGEST.first(s, {"app_id": app_id, "id": named})
+        if stored is not None and stored.digest == output.digest:
             return named
         raise errors.InputInvalid(f"input.id: output {output.id!r} was predicted on input {output.input_id!r}; "
                                   f"{named!r} is neither that input nor a stored input with the same image")
 
     @staticmethod
-    def _image(fb: ModelFeedbackIn, output: Row[Any]) -> dict[str, Any] | None:
+    def _image(fb: ModelFeedbackIn, output: Any) -> dict[str, Any] | None:
         """What the body says the image is: a URL as given (never fetched), base64 by its digest."""
         if fb.image is None:
             return None
@@ -215,11 +217,11 @@ class FeedbackRecorder:
     def record_search(self, caller: Caller, fb: SearchFeedbackIn, raw: Any) -> Appended:
         search_id = fb.info.search_id or ""
         with self.db.reading() as s:
-            search = s.execute(_SEARCH, {"id": search_id}).first()
+            search = _SEARCH.first(s, {"id": search_id})
             if search is None or search.app_id != caller.app_id:
                 raise errors.ResourceNotFound(f"{INFO}.search_id: search {search_id!r} does not exist in this app "
                                               "(use the id of a search response)", description="Search does not exist")
-            hit = s.execute(_HIT, {"search_id": search_id, "input_id": fb.input_id}).first()
+            hit = _HIT.first(s, {"search_id": search_id, "input_id": fb.input_id})
         if hit is None:
             raise errors.InputNotFound(f"input.id: input {fb.input_id!r} is not among the hits of search "
                                        f"{search_id!r}, so it cannot have been clicked",
