@@ -1,6 +1,6 @@
 """Feedback throughput: ``POST /v2/models/{id}/feedback`` on a real server vs a bare INSERT endpoint.
 
-    python bench/feedback.py [--seconds 10] [--levels 1,8,64]
+    python bench/feedback.py [--seconds 12] [--rounds 4] [--levels 1,8,64]
 
 Two servers run side by side, each a uvicorn process on loopback:
 
@@ -12,10 +12,11 @@ Two servers run side by side, each a uvicorn process on loopback:
   (WAL, synchronous=FULL, one transaction per request, committed before the answer).
 
 Real output ids come from real predicts made first. For each level of concurrent clients
-(asyncio + httpx, keep-alive), each server gets ``--seconds`` of sustained requests in turn
-(visionloop, then bare, at each level, so both see the same machine); every answer must be 200
-with status 10000. Prints requests/s, p50/p99 latency and the ratio of throughputs (target
->= 0.7), and writes bench/out/feedback.json.
+(asyncio + httpx, keep-alive), each server gets ``--seconds`` of sustained requests, in
+``--rounds`` alternating turns (visionloop, bare, visionloop, bare, ...) so that both see the same
+machine even when its speed drifts; every answer must be 200 with status 10000. Prints
+requests/s over all rounds (and per round), p50/p99 latency and the ratio of throughputs
+(target >= 0.7), and writes bench/out/feedback.json.
 
 Two settings differ from the defaults, both said in the output: the feedback rate limit is off
 (``VISIONLOOP_FEEDBACK_RATE_LIMIT=0``: the point is to saturate the server; with it on, one key
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -154,8 +156,18 @@ def feedback_body(output_id: str, n: int) -> dict[str, Any]:
                                         "end_user_id": f"user-{n}", "session_id": f"session-{n % 97}"}}}
 
 
+@dataclasses.dataclass
+class Run:
+    """One turn of sustained load on one server."""
+
+    latencies: list[float]
+    errors: list[str]
+    seconds: float
+    warm_ups: int  # one request per connection before the clock starts (acknowledged too)
+
+
 async def sustain(base: str, headers: dict[str, str], outputs: list[str], clients: int, seconds: float,
-                  start_at: int) -> dict[str, Any]:
+                  start_at: int) -> Run:
     """``clients`` loops posting feedback for ``seconds``; latencies of the requests that finished in time."""
     latencies: list[float] = []
     errors: list[str] = []
@@ -180,10 +192,20 @@ async def sustain(base: str, headers: dict[str, str], outputs: list[str], client
 
         await asyncio.gather(*(client() for _ in range(clients)))
         elapsed = time.perf_counter() - t0
-    return {"clients": clients, "requests": len(latencies), "seconds": round(elapsed, 2),
-            "rps": (len(latencies) - len(errors)) / elapsed,  # answered Ok per second
+    return Run(latencies, errors, elapsed, clients)
+
+
+def summary(runs: list[Run]) -> dict[str, Any]:
+    """All rounds of one server at one level together."""
+    latencies = [x for r in runs for x in r.latencies]
+    errors = [e for r in runs for e in r.errors]
+    seconds = sum(r.seconds for r in runs)
+    return {"rounds": len(runs), "requests": len(latencies), "seconds": round(seconds, 2),
+            "rps": (len(latencies) - len(errors)) / seconds,  # answered Ok per second
+            "rps_per_round": [round((len(r.latencies) - len(r.errors)) / r.seconds, 1) for r in runs],
             "p50_ms": pct(latencies, 50) * 1e3, "p99_ms": pct(latencies, 99) * 1e3,
-            "errors": len(errors), "first_error": errors[0] if errors else None}
+            "errors": len(errors), "first_error": errors[0] if errors else None,
+            "warm_ups": sum(r.warm_ups for r in runs)}
 
 
 def real_outputs(base: str, headers: dict[str, str], n: int = 16) -> list[str]:
@@ -201,7 +223,8 @@ def real_outputs(base: str, headers: dict[str, str], n: int = 16) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="sustained load per server and level")
+    parser.add_argument("--seconds", type=float, default=12.0, help="sustained load per server and level")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating turns the seconds are split into")
     parser.add_argument("--levels", default="1,8,64", help="concurrent clients, comma-separated")
     parser.add_argument("--serve-bare", nargs=2, metavar=("PORT", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -217,16 +240,18 @@ def main() -> None:
         print(f"{len(outputs)} real output ids from real predicts", flush=True)
         n = 0
         for clients in levels:
-            vl = asyncio.run(sustain(base, auth, outputs, clients, args.seconds, n))
-            n += 10**6
-            raw = asyncio.run(sustain(bare, {}, outputs, clients, args.seconds, n))
-            n += 10**6
+            turns: dict[str, list[Run]] = {"visionloop": [], "bare": []}
+            for _ in range(args.rounds):
+                for name, url, headers in (("visionloop", base, auth), ("bare", bare, {})):
+                    turns[name].append(asyncio.run(sustain(url, headers, outputs, clients, args.seconds / args.rounds, n)))
+                    n += 10**6
+            vl, raw = summary(turns["visionloop"]), summary(turns["bare"])
             row = {"clients": clients, "visionloop": vl, "bare": raw, "ratio": vl["rps"] / raw["rps"]}
             rows.append(row)
             print(f"{clients:>3} clients | visionloop {vl['rps']:7.1f} req/s p50 {vl['p50_ms']:7.1f} ms p99 "
                   f"{vl['p99_ms']:7.1f} ms ({vl['errors']} errors) | bare INSERT {raw['rps']:7.1f} req/s p50 "
                   f"{raw['p50_ms']:7.1f} ms p99 {raw['p99_ms']:7.1f} ms ({raw['errors']} errors) | "
-                  f"ratio {row['ratio']:.2f}x", flush=True)
+                  f"ratio {row['ratio']:.2f}x (per round {vl['rps_per_round']} vs {raw['rps_per_round']})", flush=True)
         with httpx.Client(base_url=base, headers=auth, timeout=60) as http:
             stored = 0
             page = 1
@@ -236,9 +261,9 @@ def main() -> None:
                 if not batch:
                     break
                 page += 1
-    acked = sum(r["visionloop"]["requests"] - r["visionloop"]["errors"] + r["clients"] for r in rows)
+    acked = sum(r["visionloop"]["requests"] - r["visionloop"]["errors"] + r["visionloop"]["warm_ups"] for r in rows)
     print(f"visionloop stored {stored} feedback events for {acked} acknowledged requests (warm-ups included)")
-    result = {"benchmark": "feedback", "seconds_per_level": args.seconds, "settings": SETTINGS,
+    result = {"benchmark": "feedback", "seconds_per_level": args.seconds, "rounds": args.rounds, "settings": SETTINGS,
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "load_avg_at_end": os.getloadavg()},
               "target_ratio": 0.7, "levels": rows, "stored": stored, "acknowledged": acked}
