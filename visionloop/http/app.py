@@ -12,6 +12,7 @@ from visionloop import __version__
 from visionloop.config import Settings
 from visionloop.core import VisionLoop
 from visionloop.http.errors import install_error_handlers
+from visionloop.http.fast_lane import FastLane, fast_routes
 from visionloop.http.guard import BodyGuard
 from visionloop.http.routes import concepts, feedback, inputs, models, predict, search, versions
 from visionloop.http.schemas import ErrorOut
@@ -71,5 +72,6 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
     app.include_router(models.user_router, prefix="/v2/users/{user_id}", generate_unique_id_function=_user_id,
                        dependencies=[Depends(_user_path)], responses=ERROR_RESPONSES)
     install_error_handlers(app)
+    app.add_middleware(FastLane, routes=fast_routes(ROUTERS, ("/v2", APP_SCOPED)))  # inside BodyGuard: added first
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
     return app

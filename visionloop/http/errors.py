@@ -57,10 +57,6 @@ def _msg(e: dict) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(errors.ApiError)
-    async def _api_error(_: Request, exc: errors.ApiError) -> JSONResponse:
-        return error_response(exc)
-
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(validation_error(exc))
@@ -77,16 +73,23 @@ def install_error_handlers(app: FastAPI) -> None:
         err.http_status = exc.status_code
         return error_response(err)
 
+    @app.exception_handler(errors.ApiError)
     @app.exception_handler(DataError)
-    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+    @app.exception_handler(Exception)
+    async def _other(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(api_error_of(exc, request))
+
+
+def api_error_of(exc: Exception, request: Request) -> errors.ApiError:
+    """What a failure raised while serving ``request`` answers (logged unless it is the client's)."""
+    if isinstance(exc, errors.ApiError):
+        return exc
+    if isinstance(exc, DataError):
         # PostgreSQL refuses what SQLite stores: text with NUL characters, strings longer than
         # their column, JSON with NaN. Fields the API stores are checked before they get here;
         # this keeps anything missed (a lookup by such a value, say) a client error, not a 500.
         log.warning("the database refused a value on %s %s: %s", request.method, request.url.path, exc.orig)
-        return error_response(errors.InvalidRequest("a value in the request cannot be stored or looked up: too "
-                                                    "long, a NUL character, or a number JSON cannot hold"))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected failure on %s %s", request.method, request.url.path)
-        return error_response(errors.Internal("an internal error occurred; it has been logged"))
+        return errors.InvalidRequest("a value in the request cannot be stored or looked up: too long, a NUL "
+                                     "character, or a number JSON cannot hold")
+    log.exception("unexpected failure on %s %s", request.method, request.url.path, exc_info=exc)
+    return errors.Internal("an internal error occurred; it has been logged")

@@ -12,17 +12,19 @@ Bodies are parsed by :mod:`visionloop.services.feedback.parse` (codes tabled in
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from visionloop import errors
 from visionloop.core import VisionLoop
 from visionloop.http import wire
 from visionloop.http.deps import CoreDep, FeedbackAdminCaller, PageDep, authenticate
+from visionloop.http.fast_lane import fast
 from visionloop.http.strict_json import StrictJSONRoute, parse_json
 from visionloop.services.apps import Caller
 from visionloop.services.feedback import FeedbackFilter
@@ -88,10 +90,20 @@ def _feedback_schema(event_type: str, number: int, ref: str, *, model: bool) -> 
 SCOPE = "feedback"
 
 
-def _documented(schema: dict[str, Any], description: str, examples: dict[str, Any]) -> dict[str, Any]:
-    """The OpenAPI of a route that reads its own body and key (see :func:`_ingest`); ``x-scope``
-    names the key scope it requires, as a ``scoped`` dependency would."""
-    return {"requestBody": {"required": True, "description": description, "content": {"application/json": {
+def _path_parameter(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string", "title": name.replace("_", " ").title()}}
+
+
+_MODEL_ID = _path_parameter("model_id", "The model's id (or its name)")
+_VERSION_ID = _path_parameter("version_id", "One version of the model")
+
+
+def _documented(schema: dict[str, Any], description: str, examples: dict[str, Any],
+                parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    """The OpenAPI of a route that reads its own path, body and key (see :func:`_ingest`);
+    ``x-scope`` names the key scope it requires, as a ``scoped`` dependency would."""
+    return {"parameters": parameters, "requestBody": {"required": True, "description": description, "content": {"application/json": {
         "schema": schema, "examples": {name: {"value": value} for name, value in examples.items()}}}},
         "security": [{"ApiKey": []}], "x-scope": SCOPE}
 
@@ -100,20 +112,23 @@ _MODEL_FEEDBACK = _documented(
     _feedback_schema("annotation", 2, "output_id", model=True),
     "Feedback on one prediction output: data.concepts for concept models, data.regions for detection models; "
     "feedback_info.event_type 'annotation' and output_id are required.",
-    {"concepts": _CONCEPTS_EXAMPLE, "regions": _REGIONS_EXAMPLE})
+    {"concepts": _CONCEPTS_EXAMPLE, "regions": _REGIONS_EXAMPLE}, [_MODEL_ID])
+_VERSION_FEEDBACK = {**_MODEL_FEEDBACK, "parameters": [_MODEL_ID, _VERSION_ID]}
 _SEARCH_FEEDBACK = _documented(
     _feedback_schema("search_click", 1, "search_id", model=False),
     "A click on a search hit: input.id is the clicked input; feedback_info.event_type 'search_click' and "
     "search_id are required.",
-    {"click": _SEARCH_EXAMPLE})
+    {"click": _SEARCH_EXAMPLE}, [])
+_OK = json.dumps(wire.ok()).encode()
 
 Record = Callable[[VisionLoop, Caller, Any], object]
 
 
-async def _ingest(request: Request, record: Record) -> JSONResponse:
+async def _ingest(request: Request, record: Record) -> Response:
     """Feedback is the hot write path. The body is read on the event loop; the key, its scope, the
     JSON and the recording are then one worker-thread call (as dependencies, each check would be
-    a hop of its own, which costs more than the check). The key is still checked before the body."""
+    a hop of its own, which costs more than the check). The key is still checked before the body.
+    The endpoints take only the Request, so :mod:`visionloop.http.fast_lane` serves them."""
     raw = await request.body()
     core: VisionLoop = request.app.state.core
 
@@ -123,22 +138,27 @@ async def _ingest(request: Request, record: Record) -> JSONResponse:
         record(core, caller, parse_json(raw))
 
     await run_in_threadpool(work)
-    return JSONResponse(wire.ok())
+    return Response(_OK, media_type="application/json")
 
 
 @router.post("/models/{model_id}/feedback", openapi_extra=_MODEL_FEEDBACK)
-async def model_feedback(model_id: str, request: Request) -> JSONResponse:
+@fast
+async def model_feedback(request: Request) -> Response:
+    model_id = request.path_params["model_id"]
     return await _ingest(request, lambda core, caller, body: core.feedback.model_feedback(caller, model_id, None, body))
 
 
-@router.post("/models/{model_id}/versions/{version_id}/feedback", openapi_extra=_MODEL_FEEDBACK)
-async def model_version_feedback(model_id: str, version_id: str, request: Request) -> JSONResponse:
+@router.post("/models/{model_id}/versions/{version_id}/feedback", openapi_extra=_VERSION_FEEDBACK)
+@fast
+async def model_version_feedback(request: Request) -> Response:
+    model_id, version_id = request.path_params["model_id"], request.path_params["version_id"]
     return await _ingest(request, lambda core, caller, body: core.feedback.model_feedback(caller, model_id, version_id,
                                                                                           body))
 
 
 @router.post("/searches/feedback", openapi_extra=_SEARCH_FEEDBACK)
-async def search_feedback(request: Request) -> JSONResponse:
+@fast
+async def search_feedback(request: Request) -> Response:
     return await _ingest(request, lambda core, caller, body: core.feedback.search_feedback(caller, body))
 
 
