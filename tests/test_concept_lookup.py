@@ -47,5 +47,5 @@ def test_sqlite_reads_through_indexes_not_every_concept(core: VisionLoop, many_c
     params = tuple("x" for _ in compiled.order or ())
     with core.db.engine.connect() as conn:
         plan = " | ".join(row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled.sql, params))
-    assert "ix_concepts_app_lower_name" in plan and "id=?" in plan, plan
+    assert "ix_concepts_app_name_key" in plan and "id=?" in plan, plan
     assert "SCAN" not in plan, plan

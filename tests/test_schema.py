@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import String
 
 from visionloop.core import VisionLoop
+from visionloop.store.db import Database
+from visionloop.store.migrate import alembic_config
 from visionloop.store.tables import Base
 
 
@@ -21,12 +24,26 @@ def _compare_type(context: Any, inspected_column: Any, metadata_column: Any, ins
     return None  # Alembic's own comparison
 
 
-# SQLite cannot reflect an expression index (ix_concepts_app_lower_name): PostgreSQL compares it,
-# and tests/test_concept_lookup.py sees SQLite's query plan use it.
-@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
-@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index")
 def test_migrated_schema_matches_the_tables(core: VisionLoop) -> None:
     with core.db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": _compare_type}),
                                 Base.metadata)
     assert diff == []
+
+
+def test_migration_0008_backfills_the_name_keys_of_existing_concepts(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        command.upgrade(alembic_config(db.engine), "0007")
+        with db.engine.begin() as conn:  # concepts as 0007 stored them
+            conn.exec_driver_sql("INSERT INTO apps (id, name, created_at) VALUES ('a', 'A', '2026-01-01')")
+            conn.exec_driver_sql("INSERT INTO concepts (app_id, id, name, created_at, modified_at) VALUES "
+                                 "('a', 's', 'Straße', '2026-01-01', '2026-01-01'), "
+                                 "('a', 'e', 'ÉCLAIR', '2026-01-01', '2026-01-01')")
+        command.upgrade(alembic_config(db.engine), "head")
+        with db.engine.connect() as conn:
+            keys = dict(conn.exec_driver_sql("SELECT id, name_key FROM concepts").all())
+        assert keys == {"s": "strasse", "e": "éclair"}
+        command.downgrade(alembic_config(db.engine), "0007")
+    finally:
+        db.dispose()

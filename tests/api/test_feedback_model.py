@@ -157,6 +157,16 @@ def test_concepts_by_id_name_app_concept_or_new(api: Api, core: VisionLoop, cat:
     assert event["raw"]["input"]["data"]["concepts"][4] == {"id": "laborador_retriever", "value": True}
 
 
+def test_app_concept_names_match_whatever_their_letters(api: Api, core: VisionLoop, cat: dict) -> None:
+    """Names match case-insensitively beyond ASCII too, alike on every backend (SQLite's lower()
+    folds only A-Z: "ÉCLAIR" would not have found "Éclair" there)."""
+    api.post("/concepts", {"concepts": [{"id": "eclair", "name": "Éclair"}, {"id": "strasse", "name": "Straße"}]})
+    ok(post(api, concept_body(cat["id"], [{"id": "ÉCLAIR", "value": True}, {"name": "STRASSE", "value": False}])))
+    (event,) = feedback(api)
+    assert [(c["id"], c["value"], c["source"]) for c in event["data"]["concepts"]] == [
+        ("eclair", 1.0, "app"), ("strasse", 0.0, "app")]
+
+
 def test_two_references_to_one_concept_must_agree(api: Api, core: VisionLoop, cat: dict) -> None:
     r = post(api, concept_body(cat["id"], [{"id": "dog", "value": True}, {"id": "n02084071", "value": False}]))
     assert status(r)[:2] == (400, 11102) and "input.data.concepts[1]" in status(r)[2]

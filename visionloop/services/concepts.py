@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -13,7 +13,7 @@ from visionloop import errors
 from visionloop.ids import is_valid_concept_id
 from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing
-from visionloop.store.tables import Concept, utcnow
+from visionloop.store.tables import Concept, name_key, utcnow
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +114,7 @@ class ConceptService:
                 if row is None:
                     raise errors.ConceptNotFound(f"concepts[{i}].id: concept {u.id!r} does not exist in this app")
                 if u.name:
-                    row.name = u.name
+                    row.name, row.name_key = u.name, name_key(u.name)
                 if u.language:
                     row.language = u.language
                 row.modified_at = utcnow()
@@ -126,8 +126,8 @@ class ConceptService:
         if not name:
             raise errors.InvalidRequest("concept_query.name: a name (with optional * wildcards) is required")
         check_concept_text(name, "concept_query.name", NAME_MAX)
-        escaped = name.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
+        escaped = name_key(name).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
         with self.db.session() as s:
-            q = (select(Concept).where(Concept.app_id == app_id, func.lower(Concept.name).like(escaped, escape="\\"))
+            q = (select(Concept).where(Concept.app_id == app_id, Concept.name_key.like(escaped, escape="\\"))
                  .order_by(Concept.name, Concept.id).offset(page.offset).limit(page.per_page))
             return list(s.scalars(q))

@@ -23,13 +23,23 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def name_key(name: str) -> str:
+    """How concept names compare: case-insensitively in every script (``str.casefold``: "Straße"
+    is "STRASSE"), alike on every backend, where SQL's lower() folds only A-Z on SQLite and
+    depends on the locale on PostgreSQL."""
+    return name.casefold()
+
+
+def _name_key_of_row(context: Any) -> str:
+    return name_key(context.get_current_parameters()["name"])
 
 
 class Base(DeclarativeBase):
@@ -63,17 +73,17 @@ class ApiKey(Base):
 
 class Concept(Base):
     __tablename__ = "concepts"
+    # Feedback names concepts by name on every request: without the index that lookup read every
+    # concept of the app (13 ms at 20,000 concepts; 20 µs with it).
+    __table_args__ = (Index("ix_concepts_app_name_key", "app_id", "name_key"),)
     app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
+    # name_key(name), set on insert; a rename sets it too. Text: casefolding can lengthen a name.
+    name_key: Mapped[str | None] = mapped_column(Text, nullable=True, default=_name_key_of_row)
     language: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     modified_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-# Feedback names concepts by name, case-insensitively, on every request: without this index that
-# lookup read every concept of the app (13 ms at 20,000 concepts; 20 µs with it).
-Index("ix_concepts_app_lower_name", Concept.app_id, func.lower(Concept.name))
 
 
 class Input(Base):

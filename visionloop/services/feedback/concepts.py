@@ -16,20 +16,20 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, union_all
+from sqlalchemy import Connection, bindparam, select, union_all
 
 from visionloop.ids import is_valid_client_id
 from visionloop.services.feedback.parse import ConceptIn, invalid
 from visionloop.services.models import ModelService, ModelView
 from visionloop.store.prepared import Prepared
-from visionloop.store.tables import Concept
+from visionloop.store.tables import Concept, name_key
 
 MODEL, APP, NEW = "model", "app", "new"
 
-# The app's concepts a request may name, by id or by lower-cased name: compiled once with a fixed
+# The app's concepts a request may name, by id or by name (compared by name_key): compiled once with a fixed
 # number of slots (an expanding IN would be rendered per request), unused slots NULL, which
 # matches nothing; more references take one query per slotful. Two lookups in a UNION ALL, each
-# on its own index (the primary key; ix_concepts_app_lower_name): with an OR the database read
+# on its own index (the primary key; ix_concepts_app_name_key): with an OR the database read
 # every concept of the app.
 SLOTS = 8
 _COLUMNS = (Concept.id, Concept.name, Concept.created_at)
@@ -37,7 +37,7 @@ _APP_CONCEPTS = Prepared(union_all(
     select(*_COLUMNS).where(Concept.app_id == bindparam("app_id"),
                             Concept.id.in_([bindparam(f"id{i}") for i in range(SLOTS)])),
     select(*_COLUMNS).where(Concept.app_id == bindparam("app_id"),
-                            func.lower(Concept.name).in_([bindparam(f"name{i}") for i in range(SLOTS)]))))
+                            Concept.name_key.in_([bindparam(f"name{i}") for i in range(SLOTS)]))))
 
 
 def _app_concepts(conn: Connection, app_id: str, refs: Sequence[str]) -> list[Any]:
@@ -47,7 +47,7 @@ def _app_concepts(conn: Connection, app_id: str, refs: Sequence[str]) -> list[An
         chunk = list(refs[lo:lo + SLOTS]) + [None] * (SLOTS - len(refs[lo:lo + SLOTS]))
         params: dict[str, Any] = {"app_id": app_id}
         for i, ref in enumerate(chunk):
-            params[f"id{i}"], params[f"name{i}"] = ref, ref.casefold() if ref is not None else None
+            params[f"id{i}"], params[f"name{i}"] = ref, name_key(ref) if ref is not None else None
         rows += _APP_CONCEPTS.all(conn, params)
     return list({r.id: r for r in rows}.values())
 
@@ -66,7 +66,7 @@ class Resolved:
 @dataclasses.dataclass(frozen=True)
 class Vocabulary:
     by_id: dict[str, str]    # id -> name
-    by_name: dict[str, str]  # casefolded name -> id (the first concept with that name)
+    by_name: dict[str, str]  # name_key(name) -> id (the first concept with that name)
 
 
 class ConceptResolver:
@@ -80,7 +80,7 @@ class ConceptResolver:
             pairs = self.models.concepts_of(view)
             by_name: dict[str, str] = {}
             for cid, name in pairs:
-                by_name.setdefault(name.casefold(), cid)
+                by_name.setdefault(name_key(name), cid)
             vocab = self._vocabularies[view.version.id] = Vocabulary(dict(pairs), by_name)
         return vocab
 
@@ -94,7 +94,7 @@ class ConceptResolver:
         app_by_id = {r.id: r.name for r in rows}
         app_by_name: dict[str, str] = {}
         for r in sorted(rows, key=lambda r: (r.created_at, r.id)):
-            app_by_name.setdefault(r.name.casefold(), r.id)
+            app_by_name.setdefault(name_key(r.name), r.id)
 
         out: list[Resolved] = []
         seen: dict[str, tuple[Resolved, ConceptIn]] = {}
@@ -112,7 +112,7 @@ class ConceptResolver:
 
     @staticmethod
     def _one(c: ConceptIn, vocab: Vocabulary, app_by_id: dict[str, str], app_by_name: dict[str, str]) -> Resolved:
-        ref, key = c.ref, c.ref.casefold()
+        ref, key = c.ref, name_key(c.ref)
         if ref in vocab.by_id:
             return Resolved(ref, vocab.by_id[ref], c.present, MODEL)
         if ref in app_by_id:
