@@ -52,12 +52,15 @@ def test_by_annotated_concept_and_negation(gallery: Api) -> None:
     assert hit_ids(body) == ["chelsea"] and len(body["id"]) == 32
     body = search(gallery, {"input": {"data": {"concepts": [{"name": "pet", "value": False}]}}})
     assert sorted(hit_ids(body)) == sorted(set(PHOTOS) - {"chelsea"})
+    # names match case-insensitively, as feedback resolves them
+    assert hit_ids(search(gallery, {"input": {"data": {"concepts": [{"name": "PET", "value": True}]}}})) == ["chelsea"]
 
 
 def test_by_predicted_concept(gallery: Api) -> None:
     body = search(gallery, {"output": {"data": {"concepts": [{"name": "cat"}]}}})
     assert hit_ids(body)[0] == "chelsea"
     assert body["hits"][0]["score"] > 0.5
+    assert hit_ids(search(gallery, {"output": {"data": {"concepts": [{"name": "Cat"}]}}}))[0] == "chelsea"
     body = search(gallery, {"output": {"data": {"concepts": [{"id": "n02121808", "value": 1.0}]}}})
     assert hit_ids(body)[0] == "chelsea"
 

@@ -36,7 +36,8 @@ from visionloop.services.predict import EMBEDDING_SPACE, embedding_from_bytes, s
 from visionloop.services.usage import count_usage
 from visionloop.store.app_indexes import AppIndexes
 from visionloop.store.db import Database
-from visionloop.store.tables import Concept, Embedding, Input, InputConcept, InputConceptScore, Search, SearchHit
+from visionloop.store.tables import (Concept, Embedding, Input, InputConcept, InputConceptScore, Search, SearchHit,
+                                     name_key)
 
 EXACT_CANDIDATES = 20_000   # a filtered visual search scores at most this many candidates exactly
 MAX_REMEMBERED = 1000       # hits remembered per search (the positions a user can have seen)
@@ -188,13 +189,14 @@ class SearchService:
         return inside, {i: 1.0 - 0.5 * geo.arc(area.center, points[i]) / area.radius for i in inside}
 
     def _concept_ids(self, app_id: str, term: ConceptTerm) -> list[str]:
-        """A term names a concept by id or name: app concepts and, for predictions, the model's."""
-        ids = {term.ref}
+        """A term names a concept by id or by name (case-insensitively, as feedback does): app
+        concepts and, for predictions, the model's."""
+        ids, key = {term.ref}, name_key(term.ref)
         with self.db.session() as s:
-            ids |= set(s.scalars(select(Concept.id).where(Concept.app_id == app_id, Concept.name == term.ref)))
+            ids |= set(s.scalars(select(Concept.id).where(Concept.app_id == app_id, Concept.name_key == key)))
         if term.predicted:
             view = self.models.get(app_id, GENERAL.id)
-            ids |= {cid for cid, name in self.models.concepts_of(view) if name == term.ref}
+            ids |= {cid for cid, name in self.models.concepts_of(view) if name_key(name) == key}
         return sorted(ids)
 
     def _query_vector(self, app_id: str, term: VisualTerm) -> np.ndarray:
