@@ -155,7 +155,7 @@ class InputService:
                         select(Input.id).where(Input.app_id == app_id, Input.url == url).limit(1)):
                     raise errors.InputDuplicate(f"inputs[{res.index}].data.image.url: an input with this url "
                                                 "already exists (set allow_duplicate_url to add it again)")
-                self.blobs.put(image.data)
+                self.blobs.put(image.data, image.digest)
                 row = Input(app_id=app_id, id=input_id, digest=image.digest, url=url, width=image.width,
                             height=image.height, meta=item.metadata or {}, status_code=status.INPUT_SUCCESS,
                             geo_latitude=item.geo.latitude if item.geo else None,

@@ -167,7 +167,7 @@ class PredictService:
         rows = []
         for it in items:
             image = images[it.index]
-            self.blobs.put(image.data)  # durable before the output that names it is
+            self.blobs.put(image.data, image.digest)  # durable before the output that names it is
             assert it.prediction is not None
             it.output_id, it.created_at = new_id(), now
             rows.append({"id": it.output_id, "app_id": caller.app_id, "model_pk": model.pk, "version_id": version.id,
