@@ -13,7 +13,7 @@ from sqlalchemy import String
 from visionloop.core import VisionLoop
 from visionloop.store.db import Database
 from visionloop.store.migrate import alembic_config
-from visionloop.store.tables import Base
+from visionloop.store.tables import Base, url_key
 
 
 def _compare_type(context: Any, inspected_column: Any, metadata_column: Any, inspected_type: Any,
@@ -45,5 +45,24 @@ def test_migration_0008_backfills_the_name_keys_of_existing_concepts(tmp_path: P
             keys = dict(conn.exec_driver_sql("SELECT id, name_key FROM concepts").all())
         assert keys == {"s": "strasse", "e": "éclair"}
         command.downgrade(alembic_config(db.engine), "0007")
+    finally:
+        db.dispose()
+
+
+def test_migration_0009_backfills_the_url_keys_of_existing_inputs(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        command.upgrade(alembic_config(db.engine), "0008")
+        with db.engine.begin() as conn:  # inputs as 0008 stored them
+            conn.exec_driver_sql("INSERT INTO apps (id, name, created_at) VALUES ('a', 'A', '2026-01-01')")
+            for input_id, url in (("u", "'https://x.test/cat.jpg'"), ("b", "NULL")):
+                conn.exec_driver_sql("INSERT INTO inputs (app_id, id, digest, url, width, height, metadata, "
+                                     f"status_code, created_at, modified_at) VALUES ('a', '{input_id}', 'd', {url}, "
+                                     "1, 1, '{}', 30000, '2026-01-01', '2026-01-01')")
+        command.upgrade(alembic_config(db.engine), "head")
+        with db.engine.connect() as conn:
+            keys = dict(conn.exec_driver_sql("SELECT id, url_key FROM inputs").all())
+        assert keys == {"u": url_key("https://x.test/cat.jpg"), "b": None}
+        command.downgrade(alembic_config(db.engine), "0008")
     finally:
         db.dispose()

@@ -8,6 +8,7 @@ never updated; labels and metrics are derived from them.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any
 
 from sqlalchemy import (
@@ -40,6 +41,17 @@ def name_key(name: str) -> str:
 
 def _name_key_of_row(context: Any) -> str:
     return name_key(context.get_current_parameters()["name"])
+
+
+def url_key(url: str) -> str:
+    """What inputs are looked up by URL with: the URL's SHA-256, a bounded index key whatever the
+    URL's length (a B-tree entry on PostgreSQL holds at most ~2.7 kB)."""
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
+def _url_key_of_row(context: Any) -> str | None:
+    url = context.get_current_parameters().get("url")
+    return url_key(url) if url is not None else None
 
 
 class Base(DeclarativeBase):
@@ -92,6 +104,7 @@ class Input(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     digest: Mapped[str] = mapped_column(String(64), index=True)
     url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    url_key: Mapped[str | None] = mapped_column(String(64), nullable=True, default=_url_key_of_row)  # url_key(url)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
@@ -101,7 +114,9 @@ class Input(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     modified_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     __table_args__ = (Index("ix_inputs_app_created", "app_id", "created_at", "id"),
-                      Index("ix_inputs_app_latitude", "app_id", "geo_latitude"))
+                      Index("ix_inputs_app_latitude", "app_id", "geo_latitude"),
+                      # adding an input by URL checks for one with that URL: without it, a scan of the app
+                      Index("ix_inputs_app_url_key", "app_id", "url_key"))
 
 
 class InputConcept(Base):
