@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import String
+from sqlalchemy import Connection, String
 
 from visionloop.core import VisionLoop
 from visionloop.store.db import Database
@@ -31,38 +33,37 @@ def test_migrated_schema_matches_the_tables(core: VisionLoop) -> None:
     assert diff == []
 
 
-def test_migration_0008_backfills_the_name_keys_of_existing_concepts(tmp_path: Path) -> None:
+@contextmanager
+def _migrated_from(tmp_path: Path, revision: str, *rows_sql: str) -> Iterator[Connection]:
+    """A database at ``revision`` holding an app and ``rows_sql``, upgraded to the newest schema
+    (yielded), then downgraded back to ``revision``."""
     db = Database(f"sqlite:///{tmp_path / 'old.db'}")
     try:
-        command.upgrade(alembic_config(db.engine), "0007")
-        with db.engine.begin() as conn:  # concepts as 0007 stored them
+        command.upgrade(alembic_config(db.engine), revision)
+        with db.engine.begin() as conn:
             conn.exec_driver_sql("INSERT INTO apps (id, name, created_at) VALUES ('a', 'A', '2026-01-01')")
-            conn.exec_driver_sql("INSERT INTO concepts (app_id, id, name, created_at, modified_at) VALUES "
-                                 "('a', 's', 'Straße', '2026-01-01', '2026-01-01'), "
-                                 "('a', 'e', 'ÉCLAIR', '2026-01-01', '2026-01-01')")
+            for sql in rows_sql:
+                conn.exec_driver_sql(sql)
         command.upgrade(alembic_config(db.engine), "head")
         with db.engine.connect() as conn:
-            keys = dict(conn.exec_driver_sql("SELECT id, name_key FROM concepts").all())
-        assert keys == {"s": "strasse", "e": "éclair"}
-        command.downgrade(alembic_config(db.engine), "0007")
+            yield conn
+        command.downgrade(alembic_config(db.engine), revision)
     finally:
         db.dispose()
+
+
+def test_migration_0008_backfills_the_name_keys_of_existing_concepts(tmp_path: Path) -> None:
+    with _migrated_from(tmp_path, "0007", "INSERT INTO concepts (app_id, id, name, created_at, modified_at) VALUES "
+                        "('a', 's', 'Straße', '2026-01-01', '2026-01-01'), "
+                        "('a', 'e', 'ÉCLAIR', '2026-01-01', '2026-01-01')") as conn:
+        keys = dict(conn.exec_driver_sql("SELECT id, name_key FROM concepts").all())
+    assert keys == {"s": "strasse", "e": "éclair"}
 
 
 def test_migration_0009_backfills_the_url_keys_of_existing_inputs(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
-    try:
-        command.upgrade(alembic_config(db.engine), "0008")
-        with db.engine.begin() as conn:  # inputs as 0008 stored them
-            conn.exec_driver_sql("INSERT INTO apps (id, name, created_at) VALUES ('a', 'A', '2026-01-01')")
-            for input_id, url in (("u", "'https://x.test/cat.jpg'"), ("b", "NULL")):
-                conn.exec_driver_sql("INSERT INTO inputs (app_id, id, digest, url, width, height, metadata, "
-                                     f"status_code, created_at, modified_at) VALUES ('a', '{input_id}', 'd', {url}, "
-                                     "1, 1, '{}', 30000, '2026-01-01', '2026-01-01')")
-        command.upgrade(alembic_config(db.engine), "head")
-        with db.engine.connect() as conn:
-            keys = dict(conn.exec_driver_sql("SELECT id, url_key FROM inputs").all())
-        assert keys == {"u": url_key("https://x.test/cat.jpg"), "b": None}
-        command.downgrade(alembic_config(db.engine), "0008")
-    finally:
-        db.dispose()
+    inserts = [f"INSERT INTO inputs (app_id, id, digest, url, width, height, metadata, status_code, created_at, "
+               f"modified_at) VALUES ('a', '{input_id}', 'd', {url}, 1, 1, '{{}}', 30000, '2026-01-01', '2026-01-01')"
+               for input_id, url in (("u", "'https://x.test/cat.jpg'"), ("b", "NULL"))]
+    with _migrated_from(tmp_path, "0008", *inserts) as conn:
+        keys = dict(conn.exec_driver_sql("SELECT id, url_key FROM inputs").all())
+    assert keys == {"u": url_key("https://x.test/cat.jpg"), "b": None}

@@ -27,7 +27,7 @@ from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database
 from visionloop.services.predict import store_embeddings
 from visionloop.store.app_indexes import AppIndexes, bump_generation
-from visionloop.store.tables import Input, InputConcept, InputConceptScore, url_key, utcnow
+from visionloop.store.tables import Input, InputConcept, InputConceptScore, input_at_url, utcnow
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,8 +151,8 @@ class InputService:
             with s.begin_nested():
                 if s.get(Input, (app_id, input_id)) is not None:
                     raise errors.InputDuplicate(f"inputs[{res.index}].id: input {input_id!r} already exists")
-                if url and not item.allow_duplicate_url and s.scalar(select(Input.id).where(
-                        Input.app_id == app_id, Input.url_key == url_key(url), Input.url == url).limit(1)):
+                if url and not item.allow_duplicate_url and s.scalar(
+                        select(Input.id).where(Input.app_id == app_id, input_at_url(url)).limit(1)):
                     raise errors.InputDuplicate(f"inputs[{res.index}].data.image.url: an input with this url "
                                                 "already exists (set allow_duplicate_url to add it again)")
                 self.blobs.put(image.data, image.digest)

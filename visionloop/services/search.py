@@ -37,7 +37,7 @@ from visionloop.services.usage import count_usage
 from visionloop.store.app_indexes import AppIndexes
 from visionloop.store.db import Database
 from visionloop.store.tables import (Concept, Embedding, Input, InputConcept, InputConceptScore, Search, SearchHit,
-                                     name_key, url_key)
+                                     name_key, input_at_url)
 
 EXACT_CANDIDATES = 20_000   # a filtered visual search scores at most this many candidates exactly
 MAX_REMEMBERED = 1000       # hits remembered per search (the positions a user can have seen)
@@ -173,8 +173,7 @@ class SearchService:
             if isinstance(term, GeoTerm):
                 return self._within(s, app_id, term.area)
             assert isinstance(term, UrlTerm)
-            return set(s.scalars(select(Input.id).where(Input.app_id == app_id, Input.url_key == url_key(term.url),
-                                                        Input.url == term.url))), {}
+            return set(s.scalars(select(Input.id).where(Input.app_id == app_id, input_at_url(term.url)))), {}
 
     @staticmethod
     def _within(s: Session, app_id: str, area: geo.Area) -> tuple[set[str], dict[str, float]]:

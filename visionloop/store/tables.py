@@ -8,7 +8,6 @@ never updated; labels and metrics are derived from them.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from typing import Any
 
 from sqlalchemy import (
@@ -24,8 +23,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from visionloop.store.blobs import digest_of
 
 
 def utcnow() -> dt.datetime:
@@ -46,7 +48,7 @@ def _name_key_of_row(context: Any) -> str:
 def url_key(url: str) -> str:
     """What inputs are looked up by URL with: the URL's SHA-256, a bounded index key whatever the
     URL's length (a B-tree entry on PostgreSQL holds at most ~2.7 kB)."""
-    return hashlib.sha256(url.encode()).hexdigest()
+    return digest_of(url.encode())
 
 
 def _url_key_of_row(context: Any) -> str | None:
@@ -118,6 +120,11 @@ class Input(Base):
                       # adding an input by URL checks for one with that URL: without it, a scan of the app
                       Index("ix_inputs_app_url_key", "app_id", "url_key"))
 
+
+
+def input_at_url(url: str) -> Any:
+    """The condition "this input has this URL", on the (app_id, url_key) index."""
+    return and_(Input.url_key == url_key(url), Input.url == url)
 
 class InputConcept(Base):
     """An annotation: the app says concept ``concept_id`` is present (1) or absent (0) on an input."""

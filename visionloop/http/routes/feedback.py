@@ -103,8 +103,9 @@ def _documented(schema: dict[str, Any], description: str, examples: dict[str, An
                 parameters: list[dict[str, Any]]) -> dict[str, Any]:
     """The OpenAPI of a route that reads its own path, body and key (see :func:`_ingest`);
     ``x-scope`` names the key scope it requires, as a ``scoped`` dependency would."""
-    return {"parameters": parameters, "requestBody": {"required": True, "description": description, "content": {"application/json": {
-        "schema": schema, "examples": {name: {"value": value} for name, value in examples.items()}}}},
+    body = {"schema": schema, "examples": {name: {"value": value} for name, value in examples.items()}}
+    return {"parameters": parameters,
+            "requestBody": {"required": True, "description": description, "content": {"application/json": body}},
         "security": [{"ApiKey": []}], "x-scope": SCOPE}
 
 

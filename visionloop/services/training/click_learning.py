@@ -42,7 +42,7 @@ from visionloop.services.training.concept_training import InsufficientData, esti
 from visionloop.services.training.data import features
 from visionloop.store.blobs import BlobStore, digest_of
 from visionloop.store.db import Database
-from visionloop.store.tables import FeedbackEvent, Input, Model, ModelVersion, Search, SearchHit, url_key
+from visionloop.store.tables import FeedbackEvent, Input, Model, ModelVersion, Search, SearchHit, input_at_url
 
 CLICK_KIND = "click_model"
 MAX_SEARCHES = 10_000  # the latest searches a training or the metrics read
@@ -108,8 +108,7 @@ def _query(s: Session, app_id: str, refs: list[tuple[str, str]]) -> tuple[str, n
             digests.append(digest)
         else:
             keys.append(f"url:{ref}")
-            digests.append(s.scalar(select(Input.digest).where(Input.app_id == app_id, Input.url_key == url_key(ref),
-                                                               Input.url == ref).limit(1)))
+            digests.append(s.scalar(select(Input.digest).where(Input.app_id == app_id, input_at_url(ref)).limit(1)))
     found = features(s, [d for d in digests if d]) if all(digests) else {}
     vector = (np.mean([_unit(found[d]) for d in digests], axis=0)
               if digests and all(d in found for d in digests) else None)
