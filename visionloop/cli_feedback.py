@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,17 +13,7 @@ from visionloop.config import Settings
 from visionloop.core import VisionLoop
 from visionloop.services.feedback import FeedbackFilter
 from visionloop.services.feedback.export import FORMATS, ExportError, write_jsonl, write_parquet
-
-
-def _time(value: str | None, flag: str) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise errors.InvalidRequest(f"{flag}: must be an ISO 8601 time such as 2026-01-31T12:00:00Z, got {value!r}") \
-            from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+from visionloop.services.feedback.log import parse_time
 
 
 def _app(core: VisionLoop, app_id: str) -> str:
@@ -36,7 +25,7 @@ def _app(core: VisionLoop, app_id: str) -> str:
 def _export(core: VisionLoop, args: argparse.Namespace) -> int:
     app_id = _app(core, args.app) if args.app else None
     flt = FeedbackFilter(end_user_id=args.end_user_id or None,
-                         created_after=_time(args.since, "--since"), created_before=_time(args.until, "--until"))
+                         created_after=parse_time(args.since, "--since"), created_before=parse_time(args.until, "--until"))
     records = core.feedback.log.iter_records(app_id, flt)
     if args.format == "parquet":
         if not args.output or args.output == "-":

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from visionloop.http.app import create_app
-from tests.helpers import Api
+from tests.helpers import Api, b64, png_bytes
 
 
 def routes(client: TestClient) -> list[tuple[str, str, bool]]:
@@ -116,10 +116,27 @@ def test_form_content_type_is_read_as_json(api: Api) -> None:
     assert r.status_code == 200, r.text
 
 
-@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
-def test_non_finite_numbers_are_not_json(api: Api, constant: str) -> None:
-    body = '{"inputs": [{"data": {"image": {"base64": "x"}, "metadata": {"score": %s}}}]}' % constant
-    r = api.client.post("/v2/inputs", content=body.encode(), headers=api.headers())
+@pytest.mark.parametrize(("value", "reason"), [
+    ("NaN", "NaN"), ("Infinity", "Infinity"), ("-Infinity", "Infinity"), ("1e999", "range of a double"),
+    ('"\\ud800"', "inputs[0].data.metadata.score holds a lone UTF-16 surrogate"),
+    ("[" * 100 + "]" * 100, "deeper than"),
+])
+def test_json_that_would_break_a_response_is_refused_before_anything_is_stored(api: Api, value: str,
+                                                                               reason: str) -> None:
+    body = '{"inputs": [{"id": "i1", "data": {"image": {"base64": "%s"}, "metadata": {"score": %s}}}]}'
+    r = api.client.post("/v2/inputs", content=(body % (b64(png_bytes()), value)).encode(), headers=api.headers())
     st = assert_envelope(r, expect_http=400)
-    assert st["code"] == 11100 and constant.lstrip("-") in st["details"]
+    assert st["code"] == 11100 and reason in st["details"], st
     assert api.get("/inputs").json()["inputs"] == []
+
+
+def test_an_unexpected_failure_is_answered_and_not_raised_to_the_server(core, api: Api, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A failure re-raised to the server made it drop the connection: a pooled client's next request failed."""
+    def broken(*_: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(core.models, "list", broken)
+    with TestClient(create_app(core.settings, core), raise_server_exceptions=True) as c:
+        r = c.get("/v2/models", headers=api.headers())
+        assert r.status_code == 500 and r.json()["status"]["code"] == 10020 and "boom" not in r.text
+        assert c.get("/v2/concepts", headers=api.headers()).status_code == 200

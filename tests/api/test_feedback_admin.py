@@ -83,6 +83,8 @@ def test_list_and_filters(api: Api, log: dict) -> None:
 @pytest.mark.parametrize("params,code,http,field", [
     ({"created_after": "yesterday"}, 11102, 400, "created_after"),
     ({"created_before": "2026-13-01"}, 11102, 400, "created_before"),
+    ({"created_before": "9999-12-31T23:59:59-05:00"}, 11102, 400, "created_before"),  # year 10000 in UTC
+    ({"created_after": "0001-01-01T00:00:00+05:00"}, 11102, 400, "created_after"),  # year 0 in UTC
     ({"event_type": "like"}, 11102, 400, "event_type"),
     ({"page": 0}, 11102, 400, "page"),
     ({"model_id": "no-such-model"}, 21200, 404, ""),

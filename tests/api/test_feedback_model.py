@@ -463,12 +463,21 @@ class TestRateLimit:
         ok(post(make_api(core, client, "app-a"), concept_body(cat["id"], [{"id": "dog"}])))
 
 
-def test_non_finite_numbers_anywhere_are_refused(api: Api, cat: dict) -> None:
-    body = json.dumps(concept_body(cat["id"], [{"id": "cat"}])).replace('"input": {', '"input": {"x": NaN, ', 1)
+@pytest.mark.parametrize(("extra", "reason"), [
+    ('"x": NaN', "NaN"),
+    ('"x": 1e999', "range of a double"),  # Python reads it as inf: stored, it became null
+    ('"x": "\\udc00"', "input.x holds a lone UTF-16 surrogate"),
+    ('"x": 1', "input.feedback_info.end_user_id holds a lone UTF-16 surrogate"),
+    ('"x": ' + "[" * 5000 + "]" * 5000, "deeper than"),
+])
+def test_json_that_cannot_be_stored_faithfully_is_refused(api: Api, cat: dict, extra: str, reason: str) -> None:
+    body = json.dumps(concept_body(cat["id"], [{"id": "cat"}])).replace('"input": {', '"input": {%s, ' % extra, 1)
+    if "end_user_id" in reason:  # a field that is stored and looked up: it failed in the database
+        body = body.replace('"user-1"', '"user-\\ud800"')
     r = api.client.post(f"/v2/models/{GENERAL}/feedback", content=body.encode(),
                         headers={**api.headers(), "Content-Type": "application/json"})
-    assert status(r)[:2] == (400, 11100) and "NaN" in status(r)[2]
-    assert feedback(api) == []  # NaN is not JSON (and PostgreSQL's JSON has none): nothing stored
+    assert status(r)[:2] == (400, 11100) and reason in status(r)[2], r.text
+    assert feedback(api) == []
 
 
 def test_a_huge_body_is_refused_before_it_is_read(api: Api, core: VisionLoop, cat: dict) -> None:

@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from visionloop import __version__
 from visionloop.config import Settings
 from visionloop.core import VisionLoop
-from visionloop.http.errors import install_error_handlers
+from visionloop.http.errors import CatchAll, install_error_handlers
 from visionloop.http.fast_lane import FastLane, fast_routes
 from visionloop.http.guard import BodyGuard
 from visionloop.http.routes import concepts, feedback, inputs, models, predict, search, versions
@@ -74,4 +74,5 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(FastLane, routes=fast_routes(ROUTERS, ("/v2", APP_SCOPED)))  # inside BodyGuard: added first
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(CatchAll)  # outermost
     return app

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from visionloop import errors, status
 
@@ -75,7 +76,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(errors.ApiError)
     @app.exception_handler(DataError)
-    @app.exception_handler(Exception)
     async def _other(request: Request, exc: Exception) -> JSONResponse:
         return error_response(api_error_of(exc, request))
 
@@ -93,3 +93,32 @@ def api_error_of(exc: Exception, request: Request) -> errors.ApiError:
                                      "character, or a number JSON cannot hold")
     log.exception("unexpected failure on %s %s", request.method, request.url.path, exc_info=exc)
     return errors.Internal("an internal error occurred; it has been logged")
+
+
+class CatchAll:
+    """Outermost middleware: any other failure is answered with the 10020 envelope, here.
+
+    Starlette's ServerErrorMiddleware can answer too, but it re-raises afterwards, so the server
+    drops the connection and a client that reuses it fails its next, unrelated request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        except Exception as exc:
+            if started:  # half a response is out: all that is left is to drop the connection
+                raise
+            await error_response(api_error_of(exc, Request(scope)))(scope, receive, send)

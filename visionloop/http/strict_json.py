@@ -1,13 +1,18 @@
-"""Request bodies are parsed as strict JSON: ``NaN`` and ``Infinity`` are not JSON.
+"""Request bodies are parsed as strict JSON: UTF-8 text, finite numbers, Unicode strings, bounded nesting.
 
-Python's parser accepts them; stored in metadata they would later break every response (and
-PostgreSQL refuses them outright). Routes use :class:`StrictJSONRoute`, so such a body is
-refused up front like any other malformed JSON (11100).
+Python's parser accepts more: ``NaN``, ``Infinity`` and numbers such as ``1e999`` (which become
+``inf``), strings holding a lone UTF-16 surrogate (``"\\ud800"``, valid syntax but not text), and
+nesting until the interpreter's recursion limit breaks. Stored, any of these would later break
+every response that includes it (and PostgreSQL refuses them outright), so a body holding one is
+refused up front like any other malformed JSON (11100), before anything is stored. Routes use
+:class:`StrictJSONRoute`; the feedback fast lane calls :func:`parse_json`.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -17,13 +22,65 @@ from starlette.responses import Response
 
 from visionloop import errors
 
+MAX_DEPTH = 64
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # where a lone surrogate could come from
+_SURROGATE = re.compile("[\ud800-\udfff]")  # what survives parsing when an escape had no partner
+
+
+class Refused(json.JSONDecodeError):
+    """Well-formed JSON that is still refused; the message names the reason, not a position."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, "", 0)
+
+    def __str__(self) -> str:
+        return self.msg
+
 
 def _refuse_constant(name: str) -> Any:
-    raise json.JSONDecodeError(f"{name} is not valid JSON (use null or a finite number)", name, 0)
+    raise Refused(f"{name} is not valid JSON (use null or a finite number)")
 
 
-def loads_strict(body: bytes) -> Any:
-    return json.loads(body, parse_constant=_refuse_constant)
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise Refused(f"the number {text[:32]} is beyond the range of a double (JSON numbers here must be finite)")
+    return value
+
+
+def loads_strict(body: bytes | str) -> Any:
+    """Parse ``body``; anything refused raises :class:`json.JSONDecodeError` (FastAPI's 'invalid JSON')."""
+    try:
+        text = body.decode("utf-8-sig") if isinstance(body, bytes) else body
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except json.JSONDecodeError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise Refused(f"it is not UTF-8 text (byte {exc.start} cannot be decoded)") from None
+    except RecursionError:
+        raise Refused(f"it nests arrays and objects deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # an integer with more digits than Python converts
+        raise Refused(str(exc)) from None
+    if text.count("{") + text.count("[") > MAX_DEPTH or _SURROGATE_ESCAPE.search(text):
+        _check_tree(value, "", 0)
+    return value
+
+
+def _check_tree(value: Any, path: str, depth: int) -> None:
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            raise Refused(f"{path or 'the body'} holds a lone UTF-16 surrogate escape, which is not Unicode text")
+        return
+    if depth >= MAX_DEPTH and isinstance(value, dict | list):
+        raise Refused(f"it nests arrays and objects deeper than {MAX_DEPTH} levels (at {path})")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else key
+            _check_tree(key, f"a key in {path or 'the body'}", depth)
+            _check_tree(item, inner, depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_tree(item, f"{path}[{i}]", depth + 1)
 
 
 def parse_json(raw: bytes) -> Any:
@@ -32,7 +89,7 @@ def parse_json(raw: bytes) -> Any:
         raise errors.BadRequestFormat("the request body is empty; a JSON object is required")
     try:
         return loads_strict(raw)
-    except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError for bytes in no UTF encoding
+    except json.JSONDecodeError as exc:
         raise errors.BadRequestFormat(f"the request body is not valid JSON: {exc}") from None
 
 

@@ -11,7 +11,6 @@ Bodies are parsed by :mod:`visionloop.services.feedback.parse` (codes tabled in
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -28,6 +27,7 @@ from visionloop.http.fast_lane import fast
 from visionloop.http.strict_json import StrictJSONRoute, parse_json
 from visionloop.services.apps import Caller
 from visionloop.services.feedback import FeedbackFilter
+from visionloop.services.feedback.log import parse_time
 from visionloop.services.feedback.parse import parse_event_type
 
 router = APIRouter(tags=["feedback"], route_class=StrictJSONRoute)
@@ -163,17 +163,6 @@ async def search_feedback(request: Request) -> Response:
     return await _ingest(request, lambda core, caller, body: core.feedback.search_feedback(caller, body))
 
 
-def _time(value: str | None, name: str) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.strip().replace(" ", "+"))
-    except ValueError:
-        raise errors.InvalidRequest(f"{name}: must be an ISO 8601 time such as 2026-01-31T12:00:00Z, "
-                                    f"got {value[:40]!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
-
-
 Text = Annotated[str | None, Query(max_length=255)]
 
 
@@ -188,8 +177,8 @@ def list_feedback(caller: FeedbackAdminCaller, core: CoreDep, page: PageDep, mod
                          event_type=parse_event_type(event_type, "event_type"),
                          end_user_id=end_user_id or None, session_id=session_id or None,
                          output_id=output_id or None, search_id=search_id or None,
-                         created_after=_time(created_after, "created_after"),
-                         created_before=_time(created_before, "created_before"))
+                         created_after=parse_time(created_after, "created_after"),
+                         created_before=parse_time(created_before, "created_before"))
     return wire.ok(feedback=core.feedback.log.list(caller.app_id, flt, page))
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, delete, insert, select
 
+from visionloop import errors
 from visionloop.ids import new_id
 from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing, serialize
@@ -106,6 +107,21 @@ ErasureHook = Callable[[Erasure], None]
 
 def as_utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
+def parse_time(value: str | None, name: str) -> dt.datetime | None:
+    """A time filter given as ISO 8601 text (UTC unless it says otherwise), as an aware UTC time."""
+    if not value:
+        return None
+    try:  # a '+' in a query string arrives as a space
+        parsed = dt.datetime.fromisoformat(value.strip().replace(" ", "+"))
+    except ValueError:
+        raise errors.InvalidRequest(f"{name}: must be an ISO 8601 time such as 2026-01-31T12:00:00Z, "
+                                    f"got {value[:40]!r}") from None
+    try:
+        return as_utc(parsed)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is in the year 10000 in UTC
+        raise errors.InvalidRequest(f"{name}: {value[:40]!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def record_of(row: FeedbackEvent, model_id: str | None) -> dict[str, Any]:
