@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from pathlib import Path
@@ -247,13 +248,16 @@ def test_the_image_is_only_named_never_fetched(api: Api, core: VisionLoop, cat: 
     url = "http://192.0.2.1/unreachable-dog.tiff"
     ok(post(api, concept_body(cat["id"], [{"id": "dog", "value": False}], image={"url": url})))
     ok(post(api, concept_body(cat["id"], [{"id": "cat"}], image={"base64": b64(photo("chelsea"))})))
-    ok(post(api, concept_body(cat["id"], [{"id": "cat", "value": False}], image={"base64": b64(png_bytes())})))
-    first, second, third = feedback(api)
+    first, second = feedback(api)
     assert first["data"]["image"] == {"url": url}
-    assert second["data"]["image"]["same_as_output"] is True and third["data"]["image"]["same_as_output"] is False
+    assert second["data"]["image"] == {"base64_sha256": hashlib.sha256(photo("chelsea")).hexdigest()}
     assert second["raw"]["input"]["data"]["image"]["base64"]["omitted_chars"] > 1000  # not stored in full
     r = post(api, concept_body(cat["id"], [{"id": "cat"}], image={"base64": "%%% not base64"}))
     assert status(r)[:2] == (400, 30104) and "input.data.image.base64" in status(r)[2]
+    # another image's bytes say the feedback is about another image, as another input id would
+    r = post(api, concept_body(cat["id"], [{"id": "cat", "value": False}], image={"base64": b64(png_bytes())}))
+    assert status(r)[:2] == (400, 30104) and "predicted on another image" in status(r)[2]
+    assert len(feedback(api)) == 2
 
 
 # -- model kinds ------------------------------------------------------------------------------------
@@ -493,6 +497,7 @@ def test_a_huge_body_is_refused_before_it_is_read(api: Api, core: VisionLoop, ca
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (700, 700, 3), dtype=np.uint8)).save(buf, "PNG")
     assert len(b64(buf.getvalue())) > 1024 * 1024
-    ok(post(api, concept_body(cat["id"], [{"id": "cat"}], image={"base64": b64(buf.getvalue())})))
+    noise = predict(api, GENERAL, buf.getvalue())
+    ok(post(api, concept_body(noise["id"], [{"id": "cat", "value": False}], image={"base64": b64(buf.getvalue())})))
     # an image's base64 does not count: it is stored as its length and digest only
     assert stored(core) == 1

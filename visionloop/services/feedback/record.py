@@ -27,7 +27,7 @@ reads::
 
     concept feedback: {"kind": "concepts", "model_id", "version_id", "output_id", "input_id",
                        "digest" (the output's image, in the blob store),
-                       "image": {"url"} | {"base64_sha256", "same_as_output"} | null,
+                       "image": {"url"} | {"base64_sha256"} | null,
                        "concepts": [{"id", "name", "value": 1.0 | 0.0, "source": "model"|"app"|"new"}]}
     region feedback:  {"kind": "regions", ... as above, "regions": [{"feedback", "box": [top, left,
                        bottom, right], "region_id" (the predicted region tied to, or null),
@@ -201,7 +201,11 @@ class FeedbackRecorder:
 
     @staticmethod
     def _image(fb: ModelFeedbackIn, output: Any) -> dict[str, Any] | None:
-        """What the body says the image is: a URL as given (never fetched), base64 by its digest."""
+        """What the body says the image is: a URL as given (never fetched), base64 by its digest.
+
+        Base64 can be checked without fetching anything: bytes of another image than the output's
+        are refused as a different ``input.id`` is, so no label lands on an image never judged.
+        """
         if fb.image is None:
             return None
         if fb.image.base64 is not None:
@@ -210,7 +214,10 @@ class FeedbackRecorder:
             except errors.ApiError as exc:
                 raise errors.InputInvalid("input.data.image.base64: not valid base64 (it only needs to name the "
                                           "image; the output already holds it)") from exc
-            return {"base64_sha256": digest, "same_as_output": digest == output.digest}
+            if digest != output.digest:
+                raise errors.InputInvalid(f"input.data.image.base64: output {output.id!r} was predicted on another "
+                                          "image (its bytes differ); feedback is about the image the output judged")
+            return {"base64_sha256": digest}
         return {"url": fb.image.url}
 
     # -- search feedback ----------------------------------------------------------------------
