@@ -175,6 +175,17 @@ def test_two_references_to_one_concept_must_agree(api: Api, core: VisionLoop, ca
     assert [c["id"] for c in feedback(api)[0]["data"]["concepts"]] == ["n02084071"]
 
 
+def test_an_app_concept_and_a_model_concept_of_one_name_must_agree(api: Api, cat: dict) -> None:
+    """'cat' is the app's own concept here (annotated once) and 'Cat' the model's n02121808: one word."""
+    api.post("/concepts", {"concepts": [{"id": "cat", "name": "cat"}]})
+    r = post(api, concept_body(cat["id"], [{"id": "cat", "value": True}, {"name": "Cat", "value": False}]))
+    assert status(r)[:2] == (400, 11102) and status(r)[2].startswith("input.data.concepts[1]"), r.text
+    assert "opposite value" in status(r)[2] and feedback(api) == []
+    ok(post(api, concept_body(cat["id"], [{"id": "cat", "value": True}, {"name": "Cat", "value": True}])))
+    assert [(c["id"], c["source"]) for c in feedback(api)[0]["data"]["concepts"]] == [("cat", "app"),
+                                                                                       ("n02121808", "model")]
+
+
 def test_new_concept_needs_a_valid_id(api: Api, core: VisionLoop, cat: dict) -> None:
     r = post(api, concept_body(cat["id"], [{"name": "golden doodle with spaces"}]))
     assert status(r)[:2] == (400, 11102)

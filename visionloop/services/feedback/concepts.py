@@ -98,6 +98,7 @@ class ConceptResolver:
 
         out: list[Resolved] = []
         seen: dict[str, tuple[Resolved, ConceptIn]] = {}
+        named: dict[str, tuple[Resolved, ConceptIn]] = {}  # by name_key: an app's 'cat' and the model's 'cat'
         for c in concepts:
             resolved = self._one(c, vocab, app_by_id, app_by_name)
             before = seen.get(resolved.id)
@@ -106,6 +107,11 @@ class ConceptResolver:
                     raise invalid(c.field, f"{c.ref!r} is concept {resolved.id!r}, also given in {before[1].field} "
                                            "with the opposite value")
                 continue
+            namesake = named.setdefault(name_key(resolved.name), (resolved, c))
+            if namesake[0].present != resolved.present:
+                raise invalid(c.field, f"{c.ref!r} (concept {resolved.id!r}) is named {resolved.name!r}, as is "
+                                       f"{namesake[1].field} (concept {namesake[0].id!r}), which has the opposite "
+                                       "value: one body cannot say both")
             seen[resolved.id] = (resolved, c)
             out.append(resolved)
         return out
