@@ -319,6 +319,9 @@ def test_region_refusals(api: Api, core: VisionLoop, faces: dict) -> None:
     cases = [
         ([region(None, None, region_id="no-such-region")], "input.data.regions[0].id", "has no region"),
         ([region(None, None, region_id=pid), region(None, "false_positive", region_id=pid)],
+         "input.data.regions[1]", "cannot be both accurate and false_positive"),
+        ([region(good), region(good, "false_positive")], "input.data.regions[1]", "cannot be both"),
+        ([region(None, None, region_id=pid), region(None, None, region_id=pid, concepts=[{"id": "dog"}])],
          "input.data.regions[1].id", "already has feedback"),
         ([region({**good, "top_row": 1.2})], "input.data.regions[0].region_info.bounding_box.top_row", "[0, 1]"),
         ([region({**good, "top_row": 0.5})], "input.data.regions[0].region_info.bounding_box", "less than bottom_row"),

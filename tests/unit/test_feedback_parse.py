@@ -386,9 +386,23 @@ def test_unknown_or_repeated_region_id_is_refused() -> None:
     predicted = [Predicted("a", Box(0.0, 0.0, 0.4, 0.4))]
     with pytest.raises(errors.InvalidRequest, match=r"regions\[0\].id: output 'out' has no region 'zz'"):
         match_regions(_regions({"id": "zz", "region_info": {}, "data": {"concepts": [{"id": "f"}]}}), predicted, "out")
-    twice = _regions(*[{"id": "a", "region_info": {}, "data": {"concepts": [{"id": "f"}]}}] * 2)
+    twice = _regions({"id": "a", "region_info": {}, "data": {"concepts": [{"id": "f"}]}},
+                     {"id": "a", "region_info": {}, "data": {"concepts": [{"id": "g"}]}})
     with pytest.raises(errors.InvalidRequest, match=r"regions\[1\].id: region 'a' already has feedback in"):
         match_regions(twice, predicted, "out")
+
+
+def test_a_region_repeated_word_for_word_is_one_region_and_two_verdicts_on_one_box_are_refused() -> None:
+    box = {"top_row": 0.1, "left_col": 0.1, "bottom_row": 0.5, "right_col": 0.5}
+    missed = {"region_info": {"bounding_box": box, "feedback": "not_detected"}, "data": {"concepts": [{"id": "f"}]}}
+    assert len(_regions(*[missed] * 1000)) == 1
+    by_id = {"id": "a", "region_info": {}, "data": {"concepts": [{"id": "f", "value": True}]}}
+    assert len(_regions(by_id, {**by_id, "data": {"concepts": [{"id": "f", "value": 1.0}]}})) == 1
+    other = {**missed, "data": {"concepts": [{"id": "g"}]}}  # the same box showing another concept: kept
+    assert len(_regions(missed, other)) == 2
+    with pytest.raises(errors.InvalidRequest, match=r"regions\[1\]: the same region as .*regions\[0\] cannot "
+                                                    r"be both not_detected and false_positive"):
+        _regions(missed, {**missed, "region_info": {"bounding_box": box, "feedback": "false_positive"}})
 
 
 def test_one_to_one_greedy() -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from visionloop import errors
@@ -257,6 +258,28 @@ def parse_region(value: Any, field: str) -> RegionIn:
     return RegionIn(feedback=feedback, box=box, region_id=region_id, concepts=concepts, field=field)
 
 
+def parse_regions(value: Any, field: str) -> tuple[RegionIn, ...]:
+    """Regions, a region repeated word for word kept once (1000 copies of one box are one vote, not
+    1000); one box given two different verdicts is refused."""
+    out: list[RegionIn] = []
+    verdicts: dict[tuple[Box | None, str | None], RegionIn] = {}
+    for i, item in enumerate(_list(value, field)):
+        region = parse_region(item, f"{field}[{i}]")
+        before = verdicts.setdefault((region.box, region.region_id), region)
+        if before is not region:
+            if before.feedback != region.feedback:
+                raise invalid(region.field, f"the same region as {before.field} cannot be both {before.feedback} "
+                                            f"and {region.feedback}")
+            if _said(before.concepts) == _said(region.concepts):
+                continue
+        out.append(region)
+    return tuple(out)
+
+
+def _said(concepts: Sequence[ConceptIn]) -> set[tuple[str, bool]]:
+    return {(c.ref, c.present) for c in concepts}
+
+
 def parse_image(value: Any, field: str) -> ImageRef | None:
     raw = _object(value, field)
     if raw is None:
@@ -314,8 +337,7 @@ def parse_model_feedback(body: Any) -> ModelFeedbackIn:
     assert data is not None
     image = parse_image(data.get("image"), "input.data.image")
     concepts = parse_concepts(data.get("concepts"), "input.data.concepts")
-    regions = tuple(parse_region(r, f"input.data.regions[{i}]")
-                    for i, r in enumerate(_list(data.get("regions"), "input.data.regions")))
+    regions = parse_regions(data.get("regions"), "input.data.regions")
     if concepts and regions:
         raise invalid("input.data", "send either concepts (feedback on a concept model) or regions (feedback "
                                     "on a detection model), not both")
