@@ -70,7 +70,7 @@ def test_region_feedback_by_name_or_number(raw: Any, name: str) -> None:
     assert parse_model_feedback(regions(r)).regions[0].feedback == name
 
 
-@pytest.mark.parametrize("raw", ["annotation", 2, "ANNOTATION"])
+@pytest.mark.parametrize("raw", ["annotation", 2, "ANNOTATION", "2"])
 def test_event_type_by_name_or_number(raw: Any) -> None:
     body = concepts({"id": "dog"})
     body["input"]["feedback_info"]["event_type"] = raw
@@ -144,6 +144,10 @@ REGION = {"region_info": {"bounding_box": dict(BOX), "feedback": "accurate"}, "d
     (concepts({"id": "dog"}), "input.feedback_info.event_type", 9, "input.feedback_info.event_type", "unknown value"),
     (concepts({"id": "dog"}), "input.feedback_info.event_type", True, "input.feedback_info.event_type",
      "must be one of"),
+    (concepts({"id": "dog"}), "input.feedback_info.event_type", False, "input.feedback_info.event_type",
+     "(by name or integer), got False"),
+    (concepts({"id": "dog"}), "input.feedback_info.event_type", 2.0, "input.feedback_info.event_type",
+     "(by name or integer), got 2.0"),
     (concepts({"id": "dog"}), "input.feedback_info.output_id", _DELETE, "input.feedback_info.output_id",
      "is required"),
     (concepts({"id": "dog"}), "input.feedback_info.output_id", 42, "input.feedback_info.output_id", "must be"),

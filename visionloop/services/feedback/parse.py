@@ -155,12 +155,16 @@ def _text(value: Any, field: str, *, required: bool = False, what: str = "a stri
 
 
 def _enum(value: Any, field: str, table: dict[int, str], *, unset: tuple[Any, ...] = ()) -> str | None:
-    """An enum given by name (any case) or number; ``None`` when absent."""
+    """An enum given by name (any case) or number, also as text (as protobuf's JSON parser takes it);
+    ``None`` when absent."""
+    allowed = ", ".join(f"{name} ({num})" for num, name in table.items())
+    if isinstance(value, bool) or not isinstance(value, (int, str, type(None))):
+        shown = repr(value)[:40] if isinstance(value, (bool, float)) else kind_of(value)
+        raise invalid(field, f"must be one of {allowed} (by name or integer), got {shown}")
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
     if value is None or value in unset:
         return None
-    allowed = ", ".join(f"{name} ({num})" for num, name in table.items())
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise invalid(field, f"must be one of {allowed}, got {kind_of(value)}")
     if isinstance(value, int):
         if value not in table:
             raise invalid(field, f"unknown value {value}; expected one of {allowed}")
@@ -315,8 +319,6 @@ def parse_info(value: Any, field: str, *, expected: str) -> FeedbackInfo:
 
 def parse_event_type(value: Any, field: str) -> str | None:
     """An event type by name or number (for filters); ``None`` when absent."""
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
     return _enum(value, field, EVENT_TYPES)
 
 
