@@ -6,8 +6,9 @@ A reference (the ``id`` sent, else the ``name``) is looked up, first match wins:
 2. an id of the app's concepts;
 3. a name of the model version's concepts, case-insensitively (``dog`` -> ``n02084071``);
 4. a name of the app's concepts, case-insensitively;
-5. otherwise it is a new app concept (``laborador_retriever``) with that id, created in the same
-   transaction as the feedback event, so the app can learn it. Its id must be a valid concept id.
+5. otherwise it is a new app concept (``laborador_retriever``, ``猫``) with that id, created in the
+   same transaction as the feedback event, so the app can learn it. Its id must be a valid concept
+   id, as for ``POST /v2/concepts``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, union_all
 
-from visionloop.ids import is_valid_client_id
+from visionloop.ids import is_valid_concept_id
 from visionloop.services.feedback.parse import ConceptIn, invalid
 from visionloop.services.models import ModelService, ModelView
 from visionloop.store.prepared import Prepared
@@ -129,9 +130,8 @@ class ConceptResolver:
         if key in app_by_name:
             cid = app_by_name[key]
             return Resolved(cid, app_by_id[cid], c.present, APP)
-        if not is_valid_client_id(ref):
+        if not is_valid_concept_id(ref):  # the rule of POST /v2/concepts
             field = f"{c.field}.name" if c.name == ref else f"{c.field}.id"
-            raise invalid(field, f"{ref!r} is not a concept of this model or app, and cannot be the id of a new "
-                                 "one (1-64 letters, digits, '_', '.', ':' or '-', starting with a letter or "
-                                 "digit); send an id (and a name) to create it")
+            raise invalid(field, f"{ref[:70]!r} is not a concept of this model or app, and cannot be the id of a "
+                                 "new one (1-64 printable characters, no '/' or '\\', not only spaces)")
         return Resolved(ref, c.name or ref, c.present, NEW)
