@@ -74,6 +74,9 @@ def test_a_created_model_lists_its_concepts_and_is_not_yet_trained(api: Api, oth
     (model_body(GENERAL), "model.id"),          # a built-in model's id
     (model_body("general-v1.3"), "model.id"),   # and its name
     (model_body("taken"), "model.id"),          # the app's own model
+    (model_body(name="general-v1.3"), "model.name"),  # named like a built-in, it took that name over
+    (model_body(name=GENERAL), "model.name"),
+    (model_body(name="taken"), "model.name"),   # the app's own model's id (and name)
     (model_body(name="x" * 256), "model.name"),
     (model_body(concepts=[]), "model.output_info.data.concepts"),
     ({"model": {"id": "pets"}}, "model.output_info.data.concepts"),

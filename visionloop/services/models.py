@@ -110,7 +110,7 @@ class ModelService:
         model_id = _checked(new)
         try:
             with self.db.transaction() as s:
-                _refuse_taken(s, app_id, model_id)
+                _refuse_taken(s, app_id, model_id, new.name or model_id)
                 ids = [c.id for c in new.concepts]
                 ensure_concepts(s, app_id, ids, names={c.id: c.name for c in new.concepts if c.name})
                 names = dict(s.execute(select(Concept.id, Concept.name)
@@ -262,12 +262,18 @@ def _checked(new: NewModel) -> str:
     return new.id
 
 
-def _refuse_taken(s: Session, app_id: str, model_id: str) -> None:
-    """An id the app already reaches a model by (its own or a built-in, by id or name) would shadow it."""
-    taken = s.scalar(select(Model.pk).where(or_(Model.app_id == SHARED, Model.app_id == app_id),
-                                            or_(Model.id == model_id, Model.name == model_id)).limit(1))
-    if taken is not None:
+def _refuse_taken(s: Session, app_id: str, model_id: str, name: str) -> None:
+    """An id or name the app already reaches a model by (its own or a built-in, by id or name) would
+    shadow it: a custom model named 'general-v1.3' took that name over, predict and training included."""
+    refs = {model_id, name}
+    taken = s.execute(select(Model.id, Model.name).where(or_(Model.app_id == SHARED, Model.app_id == app_id),
+                                                         or_(Model.id.in_(refs), Model.name.in_(refs))).limit(1)).first()
+    if taken is None:
+        return
+    if model_id in (taken.id, taken.name):
         raise _taken(model_id)
+    raise errors.InvalidRequest(f"model.name: {name!r} already names model {taken.id!r} in this app, which is "
+                                "reached by that name; choose another name", description="Model already exists")
 
 
 def _taken(model_id: str) -> errors.ApiError:
