@@ -42,3 +42,36 @@ def test_an_input_refused_by_its_checks_is_not_counted(core: VisionLoop, client:
     r = api.post("/inputs", {"inputs": [image((1, 2, 3)), {"data": {"image": {"base64": "bm90IGFuIGltYWdl"}}}]})
     assert r.json()["status"]["code"] == 10010, r.text  # MIXED_STATUS: one stored, one refused
     assert core.usage.by_op("metered") == {"inputs": 1}
+
+
+def test_a_batch_that_would_pass_the_limit_is_refused_whole(core: VisionLoop, client: TestClient) -> None:
+    """The check was 'used up yet?': a key limited to 3 added 10 inputs in one request."""
+    core.apps.create_app("metered")
+    _, secret = core.apps.create_key("metered", monthly_limit=3)
+    api = Api(client, secret, "metered")
+    r = api.post("/inputs", {"inputs": [image((i, i, i)) for i in range(10)]})
+    assert (r.status_code, r.json()["status"]["code"]) == (429, 11006), r.text
+    assert "3 left, and this request needs 10" in r.json()["status"]["details"]
+    r = api.post(f"/models/{GENERAL}/outputs", {"inputs": [image((i, 0, 0)) for i in range(4)]})
+    assert (r.status_code, r.json()["status"]["code"]) == (429, 11006), r.text
+    assert core.usage.by_op("metered") == {} and api.get("/inputs").json()["inputs"] == []
+    assert api.post("/inputs", {"inputs": [image((i, i, i)) for i in range(3)]}).status_code == 200  # exactly 3 fit
+
+
+def test_requests_racing_past_the_check_are_refused_where_they_are_counted(core: VisionLoop,
+                                                                           client: TestClient) -> None:
+    """Two requests may both pass the check before either counts: the count itself refuses the second."""
+    core.apps.create_app("metered")
+    _, secret = core.apps.create_key("metered", monthly_limit=2)
+    api = Api(client, secret, "metered")
+    passed_check = core.usage.check
+    core.usage.check = lambda caller, operations=1: None  # type: ignore[method-assign]  # both raced past it
+    try:
+        assert api.post("/inputs", {"inputs": [image((1, 1, 1))]}).status_code == 200
+        r = api.post("/inputs", {"inputs": [image((2, 2, 2)), image((3, 3, 3))]})
+        p = api.post(f"/models/{GENERAL}/outputs", {"inputs": [image((4, 4, 4)), image((5, 5, 5))]})
+    finally:
+        core.usage.check = passed_check  # type: ignore[method-assign]
+    assert (r.status_code, r.json()["status"]["code"]) == (429, 11006), r.text
+    assert (p.status_code, p.json()["status"]["code"]) == (429, 11006), p.text
+    assert core.usage.by_op("metered") == {"inputs": 1} and len(api.get("/inputs").json()["inputs"]) == 1

@@ -24,6 +24,11 @@ _BUMP = (update(Usage).where(Usage.app_id == bindparam("w_app"), Usage.key_id ==
          .execution_options(synchronize_session=False))  # no Usage objects live in these sessions
 
 
+_USED = (select(func.coalesce(func.sum(Usage.count), 0))
+         .where(Usage.app_id == bindparam("app_id"), Usage.key_id == bindparam("key_id"),
+                Usage.month == bindparam("month")))
+
+
 def this_month() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m")
 
@@ -40,20 +45,30 @@ def count_usage(s: Session | Connection, caller: Caller, op: str, count: int) ->
         insert_missing(s, Usage, [{"app_id": caller.app_id, "key_id": caller.key_id, "month": month, "op": op,
                                    "count": 0}], key=("app_id", "key_id", "month", "op"))
         s.execute(_BUMP, bump)
+    if caller.monthly_limit is not None:  # requests that passed check() together may not overshoot together
+        used = s.execute(_USED, {"app_id": caller.app_id, "key_id": caller.key_id, "month": month}).scalar_one()
+        if used > caller.monthly_limit:
+            raise _exceeded(caller.monthly_limit, used - count, count)
+
+
+def _exceeded(limit: int, used: int, wanted: int) -> errors.ApiError:
+    left = max(0, limit - used)
+    return errors.LimitExceeded(f"this API key's monthly limit of {limit} operations would be passed: {used} used "
+                                f"this month, {left} left, and this request needs {wanted}")
 
 
 class UsageService:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def check(self, caller: Caller) -> None:
-        """Refuse before the work when the key's monthly limit is used up."""
+    def check(self, caller: Caller, operations: int = 1) -> None:
+        """Refuse before the work when ``operations`` more would pass the key's monthly limit
+        (:func:`count_usage` checks again where the count is taken, for requests racing past this)."""
         if caller.monthly_limit is None:
             return
         used = self.used(caller.app_id, caller.key_id)
-        if used >= caller.monthly_limit:
-            raise errors.LimitExceeded(f"this API key's monthly limit of {caller.monthly_limit} operations is "
-                                       f"used up ({used} this month)")
+        if used + max(1, operations) > caller.monthly_limit:
+            raise _exceeded(caller.monthly_limit, used, max(1, operations))
 
     def used(self, app_id: str, key_id: str | None = None, month: str | None = None) -> int:
         with self.db.session() as s:

@@ -39,7 +39,7 @@ def to_new_input(index: int, item: InputIn) -> NewInput:
 
 @router.post("/inputs")
 def post_inputs(body: PostInputsRequest, caller: InputsCaller, core: CoreDep) -> JSONResponse:
-    core.usage.check(caller)
+    core.usage.check(caller, len(body.inputs))
     items, early = [], {}
     for i, item in enumerate(body.inputs):
         try:

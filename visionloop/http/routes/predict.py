@@ -47,7 +47,7 @@ def _inputs(body: PredictRequest) -> list[PredictInput | errors.ApiError]:
 
 def _predict(model_id: str, version_id: str | None, body: PredictRequest, caller: Caller,
              core: VisionLoop) -> JSONResponse:
-    core.usage.check(caller)
+    core.usage.check(caller, len(body.inputs))
     config = _config(body)
     parsed = _inputs(body)
     good = [p if isinstance(p, PredictInput) else PredictInput(None, None) for p in parsed]
