@@ -101,13 +101,14 @@ def query_kind(terms: Sequence[Term]) -> str:
 
 
 def contains(container: Any, wanted: Any) -> bool:
-    """JSON subset: every key of ``wanted`` is in ``container`` with a contained value."""
+    """JSON subset: every key of ``wanted`` is in ``container`` with a contained value. Scalars compare
+    as JSON values: 1 and 1.0 are one number, but true is not 1 (as Python's ``True == 1`` would say)."""
     if isinstance(wanted, dict):
         return isinstance(container, dict) and all(k in container and contains(container[k], v)
                                                    for k, v in wanted.items())
     if isinstance(wanted, list):
         return isinstance(container, list) and all(any(contains(c, w) for c in container) for w in wanted)
-    return bool(container == wanted)
+    return isinstance(container, bool) == isinstance(wanted, bool) and bool(container == wanted)
 
 
 class SearchService:
