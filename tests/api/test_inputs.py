@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.helpers import Api, ImageServer, b64, png_bytes
 
 
@@ -112,6 +114,24 @@ def test_patch_merge_overwrite_remove(api: Api) -> None:
                                                                                       "metadata": {"n": 1}}}]})
     data = api.get("/inputs/p").json()["input"]["data"]
     assert [c["id"] for c in data["concepts"]] == ["z"] and data["metadata"] == {"n": 1}
+
+
+def test_patch_remove_takes_out_only_the_nested_keys_it_names(api: Api) -> None:
+    api.add_image("p", metadata={"o": {"x": {"y": None, "z": 2}, "w": 3}, "gone": {"a": 1}, "keep": 1})
+    api.patch("/inputs", {"action": "remove", "inputs": [{"id": "p", "data": {"metadata": {
+        "o": {"x": {"z": 2}}, "gone": {}, "absent": {"q": 1}}}}]})
+    assert api.get("/inputs/p").json()["input"]["data"]["metadata"] == {"o": {"x": {"y": None}, "w": 3}, "keep": 1}
+
+
+@pytest.mark.parametrize("image", [{"base64": b64(png_bytes((9, 9, 9)))}, {"base64": "!!"},
+                                   {"url": "http://127.0.0.1/x.png"}])
+def test_patch_refuses_a_new_image_instead_of_ignoring_it(api: Api, image: dict) -> None:
+    api.add_image("p", metadata={"k": 1})
+    before = api.get("/inputs/p").json()["input"]
+    r = api.patch("/inputs", {"inputs": [{"id": "p", "data": {"image": image, "metadata": {"k": 2}}}]})
+    assert (r.status_code, r.json()["status"]["code"]) == (400, 11102), r.text
+    assert r.json()["status"]["details"].startswith("inputs[0].data.image: an input's image cannot be changed")
+    assert api.get("/inputs/p").json()["input"] == before
 
 
 def test_patch_unknown_input_changes_nothing(api: Api) -> None:

@@ -245,7 +245,7 @@ class InputService:
             if ids:
                 s.execute(delete(InputConcept).where(*where, InputConcept.concept_id.in_(ids)))
             if item.metadata:
-                row.meta = {k: v for k, v in (row.meta or {}).items() if k not in item.metadata}
+                row.meta = _remove(row.meta or {}, item.metadata)
             if item.geo is not None:
                 row.geo_latitude = row.geo_longitude = None
         else:
@@ -298,6 +298,19 @@ def check_annotations(concepts: Sequence[Annotation], field: str) -> None:
 
 def _annotations(app_id: str, input_id: str, concepts: Sequence[Annotation]) -> list[InputConcept]:
     return [InputConcept(app_id=app_id, input_id=input_id, concept_id=a.concept_id, value=a.value) for a in concepts]
+
+
+def _remove(old: dict[str, Any], named: dict[str, Any]) -> dict[str, Any]:
+    """The mirror of :func:`_merge`: a key named with a non-empty object loses only what that object
+    names (``{"o": {"x": {"z": 0}}}`` removes o.x.z, keeping o.x.y); any other value removes the key."""
+    out = dict(old)
+    for k, v in named.items():
+        if k in out:
+            if isinstance(v, dict) and v and isinstance(out[k], dict):
+                out[k] = _remove(out[k], v)
+            else:
+                del out[k]
+    return out
 
 
 def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

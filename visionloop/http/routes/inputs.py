@@ -88,6 +88,12 @@ def patch_inputs(body: PatchInputsRequest, caller: InputsCaller, core: CoreDep) 
     action = body.action or "merge"
     if action not in ("merge", "overwrite", "remove"):
         raise errors.InvalidRequest(f"action: must be merge, overwrite or remove, got {action!r}")
+    for i, item in enumerate(body.inputs):
+        image = item.data.image
+        if image is not None and (image.base64 or image.url):
+            raise errors.InvalidRequest(f"inputs[{i}].data.image: an input's image cannot be changed (its "
+                                        "predictions and embeddings are of that image); delete the input and add "
+                                        "the new image as a new input")
     items = [to_new_input(i, item) for i, item in enumerate(body.inputs)]
     stored = core.inputs.patch(caller.app_id, action, items)  # type: ignore[arg-type]
     return wire.ok(inputs=[wire.input_obj(s) for s in stored])
