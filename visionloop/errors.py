@@ -35,6 +35,12 @@ class ApiError(Exception):
         self.details = details
         super().__init__(f"{self.code} {self.description}: {details}")
 
+    def at(self, field: str) -> ApiError:
+        """This error, its details prefixed with the request field it is about."""
+        self.details = f"{field}: {self.details}"
+        self.args = (f"{self.code} {self.description}: {self.details}",)
+        return self
+
 
 class BadRequestFormat(ApiError):
     code = status.CONN_BAD_REQUEST_FORMAT

@@ -184,3 +184,13 @@ def test_url_errors_are_per_input(api: Api, image_server: ImageServer) -> None:
     ]})
     assert r.json()["status"]["code"] == 10010
     assert [i["status"]["code"] for i in r.json()["inputs"]] == [30000, 30106, 30106, 30106]
+
+
+def test_each_failed_item_of_a_batch_names_its_field(api: Api) -> None:
+    r = api.post("/inputs", {"inputs": [{"id": "a", "data": {"image": {"base64": b64(png_bytes())}}},
+                                        {"id": "b", "data": {"image": {"url": "http://10.0.0.1/x.png"}}},
+                                        {"id": "c", "data": {"image": {"base64": "!!!"}}}]})
+    assert r.json()["status"]["code"] == 10010, r.text  # mixed: one stored, two refused
+    details = {i["id"]: i["status"].get("details") for i in r.json()["inputs"]}
+    assert details["b"].startswith("inputs[1].data.image.url: URL address 10.0.0.1 is not a public address")
+    assert details["c"] == "inputs[2].data.image.base64: not valid base64"

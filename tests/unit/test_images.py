@@ -134,7 +134,7 @@ def test_base64_round_trips_standard_and_urlsafe(data: bytes) -> None:
 
 @pytest.mark.parametrize("value", ["a", "abc$", "ab=c", "QQ===", "Q+-A", "é", "Zm9v\x00"])
 def test_invalid_base64(value: str) -> None:
-    with pytest.raises(InputInvalid, match="data.image.base64 is not valid base64"):
+    with pytest.raises(InputInvalid, match=": not valid base64"):
         decode_base64(value)
 
 

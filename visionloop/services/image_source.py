@@ -15,6 +15,7 @@ class ImageSource:
 
     base64: str | None = None
     url: str | None = None
+    field: str = dataclasses.field(default="data.image", compare=False)  # where the request gave it
 
     @classmethod
     def of(cls, base64: str | None, url: str | None, field: str) -> ImageSource:
@@ -22,7 +23,7 @@ class ImageSource:
             raise errors.InputInvalid(f"{field}: give either base64 or url, not both")
         if not base64 and not url:
             raise errors.InputInvalid(f"{field}: an image needs base64 or url")
-        return cls(base64=base64 or None, url=url or None)
+        return cls(base64=base64 or None, url=url or None, field=field)
 
 
 class ImageLoader:
@@ -34,6 +35,10 @@ class ImageLoader:
         self.max_pixels = max_pixels
 
     def load(self, source: ImageSource, min_side: int | None = None) -> CheckedImage:
-        """The checked image; ``min_side`` as in :func:`check_image` (what the model will need)."""
-        data = decode_base64(source.base64) if source.base64 else self.fetcher.fetch(source.url or "")
-        return check_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels, min_side=min_side)
+        """The checked image; ``min_side`` as in :func:`check_image` (what the model will need). A
+        refusal names the field (``inputs[3].data.image.url: ...``): in a batch, which item failed."""
+        try:
+            data = decode_base64(source.base64) if source.base64 else self.fetcher.fetch(source.url or "")
+            return check_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels, min_side=min_side)
+        except errors.ApiError as exc:
+            raise exc.at(f"{source.field}.{'base64' if source.base64 else 'url'}")
