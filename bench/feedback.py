@@ -12,7 +12,7 @@ Two servers run side by side, each a uvicorn process on loopback:
   (WAL, synchronous=FULL, one transaction per request, committed before the answer).
 
 Real output ids come from real predicts made first. For each level of concurrent clients
-(asyncio + httpx, keep-alive), each server gets ``--seconds`` of sustained requests, in
+(asyncio, one keep-alive connection each: ``bench/keepalive.py``), each server gets ``--seconds`` of sustained requests, in
 ``--rounds`` alternating turns (visionloop, bare, visionloop, bare, ...) so that both see the same
 machine even when its speed drifts; every answer must be 200 with status 10000. Prints
 requests/s over all rounds (and per round), p50/p99 latency and the ratio of throughputs
@@ -50,6 +50,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import PHOTOS, ROOT, b64, free_port, jpeg, pct, photo, server  # noqa: E402
+from bench.keepalive import Connection  # noqa: E402
 from visionloop import status  # noqa: E402
 from visionloop.models.catalog import GENERAL as GENERAL_MODEL  # noqa: E402
 
@@ -172,26 +173,33 @@ async def sustain(base: str, headers: dict[str, str], outputs: list[str], client
     latencies: list[float] = []
     errors: list[str] = []
     counter = iter(range(start_at, 10**9))
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60, limits=limits) as http:
+    path = f"/v2/models/{GENERAL}/feedback"
+    connections = await asyncio.gather(*(Connection.open(base, headers) for _ in range(clients)))
+
+    def check(code: int, body: bytes) -> None:
+        if code != 200 or json.loads(body)["status"]["code"] != status.SUCCESS:
+            errors.append(body[:200].decode(errors="replace"))
+
+    try:
         # warm-up: one request per connection (each must succeed: they count as acknowledged)
-        warm = await asyncio.gather(*(http.post(f"/v2/models/{GENERAL}/feedback",
-                                                json=feedback_body(outputs[0], next(counter))) for _ in range(clients)))
-        errors += [r.text[:200] for r in warm if r.status_code != 200 or r.json()["status"]["code"] != status.SUCCESS]
+        for code, body in await asyncio.gather(*(c.post(path, feedback_body(outputs[0], next(counter)))
+                                                 for c in connections)):
+            check(code, body)
         t0 = time.perf_counter()
         stop = t0 + seconds
 
-        async def client() -> None:
+        async def client(conn: Connection) -> None:
             while time.perf_counter() < stop:
                 n = next(counter)
                 t = time.perf_counter()
-                r = await http.post(f"/v2/models/{GENERAL}/feedback", json=feedback_body(outputs[n % len(outputs)], n))
+                code, body = await conn.post(path, feedback_body(outputs[n % len(outputs)], n))
                 latencies.append(time.perf_counter() - t)
-                if r.status_code != 200 or r.json()["status"]["code"] != status.SUCCESS:
-                    errors.append(r.text[:200])
+                check(code, body)
 
-        await asyncio.gather(*(client() for _ in range(clients)))
+        await asyncio.gather(*(client(c) for c in connections))
         elapsed = time.perf_counter() - t0
+    finally:
+        await asyncio.gather(*(c.close() for c in connections))
     return Run(latencies, errors, elapsed, clients)
 
 
