@@ -12,9 +12,9 @@ Two servers run side by side, each a uvicorn process on loopback:
   (WAL, synchronous=FULL, one transaction per request, committed before the answer).
 
 Real output ids come from real predicts made first. For each level of concurrent clients
-(asyncio, one keep-alive connection each: ``bench/keepalive.py``), each server gets ``--seconds`` of sustained requests, in
-``--rounds`` alternating turns (visionloop, bare, visionloop, bare, ...) so that both see the same
-machine even when its speed drifts; every answer must be 200 with status 10000. Prints
+(asyncio, one keep-alive connection each: ``bench/keepalive.py``), each server gets ``--seconds``
+of sustained requests, in ``--rounds`` alternating turns (visionloop, bare, visionloop, bare,
+...) so that both see the same machine even when its speed drifts; every answer must be 200 with status 10000. Prints
 requests/s over all rounds (and per round), p50/p99 latency and the ratio of throughputs
 (target >= 0.7), and writes bench/out/feedback.json.
 
@@ -251,7 +251,8 @@ def main() -> None:
             turns: dict[str, list[Run]] = {"visionloop": [], "bare": []}
             for _ in range(args.rounds):
                 for name, url, headers in (("visionloop", base, auth), ("bare", bare, {})):
-                    turns[name].append(asyncio.run(sustain(url, headers, outputs, clients, args.seconds / args.rounds, n)))
+                    run = sustain(url, headers, outputs, clients, args.seconds / args.rounds, n)
+                    turns[name].append(asyncio.run(run))
                     n += 10**6
             vl, raw = summary(turns["visionloop"]), summary(turns["bare"])
             row = {"clients": clients, "visionloop": vl, "bare": raw, "ratio": vl["rps"] / raw["rps"]}

@@ -24,8 +24,8 @@ def _app(core: VisionLoop, app_id: str) -> str:
 
 def _export(core: VisionLoop, args: argparse.Namespace) -> int:
     app_id = _app(core, args.app) if args.app else None
-    flt = FeedbackFilter(end_user_id=args.end_user_id or None,
-                         created_after=parse_time(args.since, "--since"), created_before=parse_time(args.until, "--until"))
+    flt = FeedbackFilter(end_user_id=args.end_user_id or None, created_after=parse_time(args.since, "--since"),
+                         created_before=parse_time(args.until, "--until"))
     records = core.feedback.log.iter_records(app_id, flt)
     if args.format == "parquet":
         if not args.output or args.output == "-":

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
 from tests.helpers import Api, b64, png_bytes
 
@@ -130,7 +131,8 @@ def test_json_that_would_break_a_response_is_refused_before_anything_is_stored(a
     assert api.get("/inputs").json()["inputs"] == []
 
 
-def test_an_unexpected_failure_is_answered_and_not_raised_to_the_server(core, api: Api, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_an_unexpected_failure_is_answered_and_not_raised_to_the_server(core: VisionLoop, api: Api,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """A failure re-raised to the server made it drop the connection: a pooled client's next request failed."""
     def broken(*_: Any) -> None:
         raise RuntimeError("boom")

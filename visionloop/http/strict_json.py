@@ -72,7 +72,7 @@ def _check_tree(value: Any, path: str, depth: int) -> None:
             raise Refused(f"{path or 'the body'} holds a lone UTF-16 surrogate escape, which is not Unicode text")
         return
     if depth >= MAX_DEPTH and isinstance(value, dict | list):
-        raise Refused(f"it nests arrays and objects deeper than {MAX_DEPTH} levels (at {path})")
+        raise Refused(f"it nests arrays and objects deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
         for key, item in value.items():
             inner = f"{path}.{key}" if path else key
