@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from visionloop.cli import main
+
 
 def run(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "visionloop", *args, "--data-dir", str(data)],
@@ -40,3 +44,38 @@ def test_errors_are_readable(tmp_path: Path) -> None:
     assert r.returncode == 2 and "ghost" in r.stderr and "Traceback" not in r.stderr
     r = run("keys", "create", "--app", "x", "--scopes", "everything", data=tmp_path)
     assert r.returncode == 2
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("learn", "--app", ""), "app '' does not exist"),  # it trained a version with app_id '': every app's
+    (("learn", "--app", "nope"), "app 'nope' does not exist"),
+    (("evaluate", "--app", "nope"), "app 'nope' does not exist"),
+    (("keys", "list", "--app", "nope"), "app 'nope' does not exist"),
+    (("keys", "create", "--app", "shop", "--scopes", ""), "unknown scopes"),  # not every scope
+    (("feedback", "prune", "--days", "-1"), "must be from 0 to 36500 days"),
+    (("outputs", "prune", "--days", "99999999999999"), "must be from 0 to 36500 days"),
+    (("feedback", "erase", "--app", "shop", "--end-user-id", ""), "an end user id is required"),
+    (("feedback", "export", "--output", "/nonexistent/dir/f.jsonl"), "FileNotFoundError"),
+    (("evaluate", "--app", "shop", "--report", "/nonexistent/dir/r.html"), "FileNotFoundError"),
+])
+def test_a_refused_command_says_why_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                args: tuple[str, ...], says: str) -> None:
+    """In-process (main() as the console script runs it): a subprocess per case took seconds each."""
+    with pytest.raises(SystemExit) as made:
+        main(["apps", "create", "shop", "--data-dir", str(tmp_path)])
+    assert made.value.code == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main([*args, "--data-dir", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert refused.value.code not in (0, None) and says in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 3 and out == "", (out, err)
+    with pytest.raises(SystemExit):
+        main(["keys", "list", "--data-dir", str(tmp_path)])
+    assert capsys.readouterr().out == ""  # no key was created (an empty --scopes gave one with every scope)
+
+
+def test_a_database_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "visionloop", "apps", "list", "--database-url", "bogus://x"],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "bogus" in r.stderr, r.stderr

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from visionloop import cli_feedback, errors, status
 from visionloop.config import SETTINGS, SettingsError, load_settings
 from visionloop.core import VisionLoop
@@ -68,14 +70,14 @@ def cmd_keys(args: argparse.Namespace) -> int:
     core = VisionLoop(_settings(args))
     try:
         if args.action == "create":
-            scopes = args.scopes.split(",") if args.scopes else SCOPES
+            scopes = args.scopes.split(",") if args.scopes is not None else SCOPES  # "" is no scope, not all
             info, secret = core.apps.create_key(args.app, scopes, description=args.description or "",
                                                 monthly_limit=args.monthly_limit)
             print(f"key id {info.id} for app {info.app_id}, scopes {','.join(info.scopes)} "
                   "(the key is shown only this once):", file=sys.stderr)
             print(secret)
         elif args.action == "list":
-            for k in core.apps.list_keys(args.app):
+            for k in core.apps.list_keys(core.apps.get_app(args.app).id if args.app else None):
                 state = "revoked" if k.revoked else "active"
                 print(f"{k.id}\t{k.app_id}\t{state}\t{','.join(k.scopes)}\t{k.description}")
         else:
@@ -89,7 +91,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def cmd_learn(args: argparse.Namespace) -> int:
     core = VisionLoop(_settings(args))
     try:
-        view = core.models.get(args.app, args.model)
+        view = core.models.get(core.apps.get_app(args.app).id, args.model)
         print(f"training a new version of {view.model.name} for app {args.app} ...", flush=True)
         version = core.learning.request(args.app, args.model, reliability=not args.no_reliability)
         if version.status_code == status.MODEL_QUEUED_FOR_TRAINING:
@@ -109,10 +111,11 @@ def cmd_learn(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     core = VisionLoop(_settings(args))
     try:
-        live, page = core.learning.report(args.app, args.model, args.version)
+        live, page = core.learning.report(core.apps.get_app(args.app).id, args.model, args.version)
+        if args.report:  # first, so that a path it cannot write fails before anything is printed
+            Path(args.report).write_text(page)
         print(json.dumps({k: v for k, v in live.items() if k != "confusion"}, indent=1))
         if args.report:
-            Path(args.report).write_text(page)
             print(f"report written to {args.report}", file=sys.stderr)
     finally:
         core.close()
@@ -211,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    description="Deletes outputs older than VISIONLOOP_OUTPUT_RETENTION_DAYS (0 = "
                                                "keep forever) that no feedback refers to. Run it daily, e.g. "
                                                "from cron.")
-    prune.add_argument("--days", type=int, help="override the retention setting for this run")
+    prune.add_argument("--days", type=cli_feedback.days, help="override the retention setting for this run")
     outputs.set_defaults(func=cmd_outputs)
 
     settings = sub.add_parser("settings", help="list every setting with its environment variable and default")
@@ -226,4 +229,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (errors.ApiError, SettingsError) as exc:
         print(f"visionloop: {getattr(exc, 'details', '') or exc}", file=sys.stderr)
         code = 2
+    except (OSError, ValueError, SQLAlchemyError) as exc:  # a path, a value or a database the command cannot use
+        print(f"visionloop: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        code = 1
     sys.exit(code)

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from visionloop import errors
 from visionloop.config import Settings
 from visionloop.core import VisionLoop
 from visionloop.services.feedback import FeedbackFilter
@@ -16,14 +15,16 @@ from visionloop.services.feedback.export import FORMATS, ExportError, write_json
 from visionloop.services.feedback.log import parse_time
 
 
-def _app(core: VisionLoop, app_id: str) -> str:
-    if app_id not in {a.id for a in core.apps.list_apps()}:
-        raise errors.AppNotFound(f"app {app_id!r} does not exist")
-    return app_id
+def days(text: str) -> int:
+    """A --days value: whole days from 0 (keep forever) to 100 years."""
+    value = int(text)
+    if not 0 <= value <= 36_500:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 36500 days, got {value}")
+    return value
 
 
 def _export(core: VisionLoop, args: argparse.Namespace) -> int:
-    app_id = _app(core, args.app) if args.app else None
+    app_id = core.apps.get_app(args.app).id if args.app else None
     flt = FeedbackFilter(end_user_id=args.end_user_id or None, created_after=parse_time(args.since, "--since"),
                          created_before=parse_time(args.until, "--until"))
     records = core.feedback.log.iter_records(app_id, flt)
@@ -41,7 +42,7 @@ def _export(core: VisionLoop, args: argparse.Namespace) -> int:
 
 
 def _erase(core: VisionLoop, args: argparse.Namespace) -> int:
-    erasure = core.feedback.log.erase_end_user(_app(core, args.app), args.end_user_id)
+    erasure = core.feedback.log.erase_end_user(core.apps.get_app(args.app).id, args.end_user_id)
     print(f"erased {erasure.count} feedback events of end user {args.end_user_id!r} in app {args.app!r}")
     return 0
 
@@ -93,5 +94,5 @@ def add_parser(sub: Any, common: argparse.ArgumentParser,
     pr = fb_sub.add_parser("prune", parents=[common], help="delete feedback older than the retention",
                            description="Deletes feedback older than VISIONLOOP_FEEDBACK_RETENTION_DAYS "
                                        "(0 = keep forever). Run it daily, e.g. from cron.")
-    pr.add_argument("--days", type=int, help="override the retention setting for this run")
+    pr.add_argument("--days", type=days, help="override the retention setting for this run")
     fb.set_defaults(func=command(settings_of))

@@ -75,6 +75,13 @@ class AppService:
             s.add(app)
         return app
 
+    def get_app(self, app_id: str) -> App:
+        with self.db.session() as s:
+            app = s.get(App, app_id) if is_valid_client_id(app_id) else None
+        if app is None:
+            raise errors.AppNotFound(f"app {app_id!r} does not exist")
+        return app
+
     def list_apps(self) -> list[App]:
         with self.db.session() as s:
             return list(s.scalars(select(App).order_by(App.created_at, App.id)))
