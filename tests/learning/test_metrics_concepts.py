@@ -93,3 +93,19 @@ def test_vectorised_auc_matches_sklearn_with_weights_and_ties() -> None:
     for row, value in zip(weights, ours, strict=True):
         assert value == pytest.approx(roc_auc_score(y, scores, sample_weight=row))
     assert np.isnan(_weighted_auc(scores, np.ones(40), weights)).all()
+
+
+def test_figures_that_are_undefined_are_none_not_zero() -> None:
+    """dog: never predicted (threshold 0.5) and never present; cat: present, never predicted."""
+    report = evaluate_concepts([R("o1", "dog", 0.1, False), R("o2", "dog", 0.2, False),
+                                R("o1", "cat", 0.3, True), R("o2", "cat", 0.1, False)], threshold=0.5)
+    dog, cat = report.concepts["dog"], report.concepts["cat"]
+    assert (dog.precision.value, dog.recall.value, dog.f1.value, dog.roc_auc.value) == (None, None, None, None)
+    assert dog.precision.low is None and dog.recall.high is None
+    assert (cat.precision.value, cat.recall.value, cat.f1.value) == (None, 0.0, 0.0)
+    assert cat.roc_auc.value == 1.0
+
+
+def test_no_outputs_with_one_positive_is_no_accuracy_and_too_few() -> None:
+    accuracy = evaluate_concepts([R("o1", "dog", 0.9, False)]).top_concept.accuracy
+    assert accuracy.value is None and accuracy.too_few

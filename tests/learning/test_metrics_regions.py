@@ -66,13 +66,15 @@ def test_empty() -> None:
     report = evaluate_regions([])
     assert report.concepts == {} and report.matches == []
     assert (report.overall.tp, report.overall.fp, report.overall.fn) == (0, 0, 0)
-    assert report.overall.f1.value == 0.0 and report.overall.too_few
+    assert report.overall.f1.value is None and report.overall.f1.low is None and report.overall.too_few
 
 
-def test_only_misses_give_zero_not_an_error() -> None:
+def test_only_misses_give_no_precision_and_zero_recall() -> None:
+    """Nothing was predicted, so precision is undefined (None, not 0.0); what was there was missed."""
     report = evaluate_regions([J("dog", F.NOT_DETECTED, corrected=(0, 0, 1, 1))])
     dog = report.concepts["dog"]
-    assert (dog.tp, dog.fp, dog.fn, dog.precision.value, dog.recall.value) == (0, 0, 1, 0.0, 0.0)
+    assert (dog.tp, dog.fp, dog.fn, dog.precision.value, dog.recall.value, dog.f1.value) == (0, 0, 1, None, 0.0, 0.0)
+    assert dog.precision.low is None and dog.precision.high is None
 
 
 def test_too_few_and_interval() -> None:

@@ -48,8 +48,14 @@ def interval(samples: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float
     return float(low), float(high)
 
 
-def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """``numerator / denominator`` with 0 where the denominator is 0 (``zero_division=0``)."""
-    out = np.zeros(np.broadcast(numerator, denominator).shape)
+def ratio(numerator: np.ndarray, denominator: np.ndarray, undefined: float = 0.0) -> np.ndarray:
+    """``numerator / denominator`` with ``undefined`` where the denominator is 0 (NaN: no figure,
+    as :func:`interval` skips it; 0: ``zero_division=0``)."""
+    out = np.full(np.broadcast(numerator, denominator).shape, undefined, dtype=float)
     np.divide(numerator, denominator, out=out, where=denominator > 0)
     return out
+
+
+def defined(value: float) -> float | None:
+    """A point figure, or None where it is undefined (sklearn's ``zero_division=np.nan``)."""
+    return None if np.isnan(value) else float(value)

@@ -2,7 +2,8 @@
 
 Input: one :class:`ConceptRecord` per (output, concept) that has a resolved label, carrying the
 score that version gave. Per concept: precision, recall and F1 at a threshold and ROC AUC
-(``sklearn.metrics``, ``zero_division=0``; AUC is None when one class is missing); the headline is
+(``sklearn.metrics``; a figure is None where it is undefined: precision with nothing predicted
+positive, recall with no positive label, AUC with one class missing); the headline is
 the macro-averaged ROC AUC over concepts where it is defined, as Clarifai reports it. For outputs
 with exactly one positive concept, a confusion matrix of predicted-vs-true top concept.
 
@@ -22,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
-from visionloop.learning.estimates import CONFIDENCE, N_RESAMPLES, Estimate, interval, ratio, resample_counts
+from visionloop.learning.estimates import (CONFIDENCE, N_RESAMPLES, Estimate, defined, interval, ratio,
+                                          resample_counts)
 
 MIN_COUNT = 10
 
@@ -95,7 +97,7 @@ def _concept_metrics(concept: str, scores: np.ndarray, y: np.ndarray, weights: n
     # labels=[1] rather than average="binary": the same figures without a warning when all the
     # records of a concept carry one label.
     (p,), (r,), (f,), _ = precision_recall_fscore_support(y, predicted, labels=[1.0], average=None,
-                                                          zero_division=0)
+                                                          zero_division=np.nan)
     auc = float(roc_auc_score(y, scores)) if n_pos and n_neg else None
 
     tp = weights @ (y * predicted)
@@ -109,9 +111,9 @@ def _concept_metrics(concept: str, scores: np.ndarray, y: np.ndarray, weights: n
 
     metrics = ConceptMetrics(
         concept, n_pos, n_neg, too_few,
-        precision=estimate(float(p), ratio(tp, tp + fp)),
-        recall=estimate(float(r), ratio(tp, tp + fn)),
-        f1=estimate(float(f), ratio(2 * tp, 2 * tp + fp + fn)),
+        precision=estimate(defined(p), ratio(tp, tp + fp, np.nan)),
+        recall=estimate(defined(r), ratio(tp, tp + fn, np.nan)),
+        f1=estimate(defined(f), ratio(2 * tp, 2 * tp + fp + fn, np.nan)),
         roc_auc=estimate(auc, boot_auc),
     )
     return metrics, boot_auc
@@ -137,7 +139,8 @@ def _top_concept(records: list[ConceptRecord], out_index: dict[Hashable, int], c
         used.append(out_index[output_id])
     labels = sorted(set(truth) | set(guess))
     if not truth:
-        return TopConceptConfusion(labels, np.zeros((0, 0), dtype=int), Estimate(None), len(by_output))
+        return TopConceptConfusion(labels, np.zeros((0, 0), dtype=int), Estimate(None, too_few=True),
+                                   len(by_output))
     with warnings.catch_warnings():
         # sklearn warns on any 1x1 matrix even when ``labels`` is given; one concept is legitimate.
         warnings.filterwarnings("ignore", message="A single label was found", category=UserWarning)

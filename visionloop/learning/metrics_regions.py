@@ -28,7 +28,8 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from visionloop.learning.boxes import Box, as_box, iou
-from visionloop.learning.estimates import CONFIDENCE, N_RESAMPLES, Estimate, interval, ratio, resample_counts
+from visionloop.learning.estimates import (CONFIDENCE, N_RESAMPLES, Estimate, defined, interval, ratio,
+                                          resample_counts)
 
 MISSING = "(none)"
 IOU_THRESHOLD = 0.5
@@ -144,17 +145,17 @@ def _metrics(concept: str, judged: list[JudgedRegion], per_region: list[list[Mat
     too_few = len(chosen) < min_count
 
     def estimate(value: float, samples: np.ndarray) -> Estimate:
-        low, high = interval(samples, confidence)
-        return Estimate(float(value), low, high, n=len(chosen), too_few=too_few)
+        low, high = interval(samples, confidence) if defined(value) is not None else (None, None)
+        return Estimate(defined(value), low, high, n=len(chosen), too_few=too_few)
 
     misplaced = [iou(as_box(judged[k].predicted), as_box(judged[k].corrected)) for k in chosen
                  if judged[k].feedback is RegionFeedback.MISPLACED]
     p, r, f = figures
     return RegionMetrics(
         concept, int(tp), int(fp), int(fn),
-        precision=estimate(p, ratio(btp, btp + bfp)),
-        recall=estimate(r, ratio(btp, btp + bfn)),
-        f1=estimate(f, ratio(2 * btp, 2 * btp + bfp + bfn)),
+        precision=estimate(p, ratio(btp, btp + bfp, np.nan)),
+        recall=estimate(r, ratio(btp, btp + bfn, np.nan)),
+        f1=estimate(f, ratio(2 * btp, 2 * btp + bfp + bfn, np.nan)),
         mean_iou_misplaced=float(np.mean(misplaced)) if misplaced else None,
         n_misplaced=len(misplaced), n_judged=len(chosen), too_few=too_few,
     )
@@ -180,13 +181,14 @@ def evaluate_regions(
     gt = [m.gt_label for m in matches]
     pred = [m.pred_label for m in matches]
     if concepts:
-        p, r, f, _ = precision_recall_fscore_support(gt, pred, labels=concepts, average=None, zero_division=0)
+        p, r, f, _ = precision_recall_fscore_support(gt, pred, labels=concepts, average=None,
+                                                     zero_division=np.nan)
         mp, mr, mf, _ = precision_recall_fscore_support(gt, pred, labels=concepts, average="micro",
-                                                        zero_division=0)
+                                                        zero_division=np.nan)
         confusion = confusion_matrix(gt, pred, labels=concepts + [MISSING])
     else:
         p = r = f = np.zeros(0)
-        mp = mr = mf = 0.0
+        mp = mr = mf = np.nan  # nothing judged: no figure
         confusion = np.zeros((1, 1), dtype=int)
     options = (iou_threshold, min_count, n_resamples, confidence, seed)
     per_concept = {
