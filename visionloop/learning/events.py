@@ -10,10 +10,11 @@ export of the log without a database::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from visionloop.learning.boxes import Box, as_box
+from visionloop.learning.boxes import Box, as_box, iou
 from visionloop.learning.labels import Vote
 from visionloop.learning.metrics_regions import JudgedRegion, RegionFeedback
 
@@ -54,4 +55,38 @@ def region_judgements(normalized: Mapping[str, Any],
         for concept in region.get("concepts") or []:
             out.append(JudgedRegion(concept["id"], feedback, predicted_box, corrected, score,
                                     region.get("region_id")))
+    return out
+
+
+SAME_BOX_IOU = 0.5  # two end users' boxes of one concept on one output overlapping this much are one region
+
+
+def one_per_region(judged: Iterable[tuple[str, str | None, JudgedRegion]]) -> list[JudgedRegion]:
+    """Each region judged once, however many end users judged it: ``judged`` is (output id, end
+    user, judgement) in the order given. A region is a predicted region (its id) or, for boxes
+    nobody predicted, boxes of one concept overlapping by :data:`SAME_BOX_IOU`; each user's last
+    judgement of it is their vote, and the verdict is the most frequent, the latest on a tie.
+    Metrics then count detections, not people: five users judging one face are one true positive.
+    """
+    regions: dict[tuple[Any, ...], dict[str | None, JudgedRegion]] = {}
+    boxes: dict[tuple[str, str], list[tuple[Box, tuple[Any, ...]]]] = {}
+    for output_id, user, region in judged:
+        if region.region_id is not None:
+            key: tuple[Any, ...] = (output_id, region.region_id, region.concept)
+        else:
+            box = as_box(region.corrected if region.corrected is not None else region.predicted)
+            seen = boxes.setdefault((output_id, region.concept), [])
+            key = next((k for b, k in seen if iou(b, box) >= SAME_BOX_IOU), ())
+            if not key:
+                key = (output_id, None, region.concept, len(seen))
+                seen.append((box, key))
+        votes = regions.setdefault(key, {})
+        votes.pop(user, None)  # re-inserted last: the latest judgement stays the latest
+        votes[user] = region
+    out = []
+    for votes in regions.values():
+        said = list(votes.values())
+        counts = Counter(r.feedback for r in said)
+        top = max(counts.values())
+        out.append(next(r for r in reversed(said) if counts[r.feedback] == top))
     return out

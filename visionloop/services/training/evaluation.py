@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from visionloop.learning.events import region_judgements
+from visionloop.learning.events import one_per_region, region_judgements
 from visionloop.learning.labels import Label
 from visionloop.learning.metrics_concepts import ConceptRecord, ConceptReport, evaluate_concepts
 from visionloop.learning.metrics_regions import JudgedRegion, RegionMetrics, RegionReport, evaluate_regions
@@ -72,12 +72,13 @@ def concept_metrics(s: Session, app_id: str, model: Model, version: ModelVersion
 
 
 def region_metrics(s: Session, app_id: str, version: ModelVersion) -> dict[str, Any]:
-    judged: list[JudgedRegion] = []
-    events = s.execute(select(FeedbackEvent.body, Output.result)
+    judged: list[tuple[str, str | None, JudgedRegion]] = []
+    events = s.execute(select(FeedbackEvent.output_id, FeedbackEvent.end_user_id, FeedbackEvent.body, Output.result)
                        .join(Output, Output.id == FeedbackEvent.output_id)
                        .where(FeedbackEvent.app_id == app_id, FeedbackEvent.version_id == version.id,
-                              FeedbackEvent.event_type == "annotation"))
-    for body, result in events:
+                              FeedbackEvent.event_type == "annotation")
+                       .order_by(FeedbackEvent.seq))
+    for output_id, user, body, result in events:
         predicted = {r["id"]: (tuple(r["box"]), r.get("value")) for r in (result or {}).get("regions", [])}
-        judged += region_judgements((body or {}).get("normalized", {}), predicted)
-    return region_report_json(evaluate_regions(judged))
+        judged += [(output_id, user, j) for j in region_judgements((body or {}).get("normalized", {}), predicted)]
+    return region_report_json(evaluate_regions(one_per_region(judged)))
