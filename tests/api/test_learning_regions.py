@@ -150,3 +150,12 @@ def test_logo_model_refuses_to_pretend(api: Api) -> None:
 def test_no_region_feedback_trains_nothing(api: Api, model: str) -> None:
     version = train(api, model)
     assert version["status"]["code"] == 21117 and "nothing to learn" in version["status"]["details"], version
+
+
+def test_the_report_of_a_detection_model_plots_its_regions(api: Api, core: VisionLoop) -> None:
+    outputs = predict(api, variants("astronaut", 3, 11))
+    assert judge(api, outputs[:2], "accurate") == 2 and judge(api, outputs[2:], "false_positive") == 1
+    live, page = core.learning.report("app-a", FACE)
+    assert (live["summary"]["tp"], live["summary"]["fp"]) == (2, 1)
+    assert page.count("<img ") == 1 and "<h2>Per concept</h2><img" in page  # no run yet: no quality over time
+    assert "Precision-recall" not in page  # a detection's feedback judges boxes, not scores to sweep

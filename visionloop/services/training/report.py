@@ -55,18 +55,24 @@ def quality_over_time(versions: list[ModelVersion]) -> str | None:
 
 
 def per_concept(live: dict[str, Any], limit: int = 25) -> str | None:
-    judged = [(c, m) for c, m in live.get("concepts", {}).items() if "n_pos" in m]  # concept models only
-    concepts = sorted(judged, key=lambda kv: -(kv[1]["n_pos"] + kv[1]["n_neg"]))[:limit]
+    """F1 and ROC AUC per concept of a concept model; precision, recall and F1 per concept of a
+    detection model (its live metrics count TP/FP/FN instead of labels)."""
+    regions = any("n_judged" in m for m in live.get("concepts", {}).values())
+    size = (lambda m: m["n_judged"]) if regions else (lambda m: m["n_pos"] + m["n_neg"])
+    concepts = sorted(live.get("concepts", {}).items(), key=lambda kv: -size(kv[1]))[:limit]
     if not concepts:
         return None
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(concepts) + 1.2))
-    names = [f"{c} ({m['n_pos']}+/{m['n_neg']}-)" for c, m in concepts]
-    for offset, key, color in ((-0.2, "f1", "#2563eb"), (0.2, "roc_auc", "#f59e0b")):
+    names = [f"{c} ({m['tp']} TP, {m['fp']} FP, {m['fn']} FN)" if regions else f"{c} ({m['n_pos']}+/{m['n_neg']}-)"
+             for c, m in concepts]
+    bars_of = ((-0.27, "precision", "#16a34a"), (0.0, "recall", "#f59e0b"), (0.27, "f1", "#2563eb")) if regions \
+        else ((-0.2, "f1", "#2563eb"), (0.2, "roc_auc", "#f59e0b"))
+    for offset, key, color in bars_of:
         vals = [m[key]["value"] or 0.0 for _, m in concepts]
         err = [[max(0.0, (m[key]["value"] or 0) - (m[key]["low"] or m[key]["value"] or 0)) for _, m in concepts],
                [max(0.0, (m[key]["high"] or m[key]["value"] or 0) - (m[key]["value"] or 0)) for _, m in concepts]]
         alphas = [0.35 if m["too_few"] else 1.0 for _, m in concepts]
-        bars = ax.barh(np.arange(len(concepts)) + offset, vals, height=0.4, xerr=err, color=color,
+        bars = ax.barh(np.arange(len(concepts)) + offset, vals, height=0.8 / len(bars_of), xerr=err, color=color,
                        label=key.replace("_", " ").upper(), capsize=2)
         for bar, a in zip(bars, alphas):
             bar.set_alpha(a)

@@ -219,13 +219,13 @@ class LearningService:
             records = concept_records(s, app_id, view.model, version) if view.model.model_type == CONCEPT else []
         headline = live.get("macro_auc") or live.get("summary", {}).get("f1") or {}
         summary = {"app": app_id, "model": f"{view.model.name} ({view.model.id})", "version": version.id,
-                   "versions trained for this app": len(versions),
+                   "versions trained for this app": sum(v.status_code == status.MODEL_TRAINED for v in versions),
+                   "training runs for this app": len(versions),
                    "headline": _figure(headline), "evaluated at": live["evaluated_at"]}
-        page = render(f"visionloop evaluation: {view.model.name}", summary, [
-            ("Quality over time", quality_over_time(versions)),
-            ("Per concept", per_concept(live)),
-            ("Precision-recall curves", pr_curves(records)),
-        ])
+        figures = [("Quality over time", quality_over_time(versions)), ("Per concept", per_concept(live))]
+        if view.model.model_type == CONCEPT:  # a detection's feedback judges boxes, not scores to sweep
+            figures.append(("Precision-recall curves", pr_curves(records)))
+        page = render(f"visionloop evaluation: {view.model.name}", summary, figures)
         return live, page
 
     def activate(self, app_id: str, model_ref: str, version_id: str) -> ModelView:
