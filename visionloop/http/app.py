@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 
@@ -65,6 +66,7 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
                   description="Clarifai v2 compatible visual recognition API that learns from feedback.")
     if core is not None:
         app.state.core = core
+    app.state.feedback_threads = anyio.CapacityLimiter(feedback.FEEDBACK_THREADS)  # bound to the loop at first use
     for router in ROUTERS:
         app.include_router(router, prefix="/v2", responses=ERROR_RESPONSES)
         app.include_router(router, prefix=APP_SCOPED, generate_unique_id_function=_scoped_id,
