@@ -171,6 +171,20 @@ def test_a_new_concept_may_be_named_in_any_script(api: Api, core: VisionLoop, ca
     assert stored(core) == 1
 
 
+def test_a_new_concept_named_while_a_namesake_was_created_is_that_namesake(api: Api, cat: dict,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Concurrent requests resolve before either writes (on PostgreSQL, in other processes too): 16 at
+    once naming 'Tabby', 'tabby', 'TABBY' created several concepts. The write looks again, under a lock."""
+    import visionloop.services.feedback.concepts as resolving
+
+    api.post("/concepts", {"concepts": [{"id": "tabby", "name": "tabby"}]})  # created by 'another request'
+    monkeypatch.setattr(resolving, "_app_concepts", lambda *_: [])  # resolved before it existed
+    ok(post(api, concept_body(cat["id"], [{"name": "Tabby", "value": True}, {"id": "dog", "value": False}])))
+    assert [(c["id"], c["source"]) for c in feedback(api)[0]["data"]["concepts"]] == [("tabby", "app"),
+                                                                                       ("n02084071", "model")]
+    assert api.get("/concepts/Tabby").status_code == 404
+
+
 def test_app_concept_names_match_whatever_their_letters(api: Api, core: VisionLoop, cat: dict) -> None:
     """Names match case-insensitively beyond ASCII too, alike on every backend (SQLite's lower()
     folds only A-Z: "ÉCLAIR" would not have found "Éclair" there)."""

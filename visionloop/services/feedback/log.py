@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, insert, select
+from sqlalchemy import Connection, Select, bindparam, delete, insert, or_, select
 
 from visionloop import errors
 from visionloop.ids import new_id
@@ -31,7 +31,7 @@ from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing, serialize
 from visionloop.store.group_commit import GroupCommit
 from visionloop.store.prepared import Prepared
-from visionloop.store.tables import Concept, FeedbackEvent, Model, utcnow
+from visionloop.store.tables import Concept, FeedbackEvent, Model, name_key, utcnow
 
 log = logging.getLogger("visionloop.feedback")
 
@@ -49,6 +49,11 @@ _APPEND = insert(FeedbackEvent)
 _EVENT_COLUMNS = ("id", "app_id", "event_type", "model_pk", "version_id", "output_id", "search_id", "input_id",
                   "rank", "end_user_id", "session_id", "body", "body_hash", "key_id", "created_at")
 _APPEND_ONE = Prepared(_APPEND, _EVENT_COLUMNS)
+# The app's concept a new concept's id names: that id, else the oldest with that name (by name_key).
+_NAMESAKE = (select(Concept.id)
+             .where(Concept.app_id == bindparam("app_id"),
+                    or_(Concept.id == bindparam("id"), Concept.name_key == bindparam("key")))
+             .order_by(Concept.id != bindparam("id"), Concept.created_at, Concept.id).limit(1))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +108,33 @@ class FeedbackFilter:
 
 
 ErasureHook = Callable[[Erasure], None]
+
+
+def _settle_new_concepts(s: Connection, ev: NewEvent,
+                         batch: dict[tuple[str, str], str]) -> list[tuple[str, str]]:
+    """The event's new concepts still to create, now that this transaction holds their names' locks.
+
+    Concepts were resolved before this transaction: a request running at the same time may have
+    created one by the same name in another case ('tabby' while this one says 'Tabby'), on
+    PostgreSQL in another process. A name is one concept per app, so the event is pointed at the
+    concept that exists now (as a lookup now would resolve it) instead of creating a namesake.
+    ``batch`` holds the concepts this transaction creates so far, by (app, id).
+    """
+    todo, remap = [], {}
+    for cid, name in ev.new_concepts:
+        key = name_key(cid)
+        found = next((c for (app, c) in batch if app == ev.app_id and name_key(c) == key), None)
+        found = found or s.execute(_NAMESAKE, {"app_id": ev.app_id, "id": cid, "key": key}).scalar()
+        if found is None or found == cid:
+            todo.append((cid, name))
+        else:
+            remap[cid] = found
+    if remap:
+        statements = [ev.normalized.get("concepts") or []]
+        statements += [r.get("concepts") or [] for r in ev.normalized.get("regions") or []]
+        for concept in (c for group in statements for c in group if c["id"] in remap):
+            concept["id"], concept["source"] = remap[concept["id"]], "app"
+    return todo
 
 
 def as_utc(value: dt.datetime) -> dt.datetime:
@@ -161,8 +193,10 @@ class FeedbackLog:
         rows: list[dict[str, Any]] = []
         concepts: dict[tuple[str, str], str] = {}
         with self.db.writing() as s:
-            for app_id, body_hash in sorted({(ev.app_id, ev.body_hash) for ev in events}):
-                serialize(s, f"{app_id}\0{body_hash}")  # in one order, so two processes never deadlock
+            locks = {f"{ev.app_id}\0{ev.body_hash}" for ev in events}
+            locks |= {f"{ev.app_id}\0concept\0{name_key(cid)}" for ev in events for cid, _ in ev.new_concepts}
+            for lock in sorted(locks):  # in one order, so two processes never deadlock
+                serialize(s, lock)
             stored: dict[tuple[str, str], str] = {}
             if self.dedup_window:
                 hashes = sorted({ev.body_hash for ev in events})
@@ -179,6 +213,8 @@ class FeedbackLog:
                 event_id = new_id()
                 if self.dedup_window:
                     stored[(ev.app_id, ev.body_hash)] = event_id
+                for cid, name in _settle_new_concepts(s, ev, concepts):  # may repoint ev.normalized
+                    concepts.setdefault((ev.app_id, cid), name)
                 rows.append({"id": event_id, "app_id": ev.app_id, "event_type": ev.event_type,
                              "model_pk": ev.model_pk, "version_id": ev.version_id, "output_id": ev.output_id,
                              "search_id": ev.search_id, "input_id": ev.input_id, "rank": ev.rank,
@@ -186,8 +222,6 @@ class FeedbackLog:
                              "body": {"normalized": ev.normalized, "raw": ev.raw}, "body_hash": ev.body_hash,
                              "key_id": ev.key_id, "created_at": now})
                 out.append(Appended(event_id, duplicate=False))
-                for cid, name in ev.new_concepts:
-                    concepts.setdefault((ev.app_id, cid), name)
             if len(rows) == 1:
                 _APPEND_ONE.execute(s, rows[0])
             elif rows:
