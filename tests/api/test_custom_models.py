@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from visionloop import status
+from visionloop import errors, status
+from visionloop.core import VisionLoop
+from visionloop.services.paging import Page
 from tests.helpers import Api, b64, photo, scene_variants, train
 
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
@@ -157,3 +159,23 @@ def test_a_custom_model_learns_its_concepts_from_annotations_and_feedback(api: A
     # another app cannot use it
     assert predict(other_api, "pets", cat).status_code == 404
     assert other_api.post("/models/pets/versions", {}).status_code == 404
+
+
+def test_models_created_at_once_under_one_name_leave_one(core: VisionLoop) -> None:
+    """On PostgreSQL, 16 concurrent creates of one name left 3 models of that name (check, then insert)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from visionloop.services.models import NewConcept, NewModel
+
+    core.apps.create_app("racing")
+
+    def create(i: int) -> bool:
+        try:
+            core.models.create("racing", NewModel(f"m{i}", "Shared name", [NewConcept(f"c{i}", None)]))
+            return True
+        except errors.InvalidRequest:
+            return False
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sum(pool.map(create, range(16))) == 1
+    assert [m.model.name for m in core.models.list("racing", Page(1, 100))].count("Shared name") == 1

@@ -266,6 +266,8 @@ def _refuse_taken(s: Session, app_id: str, model_id: str, name: str) -> None:
     """An id or name the app already reaches a model by (its own or a built-in, by id or name) would
     shadow it: a custom model named 'general-v1.3' took that name over, predict and training included."""
     refs = {model_id, name}
+    for ref in sorted(refs):  # PostgreSQL: creates checking one id or name take turns (SQLite: one writer)
+        serialize(s, f"{app_id}\0model\0{ref}")
     reached = select(Model.id, Model.name).where(or_(Model.app_id == SHARED, Model.app_id == app_id),
                                                  or_(Model.id.in_(refs), Model.name.in_(refs)))
     taken = s.execute(reached.limit(1)).first()
