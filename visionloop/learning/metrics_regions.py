@@ -145,8 +145,9 @@ def _metrics(concept: str, judged: list[JudgedRegion], per_region: list[list[Mat
     too_few = len(chosen) < min_count
 
     def estimate(value: float, samples: np.ndarray) -> Estimate:
-        low, high = interval(samples, confidence) if defined(value) is not None else (None, None)
-        return Estimate(defined(value), low, high, n=len(chosen), too_few=too_few)
+        point = defined(value)
+        low, high = interval(samples, confidence) if point is not None else (None, None)
+        return Estimate(point, low, high, n=len(chosen), too_few=too_few)
 
     misplaced = [iou(as_box(judged[k].predicted), as_box(judged[k].corrected)) for k in chosen
                  if judged[k].feedback is RegionFeedback.MISPLACED]
