@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import bindparam, insert, select
 
 from visionloop.core import VisionLoop
-from visionloop.store.prepared import Prepared
+from visionloop.store.prepared import Prepared, chunks, fill_slots, slots
 from visionloop.store.tables import App, Concept
 
 WHEN = dt.datetime(2026, 1, 31, 12, 30, 15, 123456, tzinfo=dt.timezone.utc)
@@ -40,8 +40,8 @@ def app_row(core: VisionLoop) -> str:
 
 def test_rows_match_sqlalchemys_execution(core: VisionLoop, app_row: str) -> None:
     with core.db.writing() as conn:
-        for cid, when in (("b", WHEN), ("a", WHEN), ("c", WHEN + dt.timedelta(days=1)), ("old", WHEN - dt.timedelta(days=1))):
-            _INSERT.execute(conn, _concept(cid, when))
+        _INSERT.execute_many(conn, [_concept(cid, when) for cid, when in (
+            ("b", WHEN), ("a", WHEN), ("c", WHEN + dt.timedelta(days=1)), ("old", WHEN - dt.timedelta(days=1)))])
     with core.db.reading() as conn:
         prepared = _BY_APP.all(conn, {"app_id": app_row, "since": WHEN})
         core_rows = conn.execute(_BY_APP.stmt, {"app_id": app_row, "since": WHEN}).all()
@@ -52,7 +52,7 @@ def test_rows_match_sqlalchemys_execution(core: VisionLoop, app_row: str) -> Non
 
 def test_inserted_values_read_back_through_the_orm(core: VisionLoop, app_row: str) -> None:
     with core.db.writing() as conn:
-        _INSERT.execute(conn, _concept("x"))
+        _INSERT.execute_many(conn, [_concept("x")])
     with core.db.session() as s:
         concept = s.get(Concept, ("prep", "x"))
         assert concept is not None and concept.name == "X"
@@ -64,12 +64,23 @@ def test_it_runs_inside_the_connections_transaction(core: VisionLoop, app_row: s
         pass
 
     with pytest.raises(Undo), core.db.writing() as conn:
-        _INSERT.execute(conn, _concept("gone"))
+        _INSERT.execute_many(conn, [_concept("gone")])
         raise Undo
     with core.db.reading() as conn:
         assert _BY_APP.all(conn, {"app_id": app_row, "since": WHEN - dt.timedelta(days=9)}) == []
         assert _APP.first(conn, {"id": "nobody"}) is None
         assert _APP.first(conn, {"id": app_row}).name == "Prepared"
+
+
+def test_slots_match_a_list_of_up_to_their_count(core: VisionLoop, app_row: str) -> None:
+    by_ids = Prepared(select(Concept.id).where(Concept.app_id == bindparam("app_id"), Concept.id.in_(slots("id", 3)))
+                      .order_by(Concept.id))
+    with core.db.writing() as conn:
+        _INSERT.execute_many(conn, [_concept(cid) for cid in "abcde"])
+    with core.db.reading() as conn:
+        found = [r.id for chunk in chunks(["e", "a", "zz", "c"], 3)
+                 for r in by_ids.all(conn, {"app_id": app_row, **fill_slots("id", chunk, 3)})]
+    assert found == ["a", "e", "c"]  # NULL in the unused slot matches nothing
 
 
 def test_an_insert_must_name_its_columns() -> None:

@@ -7,8 +7,8 @@ what SQLAlchemy contributes — the SQL of each dialect and the column types' co
 SQLite's datetimes) — computed once, and skips the per-execution machinery. It runs on the DBAPI
 connection of a :class:`sqlalchemy.Connection`, inside whatever transaction that connection has.
 
-Only for statements with fixed parameters: an expanding ``IN`` is rendered per execution, so
-statements with one stay on :meth:`Connection.execute`.
+Only for statements with fixed parameters: an expanding ``IN`` is rendered per execution. A
+list is matched with a fixed number of :func:`slots` instead, filled by :func:`fill_slots`.
 """
 
 from __future__ import annotations
@@ -16,13 +16,28 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Dialect
+from sqlalchemy import BindParameter, Connection, Dialect, bindparam
 from sqlalchemy.sql import Executable, Insert
 
 Processor = Callable[[Any], Any]
+
+
+def slots(name: str, count: int) -> list[BindParameter[Any]]:
+    """Parameters ``name0`` ... ``name{count-1}`` for an ``IN`` of up to ``count`` values."""
+    return [bindparam(f"{name}{i}") for i in range(count)]
+
+
+def fill_slots(name: str, values: Sequence[Any], count: int) -> dict[str, Any]:
+    """The parameters of :func:`slots` for ``values`` (at most ``count``); unused slots are NULL,
+    which matches nothing."""
+    return {f"{name}{i}": values[i] if i < len(values) else None for i in range(count)}
+
+
+def chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    return (values[lo:lo + size] for lo in range(0, len(values), size))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,12 +87,17 @@ class Prepared:
         order = tuple(comp.positiontup) if comp.positiontup is not None else None
         return _Compiled(str(comp), order, binds, defaults, row, types)
 
-    def _run(self, conn: Connection, params: Mapping[str, Any]) -> tuple[_Compiled, Any]:
-        c = self._compiled(conn.dialect)
+    @staticmethod
+    def _bound(c: _Compiled, params: Mapping[str, Any]) -> Any:
+        """The driver's parameters: converted, positional if the dialect's are."""
         given = {**c.defaults, **params} if c.defaults else params
         values = {k: (p(v) if (p := c.binds.get(k)) is not None else v) for k, v in given.items()}
+        return tuple(values[name] for name in c.order) if c.order is not None else values
+
+    def _run(self, conn: Connection, params: Mapping[str, Any]) -> tuple[_Compiled, Any]:
+        c = self._compiled(conn.dialect)
         cursor = conn.connection.cursor()
-        cursor.execute(c.sql, tuple(values[name] for name in c.order) if c.order is not None else values)
+        cursor.execute(c.sql, self._bound(c, params))
         return c, cursor
 
     def all(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
@@ -99,7 +119,11 @@ class Prepared:
         rows = self.all(conn, params)
         return rows[0] if rows else None
 
-    def execute(self, conn: Connection, params: Mapping[str, Any]) -> None:
-        """Run a statement whose rows are not wanted (an INSERT)."""
-        _, cursor = self._run(conn, params)
-        cursor.close()
+    def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run a statement whose rows are not wanted (an INSERT) once per parameter set."""
+        c = self._compiled(conn.dialect)
+        cursor = conn.connection.cursor()
+        try:
+            cursor.executemany(c.sql, [self._bound(c, params) for params in rows])
+        finally:
+            cursor.close()

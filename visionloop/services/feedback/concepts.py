@@ -22,7 +22,7 @@ from sqlalchemy import Connection, bindparam, select, union_all
 from visionloop.ids import is_valid_concept_id
 from visionloop.services.feedback.parse import ConceptIn, invalid
 from visionloop.services.models import ModelService, ModelView
-from visionloop.store.prepared import Prepared
+from visionloop.store.prepared import Prepared, chunks, fill_slots, slots
 from visionloop.store.tables import Concept, name_key
 
 MODEL, APP, NEW = "model", "app", "new"
@@ -35,21 +35,16 @@ MODEL, APP, NEW = "model", "app", "new"
 SLOTS = 8
 _COLUMNS = (Concept.id, Concept.name, Concept.created_at)
 _APP_CONCEPTS = Prepared(union_all(
-    select(*_COLUMNS).where(Concept.app_id == bindparam("app_id"),
-                            Concept.id.in_([bindparam(f"id{i}") for i in range(SLOTS)])),
-    select(*_COLUMNS).where(Concept.app_id == bindparam("app_id"),
-                            Concept.name_key.in_([bindparam(f"name{i}") for i in range(SLOTS)]))))
+    select(*_COLUMNS).where(Concept.app_id == bindparam("app_id"), Concept.id.in_(slots("id", SLOTS))),
+    select(*_COLUMNS).where(Concept.app_id == bindparam("app_id"), Concept.name_key.in_(slots("name", SLOTS)))))
 
 
 def _app_concepts(conn: Connection, app_id: str, refs: Sequence[str]) -> list[Any]:
     """The app's concepts whose id is one of ``refs`` or whose name is one, case-insensitively."""
     rows = []
-    for lo in range(0, len(refs), SLOTS):
-        chunk = list(refs[lo:lo + SLOTS]) + [None] * (SLOTS - len(refs[lo:lo + SLOTS]))
-        params: dict[str, Any] = {"app_id": app_id}
-        for i, ref in enumerate(chunk):
-            params[f"id{i}"], params[f"name{i}"] = ref, name_key(ref) if ref is not None else None
-        rows += _APP_CONCEPTS.all(conn, params)
+    for chunk in chunks(refs, SLOTS):
+        rows += _APP_CONCEPTS.all(conn, {"app_id": app_id, **fill_slots("id", chunk, SLOTS),
+                                         **fill_slots("name", [name_key(r) for r in chunk], SLOTS)})
     return list({r.id: r for r in rows}.values())
 
 

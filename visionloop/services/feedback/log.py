@@ -30,25 +30,24 @@ from visionloop.ids import new_id
 from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing, serialize
 from visionloop.store.group_commit import GroupCommit
-from visionloop.store.prepared import Prepared
+from visionloop.store.prepared import Prepared, chunks, fill_slots, slots
 from visionloop.store.tables import Concept, FeedbackEvent, Model, name_key, utcnow
 
 log = logging.getLogger("visionloop.feedback")
 
 DELETE_CHUNK = 500
 
-# Built once, run per feedback request (building a statement costs more than running it). An
-# expanding IN is rendered anew at every execution, so one hash, the usual batch, gets an "=" and
-# is compiled once (visionloop/store/prepared.py), as is the insert of one event.
-_EARLIER = select(FeedbackEvent.app_id, FeedbackEvent.body_hash, FeedbackEvent.id).order_by(FeedbackEvent.seq)
-_EARLIER_SAME = _EARLIER.where(FeedbackEvent.body_hash.in_(bindparam("hashes", expanding=True)),
-                               FeedbackEvent.created_at >= bindparam("since"))
-_EARLIER_ONE = Prepared(_EARLIER.where(FeedbackEvent.body_hash == bindparam("hash"),
-                                       FeedbackEvent.created_at >= bindparam("since")))
-_APPEND = insert(FeedbackEvent)
+# Built once, run per batch of feedback (building a statement costs more than running it), and
+# compiled once (visionloop/store/prepared.py): through Connection.execute, a batch of 8 events
+# spent 0.4 ms in SQLAlchemy on each of these two statements.
+HASH_SLOTS = 8
+_EARLIER = Prepared(select(FeedbackEvent.app_id, FeedbackEvent.body_hash, FeedbackEvent.id)
+                    .where(FeedbackEvent.body_hash.in_(slots("hash", HASH_SLOTS)),
+                           FeedbackEvent.created_at >= bindparam("since"))
+                    .order_by(FeedbackEvent.seq))
 _EVENT_COLUMNS = ("id", "app_id", "event_type", "model_pk", "version_id", "output_id", "search_id", "input_id",
                   "rank", "end_user_id", "session_id", "body", "body_hash", "key_id", "created_at")
-_APPEND_ONE = Prepared(_APPEND, _EVENT_COLUMNS)
+_APPEND = Prepared(insert(FeedbackEvent), _EVENT_COLUMNS)
 # The app's concept a new concept's id names: that id, else the oldest with that name (by name_key).
 _NAMESAKE = (select(Concept.id)
              .where(Concept.app_id == bindparam("app_id"),
@@ -199,12 +198,10 @@ class FeedbackLog:
                 serialize(s, lock)
             stored: dict[tuple[str, str], str] = {}
             if self.dedup_window:
-                hashes = sorted({ev.body_hash for ev in events})
                 since = now - self.dedup_window
-                earlier = (_EARLIER_ONE.all(s, {"hash": hashes[0], "since": since}) if len(hashes) == 1 else
-                           s.execute(_EARLIER_SAME, {"hashes": hashes, "since": since}))
-                for r in earlier:
-                    stored.setdefault((r.app_id, r.body_hash), r.id)
+                for chunk in chunks(sorted({ev.body_hash for ev in events}), HASH_SLOTS):
+                    for r in _EARLIER.all(s, {"since": since, **fill_slots("hash", chunk, HASH_SLOTS)}):
+                        stored.setdefault((r.app_id, r.body_hash), r.id)  # a hash is in one chunk: oldest first
             for ev in events:
                 earlier = stored.get((ev.app_id, ev.body_hash))
                 if earlier is not None:
@@ -222,10 +219,8 @@ class FeedbackLog:
                              "body": {"normalized": ev.normalized, "raw": ev.raw}, "body_hash": ev.body_hash,
                              "key_id": ev.key_id, "created_at": now})
                 out.append(Appended(event_id, duplicate=False))
-            if len(rows) == 1:
-                _APPEND_ONE.execute(s, rows[0])
-            elif rows:
-                s.execute(_APPEND, rows)
+            if rows:
+                _APPEND.execute_many(s, rows)
             insert_missing(s, Concept, [{"app_id": app_id, "id": cid, "name": name, "created_at": now,
                                          "modified_at": now} for (app_id, cid), name in concepts.items()],
                            key=("app_id", "id"))
