@@ -4,6 +4,7 @@ so it waits on them: PostgreSQL row locks, SQLite's write lock) both end right."
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from visionloop.services.concepts import ensure_concepts
 from visionloop.services.inputs import NewInput
 from visionloop.store.tables import App, Concept, Input
 
+NOW = dt.datetime(2026, 11, 27, tzinfo=dt.timezone.utc)
 WAIT = 0.5  # long enough for the second writer to reach the row the first one holds
 
 
@@ -85,3 +87,28 @@ def test_concurrent_metadata_merges_lose_nothing(core: VisionLoop) -> None:
     thread.join(30)
     assert not thread.is_alive() and not failures, failures
     assert core.inputs.get("race", "one").row.meta == {"a": 1, "b": 2}
+
+
+def test_a_hot_write_after_a_failed_one_starts_clean(core: VisionLoop) -> None:
+    """SQLite's writing() keeps its connection between turns: a failed turn must leave nothing
+    behind for the next (its changes undone, the connection replaced)."""
+    class Failure(Exception):
+        pass
+
+    core.apps.create_app("hot", "Hot")
+    insert = Concept.__table__.insert()
+    row = {"app_id": "hot", "name": "n", "name_key": "n", "created_at": NOW, "modified_at": NOW}
+    try:
+        with core.db.writing() as conn:
+            conn.execute(insert, {**row, "id": "undone"})
+            raise Failure
+    except Failure:
+        pass
+    with core.db.writing() as conn:
+        conn.execute(insert, {**row, "id": "kept"})
+    with core.db.writing() as first:
+        first.execute(insert, {**row, "id": "again"})
+    with core.db.writing() as second:
+        assert second is first or not core.db.url.startswith("sqlite")  # the same connection, kept
+    with core.db.session() as s:
+        assert sorted(s.scalars(select(Concept.id).where(Concept.app_id == "hot"))) == ["again", "kept"]

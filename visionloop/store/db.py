@@ -67,8 +67,8 @@ class Database:
         # with growing naps (up to 100 ms), so threads of one process contending for the write
         # lock spend most of their time asleep; queueing them on a lock of ours first hands the
         # database over the moment it is free. (Other processes still meet the busy handler.)
-        self._writers: AbstractContextManager[Any] = (
-            threading.RLock() if self.engine.dialect.name == "sqlite" else nullcontext())
+        self._one_writer = self.engine.dialect.name == "sqlite"
+        self._writers: AbstractContextManager[Any] = threading.RLock() if self._one_writer else nullcontext()
         # Engines sharing the pool whose connections carry the option already: Connection.execution_options()
         # copies the connection, which cost a hot path's reading() a third of its 45 µs.
         self._reader_engine = self.engine.execution_options(**{READER: True})
@@ -89,8 +89,8 @@ class Database:
         """Like :meth:`transaction`, on a bare connection: for hot write paths with no ORM objects.
 
         On SQLite the connection is the one kept between turns (a nested call, which the one
-        writer rule would make wait anyway, gets its own); after any failure it is dropped."""
-        if not isinstance(self._writers, nullcontext):
+        writer rule would make wait anyway, gets one of its own); after any failure it is dropped."""
+        if self._one_writer:
             with self._writers:
                 conn, self._held = self._held or self._writer_engine.connect(), None
                 try:
@@ -99,7 +99,10 @@ class Database:
                 except BaseException:
                     conn.close()
                     raise
-                self._held = conn
+                if self._held is None:
+                    self._held = conn
+                else:
+                    conn.close()
             return
         with self._writer_engine.connect() as conn, conn.begin():
             yield conn
