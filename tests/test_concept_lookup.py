@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import insert
 
 from visionloop.core import VisionLoop
-from visionloop.services.feedback.concepts import _APP_CONCEPTS, SLOTS, _app_concepts
+from visionloop.services.feedback.concepts import _APP_CONCEPTS, _app_concepts
 from visionloop.store.tables import Concept
 
 WHEN = dt.datetime(2026, 1, 31, tzinfo=dt.timezone.utc)
@@ -35,15 +35,16 @@ def test_by_id_and_by_name_case_insensitively_within_the_app(core: VisionLoop, m
 
 
 def test_more_references_than_slots(core: VisionLoop, many_concepts: str) -> None:
-    refs = [f"c{i}" for i in range(SLOTS * 2 + 3)]
+    refs = [f"c{i}" for i in range(_APP_CONCEPTS.most * 2 + 3)]
     with core.db.reading() as conn:
         assert sorted(r.id for r in _app_concepts(conn, many_concepts, refs)) == sorted(refs)
 
 
-def test_sqlite_reads_through_indexes_not_every_concept(core: VisionLoop, many_concepts: str) -> None:
+@pytest.mark.parametrize("references", [1, 2, _APP_CONCEPTS.most])
+def test_sqlite_reads_through_indexes_not_every_concept(core: VisionLoop, many_concepts: str, references: int) -> None:
     if core.db.engine.dialect.name != "sqlite":
         pytest.skip("the plan is SQLite's; PostgreSQL's planner picks by its statistics")
-    compiled = _APP_CONCEPTS._compiled(core.db.engine.dialect)
+    compiled = _APP_CONCEPTS.of_length(references)._compiled(core.db.engine.dialect)
     params = tuple("x" for _ in compiled.order or ())
     with core.db.engine.connect() as conn:
         plan = " | ".join(row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled.sql, params))

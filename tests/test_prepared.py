@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import bindparam, insert, select
 
 from visionloop.core import VisionLoop
-from visionloop.store.prepared import Prepared, chunks, fill_slots, slots
+from visionloop.store.prepared import Prepared, PreparedIn, slots
 from visionloop.store.tables import App, Concept
 
 WHEN = dt.datetime(2026, 1, 31, 12, 30, 15, 123456, tzinfo=dt.timezone.utc)
@@ -72,15 +72,15 @@ def test_it_runs_inside_the_connections_transaction(core: VisionLoop, app_row: s
         assert _APP.first(conn, {"id": app_row}).name == "Prepared"
 
 
-def test_slots_match_a_list_of_up_to_their_count(core: VisionLoop, app_row: str) -> None:
-    by_ids = Prepared(select(Concept.id).where(Concept.app_id == bindparam("app_id"), Concept.id.in_(slots("id", 3)))
-                      .order_by(Concept.id))
+def test_a_list_longer_than_the_slots_takes_several_runs(core: VisionLoop, app_row: str) -> None:
+    by_ids = PreparedIn(lambda n: select(Concept.id, Concept.name)
+                        .where(Concept.app_id == bindparam("app_id"), Concept.id.in_(slots("id", n)),
+                               Concept.name.in_(slots("name", n))).order_by(Concept.id), most=3)
     with core.db.writing() as conn:
         _INSERT.execute_many(conn, [_concept(cid) for cid in "abcde"])
     with core.db.reading() as conn:
-        found = [r.id for chunk in chunks(["e", "a", "zz", "c"], 3)
-                 for r in by_ids.all(conn, {"app_id": app_row, **fill_slots("id", chunk, 3)})]
-    assert found == ["a", "e", "c"]  # NULL in the unused slot matches nothing
+        found = by_ids.all(conn, {"app_id": app_row}, id=["e", "a", "zz", "c", "b"], name=["E", "A", "ZZ", "C", "X"])
+    assert [(r.id, r.name) for r in found] == [("a", "A"), ("e", "E"), ("c", "C")]  # runs of 3, then 2
 
 
 def test_an_insert_must_name_its_columns() -> None:

@@ -8,7 +8,7 @@ SQLite's datetimes) — computed once, and skips the per-execution machinery. It
 connection of a :class:`sqlalchemy.Connection`, inside whatever transaction that connection has.
 
 Only for statements with fixed parameters: an expanding ``IN`` is rendered per execution. A
-list is matched with a fixed number of :func:`slots` instead, filled by :func:`fill_slots`.
+list is matched by :class:`PreparedIn`, one statement per list length.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import namedtuple
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import BindParameter, Connection, Dialect, bindparam
@@ -26,18 +26,8 @@ Processor = Callable[[Any], Any]
 
 
 def slots(name: str, count: int) -> list[BindParameter[Any]]:
-    """Parameters ``name0`` ... ``name{count-1}`` for an ``IN`` of up to ``count`` values."""
+    """Parameters ``name0`` ... ``name{count-1}``: an ``IN`` of ``count`` values for :class:`PreparedIn`."""
     return [bindparam(f"{name}{i}") for i in range(count)]
-
-
-def fill_slots(name: str, values: Sequence[Any], count: int) -> dict[str, Any]:
-    """The parameters of :func:`slots` for ``values`` (at most ``count``); unused slots are NULL,
-    which matches nothing."""
-    return {f"{name}{i}": values[i] if i < len(values) else None for i in range(count)}
-
-
-def chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    return (values[lo:lo + size] for lo in range(0, len(values), size))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,3 +117,30 @@ class Prepared:
             cursor.executemany(c.sql, [self._bound(c, params) for params in rows])
         finally:
             cursor.close()
+
+
+class PreparedIn:
+    """A statement matching lists of values: ``build(n)`` matches lists of ``n`` (its ``IN`` s made
+    of :func:`slots`), prepared once per ``n`` up to ``most``; a longer list takes several runs.
+
+    One statement per length rather than one of ``most`` slots padded with NULL: SQLite ran the
+    padded one in 27 µs for 2 values of 8, the exact one in 15.
+    """
+
+    def __init__(self, build: Callable[[int], Executable], most: int = 8) -> None:
+        self._build = build
+        self.most = most
+        self._by_length: dict[int, Prepared] = {}
+
+    def of_length(self, n: int) -> Prepared:
+        return self._by_length.get(n) or self._by_length.setdefault(n, Prepared(self._build(n)))
+
+    def all(self, conn: Connection, params: Mapping[str, Any], **lists: Sequence[Any]) -> list[Any]:
+        """The rows for ``lists`` (named as their slots, all of one length) and the other ``params``."""
+        length = len(next(iter(lists.values())))
+        rows: list[Any] = []
+        for lo in range(0, length, self.most):
+            n = min(self.most, length - lo)
+            rows += self.of_length(n).all(conn, {**params, **{f"{name}{i}": values[lo + i]
+                                                              for name, values in lists.items() for i in range(n)}})
+        return rows

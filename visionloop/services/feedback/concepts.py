@@ -22,29 +22,23 @@ from sqlalchemy import Connection, bindparam, select, union_all
 from visionloop.ids import is_valid_concept_id
 from visionloop.services.feedback.parse import ConceptIn, invalid
 from visionloop.services.models import ModelService, ModelView
-from visionloop.store.prepared import Prepared, chunks, fill_slots, slots
+from visionloop.store.prepared import PreparedIn, slots
 from visionloop.store.tables import Concept, name_key
 
 MODEL, APP, NEW = "model", "app", "new"
 
-# The app's concepts a request may name, by id or by name (compared by name_key): compiled once with a fixed
-# number of slots (an expanding IN would be rendered per request), unused slots NULL, which
-# matches nothing; more references take one query per slotful. Two lookups in a UNION ALL, each
-# on its own index (the primary key; ix_concepts_app_name_key): with an OR the database read
-# every concept of the app.
-SLOTS = 8
+# The app's concepts a request may name, by id or by name (compared by name_key), prepared once per
+# number of references (visionloop/store/prepared.py). Two lookups in a UNION ALL, each on its own
+# index (the primary key; ix_concepts_app_name_key): with an OR the database read every concept of the app.
 _COLUMNS = (Concept.id, Concept.name, Concept.created_at)
-_APP_CONCEPTS = Prepared(union_all(
-    select(*_COLUMNS).where(Concept.app_id == bindparam("app_id"), Concept.id.in_(slots("id", SLOTS))),
-    select(*_COLUMNS).where(Concept.app_id == bindparam("app_id"), Concept.name_key.in_(slots("name", SLOTS)))))
+_APP_CONCEPTS = PreparedIn(lambda n: union_all(
+    select(*_COLUMNS).where(Concept.app_id == bindparam("app_id"), Concept.id.in_(slots("id", n))),
+    select(*_COLUMNS).where(Concept.app_id == bindparam("app_id"), Concept.name_key.in_(slots("name", n)))))
 
 
 def _app_concepts(conn: Connection, app_id: str, refs: Sequence[str]) -> list[Any]:
     """The app's concepts whose id is one of ``refs`` or whose name is one, case-insensitively."""
-    rows = []
-    for chunk in chunks(refs, SLOTS):
-        rows += _APP_CONCEPTS.all(conn, {"app_id": app_id, **fill_slots("id", chunk, SLOTS),
-                                         **fill_slots("name", [name_key(r) for r in chunk], SLOTS)})
+    rows = _APP_CONCEPTS.all(conn, {"app_id": app_id}, id=refs, name=[name_key(r) for r in refs])
     return list({r.id: r for r in rows}.values())
 
 
