@@ -73,8 +73,8 @@ class Database:
         # copies the connection, which cost a hot path's reading() a third of its 45 µs.
         self._reader_engine = self.engine.execution_options(**{READER: True})
         self._writer_engine = self.engine.execution_options(**{WRITER: True})
-        # SQLite: writers take turns (self._writers), so writing() keeps its connection between turns.
-        # Checking one out of the pool and back in cost 70 of a one-row write's 85 µs besides the flush.
+        # SQLite: writers take turns (self._writers), so writing() keeps its connection between turns:
+        # an empty turn took 85 µs with a connection checked out of the pool and back, 15 with the kept one.
         self._held: Connection | None = None
 
     @contextmanager

@@ -120,8 +120,8 @@ class Prepared:
 
 
 class PreparedIn:
-    """A statement matching lists of values: ``build(n)`` matches lists of ``n`` (its ``IN`` s made
-    of :func:`slots`), prepared once per ``n`` up to ``most``; a longer list takes several runs.
+    """A statement matching lists of values: ``build(n)`` matches lists of ``n`` (each ``IN`` made of
+    :func:`slots`), prepared once per ``n`` up to ``most``; a longer list takes several runs.
 
     One statement per length rather than one of ``most`` slots padded with NULL: SQLite ran the
     padded one in 27 µs for 2 values of 8, the exact one in 15.

@@ -38,10 +38,11 @@ log = logging.getLogger("visionloop.feedback")
 DELETE_CHUNK = 500
 
 # Built once, run per batch of feedback (building a statement costs more than running it), and
-# compiled once (visionloop/store/prepared.py): through Connection.execute, a batch of 8 events
-# spent 0.4 ms in SQLAlchemy on each of these two statements.
+# compiled once (visionloop/store/prepared.py): a batch of 8 events took 0.93 ms to write through
+# Connection.execute, 0.65 ms prepared (and on the connection writing() keeps).
 _EARLIER = PreparedIn(lambda n: select(FeedbackEvent.app_id, FeedbackEvent.body_hash, FeedbackEvent.id)
-                      .where(FeedbackEvent.body_hash.in_(slots("hash", n)), FeedbackEvent.created_at >= bindparam("since"))
+                      .where(FeedbackEvent.body_hash.in_(slots("hash", n)),
+                             FeedbackEvent.created_at >= bindparam("since"))
                       .order_by(FeedbackEvent.seq))
 _EVENT_COLUMNS = ("id", "app_id", "event_type", "model_pk", "version_id", "output_id", "search_id", "input_id",
                   "rank", "end_user_id", "session_id", "body", "body_hash", "key_id", "created_at")
