@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 
@@ -53,9 +52,11 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = core is None
         app.state.core = core or VisionLoop(settings)
+        app.state.feedback_pool = feedback.feedback_pool()  # a fresh one at each start
         try:
             yield
         finally:
+            app.state.feedback_pool.shutdown(wait=True)  # feedback being recorded is committed first
             if owned:
                 app.state.core.close()
 
@@ -66,7 +67,7 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
                   description="Clarifai v2 compatible visual recognition API that learns from feedback.")
     if core is not None:
         app.state.core = core
-    app.state.feedback_threads = anyio.CapacityLimiter(feedback.FEEDBACK_THREADS)  # bound to the loop at first use
+    app.state.feedback_pool = feedback.feedback_pool()  # for an app served without its lifespan
     for router in ROUTERS:
         app.include_router(router, prefix="/v2", responses=ERROR_RESPONSES)
         app.include_router(router, prefix=APP_SCOPED, generate_unique_id_function=_scoped_id,
