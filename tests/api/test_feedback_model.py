@@ -465,6 +465,23 @@ def test_accepted_feedback_is_committed_before_the_answer(api: Api, core: Vision
         fresh.dispose()
 
 
+def test_an_app_served_again_still_records_feedback(api: Api, core: VisionLoop, cat: dict) -> None:
+    """Its lifespan's end shuts the feedback threads down; the app may be served again after it
+    (tests and ASGI drivers do), and its feedback must still be recorded, not answered 10020."""
+    from fastapi.testclient import TestClient
+
+    from visionloop.http.app import create_app
+
+    app = create_app(core.settings, core)
+    body = concept_body(cat["id"], [{"id": "cat"}])
+    for user in ("first-start", "second-start"):
+        with TestClient(app) as client:
+            ok(post(Api(client, api.key, api.app_id), {**body, "input": {**body["input"], "feedback_info": {
+                **body["input"]["feedback_info"], "end_user_id": user}}}))
+    ok(post(Api(TestClient(app), api.key, api.app_id), body))  # driven without its lifespan
+    assert stored(core) == 3
+
+
 def test_feedback_is_not_metered(core: VisionLoop, client: Any) -> None:
     core.apps.create_app("metered")
     _, secret = core.apps.create_key("metered", monthly_limit=1)

@@ -52,11 +52,11 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = core is None
         app.state.core = core or VisionLoop(settings)
-        app.state.feedback_pool = feedback.feedback_pool()  # a fresh one at each start
         try:
             yield
-        finally:
-            app.state.feedback_pool.shutdown(wait=True)  # feedback being recorded is committed first
+        finally:  # a fresh pool (no threads until used) for an app driven again, as tests do
+            pool, app.state.feedback_pool = app.state.feedback_pool, feedback.feedback_pool()
+            pool.shutdown(wait=True)  # feedback being recorded is committed before the core closes
             if owned:
                 app.state.core.close()
 
@@ -67,7 +67,7 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
                   description="Clarifai v2 compatible visual recognition API that learns from feedback.")
     if core is not None:
         app.state.core = core
-    app.state.feedback_pool = feedback.feedback_pool()  # for an app served without its lifespan
+    app.state.feedback_pool = feedback.feedback_pool()
     for router in ROUTERS:
         app.include_router(router, prefix="/v2", responses=ERROR_RESPONSES)
         app.include_router(router, prefix=APP_SCOPED, generate_unique_id_function=_scoped_id,
