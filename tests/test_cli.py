@@ -40,6 +40,7 @@ def test_apps_and_keys_lifecycle(tmp_path: Path) -> None:
 
 
 def test_errors_are_readable(tmp_path: Path) -> None:
+    assert run("apps", "create", "shop", data=tmp_path).returncode == 0
     r = run("keys", "create", "--app", "ghost", data=tmp_path)
     assert r.returncode == 2 and "ghost" in r.stderr and "Traceback" not in r.stderr
     r = run("keys", "create", "--app", "x", "--scopes", "everything", data=tmp_path)
@@ -73,6 +74,21 @@ def test_a_refused_command_says_why_in_one_line(tmp_path: Path, capsys: pytest.C
     with pytest.raises(SystemExit):
         main(["keys", "list", "--data-dir", str(tmp_path)])
     assert capsys.readouterr().out == ""  # no key was created (an empty --scopes gave one with every scope)
+
+
+@pytest.mark.parametrize("args", [("apps", "list"), ("keys", "list"), ("keys", "create", "--app", "shop"),
+                                  ("feedback", "export", "--app", "shop"), ("outputs", "prune", "--days", "1"),
+                                  ("evaluate", "--app", "shop"), ("learn", "--app", "shop")])
+def test_a_data_dir_with_no_database_is_refused_and_left_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                               args: tuple[str, ...]) -> None:
+    """A mistyped --data-dir: the command said 'no apps' (or 'app does not exist') from a new,
+    empty store it made there. Only serve and apps create make one."""
+    typo = tmp_path / "dta"
+    with pytest.raises(SystemExit) as refused:
+        main([*args, "--data-dir", str(typo)])
+    out, err = capsys.readouterr()
+    assert refused.value.code == 2 and f"no visionloop database at {typo / 'visionloop.db'}" in err, err
+    assert out == "" and not typo.exists()
 
 
 def test_a_database_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:

@@ -12,14 +12,23 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from visionloop import cli_feedback, errors, status
-from visionloop.config import SETTINGS, SettingsError, load_settings
+from visionloop.config import SETTINGS, Settings, SettingsError, load_settings
 from visionloop.core import VisionLoop
 from visionloop.services.apps import SCOPES
+from visionloop.store.db import sqlite_file
 from visionloop.store.tables import utcnow
 
 
-def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    return load_settings({"data_dir": args.data_dir, "database_url": args.database_url})
+def _settings(args: argparse.Namespace, *, create: bool = False) -> Settings:
+    """The settings a command runs with. Only ``serve`` and ``apps create`` may make a new SQLite
+    database; the others work on what those made, so a mistyped --data-dir is refused instead of
+    answered from a new, empty store (which it also left behind)."""
+    settings = load_settings({"data_dir": args.data_dir, "database_url": args.database_url})
+    path = sqlite_file(settings.db_url)
+    if not create and path is not None and not path.exists():
+        raise SettingsError(f"no visionloop database at {path}: check --data-dir (or VISIONLOOP_DATA_DIR, "
+                            "--database-url), or make one with 'visionloop apps create' or 'visionloop serve'")
+    return settings
 
 
 # The event loop and the worker threads running routes share the GIL. With Python's default 5 ms
@@ -33,7 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from visionloop.http.app import create_app
 
-    settings = _settings(args)
+    settings = _settings(args, create=True)
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
     core = VisionLoop(settings)
     created = core.bootstrap()
@@ -53,7 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_apps(args: argparse.Namespace) -> int:
-    core = VisionLoop(_settings(args))
+    core = VisionLoop(_settings(args, create=args.action == "create"))
     try:
         if args.action == "create":
             app = core.apps.create_app(args.app_id, args.name)

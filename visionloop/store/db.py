@@ -19,6 +19,14 @@ WRITER = "visionloop_writer"  # execution option of the connections of Database.
 READER = "visionloop_reader"  # ... and of Database.reading()
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for another database or an in-memory one)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1]
+    return Path(path) if path and path != ":memory:" else None
+
+
 def make_engine(url: str) -> Engine:
     """An engine tuned for the backend: SQLite gets WAL, FULL sync and a busy timeout.
 
@@ -29,9 +37,9 @@ def make_engine(url: str) -> Engine:
     two read-modify-writes never interleave (on PostgreSQL that is SELECT ... FOR UPDATE's job).
     """
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_file(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8,
                                max_overflow=16)
 
