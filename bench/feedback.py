@@ -9,7 +9,8 @@ Two servers run side by side, each a uvicorn process on loopback:
   duplicate detection, then the event appended to the log — committed before the answer;
 - a bare Starlette app whose one route parses the JSON body and INSERTs one row of the same shape
   (the feedback_events columns and indexes) into its own SQLite database with the same durability
-  (WAL, synchronous=FULL, one transaction per request, committed before the answer).
+  (WAL, synchronous=FULL, one transaction per request, committed before the answer), off the event
+  loop the way visionloop's feedback is (a pool of as many threads, the same GIL switch interval).
 
 Real output ids come from real predicts made first. For each level of concurrent clients
 (asyncio, one keep-alive connection each: ``bench/keepalive.py``), each server gets ``--seconds``
@@ -52,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import PHOTOS, ROOT, b64, free_port, jpeg, pct, photo, server  # noqa: E402
 from bench.keepalive import Connection  # noqa: E402
 from visionloop import status  # noqa: E402
+from visionloop.http.threads import GIL_SWITCH_SECONDS, feedback_pool  # noqa: E402
 from visionloop.models.catalog import GENERAL as GENERAL_MODEL  # noqa: E402
 
 GENERAL = GENERAL_MODEL.id
@@ -81,12 +83,12 @@ def bare_app(db_path: str) -> Any:
     import hashlib
 
     from starlette.applications import Starlette
-    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
     local = threading.local()
+    pool = feedback_pool()  # blocking I/O off the loop, on threads like visionloop's feedback
 
     def conn() -> sqlite3.Connection:
         c = getattr(local, "conn", None)
@@ -115,7 +117,7 @@ def bare_app(db_path: str) -> Any:
 
     async def feedback(request: Request) -> JSONResponse:
         body = await request.json()
-        await run_in_threadpool(insert, body)  # blocking I/O off the loop, as FastAPI runs visionloop's routes
+        await asyncio.get_running_loop().run_in_executor(pool, insert, body)
         return JSONResponse({"status": {"code": status.SUCCESS, "description": "Ok"}})
 
     return Starlette(routes=[Route("/v2/models/{model_id}/feedback", feedback, methods=["POST"])])
@@ -124,6 +126,7 @@ def bare_app(db_path: str) -> Any:
 def serve_bare(port: int, db_path: str) -> None:
     import uvicorn
 
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)  # as visionloop serve sets it
     uvicorn.run(bare_app(db_path), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

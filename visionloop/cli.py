@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from visionloop import cli_feedback, errors, status
 from visionloop.config import SETTINGS, Settings, SettingsError, load_settings
 from visionloop.core import VisionLoop
+from visionloop.http.threads import GIL_SWITCH_SECONDS
 from visionloop.services.apps import SCOPES
 from visionloop.store.db import sqlite_file
 from visionloop.store.tables import utcnow
@@ -29,12 +30,6 @@ def _settings(args: argparse.Namespace, *, create: bool = False) -> Settings:
         raise SettingsError(f"no visionloop database at {path}: check --data-dir (or VISIONLOOP_DATA_DIR, "
                             "--database-url), or make one with 'visionloop apps create' or 'visionloop serve'")
     return settings
-
-
-# The event loop and the worker threads running routes share the GIL. With Python's default 5 ms
-# switch interval, the loop (wanting to answer a request a thread just finished) can wait up to
-# 5 ms behind a busy thread; at 0.5 ms bench/feedback answered 15-35% more requests at 1 client.
-GIL_SWITCH_SECONDS = 0.0005
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

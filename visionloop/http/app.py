@@ -16,6 +16,7 @@ from visionloop.http.fast_lane import FastLane, fast_routes
 from visionloop.http.guard import BodyGuard
 from visionloop.http.routes import concepts, feedback, inputs, models, predict, search, versions
 from visionloop.http.schemas import ErrorOut
+from visionloop.http.threads import feedback_pool
 
 # Routes are matched in this order, one by one: the hot paths (feedback, predict) come first.
 ROUTERS: tuple[APIRouter, ...] = (feedback.router, predict.router, inputs.router, concepts.router, models.router,
@@ -55,7 +56,7 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
         try:
             yield
         finally:  # a fresh pool (no threads until used) for an app driven again, as tests do
-            pool, app.state.feedback_pool = app.state.feedback_pool, feedback.feedback_pool()
+            pool, app.state.feedback_pool = app.state.feedback_pool, feedback_pool()
             pool.shutdown(wait=True)  # feedback being recorded is committed before the core closes
             if owned:
                 app.state.core.close()
@@ -67,7 +68,7 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
                   description="Clarifai v2 compatible visual recognition API that learns from feedback.")
     if core is not None:
         app.state.core = core
-    app.state.feedback_pool = feedback.feedback_pool()
+    app.state.feedback_pool = feedback_pool()
     for router in ROUTERS:
         app.include_router(router, prefix="/v2", responses=ERROR_RESPONSES)
         app.include_router(router, prefix=APP_SCOPED, generate_unique_id_function=_scoped_id,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -124,20 +123,6 @@ _SEARCH_FEEDBACK = _documented(
 _OK = json.dumps(wire.ok()).encode()
 
 Record = Callable[[VisionLoop, Caller, Any], object]
-# Feedback is recorded on a pool of this many threads of its own. Group commit keeps the database
-# busy with a few; on anyio's default 40, at 64 concurrent clients the threads contending for the
-# GIL cost ~25% more CPU per request (2.55 vs 1.9 ms, 486 vs 555 requests/s), and fewer threads
-# wait on the connection pool.
-FEEDBACK_THREADS = 8
-
-
-def feedback_pool() -> ThreadPoolExecutor:
-    """The feedback endpoints' threads. A plain executor rather than anyio.to_thread: anyio's hop
-    adds a checkpoint (one more turn of the event loop), a cancel scope and a capacity limiter,
-    and at 64 clients the plain hop gave 6-10% more requests/s (678 -> 747, 742 -> 790).
-    A request whose task is cancelled while its feedback is being recorded is not answered, but
-    the recording runs to its end: committed, or not at all."""
-    return ThreadPoolExecutor(FEEDBACK_THREADS, thread_name_prefix="feedback")
 
 
 async def _ingest(request: Request, record: Record) -> Response:
@@ -145,7 +130,7 @@ async def _ingest(request: Request, record: Record) -> Response:
     JSON and the recording are then one worker-thread call (as dependencies, each check would be
     a hop of its own, which costs more than the check). The key is still checked before the body.
     The endpoints take only the Request, so :mod:`visionloop.http.fast_lane` serves them. They
-    share a few worker threads of their own (:func:`feedback_pool`)."""
+    share a few worker threads of their own (:func:`visionloop.http.threads.feedback_pool`)."""
     raw = await request.body()
     core: VisionLoop = request.app.state.core
 
