@@ -91,6 +91,16 @@ def test_a_data_dir_with_no_database_is_refused_and_left_alone(tmp_path: Path, c
     assert out == "" and not typo.exists()
 
 
+def test_a_database_url_naming_a_missing_sqlite_file_is_refused(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The file is the URL's path without its query string (it named 'x.db?timeout=5')."""
+    missing = tmp_path / "nowhere" / "x.db"
+    with pytest.raises(SystemExit) as refused:
+        main(["apps", "list", "--database-url", f"sqlite+pysqlite:///{missing}?timeout=5"])
+    assert refused.value.code == 2 and f"no visionloop database at {missing}:" in capsys.readouterr().err
+    assert not missing.parent.exists()
+
+
 def test_a_database_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "visionloop", "apps", "list", "--database-url", "bogus://x"],
                        capture_output=True, text=True, cwd=tmp_path)

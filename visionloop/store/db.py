@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, text
+from sqlalchemy import Connection, Engine, create_engine, event, insert, make_url, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,10 +20,11 @@ READER = "visionloop_reader"  # ... and of Database.reading()
 
 
 def sqlite_file(url: str) -> Path | None:
-    """The file of a SQLite URL (None for another database or an in-memory one)."""
+    """The file of a SQLite URL (None for another database or an in-memory one); a query string
+    (``?timeout=5``) is not part of it."""
     if not url.startswith("sqlite"):
         return None
-    path = url.split("///", 1)[-1]
+    path = make_url(url).database
     return Path(path) if path and path != ":memory:" else None
 
 
