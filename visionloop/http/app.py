@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from visionloop import __version__
 from visionloop.config import Settings
 from visionloop.core import VisionLoop
+from visionloop.http.api_docs import install_api_docs
 from visionloop.http.errors import CatchAll, install_error_handlers
 from visionloop.http.fast_lane import FastLane, fast_routes
 from visionloop.http.guard import BodyGuard
@@ -64,7 +65,7 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
     # FastAPI's native OpenTelemetry bridge is off: visionloop configures no provider, and asking
     # whether one is configured cost every request a few percent of its time on the event loop.
     app = FastAPI(title="visionloop", version=__version__, lifespan=lifespan,
-                  telemetry={"tracing": False, "metrics": False, "logs": False},
+                  telemetry={"tracing": False, "metrics": False, "logs": False}, docs_url=None, redoc_url=None,
                   description="Clarifai v2 compatible visual recognition API that learns from feedback.")
     if core is not None:
         app.state.core = core
@@ -75,6 +76,7 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
                            dependencies=[Depends(_app_path)], responses=ERROR_RESPONSES)
     app.include_router(models.user_router, prefix="/v2/users/{user_id}", generate_unique_id_function=_user_id,
                        dependencies=[Depends(_user_path)], responses=ERROR_RESPONSES)
+    install_api_docs(app)
     install_error_handlers(app)
     app.add_middleware(FastLane, routes=fast_routes(ROUTERS, ("/v2", APP_SCOPED)))  # inside BodyGuard: added first
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)

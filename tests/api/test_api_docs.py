@@ -1,0 +1,43 @@
+"""/docs and /redoc work with no network: the pages name no other host, and their assets are served."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from visionloop.config import load_settings
+from visionloop.http.api_docs import STATIC_DIR
+from visionloop.http.app import create_app
+
+
+@pytest.fixture
+def docs_client(tmp_path: Path) -> TestClient:
+    """The app without its lifespan: the docs pages need no database."""
+    return TestClient(create_app(load_settings({"data_dir": tmp_path}, environ={})))
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_docs_pages_load_everything_from_the_server_itself(docs_client: TestClient, page: str) -> None:
+    r = docs_client.get(page)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "://" not in r.text, re.findall(r"\w+://[^\"' ]+", r.text)  # no CDN, no fonts, no favicon elsewhere
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", r.text)
+    assert any(a.endswith(".js") for a in assets), assets
+    for asset in assets:
+        got = docs_client.get(asset)
+        assert got.status_code == 200 and got.content, asset
+    assert "/openapi.json" in r.text
+    assert docs_client.get("/openapi.json").json()["info"]["title"] == "visionloop"
+
+
+def test_swagger_ui_asks_no_validator_service(docs_client: TestClient) -> None:
+    assert '"validatorUrl": null' in docs_client.get("/docs").text
+
+
+def test_the_vendored_assets_keep_their_licences() -> None:
+    for folder, script in (("swagger-ui", "swagger-ui-bundle.js"), ("redoc", "redoc.standalone.js")):
+        assert (STATIC_DIR / folder / "LICENSE").stat().st_size > 500
+        assert (STATIC_DIR / folder / f"{script}.LICENSE.txt").exists()
