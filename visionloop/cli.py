@@ -1,23 +1,32 @@
-"""The ``visionloop`` command: serve the API and administer apps and keys."""
+"""The ``visionloop`` command: serve the API and administer apps and keys.
+
+Model runtimes and the services load only when a command needs them (``_core``), so that
+``--help``, a typo or ``settings`` answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from visionloop import cli_feedback, errors, status
 from visionloop.config import SETTINGS, Settings, SettingsError, load_settings
-from visionloop.core import VisionLoop
 from visionloop.http.threads import GIL_SWITCH_SECONDS
 from visionloop.services.apps import SCOPES
 from visionloop.store.db import sqlite_file
 from visionloop.store.tables import utcnow
+
+if TYPE_CHECKING:
+    from visionloop.core import VisionLoop
 
 
 def _settings(args: argparse.Namespace, *, create: bool = False) -> Settings:
@@ -32,14 +41,21 @@ def _settings(args: argparse.Namespace, *, create: bool = False) -> Settings:
     return settings
 
 
+def _core(args: argparse.Namespace, *, create: bool = False) -> VisionLoop:
+    """The services and models a command works with, loaded only now (they take seconds)."""
+    from visionloop.core import VisionLoop
+
+    return VisionLoop(_settings(args, create=create))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from visionloop.http.app import create_app
 
-    settings = _settings(args, create=True)
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
-    core = VisionLoop(settings)
+    core = _core(args, create=True)
+    settings = core.settings
     created = core.bootstrap()
     if created:
         info, secret = created
@@ -57,13 +73,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_apps(args: argparse.Namespace) -> int:
-    core = VisionLoop(_settings(args, create=args.action == "create"))
+    core = _core(args, create=args.action == "create")
     try:
         if args.action == "create":
             app = core.apps.create_app(args.app_id, args.name)
             print(f"created app {app.id}")
         else:
-            for app in core.apps.list_apps():
+            apps = core.apps.list_apps()
+            print("APP\tNAME\tCREATED (UTC)")
+            for app in apps:
                 print(f"{app.id}\t{app.name}\t{app.created_at:%Y-%m-%d %H:%M}")
     finally:
         core.close()
@@ -71,7 +89,7 @@ def cmd_apps(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    core = VisionLoop(_settings(args))
+    core = _core(args)
     try:
         if args.action == "create":
             scopes = args.scopes.split(",") if args.scopes is not None else SCOPES  # "" is no scope, not all
@@ -81,7 +99,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
                   "(the key is shown only this once):", file=sys.stderr)
             print(secret)
         elif args.action == "list":
-            for k in core.apps.list_keys(core.apps.get_app(args.app).id if args.app else None):
+            keys = core.apps.list_keys(core.apps.get_app(args.app).id if args.app else None)
+            print("KEY ID\tAPP\tSTATE\tSCOPES\tDESCRIPTION")
+            for k in keys:
                 state = "revoked" if k.revoked else "active"
                 print(f"{k.id}\t{k.app_id}\t{state}\t{','.join(k.scopes)}\t{k.description}")
         else:
@@ -93,13 +113,12 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
-    core = VisionLoop(_settings(args))
+    core = _core(args)
     try:
         view = core.models.get(core.apps.get_app(args.app).id, args.model)
         print(f"training a new version of {view.model.name} for app {args.app} ...", flush=True)
-        version = core.learning.request(args.app, args.model, reliability=not args.no_reliability)
-        if version.status_code == status.MODEL_QUEUED_FOR_TRAINING:
-            version = core.learning.run(version.id, progress=lambda msg: print(f"  {msg}", flush=True))
+        version = core.learning.request(args.app, args.model, reliability=not args.no_reliability,
+                                        progress=lambda msg: print(f"  {msg}", flush=True))
         params = version.params or {}
         print(f"version {version.id}: status {version.status_code} "
               f"{status.DESCRIPTIONS.get(version.status_code, '')}")
@@ -113,7 +132,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    core = VisionLoop(_settings(args))
+    core = _core(args)
     try:
         live, page = core.learning.report(core.apps.get_app(args.app).id, args.model, args.version)
         if args.report:  # first, so that a path it cannot write fails before anything is printed
@@ -127,7 +146,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_outputs(args: argparse.Namespace) -> int:
-    core = VisionLoop(_settings(args))
+    core = _core(args)
     try:
         days = core.settings.output_retention_days if args.days is None else args.days
         if days <= 0:
@@ -141,9 +160,19 @@ def cmd_outputs(args: argparse.Namespace) -> int:
         core.close()
 
 
-def cmd_settings(_: argparse.Namespace) -> int:
+def cmd_settings(args: argparse.Namespace) -> int:
+    """Every setting with the value in effect for these flags and this environment, and where it came from."""
+    flags = {"data_dir": args.data_dir, "database_url": args.database_url}
+    settings = load_settings(flags)
     for s in SETTINGS:
-        print(f"{s.env}\t(default: {s.default!r})\n    {s.help}")
+        value = getattr(settings, s.name)
+        if s.name == "database_url":
+            value = make_url(settings.db_url).render_as_string(hide_password=True)
+        elif isinstance(value, tuple):
+            value = ",".join(value)
+        source = ("--" + s.name.replace("_", "-") if flags.get(s.name) is not None
+                  else "environment" if s.env in os.environ else "default")
+        print(f"{s.env}={value}\t({source}; default {s.default!r})\n    {s.help}")
     return 0
 
 
@@ -221,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--days", type=cli_feedback.days, help="override the retention setting for this run")
     outputs.set_defaults(func=cmd_outputs)
 
-    settings = sub.add_parser("settings", help="list every setting with its environment variable and default")
+    settings = sub.add_parser("settings", parents=[common],
+                              help="list every setting: its environment variable, value in effect and default")
     settings.set_defaults(func=cmd_settings)
     return parser
 

@@ -6,13 +6,12 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from visionloop.config import Settings
-from visionloop.core import VisionLoop
-from visionloop.services.feedback import FeedbackFilter
-from visionloop.services.feedback.export import FORMATS, ExportError, write_jsonl, write_parquet
-from visionloop.services.feedback.log import parse_time
+
+if TYPE_CHECKING:  # the services load when a command runs, not for --help
+    from visionloop.core import VisionLoop
 
 
 def days(text: str) -> int:
@@ -24,6 +23,12 @@ def days(text: str) -> int:
 
 
 def _export(core: VisionLoop, args: argparse.Namespace) -> int:
+    from visionloop.services.feedback import FeedbackFilter
+    from visionloop.services.feedback.export import FORMATS, ExportError, write_jsonl, write_parquet
+    from visionloop.services.feedback.log import parse_time
+
+    if args.format not in FORMATS:
+        raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {args.format!r}")
     app_id = core.apps.get_app(args.app).id if args.app else None
     flt = FeedbackFilter(end_user_id=args.end_user_id or None, created_after=parse_time(args.since, "--since"),
                          created_before=parse_time(args.until, "--until"))
@@ -61,6 +66,9 @@ def _prune(core: VisionLoop, args: argparse.Namespace) -> int:
 
 def command(settings_of: Callable[[argparse.Namespace], Settings]) -> Callable[[argparse.Namespace], int]:
     def cmd_feedback(args: argparse.Namespace) -> int:
+        from visionloop.core import VisionLoop
+        from visionloop.services.feedback.export import ExportError
+
         core = VisionLoop(settings_of(args))
         try:
             return {"export": _export, "erase": _erase, "prune": _prune}[args.action](core, args)
@@ -81,7 +89,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser,
     fb_sub = fb.add_subparsers(dest="action", required=True)
     ex = fb_sub.add_parser("export", parents=[common], help="write feedback events as JSON Lines or Parquet")
     ex.add_argument("--app", help="only this app's feedback (default: every app)")
-    ex.add_argument("--format", choices=FORMATS, default="jsonl", help="jsonl (default) or parquet (needs pyarrow)")
+    ex.add_argument("--format", default="jsonl", help="jsonl (default) or parquet (needs pyarrow)")
     ex.add_argument("--output", help="file to write (default: stdout, jsonl only)")
     ex.add_argument("--end-user-id", help="only this end user's feedback")
     ex.add_argument("--since", help="only events at or after this ISO 8601 time")

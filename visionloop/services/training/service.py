@@ -68,8 +68,9 @@ class LearningService:
 
     # -- requests -------------------------------------------------------------------------------
     def request(self, app_id: str, model_ref: str, *, reliability: bool = True,
-                after_erasure: bool = False) -> ModelVersion:
-        """Queue a new version of a model for this app; trains at once when no worker runs.
+                after_erasure: bool = False, progress: Progress | None = None) -> ModelVersion:
+        """Queue a new version of a model for this app; trains at once when no worker runs, telling
+        ``progress`` how it goes (a worker logs instead).
 
         ``after_erasure``: the app's current version learned from feedback that was since erased;
         the new version replaces it whatever the comparison says, and if nothing can be trained
@@ -87,7 +88,7 @@ class LearningService:
         if self.submit is not None:
             self.submit(version.id)
             return version
-        return self.run(version.id)
+        return self.run(version.id, progress)
 
     def run(self, version_id: str, progress: Progress | None = None) -> ModelVersion:
         """Train a queued version (idempotent for one already finished).
