@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +16,7 @@ from fastapi.testclient import TestClient
 from visionloop.config import load_settings
 from visionloop.http.api_docs import STATIC_DIR
 from visionloop.http.app import create_app
+from tests.helpers import free_port
 
 
 @pytest.fixture
@@ -41,3 +47,35 @@ def test_the_vendored_assets_keep_their_licences() -> None:
     for folder, script in (("swagger-ui", "swagger-ui-bundle.js"), ("redoc", "redoc.standalone.js")):
         assert (STATIC_DIR / folder / "LICENSE").stat().st_size > 500
         assert (STATIC_DIR / folder / f"{script}.LICENSE.txt").exists()
+
+
+@pytest.fixture
+def docs_server(tmp_path: Path) -> Iterator[str]:
+    """The app on a loopback port, without its lifespan (no models, no database: the pages need neither)."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(load_settings({"data_dir": tmp_path}, environ={})),
+                                           host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("page", "rendered"), [("/docs", "opblock-summary-path"), ("/redoc", "/v2/inputs")])
+def test_a_browser_with_no_network_renders_the_docs(docs_server: str, page: str, rendered: str) -> None:
+    """Headless Chromium (installed by scripts/install test) resolving no host but 127.0.0.1 draws
+    every route: with CDN assets the page stayed blank."""
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is missing: scripts/install test installs it"
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                          "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+                          "--virtual-time-budget=15000", "--dump-dom", docs_server + page],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert dom.count(rendered) >= 5, dom[-2000:]
