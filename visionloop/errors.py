@@ -37,7 +37,14 @@ class ApiError(Exception):
 
     def at(self, field: str) -> ApiError:
         """This error, its details prefixed with the request field it is about."""
-        self.details = f"{field}: {self.details}"
+        return self._detailed(f"{field}: {self.details}")
+
+    def noting(self, note: str) -> ApiError:
+        """This error, with ``note`` added to its details."""
+        return self._detailed(f"{self.details}; {note}")
+
+    def _detailed(self, details: str) -> ApiError:
+        self.details = details
         self.args = (f"{self.code} {self.description}: {self.details}",)
         return self
 

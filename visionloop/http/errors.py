@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from visionloop import errors, status
+from visionloop.http.unknown_fields import beside_note, unknown_in
 
 log = logging.getLogger("visionloop.http")
 
@@ -49,6 +50,9 @@ def validation_error(exc: RequestValidationError) -> errors.ApiError:
         if e.get("type") == "model_attributes_type" and tuple(e.get("loc", ())) == ("body",):
             return errors.BadRequestFormat("the request body must be a JSON object")
     details = "; ".join(f"{field_path(tuple(e.get('loc', ())))}: {_msg(e)}" for e in errs[:5])
+    beside = [name for e in errs[:5] if e.get("type") == "missing" for name in unknown_in(e.get("input"))]
+    if beside:
+        details += f"; {beside_note(beside)}"
     return errors.InvalidRequest(details)
 
 

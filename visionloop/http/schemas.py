@@ -7,13 +7,31 @@ where a wrong type would lose meaning (ids must be strings, values within [0, 1]
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, WithJsonSchema
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ModelWrapValidatorHandler, PrivateAttr,
+                      StrictStr, WithJsonSchema, model_validator)
 
 
 class Wire(BaseModel):
+    """Unknown fields are accepted (the official clients send some) and dropped, but remembered in
+    ``unknown_fields``: when something required is missing, a misspelling beside it (``"imgae"``)
+    is the likely cause, and the refusal names it (:mod:`visionloop.http.unknown_fields`)."""
+
     model_config = ConfigDict(extra="ignore")
+    _unknown: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_unknown(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        model = handler(data)
+        if isinstance(data, dict):
+            model._unknown = tuple(str(k) for k in data if k not in cls.model_fields)
+        return model
+
+    @property
+    def unknown_fields(self) -> tuple[str, ...]:
+        return self._unknown
 
 
 def _concept_value(raw: Any) -> Any:

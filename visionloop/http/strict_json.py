@@ -53,8 +53,10 @@ def loads_strict(body: bytes | str) -> Any:
     try:
         text = body.decode("utf-8-sig") if isinstance(body, bytes) else body
         value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
-    except json.JSONDecodeError:
+    except Refused:
         raise
+    except json.JSONDecodeError as exc:  # FastAPI keeps only the message, which says what but not where
+        raise json.JSONDecodeError(f"{exc.msg} at line {exc.lineno}, column {exc.colno}", exc.doc, exc.pos) from None
     except UnicodeDecodeError as exc:
         raise Refused(f"it is not UTF-8 text (byte {exc.start} cannot be decoded)") from None
     except RecursionError:
@@ -90,7 +92,7 @@ def parse_json(raw: bytes) -> Any:
     try:
         return loads_strict(raw)
     except json.JSONDecodeError as exc:
-        raise errors.BadRequestFormat(f"the request body is not valid JSON: {exc}") from None
+        raise errors.BadRequestFormat(f"the request body is not valid JSON: {exc.msg}") from None
 
 
 class StrictJSONRequest(Request):

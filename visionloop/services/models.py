@@ -145,7 +145,9 @@ class ModelService:
         with self.db.session() as s:
             rows = s.execute(_VIEW_BY_REF, {"app_id": app_id, "ref": ref}).all()
         if not rows:
-            raise errors.ModelNotFound(f"model {ref!r} does not exist")
+            builtin = ", ".join(spec.name for spec in BUILTIN)
+            raise errors.ModelNotFound(f"model {ref!r} does not exist; GET /v2/models lists the ids and names this "
+                                       f"app can use (built in: {builtin}, each also by its id)")
         model, version = min(rows, key=lambda r: (r[0].id != ref, r[0].app_id != app_id))
         return _view(model, version)
 

@@ -12,6 +12,7 @@ from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
 from visionloop.http.deps import CoreDep, InputsCaller, PageDep
 from visionloop.http.schemas import DeleteInputsRequest, InputIn, PatchInputsRequest, PostInputsRequest
+from visionloop.http.unknown_fields import name_unknown_fields
 from visionloop.services.geo import GeoPoint
 from visionloop.services.image_source import ImageSource
 from visionloop.services.inputs import Annotation, NewInput
@@ -51,6 +52,8 @@ def post_inputs(body: PostInputsRequest, caller: InputsCaller, core: CoreDep) ->
     for res in results:
         if res.index in early:
             res.error = early[res.index]
+        if res.error is not None:
+            name_unknown_fields(res.error, body)
     envelope, code = wire.batch_status(results)
     out: list[dict[str, Any]] = []
     for res in results:

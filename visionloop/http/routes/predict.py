@@ -11,6 +11,7 @@ from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
 from visionloop.http.deps import CoreDep, PredictCaller
 from visionloop.http.schemas import PredictRequest
+from visionloop.http.unknown_fields import name_unknown_fields
 from visionloop.services.apps import Caller
 from visionloop.services.image_source import ImageSource
 from visionloop.services.predict import OutputConfig, PredictInput
@@ -55,6 +56,8 @@ def _predict(model_id: str, version_id: str | None, body: PredictRequest, caller
     for item, p in zip(items, parsed):
         if isinstance(p, errors.ApiError):
             item.error = p
+        if item.error is not None:
+            name_unknown_fields(item.error, body)
     envelope, code = wire.batch_status(items)
     outputs = [wire.output_obj(view, version, it, config, caller.app_id) for it in items]
     return JSONResponse({"status": envelope, "outputs": outputs}, status_code=code)
