@@ -163,6 +163,7 @@ def record_of(row: FeedbackEvent, model_id: str | None) -> dict[str, Any]:
         "model_id": model_id, "version_id": row.version_id, "output_id": row.output_id,
         "search_id": row.search_id, "input_id": row.input_id, "rank": row.rank,
         "end_user_id": row.end_user_id, "session_id": row.session_id, "key_id": row.key_id,
+        "unlinked": "unlinked" in body.get("normalized", {}),
         "data": body.get("normalized", {}), "raw": body.get("raw", {}),
     }
 

@@ -27,7 +27,7 @@ from visionloop.services.models import SHARED, ModelService, ModelView
 from visionloop.services.training.click_learning import CLICK_KIND, SEARCH_CLICK, ClickLearning
 from visionloop.services.training.concept_training import InsufficientData, train_heads
 from visionloop.services.training.data import concept_data, features
-from visionloop.services.training.evaluation import concept_metrics, concept_records, region_metrics
+from visionloop.services.training.evaluation import concept_metrics, concept_records, region_metrics, unlinked_events
 from visionloop.services.training.region_learning import DETECTORS, RegionLearning
 from visionloop.services.training.region_rules import REGION_KIND
 from visionloop.services.training.report import per_concept, pr_curves, quality_over_time, render
@@ -200,6 +200,7 @@ class LearningService:
                 live = {**self.clicks.metrics(app_id), "note": "the app's searches, whichever version ranked them"}
             else:
                 live = concept_metrics(s, app_id, view.model, version)
+            live["unlinked_events"] = unlinked_events(s, app_id, view.model, version)
         live["evaluated_at"] = utcnow().isoformat()
         if version.app_id == app_id:  # a shared base version's figures belong to every app: not stored
             with self.db.transaction() as s:
