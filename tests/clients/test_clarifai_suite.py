@@ -34,7 +34,7 @@ TARGET = 135
 # sample_inputs constant -> (skimage.data photo, file name on the image host, PIL format). The
 # formats are Clarifai's (a TIFF, a BMP, a PNG), so decoding them is exercised too.
 URL_STAND_INS = {
-    "METRO_IMAGE_URL": ("rocket", "metro-north.jpg", "JPEG"),
+    "METRO_IMAGE_URL": ("chelsea", "metro-north.jpg", "JPEG"),
     "WEDDING_IMAGE_URL": ("astronaut", "wedding.jpg", "JPEG"),
     "FACEBOOK_IMAGE_URL": ("coffee", "facebook.png", "PNG"),
     "DOG_TIFF_IMAGE_URL": ("chelsea", "dog.tiff", "TIFF"),
@@ -43,7 +43,7 @@ URL_STAND_INS = {
     "TODDLER_FLOWERS_IMAGE_URL": ("astronaut", "toddler-flowers.jpeg", "JPEG"),
 }
 FILE_STAND_INS = {
-    "METRO_IMAGE_FILE_PATH": ("rocket", "metro-north.jpg", "JPEG"),
+    "METRO_IMAGE_FILE_PATH": ("chelsea", "metro-north.jpg", "JPEG"),
     "TAHOE_IMAGE_FILE_PATH": ("hubble_deep_field", "tahoe.jpg", "JPEG"),
     "TODDLER_FLOWERS_IMAGE_FILE_PATH": ("astronaut", "toddler-flowers.jpeg", "JPEG"),
     "THAI_MARKET_IMAGE_FILE_PATH": ("coffee", "thai-market.jpg", "JPEG"),

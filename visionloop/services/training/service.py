@@ -20,10 +20,10 @@ from visionloop import errors, status
 from visionloop.ids import new_id
 from visionloop.learning.heads import ConceptHeads
 from visionloop.learning.labels import down_weighted
-from visionloop.models.catalog import CONCEPT, DETECTION, EMBED, EMBEDDING
+from visionloop.models.catalog import CONCEPT, CUSTOM, DETECTION, EMBED, EMBEDDING
 from visionloop.models.predictors import Predictor
 from visionloop.models.runtime import ModelRuntime
-from visionloop.services.models import SHARED, ModelService, ModelView
+from visionloop.services.models import SHARED, ModelService, ModelView, chosen_concepts
 from visionloop.services.training.click_learning import CLICK_KIND, SEARCH_CLICK, ClickLearning
 from visionloop.services.training.concept_training import InsufficientData, train_heads
 from visionloop.services.training.data import concept_data, features
@@ -78,6 +78,9 @@ class LearningService:
         view = self.models.get(app_id, model_ref)
         if view.model.model_type == DETECTION:
             self.regions.spec(view.model)  # refuses a detector without candidates to calibrate
+        if view.model.runtime == CUSTOM and not chosen_concepts(view.model):
+            raise errors.ModelInvalid(f"model {view.model.id!r} has no concepts to learn yet; add some with "
+                                      "PATCH /v2/models (action merge) before training")
         version = ModelVersion(id=new_id(), model_pk=view.model.pk, app_id=app_id, parent_id=view.version.id,
                                status_code=status.MODEL_QUEUED_FOR_TRAINING,
                                params={"kind": PENDING, "reliability": reliability,
@@ -254,7 +257,7 @@ class LearningService:
             watched = [(a, m, "annotation") for a, m in pairs] + [(a, embed, SEARCH_CLICK) for a in clicked if embed]
             for app_id, model_pk, event_type in watched:
                 model = s.get(Model, model_pk)
-                if model is None or not (model.model_type in (CONCEPT, EMBEDDING) or model.runtime in DETECTORS):
+                if model is None or model.app_id not in (SHARED, app_id) or not (model.model_type in (CONCEPT, EMBEDDING) or model.runtime in DETECTORS):
                     continue
                 versions = list(s.scalars(select(ModelVersion).where(ModelVersion.model_pk == model_pk,
                                                                      ModelVersion.app_id == app_id)))
