@@ -45,6 +45,8 @@ SETTINGS: tuple[Setting, ...] = (
             "statement) repeated within this many seconds is stored once. 0 stores every retry."),
     Setting("feedback_retention_days", 0, "Feedback older than this many days is deleted by "
             "'visionloop feedback prune'; 0 keeps feedback forever."),
+    Setting("feedback_require_link", False, "Refuse feedback whose output_id or search_id is unknown here "
+            "(404, as before Clarifai compatibility); off stores it as unlinked feedback, which Clarifai accepted."),
     Setting("output_retention_days", 0, "Predict outputs older than this many days, and not referred to by "
             "any feedback, are deleted by 'visionloop outputs prune'; 0 keeps outputs forever."),
     Setting("retrain_after_events", 100, "The server's training worker queues a new version of a model for an "
@@ -74,6 +76,7 @@ class Settings:
     feedback_rate_limit: float
     feedback_dedup_seconds: int
     feedback_retention_days: int
+    feedback_require_link: bool
     output_retention_days: int
     retrain_after_events: int
     retrain_check_seconds: float
@@ -88,8 +91,16 @@ class SettingsError(ValueError):
     """A setting with a value that cannot be used; the message names the variable."""
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
 def _coerce(setting: Setting, raw: Any) -> Any:
     kind = type(setting.default)
+    if kind is bool:  # bool("0") is True: read the usual words instead
+        text = str(raw).strip().lower()
+        if isinstance(raw, bool) or text in _TRUE + _FALSE:
+            return raw if isinstance(raw, bool) else text in _TRUE
+        raise SettingsError(f"{setting.env}={raw!r} is not a valid bool (1/0, true/false): {setting.help}")
     if isinstance(raw, kind) and not isinstance(raw, bool):
         return raw
     try:

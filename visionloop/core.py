@@ -52,7 +52,8 @@ class VisionLoop:
         self.usage = UsageService(self.db)
         self.feedback = FeedbackService(self.db, self.models, rate_limit=settings.feedback_rate_limit,
                                         dedup_seconds=settings.feedback_dedup_seconds,
-                                        retention_days=settings.feedback_retention_days)
+                                        retention_days=settings.feedback_retention_days,
+                                        require_link=settings.feedback_require_link)
         self.search = SearchService(self.db, self.inputs, self.models, self.loader, self.indexes)
         self.learning = LearningService(self.db, self.blobs, self.models, self.runtime,
                                         blend_k=settings.learning_blend_k)

@@ -16,6 +16,13 @@ PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
 
 
 @pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """These tests hold feedback to its output or search (VISIONLOOP_FEEDBACK_REQUIRE_LINK=1, the
+    refusals as they were); tests/api/test_feedback_unlinked.py covers the default."""
+    return {"fetch_allow_hosts": "127.0.0.1", "feedback_require_link": True}
+
+
+@pytest.fixture
 def shown(api: Api) -> dict:
     """A real search over real photos: its id and the ids of its hits in the order shown."""
     r = api.post("/inputs", {"inputs": [{"id": name, "data": {"image": {"base64": b64(photo(name))},

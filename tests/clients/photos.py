@@ -33,17 +33,25 @@ class Photo:
         return base64.b64encode(self.data).decode()
 
 
-def make_photos(folder: Path) -> dict[str, Photo]:
-    """Write each sample as ``<folder>/<name>.jpg``; raises ImportError without scikit-image."""
+def encode(source: str, image_format: str = "JPEG") -> bytes:
+    """``skimage.data.<source>()`` as RGB in ``image_format`` (a PIL format name); raises
+    ImportError without scikit-image."""
     import skimage.data
     from PIL import Image
 
+    buf = io.BytesIO()
+    options = {"quality": 90} if image_format == "JPEG" else {}
+    Image.fromarray(getattr(skimage.data, source)()).convert("RGB").save(buf, image_format, **options)
+    return buf.getvalue()
+
+
+def make_photos(folder: Path) -> dict[str, Photo]:
+    """Write each sample as ``<folder>/<name>.jpg``; raises ImportError without scikit-image."""
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for name, source in SOURCES.items():
-        buf = io.BytesIO()
-        Image.fromarray(getattr(skimage.data, source)()).convert("RGB").save(buf, "JPEG", quality=90)
+        data = encode(source)
         path = folder / f"{name}.jpg"
-        path.write_bytes(buf.getvalue())
-        out[name] = Photo(name, path, buf.getvalue())
+        path.write_bytes(data)
+        out[name] = Photo(name, path, data)
     return out

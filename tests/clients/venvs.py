@@ -68,6 +68,15 @@ CLARIFAI_PY = PythonClient(
     smoke="from clarifai.rest import ClarifaiApp, ApiError",
 )
 
+# The wheel's own REST tests (site-packages/tests/rest_tests) import mock, responses and retrying,
+# which the client does not declare; they get a venv of their own so the client's stays as users have it.
+CLARIFAI_PY_SUITE = PythonClient(
+    name="clarifai-2.6.2-suite",
+    requirements=(*CLARIFAI_PY.requirements, "mock==5.2.0", "responses==0.25.8", "retrying==1.3.4",
+                  "PyYAML==6.0.3"),
+    smoke="import tests.rest_tests.test_api, tests.rest_tests.test_models, tests.rest_tests.prepare",
+)
+
 # clarifai-grpc's JSON channel imports requests lazily and does not declare it.
 CLARIFAI_GRPC = PythonClient(
     name="clarifai-grpc-12.6.0",

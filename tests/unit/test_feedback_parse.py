@@ -132,7 +132,6 @@ REGION = {"region_info": {"bounding_box": dict(BOX), "feedback": "accurate"}, "d
     (concepts({"id": "dog"}), "input.id", 12, "input.id", "must be a string"),
     (concepts({"id": "dog"}), "input.data.image", "http://x/y.jpg", "input.data.image", "must be an object"),
     (concepts({"id": "dog"}), "input.data.image", {"url": 5}, "input.data.image.url", "must be a string"),
-    (concepts({"id": "dog"}), "input.data.regions", [REGION], "input.data", "not both"),
     (concepts({"id": "dog"}), "input.feedback_info", _DELETE, "input.feedback_info", "required"),
     (concepts({"id": "dog"}), "input.feedback_info.event_type", _DELETE, "input.feedback_info.event_type",
      "is required"),
@@ -174,8 +173,9 @@ REGION = {"region_info": {"bounding_box": dict(BOX), "feedback": "accurate"}, "d
      "unknown value 4"),
     (regions(REGION), "input.data.regions.0.region_info.bounding_box", _DELETE,
      "input.data.regions[0].region_info.bounding_box", "or the id of the predicted region"),
-    (regions(REGION), "input.data.regions.0.data.concepts", [], "input.data.regions[0].data.concepts",
-     "at least one concept"),
+    (regions(REGION), "input.data.regions.0.data.face", [], "input.data.regions[0].data.face", "must be an object"),
+    (regions(REGION), "input.data.regions.0.data.face", {"identity": {"concepts": [{"value": 1.0}]}},
+     "input.data.regions[0].data.face.identity.concepts[0]", "an id or a name"),
     (regions(REGION), "input.data.regions.0.id", 3, "input.data.regions[0].id", "must be a string"),
     (regions(REGION), "input.data.regions.0", None, "input.data.regions[0]", "required"),
 ])
@@ -200,6 +200,24 @@ def test_region_rules(feedback: str, change: dict, field: str, reason: str) -> N
         r["id"] = change["id"]
     err = refused(regions(r))
     assert err.details.startswith(f"input.data.regions[0].{field}:") and reason in err.details, err.details
+
+
+def test_clarifais_own_bodies_concepts_with_regions_face_attributes_and_bare_regions() -> None:
+    """What Clarifai's client test suite sends, and Clarifai accepted."""
+    face = {"identity": {"concepts": [{"id": "xx", "value": 1.0}, {"id": "x2", "value": 0.0}]},
+            "age_appearance": {"concepts": [{"id": "1", "value": 1.0}]}}
+    body = {"input": {"id": "xyz", "data": {
+        "concepts": [{"id": "matid2", "value": 1.0}, {"id": "lambo", "value": 0.0}],
+        "regions": [{"region_info": {"bounding_box": dict(BOX)}, "data": {"face": face}},
+                    {"region_info": {"bounding_box": {"top_row": 0.1, "right_col": 0.5, "bottom_row": 0.5}}}]},
+        "feedback_info": {"event_type": "annotation", "output_id": "oooooooid"}}}
+    fb = parse_model_feedback(body)
+    assert [(c.ref, c.present) for c in fb.concepts] == [("matid2", True), ("lambo", False)]
+    with_face, bare = fb.regions
+    assert with_face.feedback == bare.feedback == "accurate" and not with_face.concepts and not bare.concepts
+    assert [(a, [(c.ref, c.present) for c in cs]) for a, cs in with_face.face] == [
+        ("identity", [("xx", True), ("x2", False)]), ("age_appearance", [("1", True)])]
+    assert bare.face == ()
 
 
 def test_false_positive_may_omit_concepts_and_id_may_replace_box() -> None:
@@ -327,7 +345,7 @@ def test_any_body_parses_or_is_an_api_error(body: Any) -> None:
             assert exc.code in (11100, 11102) and exc.details
             continue
         if parse is parse_model_feedback:
-            assert bool(fb.concepts) != bool(fb.regions)
+            assert fb.concepts or fb.regions
             for r in fb.regions:
                 assert r.box is not None or r.region_id is not None
                 if r.box is not None:

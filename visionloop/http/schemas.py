@@ -130,6 +130,9 @@ class DeleteInputsRequest(Wire):
     delete_all: bool | None = False
 
 
+DeleteModelsRequest = DeleteInputsRequest  # the same shape: ids, or delete_all
+
+
 class ConceptsRequest(Wire):
     concepts: Annotated[list[ConceptIn], BeforeValidator(_list_or_empty, json_schema_input_type=Annotated[
         list[ConceptIn], Field(min_length=1)])]
@@ -152,6 +155,7 @@ class OutputConfigIn(Wire):
     select_concepts: ConceptList = Field(default_factory=list)
     concepts_mutually_exclusive: bool | None = None  # stored by POST /v2/models
     closed_environment: bool | None = None
+    hyper_params: dict[str, Any] | None = None  # stored as given, read back; training has its own settings
 
 
 class OutputDataIn(Wire):
@@ -176,6 +180,11 @@ class PredictRequest(Wire):
 
 class CreateModelRequest(Wire):
     model: ModelIn
+
+
+class PatchModelsRequest(Wire):
+    models: Annotated[list[ModelIn], Field(min_length=1)]
+    action: StrictStr | None = None
 
 
 class ModelQueryIn(Wire):

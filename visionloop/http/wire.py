@@ -98,12 +98,14 @@ def model_obj(view: ModelView, *, concepts: list[dict[str, Any]] | None = None) 
     }
 
 
-def version_obj(v: ModelVersion) -> dict[str, Any]:
+def version_obj(v: ModelVersion, *, live: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A model version; ``live``: metrics just computed from the feedback, shown beside the stored ones."""
     params = v.params or {}
     out: dict[str, Any] = {"id": v.id, "created_at": timestamp(v.created_at), "app_id": v.app_id or "main",
                            "status": status.envelope(v.status_code, details=params.get("error", ""))}
-    if v.metrics:
-        out["metrics"] = v.metrics
+    metrics = {**(v.metrics or {}), **({"live": live} if live is not None else {})}
+    if metrics:  # the Python client's evaluate() reads metrics.status
+        out["metrics"] = {"status": status.envelope(status.MODEL_EVALUATED), **metrics}
     out["visionloop"] = {k: params[k] for k in ("kind", "promoted", "decision", "trained_on", "reliability",
                                                 "skipped", "learned") if k in params}
     if v.parent_id:

@@ -26,10 +26,12 @@ def image_key(normalized: Mapping[str, Any]) -> str | None:
 
 
 def concept_votes(normalized: Mapping[str, Any], end_user: str | None, weight: float = 1.0) -> list[Vote]:
-    """One vote per concept of a concept feedback event: ``item = (image key, concept id)``."""
-    if normalized.get("kind") != "concepts":
-        return []
+    """One vote per concept of a feedback event (concept feedback, or region feedback that also said
+    concepts of the whole image): ``item = (image key, concept id)``. Unlinked feedback whose image
+    could not be resolved has no image key, so no votes."""
     key = image_key(normalized)
+    if key is None:
+        return []
     return [Vote((key, c["id"]), end_user, bool(c["value"]), weight) for c in normalized.get("concepts") or []]
 
 
@@ -52,10 +54,18 @@ def region_judgements(normalized: Mapping[str, Any],
         predicted_box = tied[0] if tied is not None else (None if feedback is RegionFeedback.NOT_DETECTED else said)
         corrected = said if feedback in (RegionFeedback.MISPLACED, RegionFeedback.NOT_DETECTED) else None
         score = tied[1] if tied is not None else None
-        for concept in region.get("concepts") or []:
-            out.append(JudgedRegion(concept["id"], feedback, predicted_box, corrected, score,
-                                    region.get("region_id")))
+        for concept_id in region_concept_ids(region):
+            out.append(JudgedRegion(concept_id, feedback, predicted_box, corrected, score, region.get("region_id")))
     return out
+
+
+def region_concept_ids(region: Mapping[str, Any]) -> list[str]:
+    """What a region is judged for: its concepts, then its face attributes' concepts as
+    ``attribute:id`` (``age_appearance:1``), each aggregated like a concept of the region."""
+    ids = [c["id"] for c in region.get("concepts") or []]
+    for attribute, concepts in (region.get("face") or {}).items():
+        ids += [f"{attribute}:{c['id']}" for c in concepts]
+    return ids
 
 
 SAME_BOX_IOU = 0.5  # two end users' boxes of one concept on one output overlapping this much are one region

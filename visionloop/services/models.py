@@ -9,13 +9,14 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, delete, func, or_, select
+from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from visionloop import errors, status
-from visionloop.ids import is_valid_client_id, new_id
+from visionloop.ids import is_valid_concept_id, new_id
 from visionloop.models.catalog import BUILTIN, CONCEPT, CUSTOM, DETECTION, EMBEDDING, ModelSpec
 from visionloop.models.predictors import Predictor, base_predictor
 from visionloop.models.runtime import ModelRuntime
@@ -23,7 +24,7 @@ from visionloop.services.concepts import NAME_MAX, NewConcept, check_concept_id,
 from visionloop.services.paging import Page
 from visionloop.services.short_cache import ShortCache
 from visionloop.store.db import Database, serialize
-from visionloop.store.tables import ActiveVersion, Concept, Model, ModelVersion, utcnow
+from visionloop.store.tables import DELETED_APP_PREFIX, ActiveVersion, Concept, Model, ModelVersion, utcnow
 
 SHARED = ""  # app_id of the built-in models and their base versions
 
@@ -33,6 +34,7 @@ RUNTIME_TYPES = {"face": "facedetect"}
 VersionLoader = Callable[[ModelVersion, Model, Predictor], Predictor]
 MAX_MODEL_CONCEPTS = 200  # an output stores its top 200 concepts (services/predict.py STORED_CONCEPTS)
 CONCEPTS_FIELD = "model.output_info.data.concepts"
+PATCH_ACTIONS = ("merge", "remove", "overwrite")
 
 
 def _views() -> Select[tuple[Model, ModelVersion]]:
@@ -62,8 +64,9 @@ class NewModel:
     id: str | None
     name: str | None
     concepts: Sequence[NewConcept]
-    concepts_mutually_exclusive: bool = False
-    closed_environment: bool = False
+    concepts_mutually_exclusive: bool | None = False  # None: unchanged (PATCH)
+    closed_environment: bool | None = False
+    hyper_params: dict[str, Any] | None = None  # Clarifai's training settings: kept and shown, not used
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +122,9 @@ class ModelService:
                               runtime=CUSTOM, output_info={
                                   "concepts": [{"id": cid, "name": names[cid]} for cid in ids],
                                   "output_config": {"concepts_mutually_exclusive": new.concepts_mutually_exclusive,
-                                                    "closed_environment": new.closed_environment}})
+                                                    "closed_environment": new.closed_environment,
+                                                    **({"hyper_params": new.hyper_params} if new.hyper_params
+                                                       else {})}})
                 s.add(model)
                 s.flush()
                 s.add(ModelVersion(id=new_id(), model_pk=model.pk, app_id=app_id, status_code=status.MODEL_UNTRAINED,
@@ -128,6 +133,77 @@ class ModelService:
             raise _taken(model_id) from None
         self._views.clear()
         return self.get(app_id, model_id)
+
+    def patch(self, app_id: str, action: str, change: NewModel) -> ModelView:
+        """Change an app's own model: its name, output_config, and concepts (``merge`` adds,
+        ``remove`` drops, ``overwrite`` replaces); a model created without concepts gets them here."""
+        if action not in PATCH_ACTIONS:
+            raise errors.InvalidRequest(f"action: must be one of {', '.join(PATCH_ACTIONS)}, got {action[:40]!r}")
+        view = self.get(app_id, change.id or "")
+        if view.model.app_id != app_id:
+            raise errors.InvalidRequest(f"model.id: {view.model.id!r} is a built-in model; only the app's own "
+                                        "models can be changed")
+        for i, c in enumerate(change.concepts):
+            check_concept_id(c.id, f"{CONCEPTS_FIELD}[{i}].id")
+        check_concept_text(change.name, "model.name", NAME_MAX)
+        with self.db.transaction() as s:
+            model = s.get(Model, view.model.pk)
+            assert model is not None
+            info = dict(model.output_info or {})
+            before = {c["id"]: c["name"] for c in info.get("concepts", [])}
+            named = {c.id: c.name for c in change.concepts}
+            if action == "overwrite":
+                wanted = list(named)
+            elif action == "remove":
+                wanted = [cid for cid in before if cid not in named]
+            else:
+                wanted = list(before) + [cid for cid in named if cid not in before]
+            if len(wanted) > MAX_MODEL_CONCEPTS:
+                raise errors.InvalidRequest(f"{CONCEPTS_FIELD}: at most {MAX_MODEL_CONCEPTS} concepts, got {len(wanted)}")
+            ensure_concepts(s, app_id, wanted, names={cid: n for cid, n in named.items() if n})
+            names = dict(s.execute(select(Concept.id, Concept.name)
+                                   .where(Concept.app_id == app_id, Concept.id.in_(wanted))).all())
+            info["concepts"] = [{"id": cid, "name": names[cid]} for cid in wanted]
+            config = dict(info.get("output_config") or {})
+            for key, value in (("concepts_mutually_exclusive", change.concepts_mutually_exclusive),
+                               ("closed_environment", change.closed_environment), ("hyper_params", change.hyper_params)):
+                if value is not None:
+                    config[key] = value
+            info["output_config"] = config
+            model.output_info = info
+            if change.name and change.name != model.name:
+                _refuse_name(s, app_id, model.pk, change.name)
+                model.name = change.name
+        self._views.clear()
+        return self.get(app_id, view.model.id)
+
+    def delete(self, app_id: str, refs: Sequence[str] | None) -> None:
+        """Delete the app's own models (all of them when ``refs`` is None); a built-in named keeps
+        its base version and loses the app's own versions of it, which otherwise stay. Every ref is
+        looked up first, so an unknown one (404) deletes nothing.
+
+        Nothing about a deleted model is erased: its row and versions move to an app id no app has
+        (:data:`DELETED_APP_PREFIX`), so the feedback log keeps every event, still naming the model."""
+        views = None if refs is None else [self.get(app_id, ref) for ref in refs]
+        with self.db.transaction() as s:
+            if views is None:
+                own = list(s.scalars(select(Model).where(Model.app_id == app_id)))
+                builtin: list[int] = []
+            else:
+                own = [m for m in (s.get(Model, v.model.pk) for v in views) if m is not None and m.app_id == app_id]
+                builtin = [v.model.pk for v in views if v.model.app_id == SHARED]
+            pks = [m.pk for m in own] + builtin
+            s.execute(delete(ActiveVersion).where(ActiveVersion.app_id == app_id, ActiveVersion.model_pk.in_(pks)))
+            for model in own:
+                tombstone = DELETED_APP_PREFIX + new_id()
+                s.execute(update(ModelVersion).where(ModelVersion.model_pk == model.pk).values(app_id=tombstone))
+                model.output_info = {**(model.output_info or {}), "deleted_from_app": app_id,
+                                     "deleted_at": utcnow().isoformat()}
+                model.app_id = tombstone
+            for pk in builtin:
+                s.execute(update(ModelVersion).where(ModelVersion.model_pk == pk, ModelVersion.app_id == app_id)
+                          .values(app_id=DELETED_APP_PREFIX + new_id()))
+        self._views.clear()
 
     # -- lookup ---------------------------------------------------------------------------------
     def list(self, app_id: str, page: Page) -> list[ModelView]:
@@ -214,6 +290,19 @@ class ModelService:
             return chosen_concepts(view.model)
         return learned
 
+    def concept_matches(self, app_id: str, name: str) -> list[tuple[ModelView, str, str]]:
+        """(model, id, name) of the built-in models' concepts whose name matches ``name`` (``*``
+        wildcards, any case), each concept once; an app's own models output the app's concepts."""
+        pattern, seen, out = name.lower(), set(), []
+        for view in self.list(app_id, Page(1, 10_000)):
+            if view.model.app_id != SHARED:
+                continue
+            for cid, cname in self.concepts_of(view):
+                if cid not in seen and _matches(pattern, cname.lower()):
+                    seen.add(cid)
+                    out.append((view, cid, cname))
+        return out
+
     # -- predictors -----------------------------------------------------------------------------
     def predictor(self, model: Model, version: ModelVersion) -> Predictor:
         """The predictor of a version, built once and cached (versions are immutable)."""
@@ -247,12 +336,12 @@ def _checked(new: NewModel) -> str:
     """Refuse a malformed model before anything is written; returns its id."""
     if not new.id:
         raise errors.InvalidRequest("model.id: an id is required")
-    if not is_valid_client_id(new.id):
-        raise errors.InvalidRequest(f"model.id: {new.id[:80]!r} must be 1-64 letters, digits, '_', '.', ':' or '-' "
-                                    "starting with a letter or digit")
+    if not is_valid_concept_id(new.id):  # any language, as Clarifai took ('我的新模型'); no slashes (paths)
+        raise errors.InvalidRequest(f"model.id: {new.id[:80]!r} must be 1-64 printable characters, no '/' or '\\', "
+                                    "not only spaces")
     check_concept_text(new.name, "model.name", NAME_MAX)
-    if not 1 <= len(new.concepts) <= MAX_MODEL_CONCEPTS:
-        raise errors.InvalidRequest(f"{CONCEPTS_FIELD}: 1 to {MAX_MODEL_CONCEPTS} concepts are required, "
+    if len(new.concepts) > MAX_MODEL_CONCEPTS:  # none is fine: they can be added later, before training
+        raise errors.InvalidRequest(f"{CONCEPTS_FIELD}: at most {MAX_MODEL_CONCEPTS} concepts, "
                                     f"got {len(new.concepts)}")
     seen: set[str] = set()
     for i, c in enumerate(new.concepts):
@@ -279,6 +368,16 @@ def _refuse_taken(s: Session, app_id: str, model_id: str, name: str) -> None:
         raise _taken(model_id)
     raise errors.InvalidRequest(f"model.name: {name!r} already names model {taken.id!r} in this app, which is "
                                 "reached by that name; choose another name", description="Model already exists")
+
+
+def _refuse_name(s: Session, app_id: str, pk: int, name: str) -> None:
+    """A new name must not be how the app reaches another model (by its id or name)."""
+    serialize(s, f"{app_id}\0model\0{name}")
+    other = s.execute(select(Model.id).where(or_(Model.app_id == SHARED, Model.app_id == app_id), Model.pk != pk,
+                                             or_(Model.id == name, Model.name == name)).limit(1)).first()
+    if other is not None:
+        raise errors.InvalidRequest(f"model.name: {name!r} already names model {other.id!r} in this app; choose "
+                                    "another name", description="Model already exists")
 
 
 def _taken(model_id: str) -> errors.ApiError:

@@ -155,8 +155,13 @@ class InputConceptScore(Base):
     )
 
 
+# A deleted model keeps its row under an app id no app has (this prefix and a fresh id), so its
+# primary key is never reused and the feedback log's events about it still name it.
+DELETED_APP_PREFIX = "~deleted~"
+
+
 class Model(Base):
-    """A model; ``app_id`` is '' for the built-in models every app shares."""
+    """A model; ``app_id`` is '' for the built-in models every app shares (see DELETED_APP_PREFIX)."""
 
     __tablename__ = "models"
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

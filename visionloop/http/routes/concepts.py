@@ -56,5 +56,11 @@ def search_concepts(body: ConceptSearchRequest, caller: ConceptsCaller, core: Co
     if body.pagination is not None and (body.pagination.page or body.pagination.per_page):
         page = Page.of(body.pagination.page, body.pagination.per_page, default=page.per_page,
                        cap=core.settings.max_per_page)
-    rows = core.concepts.search(caller.app_id, body.concept_query.name or "", page)
-    return wire.ok(concepts=[wire.concept(r) for r in rows])
+    """The app's concepts, then the built-in models' (``dog*``: 'dog', 'dogsled', ...), by name."""
+    name = body.concept_query.name or ""
+    found = [wire.concept(r) for r in core.concepts.search(caller.app_id, name, Page(1, page.offset + page.per_page))]
+    ids = {c["id"] for c in found}
+    for view, cid, cname in core.models.concept_matches(caller.app_id, name):
+        if cid not in ids:
+            found += wire.concept_list(view, [(cid, cname)], "main")
+    return wire.ok(concepts=found[page.offset:page.offset + page.per_page])

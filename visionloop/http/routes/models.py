@@ -11,7 +11,14 @@ from visionloop.core import VisionLoop
 from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
 from visionloop.http.deps import CoreDep, ModelsCaller, PageDep
-from visionloop.http.schemas import CreateModelRequest, ModelIn, ModelSearchRequest
+from visionloop import errors
+from visionloop.http.schemas import (
+    CreateModelRequest,
+    DeleteModelsRequest,
+    ModelIn,
+    ModelSearchRequest,
+    PatchModelsRequest,
+)
 from visionloop.services.concepts import NewConcept
 from visionloop.services.models import ModelView, NewModel
 from visionloop.services.paging import Page
@@ -34,18 +41,51 @@ def create_model(body: CreateModelRequest, caller: ModelsCaller, core: CoreDep) 
     return wire.ok(model=_with_concepts(view, caller.app_id, core))
 
 
-def _new_model(m: ModelIn) -> NewModel:
+def _new_model(m: ModelIn, *, unset: bool | None = False) -> NewModel:
+    """The model a body describes; an output_config flag it leaves out is ``unset``."""
     info = m.output_info
     config = info.output_config if info else None
     concepts = info.data.concepts if info and info.data else []
+    flags = {k: unset if config is None or getattr(config, k) is None else getattr(config, k)
+             for k in ("concepts_mutually_exclusive", "closed_environment")}
     return NewModel(m.id, m.name, [NewConcept(c.id or "", c.name) for c in concepts],
-                    concepts_mutually_exclusive=bool(config and config.concepts_mutually_exclusive),
-                    closed_environment=bool(config and config.closed_environment))
+                    hyper_params=config.hyper_params if config else None, **flags)
+
+
+@router.patch("/models")
+def patch_models(body: PatchModelsRequest, caller: ModelsCaller, core: CoreDep) -> dict[str, Any]:
+    """Change the app's own models: name, output_config and concepts (action merge, remove or overwrite)."""
+    views = [core.models.patch(caller.app_id, body.action or "merge", _new_model(m, unset=None)) for m in body.models]
+    return wire.ok(models=[_with_concepts(v, caller.app_id, core) for v in views])
+
+
+@router.delete("/models")
+def delete_models(body: DeleteModelsRequest, caller: ModelsCaller, core: CoreDep) -> dict[str, Any]:
+    """Delete the app's own models (``delete_all``, or ``ids``); built-ins stay. See ModelService.delete."""
+    if not body.delete_all and not body.ids:
+        raise errors.InvalidRequest("ids: name the models to delete, or send delete_all: true")
+    core.models.delete(caller.app_id, None if body.delete_all else body.ids)
+    return wire.ok()
+
+
+@router.delete("/models/{model_id}")
+def delete_model(model_id: str, caller: ModelsCaller, core: CoreDep) -> dict[str, Any]:
+    core.models.delete(caller.app_id, [model_id])
+    return wire.ok()
+
+
+@router.get("/models/{model_id}/inputs")
+def list_model_inputs(model_id: str, caller: ModelsCaller, core: CoreDep, page: PageDep) -> dict[str, Any]:
+    """The inputs a model's training reads: the app's inputs, as Clarifai listed them."""
+    core.models.get(caller.app_id, model_id)
+    return wire.ok(inputs=[wire.input_obj(i) for i in core.inputs.list(caller.app_id, page)])
 
 
 def _with_concepts(view: ModelView, app_id: str, core: VisionLoop) -> dict[str, Any]:
-    """The model with the concepts its version can output, as output_info routes render it."""
-    return wire.model_obj(view, concepts=wire.concept_list(view, core.models.concepts_of(view), app_id))
+    """The model with the concepts its version can output, as output_info routes render it (no
+    ``data`` when it has none: the Python client reads an empty ``data`` as missing concepts)."""
+    concepts = wire.concept_list(view, core.models.concepts_of(view), app_id)
+    return wire.model_obj(view, concepts=concepts or None)
 
 
 @router.post("/models/searches")

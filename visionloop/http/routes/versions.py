@@ -34,7 +34,7 @@ def get_metrics(model_id: str, version_id: str, caller: ModelsCaller, core: Core
     view = core.models.get(caller.app_id, model_id)
     version = core.models.version(caller.app_id, view.model, version_id)
     live = (version.metrics or {}).get("live") or core.learning.evaluate(caller.app_id, view, version)
-    return wire.ok(model_version={**wire.version_obj(version), "metrics": {**(version.metrics or {}), "live": live}})
+    return wire.ok(model_version=wire.version_obj(version, live=live))
 
 
 @router.post("/models/{model_id}/versions/{version_id}/metrics")
@@ -42,4 +42,4 @@ def recompute_metrics(model_id: str, version_id: str, caller: ModelsCaller, core
     view = core.models.get(caller.app_id, model_id)
     version = core.models.version(caller.app_id, view.model, version_id)
     live = core.learning.evaluate(caller.app_id, view, version)
-    return wire.ok(model_version={**wire.version_obj(version), "metrics": {**(version.metrics or {}), "live": live}})
+    return wire.ok(model_version=wire.version_obj(version, live=live))

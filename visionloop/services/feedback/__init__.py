@@ -28,9 +28,9 @@ class FeedbackService:
     """The feedback endpoints' one entry point: throttle, parse, record; and the log for operators."""
 
     def __init__(self, db: Database, models: ModelService, *, rate_limit: float, dedup_seconds: int,
-                 retention_days: int) -> None:
+                 retention_days: int, require_link: bool = False) -> None:
         self.log = FeedbackLog(db, dedup_seconds=dedup_seconds, retention_days=retention_days)
-        self.recorder = FeedbackRecorder(db, models, self.log)
+        self.recorder = FeedbackRecorder(db, models, self.log, require_link=require_link)
         self.limiter = RateLimiter(rate_limit, what="feedback requests")
 
     def model_feedback(self, caller: Caller, model_ref: str, version_id: str | None, body: Any) -> Appended:

@@ -31,7 +31,7 @@ from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing, serialize
 from visionloop.store.group_commit import GroupCommit
 from visionloop.store.prepared import Prepared, PreparedIn, slots
-from visionloop.store.tables import Concept, FeedbackEvent, Model, name_key, utcnow
+from visionloop.store.tables import DELETED_APP_PREFIX, Concept, FeedbackEvent, Model, name_key, utcnow
 
 log = logging.getLogger("visionloop.feedback")
 
@@ -154,15 +154,18 @@ def parse_time(value: str | None, name: str) -> dt.datetime | None:
         raise errors.InvalidRequest(f"{name}: {value[:40]!r} is outside the years 1 to 9999 in UTC") from None
 
 
-def record_of(row: FeedbackEvent, model_id: str | None) -> dict[str, Any]:
-    """An event as a plain JSON record (the API listing and the export share it)."""
+def record_of(row: FeedbackEvent, model_id: str | None, model_app: str | None = None) -> dict[str, Any]:
+    """An event as a plain JSON record (the API listing and the export share it); ``model_app`` is the
+    app id of the event's model row (a deleted model's is a tombstone, and the event says so)."""
     body = row.body or {}
     return {
         "id": row.id, "app_id": row.app_id, "event_type": row.event_type,
         "created_at": as_utc(row.created_at).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "model_id": model_id, "version_id": row.version_id, "output_id": row.output_id,
+        "model_id": model_id, "model_deleted": bool(model_app and model_app.startswith(DELETED_APP_PREFIX)),
+        "version_id": row.version_id, "output_id": row.output_id,
         "search_id": row.search_id, "input_id": row.input_id, "rank": row.rank,
         "end_user_id": row.end_user_id, "session_id": row.session_id, "key_id": row.key_id,
+        "unlinked": "unlinked" in body.get("normalized", {}),
         "data": body.get("normalized", {}), "raw": body.get("raw", {}),
     }
 
@@ -225,8 +228,8 @@ class FeedbackLog:
         return out
 
     # -- reading ------------------------------------------------------------------------------
-    def _query(self, app_id: str | None, flt: FeedbackFilter) -> Select[tuple[FeedbackEvent, str | None]]:
-        q = select(FeedbackEvent, Model.id).outerjoin(Model, Model.pk == FeedbackEvent.model_pk)
+    def _query(self, app_id: str | None, flt: FeedbackFilter) -> Select[tuple[FeedbackEvent, str | None, str | None]]:
+        q = select(FeedbackEvent, Model.id, Model.app_id).outerjoin(Model, Model.pk == FeedbackEvent.model_pk)
         if app_id is not None:
             q = q.where(FeedbackEvent.app_id == app_id)
         for column, value in ((FeedbackEvent.model_pk, flt.model_pk), (FeedbackEvent.version_id, flt.version_id),
@@ -246,7 +249,7 @@ class FeedbackLog:
         """One page of an app's events, oldest first (pages stay stable while the log grows)."""
         with self.db.session() as s:
             rows = s.execute(self._query(app_id, flt).offset(page.offset).limit(page.per_page)).all()
-        return [record_of(ev, model_id) for ev, model_id in rows]
+        return [record_of(ev, model_id, model_app) for ev, model_id, model_app in rows]
 
     def iter_records(self, app_id: str | None, flt: FeedbackFilter, batch: int = 1000) -> Iterator[dict[str, Any]]:
         """Every matching event (all apps when ``app_id`` is None), oldest first, read in batches."""
@@ -256,8 +259,8 @@ class FeedbackLog:
                 rows = s.execute(self._query(app_id, flt).where(FeedbackEvent.seq > after).limit(batch)).all()
             if not rows:
                 return
-            for ev, model_id in rows:
-                yield record_of(ev, model_id)
+            for ev, model_id, model_app in rows:
+                yield record_of(ev, model_id, model_app)
             after = rows[-1][0].seq
 
     # -- the only deletions -------------------------------------------------------------------

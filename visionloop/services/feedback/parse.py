@@ -14,6 +14,12 @@ Lenient exactly where the official clients differ (see DESIGN.md and shared/wire
 - a missing or ``null`` box coordinate is 0 (protobuf omits zeros);
 - ``null`` for any optional field; unknown fields (``user_app_id``, ``status``...) are ignored.
 
+As Clarifai accepted it (its own client test suite sends these): concepts and regions in one
+body (both recorded); a region naming no concept (an accurate box, nothing said of what it
+shows); a face region whose ``data.face`` carries ``identity``, ``age_appearance``,
+``gender_appearance`` and ``multicultural_appearance`` concept lists, with or without
+``data.concepts``.
+
 Strict where a wrong value would change the meaning: ids are strings, coordinates are finite
 numbers in [0, 1] with top < bottom and left < right, a concept value is presence (true/false or
 1/0 — 0.7 is not a statement about presence), enum names are known, lists are not empty.
@@ -42,6 +48,7 @@ MAX_ITEMS = 1000      # concepts per list, regions per input
 MAX_TEXT = 255        # ids, end user and session ids (the columns' width)
 MAX_URL = 8192
 COORDINATES = ("top_row", "left_col", "bottom_row", "right_col")
+FACE_ATTRIBUTES = ("identity", "age_appearance", "gender_appearance", "multicultural_appearance")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +68,7 @@ class RegionIn:
     region_id: str | None
     concepts: tuple[ConceptIn, ...]
     field: str
+    face: tuple[tuple[str, tuple[ConceptIn, ...]], ...] = ()  # (attribute, its concepts), data.face
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +93,7 @@ class ModelFeedbackIn:
     input_id: str | None
     image: ImageRef | None
     concepts: tuple[ConceptIn, ...]   # concept feedback (concept models) ...
-    regions: tuple[RegionIn, ...]     # ... or region feedback (detection models), never both
+    regions: tuple[RegionIn, ...]     # ... and/or region feedback (detection models)
     info: FeedbackInfo
 
     @property
@@ -247,6 +255,7 @@ def parse_region(value: Any, field: str) -> RegionIn:
     region_id = _text(raw.get("id"), f"{field}.id")
     data = _object(raw.get("data"), f"{field}.data") or {}
     concepts = parse_concepts(data.get("concepts"), f"{field}.data.concepts")
+    face = parse_face(data.get("face"), f"{field}.data.face")
     if feedback in (MISPLACED, NOT_DETECTED) and box is None:
         what = "the corrected box" if feedback == MISPLACED else "the box the model missed"
         raise invalid(f"{field}.region_info.bounding_box", f"a {feedback} region must carry {what}")
@@ -256,10 +265,19 @@ def parse_region(value: Any, field: str) -> RegionIn:
     if box is None and region_id is None:
         raise invalid(f"{field}.region_info.bounding_box",
                       "a region needs a bounding_box, or the id of the predicted region it is about")
-    if not concepts and feedback != FALSE_POSITIVE:
-        raise invalid(f"{field}.data.concepts", f"a region marked {feedback} must say what it shows (at least "
-                                                "one concept); only a false_positive region may leave them out")
-    return RegionIn(feedback=feedback, box=box, region_id=region_id, concepts=concepts, field=field)
+    return RegionIn(feedback=feedback, box=box, region_id=region_id, concepts=concepts, field=field, face=face)
+
+
+def parse_face(value: Any, field: str) -> tuple[tuple[str, tuple[ConceptIn, ...]], ...]:
+    """``data.face``: each attribute's concept list, in :data:`FACE_ATTRIBUTES` order (others ignored)."""
+    raw = _object(value, field) or {}
+    out = []
+    for attribute in FACE_ATTRIBUTES:
+        group = _object(raw.get(attribute), f"{field}.{attribute}") or {}
+        concepts = parse_concepts(group.get("concepts"), f"{field}.{attribute}.concepts")
+        if concepts:
+            out.append((attribute, concepts))
+    return tuple(out)
 
 
 def parse_regions(value: Any, field: str) -> tuple[RegionIn, ...]:
@@ -274,7 +292,7 @@ def parse_regions(value: Any, field: str) -> tuple[RegionIn, ...]:
             if before.feedback != region.feedback:
                 raise invalid(region.field, f"the same region as {before.field} cannot be both {before.feedback} "
                                             f"and {region.feedback}")
-            if _said(before.concepts) == _said(region.concepts):
+            if _said(before.concepts) == _said(region.concepts) and _face_said(before) == _face_said(region):
                 continue
         out.append(region)
     return tuple(out)
@@ -282,6 +300,10 @@ def parse_regions(value: Any, field: str) -> tuple[RegionIn, ...]:
 
 def _said(concepts: Sequence[ConceptIn]) -> set[tuple[str, bool]]:
     return {(c.ref, c.present) for c in concepts}
+
+
+def _face_said(region: RegionIn) -> set[tuple[str, str, bool]]:
+    return {(attribute, c.ref, c.present) for attribute, concepts in region.face for c in concepts}
 
 
 def parse_image(value: Any, field: str) -> ImageRef | None:
@@ -340,9 +362,6 @@ def parse_model_feedback(body: Any) -> ModelFeedbackIn:
     image = parse_image(data.get("image"), "input.data.image")
     concepts = parse_concepts(data.get("concepts"), "input.data.concepts")
     regions = parse_regions(data.get("regions"), "input.data.regions")
-    if concepts and regions:
-        raise invalid("input.data", "send either concepts (feedback on a concept model) or regions (feedback "
-                                    "on a detection model), not both")
     if not concepts and not regions:
         given = [k for k in ("concepts", "regions") if isinstance(data.get(k), list)]
         reason = (f"{given[0]} is empty; say at least one concept or region" if given else

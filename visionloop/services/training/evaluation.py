@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from visionloop.learning.events import one_per_region, region_judgements
 from visionloop.learning.labels import Label
 from visionloop.learning.metrics_concepts import ConceptRecord, ConceptReport, evaluate_concepts
 from visionloop.learning.metrics_regions import JudgedRegion, RegionMetrics, RegionReport, evaluate_regions
+from visionloop.models.catalog import EMBEDDING
 from visionloop.services.training.concept_training import estimate_json
 from visionloop.services.training.data import concept_data
 from visionloop.store.tables import FeedbackEvent, Model, ModelVersion, Output
@@ -82,3 +83,15 @@ def region_metrics(s: Session, app_id: str, version: ModelVersion) -> dict[str, 
         predicted = {r["id"]: (tuple(r["box"]), r.get("value")) for r in (result or {}).get("regions", [])}
         judged += [(output_id, user, j) for j in region_judgements((body or {}).get("normalized", {}), predicted)]
     return region_report_json(evaluate_regions(one_per_region(judged)))
+
+
+def unlinked_events(s: Session, app_id: str, model: Model, version: ModelVersion) -> int:
+    """Feedback on this version stored unlinked (its output_id named no output here: see
+    visionloop/services/feedback/record.py), which the metrics above cannot score; counted apart."""
+    if model.model_type == EMBEDDING:
+        where = [FeedbackEvent.event_type == "search_click", FeedbackEvent.search_id.is_(None)]
+    else:
+        where = [FeedbackEvent.model_pk == model.pk, FeedbackEvent.version_id == version.id,
+                 FeedbackEvent.event_type == "annotation", FeedbackEvent.output_id.is_(None)]
+    return s.scalar(select(func.count()).select_from(FeedbackEvent)
+                    .where(FeedbackEvent.app_id == app_id, *where)) or 0

@@ -20,14 +20,14 @@ from visionloop import errors, status
 from visionloop.ids import new_id
 from visionloop.learning.heads import ConceptHeads
 from visionloop.learning.labels import down_weighted
-from visionloop.models.catalog import CONCEPT, DETECTION, EMBED, EMBEDDING
+from visionloop.models.catalog import CONCEPT, CUSTOM, DETECTION, EMBED, EMBEDDING
 from visionloop.models.predictors import Predictor
 from visionloop.models.runtime import ModelRuntime
-from visionloop.services.models import SHARED, ModelService, ModelView
+from visionloop.services.models import SHARED, ModelService, ModelView, chosen_concepts
 from visionloop.services.training.click_learning import CLICK_KIND, SEARCH_CLICK, ClickLearning
 from visionloop.services.training.concept_training import InsufficientData, train_heads
 from visionloop.services.training.data import concept_data, features
-from visionloop.services.training.evaluation import concept_metrics, concept_records, region_metrics
+from visionloop.services.training.evaluation import concept_metrics, concept_records, region_metrics, unlinked_events
 from visionloop.services.training.region_learning import DETECTORS, RegionLearning
 from visionloop.services.training.region_rules import REGION_KIND
 from visionloop.services.training.report import per_concept, pr_curves, quality_over_time, render
@@ -79,6 +79,9 @@ class LearningService:
         view = self.models.get(app_id, model_ref)
         if view.model.model_type == DETECTION:
             self.regions.spec(view.model)  # refuses a detector without candidates to calibrate
+        if view.model.runtime == CUSTOM and not chosen_concepts(view.model):
+            raise errors.ModelInvalid(f"model {view.model.id!r} has no concepts to learn yet; add some with "
+                                      "PATCH /v2/models (action merge) before training")
         version = ModelVersion(id=new_id(), model_pk=view.model.pk, app_id=app_id, parent_id=view.version.id,
                                status_code=status.MODEL_QUEUED_FOR_TRAINING,
                                params={"kind": PENDING, "reliability": reliability,
@@ -201,6 +204,7 @@ class LearningService:
                 live = {**self.clicks.metrics(app_id), "note": "the app's searches, whichever version ranked them"}
             else:
                 live = concept_metrics(s, app_id, view.model, version)
+            live["unlinked_events"] = unlinked_events(s, app_id, view.model, version)
         live["evaluated_at"] = utcnow().isoformat()
         if version.app_id == app_id:  # a shared base version's figures belong to every app: not stored
             with self.db.transaction() as s:
@@ -254,7 +258,7 @@ class LearningService:
             watched = [(a, m, "annotation") for a, m in pairs] + [(a, embed, SEARCH_CLICK) for a in clicked if embed]
             for app_id, model_pk, event_type in watched:
                 model = s.get(Model, model_pk)
-                if model is None or not (model.model_type in (CONCEPT, EMBEDDING) or model.runtime in DETECTORS):
+                if model is None or model.app_id not in (SHARED, app_id) or not (model.model_type in (CONCEPT, EMBEDDING) or model.runtime in DETECTORS):
                     continue
                 versions = list(s.scalars(select(ModelVersion).where(ModelVersion.model_pk == model_pk,
                                                                      ModelVersion.app_id == app_id)))
