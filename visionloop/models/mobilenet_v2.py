@@ -4,8 +4,11 @@ Why: onnxruntime runs the network fast on CPU without torch, and building the gr
 from the published weights means nothing is downloaded or converted outside this process.
 BatchNorm is folded into the preceding convolution, ReLU6 is ``Clip(0, 6)`` and depthwise
 convolutions use ``group``. The graph has one input, ``images`` (N, 3, 224, 224) float32 and
-normalised, and two outputs: ``logits`` (N, 1000) and ``features`` (N, 1280), the pooled
-penultimate layer.
+normalised, and three outputs: ``logits`` (N, 1000), ``features`` (N, 1280), the pooled
+penultimate layer, and ``feature_map`` (N, 1280, H/32, W/32), that layer before pooling. The
+network is fully convolutional, so the input's height and width may be any multiple of 32: a
+detector reads the feature map of the whole image at a larger size (onnxruntime computes only
+the outputs asked for).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 INPUT = "images"
 LOGITS = "logits"
 FEATURES = "features"
+FEATURE_MAP = "feature_map"
 OPSET = 17
 BN_EPS = 1e-5
 
@@ -101,6 +105,7 @@ def build_mobilenet_v2(state: Mapping[str, np.ndarray]) -> onnx.ModelProto:
             x = g.inverted_residual(x, index, inp, channels, stride if i == 0 else 1, expand)
             inp, index = channels, index + 1
     x = g.conv_bn(x, f"features.{index}.0", f"features.{index}.1")
+    g.nodes.append(helper.make_node("Identity", [x], [FEATURE_MAP]))
     g.nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"]))
     g.nodes.append(helper.make_node("Flatten", ["pooled"], [FEATURES], axis=1))
     w = g._const("classifier.w", g._tensor("classifier.1.weight"))
@@ -112,9 +117,10 @@ def build_mobilenet_v2(state: Mapping[str, np.ndarray]) -> onnx.ModelProto:
         raise ValueError(f"state dict has tensors the MobileNetV2 graph does not use: {sorted(unused)[:5]}")
     graph = helper.make_graph(
         g.nodes, "mobilenet_v2",
-        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", 3, 224, 224])],
+        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", 3, "H", "W"])],
         [helper.make_tensor_value_info(LOGITS, TensorProto.FLOAT, ["N", 1000]),
-         helper.make_tensor_value_info(FEATURES, TensorProto.FLOAT, ["N", 1280])],
+         helper.make_tensor_value_info(FEATURES, TensorProto.FLOAT, ["N", 1280]),
+         helper.make_tensor_value_info(FEATURE_MAP, TensorProto.FLOAT, ["N", 1280, "h", "w"])],
         g.initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],

@@ -65,6 +65,16 @@ def imagenet_crop(image: Image.Image) -> np.ndarray:
 
 def imagenet_batch(images: Sequence[Image.Image]) -> np.ndarray:
     """Stack images into a normalised NCHW float32 batch for the ImageNet backbone."""
-    batch = np.stack([imagenet_crop(im) for im in images]).astype(np.float32)
-    batch = (batch / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return _normalised(np.stack([imagenet_crop(im) for im in images]))
+
+
+def whole_image_batch(images: Sequence[Image.Image], size: int) -> np.ndarray:
+    """Each whole image squeezed to size x size (no crop: a detector must see every corner), as
+    :func:`imagenet_batch` normalises it. Boxes as fractions of the image keep their meaning."""
+    return _normalised(np.stack([np.asarray(to_rgb(im).resize((size, size), Image.Resampling.BILINEAR),
+                                            dtype=np.uint8) for im in images]))
+
+
+def _normalised(batch: np.ndarray) -> np.ndarray:
+    batch = (batch.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
     return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
