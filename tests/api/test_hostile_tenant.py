@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from typing import Any
 
+import pytest
+
+from tests.conftest import make_api
 from tests.feedback_support import GENERAL, concept_body, feedback, predict, status
-from tests.helpers import Api, png_bytes
+from tests.helpers import Api, png_bytes, scene, scene_variants, train
 from visionloop.core import VisionLoop
 from visionloop.http.schemas import MAX_TERMS
+from visionloop.learning.promotion import Decision
+from visionloop.services.training import service as training_service
+from visionloop.services.training.concept_training import train_heads
 from visionloop.services.training.data import concept_data
 
 
@@ -45,3 +53,93 @@ def test_a_users_final_answer_is_kept_and_only_a_retry_of_the_latest_is_dropped(
     with core.db.session() as s:
         (label,) = [lab for lab in concept_data(s, api.app_id, model).labels if lab.item[1] == "helmet-x"]
     assert label.value is True
+
+
+# -- 2. erasure and explicit activation ------------------------------------------------------------
+BASE = "aa9ca48295b37401f8af92ad1af0d91d"  # the general model's shared base version
+
+
+def _judge(api: Api, name: str, n: int, seed: int, present: bool, user: str) -> None:
+    images = scene_variants(scene(name), n, seed, quality=85)
+    for data in images:
+        out = predict(api, GENERAL, data)
+        r = api.post(f"/models/{GENERAL}/feedback", concept_body(out["id"], [{"id": "kitty", "value": present}],
+                                                                 end_user_id=user))
+        assert r.status_code == 200, r.text
+
+
+def _active(api: Api) -> str:
+    return api.get(f"/models/{GENERAL}").json()["model"]["model_version"]["id"]
+
+
+def _versions(api: Api) -> list[dict]:
+    return api.get(f"/models/{GENERAL}/versions").json()["model_versions"]
+
+
+def _rule_promotes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A few labels make every comparison 'too few': let the rule say promote, to see what else decides."""
+    def winning(*args: Any, **kw: Any) -> Any:
+        trained = train_heads(*args, **kw)
+        return dataclasses.replace(trained, decision=Decision(True, "promoted: it wins", []))
+
+    monkeypatch.setattr(training_service, "train_heads", winning)
+
+
+@pytest.fixture
+def learned(api: Api) -> dict:
+    """A trained version of the general model that learned from carol's one event (and enough others)."""
+    _judge(api, "chelsea", 9, 1, True, "alice")
+    _judge(api, "coffee", 9, 2, False, "bob")
+    _judge(api, "chelsea", 1, 3, True, "carol")
+    version = train(api, GENERAL)
+    assert version["status"]["code"] == 21100, version
+    return version
+
+
+def test_an_erasure_neither_undoes_a_rollback_nor_lets_a_feedback_admin_key_change_the_version(
+        api: Api, core: VisionLoop, client: Any, learned: dict) -> None:
+    assert api.post(f"/models/{GENERAL}/versions/{BASE}/activate").status_code == 200  # the operator rolls back
+    before = _versions(api)
+    admin = make_api(core, client, api.app_id, ("feedback_admin",))
+    r = admin.delete("/feedback", params={"end_user_id": "carol"})
+    assert r.status_code == 200 and r.json()["erased"] == 1, r.text
+    assert _active(api) == BASE
+    assert _versions(api) == before  # the active version learned nothing from carol: nothing to retrain
+
+
+def test_an_activation_by_hand_holds_until_a_version_wins_on_feedback_given_since(
+        api: Api, learned: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    _rule_promotes(monkeypatch)
+    assert api.post(f"/models/{GENERAL}/versions/{BASE}/activate").status_code == 200  # a rollback
+    again = train(api, GENERAL)  # on the feedback the operator rolled back from: it cannot win
+    assert again["status"]["code"] == 21100 and _active(api) == BASE, again["visionloop"]
+    assert again["visionloop"]["promoted"] is False and "activated by hand" in again["visionloop"]["decision"]
+    _judge(api, "chelsea", 1, 4, True, "dave")  # feedback given since the rollback
+    newer = train(api, GENERAL)
+    assert newer["visionloop"]["promoted"] is True and _active(api) == newer["id"]
+    # and once the operator's choice has been replaced, promotion follows the rule alone again
+    latest = train(api, GENERAL)
+    assert latest["visionloop"]["promoted"] is True and _active(api) == latest["id"]
+
+
+def test_an_erasure_retrains_what_learned_from_it_and_promotes_only_by_the_rule(api: Api, core: VisionLoop,
+                                                                                 client: Any, learned: dict) -> None:
+    """The version learned from carol: it is retrained without her; an activation by hand still holds."""
+    assert api.post(f"/models/{GENERAL}/versions/{learned['id']}/activate").status_code == 200
+    admin = make_api(core, client, api.app_id, ("feedback_admin",))
+    assert admin.delete("/feedback", params={"end_user_id": "carol"}).json()["erased"] == 1
+    retrained = _versions(api)[0]
+    assert retrained["visionloop"]["parent_id"] == learned["id"] and retrained["status"]["code"] == 21100
+    assert retrained["visionloop"]["trained_on"]["events"] == 18
+    assert _active(api) == learned["id"]  # by hand: the operator decides
+
+
+def test_an_erasure_leaving_too_little_falls_back_to_the_base_version_unless_chosen_by_hand(
+        api: Api, core: VisionLoop, client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _rule_promotes(monkeypatch)
+    _judge(api, "chelsea", 9, 1, True, "alice")
+    _judge(api, "coffee", 9, 2, False, "bob")
+    promoted = train(api, GENERAL)
+    assert _active(api) == promoted["id"]  # by the rule, not by hand
+    assert api.delete("/feedback", params={"end_user_id": "alice"}).json()["erased"] == 9
+    assert _versions(api)[0]["status"]["code"] == 21117 and _active(api) == BASE

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, delete, insert, or_, select
@@ -105,6 +105,9 @@ class Erasure:
     model_pks: frozenset[int] = frozenset()
     output_ids: frozenset[str] = frozenset()
     search_ids: frozenset[str] = frozenset()
+    # the oldest erased event per model (None: search clicks, which the embedding model's ranking
+    # learns from): a version whose training read the log past it learned from erased events
+    first_seqs: Mapping[int | None, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -321,7 +324,10 @@ class FeedbackLog:
             by_app.setdefault(r.app_id, []).append(r)
         out = {}
         for app_id, items in by_app.items():
-            out[app_id] = Erasure(app_id=app_id, reason=reason, count=len(items), end_user_id=end_user_id,
+            first_seqs: dict[int | None, int] = {}
+            for r in items:
+                first_seqs[r.model_pk] = min(r.seq, first_seqs.get(r.model_pk, r.seq))
+            out[app_id] = Erasure(first_seqs=first_seqs,app_id=app_id, reason=reason, count=len(items), end_user_id=end_user_id,
                                   model_pks=frozenset(r.model_pk for r in items if r.model_pk is not None),
                                   output_ids=frozenset(r.output_id for r in items if r.output_id),
                                   search_ids=frozenset(r.search_id for r in items if r.search_id))

@@ -6,6 +6,12 @@ then "trained" (21100) or "failed" (21106/21117 with the reason). A trained vers
 made the app's active version — only if the champion/challenger rule says it is not worse on
 held-out feedback. Versions are immutable once trained; promotion and rollback only move the
 app's active-version pointer.
+
+An operator's choice holds: a version activated by hand (a rollback included) is replaced by
+automatic promotion only when a later version wins by that rule having learned from feedback
+given since the activation. An erasure retrains a model only when the app's active version
+learned from the erased events, and its result is promoted by the same rules; when nothing can be
+trained the app falls back to the base version, unless the operator chose the version by hand.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from visionloop.services.training.report import per_concept, pr_curves, quality_
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database, exclusive
-from visionloop.store.tables import FeedbackEvent, Model, ModelVersion, utcnow
+from visionloop.store.tables import ActiveVersion, FeedbackEvent, Model, ModelVersion, utcnow
 
 log = logging.getLogger("visionloop.learning")
 Progress = Callable[[str], None]
@@ -71,9 +77,9 @@ class LearningService:
                 after_erasure: bool = False) -> ModelVersion:
         """Queue a new version of a model for this app; trains at once when no worker runs.
 
-        ``after_erasure``: the app's current version learned from feedback that was since erased;
-        the new version replaces it whatever the comparison says, and if nothing can be trained
-        the app falls back to the base version.
+        ``after_erasure``: the app's active version learned from feedback that was since erased;
+        if nothing can be trained the app falls back to the base version (unless the active version
+        was chosen by hand).
         """
         view = self.models.get(app_id, model_ref)
         if view.model.model_type == DETECTION:
@@ -115,34 +121,59 @@ class LearningService:
             version.status_code = status.MODEL_TRAINING
             model = s.get(Model, version.model_pk)
             assert model is not None
-        erasure = bool((version.params or {}).get("after_erasure"))
+        activation = self.models.activation(version.app_id, model)
+        by_hand = activation is not None and activation.by_hand
+        fall_back = bool((version.params or {}).get("after_erasure")) and not by_hand
         try:
             params, metrics, artifact, promote = self._train(version, model, say)
         except InsufficientData as exc:
             read = {} if exc.last_seq is None else {"trained_on": {"last_seq": exc.last_seq}}
-            if erasure:
+            if fall_back:
                 self.models.clear_active(version.app_id, model)
             return self._finish(version_id, status.MODEL_TRAINING_INSUFFICIENT_DATA,
                                 {"kind": PENDING, "error": str(exc), **read}, {}, None)
         except Exception as exc:  # a failed job is recorded, never left "training"
             log.exception("training version %s failed", version_id)
-            if erasure:
+            if fall_back:
                 self.models.clear_active(version.app_id, model)
             return self._finish(version_id, status.MODEL_TRAINING_FAILED,
                                 {"kind": PENDING, "error": f"{type(exc).__name__}: {exc}"}, {}, None)
+        if promote and activation is not None and by_hand and not self._learned_since(activation, model, params):
+            promote = False
+            params = {**params, "promoted": False,
+                      "decision": f"{params['decision']}; kept version {activation.version_id}, activated by hand: "
+                                  "it is replaced only by a version that wins having learned from feedback given "
+                                  "since"}
         done = self._finish(version_id, status.MODEL_TRAINED, params, metrics, artifact)
-        if promote or erasure:
+        if promote:
             self.models.set_active(version.app_id, model, version_id)
         return done
 
+    def _learned_since(self, activation: ActiveVersion, model: Model, params: dict[str, Any]) -> bool:
+        """Whether a version's training read feedback given after the activation (its own kind of feedback)."""
+        last_seq = (params.get("trained_on") or {}).get("last_seq") or 0
+        newer = select(FeedbackEvent.seq).where(FeedbackEvent.app_id == activation.app_id,
+                                                FeedbackEvent.seq <= last_seq,
+                                                FeedbackEvent.created_at >= activation.modified_at)
+        newer = newer.where(FeedbackEvent.event_type == SEARCH_CLICK) if model.model_type == EMBEDDING \
+            else newer.where(FeedbackEvent.model_pk == model.pk)
+        with self.db.session() as s:
+            return s.execute(newer.limit(1)).first() is not None
+
     def on_erasure(self, erasure: Erasure) -> None:
-        """Feedback was erased: every model this app trained versions of is retrained without it."""
+        """Feedback was erased: each model whose active version (for this app) learned from it is
+        retrained without it; a version that learned nothing from it stays as it is."""
         with self.db.session() as s:
             trained = select(ModelVersion.model_pk).where(ModelVersion.app_id == erasure.app_id,
                                                           ModelVersion.status_code == status.MODEL_TRAINED)
             # IN, not DISTINCT over the rows: PostgreSQL cannot compare models.output_info (JSON)
             models = list(s.scalars(select(Model).where(Model.pk.in_(trained)).order_by(Model.pk)))
         for model in models:
+            active = self.models.active_version(erasure.app_id, model)
+            first = erasure.first_seqs.get(None if model.model_type == EMBEDDING else model.pk)
+            read_to = ((active.params or {}).get("trained_on") or {}).get("last_seq") or 0
+            if active.app_id != erasure.app_id or first is None or read_to < first:
+                continue
             log.info("retraining %s for app %s after an erasure of %d events", model.id, erasure.app_id,
                      erasure.count)
             self.request(erasure.app_id, model.id, after_erasure=True)
@@ -234,7 +265,7 @@ class LearningService:
         version = self.models.version(app_id, view.model, version_id)
         if version.status_code != status.MODEL_TRAINED:
             raise errors.ModelInvalid(f"model version {version_id!r} is not trained (status {version.status_code})")
-        self.models.set_active(app_id, view.model, version_id)
+        self.models.set_active(app_id, view.model, version_id, by_hand=True)
         return self.models.get(app_id, model_ref)
 
     # -- when to retrain ------------------------------------------------------------------------
