@@ -9,14 +9,16 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_api
-from tests.feedback_support import GENERAL, concept_body, feedback, predict, status
+from tests.feedback_support import GENERAL, concept_body, feedback, predict, search_body, status
 from tests.helpers import Api, png_bytes, scene, scene_variants, train
 from visionloop.core import VisionLoop
 from visionloop.http.schemas import MAX_TERMS
 from visionloop.learning.promotion import Decision
 from visionloop.services.training import service as training_service
 from visionloop.services.training.concept_training import train_heads
+from visionloop.services.training.click_votes import click_votes, general_concepts
 from visionloop.services.training.data import concept_data
+from visionloop.store.blobs import digest_of
 
 
 def _concepts(n: int) -> list[dict]:
@@ -143,3 +145,30 @@ def test_an_erasure_leaving_too_little_falls_back_to_the_base_version_unless_cho
     assert _active(api) == promoted["id"]  # by the rule, not by hand
     assert api.delete("/feedback", params={"end_user_id": "alice"}).json()["erased"] == 9
     assert _versions(api)[0]["status"]["code"] == 21117 and _active(api) == BASE
+
+
+# -- 6. a click counts for the image shown ----------------------------------------------------------
+def test_a_click_counts_for_the_image_shown_never_for_one_stored_later_under_its_id(api: Api,
+                                                                                  core: VisionLoop) -> None:
+    shown, later = png_bytes((200, 10, 10)), png_bytes((10, 10, 200))
+    helmet = [{"id": "helmet", "value": True}]
+    api.add_image("rb1", (200, 10, 10), concepts=helmet)
+    api.add_image("rb2", (10, 200, 10), concepts=helmet)
+    query = {"query": {"ands": [{"input": {"data": {"concepts": helmet}}}]}}
+    before = api.post("/searches", query).json()["id"]
+
+    def click(search_id: str, user: str) -> None:
+        r = api.post("/searches/feedback", search_body(search_id, "rb1", end_user_id=user))
+        assert r.status_code == 200, r.text
+
+    click(before, "u1")
+    assert api.delete("/inputs/rb1").status_code == 200
+    api.add_image("rb1", (10, 10, 200), concepts=helmet)  # another image under the same id
+    click(before, "u2")  # on the search made before: it showed the first image
+    after = api.post("/searches", query).json()["id"]
+    click(after, "u3")
+    with core.db.session() as s:
+        votes, _ = click_votes(s, api.app_id, general_concepts(s, api.app_id))
+    by_user = {v.end_user: v.item for v in votes}
+    assert by_user == {"u1": (digest_of(shown), "helmet"), "u2": (digest_of(shown), "helmet"),
+                       "u3": (digest_of(later), "helmet")}
