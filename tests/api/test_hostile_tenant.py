@@ -15,7 +15,7 @@ from visionloop.core import VisionLoop
 from visionloop.http.schemas import MAX_TERMS
 from visionloop.learning.promotion import Decision
 from visionloop.services.training import service as training_service
-from visionloop.services.training.concept_training import train_heads
+from visionloop.services.training.concept_training import InsufficientData, train_heads
 from visionloop.services.training.click_votes import click_votes, general_concepts
 from visionloop.services.training.data import concept_data
 from visionloop.store.blobs import digest_of
@@ -172,3 +172,75 @@ def test_a_click_counts_for_the_image_shown_never_for_one_stored_later_under_its
     by_user = {v.end_user: v.item for v in votes}
     assert by_user == {"u1": (digest_of(shown), "helmet"), "u2": (digest_of(shown), "helmet"),
                        "u3": (digest_of(later), "helmet")}
+
+
+# -- 3. fair training ---------------------------------------------------------------------------------
+JOB_SECONDS = 0.4
+
+
+@pytest.fixture
+def slow_jobs(core: VisionLoop, monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[str, float]]:
+    """Every training job takes JOB_SECONDS and finds too little data; version id -> (app, start time)."""
+    started: dict[str, tuple[str, float]] = {}
+
+    def job(version: Any, model: Any, say: Any) -> Any:
+        started[version.id] = (version.app_id, time.monotonic())
+        time.sleep(JOB_SECONDS)
+        raise InsufficientData("a stand-in job", last_seq=None)
+
+    monkeypatch.setattr(core.learning, "_train", job)
+    return started
+
+
+def _custom_models(api: Api, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        r = api.post("/models", {"model": {"id": f"m{i}", "output_info": {"data": {"concepts": [{"id": "a"}]}}}})
+        assert r.status_code == 200, r.text
+        ids.append(f"m{i}")
+    return ids
+
+
+def _request(api: Api, model: str) -> str:
+    r = api.post(f"/models/{model}/versions", {})
+    assert r.status_code == 200, r.text
+    return r.json()["model"]["model_version"]["id"]
+
+
+def _wait(condition: Any, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_training_is_shared_fairly_between_apps(api: Api, other_api: Api, core: VisionLoop,
+                                                slow_jobs: dict[str, tuple[str, float]]) -> None:
+    core.start_worker()
+    flood = [_request(api, m) for m in _custom_models(api, 5)]  # one app queues five jobs
+    assert _request(api, "m4") == flood[4]  # a second request for a queued model joins it
+    asked = time.monotonic()
+    theirs = _request(other_api, GENERAL)
+    _wait(lambda: theirs in slow_jobs, 10 * JOB_SECONDS)
+    waited = slow_jobs[theirs][1] - asked
+    assert waited <= JOB_SECONDS * 1.5, f"the other app's job waited {waited:.2f} s behind another app's queue"
+    _wait(lambda: len(slow_jobs) == 6, 10 * JOB_SECONDS)
+    order = [app for app, _ in sorted(slow_jobs.values(), key=lambda p: p[1])]
+    assert order.index(other_api.app_id) <= 1 and len(order) == 6
+
+
+class TestAutomaticRetraining:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"retrain_after_events": 1, "retrain_check_seconds": 0.1}
+
+    def test_it_keeps_running_while_the_queue_is_busy(self, api: Api, other_api: Api, core: VisionLoop,
+                                                      slow_jobs: dict[str, tuple[str, float]]) -> None:
+        core.start_worker()
+        flood = [_request(api, m) for m in _custom_models(api, 6)]
+        out = predict(other_api, GENERAL, png_bytes())
+        r = other_api.post(f"/models/{GENERAL}/feedback", concept_body(out["id"], [{"id": "kitty"}]))
+        assert r.status_code == 200, r.text
+        _wait(lambda: any(app == other_api.app_id for app, _ in slow_jobs.values()), 10 * JOB_SECONDS)
+        automatic = [v for v, (app, _) in slow_jobs.items() if app == other_api.app_id]
+        assert automatic, "no automatic retraining while another app's jobs were queued"
+        assert not set(flood) <= set(slow_jobs), "the automatic job waited for the whole queue"

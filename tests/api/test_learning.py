@@ -132,7 +132,7 @@ def test_a_version_claimed_by_another_process_is_left_to_it(api: Api, core: Visi
         pytest.skip("claims are PostgreSQL advisory locks; SQLite serves one process")
     predict_and_judge(api, variants("chelsea", 10, seed=7), "tabby-learned", True, user="alice")  # enough to
     predict_and_judge(api, variants("coffee", 10, seed=8), "tabby-learned", False, user="bob")    # train on
-    core.learning.submit = lambda version_id: None  # queue only, as a server's worker would
+    core.learning.submit = lambda app_id, version_id: None  # queue only, as a server's worker would
     queued = core.learning.request(api.app_id, GENERAL)
     other = VisionLoop(load_settings({"data_dir": tmp_path / "other", "database_url": core.settings.database_url},
                                      environ={}), core.runtime)

@@ -17,6 +17,7 @@ trained the app falls back to the base version, unless the operator chose the ve
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -39,7 +40,7 @@ from visionloop.services.training.region_rules import REGION_KIND
 from visionloop.services.training.report import per_concept, pr_curves, quality_over_time, render
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
 from visionloop.store.blobs import BlobStore
-from visionloop.store.db import Database, exclusive
+from visionloop.store.db import Database, exclusive, serialize
 from visionloop.store.tables import ActiveVersion, FeedbackEvent, Model, ModelVersion, utcnow
 
 log = logging.getLogger("visionloop.learning")
@@ -55,7 +56,8 @@ class LearningService:
         self.models = models
         self.runtime = runtime
         self.blend_k = blend_k
-        self.submit: Callable[[str], None] | None = None  # set by the worker when one runs
+        self.submit: Callable[[str, str], None] | None = None  # (app, version): set by the worker when one runs
+        self._queueing = threading.Lock()  # one request at a time decides whether to join a queued version
         self.regions = RegionLearning(db, blobs, runtime)  # detection models: region_calibration versions
         self.clicks = ClickLearning(db, blobs)  # the embedding model: click_model versions re-rank search
         models.version_loaders[HEADS_KIND] = self._load_heads
@@ -77,6 +79,10 @@ class LearningService:
                 after_erasure: bool = False) -> ModelVersion:
         """Queue a new version of a model for this app; trains at once when no worker runs.
 
+        An app holds at most one queued version per model: while one waits for the worker, a
+        request joins it (and gets its id; its options stay the first request's). A flood of
+        requests is one job, and the worker's turns between apps keep every app's wait short.
+
         ``after_erasure``: the app's active version learned from feedback that was since erased;
         if nothing can be trained the app falls back to the base version (unless the active version
         was chosen by hand).
@@ -88,10 +94,20 @@ class LearningService:
                                status_code=status.MODEL_QUEUED_FOR_TRAINING,
                                params={"kind": PENDING, "reliability": reliability,
                                        **({"after_erasure": True} if after_erasure else {})})
-        with self.db.transaction() as s:
+        submit = self.submit
+        with self._queueing, self.db.transaction() as s:
+            serialize(s, f"visionloop:queue:{app_id}:{view.model.pk}")  # other processes on one PostgreSQL
+            queued = None if submit is None else s.scalars(
+                select(ModelVersion).where(ModelVersion.model_pk == view.model.pk, ModelVersion.app_id == app_id,
+                                           ModelVersion.status_code == status.MODEL_QUEUED_FOR_TRAINING)
+                .order_by(ModelVersion.created_at).limit(1)).first()
+            if queued is not None:
+                if after_erasure:
+                    queued.params = {**(queued.params or {}), "after_erasure": True}
+                return queued
             s.add(version)
-        if self.submit is not None:
-            self.submit(version.id)
+        if submit is not None:
+            submit(app_id, version.id)
             return version
         return self.run(version.id)
 
@@ -298,11 +314,12 @@ class LearningService:
                     out.append((app_id, model.id))
         return out
 
-    def unfinished(self) -> list[str]:
-        """Versions a crash left queued or training: the worker resumes them at start."""
+    def unfinished(self) -> list[tuple[str, str]]:
+        """(app, version) of versions a crash left queued or training: the worker resumes them at start."""
         with self.db.session() as s:
-            return list(s.scalars(select(ModelVersion.id).where(ModelVersion.status_code.in_(
-                [status.MODEL_QUEUED_FOR_TRAINING, status.MODEL_TRAINING])).order_by(ModelVersion.created_at)))
+            return [(r.app_id, r.id) for r in s.execute(select(ModelVersion.app_id, ModelVersion.id).where(
+                ModelVersion.status_code.in_([status.MODEL_QUEUED_FOR_TRAINING, status.MODEL_TRAINING]))
+                .order_by(ModelVersion.created_at))]
 
 
 def _figure(e: dict[str, Any]) -> str:
