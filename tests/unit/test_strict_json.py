@@ -4,13 +4,14 @@ unchanged; what would break a later response (lone surrogates, overflowing numbe
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from visionloop.http.strict_json import MAX_DEPTH, loads_strict
+from visionloop.http.strict_json import MAX_DEPTH, OutOfRange, loads_strict
 
 _TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
 _VALUES = st.recursive(
@@ -33,10 +34,16 @@ def test_a_lone_surrogate_anywhere_is_refused(before: str, surrogate: int, after
         loads_strict(body.encode())
 
 
-@pytest.mark.parametrize("number", ["1e999", "-1e400", "1.5e308000"])
-def test_numbers_beyond_a_double_are_refused(number: str) -> None:
-    with pytest.raises(json.JSONDecodeError, match="range of a double"):
-        loads_strict(f'{{"a": {number}}}'.encode())
+@pytest.mark.parametrize("number", ["1e999", "-1e400", "1.5e308000", "1" + "0" * 400, "-" + "9" * 5000,
+                                    str(2**1024)])
+def test_numbers_beyond_a_double_are_refused_naming_where(number: str) -> None:
+    with pytest.raises(OutOfRange, match=r"^a\.b\[1\]: the number .* is beyond the range of a double"):
+        loads_strict(f'{{"a": {{"b": [0, {number}]}}}}'.encode())
+
+
+def test_the_largest_double_and_integers_within_it_are_numbers() -> None:
+    largest = int(sys.float_info.max)
+    assert loads_strict(f"[{largest}, {-largest}, 1.7976931348623157e308]") == [largest, -largest, sys.float_info.max]
 
 
 @pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 5_000, 200_000])

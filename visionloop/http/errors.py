@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from visionloop import errors, status
+from visionloop.http.strict_json import OutOfRange
 from visionloop.http.unknown_fields import beside_note, unknown_in
 
 log = logging.getLogger("visionloop.http")
@@ -39,7 +40,10 @@ def field_path(loc: tuple) -> str:
 
 
 def validation_error(exc: RequestValidationError) -> errors.ApiError:
-    """JSON syntax errors are 11100; a wrong shape or value is 11102 naming the field."""
+    """JSON syntax errors are 11100; a wrong shape or value is 11102 naming the field (a number no
+    double holds is refused by the parser, naming its field: :class:`~visionloop.http.strict_json.OutOfRange`)."""
+    if isinstance(exc.__cause__, OutOfRange):
+        return errors.InvalidRequest(str(exc.__cause__))
     errs = exc.errors()
     for e in errs:
         if e.get("type") == "json_invalid":

@@ -198,6 +198,9 @@ class ModelSearchRequest(Wire):
     pagination: PaginationIn | None = None
 
 
+MAX_TERMS = 100  # per search query, counted over all of its ands (docs/limits-and-fairness.md)
+
+
 def _query_schema() -> dict[str, Any]:
     """The query language as ``search_query.parse_query`` reads it (it is parsed by hand, not by pydantic):
     each term of ``ands`` has ``input`` and/or ``output`` and must search by at least one thing."""
@@ -211,7 +214,7 @@ def _query_schema() -> dict[str, Any]:
     concept = {"type": "object", "properties": {
         "value": {"anyOf": [{"type": "boolean"}, {"type": "number", "minimum": 0, "maximum": 1}, {"type": "null"}]}},
         "anyOf": [{"required": ["id"], "properties": {"id": ref}}, {"required": ["name"], "properties": {"name": ref}}]}
-    concepts = {"type": "array", "minItems": 1, "items": concept}
+    concepts = {"type": "array", "minItems": 1, "maxItems": MAX_TERMS, "items": concept}
     by = [  # what a term can search by
         obj("input", input=obj("data", data=obj("concepts", concepts=concepts))),
         obj("input", input=obj("data", data=obj("metadata", metadata={"type": "object"}))),
@@ -226,7 +229,7 @@ def _query_schema() -> dict[str, Any]:
     term = {"type": "object", "properties": {"input": nullable_object, "output": nullable_object},
             "propertyNames": {"enum": ["input", "output"]}, "anyOf": by}
     return {"type": "object", "required": ["ands"], "properties": {"ands": {"type": "array", "minItems": 1,
-                                                                         "items": term}}}
+                                                                         "maxItems": MAX_TERMS, "items": term}}}
 
 
 class SearchRequest(Wire):

@@ -1,7 +1,9 @@
 """Parse the Clarifai search query language (``query.ands``) into search terms.
 
 Unknown or malformed terms are refused with SEARCH_INVALID_REQUEST naming the term's path;
-JSON ``null`` counts as absent, as the official clients send it.
+JSON ``null`` counts as absent, as the official clients send it. A query holds at most
+:data:`MAX_TERMS` terms (each concept of a list counts as one): every term is a pass over the app's
+inputs, so a longer query is refused (11102) before any is parsed further, naming where it went over.
 """
 
 from __future__ import annotations
@@ -9,10 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from visionloop import errors
-from visionloop.http.schemas import _concept_value
+from visionloop.http.schemas import MAX_TERMS, _concept_value
 from visionloop.services.image_source import ImageSource
 from visionloop.services import geo
 from visionloop.services.search import ConceptTerm, GeoTerm, MetadataTerm, Term, UrlTerm, VisualTerm
+
+
+def _over_cap(path: str, count: int) -> errors.InvalidRequest:
+    return errors.InvalidRequest(f"{path}: a search takes at most {MAX_TERMS} terms (each concept counts as "
+                                 f"one), this query has at least {count}; split it into several searches")
 
 
 def _obj(value: Any, path: str) -> dict[str, Any]:
@@ -26,6 +33,8 @@ def _obj(value: Any, path: str) -> dict[str, Any]:
 def _concepts(raw: Any, path: str, predicted: bool) -> list[Term]:
     if not isinstance(raw, list) or not raw:
         raise errors.SearchInvalid(f"{path}: must be a non-empty list of concepts")
+    if len(raw) > MAX_TERMS:
+        raise _over_cap(path, len(raw))
     terms: list[Term] = []
     for i, c in enumerate(raw):
         c = _obj(c, f"{path}[{i}]")
@@ -133,7 +142,11 @@ def parse_query(query: Any) -> list[Term]:
     ands = query.get("ands")
     if not isinstance(ands, list) or not ands:
         raise errors.SearchInvalid("query.ands: must be a non-empty list of terms")
+    if len(ands) > MAX_TERMS:
+        raise _over_cap("query.ands", len(ands))
     terms: list[Term] = []
     for i, term in enumerate(ands):
         terms += parse_term(term, f"query.ands[{i}]")
+        if len(terms) > MAX_TERMS:
+            raise _over_cap(f"query.ands[{i}]", len(terms))
     return terms

@@ -258,17 +258,24 @@ class ModelService:
             raise errors.ModelNotFound(f"model {model.id!r} does not exist")
         return _view(*row).version
 
-    def set_active(self, app_id: str, model: Model, version_id: str) -> None:
-        """Promote (or roll back to) a version for one app; other apps are untouched."""
+    def set_active(self, app_id: str, model: Model, version_id: str, *, by_hand: bool = False) -> None:
+        """Promote (or roll back to) a version for one app; other apps are untouched. ``by_hand``:
+        an operator chose it, which automatic promotion respects (see ``LearningService``)."""
         self.version(app_id, model, version_id)
         with self.db.transaction() as s:
             row = s.get(ActiveVersion, (app_id, model.pk))
             if row is None:
-                s.add(ActiveVersion(app_id=app_id, model_pk=model.pk, version_id=version_id))
+                s.add(ActiveVersion(app_id=app_id, model_pk=model.pk, version_id=version_id, by_hand=by_hand))
             else:
                 row.version_id = version_id
                 row.modified_at = utcnow()
+                row.by_hand = by_hand
         self._views.clear()
+
+    def activation(self, app_id: str, model: Model) -> ActiveVersion | None:
+        """The app's choice of version for a model (None: the base version, never chosen)."""
+        with self.db.session() as s:
+            return s.get(ActiveVersion, (app_id, model.pk))
 
     def clear_active(self, app_id: str, model: Model) -> None:
         """Forget the app's promoted version: it predicts with the base version again."""

@@ -282,7 +282,8 @@ class SearchService:
         with self.db.transaction() as s:
             s.add(Search(id=search_id, app_id=caller.app_id, query=query, kind=kind, key_id=caller.key_id))
             s.flush()
-            s.add_all(SearchHit(search_id=search_id, rank=h.rank, input_id=h.input.row.id, score=h.score)
+            s.add_all(SearchHit(search_id=search_id, rank=h.rank, input_id=h.input.row.id, score=h.score,
+                                digest=h.input.row.digest)  # what was shown: a click counts for this image
                       for h in hits[:MAX_REMEMBERED])
             count_usage(s, caller, "search", 1)
         return search_id

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -200,6 +202,9 @@ class ActiveVersion(Base):
     model_pk: Mapped[int] = mapped_column(ForeignKey("models.pk", ondelete="CASCADE"), primary_key=True)
     version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id"))
     modified_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # the operator chose it (activate, rollback): automatic promotion replaces it only with a
+    # version that wins on feedback given since (modified_at)
+    by_hand: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Output(Base):
@@ -243,6 +248,7 @@ class SearchHit(Base):
     rank: Mapped[int] = mapped_column(Integer, primary_key=True)
     input_id: Mapped[str] = mapped_column(ID)
     score: Mapped[float] = mapped_column(Float)
+    digest: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the image shown (None: before 0013)
     __table_args__ = (Index("ix_search_hits_input", "search_id", "input_id"),)
 
 

@@ -3,10 +3,13 @@
 - **Append-only.** :meth:`FeedbackLog.append` inserts one ``feedback_events`` row per accepted
   feedback and commits before returning; no code updates an event.
 - **Retries are stored once.** An event whose ``body_hash`` (what was said, about which output
-  or search, by which end user in which session — see :mod:`.record`) equals that of an event of
-  the same app stored within ``feedback_dedup_seconds`` is not stored again; the caller still gets
-  Ok. Writers are serialised per hash (SQLite has one writer; PostgreSQL takes a
-  transaction-scoped advisory lock per hash), so concurrent identical retries are stored once too.
+  or search, by which end user in which session — see :mod:`.record`) equals that of the latest
+  event on the same subject (:attr:`NewEvent.subject`: the same output or search, input, end user
+  and session) stored within ``feedback_dedup_seconds`` is not stored again; the caller still gets
+  Ok. Only a retry of the latest statement is dropped: true, false, true again is three events, so
+  the user's final answer is true. Writers are serialised per subject (SQLite has one writer;
+  PostgreSQL takes a transaction-scoped advisory lock per subject), so concurrent retries are
+  stored once too.
 - **Group commit.** Requests arriving together are written in one transaction (one flush to
   disk), each answered only once that transaction has committed.
 - **Deletion has exactly two sanctioned paths**, both here: :meth:`erase_end_user` (privacy) and
@@ -20,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, delete, insert, or_, select
@@ -40,10 +43,17 @@ DELETE_CHUNK = 500
 # Built once, run per batch of feedback (building a statement costs more than running it), and
 # compiled once (visionloop/store/prepared.py): a batch of 8 events took 0.93 ms to write through
 # Connection.execute, 0.65 ms prepared (and on the connection writing() keeps).
-_EARLIER = PreparedIn(lambda n: select(FeedbackEvent.app_id, FeedbackEvent.body_hash, FeedbackEvent.id)
+_EARLIER = PreparedIn(lambda n: select(FeedbackEvent.app_id, FeedbackEvent.body_hash, FeedbackEvent.id,
+                                        FeedbackEvent.seq)
                       .where(FeedbackEvent.body_hash.in_(slots("hash", n)),
                              FeedbackEvent.created_at >= bindparam("since"))
                       .order_by(FeedbackEvent.seq))
+_SUBJECT = ("event_type", "model_pk", "output_id", "search_id", "input_id", "end_user_id", "session_id")
+# A later event on the subject of an earlier identical one, saying something else: the earlier is not the latest.
+_SAID_SINCE = Prepared(select(FeedbackEvent.seq).where(
+    FeedbackEvent.app_id == bindparam("app_id"), FeedbackEvent.seq > bindparam("seq"),
+    FeedbackEvent.body_hash != bindparam("body_hash"),
+    *(getattr(FeedbackEvent, c).is_not_distinct_from(bindparam(c)) for c in _SUBJECT)).limit(1))
 _EVENT_COLUMNS = ("id", "app_id", "event_type", "model_pk", "version_id", "output_id", "search_id", "input_id",
                   "rank", "end_user_id", "session_id", "body", "body_hash", "key_id", "created_at")
 _APPEND = Prepared(insert(FeedbackEvent), _EVENT_COLUMNS)
@@ -72,6 +82,11 @@ class NewEvent:
     rank: int | None = None
     new_concepts: tuple[tuple[str, str], ...] = ()  # (id, name) to create in the app
 
+    @property
+    def subject(self) -> tuple[Any, ...]:
+        """What the event is a statement about; a later statement on it supersedes this one."""
+        return (self.app_id, *(getattr(self, c) for c in _SUBJECT))
+
 
 @dataclasses.dataclass(frozen=True)
 class Appended:
@@ -90,6 +105,9 @@ class Erasure:
     model_pks: frozenset[int] = frozenset()
     output_ids: frozenset[str] = frozenset()
     search_ids: frozenset[str] = frozenset()
+    # the oldest erased event per model (None: search clicks, which the embedding model's ranking
+    # learns from): a version whose training read the log past it learned from erased events
+    first_seqs: Mapping[int | None, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,30 +205,30 @@ class FeedbackLog:
         return self._commits.submit(ev)
 
     def _write(self, events: Sequence[NewEvent]) -> list[Appended]:
-        """One transaction for a batch of events, oldest first: duplicates of stored events, or of
-        events earlier in the batch, are not stored again."""
+        """One transaction for a batch of events, oldest first: retries of the latest statement on a
+        subject, stored or earlier in the batch, are not stored again."""
         now = utcnow()
         out: list[Appended] = []
         rows: list[dict[str, Any]] = []
         concepts: dict[tuple[str, str], str] = {}
         with self.db.writing() as s:
-            locks = {f"{ev.app_id}\0{ev.body_hash}" for ev in events}
+            locks = {"\0".join(map(str, ev.subject)) for ev in events}
             locks |= {f"{ev.app_id}\0concept\0{name_key(cid)}" for ev in events for cid, _ in ev.new_concepts}
             for lock in sorted(locks):  # in one order, so two processes never deadlock
                 serialize(s, lock)
-            stored: dict[tuple[str, str], str] = {}
+            stored: dict[tuple[str, str], Any] = {}  # the latest stored event of each hash in the window
             if self.dedup_window:
                 hashes = sorted({ev.body_hash for ev in events})
                 for r in _EARLIER.all(s, {"since": now - self.dedup_window}, hash=hashes):
-                    stored.setdefault((r.app_id, r.body_hash), r.id)  # a hash is in one run: oldest first
+                    stored[(r.app_id, r.body_hash)] = r
+            latest: dict[tuple[Any, ...], tuple[str, str]] = {}  # subject -> (hash, id) stored by this batch
             for ev in events:
-                earlier = stored.get((ev.app_id, ev.body_hash))
+                earlier = self._retried(s, ev, stored, latest) if self.dedup_window else None
                 if earlier is not None:
                     out.append(Appended(earlier, duplicate=True))
                     continue
                 event_id = new_id()
-                if self.dedup_window:
-                    stored[(ev.app_id, ev.body_hash)] = event_id
+                latest[ev.subject] = (ev.body_hash, event_id)
                 for cid, name in _settle_new_concepts(s, ev, concepts):  # may repoint ev.normalized
                     concepts.setdefault((ev.app_id, cid), name)
                 rows.append({"id": event_id, "app_id": ev.app_id, "event_type": ev.event_type,
@@ -226,6 +244,19 @@ class FeedbackLog:
                                          "modified_at": now} for (app_id, cid), name in concepts.items()],
                            key=("app_id", "id"))
         return out
+
+    @staticmethod
+    def _retried(s: Connection, ev: NewEvent, stored: dict[tuple[str, str], Any],
+                 latest: dict[tuple[Any, ...], tuple[str, str]]) -> str | None:
+        """The id of the event ``ev`` retries: the latest statement on its subject, if it said the same."""
+        if ev.subject in latest:
+            body_hash, event_id = latest[ev.subject]
+            return event_id if body_hash == ev.body_hash else None
+        row = stored.get((ev.app_id, ev.body_hash))
+        if row is None:
+            return None
+        since = {"app_id": ev.app_id, "seq": row.seq, "body_hash": ev.body_hash, **{c: getattr(ev, c) for c in _SUBJECT}}
+        return row.id if _SAID_SINCE.first(s, since) is None else None
 
     # -- reading ------------------------------------------------------------------------------
     def _query(self, app_id: str | None, flt: FeedbackFilter) -> Select[tuple[FeedbackEvent, str | None, str | None]]:
@@ -296,7 +327,10 @@ class FeedbackLog:
             by_app.setdefault(r.app_id, []).append(r)
         out = {}
         for app_id, items in by_app.items():
-            out[app_id] = Erasure(app_id=app_id, reason=reason, count=len(items), end_user_id=end_user_id,
+            first_seqs: dict[int | None, int] = {}
+            for r in items:
+                first_seqs[r.model_pk] = min(r.seq, first_seqs.get(r.model_pk, r.seq))
+            out[app_id] = Erasure(first_seqs=first_seqs,app_id=app_id, reason=reason, count=len(items), end_user_id=end_user_id,
                                   model_pks=frozenset(r.model_pk for r in items if r.model_pk is not None),
                                   output_ids=frozenset(r.output_id for r in items if r.output_id),
                                   search_ids=frozenset(r.search_id for r in items if r.search_id))

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,6 +50,7 @@ MAX_TEXT = 255        # ids, end user and session ids (the columns' width)
 MAX_URL = 8192
 COORDINATES = ("top_row", "left_col", "bottom_row", "right_col")
 FACE_ATTRIBUTES = ("identity", "age_appearance", "gender_appearance", "multicultural_appearance")
+_PLAIN_INTEGER = re.compile(r"-?[0-9]{1,9}")  # str.isdigit() takes '²' and '٢', which int() refuses or reads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,13 +165,13 @@ def _text(value: Any, field: str, *, required: bool = False, what: str = "a stri
 
 
 def _enum(value: Any, field: str, table: dict[int, str], *, unset: tuple[Any, ...] = ()) -> str | None:
-    """An enum given by name (any case) or number, also as text (as protobuf's JSON parser takes it);
-    ``None`` when absent."""
+    """An enum given by name (any case) or number, also as text of plain ASCII digits (as protobuf's
+    JSON parser takes it: ``"2"``, not ``"²"``, ``"٢"`` or ``"--2"``); ``None`` when absent."""
     allowed = ", ".join(f"{name} ({num})" for num, name in table.items())
     if isinstance(value, bool) or not isinstance(value, (int, str, type(None))):
         shown = repr(value)[:40] if isinstance(value, (bool, float)) else kind_of(value)
         raise invalid(field, f"must be one of {allowed} (by name or integer), got {shown}")
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _PLAIN_INTEGER.fullmatch(value):
         value = int(value)
     if value is None or value in unset:
         return None

@@ -43,7 +43,8 @@ reads::
                        "regions": [{"feedback", "box": [top, left, bottom, right], "region_id" (the
                        predicted region tied to, or null), "matched_by": "id"|"iou"|null, "iou",
                        "concepts": [...], "face": {attribute: [{"id", "name", "value"}]}}]}
-    search click:     {"kind": "search_click", "search_id", "input_id", "rank" (1-based), "score"}
+    search click:     {"kind": "search_click", "search_id", "input_id", "rank" (1-based), "score",
+                       "digest" (the image the hit showed; null for searches before migration 0013)}
 
 ``body_hash`` is the SHA-256 of what was said (resolved concept ids and values, regions),
 about what (app, output or search, model, version, input) and by whom (end user, session): two
@@ -80,7 +81,7 @@ _OUTPUT_COLUMNS = select(Output.id, Output.app_id, Output.model_pk, Output.versi
 _OUTPUT = Prepared(_OUTPUT_COLUMNS)
 _OUTPUT_WITH_RESULT = Prepared(_OUTPUT_COLUMNS.add_columns(Output.result))
 _SEARCH = Prepared(select(Search.app_id, Search.kind).where(Search.id == bindparam("id")))
-_HIT = Prepared(select(SearchHit.rank, SearchHit.score)
+_HIT = Prepared(select(SearchHit.rank, SearchHit.score, SearchHit.digest)
                 .where(SearchHit.search_id == bindparam("search_id"), SearchHit.input_id == bindparam("input_id"))
                 .order_by(SearchHit.rank).limit(1))
 _INPUT_DIGEST = Prepared(select(Input.digest).where(Input.app_id == bindparam("app_id"), Input.id == bindparam("id")))
@@ -280,7 +281,7 @@ class FeedbackRecorder:
                                        f"{search_id!r}, so it cannot have been clicked",
                                        description="Input is not a hit of this search")
         normalized = {"kind": "search_click", "search_id": search_id, "input_id": fb.input_id, "rank": hit.rank,
-                      "score": hit.score, "search_kind": search.kind}
+                      "score": hit.score, "search_kind": search.kind, "digest": hit.digest}
         statement = {"app": caller.app_id, "kind": "search_click", "search": search_id, "input": fb.input_id,
                      "end_user": fb.info.end_user_id, "session": fb.info.session_id}
         return self.log.append(NewEvent(

@@ -128,14 +128,14 @@ def search_log(s: Session, app_id: str, *, vectors: bool, limit: int = MAX_SEARC
     rows = s.execute(select(Search.id, Search.kind).where(Search.app_id == app_id)
                      .order_by(Search.created_at.desc(), Search.id.desc()).limit(limit)).all()[::-1]
     ids = [r.id for r in rows]
-    hits: dict[str, list[tuple[int, str, float]]] = {}
+    hits: dict[str, list[tuple[int, str, float, str | None]]] = {}
     clicks: dict[str, list[tuple[int, str | None]]] = {}
     last_seq = 0
     for chunk in _chunks(ids):
-        for sid, rank, input_id, score in s.execute(select(SearchHit.search_id, SearchHit.rank, SearchHit.input_id,
-                                                           SearchHit.score).where(SearchHit.search_id.in_(chunk))
-                                                    .order_by(SearchHit.search_id, SearchHit.rank)):
-            hits.setdefault(sid, []).append((rank, input_id, score))
+        for sid, rank, input_id, score, digest in s.execute(
+                select(SearchHit.search_id, SearchHit.rank, SearchHit.input_id, SearchHit.score, SearchHit.digest)
+                .where(SearchHit.search_id.in_(chunk)).order_by(SearchHit.search_id, SearchHit.rank)):
+            hits.setdefault(sid, []).append((rank, input_id, score, digest))
         for sid, rank, end_user, seq in s.execute(select(FeedbackEvent.search_id, FeedbackEvent.rank,
                                                          FeedbackEvent.end_user_id, FeedbackEvent.seq)
                                                   .where(FeedbackEvent.app_id == app_id,
@@ -146,19 +146,20 @@ def search_log(s: Session, app_id: str, *, vectors: bool, limit: int = MAX_SEARC
                 clicks.setdefault(sid, []).append((rank, end_user))
                 last_seq = max(last_seq, seq)
     queries: dict[str, tuple[str, np.ndarray | None]] = {}
-    vectors_of: dict[str, np.ndarray] = {}
+    vectors_of: dict[str, np.ndarray] = {}  # by image digest
+    digest_of_input: dict[str, str] = {}  # for hits remembered before their digest was (migration 0013)
     if vectors:
         clicked_visual = [r.id for r in rows if "visual" in r.kind and r.id in clicks]
         for chunk in _chunks(clicked_visual, 100):  # bodies may hold images: a few at a time
             for sid, raw in s.execute(select(Search.id, Search.query).where(Search.id.in_(chunk))):
                 queries[sid] = _query(s, app_id, query_refs(raw))
-        wanted = sorted({i for sid in queries for _, i, _ in hits.get(sid, [])})
-        digest_of_input: dict[str, str] = {}
+        wanted = sorted({i for sid in queries for _, i, _, d in hits.get(sid, []) if d is None})
         for chunk in _chunks(wanted):
             digest_of_input.update(s.execute(select(Input.id, Input.digest)
                                              .where(Input.app_id == app_id, Input.id.in_(chunk))).all())
-        stored = features(s, sorted(set(digest_of_input.values())))
-        vectors_of = {i: _unit(stored[d]) for i, d in digest_of_input.items() if d in stored}
+        shown = {d for sid in queries for _, _, _, d in hits.get(sid, []) if d is not None}
+        stored = features(s, sorted(shown | set(digest_of_input.values())))
+        vectors_of = {d: _unit(v) for d, v in stored.items()}
     sessions, records, keys = [], [], {}
     for r in rows:
         shown, said = hits.get(r.id, []), clicks.get(r.id, [])
@@ -170,7 +171,8 @@ def search_log(s: Session, app_id: str, *, vectors: bool, limit: int = MAX_SEARC
             keys[r.id] = key
         users = {u for _, u in said}
         sessions.append(SearchSession(r.id, r.kind, key or r.kind,
-                                      [Hit(i, float(score), vectors_of.get(i)) for _, i, score in shown],
+                                      [Hit(i, float(score), vectors_of.get(d or digest_of_input.get(i, "")))
+                                       for _, i, score, d in shown],  # the image shown, not one stored since
                                       [rank for rank, _ in said], query,
                                       next(iter(users)) if len(users) == 1 else None))
     return SearchLog(sessions, keys, records, sum(len(c) for c in clicks.values()), last_seq)

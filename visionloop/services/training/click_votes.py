@@ -5,7 +5,8 @@ The votes join the concept feedback of the general model's training, ``((image d
 end user, present, weight)``. At :data:`WEIGHT` one click cannot make a label on its own (a
 resolved label needs confidence 0.7: four users clicking the same hit for the same concept make
 one), and an explicit annotation outweighs it — people also click out of curiosity. A hit shown and not
-clicked says nothing: it may never have been looked at.
+clicked says nothing: it may never have been looked at. A click counts for the image the hit showed
+(its digest, stored with the hit), never for another image stored later under the same input id.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from visionloop.learning.click_model import Hit, SearchSession, clicks_as_weak_labels
@@ -81,16 +82,12 @@ def click_votes(s: Session, app_id: str, resolve: Resolve, *, weight: float = WE
                 continue
             concept, names[concept] = resolved
             last = max(r for ranks in clicks[sid].values() for r in ranks)
-            shown = dict(s.execute(select(SearchHit.rank, SearchHit.input_id)
+            # the image shown; a hit remembered before digests were (migration 0013): the input's now
+            shown = dict(s.execute(select(SearchHit.rank, func.coalesce(SearchHit.digest, Input.digest))
+                                   .outerjoin(Input, (Input.app_id == app_id) & (Input.id == SearchHit.input_id))
                                    .where(SearchHit.search_id == sid, SearchHit.rank <= last)).all())
-            hits = [Hit(shown.get(r, ""), 0.0) for r in range(1, last + 1)]
+            hits = [Hit(shown.get(r) or "", 0.0) for r in range(1, last + 1)]
             sessions += [SearchSession(sid, "concept", concept, hits, ranks, end_user=user)
                          for user, ranks in clicks[sid].items()]
-    votes = clicks_as_weak_labels(sessions, weight=weight, kinds=("concept",))
-    inputs = sorted({v.item[0] for v in votes})
-    digests: dict[str, str] = {}
-    for start in range(0, len(inputs), 500):
-        digests.update(s.execute(select(Input.id, Input.digest).where(Input.app_id == app_id,
-                                                                      Input.id.in_(inputs[start:start + 500]))).all())
-    return [Vote((digests[v.item[0]], v.item[1]), v.end_user, v.label, v.weight)
-            for v in votes if v.item[0] in digests], names
+    votes = clicks_as_weak_labels(sessions, weight=weight, kinds=("concept",))  # hits are the images' digests
+    return [v for v in votes if v.item[0]], names

@@ -6,11 +6,18 @@ then "trained" (21100) or "failed" (21106/21117 with the reason). A trained vers
 made the app's active version — only if the champion/challenger rule says it is not worse on
 held-out feedback. Versions are immutable once trained; promotion and rollback only move the
 app's active-version pointer.
+
+An operator's choice holds: a version activated by hand (a rollback included) is replaced by
+automatic promotion only when a later version wins by that rule having learned from feedback
+given since the activation. An erasure retrains a model only when the app's active version
+learned from the erased events, and its result is promoted by the same rules; when nothing can be
+trained the app falls back to the base version, unless the operator chose the version by hand.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -33,8 +40,8 @@ from visionloop.services.training.region_rules import REGION_KIND
 from visionloop.services.training.report import per_concept, pr_curves, quality_over_time, render
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
 from visionloop.store.blobs import BlobStore
-from visionloop.store.db import Database, exclusive
-from visionloop.store.tables import FeedbackEvent, Model, ModelVersion, utcnow
+from visionloop.store.db import Database, exclusive, serialize
+from visionloop.store.tables import ActiveVersion, FeedbackEvent, Model, ModelVersion, utcnow
 
 log = logging.getLogger("visionloop.learning")
 Progress = Callable[[str], None]
@@ -49,7 +56,8 @@ class LearningService:
         self.models = models
         self.runtime = runtime
         self.blend_k = blend_k
-        self.submit: Callable[[str], None] | None = None  # set by the worker when one runs
+        self.submit: Callable[[str, str], None] | None = None  # (app, version): set by the worker when one runs
+        self._queueing = threading.Lock()  # one request at a time decides whether to join a queued version
         self.regions = RegionLearning(db, blobs, runtime)  # detection models: region_calibration versions
         self.clicks = ClickLearning(db, blobs)  # the embedding model: click_model versions re-rank search
         models.version_loaders[HEADS_KIND] = self._load_heads
@@ -72,9 +80,13 @@ class LearningService:
         """Queue a new version of a model for this app; trains at once when no worker runs, telling
         ``progress`` how it goes (a worker logs instead).
 
-        ``after_erasure``: the app's current version learned from feedback that was since erased;
-        the new version replaces it whatever the comparison says, and if nothing can be trained
-        the app falls back to the base version.
+        An app holds at most one queued version per model: while one waits for the worker, a
+        request joins it (and gets its id; its options stay the first request's). A flood of
+        requests is one job, and the worker's turns between apps keep every app's wait short.
+
+        ``after_erasure``: the app's active version learned from feedback that was since erased;
+        if nothing can be trained the app falls back to the base version (unless the active version
+        was chosen by hand).
         """
         view = self.models.get(app_id, model_ref)
         if view.model.model_type == DETECTION:
@@ -86,10 +98,20 @@ class LearningService:
                                status_code=status.MODEL_QUEUED_FOR_TRAINING,
                                params={"kind": PENDING, "reliability": reliability,
                                        **({"after_erasure": True} if after_erasure else {})})
-        with self.db.transaction() as s:
+        submit = self.submit
+        with self._queueing, self.db.transaction() as s:
+            serialize(s, f"visionloop:queue:{app_id}:{view.model.pk}")  # other processes on one PostgreSQL
+            queued = None if submit is None else s.scalars(
+                select(ModelVersion).where(ModelVersion.model_pk == view.model.pk, ModelVersion.app_id == app_id,
+                                           ModelVersion.status_code == status.MODEL_QUEUED_FOR_TRAINING)
+                .order_by(ModelVersion.created_at).limit(1)).first()
+            if queued is not None:
+                if after_erasure:
+                    queued.params = {**(queued.params or {}), "after_erasure": True}
+                return queued
             s.add(version)
-        if self.submit is not None:
-            self.submit(version.id)
+        if submit is not None:
+            submit(app_id, version.id)
             return version
         return self.run(version.id, progress)
 
@@ -119,34 +141,59 @@ class LearningService:
             version.status_code = status.MODEL_TRAINING
             model = s.get(Model, version.model_pk)
             assert model is not None
-        erasure = bool((version.params or {}).get("after_erasure"))
+        activation = self.models.activation(version.app_id, model)
+        by_hand = activation is not None and activation.by_hand
+        fall_back = bool((version.params or {}).get("after_erasure")) and not by_hand
         try:
             params, metrics, artifact, promote = self._train(version, model, say)
         except InsufficientData as exc:
             read = {} if exc.last_seq is None else {"trained_on": {"last_seq": exc.last_seq}}
-            if erasure:
+            if fall_back:
                 self.models.clear_active(version.app_id, model)
             return self._finish(version_id, status.MODEL_TRAINING_INSUFFICIENT_DATA,
                                 {"kind": PENDING, "error": str(exc), **read}, {}, None)
         except Exception as exc:  # a failed job is recorded, never left "training"
             log.exception("training version %s failed", version_id)
-            if erasure:
+            if fall_back:
                 self.models.clear_active(version.app_id, model)
             return self._finish(version_id, status.MODEL_TRAINING_FAILED,
                                 {"kind": PENDING, "error": f"{type(exc).__name__}: {exc}"}, {}, None)
+        if promote and activation is not None and by_hand and not self._learned_since(activation, model, params):
+            promote = False
+            params = {**params, "promoted": False,
+                      "decision": f"{params['decision']}; kept version {activation.version_id}, activated by hand: "
+                                  "it is replaced only by a version that wins having learned from feedback given "
+                                  "since"}
         done = self._finish(version_id, status.MODEL_TRAINED, params, metrics, artifact)
-        if promote or erasure:
+        if promote:
             self.models.set_active(version.app_id, model, version_id)
         return done
 
+    def _learned_since(self, activation: ActiveVersion, model: Model, params: dict[str, Any]) -> bool:
+        """Whether a version's training read feedback given after the activation (its own kind of feedback)."""
+        last_seq = (params.get("trained_on") or {}).get("last_seq") or 0
+        newer = select(FeedbackEvent.seq).where(FeedbackEvent.app_id == activation.app_id,
+                                                FeedbackEvent.seq <= last_seq,
+                                                FeedbackEvent.created_at >= activation.modified_at)
+        newer = newer.where(FeedbackEvent.event_type == SEARCH_CLICK) if model.model_type == EMBEDDING \
+            else newer.where(FeedbackEvent.model_pk == model.pk)
+        with self.db.session() as s:
+            return s.execute(newer.limit(1)).first() is not None
+
     def on_erasure(self, erasure: Erasure) -> None:
-        """Feedback was erased: every model this app trained versions of is retrained without it."""
+        """Feedback was erased: each model whose active version (for this app) learned from it is
+        retrained without it; a version that learned nothing from it stays as it is."""
         with self.db.session() as s:
             trained = select(ModelVersion.model_pk).where(ModelVersion.app_id == erasure.app_id,
                                                           ModelVersion.status_code == status.MODEL_TRAINED)
             # IN, not DISTINCT over the rows: PostgreSQL cannot compare models.output_info (JSON)
             models = list(s.scalars(select(Model).where(Model.pk.in_(trained)).order_by(Model.pk)))
         for model in models:
+            active = self.models.active_version(erasure.app_id, model)
+            first = erasure.first_seqs.get(None if model.model_type == EMBEDDING else model.pk)
+            read_to = ((active.params or {}).get("trained_on") or {}).get("last_seq") or 0
+            if active.app_id != erasure.app_id or first is None or read_to < first:
+                continue
             log.info("retraining %s for app %s after an erasure of %d events", model.id, erasure.app_id,
                      erasure.count)
             self.request(erasure.app_id, model.id, after_erasure=True)
@@ -239,7 +286,7 @@ class LearningService:
         version = self.models.version(app_id, view.model, version_id)
         if version.status_code != status.MODEL_TRAINED:
             raise errors.ModelInvalid(f"model version {version_id!r} is not trained (status {version.status_code})")
-        self.models.set_active(app_id, view.model, version_id)
+        self.models.set_active(app_id, view.model, version_id, by_hand=True)
         return self.models.get(app_id, model_ref)
 
     # -- when to retrain ------------------------------------------------------------------------
@@ -272,11 +319,12 @@ class LearningService:
                     out.append((app_id, model.id))
         return out
 
-    def unfinished(self) -> list[str]:
-        """Versions a crash left queued or training: the worker resumes them at start."""
+    def unfinished(self) -> list[tuple[str, str]]:
+        """(app, version) of versions a crash left queued or training: the worker resumes them at start."""
         with self.db.session() as s:
-            return list(s.scalars(select(ModelVersion.id).where(ModelVersion.status_code.in_(
-                [status.MODEL_QUEUED_FOR_TRAINING, status.MODEL_TRAINING])).order_by(ModelVersion.created_at)))
+            return [(r.app_id, r.id) for r in s.execute(select(ModelVersion.app_id, ModelVersion.id).where(
+                ModelVersion.status_code.in_([status.MODEL_QUEUED_FOR_TRAINING, status.MODEL_TRAINING]))
+                .order_by(ModelVersion.created_at))]
 
 
 def _figure(e: dict[str, Any]) -> str:
