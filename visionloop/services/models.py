@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from visionloop import errors, status
 from visionloop.ids import is_valid_client_id, new_id
-from visionloop.models.catalog import BUILTIN, CONCEPT, CUSTOM, DETECTION, EMBEDDING, ModelSpec
-from visionloop.models.predictors import Predictor, base_predictor
+from visionloop.models.catalog import (BUILTIN, COLOR, CONCEPT, CUSTOM, DETECTION, DOMAINS, EMBEDDING, FOCUS,
+                                      UNAVAILABLE, ModelSpec)
+from visionloop.models.predictors import NSFW, SFW, Predictor, base_predictor
 from visionloop.models.runtime import ModelRuntime
 from visionloop.services.concepts import NAME_MAX, NewConcept, check_concept_id, check_concept_text, ensure_concepts
 from visionloop.services.paging import Page
@@ -27,7 +28,7 @@ from visionloop.store.tables import ActiveVersion, Concept, Model, ModelVersion,
 
 SHARED = ""  # app_id of the built-in models and their base versions
 
-WIRE_TYPES = {CONCEPT: "concept", DETECTION: "detection", EMBEDDING: "embed"}
+WIRE_TYPES = {CONCEPT: "concept", DETECTION: "detection", EMBEDDING: "embed", COLOR: "color", FOCUS: "focus"}
 RUNTIME_TYPES = {"face": "facedetect"}
 
 VersionLoader = Callable[[ModelVersion, Model, Predictor], Predictor]
@@ -145,6 +146,7 @@ class ModelService:
         with self.db.session() as s:
             rows = s.execute(_VIEW_BY_REF, {"app_id": app_id, "ref": ref}).all()
         if not rows:
+            _refuse_unavailable(ref)
             raise errors.ModelNotFound(f"model {ref!r} does not exist")
         model, version = min(rows, key=lambda r: (r[0].id != ref, r[0].app_id != app_id))
         return _view(model, version)
@@ -208,6 +210,11 @@ class ModelService:
             return base + [c for c in learned if c[0] not in known]
         if view.model.runtime == "face":
             return [("face", "face")]
+        if view.model.runtime in DOMAINS:
+            vocab = self.runtime.vocabulary
+            return [(c.id, c.name) for c in (vocab.concepts[j] for j in vocab.under(DOMAINS[view.model.runtime]))]
+        if view.model.runtime == "nsfw":
+            return [(SFW, SFW), (NSFW, NSFW)]
         if view.model.runtime == CUSTOM:
             return chosen_concepts(view.model)
         return learned
@@ -282,6 +289,15 @@ def _refuse_taken(s: Session, app_id: str, model_id: str, name: str) -> None:
 def _taken(model_id: str) -> errors.ApiError:
     return errors.InvalidRequest(f"model.id: a model {model_id!r} already exists in this app",
                                  description="Model already exists")
+
+
+def _refuse_unavailable(ref: str) -> None:
+    """A Clarifai public model with no offline weights exists, but not here: say so, not 'does not exist'."""
+    known = next((m for m in UNAVAILABLE if ref in (m.id, m.name)), None)
+    if known is not None:
+        raise errors.ModelUnavailable(f"model {ref!r} is {known.what}: no offline weights exist for it, so this "
+                                      "server does not serve it (docs/public-models.md lists the public models it "
+                                      "serves)")
 
 
 def _view(model: Model, version: ModelVersion | None) -> ModelView:
