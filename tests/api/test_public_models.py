@@ -90,7 +90,7 @@ def test_focus_tells_a_sharp_photo_from_a_blurred_one(api: Api) -> None:
         box = r["region_info"]["bounding_box"]
         assert 0 <= box["top_row"] < box["bottom_row"] <= 1 and 0 <= box["left_col"] < box["right_col"] <= 1
         assert r["data"]["focus"]["value"] >= 0.5 and r["value"] == r["data"]["focus"]["value"]
-    assert out_sharp["model"]["output_info"]["type"] == "focus"
+    assert out_sharp["model"]["output_info"]["type"] == "blur"  # as Clarifai named it (type_ext "focus")
 
 
 def test_focus_of_a_flat_image_is_zero(api: Api) -> None:

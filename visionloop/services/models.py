@@ -28,7 +28,7 @@ from visionloop.store.tables import ActiveVersion, Concept, Model, ModelVersion,
 
 SHARED = ""  # app_id of the built-in models and their base versions
 
-WIRE_TYPES = {CONCEPT: "concept", DETECTION: "detection", EMBEDDING: "embed", COLOR: "color", FOCUS: "focus"}
+WIRE_TYPES = {CONCEPT: "concept", DETECTION: "detection", EMBEDDING: "embed", COLOR: "color", FOCUS: "blur"}
 RUNTIME_TYPES = {"face": "facedetect"}
 
 VersionLoader = Callable[[ModelVersion, Model, Predictor], Predictor]
