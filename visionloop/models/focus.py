@@ -52,7 +52,8 @@ def focus(image: Image.Image) -> tuple[Focus, list[Region]]:
     """The image's focus and its in-focus grid cells as regions (boxes in fractions of the image)."""
     lap = laplacian(image)
     h, w = lap.shape
-    rows, cols = np.linspace(0, h, GRID + 1).astype(int), np.linspace(0, w, GRID + 1).astype(int)
+    rows = [int(y) for y in np.linspace(0, h, GRID + 1)]
+    cols = [int(x) for x in np.linspace(0, w, GRID + 1)]
     regions = []
     for i in range(GRID):
         for j in range(GRID):
