@@ -115,3 +115,11 @@ def alternated(fns: tuple[Callable[[], object], ...], repeats: int, warmup: int 
 
 def pct(samples: list[float], q: float) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[int(q) - 1] if len(samples) > 1 else samples[0]
+
+
+def bare_vs_http(bare: list[float], http: list[float]) -> dict[str, float]:
+    """p50/p95 in ms of the bare model call and of the HTTP request, and their p50 ratio."""
+    row = {"bare_p50_ms": pct(bare, 50) * 1e3, "bare_p95_ms": pct(bare, 95) * 1e3,
+           "http_p50_ms": pct(http, 50) * 1e3, "http_p95_ms": pct(http, 95) * 1e3}
+    row["ratio_p50"] = row["http_p50_ms"] / row["bare_p50_ms"]
+    return row

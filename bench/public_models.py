@@ -25,7 +25,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import PHOTOS, ROOT, alternated, b64, jpeg, pct, photo, server  # noqa: E402
+from bench.common import PHOTOS, ROOT, alternated, b64, bare_vs_http, jpeg, pct, photo, server  # noqa: E402
 from visionloop.models.catalog import APPAREL, COLOR_MODEL, FOCUS_MODEL, FOOD, GENERAL, NSFW  # noqa: E402
 from visionloop.models.predictors import base_predictor  # noqa: E402
 from visionloop.models.runtime import ModelRuntime  # noqa: E402
@@ -60,11 +60,8 @@ def main() -> None:
                 client.post(f"/v2/models/{spec.id}/outputs", json=body).raise_for_status()
 
             ref_s, bare_s, http_s = alternated((reference, bare, http_call), args.repeats * len(PHOTOS))
-            row = {"model": spec.name, "bare_p50_ms": pct(bare_s, 50) * 1e3, "bare_p95_ms": pct(bare_s, 95) * 1e3,
-                   "http_p50_ms": pct(http_s, 50) * 1e3, "http_p95_ms": pct(http_s, 95) * 1e3,
-                   "general_bare_p50_ms": pct(ref_s, 50) * 1e3}
+            row = {"model": spec.name, **bare_vs_http(bare_s, http_s), "general_bare_p50_ms": pct(ref_s, 50) * 1e3}
             row["added_to_general_bare_ms"] = row["bare_p50_ms"] - row["general_bare_p50_ms"]
-            row["ratio_p50"] = row["http_p50_ms"] / row["bare_p50_ms"]
             rows.append(row)
             print(f"{spec.name:>16}: bare p50 {row['bare_p50_ms']:6.1f} ms p95 {row['bare_p95_ms']:6.1f} "
                   f"(general's {row['general_bare_p50_ms']:5.1f}: {row['added_to_general_bare_ms']:+6.1f}) | "
