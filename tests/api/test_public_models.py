@@ -150,3 +150,16 @@ def test_every_public_model_served_is_listed(api: Api) -> None:
     assert not {m.id for m in catalog.UNAVAILABLE} & set(listed)
     found = api.post("/models/searches", {"model_query": {"name": "color", "type": "color"}}).json()["models"]
     assert [m["id"] for m in found] == [COLOR]
+
+
+@pytest.mark.parametrize("model", [COLOR, FOCUS])
+def test_color_and_focus_record_feedback_but_train_nothing(api: Api, model: str) -> None:
+    out = outputs(api, model, photo("coffee"))[0]
+    r = api.post(f"/models/{model}/feedback", {"input": {"data": {"image": {"base64": b64(photo("coffee"))},
+                                                                  "concepts": [{"id": "brown", "value": True}]},
+                                                         "feedback_info": {"event_type": "annotation",
+                                                                           "output_id": out["id"]}}})
+    assert r.status_code == 200, r.text
+    r = api.post(f"/models/{model}/versions", {})
+    assert r.status_code == 400 and r.json()["status"]["code"] == 21202
+    assert "nothing to learn" in r.json()["status"]["details"]

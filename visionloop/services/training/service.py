@@ -20,7 +20,7 @@ from visionloop import errors, status
 from visionloop.ids import new_id
 from visionloop.learning.heads import ConceptHeads
 from visionloop.learning.labels import down_weighted
-from visionloop.models.catalog import CONCEPT, DETECTION, EMBED, EMBEDDING
+from visionloop.models.catalog import COLOR, CONCEPT, DETECTION, EMBED, EMBEDDING, FOCUS
 from visionloop.models.predictors import Predictor
 from visionloop.models.runtime import ModelRuntime
 from visionloop.services.models import SHARED, ModelService, ModelView
@@ -78,6 +78,9 @@ class LearningService:
         view = self.models.get(app_id, model_ref)
         if view.model.model_type == DETECTION:
             self.regions.spec(view.model)  # refuses a detector without candidates to calibrate
+        if view.model.model_type in (COLOR, FOCUS):
+            raise errors.ModelInvalid(f"model {view.model.id!r} ({view.model.name}) measures the image and has "
+                                      "nothing to learn: its feedback is recorded, no version is trained from it")
         version = ModelVersion(id=new_id(), model_pk=view.model.pk, app_id=app_id, parent_id=view.version.id,
                                status_code=status.MODEL_QUEUED_FOR_TRAINING,
                                params={"kind": PENDING, "reliability": reliability,
