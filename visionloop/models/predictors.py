@@ -87,15 +87,16 @@ class DomainPredictor:
 
     def __init__(self, runtime: ModelRuntime, root: str) -> None:
         self.runtime = runtime
-        self.columns = np.array(runtime.vocabulary.under(root))
+        columns = runtime.vocabulary.under(root)
+        self.columns = np.array(columns)
+        self.concepts = [runtime.vocabulary.concepts[j] for j in columns]
+        self.within = frozenset(columns)
 
     def predict(self, images: Sequence[Image.Image]) -> list[Prediction]:
         out = self.runtime.forward(images)
         vocab = self.runtime.vocabulary
-        kept = [vocab.concepts[j] for j in self.columns]
-        within = frozenset(int(j) for j in self.columns)
-        return [Prediction(concepts=ranked_concepts(row[self.columns], kept), embedding=emb, features=feat,
-                           lookup=concept_lookup(row, vocab, within))
+        return [Prediction(concepts=ranked_concepts(row[self.columns], self.concepts), embedding=emb, features=feat,
+                           lookup=concept_lookup(row, vocab, self.within))
                 for row, emb, feat in zip(vocab.scores(out.probs), out.embeddings, out.features)]
 
 

@@ -204,20 +204,26 @@ class ModelService:
         """(id, name) of every concept the app's version of a model can output."""
         params = view.version.params or {}
         learned = [(c["id"], c["name"]) for c in params.get("concepts", [])]
-        if view.model.runtime == "general":
-            base = [(c.id, c.name) for c in self.runtime.vocabulary.concepts]
+        base = self._base_concepts(view.model.runtime)
+        if base:
             known = {cid for cid, _ in base}
             return base + [c for c in learned if c[0] not in known]
         if view.model.runtime == "face":
             return [("face", "face")]
-        if view.model.runtime in DOMAINS:
-            vocab = self.runtime.vocabulary
-            return [(c.id, c.name) for c in (vocab.concepts[j] for j in vocab.under(DOMAINS[view.model.runtime]))]
-        if view.model.runtime == "nsfw":
-            return [(SFW, SFW), (NSFW, NSFW)]
         if view.model.runtime == CUSTOM:
             return chosen_concepts(view.model)
         return learned
+
+    def _base_concepts(self, runtime: str) -> list[tuple[str, str]]:
+        """(id, name) of the concepts a built-in concept model's base version outputs."""
+        vocab = self.runtime.vocabulary
+        if runtime == "general":
+            return [(c.id, c.name) for c in vocab.concepts]
+        if runtime in DOMAINS:
+            return [(vocab.concepts[j].id, vocab.concepts[j].name) for j in vocab.under(DOMAINS[runtime])]
+        if runtime == "nsfw":
+            return [(SFW, SFW), (NSFW, NSFW)]
+        return []
 
     # -- predictors -----------------------------------------------------------------------------
     def predictor(self, model: Model, version: ModelVersion) -> Predictor:
