@@ -95,17 +95,31 @@ def paired(first: Callable[[], object], second: Callable[[], object], repeats: i
            warmup: int = 3) -> tuple[list[float], list[float]]:
     """Seconds per call of two functions called alternately, so that whatever else loads the
     machine meanwhile weighs on both alike (a ratio of two separate runs mostly measures the load)."""
+    a, b = alternated((first, second), repeats, warmup)
+    return a, b
+
+
+def alternated(fns: tuple[Callable[[], object], ...], repeats: int, warmup: int = 3) -> list[list[float]]:
+    """Seconds per call of each function, the functions called in turn (see :func:`paired`)."""
     for _ in range(warmup):
-        first()
-        second()
-    a, b = [], []
+        for fn in fns:
+            fn()
+    samples: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        for fn, out in ((first, a), (second, b)):
+        for fn, out in zip(fns, samples):
             t0 = time.perf_counter()
             fn()
             out.append(time.perf_counter() - t0)
-    return a, b
+    return samples
 
 
 def pct(samples: list[float], q: float) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[int(q) - 1] if len(samples) > 1 else samples[0]
+
+
+def bare_vs_http(bare: list[float], http: list[float]) -> dict[str, float]:
+    """p50/p95 in ms of the bare model call and of the HTTP request, and their p50 ratio."""
+    row = {"bare_p50_ms": pct(bare, 50) * 1e3, "bare_p95_ms": pct(bare, 95) * 1e3,
+           "http_p50_ms": pct(http, 50) * 1e3, "http_p95_ms": pct(http, 95) * 1e3}
+    row["ratio_p50"] = row["http_p50_ms"] / row["bare_p50_ms"]
+    return row

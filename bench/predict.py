@@ -24,7 +24,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import PHOTOS, ROOT, b64, jpeg, paired, pct, photo, server  # noqa: E402
+from bench.common import PHOTOS, ROOT, b64, bare_vs_http, jpeg, paired, pct, photo, server  # noqa: E402
 from visionloop.models.catalog import FACE, GENERAL  # noqa: E402
 from visionloop.models.predictors import base_predictor  # noqa: E402
 from visionloop.models.runtime import ModelRuntime  # noqa: E402
@@ -63,11 +63,8 @@ def main() -> None:
                 r.raise_for_status()
 
             bare, http = paired(lambda: predictor.predict(pils), http_call, repeats)
-            row = {"model": spec.name, "images": label, "batch": batch,
-                   "bare_p50_ms": pct(bare, 50) * 1e3, "bare_p95_ms": pct(bare, 95) * 1e3,
-                   "http_p50_ms": pct(http, 50) * 1e3, "http_p95_ms": pct(http, 95) * 1e3,
+            row = {"model": spec.name, "images": label, "batch": batch, **bare_vs_http(bare, http),
                    "bare_img_s": batch / pct(bare, 50), "http_img_s": batch / pct(http, 50)}
-            row["ratio_p50"] = row["http_p50_ms"] / row["bare_p50_ms"]
             rows.append(row)
             print(f"{spec.name:>12} {label:>6} batch {batch:>2}: bare p50 {row['bare_p50_ms']:7.1f} ms p95 "
                   f"{row['bare_p95_ms']:7.1f} | http p50 {row['http_p50_ms']:7.1f} ms p95 "

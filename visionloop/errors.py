@@ -13,6 +13,7 @@ Exactly one place (``visionloop.http.errors``) turns these into the status envel
     ├── AppNotFound           11101  app-scoped path naming another app
     ├── ResourceNotFound      11101  an output or search id unknown in the caller's app (HTTP 404)
     ├── NotFound subclasses   *_DOES_NOT_EXIST (HTTP 404)
+    ├── ModelUnavailable      21201  a Clarifai public model with no offline weights (HTTP 403)
     ├── InputInvalid          30104  bad image or input fields
     ├── Throttled / LimitExceeded  11005 / 11006 (HTTP 429)
     └── ...
@@ -165,6 +166,14 @@ class ModelNotFound(ApiError):
     code = status.MODEL_DOES_NOT_EXIST
     http_status = 404
     default_description = "Model does not exist"
+
+
+class ModelUnavailable(ApiError):
+    """A Clarifai public model this offline server cannot serve (no weights for it exist offline)."""
+
+    code = status.MODEL_PERMISSION_DENIED
+    http_status = 403
+    default_description = "Model not available offline"
 
 
 class ModelInvalid(ApiError):

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from visionloop import errors, status
-from visionloop.models.predictions import ConceptScore
+from visionloop.models.catalog import DETECTION, FOCUS
+from visionloop.models.predictions import Color, ConceptScore, Focus, Region
 from visionloop.services.inputs import ItemResult, StoredInput
 from visionloop.services.models import ModelView
 from visionloop.services.predict import OutputConfig, PredictItem, apply_output_config
@@ -145,15 +146,31 @@ def output_obj(view: ModelView, version: ModelVersion, item: PredictItem, config
         return out
     if view.model.model_type == "concept":
         out["data"]["concepts"] = _concepts(apply_output_config(pred, config), app_id)
-    if pred.regions or view.model.model_type == "detection":
-        out["data"]["regions"] = [
-            {"id": r.id, "value": round(r.value, 6),
-             "region_info": {"bounding_box": {"top_row": r.box.top, "left_col": r.box.left,
-                                              "bottom_row": r.box.bottom, "right_col": r.box.right}},
-             "data": {"concepts": _concepts(r.concepts, app_id)}}
-            for r in pred.regions if r.value >= config.min_value
-        ]
+    if pred.regions or view.model.model_type in (DETECTION, FOCUS):
+        out["data"]["regions"] = [_region(r, app_id) for r in pred.regions if r.value >= config.min_value]
+    if pred.colors:
+        out["data"]["colors"] = [_color(c) for c in pred.colors]
+    if pred.focus is not None:
+        out["data"]["focus"] = _focus(pred.focus)
     if pred.embedding is not None and view.model.model_type == "embedding":
         out["data"]["embeddings"] = [{"vector": [float(x) for x in pred.embedding],
                                       "num_dimensions": int(pred.embedding.shape[0])}]
     return out
+
+
+def _region(r: Region, app_id: str) -> dict[str, Any]:
+    data: dict[str, Any] = {"concepts": _concepts(r.concepts, app_id)}
+    if r.focus is not None:
+        data["focus"] = _focus(r.focus)
+    return {"id": r.id, "value": round(r.value, 6),
+            "region_info": {"bounding_box": {"top_row": r.box.top, "left_col": r.box.left,
+                                             "bottom_row": r.box.bottom, "right_col": r.box.right}},
+            "data": data}
+
+
+def _color(c: Color) -> dict[str, Any]:
+    return {"raw_hex": c.raw_hex, "w3c": {"hex": c.w3c_hex, "name": c.w3c_name}, "value": round(c.value, 6)}
+
+
+def _focus(f: Focus) -> dict[str, Any]:
+    return {"value": round(f.value, 6), "density": round(f.density, 6)}

@@ -1,4 +1,4 @@
-"""The bundled models: an ImageNet backbone, its concepts, and a face detector.
+"""The bundled models: an ImageNet backbone, its concepts, a face detector and a nudity detector.
 
 Each runs offline on CPU from weights shipped in installed packages (nothing is downloaded):
 - :class:`Backbone` — MobileNetV2 (torchvision ImageNet weights) on onnxruntime: class
@@ -6,6 +6,7 @@ Each runs offline on CPU from weights shipped in installed packages (nothing is 
 - :func:`load_imagenet_concepts` — the 1000 classes (WordNet ids, readable names) plus broader
   concepts ("dog", "cat", "vehicle", "food", ...) scored from the class probabilities.
 - :class:`FaceDetector` — MediaPipe BlazeFace (full- and short-range) on LiteRT.
+- :class:`NudityDetector` — NudeNet's YOLOv8n body-part detector on onnxruntime (the NSFW model).
 
 Build each once per process and share it; all are safe to call from several threads.
 """
@@ -29,6 +30,8 @@ _EXPORTS = {
     "Detection": "faces",
     "FaceDetector": "faces",
     "FaceModelNotInstalledError": "faces",
+    "NudityDetector": "nudity",
+    "NudityModelNotInstalledError": "nudity",
 }
 __all__ = sorted(_EXPORTS)
 

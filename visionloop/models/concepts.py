@@ -68,6 +68,14 @@ class ImageNetConcepts:
             return (self.classes[i],)
         return tuple(self.classes[j] for j in np.flatnonzero(self.membership[i - len(self.classes)]))
 
+    def under(self, concept_id: str) -> tuple[int, ...]:
+        """Columns of :meth:`scores` within a concept: the classes it covers, then every broader
+        concept (itself included) whose classes all are among them."""
+        members = {self._index[c.id] for c in self.members(concept_id)}
+        within = [len(self.classes) + row for row in range(len(self.broader))
+                  if set(np.flatnonzero(self.membership[row]).tolist()) <= members]
+        return tuple(sorted(members)) + tuple(within)
+
     def scores(self, probs: np.ndarray) -> np.ndarray:
         """Class probabilities (N, 1000) -> scores for every concept (N, 1000 + broader)."""
         probs = np.asarray(probs, dtype=np.float32)

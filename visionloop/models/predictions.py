@@ -37,11 +37,30 @@ class Box:
 
 
 @dataclasses.dataclass(frozen=True)
+class Color:
+    """A dominant colour: its mean (``raw_hex``), the nearest W3C colour, its share of the pixels."""
+
+    raw_hex: str
+    w3c_hex: str
+    w3c_name: str
+    value: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Focus:
+    """How sharp an area is (``value``, 0..1) and how much of it carries sharp detail (``density``)."""
+
+    value: float
+    density: float
+
+
+@dataclasses.dataclass(frozen=True)
 class Region:
     id: str
     box: Box
     concepts: tuple[ConceptScore, ...]
     value: float
+    focus: Focus | None = None  # the focus model's in-focus areas
 
 
 @dataclasses.dataclass
@@ -56,6 +75,8 @@ class Prediction:
     features: np.ndarray | None = None
     lookup: Callable[[str], ConceptScore | None] | None = None
     candidates: list[Region] | None = None  # a trained region version's raw detections, shown or not
+    colors: list[Color] = dataclasses.field(default_factory=list)  # the color model's
+    focus: Focus | None = None  # the focus model's, for the whole image
 
     def concept(self, ref: str) -> ConceptScore | None:
         for c in self.concepts:

@@ -13,7 +13,14 @@ import numpy as np
 from PIL import Image
 
 from visionloop.ids import new_id
+from visionloop.models.catalog import DOMAINS
+from visionloop.models.colors import THUMBNAIL as COLOR_SIDE
+from visionloop.models.colors import dominant_colors
 from visionloop.models.concepts import Concept, ImageNetConcepts
+from visionloop.models.focus import SIDE as FOCUS_SIDE
+from visionloop.models.focus import focus
+from visionloop.models.nudity import INPUT_SIZE as NUDITY_SIDE
+from visionloop.models.nudity import nsfw_scores
 from visionloop.models.predictions import Box, ConceptScore, Prediction, Region
 from visionloop.models.preprocess import RESIZE
 from visionloop.models.runtime import ModelRuntime
@@ -21,7 +28,10 @@ from visionloop.models.runtime import ModelRuntime
 FACE_THRESHOLD = 0.5
 # The image side each runtime needs at least (its versions too): a larger JPEG may be decoded down
 # to it. The ImageNet backbone sees a 256 px shorter side; face crops want every pixel there is.
-MIN_SIDE: dict[str, int] = {"general": RESIZE, "embedding": RESIZE, "custom": RESIZE}
+MIN_SIDE: dict[str, int] = {"general": RESIZE, "embedding": RESIZE, "custom": RESIZE,
+                            "nsfw": max(RESIZE, NUDITY_SIDE), "focus": FOCUS_SIDE, "color": COLOR_SIDE,
+                            **{domain: RESIZE for domain in DOMAINS}}
+NSFW, SFW = "nsfw", "sfw"
 
 
 class Predictor(Protocol):
@@ -38,15 +48,17 @@ def ranked_concepts(scores: np.ndarray, concepts: Sequence[Concept]) -> list[Con
     return [ConceptScore(concepts[i].id, concepts[i].name, float(scores[i])) for i in order]
 
 
-def concept_lookup(scores: np.ndarray, vocab: ImageNetConcepts) -> Callable[[str], ConceptScore | None]:
-    """Find any concept's score by id or name (for select_concepts), without ranking them all."""
+def concept_lookup(scores: np.ndarray, vocab: ImageNetConcepts,
+                   within: frozenset[int] | None = None) -> Callable[[str], ConceptScore | None]:
+    """Find any concept's score by id or name (for select_concepts), without ranking them all;
+    only among the columns ``within``, when given."""
     def find(ref: str) -> ConceptScore | None:
         try:
             i = vocab.index(ref)
         except KeyError:
             i = next((j for j, c in enumerate(vocab.concepts) if c.name == ref), -1)
-            if i < 0:
-                return None
+        if i < 0 or (within is not None and i not in within):
+            return None
         c = vocab.concepts[i]
         return ConceptScore(c.id, c.name, float(scores[i]))
 
@@ -66,6 +78,57 @@ class GeneralPredictor:
         return [Prediction(concepts=ranked_concepts(row, vocab.concepts), embedding=emb, features=feat,
                            lookup=concept_lookup(row, vocab))
                 for row, emb, feat in zip(scores, out.embeddings, out.features)]
+
+
+class DomainPredictor:
+    """A view of the general model: its scores for the ImageNet classes under one WordNet concept
+    (and the broader concepts among them), unchanged; not renormalised, so a photo with nothing of
+    the domain in it scores low throughout."""
+
+    def __init__(self, runtime: ModelRuntime, root: str) -> None:
+        self.runtime = runtime
+        columns = runtime.vocabulary.under(root)
+        self.columns = np.array(columns)
+        self.concepts = [runtime.vocabulary.concepts[j] for j in columns]
+        self.within = frozenset(columns)
+
+    def predict(self, images: Sequence[Image.Image]) -> list[Prediction]:
+        out = self.runtime.forward(images)
+        vocab = self.runtime.vocabulary
+        return [Prediction(concepts=ranked_concepts(row[self.columns], self.concepts), embedding=emb, features=feat,
+                           lookup=concept_lookup(row, vocab, self.within))
+                for row, emb, feat in zip(vocab.scores(out.probs), out.embeddings, out.features)]
+
+
+class NsfwPredictor:
+    """``nsfw`` and ``sfw`` (1 - nsfw) from NudeNet's detector (:func:`nsfw_scores`). The backbone
+    runs too: its features are stored with the output, which search and learned heads use."""
+
+    def __init__(self, runtime: ModelRuntime) -> None:
+        self.runtime = runtime
+
+    def predict(self, images: Sequence[Image.Image]) -> list[Prediction]:
+        nsfw = nsfw_scores(self.runtime.nudity.class_scores(images))
+        out = self.runtime.forward(images)
+        preds = []
+        for score, emb, feat in zip(nsfw, out.embeddings, out.features):
+            concepts = [ConceptScore(NSFW, NSFW, float(score)), ConceptScore(SFW, SFW, 1.0 - float(score))]
+            preds.append(Prediction(concepts=sorted(concepts, key=lambda c: -c.value), embedding=emb, features=feat))
+        return preds
+
+
+class ColorPredictor:
+    def predict(self, images: Sequence[Image.Image]) -> list[Prediction]:
+        return [Prediction(colors=dominant_colors(image)) for image in images]
+
+
+class FocusPredictor:
+    def predict(self, images: Sequence[Image.Image]) -> list[Prediction]:
+        preds = []
+        for image in images:
+            overall, regions = focus(image)
+            preds.append(Prediction(focus=overall, regions=regions))
+        return preds
 
 
 class EmbeddingPredictor:
@@ -112,4 +175,12 @@ def base_predictor(runtime: ModelRuntime, kind: str) -> Predictor:
         return FacePredictor(runtime)
     if kind == "logo":
         return EmptyRegionPredictor()
+    if kind in DOMAINS:
+        return DomainPredictor(runtime, DOMAINS[kind])
+    if kind == "nsfw":
+        return NsfwPredictor(runtime)
+    if kind == "color":
+        return ColorPredictor()
+    if kind == "focus":
+        return FocusPredictor()
     raise ValueError(f"unknown model runtime {kind!r}")

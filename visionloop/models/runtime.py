@@ -15,6 +15,7 @@ from PIL import Image
 from visionloop.models.backbone import Backbone, BackboneOutput
 from visionloop.models.concepts import ImageNetConcepts, load_imagenet_concepts
 from visionloop.models.faces import Detection, FaceDetector
+from visionloop.models.nudity import NudityDetector
 
 
 class ModelRuntime:
@@ -23,6 +24,7 @@ class ModelRuntime:
         self._lock = threading.Lock()
         self._backbone: Backbone | None = None
         self._faces: FaceDetector | None = None
+        self._nudity: NudityDetector | None = None
 
     @property
     def vocabulary(self) -> ImageNetConcepts:
@@ -44,6 +46,14 @@ class ModelRuntime:
                     self._faces = FaceDetector()
         return self._faces
 
+    @property
+    def nudity(self) -> NudityDetector:
+        if self._nudity is None:
+            with self._lock:
+                if self._nudity is None:
+                    self._nudity = NudityDetector(threads=self.threads)
+        return self._nudity
+
     def forward(self, images: Sequence[Image.Image]) -> BackboneOutput:
         return self.backbone.forward(images)
 
@@ -52,4 +62,4 @@ class ModelRuntime:
 
     def warm(self) -> None:
         """Load everything now so the first request does not pay for it."""
-        _ = self.vocabulary, self.backbone, self.faces
+        _ = self.vocabulary, self.backbone, self.faces, self.nudity

@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from visionloop import errors, status
 from visionloop.ids import is_valid_concept_id, new_id
-from visionloop.models.catalog import BUILTIN, CONCEPT, CUSTOM, DETECTION, EMBEDDING, ModelSpec
-from visionloop.models.predictors import Predictor, base_predictor
+from visionloop.models.catalog import (BUILTIN, COLOR, CONCEPT, CUSTOM, DETECTION, DOMAINS, EMBEDDING, FOCUS,
+                                       UNAVAILABLE, ModelSpec)
+from visionloop.models.predictors import NSFW, SFW, Predictor, base_predictor
 from visionloop.models.runtime import ModelRuntime
 from visionloop.services.concepts import NAME_MAX, NewConcept, check_concept_id, check_concept_text, ensure_concepts
 from visionloop.services.paging import Page
@@ -28,7 +29,7 @@ from visionloop.store.tables import DELETED_APP_PREFIX, ActiveVersion, Concept, 
 
 SHARED = ""  # app_id of the built-in models and their base versions
 
-WIRE_TYPES = {CONCEPT: "concept", DETECTION: "detection", EMBEDDING: "embed"}
+WIRE_TYPES = {CONCEPT: "concept", DETECTION: "detection", EMBEDDING: "embed", COLOR: "color", FOCUS: "blur"}
 RUNTIME_TYPES = {"face": "facedetect"}
 
 VersionLoader = Callable[[ModelVersion, Model, Predictor], Predictor]
@@ -221,6 +222,7 @@ class ModelService:
         with self.db.session() as s:
             rows = s.execute(_VIEW_BY_REF, {"app_id": app_id, "ref": ref}).all()
         if not rows:
+            _refuse_unavailable(ref)
             builtin = ", ".join(spec.name for spec in BUILTIN)
             raise errors.ModelNotFound(f"model {ref!r} does not exist; GET /v2/models lists the ids and names this "
                                        f"app can use (built in: {builtin}, each also by its id)")
@@ -287,8 +289,8 @@ class ModelService:
         """(id, name) of every concept the app's version of a model can output."""
         params = view.version.params or {}
         learned = [(c["id"], c["name"]) for c in params.get("concepts", [])]
-        if view.model.runtime == "general":
-            base = [(c.id, c.name) for c in self.runtime.vocabulary.concepts]
+        base = self._base_concepts(view.model.runtime)
+        if base:
             known = {cid for cid, _ in base}
             return base + [c for c in learned if c[0] not in known]
         if view.model.runtime == "face":
@@ -309,6 +311,17 @@ class ModelService:
                     seen.add(cid)
                     out.append((view, cid, cname))
         return out
+
+    def _base_concepts(self, runtime: str) -> list[tuple[str, str]]:
+        """(id, name) of the concepts a built-in concept model's base version outputs."""
+        vocab = self.runtime.vocabulary
+        if runtime == "general":
+            return [(c.id, c.name) for c in vocab.concepts]
+        if runtime in DOMAINS:
+            return [(vocab.concepts[j].id, vocab.concepts[j].name) for j in vocab.under(DOMAINS[runtime])]
+        if runtime == "nsfw":
+            return [(SFW, SFW), (NSFW, NSFW)]
+        return []
 
     # -- predictors -----------------------------------------------------------------------------
     def predictor(self, model: Model, version: ModelVersion) -> Predictor:
@@ -390,6 +403,15 @@ def _refuse_name(s: Session, app_id: str, pk: int, name: str) -> None:
 def _taken(model_id: str) -> errors.ApiError:
     return errors.InvalidRequest(f"model.id: a model {model_id!r} already exists in this app",
                                  description="Model already exists")
+
+
+def _refuse_unavailable(ref: str) -> None:
+    """A Clarifai public model with no offline weights exists, but not here: say so, not 'does not exist'."""
+    known = next((m for m in UNAVAILABLE if ref in (m.id, m.name)), None)
+    if known is not None:
+        raise errors.ModelUnavailable(f"model {ref!r} is {known.what}: no offline weights exist for it, so this "
+                                      "server does not serve it (docs/public-models.md lists the public models it "
+                                      "serves)")
 
 
 def _view(model: Model, version: ModelVersion | None) -> ModelView:

@@ -207,9 +207,16 @@ def result_json(pred: Prediction) -> dict[str, Any]:
     }
     if pred.candidates is not None:
         out["candidates"] = [_region_json(r) for r in pred.candidates]
+    if pred.colors:
+        out["colors"] = [[c.raw_hex, c.w3c_hex, c.w3c_name, round(c.value, 6)] for c in pred.colors]
+    if pred.focus is not None:
+        out["focus"] = [round(pred.focus.value, 6), round(pred.focus.density, 6)]
     return out
 
 
 def _region_json(r: Region) -> dict[str, Any]:
-    return {"id": r.id, "box": [r.box.top, r.box.left, r.box.bottom, r.box.right], "value": r.value,
-            "concepts": [[c.id, c.name, c.value] for c in r.concepts]}
+    out = {"id": r.id, "box": [r.box.top, r.box.left, r.box.bottom, r.box.right], "value": r.value,
+           "concepts": [[c.id, c.name, c.value] for c in r.concepts]}
+    if r.focus is not None:
+        out["focus"] = [round(r.focus.value, 6), round(r.focus.density, 6)]
+    return out

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from visionloop.learning.heads import ConceptHeads, combine
+from visionloop.models.catalog import DOMAINS
 from visionloop.models.predictions import ConceptScore, Prediction
 from visionloop.models.predictors import Predictor
 from visionloop.models.runtime import ModelRuntime
@@ -23,16 +24,19 @@ HEADS_KIND = "concept_heads"
 def base_scores(runtime: ModelRuntime, model_runtime: str, features: np.ndarray,
                 concepts: Sequence[str]) -> list[dict[str, float]]:
     """The base model's score for each concept it knows, per image (unknown concepts are absent)."""
-    if model_runtime != "general" or not len(features):
+    if model_runtime not in ("general", *DOMAINS) or not len(features):
         return [{} for _ in range(len(features))]
     vocab = runtime.vocabulary
     scores = vocab.scores(runtime.backbone.class_probs(features))
+    known = set(vocab.under(DOMAINS[model_runtime])) if model_runtime in DOMAINS else None  # a view of general
     columns = []
     for c in concepts:
         try:
-            columns.append((c, vocab.index(c)))
+            j = vocab.index(c)
         except KeyError:
             continue
+        if known is None or j in known:
+            columns.append((c, j))
     return [{c: float(row[j]) for c, j in columns} for row in scores]
 
 

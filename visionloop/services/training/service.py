@@ -27,7 +27,7 @@ from visionloop import errors, status
 from visionloop.ids import new_id
 from visionloop.learning.heads import ConceptHeads
 from visionloop.learning.labels import down_weighted
-from visionloop.models.catalog import CONCEPT, CUSTOM, DETECTION, EMBED, EMBEDDING
+from visionloop.models.catalog import COLOR, CONCEPT, CUSTOM, DETECTION, EMBED, EMBEDDING, FOCUS
 from visionloop.models.predictors import Predictor
 from visionloop.models.runtime import ModelRuntime
 from visionloop.services.models import SHARED, ModelService, ModelView, chosen_concepts
@@ -94,6 +94,9 @@ class LearningService:
         if view.model.runtime == CUSTOM and not chosen_concepts(view.model):
             raise errors.ModelInvalid(f"model {view.model.id!r} has no concepts to learn yet; add some with "
                                       "PATCH /v2/models (action merge) before training")
+        if view.model.model_type in (COLOR, FOCUS):
+            raise errors.ModelInvalid(f"model {view.model.id!r} ({view.model.name}) measures the image and has "
+                                      "nothing to learn: its feedback is recorded, no version is trained from it")
         version = ModelVersion(id=new_id(), model_pk=view.model.pk, app_id=app_id, parent_id=view.version.id,
                                status_code=status.MODEL_QUEUED_FOR_TRAINING,
                                params={"kind": PENDING, "reliability": reliability,
