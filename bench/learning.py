@@ -103,6 +103,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import search_memory  # noqa: E402
 from bench.common import ROOT, server  # noqa: E402
 from bench.datasets import (  # noqa: E402
     EMOJI_TO_FASHION,
@@ -163,10 +164,11 @@ class Sizes:
     search_emoji_per_subcategory: int  # at most this many of each in the corpus (~30% more: queries)
     search_heldout_fraction: float
     clicks: int
+    search_clicked_queries: int  # the clicked queries are this many, each asked several times
 
 
-FULL = Sizes(300, 100, (100, 300, 1000, 3000), 1000, 5, 3, (5, 10, 20), 300, 100, 50, 40, 14, 0.2, 2000)
-QUICK = Sizes(40, 20, (100, 300), 150, 3, 1, (5, 10, 20), 100, 20, 15, 10, 8, 0.25, 300)
+FULL = Sizes(300, 100, (100, 300, 1000, 3000), 1000, 5, 3, (5, 10, 20), 300, 100, 50, 40, 14, 0.2, 1500, 150)
+QUICK = Sizes(40, 20, (100, 300), 150, 3, 1, (5, 10, 20), 100, 20, 15, 10, 8, 0.25, 300, 40)
 
 
 # -- HTTP ---------------------------------------------------------------------------------------
@@ -711,6 +713,7 @@ def run_search(api: Api, sizes: Sizes, rng: np.random.Generator, res: dict[str, 
     clicked: list[Query] = []
     for q in queries:
         (held if rng.random() < sizes.search_heldout_fraction else clicked).append(q)
+    clicked = clicked[:sizes.search_clicked_queries]
     # Clothing emoji look for Fashion-MNIST products: search across styles (held out only).
     held += [(f"emoji-{e.path.stem}", e.png(), f_label(EMOJI_TO_FASHION[e.short_name]), "cross-style")
              for e in clothing]
@@ -766,6 +769,21 @@ def run_search(api: Api, sizes: Sizes, rng: np.random.Generator, res: dict[str, 
     res["clicks"] = {"clicks": clicks, "searches": searches, "irrelevant_clicks": wrong,
                      "seconds": round(time.monotonic() - t0, 1), "examination": "1/rank (PBM)"}
     log(f"clicks: {res['clicks']}")
+    # The click memory needs no training: what the app serves right after the clicks.
+    res["after_memory"] = evaluate(held)
+    res["after_memory_clicked_queries"] = evaluate(clicked_sample)
+    res["memory_gains"] = search_memory.gains(res)
+
+    def probe() -> tuple[str, list[str]]:
+        sid, hits = search(clicked[0])
+        return sid, [i for i, _ in hits]
+
+    def click(sid: str, hit: str) -> float:
+        return send_all(api, "/v2/searches/feedback", [{"input": {"id": hit, "feedback_info": {
+            "event_type": "search_click", "search_id": sid, "end_user_id": "latency-probe"}}}])
+
+    res["click_to_show"] = search_memory.click_to_show(probe, click)
+    log(f"click memory: {json.dumps(res['memory_gains'])}; a click shows in {json.dumps(res['click_to_show'])}")
     if training.get(EMBED, {}).get("available", True):
         try:
             v = train(api, EMBED, since=last)

@@ -53,6 +53,16 @@ SETTINGS: tuple[Setting, ...] = (
             "app once this many feedback events on it (concept or region feedback; search clicks for the search "
             "ranking) arrived since its last version; 0 disables."),
     Setting("retrain_check_seconds", 30.0, "How often the training worker looks for models due for retraining."),
+    Setting("search_memory_strength", 3.0, "How far what users clicked for a query moves its hits the next time "
+            "it is searched (in standard deviations of the candidates' scores, at full evidence); 0 turns the "
+            "click memory off. See docs/search-learning.md."),
+    Setting("search_memory_half_life_days", 30.0, "Age at which a click counts half in the click memory."),
+    Setting("search_memory_duplicate_cosine", 0.97, "Query images at least this similar (embedding cosine) are "
+            "one query for the click memory (near-duplicates share their clicks)."),
+    Setting("search_memory_neighbour_weight", 0.3, "Weight of the clicks of the most similar remembered queries "
+            "for a query nobody asked before (neighbourhood votes); 0 turns them off."),
+    Setting("search_explore_rate", 0.0, "Share of first pages of search results on which one hit from just below "
+            "the page is shown in positions 6-10, logged with its propensity; 0 (default) never explores."),
     Setting("learning_blend_k", 20.0, "Evidence at which a learned head gets half the say against the base "
             "model's score (weight n/(n+k) for a head trained on n labels)."),
 )
@@ -80,6 +90,11 @@ class Settings:
     output_retention_days: int
     retrain_after_events: int
     retrain_check_seconds: float
+    search_memory_strength: float
+    search_memory_half_life_days: float
+    search_memory_duplicate_cosine: float
+    search_memory_neighbour_weight: float
+    search_explore_rate: float
     learning_blend_k: float
 
     @property
@@ -125,9 +140,16 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
                  "default_per_page"):
         if values[name] <= 0:
             raise SettingsError(f"{_BY_NAME[name].env} must be positive, got {values[name]}")
-    for name in ("feedback_rate_limit", "feedback_dedup_seconds", "feedback_retention_days", "output_retention_days"):
+    for name in ("feedback_rate_limit", "feedback_dedup_seconds", "feedback_retention_days", "output_retention_days",
+                 "search_memory_strength", "search_memory_neighbour_weight"):
         if not values[name] >= 0:  # also refuses nan
             raise SettingsError(f"{_BY_NAME[name].env} must be 0 or more, got {values[name]}")
+    for name in ("search_memory_half_life_days",):
+        if not values[name] > 0:
+            raise SettingsError(f"{_BY_NAME[name].env} must be positive, got {values[name]}")
+    for name in ("search_memory_duplicate_cosine", "search_explore_rate"):
+        if not 0 <= values[name] <= 1:
+            raise SettingsError(f"{_BY_NAME[name].env} must be between 0 and 1, got {values[name]}")
     values["data_dir"] = Path(values["data_dir"]).expanduser().resolve()
     values["fetch_allow_hosts"] = tuple(h.strip() for h in str(values["fetch_allow_hosts"]).split(",") if h.strip())
     return Settings(**values)

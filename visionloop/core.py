@@ -11,6 +11,7 @@ from visionloop.models.backbone import EMBEDDING_DIM
 from visionloop.models.runtime import ModelRuntime
 from visionloop.services.apps import SCOPES, AppService, KeyInfo, Secret
 from visionloop.services.concepts import ConceptService
+from visionloop.services.click_memory import ClickMemoryService, MemorySettings
 from visionloop.services.feedback import FeedbackService
 from visionloop.services.fetch import ImageFetcher
 from visionloop.services.image_source import ImageLoader
@@ -54,7 +55,12 @@ class VisionLoop:
                                         dedup_seconds=settings.feedback_dedup_seconds,
                                         retention_days=settings.feedback_retention_days,
                                         require_link=settings.feedback_require_link)
-        self.search = SearchService(self.db, self.inputs, self.models, self.loader, self.indexes)
+        memory = ClickMemoryService(self.db, MemorySettings(
+            strength=settings.search_memory_strength, half_life_days=settings.search_memory_half_life_days,
+            duplicate_cosine=settings.search_memory_duplicate_cosine,
+            neighbour_weight=settings.search_memory_neighbour_weight))
+        self.search = SearchService(self.db, self.inputs, self.models, self.loader, self.indexes, memory,
+                                    explore_rate=settings.search_explore_rate)
         self.learning = LearningService(self.db, self.blobs, self.models, self.runtime,
                                         blend_k=settings.learning_blend_k)
         self.feedback.log.erasure_hooks.append(self.learning.on_erasure)

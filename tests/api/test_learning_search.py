@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import io
 import random
+from typing import Any
 
 import numpy as np
+import pytest
 from PIL import ImageOps
 
 from tests.helpers import Api, b64, scene, train
@@ -25,6 +27,12 @@ EMBED_BASE = "bb186755eda04f9cbb6fe32e816be104"
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
 CAT = "n02121808"  # the general model's broader concept "cat"
 SCENES = ("chelsea", "coffee", "rocket", "astronaut")
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """The trained click model alone: the click memory (tests/api/test_search_memory.py) is off."""
+    return {"fetch_allow_hosts": "127.0.0.1", "search_memory_strength": 0}
 
 
 

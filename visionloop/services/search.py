@@ -8,12 +8,16 @@ A query is an AND of terms:
 - ``input.data.image.url``: inputs added from exactly that URL.
 Each search is stored with its id, query, the ranked hits shown (rank, input id, score), key and
 time, so that a later click is tied to the position it was shown at. An app whose active embedding
-version learned a ranking from those clicks (``click_model``) gets its visual hits re-ranked by it.
+version learned a ranking from those clicks (``click_model``) gets its visual hits re-ranked by it;
+then the click memory (:mod:`visionloop.services.click_memory`) blends in what users clicked for
+this query before, over the top :data:`MEMORY_TOP` candidates, so a hit from below the page can
+enter it. Exploration (opt-in) may show one hit from just below the first page in positions 6-10.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,9 +28,10 @@ from sqlalchemy.orm import Session
 from visionloop import errors
 from visionloop.ids import new_id
 from visionloop.models.catalog import EMBED, GENERAL
-from visionloop.models.predictors import MIN_SIDE
+from visionloop.models.predictors import MIN_SIDE, Predictor
 from visionloop.services import geo
 from visionloop.services.apps import Caller
+from visionloop.services.click_memory import ClickMemoryService, QueryIdentity, canonical, query_identity
 from visionloop.services.image_source import ImageLoader, ImageSource
 from visionloop.services.images import open_rgb
 from visionloop.services.inputs import InputService, StoredInput
@@ -43,6 +48,10 @@ EXACT_CANDIDATES = 20_000   # a filtered visual search scores at most this many 
 MAX_REMEMBERED = 1000       # hits remembered per search (the positions a user can have seen)
 PREDICTED_MIN = 0.05        # a predicted concept counts from this score
 RERANK_TOP = 200            # visual hits a learned ranking (a click_model version) re-orders
+MEMORY_TOP = 300            # visual candidates the click memory re-scores, whatever the page
+DEFAULT_ETA = 1.0           # position bias (examination rank ** -eta) before a click model estimated it
+EXPLORE_POSITIONS = (6, 10)  # where an explored hit may be shown (1-based, on the first page)
+EXPLORE_POOL = 40           # it is drawn from this many hits just below the first page
 
 Rerank = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (query, hit unit vectors) -> scores
 
@@ -83,12 +92,25 @@ class Hit:
     rank: int
     score: float
     input: StoredInput
+    propensity: float | None = None  # an explored hit: the probability it was shown here
 
 
 @dataclasses.dataclass
 class SearchResult:
     id: str
     hits: list[Hit]
+
+
+def term_key(term: Term) -> str:
+    """A non-visual term as text equal for equal terms: part of the query's identity."""
+    if isinstance(term, ConceptTerm):
+        return canonical("predicted" if term.predicted else "annotated", [name_key(term.ref), term.present])
+    if isinstance(term, MetadataTerm):
+        return canonical("metadata", term.metadata)
+    if isinstance(term, GeoTerm):
+        return canonical("geo", dataclasses.asdict(term.area))
+    assert isinstance(term, UrlTerm)
+    return canonical("url", term.url)
 
 
 def query_kind(terms: Sequence[Term]) -> str:
@@ -113,12 +135,15 @@ def contains(container: Any, wanted: Any) -> bool:
 
 class SearchService:
     def __init__(self, db: Database, inputs: InputService, models: ModelService, loader: ImageLoader,
-                 indexes: AppIndexes) -> None:
+                 indexes: AppIndexes, memory: ClickMemoryService, *, explore_rate: float = 0.0) -> None:
         self.db = db
         self.inputs = inputs
         self.models = models
         self.loader = loader
         self.indexes = indexes
+        self.memory = memory
+        self.explore_rate = explore_rate
+        self._random = random.Random()
 
     def search(self, caller: Caller, terms: Sequence[Term], page: Page, raw_query: dict[str, Any]) -> SearchResult:
         if not terms:
@@ -135,16 +160,38 @@ class SearchService:
                 scores[k] = scores.get(k, 1.0) * v
         visual = [t for t in terms if isinstance(t, VisualTerm)]
         need = page.offset + page.per_page
+        digests: list[str] = []
+        query: np.ndarray | None = None
+        predictor = self._embedder(app_id)
         if visual:
-            ranked = self._visual(app_id, visual, candidates, need)
+            found = [self._query_vector(app_id, t) for t in visual]
+            digests = [d for d, _ in found]
+            query = np.mean([v for _, v in found], axis=0)
+            ranked = self._visual(app_id, predictor, query, candidates, max(need, MEMORY_TOP))
         else:
             assert candidates is not None
             ranked = sorted(((i, scores.get(i, 1.0)) for i in candidates), key=lambda p: (-p[1], p[0]))
+        identity = query_identity([term_key(t) for t in terms if not isinstance(t, VisualTerm)], digests)
+        ranked = self.memory.rerank(app_id, identity, query, ranked, eta=getattr(predictor, "eta", DEFAULT_ETA))
+        propensities = self._explore(ranked, page)
         shown = ranked[page.offset:need]
         stored = self.inputs.get_many(app_id, [i for i, _ in shown])
-        hits = [Hit(page.offset + n + 1, score, stored[i]) for n, (i, score) in enumerate(shown) if i in stored]
-        search_id = self._remember(caller, raw_query, query_kind(terms), hits)
+        hits = [Hit(page.offset + n + 1, score, stored[i], propensities.get(i))
+                for n, (i, score) in enumerate(shown) if i in stored]
+        search_id = self._remember(caller, raw_query, query_kind(terms), identity, hits)
         return SearchResult(search_id, hits)
+
+    def _explore(self, ranked: list[tuple[str, float]], page: Page) -> dict[str, float]:
+        """Maybe move one hit from just below the first page into positions 6-10 of it (in place), so
+        the log learns about hits never shown; returns its propensity (the chance it was put there)."""
+        low, high = EXPLORE_POSITIONS[0], min(EXPLORE_POSITIONS[1], page.per_page)
+        pool = ranked[page.per_page:page.per_page + EXPLORE_POOL]
+        if page.offset or high < low or not pool or self._random.random() >= self.explore_rate:
+            return {}
+        at = self._random.randint(low, high)
+        chosen = ranked.pop(page.per_page + self._random.randrange(len(pool)))
+        ranked.insert(at - 1, chosen)
+        return {chosen[0]: self.explore_rate / len(pool) / (high - low + 1)}
 
     # -- terms ----------------------------------------------------------------------------------
     def _filter(self, app_id: str, term: Term) -> tuple[set[str], dict[str, float]]:
@@ -200,7 +247,8 @@ class SearchService:
             ids |= {cid for cid, name in self.models.concepts_of(view) if name_key(name) == key}
         return sorted(ids)
 
-    def _query_vector(self, app_id: str, term: VisualTerm) -> np.ndarray:
+    def _query_vector(self, app_id: str, term: VisualTerm) -> tuple[str, np.ndarray]:
+        """The query image's digest (a stored input's image) and embedding."""
         if term.source is not None:
             view = self.models.get(app_id, GENERAL.id)
             image = self.loader.load(term.source, MIN_SIDE[view.model.runtime])
@@ -208,19 +256,18 @@ class SearchService:
             assert pred.embedding is not None and pred.features is not None
             with self.db.transaction() as s:  # kept by digest: learning from clicks needs the query again
                 store_embeddings(s, {image.digest: pred.features})
-            return pred.embedding
+            return image.digest, pred.embedding
         with self.db.session() as s:
-            vector = s.scalar(select(Embedding.vector).join(Input, (Input.digest == Embedding.digest))
-                              .where(Input.app_id == app_id, Input.id == term.input_id,
-                                     Embedding.space == EMBEDDING_SPACE))
-        if vector is None:
+            row = s.execute(select(Input.digest, Embedding.vector).join(Input, (Input.digest == Embedding.digest))
+                            .where(Input.app_id == app_id, Input.id == term.input_id,
+                                   Embedding.space == EMBEDDING_SPACE)).first()
+        if row is None:
             raise errors.InputNotFound(f"query: input {term.input_id!r} does not exist in this app")
-        return embedding_from_bytes(vector)
+        return row.digest, embedding_from_bytes(row.vector)
 
-    def _visual(self, app_id: str, terms: list[VisualTerm], candidates: set[str] | None,
+    def _visual(self, app_id: str, predictor: Predictor, query: np.ndarray, candidates: set[str] | None,
                 need: int) -> list[tuple[str, float]]:
-        query = np.mean([self._query_vector(app_id, t) for t in terms], axis=0)
-        rerank = self._reranker(app_id)
+        rerank: Rerank | None = getattr(predictor, "rerank", None)
         if rerank is not None:
             return self._rerank(app_id, rerank, query, self._similar(app_id, query, candidates, max(need, RERANK_TOP)))
         return self._similar(app_id, query, candidates, need)
@@ -254,10 +301,11 @@ class SearchService:
         return sorted(((rows[i][0], float(sims[i])) for i in range(len(rows))), key=lambda p: (-round(p[1], 6), p[0]))
 
     # -- learned re-ranking -------------------------------------------------------------------------
-    def _reranker(self, app_id: str) -> Rerank | None:
-        """The app's learned re-ranking of visual search: its active embedding version's, if it has one."""
+    def _embedder(self, app_id: str) -> Predictor:
+        """The app's active embedding version: its ``rerank`` (a learned re-ranking of visual search)
+        and ``eta`` (position bias estimated from the app's clicks), when it has them."""
         view = self.models.get(app_id, EMBED.id)
-        return getattr(self.models.predictor(view.model, view.version), "rerank", None)
+        return self.models.predictor(view.model, view.version)
 
     def _rerank(self, app_id: str, rerank: Rerank, query: np.ndarray,
                 ranked: list[tuple[str, float]]) -> list[tuple[str, float]]:
@@ -277,13 +325,17 @@ class SearchService:
         return learned + [p for p in top if p[0] not in vectors] + ranked[RERANK_TOP:]
 
     # -- memory ---------------------------------------------------------------------------------
-    def _remember(self, caller: Caller, query: dict[str, Any], kind: str, hits: list[Hit]) -> str:
+    def _remember(self, caller: Caller, query: dict[str, Any], kind: str, identity: QueryIdentity,
+                  hits: list[Hit]) -> str:
         search_id = new_id()
         with self.db.transaction() as s:
-            s.add(Search(id=search_id, app_id=caller.app_id, query=query, kind=kind, key_id=caller.key_id))
+            s.add(Search(id=search_id, app_id=caller.app_id, query=query, kind=kind, key_id=caller.key_id,
+                         scope=identity.scope, identity=identity.identity,
+                         query_digests="+".join(identity.digests) or None))
             s.flush()
             s.add_all(SearchHit(search_id=search_id, rank=h.rank, input_id=h.input.row.id, score=h.score,
-                                digest=h.input.row.digest)  # what was shown: a click counts for this image
+                                digest=h.input.row.digest,  # what was shown: a click counts for this image
+                                propensity=h.propensity)
                       for h in hits[:MAX_REMEMBERED])
             count_usage(s, caller, "search", 1)
         return search_id

@@ -240,6 +240,11 @@ class Search(Base):
     kind: Mapped[str] = mapped_column(String(64))  # e.g. 'annotated+metadata+predicted+url+visual'
     key_id: Mapped[str] = mapped_column(ID)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    # Query identity (docs/search-learning.md): the click memory finds earlier searches by these.
+    scope: Mapped[str | None] = mapped_column(String(64), nullable=True)  # hash of the non-visual terms
+    identity: Mapped[str | None] = mapped_column(String(64), nullable=True)  # hash of scope and images
+    query_digests: Mapped[str | None] = mapped_column(Text, nullable=True)  # visual query images, '+'-joined
+    __table_args__ = (Index("ix_searches_app_scope", "app_id", "scope"),)
 
 
 class SearchHit(Base):
@@ -249,6 +254,8 @@ class SearchHit(Base):
     input_id: Mapped[str] = mapped_column(ID)
     score: Mapped[float] = mapped_column(Float)
     digest: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the image shown (None: before 0013)
+    # Set on a hit placed by exploration: the probability that it was shown there.
+    propensity: Mapped[float | None] = mapped_column(Float, nullable=True)
     __table_args__ = (Index("ix_search_hits_input", "search_id", "input_id"),)
 
 

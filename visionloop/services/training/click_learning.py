@@ -67,6 +67,11 @@ class ClickRanker:
         """Scores of the hits' unit vectors (n, d) for the query: higher ranks first."""
         return self.model.score(query, vectors)
 
+    @property
+    def eta(self) -> float:
+        """The position bias estimated from the app's clicks, for the click memory's propensities."""
+        return self.model.eta_
+
 
 # -- the log as sessions ----------------------------------------------------------------------------
 def query_refs(raw: dict[str, Any]) -> list[tuple[str, str]]:

@@ -1,0 +1,166 @@
+"""The click memory through HTTP: a click re-ranks the next identical search at once, no training run.
+
+A small corpus of photo variants of four scenes; queries are other variants, sent as images. What
+users click for a query rises the next time it (or a near-duplicate of its image) is searched,
+each end user counting once, old clicks less, erased users' clicks not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from tests.helpers import Api, b64, scene, scene_variants
+from visionloop.core import VisionLoop
+from visionloop.store.tables import FeedbackEvent, SearchHit
+
+SCENES = ("chelsea", "coffee", "rocket", "astronaut")
+PER_SCENE = 6
+
+
+@pytest.fixture
+def corpus(api: Api) -> list[str]:
+    items = [{"id": f"{name}-{k}", "data": {"image": {"base64": b64(png)}, "metadata": {"scene": name},
+                                            "concepts": [{"id": "photo"}]}}
+             for n, name in enumerate(SCENES)
+             for k, png in enumerate(scene_variants(scene(name), PER_SCENE, seed=n, quality=85))]
+    r = api.post("/inputs", {"inputs": items})
+    assert r.status_code == 200, r.text
+    return [it["id"] for it in items]
+
+
+QUERY = scene_variants(scene("chelsea"), 1, seed=99, quality=90)[0]
+
+
+def by_image(png: bytes = QUERY) -> dict[str, Any]:
+    return {"output": {"input": {"data": {"image": {"base64": b64(png)}}}}}
+
+
+def search(api: Api, *terms: dict[str, Any], page: int = 1, per_page: int = 10) -> tuple[str, list[str], list[float]]:
+    r = api.post("/searches", {"query": {"ands": list(terms or [by_image()])},
+                               "pagination": {"page": page, "per_page": per_page}})
+    assert r.status_code == 200, r.text
+    hits = r.json()["hits"]
+    return r.json()["id"], [h["input"]["id"] for h in hits], [h["score"] for h in hits]
+
+
+def click(api: Api, search_id: str, hit: str, user: str = "u1") -> None:
+    r = api.post("/searches/feedback", {"input": {"id": hit, "feedback_info": {
+        "event_type": "search_click", "search_id": search_id, "end_user_id": user}}})
+    assert r.status_code == 200, r.text
+
+
+def test_a_click_lifts_the_hit_in_the_next_identical_search(api: Api, corpus: list[str]) -> None:
+    sid, before, _ = search(api)
+    ninth = before[8]
+    click(api, sid, ninth)
+    _, after, _ = search(api)
+    assert after.index(ninth) < 3, after
+    # one click moves one hit: the rest of the page keeps its order
+    assert [h for h in after if h != ninth] == [h for h in before if h != ninth][:len(after) - 1]
+
+
+def test_a_hit_from_below_the_page_enters_it_and_pages_stay_consistent(api: Api, corpus: list[str]) -> None:
+    _, first, _ = search(api)
+    sid, second, _ = search(api, page=2)
+    below = second[4]  # shown at rank 15
+    for user in ("u1", "u2"):
+        click(api, sid, below, user)
+    _, first_after, _ = search(api)
+    assert below in first_after and below not in first
+    _, second_after, _ = search(api, page=2)
+    _, whole, _ = search(api, per_page=20)
+    assert first_after + second_after == whole and len(set(whole)) == 20
+
+
+def test_a_near_duplicate_image_is_the_same_query(api: Api, corpus: list[str]) -> None:
+    sid, before, _ = search(api)
+    click(api, sid, before[8])
+    recompressed = scene_variants(scene("chelsea"), 1, seed=99, quality=70)[0]
+    assert recompressed != QUERY
+    _, again, _ = search(api, by_image(recompressed))
+    assert again.index(before[8]) < 3, again
+
+
+def test_filters_are_part_of_the_query(api: Api, corpus: list[str]) -> None:
+    concept = {"input": {"data": {"concepts": [{"id": "photo"}]}}}
+    sid, before, _ = search(api, concept)
+    last = before[-1]
+    click(api, sid, last)
+    assert search(api, concept)[1][0] == last  # the same concept query remembers
+    filtered = {"input": {"data": {"metadata": {"scene": last.split("-")[0]}}}}
+    _, other, _ = search(api, concept, filtered)
+    assert other[0] != last  # with a filter it is another query
+
+
+def test_one_user_clicking_many_times_is_one_user(api: Api, corpus: list[str]) -> None:
+    sid, before, _ = search(api)
+    hit = before[8]
+    click(api, sid, hit)
+    _, once, once_scores = search(api)
+    for _ in range(5):
+        sid, shown, _ = search(api)
+        click(api, sid, hit)
+    _, many, many_scores = search(api)
+    assert many_scores[many.index(hit)] == pytest.approx(once_scores[once.index(hit)], abs=1e-6)
+    sid, _, _ = search(api)
+    click(api, sid, hit, "u2")
+    _, two, two_scores = search(api)
+    assert two_scores[two.index(hit)] > many_scores[many.index(hit)]
+
+
+def test_clicks_decay_with_age(api: Api, corpus: list[str], core: VisionLoop) -> None:
+    sid, before, base_scores = search(api)
+    hit = before[8]
+    click(api, sid, hit)
+    _, fresh, fresh_scores = search(api)
+
+    def age(days: int) -> float:
+        with core.db.transaction() as s:
+            s.execute(update(FeedbackEvent).values(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=days)))
+        _, hits, scores = search(api)
+        return scores[hits.index(hit)]
+
+    month, years = age(30), age(3 * 365)
+    assert fresh_scores[fresh.index(hit)] > month > years
+    assert years == pytest.approx(base_scores[8], abs=1e-4)
+
+
+def test_erasing_an_end_user_erases_their_clicks_effect(api: Api, corpus: list[str]) -> None:
+    _, before, scores = search(api)
+    sid, _, _ = search(api)
+    click(api, sid, before[8], "alice")
+    click(api, sid, before[6], "alice")
+    assert search(api)[1] != before
+    r = api.delete("/feedback", params={"end_user_id": "alice"})
+    assert r.status_code == 200 and r.json()["erased"] == 2, r.text
+    assert search(api)[1:] == (before, scores)
+
+
+def test_exploration_is_off_by_default(api: Api, corpus: list[str], core: VisionLoop) -> None:
+    for _ in range(5):
+        search(api)
+    with core.db.session() as s:
+        assert list(s.scalars(select(SearchHit.propensity).where(SearchHit.propensity.is_not(None)))) == []
+
+
+class TestExploration:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"fetch_allow_hosts": "127.0.0.1", "search_explore_rate": 1.0}
+
+    def test_an_explored_hit_is_logged_with_its_propensity(self, api: Api, corpus: list[str],
+                                                           core: VisionLoop) -> None:
+        top = search(api, per_page=5)[1] + search(api, page=2, per_page=5)[1]  # too short a page to explore
+        sid, shown, _ = search(api)
+        with core.db.session() as s:
+            explored = s.execute(select(SearchHit.rank, SearchHit.input_id, SearchHit.propensity)
+                                 .where(SearchHit.search_id == sid, SearchHit.propensity.is_not(None))).all()
+        assert len(explored) == 1, explored
+        rank, input_id, propensity = explored[0]
+        assert 6 <= rank <= 10 and shown[rank - 1] == input_id and input_id not in top
+        assert [h for h in shown if h != input_id] == top[:9]
+        assert propensity == pytest.approx(1 / (len(corpus) - 10) / 5)  # one of 14 hits below, at one of 5 places
