@@ -7,7 +7,7 @@ id. Existing activations count as automatic (what they were taken for until now)
 have no digest and their clicks count as before.
 
 Revision ID: 0013
-Revises: 0009
+Revises: 0011
 """
 
 from collections.abc import Sequence
@@ -17,7 +17,7 @@ from alembic import op
 
 
 revision: str = '0013'
-down_revision: str | None = '0009'
+down_revision: str | None = '0011'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
