@@ -81,4 +81,5 @@ UNAVAILABLE: tuple[UnavailableModel, ...] = (
     UnavailableModel("fbefb47f9fdb410e8ce14f24f54b47ff", None, "Clarifai's textures & patterns model"),
     UnavailableModel("eee28c313d69466f836ab83287a54ed9", "travel-v1.0", "Clarifai's travel model"),
     UnavailableModel("c386b7a870114f4a87477c0824499348", "weddings-v1.0", "Clarifai's wedding model"),
+    UnavailableModel("cccbe437d6e54e2bb911c6aa292fb072", None, "Clarifai's cluster model"),  # the JS client's
 )
