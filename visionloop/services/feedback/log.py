@@ -107,7 +107,7 @@ class Erasure:
     search_ids: frozenset[str] = frozenset()
     # the oldest erased event per model (None: search clicks, which the embedding model's ranking
     # learns from): a version whose training read the log past it learned from erased events
-    first_seqs: Mapping[int | None, int] = dataclasses.field(default_factory=dict)
+    first_seqs: Mapping[int | None, int] = dataclasses.field(default_factory=dict, hash=False)
 
 
 @dataclasses.dataclass(frozen=True)
