@@ -41,8 +41,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("default_per_page", 128, "per_page when a list request does not say."),
     Setting("feedback_rate_limit", 100.0, "Feedback requests per second per API key (token bucket, bursts of 10 "
             "seconds' worth; an app's keys together get 5x); above it 11005 / HTTP 429. 0 disables."),
-    Setting("feedback_dedup_seconds", 600, "Identical feedback (same output or search, end user, session and "
-            "statement) repeated within this many seconds is stored once. 0 stores every retry."),
+    Setting("feedback_dedup_seconds", 600, "A retry of the latest feedback (the same statement on the same output "
+            "or search by the same end user and session) within this many seconds is stored once. 0 stores every "
+            "retry."),
     Setting("feedback_retention_days", 0, "Feedback older than this many days is deleted by "
             "'visionloop feedback prune'; 0 keeps feedback forever."),
     Setting("feedback_require_link", False, "Refuse feedback whose output_id or search_id is unknown here "

@@ -14,17 +14,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.feedback_support import FACE, GENERAL, concept_body, predict, region, region_body, status
+from tests.feedback_support import FACE, GENERAL, concept_body, predict, region, region_body, search_body, status
 from tests.helpers import Api, png_bytes
 from visionloop.config import load_settings
-from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
 
 _PLACEHOLDER = "\u2063number\u2063"  # stands for the number in the body until it is written out as JSON text
 
 
-def _number_fields() -> list[tuple[str, str, str]]:
-    """(method, path, field) of every number a request body's schema declares (lists as their first item)."""
+def _schema_fields() -> dict[str, list[tuple[str, str, str]]]:
+    """(method, path, field) of every number and every enum a request body's schema declares (lists as
+    their first item), by kind: "number" or "enum"."""
     schema = create_app(load_settings({"data_dir": Path("/nonexistent/unused")}, environ={})).openapi()
     components = schema["components"]["schemas"]
 
@@ -33,30 +33,35 @@ def _number_fields() -> list[tuple[str, str, str]]:
             s = components[s["$ref"].rsplit("/", 1)[-1]]
         return s
 
-    def walk(s: dict[str, Any], field: str, out: set[str]) -> None:
+    def walk(s: dict[str, Any], field: str, out: set[tuple[str, str]]) -> None:
         s = resolve(s)
         for sub in s.get("anyOf", []) + s.get("oneOf", []) + s.get("allOf", []):
             walk(sub, field, out)
         if s.get("type") in ("number", "integer"):
-            out.add(field)
+            out.add(("number", field))
+        if "enum" in s:
+            out.add(("enum", field))
         for key, sub in s.get("properties", {}).items():
             walk(sub, f"{field}.{key}" if field else key, out)
         if "items" in s:
             walk(s["items"], f"{field}[0]", out)
 
-    found = []
+    found: dict[str, list[tuple[str, str, str]]] = {"number": [], "enum": []}
     for path, ops in schema["paths"].items():
         if path.startswith("/v2/users/"):  # the app-scoped copies share the short paths' handlers
             continue
         for method, op in ops.items():
-            fields: set[str] = set()
+            fields: set[tuple[str, str]] = set()
             for content in op.get("requestBody", {}).get("content", {}).values():
                 walk(content["schema"], "", fields)
-            found += [(method.upper(), path, f) for f in sorted(fields)]
+            for kind, field in sorted(fields):
+                found[kind].append((method.upper(), path, field))
     return found
 
 
-NUMBER_FIELDS = _number_fields()
+FIELDS = _schema_fields()
+NUMBER_FIELDS = FIELDS["number"]
+ENUM_FIELDS = FIELDS["enum"]
 
 
 def _body_with(field: str) -> dict[str, Any]:
@@ -146,14 +151,16 @@ def test_a_huge_search_geo_value_is_refused_naming_it(api: Api) -> None:
 
 
 # -- enums ------------------------------------------------------------------------------------------
-_NAMES = {"event_type": {"annotation", "search_click", "event_type_not_set"},
-          "feedback": {"accurate", "misplaced", "not_detected", "false_positive"}}
+_NAMES = {"annotation", "search_click", "event_type_not_set", "accurate", "misplaced", "not_detected",
+          "false_positive"}
 
 
-def _not_a_name_or_plain_integer(kind: str) -> st.SearchStrategy[str]:
-    # no NUL: a URL holding one is refused before any route reads it (tests/api/test_error_shape.py)
-    return st.text(st.characters(exclude_characters="\0"), max_size=8).filter(lambda s: s.strip().lower() not in _NAMES[kind]
-                                      and not re.fullmatch(r"-?[0-9]+", s, re.ASCII))
+def _not_a_name_or_plain_integer() -> st.SearchStrategy[str]:
+    """Text that is no enum name (of any of the enums) and not plain ASCII digits.
+
+    No NUL: a URL holding one is refused before any route reads it (tests/api/test_error_shape.py)."""
+    return st.text(st.characters(exclude_characters="\0"), max_size=8).filter(
+        lambda s: s.strip().lower() not in _NAMES and not re.fullmatch(r"-?[0-9]+", s, re.ASCII))
 
 
 @pytest.mark.parametrize("text", ["--2", "²", "٢", "2.0", " -1", "+2", "9" * 5000])
@@ -170,18 +177,42 @@ def test_event_type_names_and_plain_integers_are_accepted(api: Api, value: Any) 
     assert r.status_code == 200, r.text
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(event_type=_not_a_name_or_plain_integer("event_type"), feedback=_not_a_name_or_plain_integer("feedback"))
-def test_enum_text_is_a_name_or_a_plain_integer_else_refused_naming_the_field(api: Api, core: VisionLoop,
-                                                                             event_type: str, feedback: str) -> None:
-    r = api.get("/feedback", params={"event_type": event_type})
+def _template(path: str, field: str) -> dict[str, Any]:
+    """A body of ``path`` valid but for what its ids point to, holding ``field``."""
+    if path.endswith("/searches/feedback"):
+        return search_body("s", "i")
+    if ".regions[" in field:
+        return region_body("o", [region({"top_row": 0.1, "left_col": 0.1, "bottom_row": 0.5, "right_col": 0.5})])
+    return concept_body("o", [{"id": "cat"}])
+
+
+def _set(body: dict[str, Any], field: str, value: Any) -> dict[str, Any]:
+    node: Any = body
+    parts = field.replace("[0]", ".[0]").split(".")
+    for part in parts[:-1]:
+        node = node[0] if part == "[0]" else node[part]
+    node[parts[-1]] = value
+    return body
+
+
+def test_every_routes_enum_fields_are_found() -> None:
+    assert {(p, f) for _, p, f in ENUM_FIELDS} >= {
+        ("/v2/models/{model_id}/feedback", "input.feedback_info.event_type"),
+        ("/v2/models/{model_id}/feedback", "input.data.regions[0].region_info.feedback"),
+        ("/v2/searches/feedback", "input.feedback_info.event_type")}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(target=st.sampled_from(ENUM_FIELDS), text=_not_a_name_or_plain_integer())
+def test_enum_text_is_a_name_or_a_plain_integer_else_refused_naming_the_field(api: Api, target: tuple[str, str, str],
+                                                                             text: str) -> None:
+    method, path, field = target
+    model = FACE if ".regions[" in field else GENERAL
+    r = api.request(method, path.removeprefix("/v2").replace("{model_id}", model).replace("{version_id}", "v"),
+                    _set(_template(path, field), field, text))
+    assert status(r)[:2] == (400, 11102) and status(r)[2].startswith(f"{field}: "), (target, r.text)
+    r = api.get("/feedback", params={"event_type": text})
     assert status(r)[:2] == (400, 11102) and status(r)[2].startswith("event_type: "), r.text
-    r = api.post(f"/models/{GENERAL}/feedback", concept_body("o", [{"id": "cat"}], event_type=event_type))
-    assert status(r)[:2] == (400, 11102) and status(r)[2].startswith("input.feedback_info.event_type: "), r.text
-    box = {"top_row": 0.1, "left_col": 0.1, "bottom_row": 0.5, "right_col": 0.5}
-    r = api.post(f"/models/{FACE}/feedback", region_body("o", [region(box, feedback)]))
-    field = "input.data.regions[0].region_info.feedback"
-    assert status(r)[:2] == (400, 11102) and status(r)[2].startswith(f"{field}: "), r.text
 
 
 @pytest.mark.parametrize("text", ["--1", "²", "٢", "³"])

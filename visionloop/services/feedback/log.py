@@ -107,7 +107,7 @@ class Erasure:
     search_ids: frozenset[str] = frozenset()
     # the oldest erased event per model (None: search clicks, which the embedding model's ranking
     # learns from): a version whose training read the log past it learned from erased events
-    first_seqs: Mapping[int | None, int] = dataclasses.field(default_factory=dict)
+    first_seqs: Mapping[int | None, int] = dataclasses.field(default_factory=dict, hash=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,8 +255,9 @@ class FeedbackLog:
         row = stored.get((ev.app_id, ev.body_hash))
         if row is None:
             return None
-        since = {"app_id": ev.app_id, "seq": row.seq, "body_hash": ev.body_hash, **{c: getattr(ev, c) for c in _SUBJECT}}
-        return row.id if _SAID_SINCE.first(s, since) is None else None
+        subject = {c: getattr(ev, c) for c in _SUBJECT}
+        since = _SAID_SINCE.first(s, {"app_id": ev.app_id, "seq": row.seq, "body_hash": ev.body_hash, **subject})
+        return row.id if since is None else None
 
     # -- reading ------------------------------------------------------------------------------
     def _query(self, app_id: str | None, flt: FeedbackFilter) -> Select[tuple[FeedbackEvent, str | None, str | None]]:
@@ -330,10 +331,11 @@ class FeedbackLog:
             first_seqs: dict[int | None, int] = {}
             for r in items:
                 first_seqs[r.model_pk] = min(r.seq, first_seqs.get(r.model_pk, r.seq))
-            out[app_id] = Erasure(first_seqs=first_seqs,app_id=app_id, reason=reason, count=len(items), end_user_id=end_user_id,
+            out[app_id] = Erasure(app_id=app_id, reason=reason, count=len(items), end_user_id=end_user_id,
                                   model_pks=frozenset(r.model_pk for r in items if r.model_pk is not None),
                                   output_ids=frozenset(r.output_id for r in items if r.output_id),
-                                  search_ids=frozenset(r.search_id for r in items if r.search_id))
+                                  search_ids=frozenset(r.search_id for r in items if r.search_id),
+                                  first_seqs=first_seqs)
         for erasure in out.values():
             self._notify(erasure)
         return out
