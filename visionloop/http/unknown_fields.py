@@ -28,7 +28,7 @@ def unknown_beside(body: Wire, path: str) -> list[str]:
         if index:
             node = node[int(index)] if isinstance(node, list) and int(index) < len(node) else None
             continue
-        if not isinstance(node, Wire):
+        if not isinstance(node, Wire) or name not in type(node).model_fields:  # not an unknown field's value
             return found
         if name not in node.model_fields_set or getattr(node, name, None) is None:
             found += node.unknown_fields
