@@ -44,7 +44,8 @@ def name_unknown_fields(exc: errors.ApiError, body: Wire) -> errors.ApiError:
     if required is None:
         return exc
     found = unknown_beside(body, required["path"])
-    return exc.noting(beside_note(found)) if found else exc
+    note = beside_note(found)
+    return exc.noting(note) if found and note not in exc.details else exc  # one error may stand for several items
 
 
 def beside_note(found: list[str]) -> str:
