@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import io
 import os
+import platform
+import re
 import socket
 import statistics
 import subprocess
@@ -123,3 +126,30 @@ def bare_vs_http(bare: list[float], http: list[float]) -> dict[str, float]:
            "http_p50_ms": pct(http, 50) * 1e3, "http_p95_ms": pct(http, 95) * 1e3}
     row["ratio_p50"] = row["http_p50_ms"] / row["bare_p50_ms"]
     return row
+
+
+RESULTS = ROOT / "docs" / "benchmarks.md"
+
+
+def machine() -> str:
+    """What a figure was measured on: CPU model and count, and how loaded the machine was."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        model = found.group(1).strip() if found else model
+    return f"{os.cpu_count()} x {model}, load {os.getloadavg()[0]:.1f}"
+
+
+def publish(script: str, figures: str, results: Path = RESULTS) -> None:
+    """Record a run's headline figures in docs/benchmarks.md, under "Latest runs", with the date and
+    machine; the run before of the same script is replaced (the page keeps one line per script)."""
+    start, end = "<!-- latest runs: written by the bench scripts -->", "<!-- end of latest runs -->"
+    text = results.read_text()
+    if start not in text:
+        text = text.rstrip("\n") + f"\n\n## Latest runs\n\n{start}\n{end}\n"
+    head, rest = text.split(start, 1)
+    lines, tail = rest.split(end, 1)
+    kept = [line for line in lines.strip("\n").splitlines() if line and not line.startswith(f"- `{script}`")]
+    today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    kept.append(f"- `{script}` ({today}; {machine()}): {figures}")
+    results.write_text(f"{head}{start}\n" + "\n".join(sorted(kept)) + f"\n{end}{tail}")

@@ -36,7 +36,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import PHOTOS, ROOT, b64, jpeg, pct, photo, server  # noqa: E402
+from bench.common import PHOTOS, ROOT, b64, jpeg, pct, photo, publish, server  # noqa: E402
 from visionloop import status  # noqa: E402
 from visionloop.models.catalog import GENERAL as GENERAL_MODEL  # noqa: E402
 
@@ -188,6 +188,9 @@ def main() -> None:
     print(f"wrote {OUT.relative_to(ROOT)}")
     ok = (not stats.errors and not missing_inputs and len(stored_inputs) == len(stats.acked_inputs)
           and len(stored_feedback) == stats.acked_feedback)
+    publish("bench/load.py", f"{args.clients} clients, {elapsed:.0f} s: {total / elapsed:.0f} req/s, "
+                             f"{len(stats.errors)} errors, acknowledged = stored: {'yes' if ok else 'NO'} "
+                             f"({len(stored_inputs)} inputs, {len(stored_feedback)} feedback)")
     sys.exit(0 if ok else 1)
 
 

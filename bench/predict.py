@@ -24,7 +24,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import PHOTOS, ROOT, b64, bare_vs_http, jpeg, paired, pct, photo, server  # noqa: E402
+from bench.common import PHOTOS, ROOT, b64, bare_vs_http, jpeg, paired, pct, photo, publish, server  # noqa: E402
 from visionloop.models.catalog import FACE, GENERAL  # noqa: E402
 from visionloop.models.predictors import base_predictor  # noqa: E402
 from visionloop.models.runtime import ModelRuntime  # noqa: E402
@@ -73,6 +73,9 @@ def main() -> None:
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     (out / "predict.json").write_text(json.dumps(rows, indent=1))
+    publish("bench/predict.py", "HTTP p50 / bare forward p50: " + "; ".join(
+        f"{r['model']} {r['images']} batch {r['batch']} {r['http_p50_ms']:.1f} / {r['bare_p50_ms']:.1f} ms "
+        f"({r['ratio_p50']:.2f}x)" for r in rows))
 
 
 if __name__ == "__main__":

@@ -52,3 +52,26 @@ def test_unknown_fields_stay_accepted_when_nothing_is_missing(api: Api) -> None:
     r = api.post("/inputs", {"user_app_id": {"app_id": "x"}, "inputs": [{"id": "a", "extra": 1, "data": {
         "image": {"base64": b64(png_bytes()), "color": "red"}, "imgae": {}}}]})
     assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(("path", "body", "named"), [
+    (f"/models/{GENERAL}/feedback", {"input": {"data": {"concpets": [{"id": "cat"}]}, "feedback_info": {
+        "event_type": "annotation", "output_id": "o"}}}, "'concpets'"),
+    (f"/models/{GENERAL}/feedback", {"input": {"data": {"concepts": [{"id": "cat"}]}, "feedbak_info": {
+        "event_type": "annotation", "output_id": "o"}}}, "'feedbak_info'"),
+    ("/searches/feedback", {"input": {"id": "i", "feedback_info": {"event_type": "search_click",
+                                                                   "serach_id": "s"}}}, "'serach_id'"),
+])
+def test_feedback_missing_a_field_names_the_unknown_ones_beside_it(api: Api, path: str, body: dict,
+                                                                   named: str) -> None:
+    r = api.post(path, body)
+    assert r.status_code == 400 and r.json()["status"]["code"] == 11102, r.text
+    assert f"unknown fields beside it, which were ignored: {named}" in details(r), r.text
+
+
+def test_feedback_with_unknown_fields_and_nothing_missing_is_accepted(api: Api) -> None:
+    out = api.post(f"/models/{GENERAL}/outputs", {"inputs": [{"data": {"image": {"base64": b64(png_bytes())}}}]})
+    info = {"event_type": "annotation", "output_id": out.json()["outputs"][0]["id"], "client": "x"}
+    r = api.post(f"/models/{GENERAL}/feedback", {"input": {"data": {"concepts": [{"id": "cat"}], "extra": 1},
+                                                           "feedback_info": info}})
+    assert r.status_code == 200, r.text

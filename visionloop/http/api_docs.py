@@ -26,7 +26,7 @@ def install_api_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
-        root = f"{request.scope.get('root_path', '')}"
+        root = str(request.scope.get("root_path", ""))
         return get_swagger_ui_html(
             openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - Swagger UI",
             swagger_js_url=f"{root}{STATIC_URL}/swagger-ui/swagger-ui-bundle.js",
@@ -42,7 +42,7 @@ def install_api_docs(app: FastAPI) -> None:
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
-        root = f"{request.scope.get('root_path', '')}"
+        root = str(request.scope.get("root_path", ""))
         return get_redoc_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - ReDoc",
                               redoc_js_url=f"{root}{STATIC_URL}/redoc/redoc.standalone.js",
                               redoc_favicon_url=f"{root}{STATIC_URL}/swagger-ui/favicon-32x32.png",

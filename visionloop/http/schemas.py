@@ -7,31 +7,21 @@ where a wrong type would lose meaning (ids must be strings, values within [0, 1]
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ModelWrapValidatorHandler, PrivateAttr,
-                      StrictStr, WithJsonSchema, model_validator)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, WithJsonSchema
 
 
 class Wire(BaseModel):
-    """Unknown fields are accepted (the official clients send some) and dropped, but remembered in
+    """Unknown fields are accepted (the official clients send some) and unused, but kept aside in
     ``unknown_fields``: when something required is missing, a misspelling beside it (``"imgae"``)
     is the likely cause, and the refusal names it (:mod:`visionloop.http.unknown_fields`)."""
 
-    model_config = ConfigDict(extra="ignore")
-    _unknown: tuple[str, ...] = PrivateAttr(default=())
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _remember_unknown(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
-        model = handler(data)
-        if isinstance(data, dict):
-            model._unknown = tuple(str(k) for k in data if k not in cls.model_fields)
-        return model
+    model_config = ConfigDict(extra="allow")  # set aside by pydantic's core, cheaper than a validator of ours
 
     @property
     def unknown_fields(self) -> tuple[str, ...]:
-        return self._unknown
+        return tuple(self.model_extra or ())
 
 
 def _concept_value(raw: Any) -> Any:

@@ -28,7 +28,7 @@ def unknown_beside(body: Wire, path: str) -> list[str]:
         if index:
             node = node[int(index)] if isinstance(node, list) and int(index) < len(node) else None
             continue
-        if not isinstance(node, Wire):
+        if not isinstance(node, Wire) or name not in type(node).model_fields:  # not an unknown field's value
             return found
         if name not in node.model_fields_set or getattr(node, name, None) is None:
             found += node.unknown_fields
@@ -38,13 +38,56 @@ def unknown_beside(body: Wire, path: str) -> list[str]:
     return found
 
 
-def name_unknown_fields(exc: errors.ApiError, body: Wire) -> errors.ApiError:
-    """``exc``, naming the unknown fields beside the field it says is required, if there are any."""
+def unknown_beside_raw(body: Any, schema: dict[str, Any], path: str) -> list[str]:
+    """:func:`unknown_beside` for a body parsed by hand, whose fields its JSON Schema documents."""
+    found: list[str] = []
+    node, node_schema = body, schema
+    for name, index in _STEP.findall(path):
+        if index:
+            node = node[int(index)] if isinstance(node, list) and int(index) < len(node) else None
+            node_schema = _child(node_schema, "items")
+            continue
+        if not isinstance(node, dict):
+            return found
+        known = _names(node_schema)
+        if node.get(name) is None:
+            found += [str(k) for k in node if k not in known]
+        node, node_schema = node.get(name), _child(node_schema, "properties", name)
+    if isinstance(node, dict):
+        known = _names(node_schema)
+        found += [str(k) for k in node if k not in known]
+    return found
+
+
+def _branches(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    out = [schema]
+    for key in ("anyOf", "oneOf", "allOf"):
+        for branch in schema.get(key, ()):
+            out += _branches(branch)
+    return out
+
+
+def _names(schema: dict[str, Any]) -> set[str]:
+    return {name for branch in _branches(schema) for name in branch.get("properties", {})}
+
+
+def _child(schema: dict[str, Any], key: str, name: str | None = None) -> dict[str, Any]:
+    found = [b[key] if name is None else b[key][name] for b in _branches(schema)
+             if key in b and (name is None or name in b[key])]
+    return {"anyOf": found}
+
+
+def name_unknown_fields(exc: errors.ApiError, body: Any, *, schema: dict[str, Any] | None = None
+                        ) -> errors.ApiError:
+    """``exc``, naming the unknown fields beside the field it says is required, if there are any.
+    ``body`` is a parsed request, or with ``schema`` the raw JSON of one parsed by hand."""
     required = _REQUIRED.match(exc.details)
     if required is None:
         return exc
-    found = unknown_beside(body, required["path"])
-    return exc.noting(beside_note(found)) if found else exc
+    found = (unknown_beside(body, required["path"]) if schema is None
+             else unknown_beside_raw(body, schema, required["path"]))
+    note = beside_note(found)
+    return exc.noting(note) if found and note not in exc.details else exc  # one error may stand for several items
 
 
 def beside_note(found: list[str]) -> str:

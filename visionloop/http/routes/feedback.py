@@ -25,6 +25,7 @@ from visionloop.http import wire
 from visionloop.http.deps import CoreDep, FeedbackAdminCaller, PageDep, authenticate
 from visionloop.http.fast_lane import fast
 from visionloop.http.strict_json import StrictJSONRoute, parse_json
+from visionloop.http.unknown_fields import name_unknown_fields
 from visionloop.services.apps import Caller
 from visionloop.services.feedback import FeedbackFilter
 from visionloop.services.feedback.log import parse_time
@@ -109,14 +110,16 @@ def _documented(schema: dict[str, Any], description: str, examples: dict[str, An
         "security": [{"ApiKey": []}], "x-scope": SCOPE}
 
 
+_MODEL_SCHEMA = _feedback_schema("annotation", 2, "output_id", model=True)
+_SEARCH_SCHEMA = _feedback_schema("search_click", 1, "search_id", model=False)
 _MODEL_FEEDBACK = _documented(
-    _feedback_schema("annotation", 2, "output_id", model=True),
+    _MODEL_SCHEMA,
     "Feedback on one prediction output: data.concepts for concept models, data.regions for detection models; "
     "feedback_info.event_type 'annotation' and output_id are required.",
     {"concepts": _CONCEPTS_EXAMPLE, "regions": _REGIONS_EXAMPLE}, [_MODEL_ID])
 _VERSION_FEEDBACK = {**_MODEL_FEEDBACK, "parameters": [_MODEL_ID, _VERSION_ID]}
 _SEARCH_FEEDBACK = _documented(
-    _feedback_schema("search_click", 1, "search_id", model=False),
+    _SEARCH_SCHEMA,
     "A click on a search hit: input.id is the clicked input; feedback_info.event_type 'search_click' and "
     "search_id are required.",
     {"click": _SEARCH_EXAMPLE}, [])
@@ -125,19 +128,25 @@ _OK = json.dumps(wire.ok()).encode()
 Record = Callable[[VisionLoop, Caller, Any], object]
 
 
-async def _ingest(request: Request, record: Record) -> Response:
+async def _ingest(request: Request, record: Record, schema: dict[str, Any]) -> Response:
     """Feedback is the hot write path. The body is read on the event loop; the key, its scope, the
     JSON and the recording are then one worker-thread call (as dependencies, each check would be
     a hop of its own, which costs more than the check). The key is still checked before the body.
     The endpoints take only the Request, so :mod:`visionloop.http.fast_lane` serves them. They
-    share a few worker threads of their own (:func:`visionloop.http.threads.feedback_pool`)."""
+    share a few worker threads of their own (:func:`visionloop.http.threads.feedback_pool`). A refusal
+    for a missing field names the unknown fields beside it, as ``schema`` (what the parser reads) tells."""
     raw = await request.body()
     core: VisionLoop = request.app.state.core
 
     def work() -> None:
         caller = authenticate(request, core)
         caller.require(SCOPE)
-        record(core, caller, parse_json(raw))
+        body = parse_json(raw)
+        try:
+            record(core, caller, body)
+        except errors.ApiError as exc:
+            name_unknown_fields(exc, body, schema=schema)
+            raise
 
     await asyncio.get_running_loop().run_in_executor(request.app.state.feedback_pool, work)
     return Response(_OK, media_type="application/json")
@@ -147,7 +156,8 @@ async def _ingest(request: Request, record: Record) -> Response:
 @fast
 async def model_feedback(request: Request) -> Response:
     model_id = request.path_params["model_id"]
-    return await _ingest(request, lambda core, caller, body: core.feedback.model_feedback(caller, model_id, None, body))
+    return await _ingest(request, lambda core, caller, body: core.feedback.model_feedback(caller, model_id, None, body),
+                         _MODEL_SCHEMA)
 
 
 @router.post("/models/{model_id}/versions/{version_id}/feedback", openapi_extra=_VERSION_FEEDBACK)
@@ -155,13 +165,14 @@ async def model_feedback(request: Request) -> Response:
 async def model_version_feedback(request: Request) -> Response:
     model_id, version_id = request.path_params["model_id"], request.path_params["version_id"]
     return await _ingest(request, lambda core, caller, body: core.feedback.model_feedback(caller, model_id, version_id,
-                                                                                          body))
+                                                                                          body), _MODEL_SCHEMA)
 
 
 @router.post("/searches/feedback", openapi_extra=_SEARCH_FEEDBACK)
 @fast
 async def search_feedback(request: Request) -> Response:
-    return await _ingest(request, lambda core, caller, body: core.feedback.search_feedback(caller, body))
+    return await _ingest(request, lambda core, caller, body: core.feedback.search_feedback(caller, body),
+                         _SEARCH_SCHEMA)
 
 
 Text = Annotated[str | None, Query(max_length=255)]

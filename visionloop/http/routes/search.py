@@ -23,7 +23,7 @@ def post_search(body: SearchRequest, caller: SearchCaller, core: CoreDep, page: 
     if body.pagination is not None and (body.pagination.page or body.pagination.per_page):
         page = Page.of(body.pagination.page, body.pagination.per_page, default=page.per_page,
                        cap=core.settings.max_per_page)
-    result = core.search.search(caller, terms, page, body.model_dump(mode="json"))
+    result = core.search.search(caller, terms, page, body.model_dump(mode="json", include={"query": True, "pagination": {"page", "per_page"}}))
     return wire.ok(id=result.id, hits=[{"score": round(h.score, 6), "input": wire.input_obj(h.input)}
                                        for h in result.hits])
 
