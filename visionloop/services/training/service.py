@@ -266,7 +266,8 @@ class LearningService:
                 since = max([(v.params or {}).get("trained_on", {}).get("last_seq", 0) for v in versions] or [0])
                 events = select(func.count()).select_from(FeedbackEvent).where(
                     FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == event_type, FeedbackEvent.seq > since)
-                new = s.scalar(events if event_type == SEARCH_CLICK else events.where(FeedbackEvent.model_pk == model_pk))
+                new = s.scalar(events.where(FeedbackEvent.search_id.is_not(None))  # unlinked clicks teach nothing
+                               if event_type == SEARCH_CLICK else events.where(FeedbackEvent.model_pk == model_pk))
                 if new >= min_new_events:
                     out.append((app_id, model.id))
         return out
