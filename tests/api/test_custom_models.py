@@ -72,7 +72,7 @@ def test_a_created_model_lists_its_concepts_and_is_not_yet_trained(api: Api, oth
 @pytest.mark.parametrize(("body", "field"), [
     (model_body(None), "model.id"),
     (model_body(""), "model.id"),
-    (model_body("a/b"), "model.id"),           # ids are in paths
+    (model_body("a\\b"), "model.id"),
     (model_body(GENERAL), "model.id"),          # a built-in model's id
     (model_body("general-v1.3"), "model.id"),   # and its name
     (model_body("taken"), "model.id"),          # the app's own model
@@ -198,6 +198,21 @@ def test_a_model_made_without_concepts_gets_them_by_patch_and_trains_only_then(a
     assert model["name"] == "renamed" and model["output_info"]["output_config"]["closed_environment"] is True
     r = api.client.patch("/v2/models", json={**patch, "action": "sideways"}, headers=api.headers())
     assert r.status_code == 400 and r.json()["status"]["details"].startswith("action:")
+
+
+def test_a_model_id_with_a_slash_is_reached_with_it_encoded(api: Api) -> None:
+    """Clarifai's Python client sends model 'the/model' as /v2/models/the%2Fmodel."""
+    assert api.post("/models", model_body("the/model")).status_code == 200
+    for path in ("/v2/models/the%2Fmodel", "/v2/models/the%2fmodel/output_info",
+                 f"/v2/users/me/apps/{api.app_id}/models/the%2Fmodel"):
+        r = api.client.get(path, headers=api.headers())
+        assert r.status_code == 200 and r.json()["model"]["id"] == "the/model", (path, r.text)
+    assert api.client.get("/v2/models/the/model", headers=api.headers()).status_code == 404
+    body = {"input": {"data": {"concepts": [{"id": "cat"}]},
+                      "feedback_info": {"event_type": "annotation", "output_id": "unknown-output"}}}
+    r = api.client.post("/v2/models/the%2Fmodel/feedback", json=body, headers=api.headers())  # the fast lane
+    assert r.status_code == 200, r.text
+    assert api.client.request("DELETE", "/v2/models/the%2Fmodel", headers=api.headers()).status_code == 200
 
 
 def test_hyper_params_are_kept_and_shown(api: Api) -> None:

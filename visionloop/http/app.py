@@ -14,6 +14,7 @@ from visionloop.core import VisionLoop
 from visionloop.http.errors import CatchAll, install_error_handlers
 from visionloop.http.fast_lane import FastLane, fast_routes
 from visionloop.http.guard import BodyGuard
+from visionloop.http.slashes import EncodedSlashes
 from visionloop.http.routes import concepts, feedback, inputs, models, predict, search, versions
 from visionloop.http.schemas import ErrorOut
 from visionloop.http.threads import feedback_pool
@@ -77,6 +78,7 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
                        dependencies=[Depends(_user_path)], responses=ERROR_RESPONSES)
     install_error_handlers(app)
     app.add_middleware(FastLane, routes=fast_routes(ROUTERS, ("/v2", APP_SCOPED)))  # inside BodyGuard: added first
+    app.add_middleware(EncodedSlashes)  # before any routing: the lane's and the app's
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(CatchAll)  # outermost
     return app
