@@ -147,6 +147,7 @@ def report(suite_server: LiveServer, image_host: ImageHost, client_home: Path,
     # a test that never reported (its class's setUpClass failed) counts as an error
     for tid in result["collected"]:
         result["tests"].setdefault(tid, {"outcome": "error", "message": "did not run (setUpClass failed)"})
+    result["server_log"] = suite_server.log_tail(40)  # a server that died explains many failures at once
     # the whole report, for reading the failures one by one
     (suite_server.data_dir.parent / "report.json").write_text(json.dumps(result, indent=1))
     return result
@@ -175,7 +176,8 @@ def test_module_passes_except_its_known_failures(report: dict[str, Any], module:
     outcomes = _outcomes(report, module)
     assert outcomes, f"{module} ran no test"
     broken = {tid: r for tid, r in outcomes.items() if r["outcome"] != "pass" and tid not in KNOWN_FAILURES}
-    assert not broken, "\n\n".join(f"{tid}: {r['outcome']}\n{r['message']}" for tid, r in broken.items())
+    assert not broken, "\n\n".join([*(f"{tid}: {r['outcome']}\n{r['message']}" for tid, r in broken.items()),
+                                     f"--- server log tail ---\n{report['server_log']}"])
 
 
 def test_the_suite_passes_at_least_the_target(report: dict[str, Any]) -> None:
