@@ -225,7 +225,9 @@ class LearningService:
         summary = {"app": app_id, "model": f"{view.model.name} ({view.model.id})", "version": version.id,
                    "versions trained for this app": sum(v.status_code == status.MODEL_TRAINED for v in versions),
                    "training runs for this app": len(versions),
-                   "headline": _figure(headline), "evaluated at": live["evaluated_at"]}
+                   "headline": _figure(headline),
+                   "unlinked feedback (no output here to score)": live["unlinked_events"],
+                   "evaluated at": live["evaluated_at"]}
         figures = [("Quality over time", quality_over_time(versions)), ("Per concept", per_concept(live))]
         if view.model.model_type == CONCEPT:  # a detection's feedback judges boxes, not scores to sweep
             figures.append(("Precision-recall curves", pr_curves(records)))
