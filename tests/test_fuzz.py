@@ -239,7 +239,7 @@ def _refused_headers(target: Target, kind: str) -> dict[str, str]:
             "no-scope": {"Authorization": f"Key {target.keys['no-scope']}"}}[kind]
 
 
-EXPECTED_REFUSAL = {"none": (401, 11009), "scheme": (401, 11008), "unknown": (401, 11008), "revoked": (401, 11008),
+EXPECTED_REFUSAL = {"none": (401, 11009), "scheme": (401, 11008), "unknown": (401, 11009), "revoked": (401, 11008),
                     "no-scope": (403, 11007)}
 
 

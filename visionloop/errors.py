@@ -72,6 +72,10 @@ class KeyMissing(ApiError):
     default_description = "API key not found"
 
 
+class KeyNotFound(KeyMissing):
+    """A key no app has (Clarifai's answer to an unknown key); a revoked key is KeyInvalid."""
+
+
 class KeyInvalid(ApiError):
     code = status.CONN_KEY_INVALID
     http_status = 401

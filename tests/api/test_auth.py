@@ -18,7 +18,7 @@ def test_missing_and_unknown_keys(client: TestClient) -> None:
     r = client.get("/v2/inputs")
     assert r.status_code == 401 and r.json()["status"]["code"] == 11009
     r = client.get("/v2/inputs", headers={"Authorization": "Key not-a-real-key"})
-    assert r.status_code == 401 and r.json()["status"]["code"] == 11008
+    assert r.status_code == 401 and r.json()["status"]["code"] == 11009  # Clarifai's 'API key not found'
     r = client.get("/v2/inputs", headers={"Authorization": "Bearer abc"})
     assert r.status_code == 401 and r.json()["status"]["code"] == 11008
 

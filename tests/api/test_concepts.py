@@ -46,11 +46,21 @@ def test_rename(api: Api) -> None:
     assert r.status_code == 404
 
 
+def test_search_covers_the_built_in_models_concepts_after_the_apps(api: Api) -> None:
+    api.post("/concepts", {"concepts": [{"id": "my-dog", "name": "dogfish of mine"}]})
+    r = api.post("/concepts/searches", {"concept_query": {"name": "dog*"}, "pagination": {"per_page": 100}})
+    found = [(c["name"], c["app_id"]) for c in r.json()["concepts"]]
+    assert found[0] == ("dogfish of mine", api.app_id)
+    assert set(found[1:]) == {("dog sled", "main"), ("dog", "main")}, found
+    page2 = api.post("/concepts/searches", {"concept_query": {"name": "dog*"}, "pagination": {"page": 2, "per_page": 1}})
+    assert [c["name"] for c in page2.json()["concepts"]] == [found[1][0]]
+
+
 def test_search_by_name_with_wildcard(api: Api) -> None:
     api.post("/concepts", {"concepts": [{"id": "c1", "name": "Golden retriever"}, {"id": "c2", "name": "Labrador"},
                                         {"id": "c3", "name": "retriever_100%"}]})
-    names = lambda q: sorted(c["name"] for c in api.post(  # noqa: E731
-        "/concepts/searches", {"concept_query": {"name": q}}).json()["concepts"])
+    names = lambda q: sorted(c["name"] for c in api.post(  # noqa: E731 - the app's own (the models' follow)
+        "/concepts/searches", {"concept_query": {"name": q}}).json()["concepts"] if c["app_id"] == api.app_id)
     assert names("*retriever*") == ["Golden retriever", "retriever_100%"]
     assert names("lab*") == ["Labrador"]
     assert names("labrador") == ["Labrador"]

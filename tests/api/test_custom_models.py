@@ -72,7 +72,7 @@ def test_a_created_model_lists_its_concepts_and_is_not_yet_trained(api: Api, oth
 @pytest.mark.parametrize(("body", "field"), [
     (model_body(None), "model.id"),
     (model_body(""), "model.id"),
-    (model_body("a b"), "model.id"),
+    (model_body("a\\b"), "model.id"),
     (model_body(GENERAL), "model.id"),          # a built-in model's id
     (model_body("general-v1.3"), "model.id"),   # and its name
     (model_body("taken"), "model.id"),          # the app's own model
@@ -80,8 +80,6 @@ def test_a_created_model_lists_its_concepts_and_is_not_yet_trained(api: Api, oth
     (model_body(name=GENERAL), "model.name"),
     (model_body(name="taken"), "model.name"),   # the app's own model's id (and name)
     (model_body(name="x" * 256), "model.name"),
-    (model_body(concepts=[]), "model.output_info.data.concepts"),
-    ({"model": {"id": "pets"}}, "model.output_info.data.concepts"),
     (model_body(concepts=[{"id": f"c{i}"} for i in range(201)]), "model.output_info.data.concepts"),
     (model_body(concepts=[{"id": "new-one"}, {"name": "no id"}]), "model.output_info.data.concepts[1].id"),
     (model_body(concepts=[{"id": "new-one"}, {"id": "a/b"}]), "model.output_info.data.concepts[1].id"),
@@ -179,3 +177,81 @@ def test_models_created_at_once_under_one_name_leave_one(core: VisionLoop) -> No
     with ThreadPoolExecutor(8) as pool:
         assert sum(pool.map(create, range(16))) == 1
     assert [m.model.name for m in core.models.list("racing", Page(1, 100))].count("Shared name") == 1
+
+
+def test_a_model_made_without_concepts_gets_them_by_patch_and_trains_only_then(api: Api) -> None:
+    r = api.post("/models", {"model": {"id": "我的新模型"}})  # any language, as Clarifai took
+    assert r.status_code == 200, r.text
+    assert "data" not in r.json()["model"]["output_info"]  # no concepts yet: no empty data either
+    r = api.post("/models/我的新模型/versions", {})
+    assert r.status_code == 400 and r.json()["status"]["code"] == status.MODEL_INVALID_ARGUMENT, r.text
+    patch = {"models": [{"id": "我的新模型", "output_info": {"data": {"concepts": [{"id": "cat"}, {"id": "dog"}]}}}],
+             "action": "merge"}
+    r = api.client.patch("/v2/models", json=patch, headers=api.headers())
+    assert r.status_code == 200, r.text
+    assert [c["id"] for c in r.json()["models"][0]["output_info"]["data"]["concepts"]] == ["cat", "dog"]
+    remove = {**patch, "action": "remove",
+              "models": [{"id": "我的新模型", "name": "renamed", "output_info": {
+                  "data": {"concepts": [{"id": "dog"}]}, "output_config": {"closed_environment": True}}}]}
+    model = api.client.patch("/v2/models", json=remove, headers=api.headers()).json()["models"][0]
+    assert [c["id"] for c in model["output_info"]["data"]["concepts"]] == ["cat"]
+    assert model["name"] == "renamed" and model["output_info"]["output_config"]["closed_environment"] is True
+    r = api.client.patch("/v2/models", json={**patch, "action": "sideways"}, headers=api.headers())
+    assert r.status_code == 400 and r.json()["status"]["details"].startswith("action:")
+
+
+def test_a_model_id_with_a_slash_is_reached_with_it_encoded(api: Api) -> None:
+    """Clarifai's Python client sends model 'the/model' as /v2/models/the%2Fmodel."""
+    assert api.post("/models", model_body("the/model")).status_code == 200
+    for path in ("/v2/models/the%2Fmodel", "/v2/models/the%2fmodel/output_info",
+                 f"/v2/users/me/apps/{api.app_id}/models/the%2Fmodel"):
+        r = api.client.get(path, headers=api.headers())
+        assert r.status_code == 200 and r.json()["model"]["id"] == "the/model", (path, r.text)
+    assert api.client.get("/v2/models/the/model", headers=api.headers()).status_code == 404
+    body = {"input": {"data": {"concepts": [{"id": "cat"}]},
+                      "feedback_info": {"event_type": "annotation", "output_id": "unknown-output"}}}
+    r = api.client.post("/v2/models/the%2Fmodel/feedback", json=body, headers=api.headers())  # the fast lane
+    assert r.status_code == 200, r.text
+    assert api.client.request("DELETE", "/v2/models/the%2Fmodel", headers=api.headers()).status_code == 200
+
+
+def test_hyper_params_are_kept_and_shown(api: Api) -> None:
+    params = {"MAX_NITEMS": 1000000.0, "N_EPOCHS": 5, "custom_training_cfg_args": {}}
+    r = api.post("/models", {"model": {"id": "hp", "output_info": {"output_config": {"hyper_params": params}}}})
+    assert r.status_code == 200, r.text
+    assert api.get("/models/hp").json()["model"]["output_info"]["output_config"]["hyper_params"] == params
+
+
+def test_deleting_models_keeps_built_ins_and_the_feedback_log(api: Api, core: VisionLoop) -> None:
+    for model_id in ("one", "two", "three"):
+        assert api.post("/models", model_body(model_id)).status_code == 200
+    r = api.client.request("DELETE", "/v2/models/one", headers=api.headers())
+    assert r.status_code == 200, r.text
+    assert api.get("/models/one").status_code == 404
+    assert api.post("/models", model_body("one")).status_code == 200  # the id is free again
+    r = api.client.request("DELETE", "/v2/models", json={"ids": ["two", "nope"]}, headers=api.headers())
+    assert r.status_code == 404 and api.get("/models/two").status_code == 200  # all or nothing
+    r = api.client.request("DELETE", "/v2/models", json={}, headers=api.headers())
+    assert r.status_code == 400 and r.json()["status"]["details"].startswith("ids:")
+    r = api.client.request("DELETE", "/v2/models", json={"delete_all": True}, headers=api.headers())
+    assert r.status_code == 200, r.text
+    ids = [m["id"] for m in api.get("/models", params={"per_page": 100}).json()["models"]]
+    assert GENERAL in ids and not {"one", "two", "three"} & set(ids)
+
+
+def test_feedback_about_a_deleted_model_stays_marked(api: Api) -> None:
+    assert api.post("/models", model_body("gone")).status_code == 200
+    body = {"input": {"data": {"concepts": [{"id": "cat"}]},
+                      "feedback_info": {"event_type": "annotation", "output_id": "unknown-output"}}}
+    assert api.post("/models/gone/feedback", body).status_code == 200
+    assert api.client.request("DELETE", "/v2/models/gone", headers=api.headers()).status_code == 200
+    (event,) = api.get("/feedback").json()["feedback"]
+    assert event["model_id"] == "gone" and event["model_deleted"] is True
+
+
+def test_model_inputs_lists_the_apps_inputs(api: Api) -> None:
+    r = api.post("/inputs", {"inputs": [{"id": "in-1", "data": {"image": {"base64": b64(photo("chelsea"))}}}]})
+    assert r.status_code == 200, r.text
+    assert api.post("/models", model_body("m")).status_code == 200
+    r = api.get("/models/m/inputs", params={"per_page": 1000})
+    assert r.status_code == 200 and [i["id"] for i in r.json()["inputs"]] == ["in-1"]

@@ -57,7 +57,7 @@ def test_every_route_without_key(client: TestClient) -> None:
 def test_every_route_with_bad_key(client: TestClient) -> None:
     for method, path, _ in routes(client):
         r = client.request(method, fill(path, "app-a"), content=b"{}", headers={"Authorization": "Key nope"})
-        assert assert_envelope(r, expect_http=401)["code"] == 11008
+        assert assert_envelope(r, expect_http=401)["code"] == 11009
 
 
 @pytest.mark.parametrize("payload,codes", [

@@ -192,5 +192,6 @@ def test_cli_parquet(api: Api, core: VisionLoop, log: dict, tmp_path: Path) -> N
     table = pq.read_table(out).to_pylist()
     assert [row["end_user_id"] for row in table] == ["alice", "alice", "bob", "carol", "dave"]
     assert json.loads(table[3]["data"])["kind"] == "regions" and table[0]["model_id"] == GENERAL
+    assert not table[0]["unlinked"] and not table[0]["model_deleted"]
     r = cli(core, "feedback", "export", "--format", "parquet")
     assert r.returncode == 2 and "--output" in r.stderr

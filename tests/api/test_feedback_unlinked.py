@@ -132,3 +132,14 @@ class TestRequireLink:
         r = api.client.post("/v2/searches/feedback", json=search_body("searchID", "xyz"), headers=api.headers())
         assert status(r)[:2] == (404, 11101)
         assert feedback(api) == []
+
+
+def test_a_click_on_a_known_search_keeps_its_checks(api: Api) -> None:
+    r = api.post("/inputs", {"inputs": [{"id": name, "data": {"image": {"base64": b64(photo(name))}}}
+                                        for name in ("chelsea", "coffee")]})
+    assert r.json()["status"]["code"] == 10000, r.text
+    search = api.post("/searches", {"query": {"ands": [{"output": {"input": {"id": "chelsea"}}}]},
+                                    "pagination": {"page": 1, "per_page": 1}}).json()
+    r = api.client.post("/v2/searches/feedback", json=search_body(search["id"], "not-a-hit"), headers=api.headers())
+    assert status(r)[:2] == (404, 30102)
+    assert feedback(api) == []

@@ -95,6 +95,7 @@ def test_feedback_concept_is_learned_promoted_and_rolled_back(api: Api, other_ap
     assert json.loads(done.stdout)["concepts"]["kitty"]["n_pos"] == 50
     page = report.read_text()
     assert page.count("data:image/png;base64,") >= 2 and "Precision-recall" in page
+    assert "unlinked feedback" in page and json.loads(done.stdout)["unlinked_events"] == 0
 
     # rollback is one call; a pinned version keeps predicting with that version
     r = api.post(f"/models/{GENERAL}/versions/aa9ca48295b37401f8af92ad1af0d91d/activate")

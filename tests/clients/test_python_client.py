@@ -379,6 +379,8 @@ def test_search_click_on_the_second_page_has_its_rank_in_the_whole_ranking(step,
     assert (ev["input_id"], ev["rank"]) == (got["input_id"], 3)  # first hit of page 2 at per_page=2
 
 
-def test_feedback_refused_on_unknown_output_or_a_non_hit(step) -> None:
-    assert step("feedback_unknown_output") == {"http_status": 404, "code": 11101}
+def test_feedback_on_an_unknown_output_is_stored_unlinked_a_non_hit_refused(step, live_server: LiveServer) -> None:
+    assert step("feedback_unknown_output") == {"http_status": 200, "code": 10000}
+    unlinked = [e for e in stored_feedback(live_server, P + "user") if e["unlinked"]]
+    assert {e["data"]["unlinked"]["output_id"] for e in unlinked} == {"0123456789abcdef0123456789abcdef"}
     assert step("feedback_search_not_a_hit") == {"http_status": 404, "code": 30102}

@@ -15,6 +15,7 @@ from visionloop.http.api_docs import install_api_docs
 from visionloop.http.errors import CatchAll, install_error_handlers
 from visionloop.http.fast_lane import FastLane, fast_routes
 from visionloop.http.guard import BodyGuard
+from visionloop.http.slashes import EncodedSlashes
 from visionloop.http.routes import concepts, feedback, inputs, models, predict, search, versions
 from visionloop.http.schemas import ErrorOut
 from visionloop.http.threads import feedback_pool
@@ -79,6 +80,7 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
     install_api_docs(app)
     install_error_handlers(app)
     app.add_middleware(FastLane, routes=fast_routes(ROUTERS, ("/v2", APP_SCOPED)))  # inside BodyGuard: added first
+    app.add_middleware(EncodedSlashes)  # before any routing: the lane's and the app's
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(CatchAll)  # outermost
     return app

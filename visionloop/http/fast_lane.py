@@ -23,6 +23,7 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from visionloop.http.errors import api_error_of, error_response
+from visionloop.http.slashes import restore
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -51,6 +52,7 @@ class FastLane:
                 match, child = route.matches(scope)
                 if match is Match.FULL:
                     scope = {**scope, **child}
+                    scope["path_params"] = restore(scope["path_params"])
                     request = Request(scope, receive)
                     try:
                         response = await route.endpoint(request)  # type: ignore[misc]

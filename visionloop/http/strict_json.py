@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from visionloop import errors
+from visionloop.http.slashes import restore
 
 MAX_DEPTH = 64
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # where a lone surrogate could come from
@@ -147,10 +148,16 @@ class StrictJSONRequest(Request):
 
 
 class StrictJSONRoute(APIRoute):
+    """Every route's class: strict JSON bodies, and path parameters with their encoded slashes back
+    (:mod:`visionloop.http.slashes`)."""
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def strict_handler(request: Request) -> Response:
-            return await handler(StrictJSONRequest(request.scope, request.receive))
+            scope = request.scope
+            if scope.get("path_params"):
+                scope["path_params"] = restore(scope["path_params"])
+            return await handler(StrictJSONRequest(scope, request.receive))
 
         return strict_handler

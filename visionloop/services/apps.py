@@ -140,8 +140,10 @@ class AppService:
     def _caller(self, key_hash: str) -> Caller:
         with self.db.reading() as c:
             row = c.execute(_KEY_BY_HASH, {"key_hash": key_hash}).first()
-        if row is None or row.revoked_at is not None:
-            raise errors.KeyInvalid("the API key is not valid (unknown or revoked)")
+        if row is None:
+            raise errors.KeyNotFound("no app has this API key")
+        if row.revoked_at is not None:
+            raise errors.KeyInvalid("the API key was revoked")
         return Caller(app_id=row.app_id, key_id=row.id, scopes=frozenset(row.scopes),
                       monthly_limit=row.monthly_limit)
 

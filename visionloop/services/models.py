@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from visionloop import errors, status
-from visionloop.ids import is_valid_concept_id, new_id
+from visionloop.ids import is_valid_model_id, new_id
 from visionloop.models.catalog import (BUILTIN, COLOR, CONCEPT, CUSTOM, DETECTION, DOMAINS, EMBEDDING, FOCUS,
                                        UNAVAILABLE, ModelSpec)
 from visionloop.models.predictors import NSFW, SFW, Predictor, base_predictor
@@ -356,8 +356,8 @@ def _checked(new: NewModel) -> str:
     """Refuse a malformed model before anything is written; returns its id."""
     if not new.id:
         raise errors.InvalidRequest("model.id: an id is required")
-    if not is_valid_concept_id(new.id):  # any language, as Clarifai took ('我的新模型'); no slashes (paths)
-        raise errors.InvalidRequest(f"model.id: {new.id[:80]!r} must be 1-64 printable characters, no '/' or '\\', "
+    if not is_valid_model_id(new.id):
+        raise errors.InvalidRequest(f"model.id: {new.id[:80]!r} must be 1-64 printable characters, no '\\', "
                                     "not only spaces")
     check_concept_text(new.name, "model.name", NAME_MAX)
     if len(new.concepts) > MAX_MODEL_CONCEPTS:  # none is fine: they can be added later, before training

@@ -149,7 +149,8 @@ def run_feedback():
 
     steps.run("feedback_search_page2", click_on_page_two)
 
-    # refused: an output id our server never made (404), a clicked input that was no hit (404)
+    # an output id our server never made: stored unlinked, as Clarifai accepted it; refused: a clicked
+    # input that was no hit of a known search (404)
     steps.run("feedback_unknown_output", lambda: refused(lambda: app.public_models.general_model.send_concept_feedback(
         input_id=P + "cat", url=PHOTO_URL["cat"], concepts=["cat"],
         feedback_info=info("annotation", output_id="0123456789abcdef0123456789abcdef"))))

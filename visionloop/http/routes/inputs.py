@@ -56,12 +56,15 @@ def post_inputs(body: PostInputsRequest, caller: InputsCaller, core: CoreDep) ->
             name_unknown_fields(res.error, body)
     envelope, code = wire.batch_status(results)
     out: list[dict[str, Any]] = []
-    for res in results:
+    for res, item in zip(results, body.inputs):
         if res.stored is not None:
             out.append(wire.input_obj(res.stored))
         else:
             assert res.error is not None
-            out.append({"id": res.input_id or "", "status": wire.item_error(res.error)})
+            # with its URL: the Python client builds every item of a MIXED_STATUS answer into an Image
+            url = item.data.image.url if item.data.image is not None else None
+            out.append({"id": res.input_id or "", "status": wire.item_error(res.error),
+                        "data": {"image": {"url": url}} if url else {}})
     return JSONResponse({"status": envelope, "inputs": out}, status_code=code)
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import IO, Any
 
 FORMATS = ("jsonl", "parquet")
-COLUMNS = ("id", "app_id", "event_type", "created_at", "model_id", "version_id", "output_id", "search_id",
-           "input_id", "rank", "end_user_id", "session_id", "key_id", "data", "raw")
+COLUMNS = ("id", "app_id", "event_type", "created_at", "model_id", "model_deleted", "version_id", "output_id",
+           "search_id", "input_id", "rank", "end_user_id", "session_id", "key_id", "unlinked", "data", "raw")
+_TYPES = {"rank": "int64", "model_deleted": "bool_", "unlinked": "bool_"}  # the others are text
 PARQUET_BATCH = 10_000
 
 
@@ -37,7 +38,7 @@ def write_parquet(records: Iterable[dict[str, Any]], path: Path) -> int:
     except ImportError:
         raise ExportError("Parquet export needs pyarrow: pip install 'visionloop[parquet]' (or use --format jsonl)") \
             from None
-    schema = pa.schema([(c, pa.int64() if c == "rank" else pa.string()) for c in COLUMNS])
+    schema = pa.schema([(c, getattr(pa, _TYPES.get(c, "string"))()) for c in COLUMNS])
     n = 0
     with pq.ParquetWriter(str(path), schema) as writer:
         batch: list[dict[str, Any]] = []

@@ -11,8 +11,9 @@ range, unknown enum value, empty list, wrong
 event_type; output of another model/version;
 unknown or repeated region id
 unknown model or version                        21200  404   ModelNotFound
-embedding model; concepts sent to a detection   21202  400   ModelInvalid
-model or regions sent to a concept model
+embedding model; only concepts sent about a     21202  400   ModelInvalid
+detection model's output, only regions about
+a concept model's output
 output_id / search_id unknown in the app,       11101  404   ResourceNotFound (another app's ids are
 with VISIONLOOP_FEEDBACK_REQUIRE_LINK on                         unknown too: nothing leaks)
 input.id neither the output's input nor a       30104  400   InputInvalid
@@ -65,7 +66,7 @@ from visionloop.services.apps import Caller
 from visionloop.services.feedback.concepts import NEW, ConceptResolver, Resolved
 from visionloop.services.feedback.log import Appended, FeedbackLog, NewEvent
 from visionloop.services.feedback.parse import ConceptIn, ModelFeedbackIn, SearchFeedbackIn
-from visionloop.services.feedback.regions import match_regions, predicted_regions
+from visionloop.services.feedback.regions import Predicted, match_regions, predicted_regions
 from visionloop.services.images import decode_base64
 from visionloop.services.models import ModelService, ModelView
 from visionloop.store.blobs import digest_of
@@ -154,14 +155,7 @@ class FeedbackRecorder:
                 normalized["concepts"] = [c.as_json() for c in resolved]
                 said["concepts"] = _said(resolved)
             if fb.regions:
-                matches = match_regions(fb.regions, predicted, output_id or named_output)
-                regions = []
-                for r, m in zip(fb.regions, matches):
-                    regions.append({"feedback": r.feedback, "box": [m.box.top, m.box.left, m.box.bottom, m.box.right],
-                                    "region_id": m.region_id, "matched_by": m.by, "iou": m.iou,
-                                    "concepts": self.concepts.resolve(s, caller.app_id, view, r.concepts),
-                                    "face": {attribute: [_as_said(c) for c in concepts]
-                                             for attribute, concepts in r.face}})
+                regions = self._regions(s, caller.app_id, view, fb, predicted, output_id or named_output)
                 resolved += [c for r in regions for c in r["concepts"]]
                 normalized["regions"] = [{**r, "concepts": [c.as_json() for c in r["concepts"]]} for r in regions]
                 said["regions"] = sorted(([r["feedback"], r["box"], r["region_id"], _said(r["concepts"]), r["face"]]
@@ -175,6 +169,18 @@ class FeedbackRecorder:
             normalized=normalized, raw=raw, end_user_id=fb.info.end_user_id, session_id=fb.info.session_id,
             model_pk=view.model.pk, version_id=used_version, output_id=output_id, input_id=input_id,
             new_concepts=new))
+
+    def _regions(self, s: Connection, app_id: str, view: ModelView, fb: ModelFeedbackIn,
+                 predicted: list[Predicted], output_ref: str) -> list[dict[str, Any]]:
+        """Each region tied to a predicted one (none for unlinked feedback), its concepts resolved
+        and its face attributes kept as sent."""
+        out = []
+        for r, m in zip(fb.regions, match_regions(fb.regions, predicted, output_ref)):
+            out.append({"feedback": r.feedback, "box": [m.box.top, m.box.left, m.box.bottom, m.box.right],
+                        "region_id": m.region_id, "matched_by": m.by, "iou": m.iou,
+                        "concepts": self.concepts.resolve(s, app_id, view, r.concepts),
+                        "face": {attribute: [_as_said(c) for c in concepts] for attribute, concepts in r.face}})
+        return out
 
     @staticmethod
     def _check_embedding(view: ModelView) -> None:

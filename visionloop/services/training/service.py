@@ -276,7 +276,9 @@ class LearningService:
         summary = {"app": app_id, "model": f"{view.model.name} ({view.model.id})", "version": version.id,
                    "versions trained for this app": sum(v.status_code == status.MODEL_TRAINED for v in versions),
                    "training runs for this app": len(versions),
-                   "headline": _figure(headline), "evaluated at": live["evaluated_at"]}
+                   "headline": _figure(headline),
+                   "unlinked feedback (no output here to score)": live["unlinked_events"],
+                   "evaluated at": live["evaluated_at"]}
         figures = [("Quality over time", quality_over_time(versions)), ("Per concept", per_concept(live))]
         if view.model.model_type == CONCEPT:  # a detection's feedback judges boxes, not scores to sweep
             figures.append(("Precision-recall curves", pr_curves(records)))
@@ -317,7 +319,8 @@ class LearningService:
                 since = max([(v.params or {}).get("trained_on", {}).get("last_seq", 0) for v in versions] or [0])
                 events = select(func.count()).select_from(FeedbackEvent).where(
                     FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == event_type, FeedbackEvent.seq > since)
-                new = s.scalar(events if event_type == SEARCH_CLICK else events.where(FeedbackEvent.model_pk == model_pk))
+                new = s.scalar(events.where(FeedbackEvent.search_id.is_not(None))  # unlinked clicks teach nothing
+                               if event_type == SEARCH_CLICK else events.where(FeedbackEvent.model_pk == model_pk))
                 if new >= min_new_events:
                     out.append((app_id, model.id))
         return out
