@@ -713,7 +713,8 @@ def run_search(api: Api, sizes: Sizes, rng: np.random.Generator, res: dict[str, 
     clicked: list[Query] = []
     for q in queries:
         (held if rng.random() < sizes.search_heldout_fraction else clicked).append(q)
-    clicked = clicked[:sizes.search_clicked_queries]
+    clicked = [clicked[int(i)] for i in sorted(rng.choice(len(clicked), min(len(clicked), sizes.search_clicked_queries),
+                                                          replace=False))]
     # Clothing emoji look for Fashion-MNIST products: search across styles (held out only).
     held += [(f"emoji-{e.path.stem}", e.png(), f_label(EMOJI_TO_FASHION[e.short_name]), "cross-style")
              for e in clothing]

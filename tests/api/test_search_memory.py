@@ -59,8 +59,8 @@ def test_a_click_lifts_the_hit_in_the_next_identical_search(api: Api, corpus: li
     click(api, sid, ninth)
     _, after, _ = search(api)
     assert after.index(ninth) < 3, after
-    # one click moves one hit: the rest of the page keeps its order
-    assert [h for h in after if h != ninth] == [h for h in before if h != ninth][:len(after) - 1]
+    # one click moves one hit, not the whole page: at most one other hit leaves it
+    assert len(set(after) & set(before)) >= len(before) - 1
 
 
 def test_a_hit_from_below_the_page_enters_it_and_pages_stay_consistent(api: Api, corpus: list[str]) -> None:

@@ -10,8 +10,8 @@ Each search is stored with its id, query, the ranked hits shown (rank, input id,
 time, so that a later click is tied to the position it was shown at. An app whose active embedding
 version learned a ranking from those clicks (``click_model``) gets its visual hits re-ranked by it;
 then the click memory (:mod:`visionloop.services.click_memory`) blends in what users clicked for
-this query before, over the top :data:`MEMORY_TOP` candidates, so a hit from below the page can
-enter it. Exploration (opt-in) may show one hit from just below the first page in positions 6-10.
+this query before, over the top :data:`MEMORY_TOP` candidates (or to the page's end, if further),
+so a hit from below the page can enter it. Exploration (opt-in) may show one hit from just below the first page in positions 6-10.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from visionloop.models.catalog import EMBED, GENERAL
 from visionloop.models.predictors import MIN_SIDE, Predictor
 from visionloop.services import geo
 from visionloop.services.apps import Caller
-from visionloop.services.click_memory import ClickMemoryService, QueryIdentity, canonical, query_identity
+from visionloop.services.click_memory import (ClickMemoryService, QueryIdentity, canonical, input_vectors,
+                                               query_identity)
 from visionloop.services.image_source import ImageLoader, ImageSource
 from visionloop.services.images import open_rgb
 from visionloop.services.inputs import InputService, StoredInput
@@ -172,7 +173,8 @@ class SearchService:
             assert candidates is not None
             ranked = sorted(((i, scores.get(i, 1.0)) for i in candidates), key=lambda p: (-p[1], p[0]))
         identity = query_identity([term_key(t) for t in terms if not isinstance(t, VisualTerm)], digests)
-        ranked = self.memory.rerank(app_id, identity, query, ranked, eta=getattr(predictor, "eta", DEFAULT_ETA))
+        ranked = self.memory.rerank(app_id, identity, query, ranked, eta=getattr(predictor, "eta", DEFAULT_ETA),
+                                    top=max(need, MEMORY_TOP))
         propensities = self._explore(ranked, page)
         shown = ranked[page.offset:need]
         stored = self.inputs.get_many(app_id, [i for i, _ in shown])
@@ -312,14 +314,11 @@ class SearchService:
         """The top :data:`RERANK_TOP` by similarity, re-ordered (and re-scored) by the learned ranking."""
         top = ranked[:RERANK_TOP]
         with self.db.session() as s:
-            vectors = dict(s.execute(select(Input.id, Embedding.vector)
-                                     .join(Embedding, (Embedding.digest == Input.digest)
-                                           & (Embedding.space == EMBEDDING_SPACE))
-                                     .where(Input.app_id == app_id, Input.id.in_([i for i, _ in top]))).all())
+            vectors = input_vectors(s, app_id, [i for i, _ in top])
         known = [i for i, _ in top if i in vectors]
         if not known:
             return ranked
-        scores = rerank(query, np.stack([embedding_from_bytes(vectors[i]) for i in known]))
+        scores = rerank(query, np.stack([vectors[i] for i in known]))
         learned = sorted(((i, float(sc)) for i, sc in zip(known, scores, strict=True)),
                          key=lambda p: (-round(p[1], 6), p[0]))
         return learned + [p for p in top if p[0] not in vectors] + ranked[RERANK_TOP:]
