@@ -9,10 +9,10 @@ URLs are never fetched again, and a session without vectors only informs the pos
 
 Training fits :class:`~visionloop.learning.click_model.ClickModel` (PBM propensities, IPS-trained
 diagonal re-ranker, adoption test cross-fitted by query: it re-ranks only after ``min_sessions``
-clicked searches and a clear gain) on sessions whose query hashes to the training side
-(:mod:`visionloop.learning.split`: a query keeps its side as the log grows). Champion and
-challenger are then scored on the clicked held-out queries by the IPS-weighted DCG of the clicked
-hits under each one's ranking, and the challenger replaces the champion only if not worse. A
+clicked searches and a clear gain) on the earlier sessions. Champion and challenger are then
+scored on the later ones by the IPS-weighted DCG of the clicked hits under each one's ranking,
+queries the training saw and new queries apart (:mod:`visionloop.learning.search_gate`): the
+challenger replaces the champion when neither falls by more than 1% and either rises. A
 version the click model did not adopt is kept (its position-bias estimate is informative) and never
 promoted. The re-ranking applies to the app's visual searches only (search.py re-ranks the top
 candidates with the active version's ``rerank``).
@@ -33,8 +33,8 @@ from visionloop import errors
 from visionloop.learning.click_model import ClickModel, Hit, SearchSession, propensity
 from visionloop.learning.estimates import Estimate, interval, resample_counts
 from visionloop.learning.metrics_search import SearchRecord, evaluate_searches
-from visionloop.learning.promotion import Decision, decide
-from visionloop.learning.split import is_held_out
+from visionloop.learning.promotion import Decision
+from visionloop.learning.search_gate import gate, time_split
 from visionloop.models.predictions import Prediction
 from visionloop.models.predictors import Predictor
 from visionloop.services.images import decode_base64
@@ -247,11 +247,9 @@ class ClickLearning:
         say("reading remembered searches and their clicks")
         with self.db.session() as s:
             log = search_log(s, app_id, vectors=True)
-        held_out = {sid for sid, key in log.keys.items() if is_held_out(key, salt=app_id)}
-        train = [s for s in log.sessions if s.search_id not in held_out]
-        held = [s for s in log.sessions if s.search_id in held_out]
-        say(f"{len(log.sessions)} searches with {log.n_clicks} clicks: {len(train)} to train, "
-            f"{len(held)} on held-out queries")
+        train, seen, unseen = time_split(log.sessions, [str(s.key) for s in log.sessions])
+        say(f"{len(log.sessions)} searches with {log.n_clicks} clicks: {len(train)} to train, the later "
+            f"{len(seen)} of queries it saw and {len(unseen)} of new queries to judge")
         challenger = ClickModel().fit(train)
         say(challenger.reason_)
         if challenger.n_click_sessions_ < challenger.min_sessions:
@@ -261,10 +259,12 @@ class ClickLearning:
         options = {"eta": challenger.eta_, "max_rank": challenger.max_rank, "min_propensity": challenger.min_propensity}
         ranked = challenger.score if challenger.reranking_ else None
         incumbent = champion.score if champion is not None and champion.reranking_ else None
-        challenger_figures = holdout_figures(ranked, held, **options)
-        champion_figures = holdout_figures(incumbent, held, **options)
+        figures = {group: {"challenger": holdout_figures(ranked, later, **options),
+                           "champion": holdout_figures(incumbent, later, **options)}
+                   for group, later in (("seen", seen), ("unseen", unseen))}
         if challenger.reranking_:
-            decision = decide(champion_figures, challenger_figures, primary=PRIMARY, lower_is_better=("clicked_rank",))
+            decision = gate({g: f["champion"][PRIMARY] for g, f in figures.items()},
+                            {g: f["challenger"][PRIMARY] for g, f in figures.items()}, metric=PRIMARY)
         else:
             decision = Decision(False, f"refused: not adopted by the click model: {challenger.reason_}", [])
         say(decision.reason)
@@ -274,7 +274,8 @@ class ClickLearning:
                               "min_sessions": challenger.min_sessions, "applies_to": "visual searches"},
                   "trained_on": {"searches": len(log.records), "sessions": challenger.n_sessions_,
                                  "clicked_sessions": challenger.n_click_sessions_, "clicks": log.n_clicks,
-                                 "held_out_sessions": len(held), "last_seq": log.last_seq}}
-        holdout = {"challenger": {k: estimate_json(v) for k, v in challenger_figures.items()},
-                   "champion": {k: estimate_json(v) for k, v in champion_figures.items()}}
+                                 "later_sessions": {"seen": len(seen), "unseen": len(unseen)},
+                                 "last_seq": log.last_seq}}
+        holdout = {group: {side: {k: estimate_json(v) for k, v in values.items()} for side, values in f.items()}
+                   for group, f in figures.items()}
         return params, {"holdout": holdout}, self.blobs.put(challenger.to_bytes()), decision.promote
