@@ -57,7 +57,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("search_memory_half_life_days", 30.0, "Age at which a click counts half in the click memory."),
     Setting("search_memory_duplicate_cosine", 0.97, "Query images at least this similar (embedding cosine) are "
             "one query for the click memory (near-duplicates share their clicks)."),
-    Setting("search_memory_neighbour_weight", 0.5, "Weight of the clicks of the most similar remembered queries "
+    Setting("search_memory_neighbour_weight", 0.2, "Weight of the clicks of the most similar remembered queries "
             "for a query nobody asked before (neighbourhood votes); 0 turns them off."),
     Setting("search_explore_rate", 0.0, "Share of first pages of search results on which one hit from just below "
             "the page is shown in positions 6-10, logged with its propensity; 0 (default) never explores."),

@@ -134,7 +134,13 @@ def test_click_model_reranks_only_after_enough_clicked_searches(api: Api, other_
     assert other_api.get(f"/models/{EMBED}").json()["model"]["model_version"]["id"] == EMBED_BASE
 
     # search metrics from the log: every search and click above, by query kind
-    metrics = api.get("/searches/metrics").json()["search_metrics"]["kinds"]
+    everything = api.get("/searches/metrics").json()["search_metrics"]
+    metrics = everything["kinds"]
+    # per ranking version: before and after the promotion; per day: all of today
+    by_ranking = everything["by_ranking"]
+    assert set(by_ranking) == {EMBED_BASE, version["id"]}, by_ranking
+    assert (by_ranking[EMBED_BASE]["visual"]["n_searches"], by_ranking[version["id"]]["visual"]["n_searches"]) == (92, 8)
+    assert list(everything["by_day"].values()) == [metrics]
     visual = metrics["visual"]
     assert visual["n_searches"] == 76 + 3 * 8 and visual["n_clicks"] == 76 + 38
     assert visual["ctr"]["value"] == 76 / 100 and 0 < visual["mrr"]["value"] <= 1

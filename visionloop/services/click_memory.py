@@ -77,7 +77,7 @@ class MemorySettings:
     strength: float = 10.0  # 0: the memory is off
     half_life_days: float = 30.0
     duplicate_cosine: float = 0.97
-    neighbour_weight: float = 0.5  # 0: new queries get no votes from remembered ones
+    neighbour_weight: float = 0.2  # 0: new queries get no votes from remembered ones
     neighbours: int = 10
     neighbour_floor: float = 0.5
 

@@ -163,7 +163,9 @@ class SearchService:
         need = page.offset + page.per_page
         digests: list[str] = []
         query: np.ndarray | None = None
-        predictor = self._embedder(app_id)
+        embedder = self.models.get(app_id, EMBED.id)  # its rerank and eta, when a click model learned them
+        predictor = self.models.predictor(embedder.model, embedder.version)
+        ranking = embedder.version.id + ("+memory" if self.memory.settings.strength > 0 else "")
         if visual:
             found = [self._query_vector(app_id, t) for t in visual]
             digests = [d for d, _ in found]
@@ -180,7 +182,7 @@ class SearchService:
         stored = self.inputs.get_many(app_id, [i for i, _ in shown])
         hits = [Hit(page.offset + n + 1, score, stored[i], propensities.get(i))
                 for n, (i, score) in enumerate(shown) if i in stored]
-        search_id = self._remember(caller, raw_query, query_kind(terms), identity, hits)
+        search_id = self._remember(caller, raw_query, query_kind(terms), identity, ranking, hits)
         return SearchResult(search_id, hits)
 
     def _explore(self, ranked: list[tuple[str, float]], page: Page) -> dict[str, float]:
@@ -303,12 +305,6 @@ class SearchService:
         return sorted(((rows[i][0], float(sims[i])) for i in range(len(rows))), key=lambda p: (-round(p[1], 6), p[0]))
 
     # -- learned re-ranking -------------------------------------------------------------------------
-    def _embedder(self, app_id: str) -> Predictor:
-        """The app's active embedding version: its ``rerank`` (a learned re-ranking of visual search)
-        and ``eta`` (position bias estimated from the app's clicks), when it has them."""
-        view = self.models.get(app_id, EMBED.id)
-        return self.models.predictor(view.model, view.version)
-
     def _rerank(self, app_id: str, rerank: Rerank, query: np.ndarray,
                 ranked: list[tuple[str, float]]) -> list[tuple[str, float]]:
         """The top :data:`RERANK_TOP` by similarity, re-ordered (and re-scored) by the learned ranking."""
@@ -324,13 +320,13 @@ class SearchService:
         return learned + [p for p in top if p[0] not in vectors] + ranked[RERANK_TOP:]
 
     # -- memory ---------------------------------------------------------------------------------
-    def _remember(self, caller: Caller, query: dict[str, Any], kind: str, identity: QueryIdentity,
+    def _remember(self, caller: Caller, query: dict[str, Any], kind: str, identity: QueryIdentity, ranking: str,
                   hits: list[Hit]) -> str:
         search_id = new_id()
         with self.db.transaction() as s:
             s.add(Search(id=search_id, app_id=caller.app_id, query=query, kind=kind, key_id=caller.key_id,
                          scope=identity.scope, identity=identity.identity,
-                         query_digests="+".join(identity.digests) or None))
+                         query_digests="+".join(identity.digests) or None, ranking=ranking))
             s.flush()
             s.add_all(SearchHit(search_id=search_id, rank=h.rank, input_id=h.input.row.id, score=h.score,
                                 propensity=h.propensity)

@@ -37,6 +37,7 @@ from visionloop.learning.promotion import Decision
 from visionloop.learning.search_gate import gate, time_split
 from visionloop.models.predictions import Prediction
 from visionloop.models.predictors import Predictor
+from visionloop.services.feedback.log import as_utc
 from visionloop.services.images import decode_base64
 from visionloop.services.training.concept_training import InsufficientData, estimate_json
 from visionloop.services.training.data import features
@@ -125,12 +126,13 @@ class SearchLog:
     sessions: list[SearchSession]  # oldest first; searches whose hits start at rank 1
     keys: dict[Hashable, str]  # search id -> query key, for visual searches
     records: list[SearchRecord]  # every search read, for the metrics
+    groups: dict[Hashable, tuple[str, str]]  # search id -> (UTC day, ranking), for the metrics
     n_clicks: int
     last_seq: int
 
 
 def search_log(s: Session, app_id: str, *, vectors: bool, limit: int = MAX_SEARCHES) -> SearchLog:
-    rows = s.execute(select(Search.id, Search.kind).where(Search.app_id == app_id)
+    rows = s.execute(select(Search.id, Search.kind, Search.created_at, Search.ranking).where(Search.app_id == app_id)
                      .order_by(Search.created_at.desc(), Search.id.desc()).limit(limit)).all()[::-1]
     ids = [r.id for r in rows]
     hits: dict[str, list[tuple[int, str, float]]] = {}
@@ -178,7 +180,9 @@ def search_log(s: Session, app_id: str, *, vectors: bool, limit: int = MAX_SEARC
                                       [Hit(i, float(score), vectors_of.get(i)) for _, i, score in shown],
                                       [rank for rank, _ in said], query,
                                       next(iter(users)) if len(users) == 1 else None))
-    return SearchLog(sessions, keys, records, sum(len(c) for c in clicks.values()), last_seq)
+    groups = {r.id: (as_utc(r.created_at).date().isoformat(), r.ranking or "before rankings were recorded")
+              for r in rows}
+    return SearchLog(sessions, keys, records, groups, sum(len(c) for c in clicks.values()), last_seq)
 
 
 def metrics_json(records: Sequence[SearchRecord]) -> dict[str, Any]:
@@ -236,10 +240,20 @@ class ClickLearning:
         return ClickRanker(base, click_model) if click_model is not None and click_model.reranking_ else base
 
     def metrics(self, app_id: str) -> dict[str, Any]:
+        """By query kind; and so per UTC day and per ranking (embedding version, '+memory'): a change
+        of ranking shows as a before and an after."""
         with self.db.session() as s:
             log = search_log(s, app_id, vectors=False)
             total = s.scalar(select(func.count()).select_from(Search).where(Search.app_id == app_id)) or 0
-        return {"kinds": metrics_json(log.records), "window": {"searches": len(log.records), "of": total}}
+
+        def by(part: int) -> dict[str, Any]:
+            grouped: dict[str, list[SearchRecord]] = {}
+            for r in log.records:
+                grouped.setdefault(log.groups[r.search_id][part], []).append(r)
+            return {name: metrics_json(records) for name, records in sorted(grouped.items())}
+
+        return {"kinds": metrics_json(log.records), "by_day": by(0), "by_ranking": by(1),
+                "window": {"searches": len(log.records), "of": total}}
 
     def train(self, version: ModelVersion, model: Model, champion_version: ModelVersion, say: Progress
               ) -> tuple[dict[str, Any], dict[str, Any], str, bool]:
