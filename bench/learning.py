@@ -64,7 +64,10 @@ Sections:
    ``output.input.data.image``): Fashion-MNIST images and emoji, split into clicked and held-out
    queries, plus 17 clothing emoji (T-shirt, jeans, sandal, handbag...) whose relevant hits are the
    Fashion-MNIST products of their class: search across styles (held out). NDCG@10 on held-out
-   queries before and after 2000 simulated clicks on the other queries. Clicks follow the
+   ("unseen") queries and on the clicked ("seen") ones, before and after 1500 simulated clicks on
+   150 of the other queries (each asked several times); right after the clicks, what the click
+   memory serves with no training, and the seconds a click takes to show in the next identical
+   search (:mod:`bench.search_memory`). Clicks follow the
    position-based model: rank r is looked at with probability 1/r, a relevant hit that is looked
    at is clicked with probability 0.9, an irrelevant one with 0.1. Then the embedding model is
    retrained (``POST /v2/models/{embed}/versions``: a click-model version). "After" is what the
@@ -974,6 +977,13 @@ def summary(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         rows.append(("search NDCG@10 held-out: before -> after clicks",
                      f"{f(se['before']['all']['ndcg10'])} -> {f(after)} ({f(se.get('relative_gain'), '+.1%')}; "
                      f"promoted: {promoted})", ">= +10% relative"))
+        for group, g in se.get("memory_gains", {}).items():
+            rows.append((f"search NDCG@10 {group} queries, click memory (no training)",
+                         f"{f(g['before'])} -> {f(g['after'])} ({f(g['relative_gain'], '+.1%')})",
+                         f">= {g['target']:+.0%} relative"))
+        if se.get("click_to_show"):
+            rows.append(("seconds from a click to the next identical search showing it",
+                         f(se["click_to_show"]["seconds"], ".3f"), ""))
         if se.get("after_if_activated"):
             rows.append(("search NDCG@10 held-out, refused version activated",
                          f"{f(se['after_if_activated']['all']['ndcg10'])} "
