@@ -35,7 +35,7 @@ from visionloop.store.db import Database
 from visionloop.store.tables import Embedding, FeedbackEvent, Input, Search, SearchHit
 
 SEARCH_CLICK = "search_click"
-MAX_CLICKS = 20_000  # the latest clicks on a query's searches that are read (older ones have decayed)
+MAX_CLICKS = 20_000  # the latest clicks of an app, and of a query, that are read (older ones have decayed)
 FIRST_PAGE = 10
 MAX_RANK = 50  # hits of a clicked search read as shown (further down, hardly ever looked at)
 MAX_VECTORS = 100_000  # remembered query vectors kept in memory (they never change: keyed by digest)
@@ -118,11 +118,14 @@ class ClickMemoryService:
 
     def _query_weights(self, s: Session, app_id: str, query: QueryIdentity, vector: np.ndarray | None,
                        floor: float) -> dict[str, float]:
-        """Remembered clicked queries of the scope -> how much their clicks count for this one."""
+        """Remembered queries of the scope clicked among the app's latest clicks -> how much their
+        clicks count for this one."""
+        recent = (select(FeedbackEvent.search_id)
+                  .where(FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == SEARCH_CLICK)
+                  .order_by(FeedbackEvent.seq.desc()).limit(MAX_CLICKS).subquery())
         remembered = s.execute(select(Search.identity, Search.query_digests).distinct()
-                               .join(FeedbackEvent, FeedbackEvent.search_id == Search.id)
-                               .where(Search.app_id == app_id, Search.scope == query.scope,
-                                      FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == SEARCH_CLICK)).all()
+                               .join(recent, recent.c.search_id == Search.id)
+                               .where(Search.app_id == app_id, Search.scope == query.scope)).all()
         weights = {identity: 1.0 for identity, _ in remembered if identity == query.identity}
         if vector is None or not query.digests:
             return weights
