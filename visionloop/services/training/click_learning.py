@@ -48,7 +48,7 @@ from visionloop.store.tables import FeedbackEvent, Input, Model, ModelVersion, S
 CLICK_KIND = "click_model"
 MAX_SEARCHES = 10_000  # the latest searches a training or the metrics read
 PRIMARY = "ips_dcg"
-MIN_COUNT = 10  # held-out clicked queries below which the figure is too thin to promote on
+MIN_COUNT = 10  # clicked later sessions below which a figure is too thin to decide on
 SEARCH_CLICK = "search_click"
 Progress = Callable[[str], None]
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -99,7 +99,7 @@ def _chunks(items: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
 
 
 def _query(s: Session, app_id: str, refs: list[tuple[str, str]]) -> tuple[str, np.ndarray | None]:
-    """The query's key (what the held-out split hashes) and its vector (None when not recoverable)."""
+    """The query's key (what tells seen queries from new ones) and its vector (None when not recoverable)."""
     digests, keys = [], []
     for kind, ref in refs:
         if kind == "input":
@@ -193,7 +193,7 @@ def metrics_json(records: Sequence[SearchRecord]) -> dict[str, Any]:
             for kind, m in evaluate_searches(records).items()}
 
 
-# -- champion and challenger on held-out queries ----------------------------------------------------
+# -- champion and challenger on later sessions ------------------------------------------------------
 def holdout_figures(scorer: Scorer | None, sessions: Sequence[SearchSession], *, eta: float, max_rank: int,
                     min_propensity: float) -> dict[str, Estimate]:
     """IPS-weighted DCG of the clicked hits, and their mean rank, when each search's shown hits are
