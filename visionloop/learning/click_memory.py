@@ -28,8 +28,9 @@ Relevance feedback. Hits never shown have no evidence, yet those that look like 
 clicked for this very query are likely what they want (Rocchio's relevance feedback): with the
 candidates' embeddings, ``similarity_strength * spread`` times the standardised similarity of each
 candidate to the clicked hits' mean (weighted by how far their relevance rose above the prior) is
-added too, in proportion to that rise until it is worth ``similarity_evidence`` sure clicks. Only the query's own clicks (weight 1) make that direction: a neighbour's clicks
-would pull it towards the neighbour.
+added too, in proportion to that rise until it is worth ``similarity_evidence`` sure clicks. Only
+the query's own clicks (weight 1) make that direction: a neighbour's clicks would pull it towards
+the neighbour.
 """
 
 from __future__ import annotations

@@ -58,7 +58,8 @@ def gate(champion: Mapping[str, Estimate], challenger: Mapping[str, Estimate], *
             continue
         changes[group] = change
         assert old is not None and new is not None and old.value is not None and new.value is not None
-        notes.append(f"{group} queries' {metric} {old.value:.3f} -> {new.value:.3f} ({change:+.1%} on {new.n} sessions)")
+        notes.append(f"{group} queries' {metric} {old.value:.3f} -> {new.value:.3f} "
+                     f"({change:+.1%} on {new.n} sessions)")
     worse = [g for g, c in changes.items() if c < -tolerance]
     better = [g for g, c in changes.items() if c > 0]
     detail = "; ".join(notes)

@@ -11,7 +11,8 @@ time, so that a later click is tied to the position it was shown at. An app whos
 version learned a ranking from those clicks (``click_model``) gets its visual hits re-ranked by it;
 then the click memory (:mod:`visionloop.services.click_memory`) blends in what users clicked for
 this query before, over the top :data:`MEMORY_TOP` candidates (or to the page's end, if further),
-so a hit from below the page can enter it. Exploration (opt-in) may show one hit from just below the first page in positions 6-10.
+so a hit from below the page can enter it. Exploration (opt-in) may show one hit from just below
+the first page in positions 6-10.
 """
 
 from __future__ import annotations
