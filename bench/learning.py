@@ -9,7 +9,7 @@
 Last full run (seed 0; the README's "Learning figures" has the detail): accuracy after 1000 events
 0.818, 92% of the gap (target 80%: met); new concept at 10 positives AUC 0.857 (target 0.90: not
 met); search NDCG@10 on held-out queries +0.0% (the click model was not adopted; target +10%: not
-met; with the click memory, 2026-12-07: seen queries +14.7%, held-out +0.3%, see
+met; with the click memory, 2026-12-07: seen queries +16.7%, held-out +0.3%, see
 docs/search-learning.md); 20% malicious users, accuracy with / without reliability weighting: 3 judges 0.829 / 0.824,
 2 judges 0.827 / 0.812; 9.9 s from the last feedback to a promoted version at 10k labels.
 

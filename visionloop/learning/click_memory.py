@@ -77,7 +77,7 @@ class ClickMemory(BaseEstimator):
 
     def __init__(self, *, eta: float = 1.0, skip_exposure: float = 0.5, half_life_days: float = 30.0,
                  prior_mean: float = 0.3, prior_strength: float = 2.0, strength: float = 10.0,
-                 similarity_strength: float = 2.5, similarity_evidence: float = 3.0) -> None:
+                 similarity_strength: float = 2.5, similarity_evidence: float = 2.0) -> None:
         self.eta = eta
         self.skip_exposure = skip_exposure
         self.half_life_days = half_life_days
