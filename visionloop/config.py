@@ -54,13 +54,13 @@ SETTINGS: tuple[Setting, ...] = (
             "app once this many feedback events on it (concept or region feedback; search clicks for the search "
             "ranking) arrived since its last version; 0 disables."),
     Setting("retrain_check_seconds", 30.0, "How often the training worker looks for models due for retraining."),
-    Setting("search_memory_strength", 3.0, "How far what users clicked for a query moves its hits the next time "
+    Setting("search_memory_strength", 10.0, "How far what users clicked for a query moves its hits the next time "
             "it is searched (in standard deviations of the candidates' scores, at full evidence); 0 turns the "
             "click memory off. See docs/search-learning.md."),
     Setting("search_memory_half_life_days", 30.0, "Age at which a click counts half in the click memory."),
     Setting("search_memory_duplicate_cosine", 0.97, "Query images at least this similar (embedding cosine) are "
             "one query for the click memory (near-duplicates share their clicks)."),
-    Setting("search_memory_neighbour_weight", 0.3, "Weight of the clicks of the most similar remembered queries "
+    Setting("search_memory_neighbour_weight", 0.2, "Weight of the clicks of the most similar remembered queries "
             "for a query nobody asked before (neighbourhood votes); 0 turns them off."),
     Setting("search_explore_rate", 0.0, "Share of first pages of search results on which one hit from just below "
             "the page is shown in positions 6-10, logged with its propensity; 0 (default) never explores."),

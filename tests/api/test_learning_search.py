@@ -119,10 +119,10 @@ def test_click_model_reranks_only_after_enough_clicked_searches(api: Api, other_
     assert version["status"]["code"] == 21100, version
     info = version["visionloop"]
     assert info["learned"]["reranking"] and info["learned"]["validation"]["z"] >= 1.64, info["learned"]
-    assert info["trained_on"]["clicked_sessions"] >= 50 and info["trained_on"]["held_out_sessions"] >= 10, info
-    holdout = version["metrics"]["holdout"]
+    assert info["trained_on"]["clicked_sessions"] >= 50 and info["trained_on"]["later_sessions"]["seen"] >= 10, info
+    holdout = version["metrics"]["holdout"]["seen"]  # judged on later searches of the queries it learned from
     assert holdout["challenger"]["ips_dcg"]["value"] > holdout["champion"]["ips_dcg"]["value"], holdout
-    assert info["promoted"] is True, info["decision"]
+    assert info["promoted"] is True and "seen queries' ips_dcg rose" in info["decision"], info["decision"]
     assert api.get(f"/models/{EMBED}").json()["model"]["model_version"]["id"] == version["id"]
 
     after, share_after = probe(api)
@@ -134,7 +134,14 @@ def test_click_model_reranks_only_after_enough_clicked_searches(api: Api, other_
     assert other_api.get(f"/models/{EMBED}").json()["model"]["model_version"]["id"] == EMBED_BASE
 
     # search metrics from the log: every search and click above, by query kind
-    metrics = api.get("/searches/metrics").json()["search_metrics"]["kinds"]
+    everything = api.get("/searches/metrics").json()["search_metrics"]
+    metrics = everything["kinds"]
+    # per ranking version: before and after the promotion; per day: all of today
+    by_ranking = everything["by_ranking"]
+    assert set(by_ranking) == {EMBED_BASE, version["id"]}, by_ranking
+    searches = {ranking: m["visual"]["n_searches"] for ranking, m in by_ranking.items()}
+    assert searches == {EMBED_BASE: 92, version["id"]: 8}
+    assert list(everything["by_day"].values()) == [metrics]
     visual = metrics["visual"]
     assert visual["n_searches"] == 76 + 3 * 8 and visual["n_clicks"] == 76 + 38
     assert visual["ctr"]["value"] == 76 / 100 and 0 < visual["mrr"]["value"] <= 1
@@ -172,3 +179,26 @@ def test_clicks_on_a_concept_search_are_weak_concept_labels(api: Api, core: Visi
         click(user)
     four = label()
     assert four is not None and four.value and four.confidence >= 0.7 and four.n_users == 4
+
+
+def test_the_gate_refuses_a_ranking_that_hurts_new_queries(api: Api) -> None:
+    """Users first click grey photos; later, searching with new photos, they click colour ones. A
+    ranking learned from the earlier searches puts grey first: judged on the later searches of new
+    queries, it is worse than the similarity ranking, and is refused for it."""
+    ids = add_photos(api, 4)
+    click_sessions(api, [ids[(7 * n) % len(ids)] for n in range(64)])
+    for k in range(16):
+        name = SCENES[k % len(SCENES)]
+        result = search(api, {"data": {"image": {"base64": b64(photo(name, k % 2 == 0, 500 + k))}}})
+        colour = [h["input"]["id"] for h in result["hits"] if h["input"]["id"].startswith(f"{name}-colour")][:2]
+        for hit in colour:
+            r = api.post("/searches/feedback", {"input": {"id": hit, "feedback_info": {
+                "event_type": "search_click", "search_id": result["id"], "end_user_id": f"later-{k % 5}"}}})
+            assert r.status_code == 200, r.text
+    version = train(api, EMBED)
+    info = version["visionloop"]
+    assert info["learned"]["reranking"], info["learned"]
+    assert info["trained_on"]["later_sessions"] == {"seen": 0, "unseen": 16}, info["trained_on"]
+    assert info["promoted"] is False
+    assert info["decision"].startswith("refused: unseen queries' ips_dcg fell by more than 1%"), info["decision"]
+    assert api.get(f"/models/{EMBED}").json()["model"]["model_version"]["id"] == EMBED_BASE

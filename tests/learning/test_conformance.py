@@ -1,8 +1,8 @@
 """scikit-learn's estimator contract, for the estimators of visionloop.learning.
 
 The full ``parametrize_with_checks`` suite assumes single-output targets with arbitrary class
-labels; ``ConceptHeads`` takes a multi-label 0/1/NaN matrix and ``ClickModel`` takes search
-sessions, so those data checks cannot apply. The checks below are the ones about the contract
+labels; ``ConceptHeads`` takes a multi-label 0/1/NaN matrix, ``ClickModel`` takes search
+sessions and ``ClickMemory`` click observations, so those data checks cannot apply. The checks below are the ones about the contract
 itself — parameters stored as given, cloning, repr, fitted-state checks, input validation — and
 they run unchanged from sklearn so a new sklearn release keeps us honest.
 """
@@ -15,6 +15,7 @@ import pytest
 from sklearn.base import BaseEstimator
 from sklearn.utils import estimator_checks as checks
 
+from visionloop.learning.click_memory import ClickMemory
 from visionloop.learning.click_model import ClickModel
 from visionloop.learning.heads import ConceptHeads
 
@@ -40,7 +41,7 @@ FITTING = [
     checks.check_complex_data,
 ]
 
-CASES = [(est, check) for est in (ConceptHeads(), ClickModel()) for check in CONTRACT]
+CASES = [(est, check) for est in (ConceptHeads(), ClickModel(), ClickMemory()) for check in CONTRACT]
 CASES += [(ConceptHeads(), check) for check in FITTING]
 
 

@@ -4,21 +4,33 @@ Why: repeated queries dominate search traffic, and a click is the best evidence 
 query it was made for. A trained re-ranker needs many searches and a gate; remembering needs
 neither, provided a handful of clicks can move a hit but never the whole page.
 
-Evidence. Each remembered search of the query (or of a near-duplicate, or a neighbour: see
-:func:`query_weights`) contributes, for each hit a user clicked at rank ``r``, a positive of
-``min(r ** eta, 1 / min_propensity)`` — the inverse of the position-based model's examination
-probability, so a click from rank 9 says more than one from rank 1 — and, for each hit shown
-above the lowest click and not clicked (looked at, under the cascade reading, and passed over),
-a negative of ``skip_weight``. Both are multiplied by ``0.5 ** (age / half_life)`` and by the
-remembered query's weight. Per end user, a hit's positive is the largest of their clicks and its
-negative the largest of their skips: one user clicking a thousand times is one user.
+Evidence, under the position-based model (:mod:`.click_model`): a hit shown at rank ``r`` was
+looked at with probability ``theta_r = r ** -eta``, and a looked-at hit is clicked with probability
+its relevance. So a hit's relevance is estimated as its clicks over its *exposure*, the expected
+number of times it was looked at: a clicked hit was looked at (exposure 1); one shown above the
+lowest click of its search and passed over was probably looked at too (exposure at least
+``skip_exposure``: skips above a click are weak negatives); one below it, ``theta_r``. Only searches
+with a click are read: a search nobody clicked says more about the user than about the hits.
 
-Relevance. Per hit, the posterior mean of a Beta prior (mean ``prior_mean``, ``prior_strength``
-pseudo-observations) updated by the summed evidence: ``(a + pos) / (a + b + pos + neg)``.
+Each piece of evidence is multiplied by ``0.5 ** (age / half_life)`` and by the remembered query's
+weight (1 for the same query or a near-duplicate, less for a neighbour: :func:`query_weights`).
+Per end user, a hit's clicks and exposure are each the largest of theirs, so one user clicking a
+thousand times is one user. Relevance is the posterior mean of a Beta prior (mean ``prior_mean``,
+``prior_strength`` pseudo-observations): ``(a + clicks) / (a + b + exposure)``, which clicks over
+little exposure (from low ranks) raise the most.
 
-Blend. ``score + strength * spread * (posterior - prior_mean)``, ``spread`` the standard deviation
+Blend. ``score + strength * spread * (relevance - prior_mean)``, ``spread`` the standard deviation
 of the candidates' scores (1 when they are all equal), over the whole candidate list so that every
-page of one search agrees. A hit without evidence keeps its score; a skipped one sinks a little.
+page of one search agrees. A hit without evidence keeps its score; evidence moves a hit by at most
+``strength * prior_mean`` spreads down and ``strength * (1 - prior_mean)`` up, however much there is.
+
+Relevance feedback. Hits never shown have no evidence, yet those that look like what users
+clicked for this very query are likely what they want (Rocchio's relevance feedback): with the
+candidates' embeddings, ``similarity_strength * spread`` times the standardised similarity of each
+candidate to the clicked hits' mean (weighted by how far their relevance rose above the prior) is
+added too, in proportion to that rise until it is worth ``similarity_evidence`` sure clicks. Only
+the query's own clicks (weight 1) make that direction: a neighbour's clicks would pull it towards
+the neighbour.
 """
 
 from __future__ import annotations
@@ -38,7 +50,7 @@ DAY = 86_400.0
 
 @dataclass(frozen=True)
 class Observation:
-    """A hit of a remembered search, clicked or skipped (shown above a click, not clicked)."""
+    """A hit shown by a remembered search that had a click: clicked or not, above its lowest click or not."""
 
     input_id: str
     rank: int
@@ -46,6 +58,7 @@ class Observation:
     user: str  # end user (else session, else search): whose evidence it is, for the per-user cap
     age_seconds: float
     weight: float = 1.0  # how much the remembered query counts for this one (1: the same query)
+    above_click: bool = False  # shown above the search's lowest click
 
 
 class ClickMemory(BaseEstimator):
@@ -53,66 +66,79 @@ class ClickMemory(BaseEstimator):
 
     _constraints: ClassVar[dict[str, Range]] = {
         "eta": Range(0, 5),
-        "min_propensity": Range(0, 1, open_low=True),
+        "skip_exposure": Range(0, 1),
         "half_life_days": Range(0, open_low=True),
         "prior_mean": Range(0, 1, open_low=True),
         "prior_strength": Range(0, open_low=True),
-        "skip_weight": Range(0),
         "strength": Range(0),
+        "similarity_strength": Range(0),
+        "similarity_evidence": Range(0, open_low=True),
     }
 
-    def __init__(self, *, eta: float = 1.0, min_propensity: float = 0.05, half_life_days: float = 30.0,
-                 prior_mean: float = 0.1, prior_strength: float = 2.0, skip_weight: float = 0.3,
-                 strength: float = 3.0) -> None:
+    def __init__(self, *, eta: float = 1.0, skip_exposure: float = 0.5, half_life_days: float = 30.0,
+                 prior_mean: float = 0.3, prior_strength: float = 2.0, strength: float = 10.0,
+                 similarity_strength: float = 2.5, similarity_evidence: float = 2.0) -> None:
         self.eta = eta
-        self.min_propensity = min_propensity
+        self.skip_exposure = skip_exposure
         self.half_life_days = half_life_days
         self.prior_mean = prior_mean
         self.prior_strength = prior_strength
-        self.skip_weight = skip_weight
         self.strength = strength
+        self.similarity_strength = similarity_strength
+        self.similarity_evidence = similarity_evidence
 
     def fit(self, observations: Iterable[Observation]) -> ClickMemory:
-        """Sum each hit's evidence over users, each user's capped at their strongest click and skip."""
+        """Sum each hit's clicks and exposure over users, each user's capped at their largest."""
         validate(self.get_params(), self._constraints)
-        best: dict[tuple[str, str, bool], float] = {}
+        best: dict[tuple[str, str], tuple[float, float]] = {}
+        self.own_clicks_: set[str] = set()  # hits clicked for this very query (weight 1)
         for o in observations:
             if o.rank < 1:
                 raise ValueError(f"hit {o.input_id!r}: rank must be >= 1, got {o.rank}")
-            decay = 0.5 ** (max(o.age_seconds, 0.0) / (self.half_life_days * DAY))
-            size = min(o.rank ** self.eta, 1.0 / self.min_propensity) if o.clicked else self.skip_weight
-            key = (o.input_id, o.user, o.clicked)
-            best[key] = max(best.get(key, 0.0), size * decay * o.weight)
-        self.positive_: dict[str, float] = {}
-        self.negative_: dict[str, float] = {}
-        for (input_id, _, clicked), value in best.items():
-            side = self.positive_ if clicked else self.negative_
-            side[input_id] = side.get(input_id, 0.0) + value
+            weight = o.weight * 0.5 ** (max(o.age_seconds, 0.0) / (self.half_life_days * DAY))
+            seen = o.rank ** -self.eta
+            exposure = 1.0 if o.clicked else max(seen, self.skip_exposure) if o.above_click else seen
+            if o.clicked and o.weight >= 1:
+                self.own_clicks_.add(o.input_id)
+            clicks, shown = best.get((o.input_id, o.user), (0.0, 0.0))
+            best[(o.input_id, o.user)] = (max(clicks, weight * o.clicked), max(shown, weight * exposure))
+        self.clicks_: dict[str, float] = {}
+        self.exposure_: dict[str, float] = {}
+        for (input_id, _), (clicks, shown) in best.items():
+            self.clicks_[input_id] = self.clicks_.get(input_id, 0.0) + clicks
+            self.exposure_[input_id] = self.exposure_.get(input_id, 0.0) + shown
         return self
 
     def relevance(self, input_ids: Sequence[str]) -> np.ndarray:
-        """Posterior mean relevance of each hit (``prior_mean`` for a hit nobody clicked or skipped)."""
-        check_is_fitted(self, "positive_")
+        """Posterior mean relevance of each hit (``prior_mean`` for a hit never shown to a clicking user)."""
+        check_is_fitted(self, "clicks_")
         a = self.prior_mean * self.prior_strength
-        pos = np.array([self.positive_.get(i, 0.0) for i in input_ids])
-        neg = np.array([self.negative_.get(i, 0.0) for i in input_ids])
-        return (a + pos) / (self.prior_strength + pos + neg)
+        clicks = np.array([self.clicks_.get(i, 0.0) for i in input_ids])
+        exposure = np.array([self.exposure_.get(i, 0.0) for i in input_ids])
+        return (a + clicks) / (self.prior_strength + exposure)
 
-    def rerank(self, input_ids: Sequence[str], scores: Sequence[float]) -> np.ndarray:
-        """The candidates' scores with the memory blended in (see the module docstring)."""
+    def rerank(self, input_ids: Sequence[str], scores: Sequence[float], vectors: np.ndarray | None = None
+               ) -> np.ndarray:
+        """The candidates' scores with the memory blended in; ``vectors`` (n, d), the candidates' unit
+        embeddings (zero rows where unknown), add the relevance feedback (see the module docstring)."""
         base = np.asarray(scores, dtype=np.float64)
-        if len(base) != len(input_ids):
-            raise ValueError(f"{len(input_ids)} hits but {len(base)} scores")
-        if not len(base) or not (self.positive_ or self.negative_):
+        if len(base) != len(input_ids) or (vectors is not None and len(vectors) != len(input_ids)):
+            raise ValueError(f"{len(input_ids)} hits but {len(base)} scores"
+                             + ("" if vectors is None else f" and {len(vectors)} vectors"))
+        if not len(base) or not self.exposure_:
             return base
         spread = float(base.std()) or 1.0
-        return base + self.strength * spread * (self.relevance(input_ids) - self.prior_mean)
-
-    @property
-    def n_hits_(self) -> int:
-        """Hits with any evidence."""
-        check_is_fitted(self, "positive_")
-        return len(set(self.positive_) | set(self.negative_))
+        relevance = self.relevance(input_ids)
+        out = base + self.strength * spread * (relevance - self.prior_mean)
+        lift = np.array([r - self.prior_mean if i in self.own_clicks_ else 0.0
+                         for i, r in zip(input_ids, relevance, strict=True)]).clip(min=0)
+        if vectors is None or self.similarity_strength <= 0 or not lift.any():
+            return out
+        direction = lift @ np.asarray(vectors, dtype=np.float64)
+        similarity = np.asarray(vectors, dtype=np.float64) @ (direction / (np.linalg.norm(direction) or 1.0))
+        evidence = min(1.0, lift.sum() / (1 - self.prior_mean) / self.similarity_evidence)  # grows with it
+        weight = self.similarity_strength * spread * evidence
+        return out + weight * (similarity - similarity.mean()) / (similarity.std() or 1.0)
 
 
 def query_weights(similarities: Sequence[float], *, same: float = 0.97, floor: float = 0.5,

@@ -29,12 +29,15 @@ from sqlalchemy.orm import Session
 
 from visionloop.learning.click_memory import ClickMemory, Observation, query_weights
 from visionloop.services.feedback.log import as_utc
+from visionloop.models.backbone import EMBEDDING_DIM
 from visionloop.services.predict import EMBEDDING_SPACE, embedding_from_bytes
 from visionloop.store.db import Database
-from visionloop.store.tables import Embedding, FeedbackEvent, Search, SearchHit
+from visionloop.store.tables import Embedding, FeedbackEvent, Input, Search, SearchHit
 
 SEARCH_CLICK = "search_click"
-MAX_CLICKS = 20_000  # the latest clicks on a query's searches that are read (older ones have decayed)
+MAX_CLICKS = 20_000  # the latest clicks of an app, and of a query, that are read (older ones have decayed)
+FIRST_PAGE = 10
+MAX_RANK = 50  # hits of a clicked search read as shown (further down, hardly ever looked at)
 MAX_VECTORS = 100_000  # remembered query vectors kept in memory (they never change: keyed by digest)
 
 
@@ -58,12 +61,23 @@ def canonical(kind: str, value: Any) -> str:
     return f"{kind}:{json.dumps(value, sort_keys=True, default=str)}"
 
 
+def input_vectors(s: Session, app_id: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+    """Unit embeddings of the app's inputs by id (inputs without one are absent)."""
+    out: dict[str, np.ndarray] = {}
+    for start in range(0, len(ids), 500):
+        out.update((i, embedding_from_bytes(v)) for i, v in s.execute(
+            select(Input.id, Embedding.vector)
+            .join(Embedding, (Embedding.digest == Input.digest) & (Embedding.space == EMBEDDING_SPACE))
+            .where(Input.app_id == app_id, Input.id.in_(list(ids[start:start + 500])))))
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class MemorySettings:
-    strength: float = 3.0  # 0: the memory is off
+    strength: float = 10.0  # 0: the memory is off
     half_life_days: float = 30.0
     duplicate_cosine: float = 0.97
-    neighbour_weight: float = 0.3  # 0: new queries get no votes from remembered ones
+    neighbour_weight: float = 0.2  # 0: new queries get no votes from remembered ones
     neighbours: int = 10
     neighbour_floor: float = 0.5
 
@@ -75,30 +89,43 @@ class ClickMemoryService:
         self._vectors: dict[str, np.ndarray] = {}
 
     def rerank(self, app_id: str, query: QueryIdentity, vector: np.ndarray | None,
-               ranked: list[tuple[str, float]], *, eta: float) -> list[tuple[str, float]]:
-        """``ranked`` (input id, score) re-scored and re-sorted with what users clicked for this query."""
+               ranked: list[tuple[str, float]], *, eta: float, top: int) -> list[tuple[str, float]]:
+        """``ranked`` (input id, score): its ``top`` re-scored and re-sorted with what users clicked for
+        this query, the rest as it was."""
         if self.settings.strength <= 0 or not ranked:
             return ranked
+        # A remembered query is a neighbour only if it is at least as similar as this query's last
+        # hit on a first page: as close as what the user is shown anyway.
+        floor = max(self.settings.neighbour_floor, ranked[min(len(ranked), FIRST_PAGE) - 1][1])
         with self.db.session() as s:
-            weights = self._query_weights(s, app_id, query, vector)
+            weights = self._query_weights(s, app_id, query, vector, floor)
             if not weights:
                 return ranked
             observations = self._observations(s, app_id, query.scope, weights)
-        if not observations:
-            return ranked
-        memory = ClickMemory(eta=eta, half_life_days=self.settings.half_life_days,
-                             strength=self.settings.strength).fit(observations)
-        scores = memory.rerank([i for i, _ in ranked], [sc for _, sc in ranked])
-        return sorted(((i, float(sc)) for (i, _), sc in zip(ranked, scores, strict=True)),
-                      key=lambda p: (-round(p[1], 6), p[0]))
+            if not observations:
+                return ranked
+            memory = ClickMemory(eta=eta, half_life_days=self.settings.half_life_days,
+                                 strength=self.settings.strength).fit(observations)
+            head = ranked[:top]
+            ids = [i for i, _ in head]
+            vectors = None
+            if memory.own_clicks_:
+                found = input_vectors(s, app_id, ids)
+                vectors = np.stack([found.get(i, np.zeros(EMBEDDING_DIM, np.float32)) for i in ids])
+        scores = memory.rerank(ids, [sc for _, sc in head], vectors)
+        return sorted(((i, float(sc)) for i, sc in zip(ids, scores, strict=True)),
+                      key=lambda p: (-round(p[1], 6), p[0])) + ranked[top:]
 
-    def _query_weights(self, s: Session, app_id: str, query: QueryIdentity,
-                       vector: np.ndarray | None) -> dict[str, float]:
-        """Remembered clicked queries of the scope -> how much their clicks count for this one."""
+    def _query_weights(self, s: Session, app_id: str, query: QueryIdentity, vector: np.ndarray | None,
+                       floor: float) -> dict[str, float]:
+        """Remembered queries of the scope clicked among the app's latest clicks -> how much their
+        clicks count for this one."""
+        recent = (select(FeedbackEvent.search_id)
+                  .where(FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == SEARCH_CLICK)
+                  .order_by(FeedbackEvent.seq.desc()).limit(MAX_CLICKS).subquery())
         remembered = s.execute(select(Search.identity, Search.query_digests).distinct()
-                               .join(FeedbackEvent, FeedbackEvent.search_id == Search.id)
-                               .where(Search.app_id == app_id, Search.scope == query.scope,
-                                      FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == SEARCH_CLICK)).all()
+                               .join(recent, recent.c.search_id == Search.id)
+                               .where(Search.app_id == app_id, Search.scope == query.scope)).all()
         weights = {identity: 1.0 for identity, _ in remembered if identity == query.identity}
         if vector is None or not query.digests:
             return weights
@@ -112,7 +139,7 @@ class ClickMemoryService:
         matrix = np.stack([np.mean([vectors[d] for d in ds], axis=0) for _, ds in usable])
         sims = matrix @ q / np.maximum(np.linalg.norm(matrix, axis=1), 1e-12)
         cfg = self.settings
-        got = query_weights(sims, same=cfg.duplicate_cosine, floor=cfg.neighbour_floor, neighbours=cfg.neighbours,
+        got = query_weights(sims, same=cfg.duplicate_cosine, floor=floor, neighbours=cfg.neighbours,
                             neighbour_weight=cfg.neighbour_weight)
         weights.update({identity: float(w) for (identity, _), w in zip(usable, got, strict=True) if w > 0})
         return weights
@@ -129,7 +156,7 @@ class ClickMemoryService:
         return {d: self._vectors[d] for d in digests if d in self._vectors}
 
     def _observations(self, s: Session, app_id: str, scope: str, weights: dict[str, float]) -> list[Observation]:
-        """The clicks on the searches of the weighted queries, and the hits skipped above them."""
+        """The hits shown by the clicked searches of the weighted queries, each clicked or not."""
         clicks = s.execute(select(FeedbackEvent.search_id, FeedbackEvent.input_id, FeedbackEvent.rank,
                                   FeedbackEvent.end_user_id, FeedbackEvent.session_id, FeedbackEvent.created_at,
                                   Search.identity)
@@ -141,24 +168,22 @@ class ClickMemoryService:
         now = dt.datetime.now(dt.UTC)
         observations: list[Observation] = []
         lowest: dict[str, int] = {}
-        context: dict[str, tuple[str, float, float]] = {}  # search -> (user, age, weight) of its clicks
+        context: dict[str, tuple[str, float, float]] = {}  # search -> (user, age, weight) of its lowest click
         clicked: set[tuple[str, str]] = set()
         for sid, input_id, rank, end_user, session, created, identity in clicks:
             user = end_user or (f"session:{session}" if session else f"search:{sid}")
             age = (now - as_utc(created)).total_seconds()
-            weight = weights[identity]
-            observations.append(Observation(input_id, rank, True, user, age, weight))
+            observations.append(Observation(input_id, rank, True, user, age, weights[identity]))
             clicked.add((sid, input_id))
             if rank > lowest.get(sid, 0):
                 lowest[sid] = rank
-                context[sid] = (user, age, weight)
+                context[sid] = (user, age, weights[identity])
         ids = list(lowest)
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
             for sid, rank, input_id in s.execute(select(SearchHit.search_id, SearchHit.rank, SearchHit.input_id)
-                                                 .where(SearchHit.search_id.in_(chunk),
-                                                        SearchHit.rank < max(lowest[i] for i in chunk))):
-                if rank < lowest[sid] and (sid, input_id) not in clicked:
+                                                 .where(SearchHit.search_id.in_(ids[start:start + 500]),
+                                                        SearchHit.rank <= MAX_RANK)):
+                if (sid, input_id) not in clicked:
                     user, age, weight = context[sid]
-                    observations.append(Observation(input_id, rank, False, user, age, weight))
+                    observations.append(Observation(input_id, rank, False, user, age, weight, rank < lowest[sid]))
         return observations

@@ -10,8 +10,9 @@ Each search is stored with its id, query, the ranked hits shown (rank, input id,
 time, so that a later click is tied to the position it was shown at. An app whose active embedding
 version learned a ranking from those clicks (``click_model``) gets its visual hits re-ranked by it;
 then the click memory (:mod:`visionloop.services.click_memory`) blends in what users clicked for
-this query before, over the top :data:`MEMORY_TOP` candidates, so a hit from below the page can
-enter it. Exploration (opt-in) may show one hit from just below the first page in positions 6-10.
+this query before, over the top :data:`MEMORY_TOP` candidates (or to the page's end, if further),
+so a hit from below the page can enter it. Exploration (opt-in) may show one hit from just below
+the first page in positions 6-10.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from visionloop.models.catalog import EMBED, GENERAL
 from visionloop.models.predictors import MIN_SIDE, Predictor
 from visionloop.services import geo
 from visionloop.services.apps import Caller
-from visionloop.services.click_memory import ClickMemoryService, QueryIdentity, canonical, query_identity
+from visionloop.services.click_memory import (ClickMemoryService, QueryIdentity, canonical, input_vectors,
+                                               query_identity)
 from visionloop.services.image_source import ImageLoader, ImageSource
 from visionloop.services.images import open_rgb
 from visionloop.services.inputs import InputService, StoredInput
@@ -162,7 +164,9 @@ class SearchService:
         need = page.offset + page.per_page
         digests: list[str] = []
         query: np.ndarray | None = None
-        predictor = self._embedder(app_id)
+        embedder = self.models.get(app_id, EMBED.id)  # its rerank and eta, when a click model learned them
+        predictor = self.models.predictor(embedder.model, embedder.version)
+        ranking = embedder.version.id + ("+memory" if self.memory.settings.strength > 0 else "")
         if visual:
             found = [self._query_vector(app_id, t) for t in visual]
             digests = [d for d, _ in found]
@@ -172,13 +176,14 @@ class SearchService:
             assert candidates is not None
             ranked = sorted(((i, scores.get(i, 1.0)) for i in candidates), key=lambda p: (-p[1], p[0]))
         identity = query_identity([term_key(t) for t in terms if not isinstance(t, VisualTerm)], digests)
-        ranked = self.memory.rerank(app_id, identity, query, ranked, eta=getattr(predictor, "eta", DEFAULT_ETA))
+        ranked = self.memory.rerank(app_id, identity, query, ranked, eta=getattr(predictor, "eta", DEFAULT_ETA),
+                                    top=max(need, MEMORY_TOP))
         propensities = self._explore(ranked, page)
         shown = ranked[page.offset:need]
         stored = self.inputs.get_many(app_id, [i for i, _ in shown])
         hits = [Hit(page.offset + n + 1, score, stored[i], propensities.get(i))
                 for n, (i, score) in enumerate(shown) if i in stored]
-        search_id = self._remember(caller, raw_query, query_kind(terms), identity, hits)
+        search_id = self._remember(caller, raw_query, query_kind(terms), identity, ranking, hits)
         return SearchResult(search_id, hits)
 
     def _explore(self, ranked: list[tuple[str, float]], page: Page) -> dict[str, float]:
@@ -301,37 +306,28 @@ class SearchService:
         return sorted(((rows[i][0], float(sims[i])) for i in range(len(rows))), key=lambda p: (-round(p[1], 6), p[0]))
 
     # -- learned re-ranking -------------------------------------------------------------------------
-    def _embedder(self, app_id: str) -> Predictor:
-        """The app's active embedding version: its ``rerank`` (a learned re-ranking of visual search)
-        and ``eta`` (position bias estimated from the app's clicks), when it has them."""
-        view = self.models.get(app_id, EMBED.id)
-        return self.models.predictor(view.model, view.version)
-
     def _rerank(self, app_id: str, rerank: Rerank, query: np.ndarray,
                 ranked: list[tuple[str, float]]) -> list[tuple[str, float]]:
         """The top :data:`RERANK_TOP` by similarity, re-ordered (and re-scored) by the learned ranking."""
         top = ranked[:RERANK_TOP]
         with self.db.session() as s:
-            vectors = dict(s.execute(select(Input.id, Embedding.vector)
-                                     .join(Embedding, (Embedding.digest == Input.digest)
-                                           & (Embedding.space == EMBEDDING_SPACE))
-                                     .where(Input.app_id == app_id, Input.id.in_([i for i, _ in top]))).all())
+            vectors = input_vectors(s, app_id, [i for i, _ in top])
         known = [i for i, _ in top if i in vectors]
         if not known:
             return ranked
-        scores = rerank(query, np.stack([embedding_from_bytes(vectors[i]) for i in known]))
+        scores = rerank(query, np.stack([vectors[i] for i in known]))
         learned = sorted(((i, float(sc)) for i, sc in zip(known, scores, strict=True)),
                          key=lambda p: (-round(p[1], 6), p[0]))
         return learned + [p for p in top if p[0] not in vectors] + ranked[RERANK_TOP:]
 
     # -- memory ---------------------------------------------------------------------------------
-    def _remember(self, caller: Caller, query: dict[str, Any], kind: str, identity: QueryIdentity,
+    def _remember(self, caller: Caller, query: dict[str, Any], kind: str, identity: QueryIdentity, ranking: str,
                   hits: list[Hit]) -> str:
         search_id = new_id()
         with self.db.transaction() as s:
             s.add(Search(id=search_id, app_id=caller.app_id, query=query, kind=kind, key_id=caller.key_id,
                          scope=identity.scope, identity=identity.identity,
-                         query_digests="+".join(identity.digests) or None))
+                         query_digests="+".join(identity.digests) or None, ranking=ranking))
             s.flush()
             s.add_all(SearchHit(search_id=search_id, rank=h.rank, input_id=h.input.row.id, score=h.score,
                                 digest=h.input.row.digest,  # what was shown: a click counts for this image

@@ -244,6 +244,8 @@ class Search(Base):
     scope: Mapped[str | None] = mapped_column(String(64), nullable=True)  # hash of the non-visual terms
     identity: Mapped[str | None] = mapped_column(String(64), nullable=True)  # hash of scope and images
     query_digests: Mapped[str | None] = mapped_column(Text, nullable=True)  # visual query images, '+'-joined
+    # What ranked it: the active embedding version, '+memory' when the click memory took part.
+    ranking: Mapped[str | None] = mapped_column(String(64), nullable=True)
     __table_args__ = (Index("ix_searches_app_scope", "app_id", "scope"),)
 
 

@@ -30,6 +30,6 @@ def post_search(body: SearchRequest, caller: SearchCaller, core: CoreDep, page: 
 
 @router.get("/searches/metrics")
 def search_metrics(caller: SearchCaller, core: CoreDep) -> dict[str, Any]:
-    """Click-through rate, MRR and mean clicked rank per query kind, from the app's remembered searches
-    (the latest 10,000) and the clicks reported on them."""
+    """Click-through rate, MRR and mean clicked rank per query kind (also per UTC day and per ranking
+    version), from the app's remembered searches (the latest 10,000) and the clicks reported on them."""
     return wire.ok(search_metrics=core.learning.clicks.metrics(caller.app_id))

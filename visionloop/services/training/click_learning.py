@@ -9,10 +9,10 @@ URLs are never fetched again, and a session without vectors only informs the pos
 
 Training fits :class:`~visionloop.learning.click_model.ClickModel` (PBM propensities, IPS-trained
 diagonal re-ranker, adoption test cross-fitted by query: it re-ranks only after ``min_sessions``
-clicked searches and a clear gain) on sessions whose query hashes to the training side
-(:mod:`visionloop.learning.split`: a query keeps its side as the log grows). Champion and
-challenger are then scored on the clicked held-out queries by the IPS-weighted DCG of the clicked
-hits under each one's ranking, and the challenger replaces the champion only if not worse. A
+clicked searches and a clear gain) on the earlier sessions. Champion and challenger are then
+scored on the later ones by the IPS-weighted DCG of the clicked hits under each one's ranking,
+queries the training saw and new queries apart (:mod:`visionloop.learning.search_gate`): the
+challenger replaces the champion when neither falls by more than 1% and either rises. A
 version the click model did not adopt is kept (its position-bias estimate is informative) and never
 promoted. The re-ranking applies to the app's visual searches only (search.py re-ranks the top
 candidates with the active version's ``rerank``).
@@ -33,10 +33,11 @@ from visionloop import errors
 from visionloop.learning.click_model import ClickModel, Hit, SearchSession, propensity
 from visionloop.learning.estimates import Estimate, interval, resample_counts
 from visionloop.learning.metrics_search import SearchRecord, evaluate_searches
-from visionloop.learning.promotion import Decision, decide
-from visionloop.learning.split import is_held_out
+from visionloop.learning.promotion import Decision
+from visionloop.learning.search_gate import gate, time_split
 from visionloop.models.predictions import Prediction
 from visionloop.models.predictors import Predictor
+from visionloop.services.feedback.log import as_utc
 from visionloop.services.images import decode_base64
 from visionloop.services.training.concept_training import InsufficientData, estimate_json
 from visionloop.services.training.data import features
@@ -47,7 +48,7 @@ from visionloop.store.tables import FeedbackEvent, Input, Model, ModelVersion, S
 CLICK_KIND = "click_model"
 MAX_SEARCHES = 10_000  # the latest searches a training or the metrics read
 PRIMARY = "ips_dcg"
-MIN_COUNT = 10  # held-out clicked queries below which the figure is too thin to promote on
+MIN_COUNT = 10  # clicked later sessions below which a figure is too thin to decide on
 SEARCH_CLICK = "search_click"
 Progress = Callable[[str], None]
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -98,7 +99,7 @@ def _chunks(items: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
 
 
 def _query(s: Session, app_id: str, refs: list[tuple[str, str]]) -> tuple[str, np.ndarray | None]:
-    """The query's key (what the held-out split hashes) and its vector (None when not recoverable)."""
+    """The query's key (what tells seen queries from new ones) and its vector (None when not recoverable)."""
     digests, keys = [], []
     for kind, ref in refs:
         if kind == "input":
@@ -125,12 +126,13 @@ class SearchLog:
     sessions: list[SearchSession]  # oldest first; searches whose hits start at rank 1
     keys: dict[Hashable, str]  # search id -> query key, for visual searches
     records: list[SearchRecord]  # every search read, for the metrics
+    groups: dict[Hashable, tuple[str, str]]  # search id -> (UTC day, ranking), for the metrics
     n_clicks: int
     last_seq: int
 
 
 def search_log(s: Session, app_id: str, *, vectors: bool, limit: int = MAX_SEARCHES) -> SearchLog:
-    rows = s.execute(select(Search.id, Search.kind).where(Search.app_id == app_id)
+    rows = s.execute(select(Search.id, Search.kind, Search.created_at, Search.ranking).where(Search.app_id == app_id)
                      .order_by(Search.created_at.desc(), Search.id.desc()).limit(limit)).all()[::-1]
     ids = [r.id for r in rows]
     hits: dict[str, list[tuple[int, str, float, str | None]]] = {}
@@ -180,7 +182,9 @@ def search_log(s: Session, app_id: str, *, vectors: bool, limit: int = MAX_SEARC
                                        for _, i, score, d in shown],  # the image shown, not one stored since
                                       [rank for rank, _ in said], query,
                                       next(iter(users)) if len(users) == 1 else None))
-    return SearchLog(sessions, keys, records, sum(len(c) for c in clicks.values()), last_seq)
+    groups = {r.id: (as_utc(r.created_at).date().isoformat(), r.ranking or "before rankings were recorded")
+              for r in rows}
+    return SearchLog(sessions, keys, records, groups, sum(len(c) for c in clicks.values()), last_seq)
 
 
 def metrics_json(records: Sequence[SearchRecord]) -> dict[str, Any]:
@@ -191,7 +195,7 @@ def metrics_json(records: Sequence[SearchRecord]) -> dict[str, Any]:
             for kind, m in evaluate_searches(records).items()}
 
 
-# -- champion and challenger on held-out queries ----------------------------------------------------
+# -- champion and challenger on later sessions ------------------------------------------------------
 def holdout_figures(scorer: Scorer | None, sessions: Sequence[SearchSession], *, eta: float, max_rank: int,
                     min_propensity: float) -> dict[str, Estimate]:
     """IPS-weighted DCG of the clicked hits, and their mean rank, when each search's shown hits are
@@ -238,10 +242,20 @@ class ClickLearning:
         return ClickRanker(base, click_model) if click_model is not None and click_model.reranking_ else base
 
     def metrics(self, app_id: str) -> dict[str, Any]:
+        """By query kind; and so per UTC day and per ranking (embedding version, '+memory'): a change
+        of ranking shows as a before and an after."""
         with self.db.session() as s:
             log = search_log(s, app_id, vectors=False)
             total = s.scalar(select(func.count()).select_from(Search).where(Search.app_id == app_id)) or 0
-        return {"kinds": metrics_json(log.records), "window": {"searches": len(log.records), "of": total}}
+
+        def by(part: int) -> dict[str, Any]:
+            grouped: dict[str, list[SearchRecord]] = {}
+            for r in log.records:
+                grouped.setdefault(log.groups[r.search_id][part], []).append(r)
+            return {name: metrics_json(records) for name, records in sorted(grouped.items())}
+
+        return {"kinds": metrics_json(log.records), "by_day": by(0), "by_ranking": by(1),
+                "window": {"searches": len(log.records), "of": total}}
 
     def train(self, version: ModelVersion, model: Model, champion_version: ModelVersion, say: Progress
               ) -> tuple[dict[str, Any], dict[str, Any], str, bool]:
@@ -249,11 +263,9 @@ class ClickLearning:
         say("reading remembered searches and their clicks")
         with self.db.session() as s:
             log = search_log(s, app_id, vectors=True)
-        held_out = {sid for sid, key in log.keys.items() if is_held_out(key, salt=app_id)}
-        train = [s for s in log.sessions if s.search_id not in held_out]
-        held = [s for s in log.sessions if s.search_id in held_out]
-        say(f"{len(log.sessions)} searches with {log.n_clicks} clicks: {len(train)} to train, "
-            f"{len(held)} on held-out queries")
+        train, seen, unseen = time_split(log.sessions, [str(s.key) for s in log.sessions])
+        say(f"{len(log.sessions)} searches with {log.n_clicks} clicks: {len(train)} to train, the later "
+            f"{len(seen)} of queries it saw and {len(unseen)} of new queries to judge")
         challenger = ClickModel().fit(train)
         say(challenger.reason_)
         if challenger.n_click_sessions_ < challenger.min_sessions:
@@ -263,10 +275,12 @@ class ClickLearning:
         options = {"eta": challenger.eta_, "max_rank": challenger.max_rank, "min_propensity": challenger.min_propensity}
         ranked = challenger.score if challenger.reranking_ else None
         incumbent = champion.score if champion is not None and champion.reranking_ else None
-        challenger_figures = holdout_figures(ranked, held, **options)
-        champion_figures = holdout_figures(incumbent, held, **options)
+        figures = {group: {"challenger": holdout_figures(ranked, later, **options),
+                           "champion": holdout_figures(incumbent, later, **options)}
+                   for group, later in (("seen", seen), ("unseen", unseen))}
         if challenger.reranking_:
-            decision = decide(champion_figures, challenger_figures, primary=PRIMARY, lower_is_better=("clicked_rank",))
+            decision = gate({g: f["champion"][PRIMARY] for g, f in figures.items()},
+                            {g: f["challenger"][PRIMARY] for g, f in figures.items()}, metric=PRIMARY)
         else:
             decision = Decision(False, f"refused: not adopted by the click model: {challenger.reason_}", [])
         say(decision.reason)
@@ -276,7 +290,8 @@ class ClickLearning:
                               "min_sessions": challenger.min_sessions, "applies_to": "visual searches"},
                   "trained_on": {"searches": len(log.records), "sessions": challenger.n_sessions_,
                                  "clicked_sessions": challenger.n_click_sessions_, "clicks": log.n_clicks,
-                                 "held_out_sessions": len(held), "last_seq": log.last_seq}}
-        holdout = {"challenger": {k: estimate_json(v) for k, v in challenger_figures.items()},
-                   "champion": {k: estimate_json(v) for k, v in champion_figures.items()}}
+                                 "later_sessions": {"seen": len(seen), "unseen": len(unseen)},
+                                 "last_seq": log.last_seq}}
+        holdout = {group: {side: {k: estimate_json(v) for k, v in values.items()} for side, values in f.items()}
+                   for group, f in figures.items()}
         return params, {"holdout": holdout}, self.blobs.put(challenger.to_bytes()), decision.promote
