@@ -13,6 +13,8 @@ import numpy as np
 from PIL import Image
 
 from visionloop.ids import new_id
+from visionloop.models.backbone import DETECTION_SIZE
+from visionloop.models.catalog import CUSTOM_DETECTOR
 from visionloop.models.concepts import Concept, ImageNetConcepts
 from visionloop.models.predictions import Box, ConceptScore, Prediction, Region
 from visionloop.models.preprocess import RESIZE
@@ -21,7 +23,8 @@ from visionloop.models.runtime import ModelRuntime
 FACE_THRESHOLD = 0.5
 # The image side each runtime needs at least (its versions too): a larger JPEG may be decoded down
 # to it. The ImageNet backbone sees a 256 px shorter side; face crops want every pixel there is.
-MIN_SIDE: dict[str, int] = {"general": RESIZE, "embedding": RESIZE, "custom": RESIZE}
+MIN_SIDE: dict[str, int] = {"general": RESIZE, "embedding": RESIZE, "custom": RESIZE, "logo": DETECTION_SIZE,
+                            CUSTOM_DETECTOR: DETECTION_SIZE}
 
 
 class Predictor(Protocol):
@@ -110,6 +113,6 @@ def base_predictor(runtime: ModelRuntime, kind: str) -> Predictor:
         return EmbeddingPredictor(runtime)
     if kind == "face":
         return FacePredictor(runtime)
-    if kind == "logo":
+    if kind in ("logo", CUSTOM_DETECTOR):  # versions trained from boxes detect (services/training)
         return EmptyRegionPredictor()
     raise ValueError(f"unknown model runtime {kind!r}")

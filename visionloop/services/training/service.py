@@ -28,6 +28,7 @@ from visionloop.services.training.click_learning import CLICK_KIND, SEARCH_CLICK
 from visionloop.services.training.concept_training import InsufficientData, train_heads
 from visionloop.services.training.data import concept_data, features
 from visionloop.services.training.evaluation import concept_metrics, concept_records, region_metrics
+from visionloop.services.training.detection_learning import DETECTOR_KIND, LEARNED_RUNTIMES, DetectionLearning
 from visionloop.services.training.region_learning import DETECTORS, RegionLearning
 from visionloop.services.training.region_rules import REGION_KIND
 from visionloop.services.training.report import per_concept, pr_curves, quality_over_time, render
@@ -52,9 +53,11 @@ class LearningService:
         self.submit: Callable[[str], None] | None = None  # set by the worker when one runs
         self.regions = RegionLearning(db, blobs, runtime)  # detection models: region_calibration versions
         self.clicks = ClickLearning(db, blobs)  # the embedding model: click_model versions re-rank search
+        self.detection = DetectionLearning(db, blobs, runtime)  # logo, custom detectors: learned from boxes
         models.version_loaders[HEADS_KIND] = self._load_heads
         models.version_loaders[REGION_KIND] = self.regions.load
         models.version_loaders[CLICK_KIND] = self.clicks.load
+        models.version_loaders[DETECTOR_KIND] = self.detection.load
 
     # -- versions as predictors -----------------------------------------------------------------
     def _heads_of(self, version: ModelVersion) -> ConceptHeads:
@@ -76,7 +79,7 @@ class LearningService:
         the app falls back to the base version.
         """
         view = self.models.get(app_id, model_ref)
-        if view.model.model_type == DETECTION:
+        if view.model.model_type == DETECTION and not self.detection.learns(view.model):
             self.regions.spec(view.model)  # refuses a detector without candidates to calibrate
         version = ModelVersion(id=new_id(), model_pk=view.model.pk, app_id=app_id, parent_id=view.version.id,
                                status_code=status.MODEL_QUEUED_FOR_TRAINING,
@@ -149,6 +152,8 @@ class LearningService:
 
     def _train(self, version: ModelVersion, model: Model, say: Progress
                ) -> tuple[dict[str, Any], dict[str, Any], str, bool]:
+        if self.detection.learns(model):
+            return self.detection.train(version, model, self.models.active_version(version.app_id, model), say)
         if model.model_type in (DETECTION, EMBEDDING):
             learner = self.regions if model.model_type == DETECTION else self.clicks
             return learner.train(version, model, self.models.active_version(version.app_id, model), say)
@@ -253,7 +258,8 @@ class LearningService:
             watched = [(a, m, "annotation") for a, m in pairs] + [(a, embed, SEARCH_CLICK) for a in clicked if embed]
             for app_id, model_pk, event_type in watched:
                 model = s.get(Model, model_pk)
-                if model is None or not (model.model_type in (CONCEPT, EMBEDDING) or model.runtime in DETECTORS):
+                if model is None or not (model.model_type in (CONCEPT, EMBEDDING) or model.runtime in DETECTORS
+                                         or model.runtime in LEARNED_RUNTIMES):
                     continue
                 versions = list(s.scalars(select(ModelVersion).where(ModelVersion.model_pk == model_pk,
                                                                      ModelVersion.app_id == app_id)))
