@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 
 from tests.feedback_support import LOGO, predict, region_body, status
 from tests.helpers import Api, b64, scene, train
+from visionloop.core import VisionLoop
 from visionloop.learning.boxes import iou
 
 SIDE = 320
@@ -107,7 +108,7 @@ def scenes(kinds: list[str], n: int, seed: int, badge_every: int = 3) -> list[tu
     return [make_image([kinds[k % len(kinds)]] + (["badge"] if k % badge_every == 0 else []), rng) for k in range(n)]
 
 
-def test_the_logo_model_learns_a_logo_from_not_detected_boxes(api: Api) -> None:
+def test_the_logo_model_learns_a_logo_from_not_detected_boxes(api: Api, core: VisionLoop) -> None:
     teach(api, LOGO, scenes(["acme"], 24, seed=1))
     version = train(api, LOGO)
     assert version["status"]["code"] == 21100, version
@@ -120,6 +121,8 @@ def test_the_logo_model_learns_a_logo_from_not_detected_boxes(api: Api) -> None:
     assert n_hit >= 5 and n_false <= 1, (n_hit, n_box, n_false)
     empty = [found(api, LOGO, image) for image, _ in scenes(["badge"], 4, seed=3, badge_every=2)]
     assert sum(len(d) for d in empty) <= 1, empty
+    _, page = core.learning.report("app-a", LOGO)
+    assert "<h2>Example detections on judged images</h2><img" in page
 
 
 def test_another_app_keeps_the_empty_logo_model(api: Api, other_api: Api) -> None:

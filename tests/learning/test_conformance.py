@@ -1,8 +1,8 @@
 """scikit-learn's estimator contract, for the estimators of visionloop.learning.
 
 The full ``parametrize_with_checks`` suite assumes single-output targets with arbitrary class
-labels; ``ConceptHeads`` takes a multi-label 0/1/NaN matrix and ``ClickModel`` takes search
-sessions, so those data checks cannot apply. The checks below are the ones about the contract
+labels; ``ConceptHeads`` takes a multi-label 0/1/NaN matrix, ``ClickModel`` takes search
+sessions and ``BoxDetector`` feature maps with boxes, so those data checks cannot apply. The checks below are the ones about the contract
 itself — parameters stored as given, cloning, repr, fitted-state checks, input validation — and
 they run unchanged from sklearn so a new sklearn release keeps us honest.
 """
@@ -16,6 +16,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import estimator_checks as checks
 
 from visionloop.learning.click_model import ClickModel
+from visionloop.learning.detector import BoxDetector
 from visionloop.learning.heads import ConceptHeads
 
 CONTRACT = [
@@ -40,7 +41,7 @@ FITTING = [
     checks.check_complex_data,
 ]
 
-CASES = [(est, check) for est in (ConceptHeads(), ClickModel()) for check in CONTRACT]
+CASES = [(est, check) for est in (ConceptHeads(), ClickModel(), BoxDetector()) for check in CONTRACT]
 CASES += [(ConceptHeads(), check) for check in FITTING]
 
 

@@ -33,6 +33,7 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import check_is_fitted
 
 from visionloop.learning.boxes import Box, iou
 
@@ -379,8 +380,7 @@ class BoxDetector(BaseEstimator):
     def predict(self, maps: Sequence[np.ndarray], *, all_candidates: bool = False) -> list[list[Detection]]:
         """Per image the detections at or above their concept's threshold (every kept candidate
         with ``all_candidates``), best first."""
-        if not hasattr(self, "heads_"):
-            raise ValueError("this BoxDetector is not fitted yet: call fit() first")
+        check_is_fitted(self, "heads_")
         out = []
         for m in maps:
             if np.shape(m)[0] != self.grid_:

@@ -180,6 +180,23 @@ class DetectionLearning:
                 kept += batch
         return kept, (np.concatenate(maps) if maps else np.zeros((0,)))
 
+    def examples(self, app_id: str, model: Model, version: ModelVersion, limit: int = 6
+                 ) -> list[tuple[Image.Image, list[tuple[str, Box, float]], list[tuple[str, Box]]]]:
+        """The latest judged images with the boxes drawn on them and what ``version`` finds there."""
+        images, _, _ = self.images(app_id, model)
+        crops = Crops(self.blobs, self.runtime, keep=limit)
+        shown = []
+        for taught_image in [i for i in images if i.truths][-limit:]:
+            try:
+                shown.append((crops.image(taught_image.digest), taught_image.truths))
+            except FileNotFoundError:
+                continue
+        if not shown:
+            return []
+        found = self.detector_of(version).predict(list(self.runtime.feature_maps([im for im, _ in shown])))
+        return [(im, [(d.concept, d.box, d.value) for d in dets], truths)
+                for (im, truths), dets in zip(shown, found, strict=True)]
+
     def train(self, version: ModelVersion, model: Model, champion_version: ModelVersion, say: Progress
               ) -> tuple[dict[str, Any], dict[str, Any], str, bool]:
         say("reading region feedback and the judged images")

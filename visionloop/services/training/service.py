@@ -31,7 +31,7 @@ from visionloop.services.training.evaluation import concept_metrics, concept_rec
 from visionloop.services.training.detection_learning import DETECTOR_KIND, LEARNED_RUNTIMES, DetectionLearning
 from visionloop.services.training.region_learning import DETECTORS, RegionLearning
 from visionloop.services.training.region_rules import REGION_KIND
-from visionloop.services.training.report import per_concept, pr_curves, quality_over_time, render
+from visionloop.services.training.report import example_detections, per_concept, pr_curves, quality_over_time, render
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database, exclusive
@@ -230,6 +230,9 @@ class LearningService:
         figures = [("Quality over time", quality_over_time(versions)), ("Per concept", per_concept(live))]
         if view.model.model_type == CONCEPT:  # a detection's feedback judges boxes, not scores to sweep
             figures.append(("Precision-recall curves", pr_curves(records)))
+        if (version.params or {}).get("kind") == DETECTOR_KIND:
+            figures.append(("Example detections on judged images",
+                            example_detections(self.detection.examples(app_id, view.model, version))))
         page = render(f"visionloop evaluation: {view.model.name}", summary, figures)
         return live, page
 
