@@ -32,8 +32,8 @@ box pairs, suppression memory from crops. Champion and challenger are then re-pl
 held-out outputs' candidates and scored by region F1; the challenger is promoted only if not worse.
 
 Only detectors that offer scored candidates can be calibrated: the face model. The logo model's
-base version detects nothing, so there are no scores, boxes or crops of detections to learn from;
-its ``not_detected`` boxes would need a detector trained from them, which this version kind is not.
+base version detects nothing, so there are no scores, boxes or crops of detections to learn from:
+its versions learn a detector from the boxes themselves (:mod:`.detection_learning`).
 """
 
 from __future__ import annotations
@@ -394,9 +394,8 @@ class RegionLearning:
         spec = DETECTORS.get(model.runtime)
         if spec is None:
             raise errors.ModelInvalid(
-                f"model {model.id!r} ({model.name}) has no detector to calibrate: its base version detects "
-                "nothing, so region feedback gives no scores, boxes or crops of detections to learn from. Its "
-                "region feedback stays in the log for a detector trained from the boxes users drew.")
+                f"model {model.id!r} ({model.name}) has no detector to calibrate: its base version offers no "
+                "scored candidates for region feedback to re-weigh")
         return spec
 
     def rules_of(self, version: ModelVersion, model: Model) -> RegionRules:
