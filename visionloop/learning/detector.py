@@ -40,6 +40,7 @@ from visionloop.learning.boxes import Box, iou
 Truths = Sequence[Sequence[tuple[str, Box]]]  # per image: (concept, box) pairs
 FORMAT = "visionloop.box_detector/1"
 MATCH_IOU = 0.5
+PCA_CELLS = 5000  # feature-map cells the reduction is fitted on
 MAX_CANDIDATES = 400  # per concept and image, the best-scoring ones suppression looks at
 
 
@@ -160,6 +161,11 @@ def _features(fine: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.concatenate([inner_sum / area(boxes), _box_sums(fine, centre) / area(centre), ring], axis=1)
 
 
+def _some_cells(feature_map: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    flat = np.asarray(feature_map).reshape(-1, np.shape(feature_map)[2])
+    return flat[rng.choice(len(flat), min(n, len(flat)), replace=False)].astype(np.float32)
+
+
 def _to_fraction(boxes: np.ndarray, n_fine: int) -> np.ndarray:
     return boxes.astype(np.float64) / n_fine
 
@@ -231,9 +237,8 @@ class BoxDetector(BaseEstimator):
         if not self.concepts_:
             raise ValueError("no boxes to learn from")
         rng = np.random.default_rng(self.random_state)
-        cells = np.concatenate([np.asarray(m, np.float32).reshape(-1, np.shape(m)[2]) for m in maps])
-        if len(cells) > 5000:
-            cells = cells[rng.choice(len(cells), 5000, replace=False)]
+        per_image = max(1, PCA_CELLS // len(maps))  # sampled image by image: maps may be stored small
+        cells = np.concatenate([_some_cells(m, per_image, rng) for m in maps])
         pca = PCA(n_components=min(self.n_components, *cells.shape), random_state=self.random_state).fit(cells)
         self.pca_mean_, self.pca_components_ = pca.mean_.astype(np.float32), pca.components_.astype(np.float32)
         self.grid_ = int(np.shape(maps[0])[0])

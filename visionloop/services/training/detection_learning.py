@@ -64,6 +64,7 @@ LEARNED_RUNTIMES = ("logo", CUSTOM_DETECTOR)  # detection models whose versions 
 MIN_BOXES = 10
 USEFUL_PRECISION = 0.5
 BATCH = 16  # images per forward pass
+MAX_IMAGES = 400  # the most recently judged images a training reads: bounded time and memory
 Progress = Callable[[str], None]
 
 
@@ -164,7 +165,8 @@ class DetectionLearning:
         return list(by_digest.values()), names, {"events": n_events, "last_seq": last_seq, "outputs": len(rows)}
 
     def feature_maps(self, digests: Sequence[str]) -> tuple[list[str], np.ndarray]:
-        """Feature maps of the stored images still there (a pruned image is skipped)."""
+        """Feature maps of the stored images still there (a pruned image is skipped), in float16:
+        a few hundred images' maps fit in a few hundred megabytes."""
         crops = Crops(self.blobs, self.runtime, keep=BATCH)
         kept, maps = [], []
         for start in range(0, len(digests), BATCH):
@@ -176,7 +178,7 @@ class DetectionLearning:
                 except FileNotFoundError:
                     continue
             if images:
-                maps.append(self.runtime.feature_maps(images))
+                maps.append(self.runtime.feature_maps(images).astype(np.float16))  # half the memory
                 kept += batch
         return kept, (np.concatenate(maps) if maps else np.zeros((0,)))
 
@@ -201,6 +203,7 @@ class DetectionLearning:
               ) -> tuple[dict[str, Any], dict[str, Any], str, bool]:
         say("reading region feedback and the judged images")
         images, names, counts = self.images(version.app_id, model)
+        images = images[-MAX_IMAGES:]
         boxes: dict[str, int] = {}
         for image in images:
             for c, _ in image.truths:
