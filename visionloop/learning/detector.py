@@ -61,9 +61,6 @@ class _Head:
     refine_bias: np.ndarray | None  # (4,)
     platt: tuple[float, float] = (1.0, 0.0)
 
-    def score(self, x: np.ndarray) -> np.ndarray:
-        return x @ self.weights + self.bias
-
     def refine(self, anchors: np.ndarray, x: np.ndarray) -> np.ndarray:
         if self.refine_weights is None or self.refine_bias is None:
             return anchors
@@ -337,15 +334,21 @@ class BoxDetector(BaseEstimator):
     def _raw_detections(self, fine: np.ndarray, heads: dict[str, _Head]) -> list[tuple[str, Box, float]]:
         """(concept, box, head score) after refinement and suppression, best first per concept."""
         n_fine = fine.shape[0] - 1
-        x = _features(fine, self.anchors_)
         frac = _to_fraction(self.anchors_, n_fine)
+        # A head is linear in the three pooled parts and pooling is linear in the map: every
+        # candidate's score comes from the map projected on the heads' weights first (3 channels a
+        # head instead of hundreds); only the candidates kept are pooled in full, to be refined.
+        d = fine.shape[2]
+        projected = fine @ np.concatenate([h.weights.reshape(3, d).T for h in heads.values()], axis=1)
+        parts = _features(projected, self.anchors_)  # (n, 3 parts x 3 heads per concept)
+        k = len(heads)
         out = []
-        for c, head in heads.items():
-            p = head.score(x)
+        for j, (c, head) in enumerate(heads.items()):
+            p = parts[:, 3 * j] + parts[:, 3 * k + 3 * j + 1] + parts[:, 6 * k + 3 * j + 2] + head.bias
             # The best candidates whatever their sign: a head fitted on few boxes scores
             # conservatively, and the calibration, not a fixed cut, decides what is shown.
             keep = np.argsort(-p, kind="stable")[:MAX_CANDIDATES]
-            boxes, scores = head.refine(frac[keep], x[keep]), p[keep]
+            boxes, scores = head.refine(frac[keep], _features(fine, self.anchors_[keep])), p[keep]
             for box, score in fused_nms(boxes, scores, self.nms_iou, self.max_detections):
                 top, left, bottom, right = (float(v) for v in box)
                 if top < bottom and left < right:
