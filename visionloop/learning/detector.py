@@ -2,14 +2,16 @@
 
 Why this design: the bundled MobileNetV2 knows what things look like, not where they are, and the
 boxes users draw are few (tens per concept). So nothing deep is trained. The feature map of the
-whole image (a grid of 1280-d cells) is reduced by PCA; a candidate box is described by the mean
-of the reduced cells inside it, inside its central half and in the ring around it (twice its size),
-three area-weighted averages read from integral images in constant time per box, so thousands of
-candidates cost a few milliseconds. Candidates take the shapes of the drawn boxes (k-means over
-their log sizes, a little rescaled) at every position of a grid twice as fine as the feature map.
-Per concept, a logistic head scores candidates (positives: IoU >= 0.5 with a drawn box; negatives:
-IoU < 0.3, drawn false positives, other concepts' objects) and a ridge regression moves a kept
-box towards where drawn boxes were; non-maximum suppression keeps the best of each cluster.
+whole image (a grid of cells, each a vector of the backbone's channels) is reduced by PCA; a
+candidate box is described by the mean of the reduced cells inside it, inside its central half
+and in the ring around it (twice its size), three area-weighted averages read from integral
+images in constant time per box, so thousands of candidates cost a few milliseconds. Candidates
+take the shapes of the drawn boxes (k-means over their log sizes, a little rescaled) at every
+position of the grid (``fine`` positions a cell). Per concept, a class-balanced least-squares
+head scores candidates (positives: IoU >= 0.7 with a drawn box; negatives: IoU < 0.5, drawn false
+positives, other concepts' objects, everything else) and a ridge regression moves a kept box
+towards where drawn boxes were; suppression keeps each cluster's score-weighted mean box. The
+strict positives teach the heads where an object is, not only what it is.
 
 Values are calibrated: a k-fold over images gives every training image detections from heads that
 did not see it; a Platt scaling of those detections' scores (a true positive is IoU >= 0.5 with a
