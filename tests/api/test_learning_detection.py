@@ -164,3 +164,28 @@ def test_too_few_boxes_is_21117_with_a_readable_reason(api: Api) -> None:
 def test_an_unknown_model_type_is_refused_naming_the_field(api: Api, asked: str) -> None:
     r = api.post("/models", {"model": {"id": "m", "output_info": {"type": asked, "data": {"concepts": [{"id": "a"}]}}}})
     assert status(r)[:2] == (400, 11102) and "model.output_info.type" in status(r)[2], r.text
+
+
+def loose(box: tuple[float, ...], rng: random.Random) -> tuple[float, ...]:
+    """A box drawn loosely: each edge moved by up to 10% of the box's size."""
+    h, w = box[2] - box[0], box[3] - box[1]
+    t, l, b, r = (v + rng.uniform(-0.1, 0.1) * s for v, s in zip(box, (h, w, h, w), strict=True))
+    return (max(0.0, t), max(0.0, l), min(1.0, b), min(1.0, r))
+
+
+def test_loose_boxes_and_a_user_drawing_elsewhere_are_outvoted(api: Api) -> None:
+    """Two careful users draw each logo loosely; a third draws a box where there is none, every time."""
+    rng = random.Random(11)
+    for k, (image, boxes) in enumerate(scenes(["acme"], 24, seed=12)):
+        out = predict(api, LOGO, image)
+        (concept, box), = boxes
+        wrong = (0.0, 0.0, 0.25, 0.25) if box[0] > 0.3 or box[1] > 0.3 else (0.7, 0.7, 0.95, 0.95)
+        for user, drawn_box in (("careful-1", loose(box, rng)), ("careful-2", loose(box, rng)), ("elsewhere", wrong)):
+            r = api.post(f"/models/{LOGO}/feedback", region_body(out["id"], [drawn(concept, drawn_box, "js")],
+                                                                   end_user_id=user))
+            assert r.status_code == 200, r.text
+    version = train(api, LOGO)
+    assert version["status"]["code"] == 21100 and version["visionloop"]["promoted"], version
+    assert version["visionloop"]["trained_on"]["boxes"] == 24  # one box an image: the careful users'
+    n_hit, n_box, n_false = hits(api, LOGO, scenes(["acme"], 6, seed=2))
+    assert n_hit >= 5 and n_false <= 1, (n_hit, n_box, n_false)
