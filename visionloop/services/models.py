@@ -109,9 +109,9 @@ class ModelService:
 
     # -- an app's own models ---------------------------------------------------------------------
     def create(self, app_id: str, new: NewModel) -> ModelView:
-        """Create an app's own concept (or detection) model with an untrained base version, all or nothing. Concepts
-        the app does not have yet are created, as annotations create them; it predicts once a version
-        trained (``POST /v2/models/{id}/versions``)."""
+        """Create an app's own concept (or detection) model with an untrained base version, all or
+        nothing. Concepts the app does not have yet are created, as annotations create them; it
+        predicts once a version trained (``POST /v2/models/{id}/versions``)."""
         model_id = _checked(new)
         try:
             with self.db.transaction() as s:
