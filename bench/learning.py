@@ -4,7 +4,7 @@
     python bench/learning.py --quick    # smoke version: 4 min at load ~3 (6-7 min at load ~8)
     python bench/learning.py --report-only  # plots and summary again from bench/out/learning.json
     python bench/learning.py --only accuracy,search   # some sections (accuracy, concepts, search,
-                                                       # malicious); latency comes with accuracy
+                                                       # malicious, detection); latency comes with accuracy
 
 Last full run (seed 0; the README's "Learning figures" has the detail): accuracy after 1000 events
 0.818, 92% of the gap (target 80%: met); new concept at 10 positives AUC 0.857 (target 0.90: not
@@ -1040,6 +1040,13 @@ def main() -> None:
         return
     sizes = QUICK if args.quick else FULL
     sections = {s.strip() for s in args.only.split(",") if s.strip()}
+    if "detection" in sections:  # in process, on images it makes: bench/learning_detection.py
+        from bench.learning_detection import run as run_detection
+
+        run_detection(args.quick, args.seed)
+        sections.discard("detection")
+        if not sections:
+            return
     OUT.mkdir(parents=True, exist_ok=True)
     try:
         fashion_mnist("train")

@@ -2,7 +2,8 @@
 
 The full ``parametrize_with_checks`` suite assumes single-output targets with arbitrary class
 labels; ``ConceptHeads`` takes a multi-label 0/1/NaN matrix, ``ClickModel`` takes search
-sessions and ``ClickMemory`` click observations, so those data checks cannot apply. The checks below are the ones about the contract
+sessions , ``ClickMemory`` click observations and ``BoxDetector``
+feature maps with boxes, so those data checks cannot apply. The checks below are the ones about the contract
 itself — parameters stored as given, cloning, repr, fitted-state checks, input validation — and
 they run unchanged from sklearn so a new sklearn release keeps us honest.
 """
@@ -17,6 +18,7 @@ from sklearn.utils import estimator_checks as checks
 
 from visionloop.learning.click_memory import ClickMemory
 from visionloop.learning.click_model import ClickModel
+from visionloop.learning.detector import BoxDetector
 from visionloop.learning.heads import ConceptHeads
 
 CONTRACT = [
@@ -41,7 +43,8 @@ FITTING = [
     checks.check_complex_data,
 ]
 
-CASES = [(est, check) for est in (ConceptHeads(), ClickModel(), ClickMemory()) for check in CONTRACT]
+CASES = [(est, check) for est in (ConceptHeads(), ClickModel(), ClickMemory(), BoxDetector())
+         for check in CONTRACT]
 CASES += [(ConceptHeads(), check) for check in FITTING]
 
 

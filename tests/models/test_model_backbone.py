@@ -94,3 +94,19 @@ def test_concurrent_calls_match_sequential_ones(backbone: Backbone) -> None:
         got = list(pool.map(lambda im: backbone.forward([im]).probs, images * 2))
     for i, probs in enumerate(got):
         np.testing.assert_allclose(probs, expected[i % 4], atol=1e-5)
+
+
+def test_feature_maps_are_the_pooled_features_before_pooling(backbone: Backbone) -> None:
+    """A detector's map: the last layer (each cell repeated 2 x 2) beside the stride-16 block; its
+    last-layer part averages to the features the pooled graph gives for the same whole image."""
+    from visionloop.models.backbone import EMBEDDING_DIM, MAP_CHANNELS
+    from visionloop.models.preprocess import whole_image_batch
+
+    image = photo("coffee")
+    maps = backbone.feature_maps([image, image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)], 320)
+    assert maps.shape == (2, 20, 20, MAP_CHANNELS)
+    _, features = backbone.logits(whole_image_batch([image], 320))
+    np.testing.assert_allclose(maps[0, :, :, :EMBEDDING_DIM].mean(axis=(0, 1)), features[0], rtol=1e-4, atol=1e-4)
+    assert np.isfinite(maps).all() and maps[:, :, :, EMBEDDING_DIM:].std() > 0
+    with pytest.raises(ValueError, match="multiple of 32"):
+        backbone.feature_maps([image], 300)

@@ -153,6 +153,8 @@ class OutputDataIn(Wire):
 
 
 class OutputInfoIn(Wire):
+    type: StrictStr | None = None  # POST /v2/models: "visual-detector" (or "detection") for a detection model
+    type_ext: StrictStr | None = None
     output_config: OutputConfigIn | None = None
     data: OutputDataIn | None = None  # the concepts of a model POST /v2/models creates
 
@@ -160,6 +162,7 @@ class OutputInfoIn(Wire):
 class ModelIn(Wire):
     id: StrictStr | None = None
     name: StrictStr | None = None
+    model_type_id: StrictStr | None = None  # clarifai-grpc's spelling of output_info.type
     output_info: OutputInfoIn | None = None
 
 

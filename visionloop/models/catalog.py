@@ -12,6 +12,8 @@ FOCUS = "focus"  # sharpness (data.focus) and in-focus regions
 # The runtime of an app's own concept models: the general backbone's features, scored only by the
 # heads a version learned (their concepts are the app's, so no ImageNet score applies).
 CUSTOM = "custom"
+# The runtime of an app's own detection models: nothing until a version learned boxes.
+CUSTOM_DETECTOR = "custom_detector"
 
 
 @dataclasses.dataclass(frozen=True)

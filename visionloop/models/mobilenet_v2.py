@@ -8,7 +8,7 @@ normalised, and three outputs: ``logits`` (N, 1000), ``features`` (N, 1280), the
 penultimate layer, and ``feature_map`` (N, 1280, H/32, W/32), that layer before pooling. The
 network is fully convolutional, so the input's height and width may be any multiple of 32: a
 detector reads the feature map of the whole image at a larger size (onnxruntime computes only
-the outputs asked for).
+the outputs asked for). ``mid_feature_map`` (N, 96, H/16, W/16) is the last stride-16 block's.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ INPUT = "images"
 LOGITS = "logits"
 FEATURES = "features"
 FEATURE_MAP = "feature_map"
+MID_FEATURE_MAP = "mid_feature_map"
+MID_BLOCK = 13  # the last stride-16 block (96 channels): finer places than the last layer's
 OPSET = 17
 BN_EPS = 1e-5
 
@@ -103,6 +105,8 @@ def build_mobilenet_v2(state: Mapping[str, np.ndarray]) -> onnx.ModelProto:
     for expand, channels, repeats, stride in _SETTINGS:
         for i in range(repeats):
             x = g.inverted_residual(x, index, inp, channels, stride if i == 0 else 1, expand)
+            if index == MID_BLOCK:
+                g.nodes.append(helper.make_node("Identity", [x], [MID_FEATURE_MAP]))
             inp, index = channels, index + 1
     x = g.conv_bn(x, f"features.{index}.0", f"features.{index}.1")
     g.nodes.append(helper.make_node("Identity", [x], [FEATURE_MAP]))
@@ -120,7 +124,8 @@ def build_mobilenet_v2(state: Mapping[str, np.ndarray]) -> onnx.ModelProto:
         [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", 3, "H", "W"])],
         [helper.make_tensor_value_info(LOGITS, TensorProto.FLOAT, ["N", 1000]),
          helper.make_tensor_value_info(FEATURES, TensorProto.FLOAT, ["N", 1280]),
-         helper.make_tensor_value_info(FEATURE_MAP, TensorProto.FLOAT, ["N", 1280, "h", "w"])],
+         helper.make_tensor_value_info(FEATURE_MAP, TensorProto.FLOAT, ["N", 1280, "h", "w"]),
+         helper.make_tensor_value_info(MID_FEATURE_MAP, TensorProto.FLOAT, ["N", 96, "h2", "w2"])],
         g.initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],

@@ -16,6 +16,8 @@ from visionloop.ids import new_id
 from visionloop.models.catalog import DOMAINS
 from visionloop.models.colors import THUMBNAIL as COLOR_SIDE
 from visionloop.models.colors import dominant_colors
+from visionloop.models.backbone import DETECTION_SIZE
+from visionloop.models.catalog import CUSTOM_DETECTOR
 from visionloop.models.concepts import Concept, ImageNetConcepts
 from visionloop.models.focus import SIDE as FOCUS_SIDE
 from visionloop.models.focus import focus
@@ -29,6 +31,7 @@ FACE_THRESHOLD = 0.5
 # The image side each runtime needs at least (its versions too): a larger JPEG may be decoded down
 # to it. The ImageNet backbone sees a 256 px shorter side; face crops want every pixel there is.
 MIN_SIDE: dict[str, int] = {"general": RESIZE, "embedding": RESIZE, "custom": RESIZE,
+                            "logo": DETECTION_SIZE, CUSTOM_DETECTOR: DETECTION_SIZE,
                             "nsfw": max(RESIZE, NUDITY_SIDE), "focus": FOCUS_SIDE, "color": COLOR_SIDE,
                             **{domain: RESIZE for domain in DOMAINS}}
 NSFW, SFW = "nsfw", "sfw"
@@ -173,7 +176,7 @@ def base_predictor(runtime: ModelRuntime, kind: str) -> Predictor:
         return EmbeddingPredictor(runtime)
     if kind == "face":
         return FacePredictor(runtime)
-    if kind == "logo":
+    if kind in ("logo", CUSTOM_DETECTOR):  # versions trained from boxes detect (services/training)
         return EmptyRegionPredictor()
     if kind in DOMAINS:
         return DomainPredictor(runtime, DOMAINS[kind])

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+
+import numpy as np
 from PIL import Image
 
 # Imported here, in the importing (main) thread, not lazily in a request thread: onnxruntime's
 # extension module has been seen to crash when first imported from a worker thread.
-from visionloop.models.backbone import Backbone, BackboneOutput
+from visionloop.models.backbone import DETECTION_SIZE, Backbone, BackboneOutput
 from visionloop.models.concepts import ImageNetConcepts, load_imagenet_concepts
 from visionloop.models.faces import Detection, FaceDetector
 from visionloop.models.nudity import NudityDetector
@@ -56,6 +58,10 @@ class ModelRuntime:
 
     def forward(self, images: Sequence[Image.Image]) -> BackboneOutput:
         return self.backbone.forward(images)
+
+    def feature_maps(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """The backbone's feature map of each whole image, as learned detectors read it."""
+        return self.backbone.feature_maps(images, DETECTION_SIZE)
 
     def detect_faces(self, image: Image.Image, min_score: float) -> list[Detection]:
         return self.faces.detect(image, min_score=min_score)

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from visionloop import errors, status
 from visionloop.ids import is_valid_model_id, new_id
-from visionloop.models.catalog import (BUILTIN, COLOR, CONCEPT, CUSTOM, DETECTION, DOMAINS, EMBEDDING, FOCUS,
-                                       UNAVAILABLE, ModelSpec)
+from visionloop.models.catalog import (BUILTIN, COLOR, CONCEPT, CUSTOM, CUSTOM_DETECTOR, DETECTION, DOMAINS,
+                                       EMBEDDING, FOCUS, UNAVAILABLE, ModelSpec)
 from visionloop.models.predictors import NSFW, SFW, Predictor, base_predictor
 from visionloop.models.runtime import ModelRuntime
 from visionloop.services.concepts import NAME_MAX, NewConcept, check_concept_id, check_concept_text, ensure_concepts
@@ -30,6 +30,10 @@ from visionloop.store.tables import DELETED_APP_PREFIX, ActiveVersion, Concept, 
 SHARED = ""  # app_id of the built-in models and their base versions
 
 WIRE_TYPES = {CONCEPT: "concept", DETECTION: "detection", EMBEDDING: "embed", COLOR: "color", FOCUS: "blur"}
+# The model types POST /v2/models creates, by the names clients send, and each one's runtime.
+CREATABLE_TYPES = {"concept": CONCEPT, "visual-classifier": CONCEPT, "detection": DETECTION,
+                   "visual-detector": DETECTION}
+CREATED_RUNTIMES = {CONCEPT: CUSTOM, DETECTION: CUSTOM_DETECTOR}
 RUNTIME_TYPES = {"face": "facedetect"}
 
 VersionLoader = Callable[[ModelVersion, Model, Predictor], Predictor]
@@ -68,6 +72,7 @@ class NewModel:
     concepts_mutually_exclusive: bool | None = False  # None: unchanged (PATCH)
     closed_environment: bool | None = False
     hyper_params: dict[str, Any] | None = None  # Clarifai's training settings: kept and shown, not used
+    model_type: str = CONCEPT  # or DETECTION: its versions learn boxes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,9 +113,9 @@ class ModelService:
 
     # -- an app's own models ---------------------------------------------------------------------
     def create(self, app_id: str, new: NewModel) -> ModelView:
-        """Create an app's own concept model with an untrained base version, all or nothing. Concepts
-        the app does not have yet are created, as annotations create them; it predicts once a version
-        trained (``POST /v2/models/{id}/versions``)."""
+        """Create an app's own concept (or detection) model with an untrained base version, all or
+        nothing. Concepts the app does not have yet are created, as annotations create them; it
+        predicts once a version trained (``POST /v2/models/{id}/versions``)."""
         model_id = _checked(new)
         try:
             with self.db.transaction() as s:
@@ -119,8 +124,8 @@ class ModelService:
                 ensure_concepts(s, app_id, ids, names={c.id: c.name for c in new.concepts if c.name})
                 names = dict(s.execute(select(Concept.id, Concept.name)
                                        .where(Concept.app_id == app_id, Concept.id.in_(ids))).all())
-                model = Model(app_id=app_id, id=model_id, name=new.name or model_id, model_type=CONCEPT,
-                              runtime=CUSTOM, output_info={
+                model = Model(app_id=app_id, id=model_id, name=new.name or model_id, model_type=new.model_type,
+                              runtime=CREATED_RUNTIMES[new.model_type], output_info={
                                   "concepts": [{"id": cid, "name": names[cid]} for cid in ids],
                                   "output_config": {"concepts_mutually_exclusive": new.concepts_mutually_exclusive,
                                                     "closed_environment": new.closed_environment,
@@ -295,7 +300,7 @@ class ModelService:
             return base + [c for c in learned if c[0] not in known]
         if view.model.runtime == "face":
             return [("face", "face")]
-        if view.model.runtime == CUSTOM:
+        if view.model.runtime in (CUSTOM, CUSTOM_DETECTOR):
             return chosen_concepts(view.model)
         return learned
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from visionloop import errors
 from visionloop.core import VisionLoop
 from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
 from visionloop.http.deps import CoreDep, ModelsCaller, PageDep
-from visionloop import errors
 from visionloop.http.schemas import (
     CreateModelRequest,
     DeleteModelsRequest,
@@ -20,7 +20,7 @@ from visionloop.http.schemas import (
     PatchModelsRequest,
 )
 from visionloop.services.concepts import NewConcept
-from visionloop.services.models import ModelView, NewModel
+from visionloop.services.models import CREATABLE_TYPES, ModelView, NewModel
 from visionloop.services.paging import Page
 
 router = APIRouter(tags=["models"], route_class=StrictJSONRoute)
@@ -36,7 +36,7 @@ def list_models(caller: ModelsCaller, core: CoreDep, page: PageDep) -> dict[str,
 
 @router.post("/models")
 def create_model(body: CreateModelRequest, caller: ModelsCaller, core: CoreDep) -> dict[str, Any]:
-    """An app's own concept model over chosen concepts; it predicts once a version trained."""
+    """An app's own concept or detection model over chosen concepts; it predicts once a version trained."""
     view = core.models.create(caller.app_id, _new_model(body.model))
     return wire.ok(model=_with_concepts(view, caller.app_id, core))
 
@@ -49,7 +49,8 @@ def _new_model(m: ModelIn, *, unset: bool | None = False) -> NewModel:
     flags = {k: unset if config is None or getattr(config, k) is None else getattr(config, k)
              for k in ("concepts_mutually_exclusive", "closed_environment")}
     return NewModel(m.id, m.name, [NewConcept(c.id or "", c.name) for c in concepts],
-                    hyper_params=config.hyper_params if config else None, **flags)
+                    hyper_params=config.hyper_params if config else None, model_type=_model_type(m),
+                    **flags)
 
 
 @router.patch("/models")
@@ -79,6 +80,18 @@ def list_model_inputs(model_id: str, caller: ModelsCaller, core: CoreDep, page: 
     """The inputs a model's training reads: the app's inputs, as Clarifai listed them."""
     core.models.get(caller.app_id, model_id)
     return wire.ok(inputs=[wire.input_obj(i) for i in core.inputs.list(caller.app_id, page)])
+
+
+def _model_type(m: ModelIn) -> str:
+    """The kind of model asked for by ``output_info.type`` (or ``model_type_id``): concepts by default."""
+    field, asked = next(((f, v) for f, v in (("model.output_info.type", m.output_info and m.output_info.type),
+                                             ("model.model_type_id", m.model_type_id)) if v),
+                        ("model.output_info.type", None))
+    kind = CREATABLE_TYPES.get(asked or "concept")
+    if kind is None:
+        raise errors.InvalidRequest(f"{field}: {asked[:40]!r} is not a model type this server creates; use one of "
+                                    f"{', '.join(sorted(CREATABLE_TYPES))}")
+    return kind
 
 
 def _with_concepts(view: ModelView, app_id: str, core: VisionLoop) -> dict[str, Any]:

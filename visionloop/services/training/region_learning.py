@@ -32,8 +32,8 @@ box pairs, suppression memory from crops. Champion and challenger are then re-pl
 held-out outputs' candidates and scored by region F1; the challenger is promoted only if not worse.
 
 Only detectors that offer scored candidates can be calibrated: the face model. The logo model's
-base version detects nothing, so there are no scores, boxes or crops of detections to learn from;
-its ``not_detected`` boxes would need a detector trained from them, which this version kind is not.
+base version detects nothing, so there are no scores, boxes or crops of detections to learn from:
+its versions learn a detector from the boxes themselves (:mod:`.detection_learning`).
 """
 
 from __future__ import annotations
@@ -110,8 +110,9 @@ class Statements:
     tied: dict[str, tuple[RegionFeedback, Box]] = dataclasses.field(default_factory=dict)
     missed: list[tuple[str, Box]] = dataclasses.field(default_factory=list)  # (concept, box)
 
-    def add(self, region: dict[str, Any], concepts: set[str]) -> None:
-        """One statement; a later one about the same region or box replaces the earlier."""
+    def add(self, region: dict[str, Any], concepts: set[str] | None) -> None:
+        """One statement; a later one about the same region or box replaces the earlier. Missed
+        boxes count for ``concepts`` (None: whatever concept they name)."""
         feedback = RegionFeedback.parse(region.get("feedback"))
         box = as_box(region["box"])
         if region.get("region_id"):
@@ -120,7 +121,7 @@ class Statements:
         if feedback is FALSE_POSITIVE:
             return  # about nothing that was predicted
         for c in region.get("concepts") or []:
-            if c["id"] in concepts and c.get("value", 1.0) >= 0.5:
+            if (concepts is None or c["id"] in concepts) and c.get("value", 1.0) >= 0.5:
                 self.miss(c["id"], box)
 
     def miss(self, concept: str, box: Box) -> None:
@@ -128,13 +129,14 @@ class Statements:
         self.missed.append((concept, box))
 
 
-def statements(s: Session, app_id: str, model: Model, concepts: set[str]) -> tuple[dict[str, Statements], int, int]:
+def statements(s: Session, app_id: str, model: Model, concepts: set[str] | None,
+               model_pks: Sequence[int] | None = None) -> tuple[dict[str, Statements], int, int]:
     """Statements per output id (the most recently judged last), resolved across end users; the
-    events read, the last sequence."""
+    events read, the last sequence. ``model_pks``: read the outputs of these models instead."""
     by_user: dict[str, dict[str | None, Statements]] = {}
     n_events, last_seq = 0, 0
     rows = s.execute(select(FeedbackEvent.seq, FeedbackEvent.output_id, FeedbackEvent.end_user_id, FeedbackEvent.body)
-                     .where(FeedbackEvent.app_id == app_id, FeedbackEvent.model_pk == model.pk,
+                     .where(FeedbackEvent.app_id == app_id, FeedbackEvent.model_pk.in_(model_pks or [model.pk]),
                             FeedbackEvent.event_type == "annotation", FeedbackEvent.output_id.is_not(None))
                      .order_by(FeedbackEvent.seq))
     for seq, output_id, end_user, body in rows:
@@ -392,9 +394,8 @@ class RegionLearning:
         spec = DETECTORS.get(model.runtime)
         if spec is None:
             raise errors.ModelInvalid(
-                f"model {model.id!r} ({model.name}) has no detector to calibrate: its base version detects "
-                "nothing, so region feedback gives no scores, boxes or crops of detections to learn from. Its "
-                "region feedback stays in the log for a detector trained from the boxes users drew.")
+                f"model {model.id!r} ({model.name}) has no detector to calibrate: its base version offers no "
+                "scored candidates for region feedback to re-weigh")
         return spec
 
     def rules_of(self, version: ModelVersion, model: Model) -> RegionRules:

@@ -105,6 +105,34 @@ def pr_curves(records: list[ConceptRecord], limit: int = 6) -> str | None:
     return _png(fig)
 
 
+def example_detections(examples: list[tuple[Any, list[tuple[str, Any, float]], list[tuple[str, Any]]]]
+                       ) -> str | None:
+    """Judged images with what the version finds on them: a found box is green when it matches a
+    drawn box of its concept (IoU >= 0.5), red when not; drawn boxes are dashed white."""
+    from visionloop.learning.boxes import iou
+
+    if not examples:
+        return None
+    cols = min(3, len(examples))
+    rows = -(-len(examples) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (image, found, drawn) in zip(axes.ravel(), examples):
+        w, h = image.size
+        ax.imshow(image)
+        for _, (t, l, b, r) in drawn:
+            ax.add_patch(plt.Rectangle((l * w, t * h), (r - l) * w, (b - t) * h, fill=False, ec="white", ls="--", lw=1.5))
+        for concept, box, value in found:
+            t, l, b, r = box
+            hit = any(c == concept and iou(box, d) >= 0.5 for c, d in drawn)
+            ax.add_patch(plt.Rectangle((l * w, t * h), (r - l) * w, (b - t) * h, fill=False,
+                                       ec="lime" if hit else "red", lw=2))
+            ax.text(l * w, t * h, f"{concept} {value:.2f}", color="black", fontsize=7,
+                    bbox={"facecolor": "lime" if hit else "red", "pad": 1, "lw": 0})
+    return _png(fig)
+
+
 def render(title: str, summary: dict[str, Any], images: list[tuple[str, str | None]]) -> str:
     rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in summary.items())
     figures = "".join(f"<h2>{html.escape(name)}</h2><img src='data:image/png;base64,{png}'>" if png else

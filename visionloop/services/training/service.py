@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
@@ -35,13 +35,17 @@ from visionloop.services.training.click_learning import CLICK_KIND, SEARCH_CLICK
 from visionloop.services.training.concept_training import InsufficientData, train_heads
 from visionloop.services.training.data import concept_data, features
 from visionloop.services.training.evaluation import concept_metrics, concept_records, region_metrics, unlinked_events
+from visionloop.services.training.detection_learning import DETECTOR_KIND, LEARNED_RUNTIMES, DetectionLearning
 from visionloop.services.training.region_learning import DETECTORS, RegionLearning
 from visionloop.services.training.region_rules import REGION_KIND
-from visionloop.services.training.report import per_concept, pr_curves, quality_over_time, render
+from visionloop.services.training.report import example_detections, per_concept, pr_curves, quality_over_time, render
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database, exclusive, serialize
 from visionloop.store.tables import ActiveVersion, FeedbackEvent, Model, ModelVersion, utcnow
+
+if TYPE_CHECKING:
+    from visionloop.services.feedback.log import Erasure
 
 log = logging.getLogger("visionloop.learning")
 Progress = Callable[[str], None]
@@ -60,9 +64,11 @@ class LearningService:
         self._queueing = threading.Lock()  # one request at a time decides whether to join a queued version
         self.regions = RegionLearning(db, blobs, runtime)  # detection models: region_calibration versions
         self.clicks = ClickLearning(db, blobs)  # the embedding model: click_model versions re-rank search
+        self.detection = DetectionLearning(db, blobs, runtime)  # logo, custom detectors: learned from boxes
         models.version_loaders[HEADS_KIND] = self._load_heads
         models.version_loaders[REGION_KIND] = self.regions.load
         models.version_loaders[CLICK_KIND] = self.clicks.load
+        models.version_loaders[DETECTOR_KIND] = self.detection.load
 
     # -- versions as predictors -----------------------------------------------------------------
     def _heads_of(self, version: ModelVersion) -> ConceptHeads:
@@ -89,7 +95,7 @@ class LearningService:
         was chosen by hand).
         """
         view = self.models.get(app_id, model_ref)
-        if view.model.model_type == DETECTION:
+        if view.model.model_type == DETECTION and not self.detection.learns(view.model):
             self.regions.spec(view.model)  # refuses a detector without candidates to calibrate
         if view.model.runtime == CUSTOM and not chosen_concepts(view.model):
             raise errors.ModelInvalid(f"model {view.model.id!r} has no concepts to learn yet; add some with "
@@ -203,6 +209,8 @@ class LearningService:
 
     def _train(self, version: ModelVersion, model: Model, say: Progress
                ) -> tuple[dict[str, Any], dict[str, Any], str, bool]:
+        if self.detection.learns(model):
+            return self.detection.train(version, model, self.models.active_version(version.app_id, model), say)
         if model.model_type in (DETECTION, EMBEDDING):
             learner = self.regions if model.model_type == DETECTION else self.clicks
             return learner.train(version, model, self.models.active_version(version.app_id, model), say)
@@ -282,6 +290,9 @@ class LearningService:
         figures = [("Quality over time", quality_over_time(versions)), ("Per concept", per_concept(live))]
         if view.model.model_type == CONCEPT:  # a detection's feedback judges boxes, not scores to sweep
             figures.append(("Precision-recall curves", pr_curves(records)))
+        if (version.params or {}).get("kind") == DETECTOR_KIND:
+            figures.append(("Example detections on judged images",
+                            example_detections(self.detection.examples(app_id, view.model, version))))
         page = render(f"visionloop evaluation: {view.model.name}", summary, figures)
         return live, page
 
@@ -310,7 +321,9 @@ class LearningService:
             watched = [(a, m, "annotation") for a, m in pairs] + [(a, embed, SEARCH_CLICK) for a in clicked if embed]
             for app_id, model_pk, event_type in watched:
                 model = s.get(Model, model_pk)
-                if model is None or model.app_id not in (SHARED, app_id) or not (model.model_type in (CONCEPT, EMBEDDING) or model.runtime in DETECTORS):
+                if model is None or model.app_id not in (SHARED, app_id) or not (
+                        model.model_type in (CONCEPT, EMBEDDING) or model.runtime in DETECTORS
+                        or model.runtime in LEARNED_RUNTIMES):
                     continue
                 versions = list(s.scalars(select(ModelVersion).where(ModelVersion.model_pk == model_pk,
                                                                      ModelVersion.app_id == app_id)))
