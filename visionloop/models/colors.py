@@ -54,10 +54,13 @@ class Palette:
 
 @functools.lru_cache(maxsize=1)
 def css3_palette() -> Palette:
-    """The CSS3 colours with their values from Pillow's table (immutable: one copy per process)."""
-    hexes = tuple(ImageColor.colormap[name.lower()] for name in CSS3_NAMES)  # type: ignore[misc]
-    rgb = np.array([ImageColor.getrgb(h) for h in hexes], np.float32)
-    return Palette(CSS3_NAMES, tuple(h.lower() for h in hexes), srgb_to_lab(rgb))
+    """The CSS3 colours with their values from Pillow's table (immutable: one copy per process).
+
+    Read by name through ``getrgb``: Pillow replaces a ``colormap`` entry by its parsed tuple once
+    anything in the process drew with that colour name, so the table itself is not always hex."""
+    rgbs = [ImageColor.getrgb(name.lower())[:3] for name in CSS3_NAMES]
+    hexes = tuple("#{:02x}{:02x}{:02x}".format(*rgb) for rgb in rgbs)
+    return Palette(CSS3_NAMES, hexes, srgb_to_lab(np.array(rgbs, np.float32)))
 
 
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
