@@ -173,3 +173,14 @@ class TestExploration:
         assert 6 <= rank <= 10 and shown[rank - 1] == input_id and input_id not in top
         assert [h for h in shown if h != input_id] == top[:9]
         assert propensity == pytest.approx(1 / (len(corpus) - 10) / 5)  # one of 14 hits below, at one of 5 places
+
+
+def test_scores_stay_between_0_and_1_in_ranking_order(api: Api, corpus: list[str]) -> None:
+    sid, before, scores = search(api)
+    assert scores[0] > 0.9  # a variant of the query's own photo: the memory would lift it past 1
+    for user in ("u1", "u2", "u3"):
+        click(api, sid, before[0], user)
+    _, after, scores = search(api, per_page=30)
+    assert after[0] == before[0]
+    assert all(0.0 <= s <= 1.0 for s in scores), scores
+    assert scores == sorted(scores, reverse=True)

@@ -181,7 +181,9 @@ class SearchService:
         propensities = self._explore(ranked, page)
         shown = ranked[page.offset:need]
         stored = self.inputs.get_many(app_id, [i for i, _ in shown])
-        hits = [Hit(page.offset + n + 1, score, stored[i], propensities.get(i))
+        # Ranking scores (a learned re-ranking, the click memory's blend) may leave [0, 1]; a hit's
+        # score is what clients threshold on, as on Clarifai, so it is shown clipped (order kept).
+        hits = [Hit(page.offset + n + 1, min(1.0, max(0.0, score)), stored[i], propensities.get(i))
                 for n, (i, score) in enumerate(shown) if i in stored]
         search_id = self._remember(caller, raw_query, query_kind(terms), identity, ranking, hits)
         return SearchResult(search_id, hits)
