@@ -35,7 +35,8 @@ def concept(row: Concept) -> dict[str, Any]:
 
 
 def input_obj(stored: StoredInput, *, image_bytes: bytes | None = None) -> dict[str, Any]:
-    """An input; ``data.image`` carries the original URL, or the bytes as base64 when asked."""
+    """An input; ``data.image`` carries the original URL, or the bytes as base64 when asked. One whose
+    download failed has its URL and no ``image_info``, and its status names the cause."""
     row = stored.row
     image: dict[str, Any] = {}
     if row.url:
@@ -44,7 +45,8 @@ def input_obj(stored: StoredInput, *, image_bytes: bytes | None = None) -> dict[
         image["base64"] = base64.b64encode(image_bytes).decode()
     if not image:
         image["url"] = f"visionloop://blobs/{row.digest}"
-    image["image_info"] = {"width": row.width, "height": row.height}
+    if row.digest is not None:
+        image["image_info"] = {"width": row.width, "height": row.height}
     data: dict[str, Any] = {
         "image": image,
         "concepts": [{"id": a.concept_id, "name": a.concept_id, "value": a.value, "app_id": row.app_id}
@@ -58,7 +60,8 @@ def input_obj(stored: StoredInput, *, image_bytes: bytes | None = None) -> dict[
         "data": data,
         "created_at": timestamp(row.created_at),
         "modified_at": timestamp(row.modified_at),
-        "status": status.envelope(row.status_code),
+        "status": (item_error(errors.InputDownloadFailed.because(row.status_details or ""))
+                   if row.status_code == status.INPUT_FAILED else status.envelope(row.status_code)),
     }
 
 
