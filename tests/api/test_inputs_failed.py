@@ -89,8 +89,8 @@ def test_each_cause_is_named(api: Api, image_server: ImageServer) -> None:
         "closed": (closed, "could not fetch image: connection failed"),
     }
     r = api.post("/inputs", {"inputs": [_item(name, url) for name, (url, _) in cases.items()]})
-    # every item failed alike: the batch answers that failure, and each input is stored all the same
-    assert (r.status_code, r.json()["status"]["code"]) == (400, status.INPUT_FAILED), r.text
+    # every item failed, but each is stored: no refusal (whose answer would say nothing changed)
+    assert (r.status_code, r.json()["status"]["code"]) == (200, status.MIXED_STATUS), r.text
     assert [i["id"] for i in r.json()["inputs"]] == list(cases)
     for name, (url, cause) in cases.items():
         stored = api.get(f"/inputs/{name}").json()["input"]
@@ -240,3 +240,15 @@ def _digest_of(core: VisionLoop, app_id: str, input_id: str) -> str:
         row = s.get(Input, (app_id, input_id))
         assert row is not None and row.digest is not None
         return row.digest
+
+
+def test_unlinked_feedback_naming_it_gives_no_label(core: VisionLoop, api: Api, image_server: ImageServer) -> None:
+    api.post("/inputs", {"inputs": [_item("bad", image_server.url("/bad.jpg", b"", code=404))]})
+    body = {"input": {"id": "bad", "data": {"concepts": [{"id": "cat", "value": True}]},
+                      "feedback_info": {"event_type": "annotation", "output_id": "oooooooid", "end_user_id": "u"}}}
+    r = api.post(f"/models/{GENERAL.id}/feedback", body)
+    assert r.json()["status"]["code"] == status.SUCCESS, r.text
+    (event,) = api.get("/feedback").json()["feedback"]
+    assert event["unlinked"] is True and event["data"]["digest"] is None  # recorded, with no image to learn on
+    with core.db.session() as s:
+        assert concept_data(s, api.app_id, core.models.get(api.app_id, GENERAL.id).model).labels == []

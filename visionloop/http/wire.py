@@ -65,13 +65,15 @@ def input_obj(stored: StoredInput, *, image_bytes: bytes | None = None) -> dict[
     }
 
 
-def batch_status(results: Iterable[ItemResult]) -> tuple[dict[str, Any], int]:
-    """Overall status and HTTP code of a batch: Ok, MIXED_STATUS, or the shared failure."""
+def batch_status(results: Iterable[ItemResult | PredictItem], *, kept: bool = False) -> tuple[dict[str, Any], int]:
+    """Overall status and HTTP code of a batch: Ok, MIXED_STATUS, or the shared failure. ``kept``:
+    something was stored (an input is kept although its download failed), so the batch is no
+    refusal, whose answer would say nothing changed."""
     results = list(results)
     failed = [r.error for r in results if r.error is not None]
     if not failed:
         return status.envelope(status.SUCCESS), 200
-    if len(failed) < len(results):
+    if len(failed) < len(results) or kept:
         return status.envelope(status.MIXED_STATUS), 200
     codes = {e.code for e in failed}
     first = failed[0]

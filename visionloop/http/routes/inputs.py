@@ -54,7 +54,7 @@ def post_inputs(body: PostInputsRequest, caller: InputsCaller, core: CoreDep) ->
             res.error = early[res.index]
         if res.error is not None:
             name_unknown_fields(res.error, body)
-    envelope, code = wire.batch_status(results)
+    envelope, code = wire.batch_status(results, kept=any(r.stored is not None for r in results))
     out: list[dict[str, Any]] = []
     for res, item in zip(results, body.inputs):
         if res.stored is not None:  # stored, maybe without its image (its error names the field)
