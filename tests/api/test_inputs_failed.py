@@ -70,6 +70,7 @@ def test_a_failed_download_is_stored_with_what_was_sent_and_its_cause(api: Api, 
     code, envelope, listed = _listed(api)
     assert (code, envelope) == (207, status.MIXED_STATUS) and set(listed) == {"ok", "gone"}
     assert listed["gone"]["status"]["code"] == status.INPUT_FAILED
+    assert "207" in api.client.get("/openapi.json").json()["paths"]["/v2/inputs"]["get"]["responses"]
     assert _counts(api) == {"processed": 1, "to_process": 0, "errors": 1, "processing": 0}
     assert {c["id"] for c in api.get("/concepts").json()["concepts"]} >= {"cat", "dog"}
     # the inputs a model's training reads: not it

@@ -68,7 +68,9 @@ def post_inputs(body: PostInputsRequest, caller: InputsCaller, core: CoreDep) ->
     return JSONResponse({"status": envelope, "inputs": out}, status_code=code)
 
 
-@router.get("/inputs")
+@router.get("/inputs", responses={207: {"description": "MIXED_STATUS (10010): the page lists an input whose "
+                                                     "download failed (its own status, 30002, names why)",
+                                      "content": {"application/json": {"schema": {"type": "object"}}}}})
 def list_inputs(caller: InputsCaller, core: CoreDep, page: PageDep) -> JSONResponse:
     """A page listing an input whose download failed is MIXED_STATUS with HTTP 207, as Clarifai's
     was (the Python client reads such a page, and ``get_all(ignore_error=True)`` skips those inputs)."""
