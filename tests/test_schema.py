@@ -79,7 +79,8 @@ def test_migration_0014_keeps_the_annotations_and_scores_of_existing_inputs(tmp_
                "INSERT INTO input_concepts (app_id, input_id, concept_id, value) VALUES ('a', 'i', 'cat', 1.0)",
                "INSERT INTO input_concept_scores (app_id, input_id, concept_id, value) VALUES ('a', 'i', 'n1', 0.5)"]
     with _migrated_from(tmp_path, "0013", *inserts) as conn:
-        assert conn.exec_driver_sql("SELECT id, digest, width, status_details FROM inputs").all() == [("i", "d", 4, None)]
+        inputs = conn.exec_driver_sql("SELECT id, digest, width, status_details FROM inputs").all()
+        assert inputs == [("i", "d", 4, None)]
         assert conn.exec_driver_sql("SELECT input_id, concept_id FROM input_concepts").all() == [("i", "cat")]
         assert conn.exec_driver_sql("SELECT input_id, concept_id FROM input_concept_scores").all() == [("i", "n1")]
         assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []

@@ -225,7 +225,8 @@ def test_search_prediction_and_training_never_read_it(core: VisionLoop, api: Api
     # its image is asked for: refused, naming why
     r = api.post("/searches", {"query": {"ands": [{"output": {"input": {"id": "bad"}}}]}})
     assert (r.status_code, r.json()["status"]["code"]) == (400, status.INPUT_FAILED), r.text
-    assert "query: input 'bad' has no image, its download failed (could not fetch image: HTTP 404)" in r.text
+    assert r.json()["status"]["details"] == ("query: input 'bad' has no image, its download failed: could not fetch "
+                                             "image: HTTP 404; add it again with the same id and a URL that works")
     r = api.post(f"/models/{GENERAL.id}/outputs", {"inputs": [{"id": "bad"}]})
     assert (r.status_code, r.json()["status"]["code"]) == (400, status.INPUT_FAILED), r.text
     assert r.json()["outputs"][0]["status"]["details"].startswith("inputs[0].id: input 'bad' has no image")

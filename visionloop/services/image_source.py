@@ -28,9 +28,9 @@ class ImageSource:
 
 def without_image(field: str, input_id: str, cause: str | None) -> errors.ApiError:
     """The refusal to use as an image a stored input whose URL could not be fetched or decoded."""
-    return errors.InputDownloadFailed(f"{field}: input {input_id!r} has no image, its download failed ({cause}); "
-                                      "add it again with the same id and a URL that works",
-                                      description=f"{errors.InputDownloadFailed.default_description}: {cause}")
+    where = f"{field}: input {input_id!r} has no image, its download failed"
+    return errors.InputDownloadFailed.because(cause or "", where).noting("add it again with the same id and a URL "
+                                                                          "that works")
 
 
 class ImageLoader:
