@@ -8,6 +8,7 @@ import datetime as dt
 
 import pytest
 from sqlalchemy import bindparam, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from visionloop.core import VisionLoop
 from visionloop.store.prepared import Prepared, PreparedIn, slots
@@ -86,3 +87,12 @@ def test_a_list_longer_than_the_slots_takes_several_runs(core: VisionLoop, app_r
 def test_an_insert_must_name_its_columns() -> None:
     with pytest.raises(ValueError, match="column keys"):
         Prepared(insert(Concept))
+
+
+def test_the_drivers_errors_come_as_sqlalchemys(core: VisionLoop, app_row: str) -> None:
+    """As any other statement's: the HTTP layer maps SQLAlchemy's DataError (a NUL PostgreSQL cannot
+    hold) to a 400, and callers catch its IntegrityError; the driver's own would be a 500."""
+    with core.db.writing() as conn:
+        _INSERT.execute_many(conn, [_concept("twice")])
+    with pytest.raises(IntegrityError), core.db.writing() as conn:
+        _INSERT.execute_many(conn, [_concept("twice")])

@@ -67,3 +67,20 @@ def test_migration_0009_backfills_the_url_keys_of_existing_inputs(tmp_path: Path
     with _migrated_from(tmp_path, "0008", *inserts) as conn:
         keys = dict(conn.exec_driver_sql("SELECT id, url_key FROM inputs").all())
     assert keys == {"u": url_key("https://x.test/cat.jpg"), "b": None}
+
+
+def test_migration_0014_keeps_the_annotations_and_scores_of_existing_inputs(tmp_path: Path) -> None:
+    """SQLite rebuilds the inputs table to drop NOT NULL; the cascade of that rebuild must not
+    empty the tables that refer to inputs."""
+    inserts = ["INSERT INTO inputs (app_id, id, digest, url, width, height, metadata, status_code, created_at, "
+               "modified_at) VALUES ('a', 'i', 'd', NULL, 4, 3, '{}', 30000, '2026-01-01', '2026-01-01')",
+               "INSERT INTO concepts (app_id, id, name, created_at, modified_at) VALUES "
+               "('a', 'cat', 'cat', '2026-01-01', '2026-01-01')",
+               "INSERT INTO input_concepts (app_id, input_id, concept_id, value) VALUES ('a', 'i', 'cat', 1.0)",
+               "INSERT INTO input_concept_scores (app_id, input_id, concept_id, value) VALUES ('a', 'i', 'n1', 0.5)"]
+    with _migrated_from(tmp_path, "0013", *inserts) as conn:
+        inputs = conn.exec_driver_sql("SELECT id, digest, width, status_details FROM inputs").all()
+        assert inputs == [("i", "d", 4, None)]
+        assert conn.exec_driver_sql("SELECT input_id, concept_id FROM input_concepts").all() == [("i", "cat")]
+        assert conn.exec_driver_sql("SELECT input_id, concept_id FROM input_concept_scores").all() == [("i", "n1")]
+        assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []

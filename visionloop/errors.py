@@ -15,6 +15,9 @@ Exactly one place (``visionloop.http.errors``) turns these into the status envel
     ├── NotFound subclasses   *_DOES_NOT_EXIST (HTTP 404)
     ├── ModelUnavailable      21201  a Clarifai public model with no offline weights (HTTP 403)
     ├── InputInvalid          30104  bad image or input fields
+    ├── InputInvalidUrl       30106  an image URL that could not be fetched
+    │   └── InputUrlRefused   30106  a URL refused before any download (malformed, a non-public address)
+    ├── InputDownloadFailed   30002  a stored input whose URL could not be fetched or decoded
     ├── Throttled / LimitExceeded  11005 / 11006 (HTTP 429)
     └── ...
 """
@@ -148,6 +151,24 @@ class InputUnsupportedFormat(ApiError):
 class InputInvalidUrl(ApiError):
     code = status.INPUT_INVALID_URL
     default_description = "Invalid or forbidden image URL"
+
+
+class InputUrlRefused(InputInvalidUrl):
+    """A URL refused before anything was downloaded (malformed, not http(s), a non-public address):
+    a request error, so ``POST /v2/inputs`` stores nothing for it, unlike a failed download."""
+
+
+class InputDownloadFailed(ApiError):
+    """An input stored with its URL although the image could not be fetched or decoded (Clarifai's
+    INPUT_DOWNLOAD_FAILED); also the refusal to predict or search with such an input's image."""
+
+    code = status.INPUT_FAILED
+    default_description = "Input download failed"
+
+    @classmethod
+    def because(cls, cause: str, field: str = "") -> InputDownloadFailed:
+        """The error naming its cause in the description too (the Python client shows only that)."""
+        return cls(f"{field}: {cause}" if field else cause, description=f"{cls.default_description}: {cause}")
 
 
 class InputOverLimit(ApiError):

@@ -48,7 +48,7 @@ DESCRIPTIONS: dict[int, str] = {
     INPUT_SUCCESS: "Input image processed successfully",
     INPUT_PENDING: "Input image pending",
     INPUT_IN_PROGRESS: "Input image processing",
-    INPUT_FAILED: "Input image processing failed",
+    INPUT_FAILED: "Input download failed",
     MODEL_TRAINED: "Model is trained and ready",
     MODEL_TRAINING: "Model is currently training",
     MODEL_UNTRAINED: "Model is not yet trained",

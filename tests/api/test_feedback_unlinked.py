@@ -143,3 +143,32 @@ def test_a_click_on_a_known_search_keeps_its_checks(api: Api) -> None:
     r = api.client.post("/v2/searches/feedback", json=search_body(search["id"], "not-a-hit"), headers=api.headers())
     assert status(r)[:2] == (404, 30102)
     assert feedback(api) == []
+
+
+@pytest.mark.parametrize("field", ["id", "feedback_info.output_id", "feedback_info.end_user_id",
+                                   "feedback_info.session_id", "data.concepts[0].id", "data.concepts[0].name"])
+def test_a_nul_in_a_text_field_is_refused_naming_it(api: Api, field: str) -> None:
+    """PostgreSQL can neither store nor look up text with NUL: refused as invalid, never a 500."""
+    body = concept_body("oooooooid", [{"id": "dog", "name": "dog"}], input_id="bb")
+    node: Any = body["input"]
+    *parents, last = field.replace("[0]", ".0").split(".")
+    for key in parents:
+        node = node[int(key)] if key.isdigit() else node[key]
+    node[last] = "a\x00b"
+    r = post(api, body)
+    assert (r.status_code, r.json()["status"]["code"]) == (400, 11102), r.text
+    assert r.json()["status"]["details"] == f"input.{field}: must not contain NUL characters"
+    assert feedback(api) == []
+
+
+@pytest.mark.parametrize("field", ["id", "feedback_info.search_id", "feedback_info.end_user_id"])
+def test_a_nul_in_a_click_is_refused_naming_it(api: Api, field: str) -> None:
+    body = search_body("searchID", "hit")
+    node: Any = body["input"]
+    *parents, last = field.split(".")
+    for key in parents:
+        node = node[key]
+    node[last] = "a\x00b"
+    r = api.client.post("/v2/searches/feedback", json=body, headers=api.headers())
+    assert (r.status_code, r.json()["status"]["code"]) == (400, 11102), r.text
+    assert r.json()["status"]["details"] == f"input.{field}: must not contain NUL characters"

@@ -35,7 +35,8 @@ def concept(row: Concept) -> dict[str, Any]:
 
 
 def input_obj(stored: StoredInput, *, image_bytes: bytes | None = None) -> dict[str, Any]:
-    """An input; ``data.image`` carries the original URL, or the bytes as base64 when asked."""
+    """An input; ``data.image`` carries the original URL, or the bytes as base64 when asked. One whose
+    download failed has its URL and no ``image_info``, and its status names the cause."""
     row = stored.row
     image: dict[str, Any] = {}
     if row.url:
@@ -44,7 +45,8 @@ def input_obj(stored: StoredInput, *, image_bytes: bytes | None = None) -> dict[
         image["base64"] = base64.b64encode(image_bytes).decode()
     if not image:
         image["url"] = f"visionloop://blobs/{row.digest}"
-    image["image_info"] = {"width": row.width, "height": row.height}
+    if row.digest is not None:
+        image["image_info"] = {"width": row.width, "height": row.height}
     data: dict[str, Any] = {
         "image": image,
         "concepts": [{"id": a.concept_id, "name": a.concept_id, "value": a.value, "app_id": row.app_id}
@@ -58,17 +60,20 @@ def input_obj(stored: StoredInput, *, image_bytes: bytes | None = None) -> dict[
         "data": data,
         "created_at": timestamp(row.created_at),
         "modified_at": timestamp(row.modified_at),
-        "status": status.envelope(row.status_code),
+        "status": (item_error(errors.InputDownloadFailed.because(row.status_details or ""))
+                   if row.status_code == status.INPUT_FAILED else status.envelope(row.status_code)),
     }
 
 
-def batch_status(results: Iterable[ItemResult]) -> tuple[dict[str, Any], int]:
-    """Overall status and HTTP code of a batch: Ok, MIXED_STATUS, or the shared failure."""
+def batch_status(results: Iterable[ItemResult | PredictItem], *, kept: bool = False) -> tuple[dict[str, Any], int]:
+    """Overall status and HTTP code of a batch: Ok, MIXED_STATUS, or the shared failure. ``kept``:
+    something was stored (an input is kept although its download failed), so the batch is no
+    refusal, whose answer would say nothing changed."""
     results = list(results)
     failed = [r.error for r in results if r.error is not None]
     if not failed:
         return status.envelope(status.SUCCESS), 200
-    if len(failed) < len(results):
+    if len(failed) < len(results) or kept:
         return status.envelope(status.MIXED_STATUS), 200
     codes = {e.code for e in failed}
     first = failed[0]

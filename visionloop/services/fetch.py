@@ -7,7 +7,9 @@ swap the target (DNS rebinding). Bodies are streamed against a byte budget, so n
 nor a lying ``Content-Length`` can make us hold more than ``max_bytes``.
 
 Every failure is an :class:`~visionloop.errors.InputInvalidUrl` (or ``InputOverLimit`` for size)
-whose details name the reason; transport exceptions are chained, never shown to the client.
+whose details name the reason; transport exceptions are chained, never shown to the client. A URL
+refused by this policy, at any hop, before anything is requested from it is an ``InputUrlRefused``:
+a request error, where the others are failed downloads (which ``POST /v2/inputs`` stores).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from types import TracebackType
 
 import httpx
 
-from visionloop.errors import InputInvalidUrl, InputOverLimit
+from visionloop.errors import InputInvalidUrl, InputOverLimit, InputUrlRefused
 
 Resolver = Callable[[str, int], list[str]]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -168,22 +170,22 @@ class ImageFetcher:
         try:
             url = httpx.URL(raw)
         except (httpx.InvalidURL, TypeError, ValueError) as exc:
-            raise InputInvalidUrl(f"malformed URL: {exc}") from exc
+            raise InputUrlRefused(f"malformed URL: {exc}") from exc
         if url.scheme not in _SCHEMES:
-            raise InputInvalidUrl(f"URL scheme must be http or https, not {url.scheme!r}")
+            raise InputUrlRefused(f"URL scheme must be http or https, not {url.scheme!r}")
         if url.userinfo:
-            raise InputInvalidUrl("URL must not contain a user name or password")
+            raise InputUrlRefused("URL must not contain a user name or password")
         if not url.raw_host:
-            raise InputInvalidUrl("URL has no host")
+            raise InputUrlRefused("URL has no host")
         if url.port is not None and not 0 < url.port < 65536:
-            raise InputInvalidUrl(f"URL port {url.port} is out of range")
+            raise InputUrlRefused(f"URL port {url.port} is out of range")
         host = url.raw_host.decode("ascii").lower()
         if not _is_ip_literal(host):
             labels = host.rstrip(".").split(".")
             if not all(_LABEL.fullmatch(label) for label in labels):
-                raise InputInvalidUrl(f"URL host {host!r} is malformed")
+                raise InputUrlRefused(f"URL host {host!r} is malformed")
             if _NUMERIC_LABEL.fullmatch(labels[-1]):
-                raise InputInvalidUrl(f"URL host {host!r} is an ambiguous numeric address")
+                raise InputUrlRefused(f"URL host {host!r} is an ambiguous numeric address")
         return url
 
     def _pinned_request(self, url: httpx.URL) -> httpx.Request:
@@ -197,7 +199,7 @@ class ImageFetcher:
         try:
             pinned = url.copy_with(host=str(address))
         except httpx.InvalidURL as exc:
-            raise InputInvalidUrl(f"cannot connect to {host!r}") from exc
+            raise InputUrlRefused(f"cannot connect to {host!r}") from exc
         headers = {"Host": url.netloc.decode("ascii")}
         return self._client.build_request("GET", pinned, headers=headers, extensions=extensions)
 
@@ -206,7 +208,7 @@ class ImageFetcher:
         if _is_ip_literal(host):
             address = ipaddress.ip_address(host)
             if not (self._allow.permits_address(address) or is_public_address(address)):
-                raise InputInvalidUrl(f"URL address {host} is not a public address")
+                raise InputUrlRefused(f"URL address {host} is not a public address")
             return address
         try:
             answers = self._resolve(host, port)
@@ -222,7 +224,7 @@ class ImageFetcher:
             for address in addresses:
                 if not (self._allow.permits_address(address) or is_public_address(address)):
                     # The address itself is not echoed: it would map the internal network.
-                    raise InputInvalidUrl(f"URL host {host!r} resolves to a non-public address")
+                    raise InputUrlRefused(f"URL host {host!r} resolves to a non-public address")
         return addresses[0]
 
     def _read_body(self, response: httpx.Response, deadline: float) -> bytes:
@@ -259,7 +261,7 @@ def _join(base: httpx.URL, location: str) -> httpx.URL:
     try:
         return base.join(location)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        raise InputInvalidUrl("could not fetch image: redirect to a malformed URL") from exc
+        raise InputUrlRefused("could not fetch image: redirect to a malformed URL") from exc
 
 
 @contextlib.contextmanager

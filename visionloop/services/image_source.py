@@ -26,6 +26,13 @@ class ImageSource:
         return cls(base64=base64 or None, url=url or None, field=field)
 
 
+def without_image(field: str, input_id: str, cause: str | None) -> errors.ApiError:
+    """The refusal to use as an image a stored input whose URL could not be fetched or decoded."""
+    where = f"{field}: input {input_id!r} has no image, its download failed"
+    return errors.InputDownloadFailed.because(cause or "", where).noting("add it again with the same id and a URL "
+                                                                          "that works")
+
+
 class ImageLoader:
     """Loads request images: decodes base64, fetches URLs SSRF-safely, checks size and format."""
 

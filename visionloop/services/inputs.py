@@ -27,7 +27,7 @@ from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database
 from visionloop.services.predict import store_embeddings
 from visionloop.store.app_indexes import AppIndexes, bump_generation
-from visionloop.store.tables import Input, InputConcept, InputConceptScore, input_at_url, utcnow
+from visionloop.store.tables import Input, InputConcept, InputConceptScore, input_at_url, input_has_image, utcnow
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +56,8 @@ class StoredInput:
 
 @dataclasses.dataclass
 class ItemResult:
-    """One item of a batch: the stored input, or the error that kept it out."""
+    """One item of a batch: the stored input, the error that kept it out, or both: an input stored
+    although its URL could not be fetched or decoded (status 30002, as Clarifai kept such inputs)."""
 
     index: int
     input_id: str | None
@@ -84,7 +85,11 @@ class InputService:
     # -- create ---------------------------------------------------------------------------------
     def add(self, caller: Caller, items: Sequence[NewInput]) -> list[ItemResult]:
         """Add a batch; every item is written whole or not at all, each with its own status, and
-        the inputs added are counted as usage in the same transaction."""
+        the inputs added are counted as usage in the same transaction.
+
+        An item whose URL could not be fetched or decoded is stored all the same, without an image
+        and with the cause (:func:`_download_failure`); an invalid item is refused and stores nothing.
+        """
         app_id = caller.app_id
         if not items:
             raise errors.InvalidRequest("inputs: at least one input is required")
@@ -97,18 +102,20 @@ class InputService:
                 self._validate(res.index, item, seen)
             except errors.ApiError as exc:
                 res.error = exc
-        images = self._load_images([(r, it) for r, it in zip(results, items) if r.error is None])
+        images, causes = self._load_images([(r, it) for r, it in zip(results, items) if r.error is None])
         order = sorted(images)
         analyses = dict(zip(order, self.analyzer.analyze(app_id, [images[i] for i in order])))
         with self.db.transaction() as s:
             for res, item in zip(results, items):
-                if res.error is None:
-                    self._write_one(s, app_id, res, item, images[res.index], analyses[res.index])
-            added = [r for r in results if r.stored is not None]
+                if res.index in images:
+                    self._write_one(s, app_id, res, item, (images[res.index], analyses[res.index]))
+                elif res.index in causes:
+                    self._write_one(s, app_id, res, item, causes[res.index])
+            added = [r for r in results if r.stored is not None and r.index in images]
             generation = bump_generation(s, app_id) if added else 0
-            count_usage(s, caller, "inputs", len(added))
+            count_usage(s, caller, "inputs", sum(r.stored is not None for r in results))
         if added:
-            self.indexes.add(app_id, [(r.stored.row.id, r.stored.row.digest) for r in added if r.stored],
+            self.indexes.add(app_id, [(r.stored.row.id, images[r.index].digest) for r in added if r.stored],
                              np.stack([analyses[r.index].embedding for r in added]), generation)
         return results
 
@@ -125,7 +132,10 @@ class InputService:
             raise errors.InputInvalid(f"{field}.data.image: an image (base64 or url) is required")
         check_annotations(item.concepts, f"{field}.data.concepts")
 
-    def _load_images(self, pending: list[tuple[ItemResult, NewInput]]) -> dict[int, CheckedImage]:
+    def _load_images(self, pending: list[tuple[ItemResult, NewInput]]) -> tuple[dict[int, CheckedImage],
+                                                                               dict[int, str]]:
+        """The images that loaded, and the causes of the URLs that failed to (items refused
+        outright get their error)."""
         def load(pair: tuple[ItemResult, NewInput]) -> tuple[int, CheckedImage | errors.ApiError]:
             res, item = pair
             try:
@@ -135,29 +145,44 @@ class InputService:
                 return res.index, exc
 
         out: dict[int, CheckedImage] = {}
-        by_index = {r.index: r for r, _ in pending}
+        causes: dict[int, str] = {}
+        by_index = {r.index: (r, it) for r, it in pending}
         for index, value in self._pool.map(load, pending):
-            if isinstance(value, errors.ApiError):
-                by_index[index].error = value
-            else:
+            res, item = by_index[index]
+            if not isinstance(value, errors.ApiError):
                 out[index] = value
-        return out
+            elif (cause := _download_failure(item, value)) is None:
+                res.error = value
+            else:
+                causes[index] = cause
+                res.error = errors.InputDownloadFailed.because(cause, f"inputs[{index}].data.image.url")
+        return out, causes
 
-    def _write_one(self, s: Session, app_id: str, res: ItemResult, item: NewInput, image: CheckedImage,
-                   analysis: Analysis) -> None:
+    def _write_one(self, s: Session, app_id: str, res: ItemResult, item: NewInput,
+                   loaded: tuple[CheckedImage, Analysis] | str) -> None:
+        """Store one item: with its image and analysis, or without, given why its download failed."""
         input_id = item.id or new_id()
         url = item.image.url if item.image else None
+        image, analysis = loaded if isinstance(loaded, tuple) else (None, None)
+        cause = loaded if isinstance(loaded, str) else None
         try:
             with s.begin_nested():
-                if s.get(Input, (app_id, input_id)) is not None:
+                existing = s.get(Input, (app_id, input_id))
+                if existing is not None and existing.digest is not None:
                     raise errors.InputDuplicate(f"inputs[{res.index}].id: input {input_id!r} already exists")
+                if existing is not None:  # one whose download failed, sent again: replaced whole
+                    _delete_rows(s, app_id, [input_id])
                 if url and not item.allow_duplicate_url and s.scalar(
-                        select(Input.id).where(Input.app_id == app_id, input_at_url(url)).limit(1)):
+                        select(Input.id).where(Input.app_id == app_id, input_at_url(url), input_has_image()).limit(1)):
                     raise errors.InputDuplicate(f"inputs[{res.index}].data.image.url: an input with this url "
                                                 "already exists (set allow_duplicate_url to add it again)")
-                self.blobs.put(image.data, image.digest)
-                row = Input(app_id=app_id, id=input_id, digest=image.digest, url=url, width=image.width,
-                            height=image.height, meta=item.metadata or {}, status_code=status.INPUT_SUCCESS,
+                if image is not None:
+                    self.blobs.put(image.data, image.digest)
+                row = Input(app_id=app_id, id=input_id, url=url, meta=item.metadata or {},
+                            digest=image.digest if image else None, width=image.width if image else None,
+                            height=image.height if image else None,
+                            status_code=status.INPUT_SUCCESS if image else status.INPUT_FAILED,
+                            status_details=cause,
                             geo_latitude=item.geo.latitude if item.geo else None,
                             geo_longitude=item.geo.longitude if item.geo else None)
                 s.add(row)
@@ -165,9 +190,10 @@ class InputService:
                 ensure_concepts(s, app_id, [a.concept_id for a in item.concepts])
                 anns = _annotations(app_id, input_id, item.concepts)
                 s.add_all(anns)
-                s.add_all(InputConceptScore(app_id=app_id, input_id=input_id, concept_id=cid, value=value)
-                          for cid, value in analysis.concepts)
-                store_embeddings(s, {image.digest: analysis.features})
+                if image is not None and analysis is not None:
+                    s.add_all(InputConceptScore(app_id=app_id, input_id=input_id, concept_id=cid, value=value)
+                              for cid, value in analysis.concepts)
+                    store_embeddings(s, {image.digest: analysis.features})
                 s.flush()
         except errors.ApiError as exc:
             res.error = exc
@@ -186,18 +212,21 @@ class InputService:
                 raise errors.InputNotFound(f"input {input_id!r} does not exist in this app")
             return StoredInput(row, self._concepts_of(s, app_id, [input_id]).get(input_id, []))
 
-    def list(self, app_id: str, page: Page) -> list[StoredInput]:
+    def list(self, app_id: str, page: Page, *, images_only: bool = False) -> list[StoredInput]:
+        """A page of the app's inputs, newest first; ``images_only``: not those whose download failed."""
         with self.db.session() as s:
-            rows = list(s.scalars(select(Input).where(Input.app_id == app_id)
+            rows = list(s.scalars(select(Input).where(Input.app_id == app_id,
+                                                      *([input_has_image()] if images_only else []))
                                   .order_by(Input.created_at.desc(), Input.id).offset(page.offset)
                                   .limit(page.per_page)))
             anns = self._concepts_of(s, app_id, [r.id for r in rows])
             return [StoredInput(r, anns.get(r.id, [])) for r in rows]
 
     def get_many(self, app_id: str, input_ids: Sequence[str]) -> dict[str, StoredInput]:
-        """Inputs by id (missing ids are simply absent), for search hits."""
+        """Inputs with their image by id (others are simply absent), for search hits."""
         with self.db.session() as s:
-            rows = list(s.scalars(select(Input).where(Input.app_id == app_id, Input.id.in_(list(input_ids)))))
+            rows = list(s.scalars(select(Input).where(Input.app_id == app_id, Input.id.in_(list(input_ids)),
+                                                      input_has_image())))
             anns = self._concepts_of(s, app_id, [r.id for r in rows])
             return {r.id: StoredInput(r, anns.get(r.id, [])) for r in rows}
 
@@ -273,9 +302,7 @@ class InputService:
             missing = [i for i in input_ids if i not in found]
             if missing:
                 raise errors.InputNotFound(f"inputs do not exist in this app: {', '.join(missing[:10])}")
-            for table in (InputConcept, InputConceptScore):
-                s.execute(delete(table).where(table.app_id == app_id, table.input_id.in_(list(input_ids))))
-            s.execute(delete(Input).where(Input.app_id == app_id, Input.id.in_(list(input_ids))))
+            _delete_rows(s, app_id, input_ids)
             generation = bump_generation(s, app_id)
         self.indexes.remove(app_id, list(input_ids), generation)
 
@@ -285,6 +312,22 @@ class InputService:
         if ids:
             self.delete(app_id, ids)
         return len(ids)
+
+
+def _download_failure(item: NewInput, exc: errors.ApiError) -> str | None:
+    """Why ``item``'s image URL could not be fetched or decoded (an HTTP status, the size limit, not
+    an image...), to store with it; None when the item is refused outright instead: base64 (the
+    request itself holds the bad bytes) or a URL refused before any download (malformed, a non-public
+    address, a host the operator did not allow)."""
+    if item.image is None or item.image.url is None or isinstance(exc, errors.InputUrlRefused):
+        return None
+    return exc.details.removeprefix(f"{item.image.field}.url: ")
+
+
+def _delete_rows(s: Session, app_id: str, input_ids: Sequence[str]) -> None:
+    for table in (InputConcept, InputConceptScore):
+        s.execute(delete(table).where(table.app_id == app_id, table.input_id.in_(list(input_ids))))
+    s.execute(delete(Input).where(Input.app_id == app_id, Input.id.in_(list(input_ids))))
 
 
 def check_annotations(concepts: Sequence[Annotation], field: str) -> None:

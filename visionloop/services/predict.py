@@ -23,7 +23,7 @@ from visionloop.models.catalog import CONCEPT
 from visionloop.models.predictions import ConceptScore, Prediction, Region
 from visionloop.models.predictors import MIN_SIDE
 from visionloop.services.apps import Caller
-from visionloop.services.image_source import ImageLoader, ImageSource
+from visionloop.services.image_source import ImageLoader, ImageSource, without_image
 from visionloop.services.images import CheckedImage, open_rgb
 from visionloop.services.models import ModelService, ModelView
 from visionloop.services.usage import count_usage
@@ -151,6 +151,8 @@ class PredictService:
                     if row is None:
                         raise errors.InputNotFound(f"inputs[{it.index}].id: input {inp.id!r} does not exist "
                                                    "in this app (send data.image to predict on a new image)")
+                    if row.digest is None or row.width is None or row.height is None:
+                        raise without_image(f"inputs[{it.index}].id", row.id, row.status_details)
                     data = self.blobs.get(row.digest)
                     out[it.index] = CheckedImage(data=data, digest=row.digest, width=row.width, height=row.height,
                                                  format="stored")

@@ -34,7 +34,7 @@ from visionloop.services import geo
 from visionloop.services.apps import Caller
 from visionloop.services.click_memory import (ClickMemoryService, QueryIdentity, canonical, input_vectors,
                                                query_identity)
-from visionloop.services.image_source import ImageLoader, ImageSource
+from visionloop.services.image_source import ImageLoader, ImageSource, without_image
 from visionloop.services.images import open_rgb
 from visionloop.services.inputs import InputService, StoredInput
 from visionloop.services.models import ModelService
@@ -44,7 +44,7 @@ from visionloop.services.usage import count_usage
 from visionloop.store.app_indexes import AppIndexes
 from visionloop.store.db import Database
 from visionloop.store.tables import (Concept, Embedding, Input, InputConcept, InputConceptScore, Search, SearchHit,
-                                     name_key, input_at_url)
+                                     input_at_url, input_has_image, name_key)
 
 EXACT_CANDIDATES = 20_000   # a filtered visual search scores at most this many candidates exactly
 MAX_REMEMBERED = 1000       # hits remembered per search (the positions a user can have seen)
@@ -202,8 +202,10 @@ class SearchService:
 
     # -- terms ----------------------------------------------------------------------------------
     def _filter(self, app_id: str, term: Term) -> tuple[set[str], dict[str, float]]:
+        """The inputs a term admits: only those with their image (never one whose download failed)."""
+        in_app = (Input.app_id == app_id, input_has_image())
         with self.db.session() as s:
-            all_ids = lambda: set(s.scalars(select(Input.id).where(Input.app_id == app_id)))  # noqa: E731
+            all_ids = lambda: set(s.scalars(select(Input.id).where(*in_app)))  # noqa: E731
             if isinstance(term, ConceptTerm):
                 concept_ids = self._concept_ids(app_id, term)
                 if term.predicted:
@@ -218,17 +220,18 @@ class SearchService:
                         return set(matched), matched
                     return all_ids() - set(matched), {}
                 positive = set(s.scalars(select(InputConcept.input_id)
-                                         .where(InputConcept.app_id == app_id,
-                                                InputConcept.concept_id.in_(concept_ids),
+                                         .join(Input, (Input.app_id == InputConcept.app_id)
+                                               & (Input.id == InputConcept.input_id))
+                                         .where(*in_app, InputConcept.concept_id.in_(concept_ids),
                                                 InputConcept.value > 0.5)))
                 return (positive, {}) if term.present else (all_ids() - positive, {})
             if isinstance(term, MetadataTerm):
-                rows = s.execute(select(Input.id, Input.meta).where(Input.app_id == app_id)).all()
+                rows = s.execute(select(Input.id, Input.meta).where(*in_app)).all()
                 return {i for i, meta in rows if contains(meta or {}, term.metadata)}, {}
             if isinstance(term, GeoTerm):
                 return self._within(s, app_id, term.area)
             assert isinstance(term, UrlTerm)
-            return set(s.scalars(select(Input.id).where(Input.app_id == app_id, input_at_url(term.url)))), {}
+            return set(s.scalars(select(Input.id).where(*in_app, input_at_url(term.url)))), {}
 
     @staticmethod
     def _within(s: Session, app_id: str, area: geo.Area) -> tuple[set[str], dict[str, float]]:
@@ -236,7 +239,8 @@ class SearchService:
         0.5 at the limit)."""
         south, north = geo.latitude_range(area)
         rows = s.execute(select(Input.id, Input.geo_latitude, Input.geo_longitude)
-                         .where(Input.app_id == app_id, Input.geo_latitude.between(south, north))).all()
+                         .where(Input.app_id == app_id, input_has_image(),
+                                Input.geo_latitude.between(south, north))).all()
         points = {i: geo.GeoPoint(lat, lon) for i, lat, lon in rows if lon is not None}
         inside = {i for i, p in points.items() if geo.contains(area, p)}
         if not isinstance(area, geo.Circle) or area.radius <= 0:
@@ -268,6 +272,9 @@ class SearchService:
             row = s.execute(select(Input.digest, Embedding.vector).join(Input, (Input.digest == Embedding.digest))
                             .where(Input.app_id == app_id, Input.id == term.input_id,
                                    Embedding.space == EMBEDDING_SPACE)).first()
+            failed = s.get(Input, (app_id, term.input_id)) if row is None and term.input_id else None
+        if failed is not None and failed.digest is None:
+            raise without_image("query", failed.id, failed.status_details)
         if row is None:
             raise errors.InputNotFound(f"query: input {term.input_id!r} does not exist in this app")
         return row.digest, embedding_from_bytes(row.vector)

@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from visionloop.store.db import Database
-from visionloop.store.tables import App, Embedding, Input
+from visionloop.store.tables import App, Embedding, Input, input_has_image
 from visionloop.store.vectors import IndexUnusable, VectorIndex, key_for
 
 SAVE_EVERY = 2000  # changes between snapshots
@@ -100,7 +100,7 @@ class AppIndexes:
         """Add the inputs the index lacks and drop those gone (``generation`` read before this)."""
         with self.db.session() as s:
             stored = {key_for(i): (i, d) for i, d in s.execute(select(Input.id, Input.digest)
-                                                                .where(Input.app_id == app_id))}
+                                                                .where(Input.app_id == app_id, input_has_image()))}
             lacking = [stored[k][0] for k in stored.keys() - app.ids.keys()]
             rows = [r for lo in range(0, len(lacking), 500)
                     for r in s.execute(self._embedded.where(Input.app_id == app_id, Input.id.in_(lacking[lo:lo + 500])))]

@@ -13,13 +13,15 @@ list is matched by :class:`PreparedIn`, one statement per list length.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import BindParameter, Connection, Dialect, bindparam
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable, Insert
 
 Processor = Callable[[Any], Any]
@@ -87,7 +89,8 @@ class Prepared:
     def _run(self, conn: Connection, params: Mapping[str, Any]) -> tuple[_Compiled, Any]:
         c = self._compiled(conn.dialect)
         cursor = conn.connection.cursor()
-        cursor.execute(c.sql, self._bound(c, params))
+        with _as_sqlalchemy_errors(conn, c):
+            cursor.execute(c.sql, self._bound(c, params))
         return c, cursor
 
     def all(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
@@ -114,9 +117,21 @@ class Prepared:
         c = self._compiled(conn.dialect)
         cursor = conn.connection.cursor()
         try:
-            cursor.executemany(c.sql, [self._bound(c, params) for params in rows])
+            with _as_sqlalchemy_errors(conn, c):
+                cursor.executemany(c.sql, [self._bound(c, params) for params in rows])
         finally:
             cursor.close()
+
+
+@contextlib.contextmanager
+def _as_sqlalchemy_errors(conn: Connection, c: _Compiled) -> Iterator[None]:
+    """The driver's errors as SQLAlchemy raises them for any other statement (``DataError`` for text
+    PostgreSQL cannot hold, ``IntegrityError``...), so callers and the HTTP error mapper see one kind."""
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        yield
+    except dbapi_error as exc:
+        raise DBAPIError.instance(c.sql, None, exc, dbapi_error) from exc
 
 
 class PreparedIn:

@@ -106,15 +106,19 @@ class Input(Base):
     __tablename__ = "inputs"
     app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
     id: Mapped[str] = mapped_column(ID, primary_key=True)
-    digest: Mapped[str] = mapped_column(String(64), index=True)
+    # None, and width and height too, for an input whose URL could not be fetched or decoded: it is
+    # kept (status_code INPUT_FAILED, the cause in status_details) as Clarifai kept it, and every
+    # reader of images (search, the vector index, training, click learning) passes it by.
+    digest: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     url: Mapped[str | None] = mapped_column(Text, nullable=True)
     url_key: Mapped[str | None] = mapped_column(String(64), nullable=True, default=_url_key_of_row)  # url_key(url)
-    width: Mapped[int] = mapped_column(Integer)
-    height: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     geo_latitude: Mapped[float | None] = mapped_column(Float, nullable=True)  # data.geo.geo_point, degrees
     geo_longitude: Mapped[float | None] = mapped_column(Float, nullable=True)
     status_code: Mapped[int] = mapped_column(Integer)
+    status_details: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     modified_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     __table_args__ = (Index("ix_inputs_app_created", "app_id", "created_at", "id"),
@@ -127,6 +131,12 @@ class Input(Base):
 def input_at_url(url: str) -> Any:
     """The condition "this input has this URL", on the (app_id, url_key) index."""
     return and_(Input.url_key == url_key(url), Input.url == url)
+
+
+def input_has_image() -> Any:
+    """The condition "this input's image is stored": not one whose download failed."""
+    return Input.digest.is_not(None)
+
 
 class InputConcept(Base):
     """An annotation: the app says concept ``concept_id`` is present (1) or absent (0) on an input."""

@@ -54,11 +54,11 @@ def post_inputs(body: PostInputsRequest, caller: InputsCaller, core: CoreDep) ->
             res.error = early[res.index]
         if res.error is not None:
             name_unknown_fields(res.error, body)
-    envelope, code = wire.batch_status(results)
+    envelope, code = wire.batch_status(results, kept=any(r.stored is not None for r in results))
     out: list[dict[str, Any]] = []
     for res, item in zip(results, body.inputs):
-        if res.stored is not None:
-            out.append(wire.input_obj(res.stored))
+        if res.stored is not None:  # stored, maybe without its image (its error names the field)
+            out.append(wire.input_obj(res.stored) | ({"status": wire.item_error(res.error)} if res.error else {}))
         else:
             assert res.error is not None
             # with its URL: the Python client builds every item of a MIXED_STATUS answer into an Image
@@ -68,9 +68,16 @@ def post_inputs(body: PostInputsRequest, caller: InputsCaller, core: CoreDep) ->
     return JSONResponse({"status": envelope, "inputs": out}, status_code=code)
 
 
-@router.get("/inputs")
-def list_inputs(caller: InputsCaller, core: CoreDep, page: PageDep) -> dict[str, Any]:
-    return wire.ok(inputs=[wire.input_obj(s) for s in core.inputs.list(caller.app_id, page)])
+@router.get("/inputs", responses={207: {"description": "MIXED_STATUS (10010): the page lists an input whose "
+                                                     "download failed (its own status, 30002, names why)",
+                                      "content": {"application/json": {"schema": {"type": "object"}}}}})
+def list_inputs(caller: InputsCaller, core: CoreDep, page: PageDep) -> JSONResponse:
+    """A page listing an input whose download failed is MIXED_STATUS with HTTP 207, as Clarifai's
+    was (the Python client reads such a page, and ``get_all(ignore_error=True)`` skips those inputs)."""
+    inputs = [wire.input_obj(s) for s in core.inputs.list(caller.app_id, page)]
+    if any(i["status"]["code"] != status.INPUT_SUCCESS for i in inputs):
+        return JSONResponse({"status": status.envelope(status.MIXED_STATUS), "inputs": inputs}, status_code=207)
+    return JSONResponse(wire.ok(inputs=inputs))
 
 
 @router.get("/inputs/status")

@@ -79,7 +79,7 @@ def delete_model(model_id: str, caller: ModelsCaller, core: CoreDep) -> dict[str
 def list_model_inputs(model_id: str, caller: ModelsCaller, core: CoreDep, page: PageDep) -> dict[str, Any]:
     """The inputs a model's training reads: the app's inputs, as Clarifai listed them."""
     core.models.get(caller.app_id, model_id)
-    return wire.ok(inputs=[wire.input_obj(i) for i in core.inputs.list(caller.app_id, page)])
+    return wire.ok(inputs=[wire.input_obj(i) for i in core.inputs.list(caller.app_id, page, images_only=True)])
 
 
 def _model_type(m: ModelIn) -> str:

@@ -152,7 +152,8 @@ def _list(value: Any, field: str) -> list[Any]:
 
 def _text(value: Any, field: str, *, required: bool = False, what: str = "a string",
           limit: int = MAX_TEXT) -> str | None:
-    """A string; ``null`` or ``""`` is absent (protobuf's default)."""
+    """A string; ``null`` or ``""`` is absent (protobuf's default). No NUL: no id or name holds one,
+    and PostgreSQL can neither store nor look up text with one."""
     if value is None or value == "":
         if required:
             raise invalid(field, f"is required ({what})")
@@ -161,6 +162,8 @@ def _text(value: Any, field: str, *, required: bool = False, what: str = "a stri
         raise invalid(field, f"must be {what}, got {kind_of(value)}")
     if len(value) > limit:
         raise invalid(field, f"at most {limit} characters, got {len(value)}")
+    if "\x00" in value:
+        raise invalid(field, "must not contain NUL characters")
     return value
 
 

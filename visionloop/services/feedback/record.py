@@ -264,7 +264,7 @@ class FeedbackRecorder:
         if fb.image is not None and fb.image.url is not None:
             image["url"] = fb.image.url
         stored = _INPUT_DIGEST.first(s, {"app_id": app_id, "id": fb.input_id}) if fb.input_id else None
-        if stored is not None:
+        if stored is not None and stored.digest is not None:  # not one whose download failed: no image
             return fb.input_id, stored.digest, image or None
         if fb.image is not None and fb.image.base64 is not None:
             image["base64_sha256"] = digest = _base64_digest(fb.image.base64)

@@ -43,7 +43,8 @@ from visionloop.services.training.concept_training import InsufficientData, esti
 from visionloop.services.training.data import features
 from visionloop.store.blobs import BlobStore, digest_of
 from visionloop.store.db import Database
-from visionloop.store.tables import FeedbackEvent, Input, Model, ModelVersion, Search, SearchHit, input_at_url
+from visionloop.store.tables import (FeedbackEvent, Input, Model, ModelVersion, Search, SearchHit, input_at_url,
+                                     input_has_image)
 
 CLICK_KIND = "click_model"
 MAX_SEARCHES = 10_000  # the latest searches a training or the metrics read
@@ -114,7 +115,8 @@ def _query(s: Session, app_id: str, refs: list[tuple[str, str]]) -> tuple[str, n
             digests.append(digest)
         else:
             keys.append(f"url:{ref}")
-            digests.append(s.scalar(select(Input.digest).where(Input.app_id == app_id, input_at_url(ref)).limit(1)))
+            digests.append(s.scalar(select(Input.digest).where(Input.app_id == app_id, input_at_url(ref),
+                                                               input_has_image()).limit(1)))
     found = features(s, [d for d in digests if d]) if all(digests) else {}
     vector = (np.mean([_unit(found[d]) for d in digests], axis=0)
               if digests and all(d in found for d in digests) else None)
@@ -163,7 +165,8 @@ def search_log(s: Session, app_id: str, *, vectors: bool, limit: int = MAX_SEARC
         wanted = sorted({i for sid in queries for _, i, _, d in hits.get(sid, []) if d is None})
         for chunk in _chunks(wanted):
             digest_of_input.update(s.execute(select(Input.id, Input.digest)
-                                             .where(Input.app_id == app_id, Input.id.in_(chunk))).all())
+                                             .where(Input.app_id == app_id, Input.id.in_(chunk), input_has_image()))
+                                   .tuples().all())
         shown = {d for sid in queries for _, _, _, d in hits.get(sid, []) if d is not None}
         stored = features(s, sorted(shown | set(digest_of_input.values())))
         vectors_of = {d: _unit(v) for d, v in stored.items()}

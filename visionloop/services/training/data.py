@@ -20,7 +20,7 @@ from visionloop.models.catalog import CUSTOM
 from visionloop.services.models import chosen_concepts
 from visionloop.services.predict import EMBEDDING_SPACE, features_from_bytes
 from visionloop.services.training.click_votes import click_votes, general_concepts
-from visionloop.store.tables import Concept, Embedding, FeedbackEvent, Input, InputConcept, Model
+from visionloop.store.tables import Concept, Embedding, FeedbackEvent, Input, InputConcept, Model, input_has_image
 
 APP_ANNOTATOR = "app:annotations"   # the app's own input annotations vote as one trusted end user
 EQUAL_WEIGHTS_PRIOR = (1e6, 2.5e5)  # reliability pinned at 0.8 for everyone: a plain majority vote
@@ -69,7 +69,7 @@ def concept_votes(s: Session, app_id: str, model: Model) -> tuple[list[Vote], di
             names.setdefault(c["id"], c.get("name") or c["id"])
     annotations = (select(Input.digest, InputConcept.concept_id, InputConcept.value)
                    .join(Input, (Input.app_id == InputConcept.app_id) & (Input.id == InputConcept.input_id))
-                   .where(InputConcept.app_id == app_id))
+                   .where(InputConcept.app_id == app_id, input_has_image()))
     if chosen is not None:
         annotations = annotations.where(InputConcept.concept_id.in_(chosen))
     for digest, concept_id, value in s.execute(annotations):
