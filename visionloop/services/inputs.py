@@ -21,13 +21,14 @@ from visionloop.services.geo import GeoPoint
 from visionloop.services.image_source import ImageLoader, ImageSource
 from visionloop.services.images import CheckedImage
 from visionloop.services.indexing import Analysis, InputAnalyzer
+from visionloop.services.input_regions import RegionAnnotation, regions_of, write_regions
 from visionloop.services.paging import Page
 from visionloop.services.usage import count_usage
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database
 from visionloop.services.predict import store_embeddings
 from visionloop.store.app_indexes import AppIndexes, bump_generation
-from visionloop.store.tables import Input, InputConcept, InputConceptScore, input_at_url, utcnow
+from visionloop.store.tables import Input, InputConcept, InputConceptScore, InputRegion, input_at_url, utcnow
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +45,7 @@ class NewInput:
     metadata: dict[str, Any] | None = None
     geo: GeoPoint | None = None
     allow_duplicate_url: bool = False
+    regions: tuple[RegionAnnotation, ...] | None = None  # None: not in the body (overwrite keeps them)
 
 
 @dataclasses.dataclass
@@ -52,6 +54,7 @@ class StoredInput:
 
     row: Input
     concepts: list[InputConcept]
+    regions: list[InputRegion] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -165,6 +168,7 @@ class InputService:
                 ensure_concepts(s, app_id, [a.concept_id for a in item.concepts])
                 anns = _annotations(app_id, input_id, item.concepts)
                 s.add_all(anns)
+                write_regions(s, app_id, input_id, item.regions or (), "merge")
                 s.add_all(InputConceptScore(app_id=app_id, input_id=input_id, concept_id=cid, value=value)
                           for cid, value in analysis.concepts)
                 store_embeddings(s, {image.digest: analysis.features})
@@ -176,7 +180,7 @@ class InputService:
             res.error = errors.InputDuplicate(f"inputs[{res.index}].id: input {input_id!r} already exists")
             return
         res.input_id = input_id
-        res.stored = StoredInput(row, anns)
+        res.stored = StoredInput(row, anns, regions_of(s, app_id, [input_id]).get(input_id, []))
 
     # -- read -----------------------------------------------------------------------------------
     def get(self, app_id: str, input_id: str) -> StoredInput:
@@ -184,27 +188,32 @@ class InputService:
             row = s.get(Input, (app_id, input_id)) if is_valid_client_id(input_id) else None
             if row is None:
                 raise errors.InputNotFound(f"input {input_id!r} does not exist in this app")
-            return StoredInput(row, self._concepts_of(s, app_id, [input_id]).get(input_id, []))
+            return self._stored(s, app_id, [row])[0]
 
     def list(self, app_id: str, page: Page) -> list[StoredInput]:
         with self.db.session() as s:
             rows = list(s.scalars(select(Input).where(Input.app_id == app_id)
                                   .order_by(Input.created_at.desc(), Input.id).offset(page.offset)
                                   .limit(page.per_page)))
-            anns = self._concepts_of(s, app_id, [r.id for r in rows])
-            return [StoredInput(r, anns.get(r.id, [])) for r in rows]
+            return self._stored(s, app_id, rows)
 
     def get_many(self, app_id: str, input_ids: Sequence[str]) -> dict[str, StoredInput]:
         """Inputs by id (missing ids are simply absent), for search hits."""
         with self.db.session() as s:
             rows = list(s.scalars(select(Input).where(Input.app_id == app_id, Input.id.in_(list(input_ids)))))
-            anns = self._concepts_of(s, app_id, [r.id for r in rows])
-            return {r.id: StoredInput(r, anns.get(r.id, [])) for r in rows}
+            return {stored.row.id: stored for stored in self._stored(s, app_id, rows)}
 
     def counts(self, app_id: str) -> dict[int, int]:
         with self.db.session() as s:
             q = select(Input.status_code, func.count()).where(Input.app_id == app_id).group_by(Input.status_code)
             return {code: n for code, n in s.execute(q)}
+
+    @classmethod
+    def _stored(cls, s: Session, app_id: str, rows: list[Input]) -> list[StoredInput]:
+        """The inputs with their annotations: concepts and regions."""
+        ids = [r.id for r in rows]
+        anns, regions = cls._concepts_of(s, app_id, ids), regions_of(s, app_id, ids)
+        return [StoredInput(r, anns.get(r.id, []), regions.get(r.id, [])) for r in rows]
 
     @staticmethod
     def _concepts_of(s: Session, app_id: str, input_ids: list[str]) -> dict[str, list[InputConcept]]:
@@ -219,7 +228,7 @@ class InputService:
 
     # -- update ---------------------------------------------------------------------------------
     def patch(self, app_id: str, action: PatchAction, items: Sequence[NewInput]) -> list[StoredInput]:
-        """Merge, overwrite or remove concepts, metadata and location; all items or none."""
+        """Merge, overwrite or remove concepts, regions, metadata and location; all items or none."""
         if not items:
             raise errors.InvalidRequest("inputs: at least one input is required")
         with self.db.transaction() as s:
@@ -233,9 +242,10 @@ class InputService:
                     raise errors.InputNotFound(f"inputs[{i}].id: input {item.id!r} does not exist in this app")
                 check_annotations(item.concepts, f"inputs[{i}].data.concepts")
                 self._patch_one(s, app_id, row, action, item)
+                if item.regions is not None:
+                    write_regions(s, app_id, row.id, item.regions, action)
                 out.append(row)
-            anns = self._concepts_of(s, app_id, [r.id for r in out])
-            return [StoredInput(r, anns.get(r.id, [])) for r in out]
+            return self._stored(s, app_id, out)
 
     @staticmethod
     def _patch_one(s: Session, app_id: str, row: Input, action: PatchAction, item: NewInput) -> None:
@@ -273,7 +283,7 @@ class InputService:
             missing = [i for i in input_ids if i not in found]
             if missing:
                 raise errors.InputNotFound(f"inputs do not exist in this app: {', '.join(missing[:10])}")
-            for table in (InputConcept, InputConceptScore):
+            for table in (InputConcept, InputConceptScore, InputRegion):
                 s.execute(delete(table).where(table.app_id == app_id, table.input_id.in_(list(input_ids))))
             s.execute(delete(Input).where(Input.app_id == app_id, Input.id.in_(list(input_ids))))
             generation = bump_generation(s, app_id)
