@@ -181,6 +181,26 @@ def test_a_custom_detector_learns_from_input_annotations_alone(api: Api) -> None
     assert n_hit >= 5 and n_false <= 1, (n_hit, n_box, n_false)
 
 
+def test_the_worker_retrains_a_custom_detector_on_boxes_naming_its_concepts(api: Api, core: VisionLoop) -> None:
+    """Its first boxes come from other detectors' outputs and from annotated inputs: both count."""
+    r = api.post("/models", {"model": {"id": "brands", "output_info": {"type": "visual-detector",
+                                                                      "data": {"concepts": [{"id": "acme"}]}}}})
+    assert r.status_code == 200, r.text
+    teach(api, LOGO, scenes(["zen"], 2, seed=14))  # boxes of another concept: nothing for brands
+    assert ("app-a", "brands") not in core.learning.due(1)
+    teach(api, LOGO, scenes(["acme"], 2, seed=15))
+    assert ("app-a", "brands") in core.learning.due(2) and ("app-a", "brands") not in core.learning.due(3)
+    image, boxes = scenes(["acme"], 1, seed=16)[0]
+    (concept, box), = boxes
+    r = api.post("/inputs", {"inputs": [{"data": {"image": {"base64": b64(image)}, "regions": [{"region_info": {
+        "bounding_box": dict(zip(("top_row", "left_col", "bottom_row", "right_col"), box, strict=True))},
+        "data": {"concepts": [{"id": concept, "value": True}]}}]}}]})
+    assert r.status_code == 200, r.text
+    assert ("app-a", "brands") in core.learning.due(3)
+    assert train(api, "brands")["status"]["code"] == 21117  # three boxes: refused, and read
+    assert ("app-a", "brands") not in core.learning.due(1)
+
+
 def test_too_few_boxes_is_21117_with_a_readable_reason(api: Api) -> None:
     teach(api, LOGO, scenes(["acme"], 4, seed=9))
     version = train(api, LOGO)

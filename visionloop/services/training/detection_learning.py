@@ -66,7 +66,7 @@ from visionloop.services.training.concept_training import InsufficientData, esti
 from visionloop.services.training.region_learning import Crops, Statements, statements
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database
-from visionloop.store.tables import Concept, Input, InputRegion, Model, ModelVersion, Output
+from visionloop.store.tables import Concept, FeedbackEvent, Input, InputRegion, Model, ModelVersion, Output
 
 DETECTOR_KIND = "box_detector"
 LEARNED_RUNTIMES = ("logo", CUSTOM_DETECTOR)  # detection models whose versions learn from boxes
@@ -219,6 +219,37 @@ class DetectionLearning:
                                    .where(Concept.app_id == app_id, Concept.id.in_(sorted(concepts)))).all())
         return images, names, {"events": n_events, "last_seq": last_seq, "outputs": len(rows),
                                "annotated_images": len(annotated)}
+
+    @staticmethod
+    def news(s: Session, model: Model, versions: Sequence[ModelVersion], enough: int) -> int:
+        """What arrived to teach an app's own detection model since its newest version (counted up to
+        ``enough``): region feedback events naming its concepts on any of the app's detection
+        models' outputs (its own included), and inputs annotated since with regions naming them."""
+        concepts = {cid for cid, _ in chosen_concepts(model)}
+        since_seq = max([((v.params or {}).get("trained_on") or {}).get("last_seq", 0) for v in versions] or [0])
+        detectors = select(Model.pk).where(Model.app_id.in_([SHARED, model.app_id]), Model.model_type == DETECTION)
+        events = s.scalars(select(FeedbackEvent.body).where(
+            FeedbackEvent.app_id == model.app_id, FeedbackEvent.event_type == "annotation",
+            FeedbackEvent.model_pk.in_(detectors), FeedbackEvent.output_id.is_not(None),
+            FeedbackEvent.seq > since_seq).order_by(FeedbackEvent.seq))
+        n = 0
+        for body in events:
+            regions = ((body or {}).get("normalized") or {}).get("regions") or []
+            n += any(c.get("id") in concepts for r in regions for c in r.get("concepts") or [])
+            if n >= enough:
+                return n
+        annotated = (select(InputRegion.input_id, InputRegion.concepts)
+                     .join(Input, (Input.app_id == InputRegion.app_id) & (Input.id == InputRegion.input_id))
+                     .where(InputRegion.app_id == model.app_id))
+        if versions:
+            annotated = annotated.where(Input.modified_at > max(v.created_at for v in versions))
+        inputs: set[str] = set()
+        for input_id, named in s.execute(annotated):
+            if any(c["id"] in concepts for c in named):
+                inputs.add(input_id)
+                if n + len(inputs) >= enough:
+                    break
+        return n + len(inputs)
 
     def feature_maps(self, digests: Sequence[str]) -> tuple[list[str], np.ndarray]:
         """Feature maps of the stored images still there (a pruned image is skipped), in float16:
