@@ -270,6 +270,10 @@ class BoxDetector(BaseEstimator):
         self.concepts_ = sorted({c for image in truths for c, _ in image})
         if not self.concepts_:
             raise ValueError("no boxes to learn from")
+        with _blas().limit(limits=1, user_api="blas"):  # as for predicting (see there)
+            return self._fit(maps, truths, fps)
+
+    def _fit(self, maps: Sequence[np.ndarray], truths: Truths, fps: Truths) -> Self:
         rng = np.random.default_rng(self.random_state)
         per_image = max(1, PCA_CELLS // len(maps))  # sampled image by image: maps may be stored small
         cells = np.concatenate([_some_cells(m, per_image, rng) for m in maps])
@@ -433,7 +437,7 @@ class BoxDetector(BaseEstimator):
         check_is_fitted(self, "heads_")
         out = []
         # Small products: on several BLAS threads their synchronisation costs more CPU than the
-        # arithmetic, taken from the backbone's own threads on a busy machine.
+        # arithmetic, taken from the backbone's own threads (and other requests) on a busy machine.
         with _blas().limit(limits=1, user_api="blas"):
             for m in maps:
                 if np.shape(m)[0] != self.grid_:
