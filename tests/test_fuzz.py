@@ -412,7 +412,7 @@ def test_nulls_are_absent_in_queries() -> None:
 
 
 KNOWN_FIELDS = {"inputs", "id", "data", "image", "url", "base64", "allow_duplicate_url", "concepts", "name", "value",
-                "language", "app_id", "metadata"}
+                "language", "app_id", "metadata", "regions"}
 WIRE_MODELS = ["PostInputsRequest", "PatchInputsRequest", "DeleteInputsRequest", "ConceptsRequest",
                "ConceptSearchRequest", "PredictRequest", "ModelSearchRequest", "SearchRequest", "TrainRequest"]
 

@@ -152,6 +152,55 @@ def test_a_custom_detection_model_is_created_trained_and_predicts(api: Api) -> N
     assert names == {"acme": "acme", "zen": "Zen"}
 
 
+def test_a_custom_detector_learns_from_input_annotations_alone(api: Api) -> None:
+    """No prediction, no feedback: inputs added with their regions (the JS client's body: value true; a
+    badge annotated as not acme) teach an app's own detection model."""
+    r = api.post("/models", {"model": {"id": "brands", "output_info": {"type": "visual-detector",
+                                                                      "data": {"concepts": [{"id": "acme"}]}}}})
+    assert r.status_code == 200, r.text
+    names = ("top_row", "left_col", "bottom_row", "right_col")
+    inputs = []
+    for k, (image, boxes) in enumerate(scenes(["acme"], 24, seed=13)):
+        regions = [{"region_info": {"bounding_box": dict(zip(names, b, strict=True))},
+                    "data": {"concepts": [{"id": c, "value": True}]}} for c, b in boxes]
+        if k == 0:  # a region said not to show the concept: a negative like a false positive
+            regions.append({"region_info": {"bounding_box": {"top_row": 0.0, "left_col": 0.0, "bottom_row": 0.1,
+                                                             "right_col": 0.1}},
+                            "data": {"concepts": [{"id": "acme", "value": False}]}})
+        inputs.append({"id": f"shot-{k}", "data": {"image": {"base64": b64(image)}, "regions": regions}})
+    for start in (0, 12):
+        r = api.post("/inputs", {"inputs": inputs[start:start + 12]})
+        assert r.status_code == 200 and r.json()["status"]["code"] == 10000, r.text
+    version = train(api, "brands")
+    assert version["status"]["code"] == 21100 and version["visionloop"]["promoted"], version
+    trained_on = version["visionloop"]["trained_on"]
+    assert (trained_on["boxes_from_annotations"], trained_on["boxes_from_feedback"], trained_on["events"]) == (24, 0, 0)
+    assert trained_on["annotated_images"] == 24 and version["visionloop"]["learned"]["false_positives"] == 1
+    assert "24 of its 24 boxes from input annotations, 0 from region feedback" in version["visionloop"]["decision"]
+    n_hit, n_box, n_false = hits(api, "brands", scenes(["acme"], 6, seed=2))
+    assert n_hit >= 5 and n_false <= 1, (n_hit, n_box, n_false)
+
+
+def test_the_worker_retrains_a_custom_detector_on_boxes_naming_its_concepts(api: Api, core: VisionLoop) -> None:
+    """Its first boxes come from other detectors' outputs and from annotated inputs: both count."""
+    r = api.post("/models", {"model": {"id": "brands", "output_info": {"type": "visual-detector",
+                                                                      "data": {"concepts": [{"id": "acme"}]}}}})
+    assert r.status_code == 200, r.text
+    teach(api, LOGO, scenes(["zen"], 2, seed=14))  # boxes of another concept: nothing for brands
+    assert ("app-a", "brands") not in core.learning.due(1)
+    teach(api, LOGO, scenes(["acme"], 2, seed=15))
+    assert ("app-a", "brands") in core.learning.due(2) and ("app-a", "brands") not in core.learning.due(3)
+    image, boxes = scenes(["acme"], 1, seed=16)[0]
+    (concept, box), = boxes
+    r = api.post("/inputs", {"inputs": [{"data": {"image": {"base64": b64(image)}, "regions": [{"region_info": {
+        "bounding_box": dict(zip(("top_row", "left_col", "bottom_row", "right_col"), box, strict=True))},
+        "data": {"concepts": [{"id": concept, "value": True}]}}]}}]})
+    assert r.status_code == 200, r.text
+    assert ("app-a", "brands") in core.learning.due(3)
+    assert train(api, "brands")["status"]["code"] == 21117  # three boxes: refused, and read
+    assert ("app-a", "brands") not in core.learning.due(1)
+
+
 def test_too_few_boxes_is_21117_with_a_readable_reason(api: Api) -> None:
     teach(api, LOGO, scenes(["acme"], 4, seed=9))
     version = train(api, LOGO)

@@ -112,6 +112,17 @@ def test_merge_concepts_patches_the_input(step) -> None:
     assert img["not_concepts"] == [P + "blue"]
 
 
+def test_an_input_annotated_with_regions_is_created_merged_and_read(step) -> None:
+    created = step("regions_create")
+    assert created[0] == {"id": "r1", "box": [0.1, 0.2, 0.5, 0.6]}
+    assert created[1]["box"] == [0.0, 0.0, 0.3, 0.3] and len(created[1]["id"]) == 32  # zeros left out on the wire
+    merged = step("regions_merge")
+    assert [r["id"] for r in merged] == ["r1", created[1]["id"], "r2"] and merged[2]["box"] == [0.6, 0.6, 0.9, 0.9]
+    raw = step("regions_raw")
+    assert [[(c["id"], c["value"]) for c in r["concepts"]] for r in raw] == [
+        [(P + "logo", 1.0)], [(P + "logo", 0.0)], [(P + "logo", 1.0)]]
+
+
 def test_concepts_create_get_and_update(step) -> None:
     assert step("concept_create") == {"id": P + "concept", "name": "Pyclient Alpha"}
     assert step("concept_get") == {"id": P + "concept", "name": "Pyclient Alpha"}

@@ -83,6 +83,9 @@ class DataIn(Wire):
     concepts: ConceptList = Field(default_factory=list)
     metadata: dict[str, Any] | None = None
     geo: GeoIn | None = None
+    # an input's annotated regions, checked field by field by visionloop.services.input_regions
+    regions: Annotated[list[Any] | None, WithJsonSchema({"anyOf": [
+        {"type": "array", "items": {"type": "object"}}, {"type": "null"}]})] = None
 
 
 # Documented for clients and fuzzers; visionloop.ids.is_valid_client_id is what checks it.

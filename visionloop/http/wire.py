@@ -53,6 +53,11 @@ def input_obj(stored: StoredInput, *, image_bytes: bytes | None = None) -> dict[
                      for a in stored.concepts],
         "metadata": row.meta or {},
     }
+    if stored.regions:
+        data["regions"] = [{"id": r.id, "region_info": {"bounding_box": {
+            "top_row": r.top_row, "left_col": r.left_col, "bottom_row": r.bottom_row, "right_col": r.right_col}},
+            "data": {"concepts": [{"id": c["id"], "name": c["id"], "value": c["value"], "app_id": row.app_id}
+                                  for c in r.concepts]}} for r in stored.regions]
     if row.geo_latitude is not None and row.geo_longitude is not None:
         data["geo"] = {"geo_point": {"latitude": row.geo_latitude, "longitude": row.geo_longitude}}
     return {

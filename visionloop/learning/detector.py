@@ -23,6 +23,7 @@ detections (``oof_``) are the cross-validated evaluation a caller reports.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import ThreadpoolController
 
 from visionloop.learning.boxes import Box, iou
 
@@ -63,10 +65,43 @@ class _Head:
     refine_bias: np.ndarray | None  # (4,)
     platt: tuple[float, float] = (1.0, 0.0)
 
-    def refine(self, anchors: np.ndarray, x: np.ndarray) -> np.ndarray:
-        if self.refine_weights is None or self.refine_bias is None:
-            return anchors
-        return _apply_deltas(anchors, x @ self.refine_weights + self.refine_bias)
+
+@dataclasses.dataclass(frozen=True)
+class _Projection:
+    """The heads as channels of a map: three a head for its score (its weights on the inside, centre
+    and ring means), twelve for its box refinement (four deltas, three parts each). Pooling over a box
+    and the heads are linear, so the map projected on these channels, pooled, gives every candidate's
+    score and refinement: a few channels a head pooled instead of hundreds, and with the PCA folded
+    in (:meth:`on_raw`) the reduced map is never computed at prediction."""
+
+    matrix: np.ndarray  # (channels in, channels out)
+    shift: np.ndarray  # (channels out,), subtracted after the product
+    columns: tuple[tuple[int, int | None], ...]  # per head: its first score channel, first refinement channel
+
+    @classmethod
+    def of(cls, heads: dict[str, _Head], d: int) -> _Projection:
+        """On the reduced map (``d`` channels)."""
+        blocks, columns, at = [], [], 0
+        for head in heads.values():
+            blocks.append(head.weights.reshape(3, d).T)
+            refine_at = None
+            if head.refine_weights is not None:
+                blocks.append(head.refine_weights.reshape(3, d, 4).transpose(1, 0, 2).reshape(d, 12))
+                refine_at = at + 3
+            columns.append((at, refine_at))
+            at += 3 if refine_at is None else 15
+        matrix = np.concatenate(blocks, axis=1).astype(np.float32) if blocks else np.zeros((d, 0), np.float32)
+        return cls(matrix, np.zeros(matrix.shape[1], np.float32), tuple(columns))
+
+    def on_raw(self, pca_mean: np.ndarray, pca_components: np.ndarray) -> _Projection:
+        """The same on the backbone's map, the PCA's centring and rotation folded in."""
+        matrix = (pca_components.T @ self.matrix).astype(np.float32)
+        return _Projection(matrix, (pca_mean @ matrix + self.shift).astype(np.float32), self.columns)
+
+    def __call__(self, feature_map: np.ndarray) -> np.ndarray:
+        g, w, c = np.shape(feature_map)
+        out = np.asarray(feature_map, np.float32).reshape(-1, c) @ self.matrix - self.shift
+        return out.reshape(g, w, -1)
 
 
 def _linear(pipeline: Pipeline) -> tuple[np.ndarray, np.ndarray]:
@@ -235,6 +270,10 @@ class BoxDetector(BaseEstimator):
         self.concepts_ = sorted({c for image in truths for c, _ in image})
         if not self.concepts_:
             raise ValueError("no boxes to learn from")
+        with _blas().limit(limits=1, user_api="blas"):  # as for predicting (see there)
+            return self._fit(maps, truths, fps)
+
+    def _fit(self, maps: Sequence[np.ndarray], truths: Truths, fps: Truths) -> Self:
         rng = np.random.default_rng(self.random_state)
         per_image = max(1, PCA_CELLS // len(maps))  # sampled image by image: maps may be stored small
         cells = np.concatenate([_some_cells(m, per_image, rng) for m in maps])
@@ -250,13 +289,19 @@ class BoxDetector(BaseEstimator):
                 train = [i for i in range(len(maps)) if folds[i] != k]
                 heads = self._fit_heads([fine[i] for i in train], [truths[i] for i in train],
                                         [fps[i] for i in train], rng)
-                for i in np.flatnonzero(folds == k):
-                    oof[i] = self._raw_detections(fine[i], heads)
+                projection = _Projection.of(heads, self.pca_components_.shape[0])
+                for i in np.flatnonzero(folds == k):  # an integral image is linear in its map: project it
+                    oof[i] = self._raw_detections(projection(fine[i]), heads, projection)
         self.heads_ = self._fit_heads(fine, truths, fps, rng)
         self._calibrate(oof, truths)
+        self._project()
         self.oof_ = [[Detection(c, b, self._value(c, s)) for c, b, s in image] for image in oof]
         self.oof_evaluated_ = len(maps) >= 2 * self.n_folds
         return self
+
+    def _project(self) -> None:
+        self.projection_ = _Projection.of(self.heads_, self.pca_components_.shape[0]).on_raw(
+            self.pca_mean_, self.pca_components_)
 
     def _fine(self, feature_map: np.ndarray) -> np.ndarray:
         g, _, c = np.shape(feature_map)
@@ -333,24 +378,25 @@ class BoxDetector(BaseEstimator):
             heads[c] = _Head(w[:, 0], float(b[0]), rw, rb)
         return heads
 
-    def _raw_detections(self, fine: np.ndarray, heads: dict[str, _Head]) -> list[tuple[str, Box, float]]:
-        """(concept, box, head score) after refinement and suppression, best first per concept."""
-        n_fine = fine.shape[0] - 1
+    def _raw_detections(self, projected: np.ndarray, heads: dict[str, _Head], projection: _Projection
+                        ) -> list[tuple[str, Box, float]]:
+        """(concept, box, head score) after refinement and suppression, best first per concept, from
+        the integral image of the map ``projection`` made of the heads."""
+        n_fine = projected.shape[0] - 1
         frac = _to_fraction(self.anchors_, n_fine)
-        # A head is linear in the three pooled parts and pooling is linear in the map: every
-        # candidate's score comes from the map projected on the heads' weights first (3 channels a
-        # head instead of hundreds); only the candidates kept are pooled in full, to be refined.
-        d = fine.shape[2]
-        projected = fine @ np.concatenate([h.weights.reshape(3, d).T for h in heads.values()], axis=1)
-        parts = _features(projected, self.anchors_)  # (n, 3 parts x 3 heads per concept)
-        k = len(heads)
+        n = projected.shape[2]
+        parts = _features(projected, self.anchors_)
+        inside, centre, ring = parts[:, :n], parts[:, n:2 * n], parts[:, 2 * n:]
         out = []
-        for j, (c, head) in enumerate(heads.items()):
-            p = parts[:, 3 * j] + parts[:, 3 * k + 3 * j + 1] + parts[:, 6 * k + 3 * j + 2] + head.bias
+        for (c, head), (s, r) in zip(heads.items(), projection.columns, strict=True):
+            p = inside[:, s] + centre[:, s + 1] + ring[:, s + 2] + head.bias
             # The best candidates whatever their sign: a head fitted on few boxes scores
             # conservatively, and the calibration, not a fixed cut, decides what is shown.
             keep = np.argsort(-p, kind="stable")[:MAX_CANDIDATES]
-            boxes, scores = head.refine(frac[keep], _features(fine, self.anchors_[keep])), p[keep]
+            boxes, scores = frac[keep], p[keep]
+            if r is not None:
+                boxes = _apply_deltas(boxes, inside[keep, r:r + 4] + centre[keep, r + 4:r + 8] + ring[keep, r + 8:r + 12]
+                                      + head.refine_bias)
             for box, score in fused_nms(boxes, scores, self.nms_iou, self.max_detections):
                 top, left, bottom, right = (float(v) for v in box)
                 if top < bottom and left < right:
@@ -390,13 +436,24 @@ class BoxDetector(BaseEstimator):
         with ``all_candidates``), best first."""
         check_is_fitted(self, "heads_")
         out = []
-        for m in maps:
-            if np.shape(m)[0] != self.grid_:
-                raise ValueError(f"feature map of {np.shape(m)[0]} cells a side, fitted on {self.grid_}")
-            dets = [Detection(c, b, self._value(c, s)) for c, b, s in self._raw_detections(self._fine(m), self.heads_)]
-            out.append(sorted((d for d in dets if all_candidates or d.value >= self.thresholds_[d.concept]),
-                              key=lambda d: -d.value))
+        # Small products: on several BLAS threads their synchronisation costs more CPU than the
+        # arithmetic, taken from the backbone's own threads (and other requests) on a busy machine.
+        with _blas().limit(limits=1, user_api="blas"):
+            for m in maps:
+                if np.shape(m)[0] != self.grid_:
+                    raise ValueError(f"feature map of {np.shape(m)[0]} cells a side, fitted on {self.grid_}")
+                projected = _fine_integral(self.projection_(m), self.fine)
+                dets = [Detection(c, b, self._value(c, s))
+                        for c, b, s in self._raw_detections(projected, self.heads_, self.projection_)]
+                out.append(sorted((d for d in dets if all_candidates or d.value >= self.thresholds_[d.concept]),
+                                  key=lambda d: -d.value))
         return out
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """Found once: the first search for the loaded BLAS costs more than scoring an image."""
+    return ThreadpoolController()
 
 
 def _hits(boxes: Sequence[Box], truths: Sequence[Box]) -> list[bool]:
@@ -451,6 +508,7 @@ def from_bytes(data: bytes) -> BoxDetector:
                                    arrays[f"refine_weights_{k}"] if refines else None,
                                    arrays[f"refine_bias_{k}"] if refines else None,
                                    (float(meta["platt"][c][0]), float(meta["platt"][c][1])))
+    detector._project()
     return detector
 
 

@@ -21,13 +21,15 @@ from visionloop.services.geo import GeoPoint
 from visionloop.services.image_source import ImageLoader, ImageSource
 from visionloop.services.images import CheckedImage
 from visionloop.services.indexing import Analysis, InputAnalyzer
+from visionloop.services.input_regions import RegionAnnotation, regions_of, write_regions
 from visionloop.services.paging import Page
 from visionloop.services.usage import count_usage
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database
 from visionloop.services.predict import store_embeddings
 from visionloop.store.app_indexes import AppIndexes, bump_generation
-from visionloop.store.tables import Input, InputConcept, InputConceptScore, input_at_url, input_has_image, utcnow
+from visionloop.store.tables import (Input, InputConcept, InputConceptScore, InputRegion, input_at_url,
+                                     input_has_image, utcnow)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +46,7 @@ class NewInput:
     metadata: dict[str, Any] | None = None
     geo: GeoPoint | None = None
     allow_duplicate_url: bool = False
+    regions: tuple[RegionAnnotation, ...] | None = None  # None: not in the body (overwrite keeps them)
 
 
 @dataclasses.dataclass
@@ -52,6 +55,7 @@ class StoredInput:
 
     row: Input
     concepts: list[InputConcept]
+    regions: list[InputRegion] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -190,6 +194,7 @@ class InputService:
                 ensure_concepts(s, app_id, [a.concept_id for a in item.concepts])
                 anns = _annotations(app_id, input_id, item.concepts)
                 s.add_all(anns)
+                write_regions(s, app_id, input_id, item.regions or (), "merge")
                 if image is not None and analysis is not None:
                     s.add_all(InputConceptScore(app_id=app_id, input_id=input_id, concept_id=cid, value=value)
                               for cid, value in analysis.concepts)
@@ -202,7 +207,7 @@ class InputService:
             res.error = errors.InputDuplicate(f"inputs[{res.index}].id: input {input_id!r} already exists")
             return
         res.input_id = input_id
-        res.stored = StoredInput(row, anns)
+        res.stored = StoredInput(row, anns, regions_of(s, app_id, [input_id]).get(input_id, []))
 
     # -- read -----------------------------------------------------------------------------------
     def get(self, app_id: str, input_id: str) -> StoredInput:
@@ -210,7 +215,7 @@ class InputService:
             row = s.get(Input, (app_id, input_id)) if is_valid_client_id(input_id) else None
             if row is None:
                 raise errors.InputNotFound(f"input {input_id!r} does not exist in this app")
-            return StoredInput(row, self._concepts_of(s, app_id, [input_id]).get(input_id, []))
+            return self._stored(s, app_id, [row])[0]
 
     def list(self, app_id: str, page: Page, *, images_only: bool = False) -> list[StoredInput]:
         """A page of the app's inputs, newest first; ``images_only``: not those whose download failed."""
@@ -219,21 +224,26 @@ class InputService:
                                                       *([input_has_image()] if images_only else []))
                                   .order_by(Input.created_at.desc(), Input.id).offset(page.offset)
                                   .limit(page.per_page)))
-            anns = self._concepts_of(s, app_id, [r.id for r in rows])
-            return [StoredInput(r, anns.get(r.id, [])) for r in rows]
+            return self._stored(s, app_id, rows)
 
     def get_many(self, app_id: str, input_ids: Sequence[str]) -> dict[str, StoredInput]:
         """Inputs with their image by id (others are simply absent), for search hits."""
         with self.db.session() as s:
             rows = list(s.scalars(select(Input).where(Input.app_id == app_id, Input.id.in_(list(input_ids)),
                                                       input_has_image())))
-            anns = self._concepts_of(s, app_id, [r.id for r in rows])
-            return {r.id: StoredInput(r, anns.get(r.id, [])) for r in rows}
+            return {stored.row.id: stored for stored in self._stored(s, app_id, rows)}
 
     def counts(self, app_id: str) -> dict[int, int]:
         with self.db.session() as s:
             q = select(Input.status_code, func.count()).where(Input.app_id == app_id).group_by(Input.status_code)
             return {code: n for code, n in s.execute(q)}
+
+    @classmethod
+    def _stored(cls, s: Session, app_id: str, rows: list[Input]) -> list[StoredInput]:
+        """The inputs with their annotations: concepts and regions."""
+        ids = [r.id for r in rows]
+        anns, regions = cls._concepts_of(s, app_id, ids), regions_of(s, app_id, ids)
+        return [StoredInput(r, anns.get(r.id, []), regions.get(r.id, [])) for r in rows]
 
     @staticmethod
     def _concepts_of(s: Session, app_id: str, input_ids: list[str]) -> dict[str, list[InputConcept]]:
@@ -248,7 +258,7 @@ class InputService:
 
     # -- update ---------------------------------------------------------------------------------
     def patch(self, app_id: str, action: PatchAction, items: Sequence[NewInput]) -> list[StoredInput]:
-        """Merge, overwrite or remove concepts, metadata and location; all items or none."""
+        """Merge, overwrite or remove concepts, regions, metadata and location; all items or none."""
         if not items:
             raise errors.InvalidRequest("inputs: at least one input is required")
         with self.db.transaction() as s:
@@ -262,9 +272,10 @@ class InputService:
                     raise errors.InputNotFound(f"inputs[{i}].id: input {item.id!r} does not exist in this app")
                 check_annotations(item.concepts, f"inputs[{i}].data.concepts")
                 self._patch_one(s, app_id, row, action, item)
+                if item.regions is not None:
+                    write_regions(s, app_id, row.id, item.regions, action)
                 out.append(row)
-            anns = self._concepts_of(s, app_id, [r.id for r in out])
-            return [StoredInput(r, anns.get(r.id, [])) for r in out]
+            return self._stored(s, app_id, out)
 
     @staticmethod
     def _patch_one(s: Session, app_id: str, row: Input, action: PatchAction, item: NewInput) -> None:
@@ -325,7 +336,7 @@ def _download_failure(item: NewInput, exc: errors.ApiError) -> str | None:
 
 
 def _delete_rows(s: Session, app_id: str, input_ids: Sequence[str]) -> None:
-    for table in (InputConcept, InputConceptScore):
+    for table in (InputConcept, InputConceptScore, InputRegion):
         s.execute(delete(table).where(table.app_id == app_id, table.input_id.in_(list(input_ids))))
     s.execute(delete(Input).where(Input.app_id == app_id, Input.id.in_(list(input_ids))))
 

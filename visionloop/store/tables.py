@@ -153,6 +153,26 @@ class InputConcept(Base):
     )
 
 
+class InputRegion(Base):
+    """An annotated region of an input: a box (fractions of the image) and the concepts the app says
+    it shows (value 1) or does not show (0), as ``[{"id", "value"}]``; ``position`` keeps the order
+    given. Detection models learn from them (:mod:`visionloop.services.training.detection_learning`)."""
+
+    __tablename__ = "input_regions"
+    app_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    input_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    top_row: Mapped[float] = mapped_column(Float)
+    left_col: Mapped[float] = mapped_column(Float)
+    bottom_row: Mapped[float] = mapped_column(Float)
+    right_col: Mapped[float] = mapped_column(Float)
+    concepts: Mapped[list[Any]] = mapped_column(JSON)
+    __table_args__ = (
+        ForeignKeyConstraint(["app_id", "input_id"], ["inputs.app_id", "inputs.id"], ondelete="CASCADE"),
+    )
+
+
 class InputConceptScore(Base):
     """What the general model predicted for an input when it was added: searchable by concept."""
 

@@ -158,6 +158,34 @@ def run_feedback():
         P + "face", feedback_info=info("search_click", search_id=prior("search_annotated")["id"]))))
 
 
+def run_input_regions():
+    """An input annotated with regions (Region, RegionInfo, BoundingBox), read back and merged into;
+    deleted at the end, so the input listings below stay as they were."""
+    logo = P + "logo"
+
+    def regions_view(img):
+        return [{"id": r.region_id, "box": [r.region_info.bbox.top_row, r.region_info.bbox.left_col,
+                                            r.region_info.bbox.bottom_row, r.region_info.bbox.right_col]}
+                for r in img.regions or []]
+
+    steps.run("regions_create", lambda: regions_view(app.inputs.create_image(ClImage(
+        base64=cfg["png_b64"].encode(), image_id=P + "regions", regions=[
+            Region(RegionInfo(BoundingBox(0.1, 0.2, 0.5, 0.6)), concepts=[ClConcept(concept_id=logo, value=1.0)],
+                   region_id="r1"),
+            Region(RegionInfo(BoundingBox(0.0, 0.0, 0.3, 0.3)), concepts=[ClConcept(concept_id=logo, value=0.0)]),
+        ]))))
+    steps.run("regions_merge", lambda: regions_view(app.inputs.update(ClImage(image_id=P + "regions", regions=[
+        Region(RegionInfo(BoundingBox(0.6, 0.6, 0.9, 0.9)), concepts=[ClConcept(concept_id=logo, value=1.0)],
+               region_id="r2")]), action="merge")))
+
+    def raw_then_delete():
+        got = app.api.get_input(P + "regions")["input"]["data"].get("regions", [])
+        app.inputs.delete(P + "regions")
+        return [{"id": r.get("id"), "concepts": concept_list(r.get("data", {}))} for r in got]
+
+    steps.run("regions_raw", raw_then_delete)
+
+
 def run_models_predict_search():
     """Model lookup (by id, by name through the cache and through GET /v2/models/{name}), predict
     on real photos (base64, bytes, URL; output_config), and search (annotated and predicted
@@ -288,6 +316,7 @@ if app is not None:
     steps.run("get_base64", lambda: image_view(app.inputs.get(P + "b64")))
     steps.run("get_url", lambda: image_view(app.inputs.get(P + "url")))
     steps.run("merge_concepts", lambda: image_view(app.inputs.merge_concepts(P + "b64", [P + "extra"], [])))
+    run_input_regions()
 
     steps.run("concept_create", lambda: concept_view(app.concepts.create(P + "concept", "Pyclient Alpha")))
     steps.run("concept_bulk_create", lambda: [concept_view(c) for c in app.concepts.bulk_create(

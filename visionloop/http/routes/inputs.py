@@ -15,6 +15,7 @@ from visionloop.http.schemas import DeleteInputsRequest, InputIn, PatchInputsReq
 from visionloop.http.unknown_fields import name_unknown_fields
 from visionloop.services.geo import GeoPoint
 from visionloop.services.image_source import ImageSource
+from visionloop.services.input_regions import parse_input_regions
 from visionloop.services.inputs import Annotation, NewInput
 
 router = APIRouter(tags=["inputs"], route_class=StrictJSONRoute)
@@ -35,7 +36,8 @@ def to_new_input(index: int, item: InputIn) -> NewInput:
     point = item.data.geo.geo_point if item.data.geo else None
     return NewInput(id=item.id, image=source, concepts=tuple(anns), metadata=item.data.metadata,
                     geo=GeoPoint(point.latitude, point.longitude) if point else None,
-                    allow_duplicate_url=bool(image and image.allow_duplicate_url))
+                    allow_duplicate_url=bool(image and image.allow_duplicate_url),
+                    regions=parse_input_regions(item.data.regions, f"inputs[{index}].data.regions"))
 
 
 @router.post("/inputs")

@@ -15,6 +15,13 @@ false_positive      the shown region's box does not show its concept
 (everything else)   the rest of a judged image shows none of the learned concepts
 ==================  ===============================================================
 
+The app's input annotations with regions teach too (``POST``/``PATCH /v2/inputs`` with
+``data.regions``): a concept with value true is a box showing it, false a box not showing it, and the
+rest of an annotated image shows none of the learned concepts. An input counts when one of its
+regions names a concept the model learns; the :data:`MAX_IMAGES` most recently annotated are read.
+Where an annotation and a feedback box of one concept overlap (IoU 0.5) on one image, the
+annotation, the app's own word, wins.
+
 The images are the outputs' stored images; the latest output of an image wins. An app's own
 detection model refuses to predict before its first version, so the boxes naming its concepts on
 any of the app's detection models' outputs (the logo model's, say) teach it as well as its own. A concept needs
@@ -38,10 +45,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from visionloop import errors
 from visionloop.ids import new_id
-from visionloop.learning.boxes import Box, as_box
+from visionloop.learning.boxes import Box, as_box, iou
 from visionloop.learning.detector import BoxDetector, Detection, from_bytes, to_bytes
 from visionloop.learning.estimates import Estimate
 from visionloop.learning.metrics_detection import DetectionScores, Scored, score_detections
@@ -52,12 +60,13 @@ from visionloop.models.predictions import Box as WireBox
 from visionloop.models.predictions import ConceptScore, Prediction, Region
 from visionloop.models.predictors import Predictor
 from visionloop.models.runtime import ModelRuntime
+from visionloop.services.input_regions import box_of, regions_of
 from visionloop.services.models import SHARED, chosen_concepts
 from visionloop.services.training.concept_training import InsufficientData, estimate_json
 from visionloop.services.training.region_learning import Crops, Statements, statements
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database
-from visionloop.store.tables import Concept, Model, ModelVersion, Output
+from visionloop.store.tables import Concept, FeedbackEvent, Input, InputRegion, Model, ModelVersion, Output
 
 DETECTOR_KIND = "box_detector"
 LEARNED_RUNTIMES = ("logo", CUSTOM_DETECTOR)  # detection models whose versions learn from boxes
@@ -70,11 +79,51 @@ Progress = Callable[[str], None]
 
 @dataclasses.dataclass(frozen=True)
 class TaughtImage:
-    """One judged image: the boxes showing concepts, the boxes said not to show theirs."""
+    """One judged image: the boxes showing concepts, the boxes said not to show theirs; ``annotated``
+    holds the truths that came from input annotations (the others came from region feedback)."""
 
     digest: str
     truths: list[tuple[str, Box]]
     false_positives: list[tuple[str, Box]]
+    annotated: frozenset[tuple[str, Box]] = frozenset()
+
+    def with_annotations(self, annotation: TaughtImage) -> TaughtImage:
+        """This image's feedback boxes beside ``annotation``'s, which win where they overlap."""
+        said = annotation.truths + annotation.false_positives
+
+        def kept(boxes: list[tuple[str, Box]]) -> list[tuple[str, Box]]:
+            return [(c, b) for c, b in boxes if not any(c == c2 and iou(b, b2) >= 0.5 for c2, b2 in said)]
+
+        return TaughtImage(self.digest, annotation.truths + kept(self.truths),
+                           annotation.false_positives + kept(self.false_positives), annotation.annotated)
+
+
+def annotated_images(s: Session, app_id: str, allowed: set[str] | None) -> dict[str, tuple[Any, TaughtImage]]:
+    """(when annotated, what it teaches) by image digest, from the app's inputs with regions naming
+    an ``allowed`` concept (any, when ``None``); the most recently annotated :data:`MAX_IMAGES`."""
+    recent = (select(Input.id, Input.digest, Input.modified_at)
+              .where(Input.app_id == app_id, Input.id.in_(select(InputRegion.input_id)
+                                                          .where(InputRegion.app_id == app_id)))
+              .order_by(Input.modified_at.desc(), Input.id).limit(MAX_IMAGES))
+    inputs = {row.id: row for row in s.execute(recent)}
+    out: dict[str, tuple[Any, TaughtImage]] = {}
+    for input_id, rows in regions_of(s, app_id, list(inputs)).items():
+        truths, negatives = [], []
+        for row in rows:
+            for c in row.concepts:
+                if allowed is None or c["id"] in allowed:
+                    (truths if c["value"] >= 0.5 else negatives).append((c["id"], as_box(box_of(row))))
+        if not truths and not negatives:
+            continue
+        digest, when = inputs[input_id].digest, inputs[input_id].modified_at
+        image = TaughtImage(digest, truths, negatives, frozenset(truths))
+        if digest in out:  # the same image added twice: both inputs' boxes
+            before_when, before = out[digest]
+            image = TaughtImage(digest, before.truths + truths, before.false_positives + negatives,
+                                before.annotated | image.annotated)
+            when = max(when, before_when)
+        out[digest] = (when, image)
+    return out
 
 
 def taught(result: dict[str, Any], said: Statements) -> tuple[list[tuple[str, Box]], list[tuple[str, Box]]]:
@@ -152,17 +201,55 @@ class DetectionLearning:
             for start in range(0, len(ids), 500):
                 rows += s.execute(select(Output.id, Output.digest, Output.result, Output.created_at)
                                   .where(Output.app_id == app_id, Output.id.in_(ids[start:start + 500]))).all()
-            by_digest: dict[str, TaughtImage] = {}
-            for output_id, digest, result, _ in sorted(rows, key=lambda r: r.created_at):
+            by_digest: dict[str, tuple[Any, TaughtImage]] = {}
+            for output_id, digest, result, created_at in sorted(rows, key=lambda r: r.created_at):
                 truths, fps = taught(result or {}, said[output_id])
                 if allowed is not None:
                     truths = [t for t in truths if t[0] in allowed]
                     fps = [f for f in fps if f[0] in allowed]
-                by_digest[digest] = TaughtImage(digest, truths, fps)  # the latest output of an image wins
-            concepts = {c for image in by_digest.values() for c, _ in image.truths}
+                by_digest[digest] = (created_at, TaughtImage(digest, truths, fps))  # the latest output wins
+            annotated = annotated_images(s, app_id, allowed)
+            for digest, (when, annotation) in annotated.items():
+                before = by_digest.get(digest)
+                by_digest[digest] = (when, annotation) if before is None else \
+                    (max(when, before[0]), before[1].with_annotations(annotation))
+            images = [image for _, image in sorted(by_digest.values(), key=lambda e: e[0])]
+            concepts = {c for image in images for c, _ in image.truths}
             names = dict(s.execute(select(Concept.id, Concept.name)
                                    .where(Concept.app_id == app_id, Concept.id.in_(sorted(concepts)))).all())
-        return list(by_digest.values()), names, {"events": n_events, "last_seq": last_seq, "outputs": len(rows)}
+        return images, names, {"events": n_events, "last_seq": last_seq, "outputs": len(rows),
+                               "annotated_images": len(annotated)}
+
+    @staticmethod
+    def news(s: Session, model: Model, versions: Sequence[ModelVersion], enough: int) -> int:
+        """What arrived to teach an app's own detection model since its newest version (counted up to
+        ``enough``): region feedback events naming its concepts on any of the app's detection
+        models' outputs (its own included), and inputs annotated since with regions naming them."""
+        concepts = {cid for cid, _ in chosen_concepts(model)}
+        since_seq = max([((v.params or {}).get("trained_on") or {}).get("last_seq", 0) for v in versions] or [0])
+        detectors = select(Model.pk).where(Model.app_id.in_([SHARED, model.app_id]), Model.model_type == DETECTION)
+        events = s.scalars(select(FeedbackEvent.body).where(
+            FeedbackEvent.app_id == model.app_id, FeedbackEvent.event_type == "annotation",
+            FeedbackEvent.model_pk.in_(detectors), FeedbackEvent.output_id.is_not(None),
+            FeedbackEvent.seq > since_seq).order_by(FeedbackEvent.seq))
+        n = 0
+        for body in events:
+            regions = ((body or {}).get("normalized") or {}).get("regions") or []
+            n += any(c.get("id") in concepts for r in regions for c in r.get("concepts") or [])
+            if n >= enough:
+                return n
+        annotated = (select(InputRegion.input_id, InputRegion.concepts)
+                     .join(Input, (Input.app_id == InputRegion.app_id) & (Input.id == InputRegion.input_id))
+                     .where(InputRegion.app_id == model.app_id))
+        if versions:
+            annotated = annotated.where(Input.modified_at > max(v.created_at for v in versions))
+        inputs: set[str] = set()
+        for input_id, named in s.execute(annotated):
+            if any(c["id"] in concepts for c in named):
+                inputs.add(input_id)
+                if n + len(inputs) >= enough:
+                    break
+        return n + len(inputs)
 
     def feature_maps(self, digests: Sequence[str]) -> tuple[list[str], np.ndarray]:
         """Feature maps of the stored images still there (a pruned image is skipped), in float16:
@@ -205,9 +292,11 @@ class DetectionLearning:
         images, names, counts = self.images(version.app_id, model)
         images = images[-MAX_IMAGES:]
         boxes: dict[str, int] = {}
+        annotated: dict[str, int] = {}  # of which from input annotations
         for image in images:
-            for c, _ in image.truths:
-                boxes[c] = boxes.get(c, 0) + 1
+            for truth in image.truths:
+                boxes[truth[0]] = boxes.get(truth[0], 0) + 1
+                annotated[truth[0]] = annotated.get(truth[0], 0) + (truth in image.annotated)
         wanted = [cid for cid, _ in chosen_concepts(model)] or sorted(boxes)
         skipped = {c: f"{boxes.get(c, 0)} boxes, at least {MIN_BOXES} needed" for c in wanted
                    if boxes.get(c, 0) < MIN_BOXES}
@@ -216,12 +305,14 @@ class DetectionLearning:
             detail = "; ".join(f"concept {c!r}: {why}" for c, why in skipped.items()) or "no boxes drawn yet"
             raise InsufficientData(
                 f"not enough boxes to learn a detector: {detail}. A concept needs {MIN_BOXES} boxes (region feedback "
-                "'not_detected', 'accurate' or 'misplaced' naming it), so that the cross-validation over images that "
-                "measures the version has a few boxes in every fold", last_seq=counts["last_seq"])
+                "'not_detected', 'accurate' or 'misplaced' naming it, or input regions annotated with it), so that "
+                "the cross-validation over images that measures the version has a few boxes in every fold",
+                last_seq=counts["last_seq"])
         keep = set(learned)
         images = [dataclasses.replace(i, truths=[t for t in i.truths if t[0] in keep],
                                       false_positives=[f for f in i.false_positives if f[0] in keep]) for i in images]
-        say(f"{counts['events']} region feedback events on {len(images)} images; learning {len(learned)} concepts")
+        say(f"{counts['events']} region feedback events and {counts['annotated_images']} annotated images; "
+            f"{len(images)} images, learning {len(learned)} concepts")
         digests, maps = self.feature_maps([i.digest for i in images])
         by_digest = {i.digest: i for i in images}
         images = [by_digest[d] for d in digests]
@@ -231,15 +322,23 @@ class DetectionLearning:
                                         if d.value >= detector.thresholds_[d.concept]] for image in detector.oof_],
                                       truths)
         decision = self._decide(challenger, champion_version, list(maps), truths)
+        n_annotated = sum(annotated[c] for c in learned)
+        n_boxes = sum(boxes[c] for c in learned)
+        origin = (f"{n_annotated} of its {n_boxes} boxes from input annotations, {n_boxes - n_annotated} from "
+                  "region feedback")
+        decision = (decision[0], f"{decision[1]} (learned {origin})")
         say(decision[1])
         params = {
             "kind": DETECTOR_KIND, "promoted": decision[0], "decision": decision[1],
-            "concepts": [{"id": c, "name": names.get(c, c), "n_boxes": boxes[c]} for c in learned],
+            "concepts": [{"id": c, "name": names.get(c, c), "n_boxes": boxes[c], "n_annotated": annotated[c]}
+                         for c in learned],
             "skipped": skipped,
             "learned": {"thresholds": detector.thresholds_, "candidate_boxes": int(len(detector.anchors_)),
                         "feature_map": f"{detector.grid_}x{detector.grid_}",
                         "false_positives": sum(len(i.false_positives) for i in images)},
-            "trained_on": {**counts, "images": len(images), "boxes": sum(len(t) for t in truths)},
+            "trained_on": {**counts, "images": len(images), "boxes": sum(len(t) for t in truths),
+                           "boxes_from_annotations": sum(t in i.annotated for i in images for t in i.truths),
+                           "boxes_from_feedback": sum(t not in i.annotated for i in images for t in i.truths)},
         }
         metrics = {"cross_validation": {**_scores_json(challenger), "folds": detector.n_folds,
                                         "evaluated": detector.oof_evaluated_}}

@@ -27,7 +27,7 @@ from visionloop import errors, status
 from visionloop.ids import new_id
 from visionloop.learning.heads import ConceptHeads
 from visionloop.learning.labels import down_weighted
-from visionloop.models.catalog import COLOR, CONCEPT, CUSTOM, DETECTION, EMBED, EMBEDDING, FOCUS
+from visionloop.models.catalog import COLOR, CONCEPT, CUSTOM, CUSTOM_DETECTOR, DETECTION, EMBED, EMBEDDING, FOCUS
 from visionloop.models.predictors import Predictor
 from visionloop.models.runtime import ModelRuntime
 from visionloop.services.models import SHARED, ModelService, ModelView, chosen_concepts
@@ -42,7 +42,7 @@ from visionloop.services.training.report import example_detections, per_concept,
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database, exclusive, serialize
-from visionloop.store.tables import ActiveVersion, FeedbackEvent, Model, ModelVersion, utcnow
+from visionloop.store.tables import DELETED_APP_PREFIX, ActiveVersion, FeedbackEvent, Model, ModelVersion, utcnow
 
 if TYPE_CHECKING:
     from visionloop.services.feedback.log import Erasure
@@ -309,7 +309,10 @@ class LearningService:
     def due(self, min_new_events: int) -> list[tuple[str, str]]:
         """(app, model id) pairs with at least ``min_new_events`` new feedback events since the newest
         version trained (or refused for too little data) for that app: concept or region feedback for
-        concept models and the face model, search clicks for the embedding model's ranking."""
+        concept models and the face and logo models, search clicks for the embedding model's ranking;
+        for an app's own detection model, region feedback naming its concepts on any of the app's
+        detection models' outputs and inputs annotated with regions naming them
+        (:meth:`DetectionLearning.news`)."""
         out = []
         with self.db.session() as s:
             pairs = s.execute(select(FeedbackEvent.app_id, FeedbackEvent.model_pk)
@@ -321,13 +324,13 @@ class LearningService:
             watched = [(a, m, "annotation") for a, m in pairs] + [(a, embed, SEARCH_CLICK) for a in clicked if embed]
             for app_id, model_pk, event_type in watched:
                 model = s.get(Model, model_pk)
-                if model is None or model.app_id not in (SHARED, app_id) or not (
+                if model is None or model.app_id not in (SHARED, app_id) or model.runtime == CUSTOM_DETECTOR or not (
                         model.model_type in (CONCEPT, EMBEDDING) or model.runtime in DETECTORS
                         or model.runtime in LEARNED_RUNTIMES):
                     continue
                 versions = list(s.scalars(select(ModelVersion).where(ModelVersion.model_pk == model_pk,
                                                                      ModelVersion.app_id == app_id)))
-                if any(v.status_code in (status.MODEL_QUEUED_FOR_TRAINING, status.MODEL_TRAINING) for v in versions):
+                if _busy(versions):
                     continue
                 since = max([(v.params or {}).get("trained_on", {}).get("last_seq", 0) for v in versions] or [0])
                 events = select(func.count()).select_from(FeedbackEvent).where(
@@ -336,6 +339,14 @@ class LearningService:
                                if event_type == SEARCH_CLICK else events.where(FeedbackEvent.model_pk == model_pk))
                 if new >= min_new_events:
                     out.append((app_id, model.id))
+            for model in s.scalars(select(Model).where(Model.runtime == CUSTOM_DETECTOR,
+                                                       ~Model.app_id.startswith(DELETED_APP_PREFIX))):
+                versions = list(s.scalars(select(ModelVersion).where(ModelVersion.model_pk == model.pk,
+                                                                     ModelVersion.app_id == model.app_id)))
+                if _busy(versions):
+                    continue
+                if self.detection.news(s, model, versions, min_new_events) >= min_new_events:
+                    out.append((model.app_id, model.id))
         return out
 
     def unfinished(self) -> list[tuple[str, str]]:
@@ -344,6 +355,11 @@ class LearningService:
             return [(r.app_id, r.id) for r in s.execute(select(ModelVersion.app_id, ModelVersion.id).where(
                 ModelVersion.status_code.in_([status.MODEL_QUEUED_FOR_TRAINING, status.MODEL_TRAINING]))
                 .order_by(ModelVersion.created_at))]
+
+
+def _busy(versions: list[ModelVersion]) -> bool:
+    """A version of these is queued or training: the worker waits for it."""
+    return any(v.status_code in (status.MODEL_QUEUED_FOR_TRAINING, status.MODEL_TRAINING) for v in versions)
 
 
 def _figure(e: dict[str, Any]) -> str:
