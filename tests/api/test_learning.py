@@ -48,7 +48,6 @@ def test_too_little_feedback_trains_nothing(api: Api) -> None:
 @pytest.mark.slow
 def test_feedback_concept_is_learned_promoted_and_rolled_back(api: Api, other_api: Api, core: VisionLoop,
                                                               tmp_path: Path) -> None:
-    # enough that the held-out fifth has >= 10 labels of each kind (the minimum evidence rule)
     cats = variants("chelsea", 50, 2)
     others = variants("coffee", 17, 3) + variants("rocket", 17, 4) + variants("astronaut", 16, 5)
     predict_and_judge(api, cats, "kitty", True, "alice")
@@ -60,7 +59,9 @@ def test_feedback_concept_is_learned_promoted_and_rolled_back(api: Api, other_ap
     assert info["promoted"] is True and info["decision"].startswith("promoted"), info["decision"]
     vid = version["id"]
     got = api.get(f"/models/{GENERAL}/versions/{vid}").json()["model_version"]
-    assert got["status"]["code"] == 21100 and got["metrics"]["holdout"]["challenger"]["macro_auc"]["value"] > 0.9
+    assert got["status"]["code"] == 21100 and got["metrics"]["holdout"]["new_concepts"]["kitty"]["roc_auc"]["value"] > 0.9
+    assert "new concepts go live on their own evidence: kitty: cross-validated AUC" in info["decision"]
+    assert info["trained_on"]["train_images"] == 100  # every labelled image, none held out
 
     # the app now predicts with the new version: the concept users introduced is predicted
     fresh_cat = variants("chelsea", 1, 99)[0]

@@ -223,8 +223,9 @@ class LearningService:
         champion = self._heads_of(champion_version) if (champion_version.params or {}).get("kind") == HEADS_KIND \
             else None
         say(f"training on {len(data.labels)} labels from {data.n_events} feedback events")
-        trained = train_heads(data, feats, self.runtime, model.runtime, champion, salt=version.app_id,
-                              blend_k=self.blend_k, progress=say)
+        champion_seen = int(((champion_version.params or {}).get("trained_on") or {}).get("last_seq") or 0)
+        trained = train_heads(data, feats, self.runtime, model.runtime, champion, champion_last_seq=champion_seen,
+                              salt=version.app_id, blend_k=self.blend_k, progress=say)
         heads = trained.heads
         artifact = self.blobs.put(heads.to_bytes())
         promote, decision = trained.decision.promote, trained.decision.reason
@@ -236,7 +237,7 @@ class LearningService:
                          for c, n in heads.evidence().items()],
             "skipped": heads.skipped_, "promoted": promote, "decision": decision,
             "trained_on": {"events": data.n_events, "labels": len(data.labels), "last_seq": data.last_seq,
-                           "train_images": trained.n_train, "held_out_images": trained.n_holdout,
+                           "train_images": trained.n_train, "compared_images": trained.n_compared,
                            "end_users": len(data.aggregation.users), "down_weighted_users": len(down_weighted(data.aggregation))},
         }
         return params, {"holdout": trained.holdout}, artifact, promote
