@@ -108,6 +108,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import search_memory  # noqa: E402
+from bench.learning_plain import compare, means, plain_accuracies, summary_rows  # noqa: E402
 from bench.common import ROOT, server  # noqa: E402
 from bench.datasets import (  # noqa: E402
     EMOJI_TO_FASHION,
@@ -405,7 +406,7 @@ def fashion_accuracy(api: Api, data: Fashion, version: str | None) -> float:
     return top1(S, data.test_y)
 
 
-def oracle_probe(api: Api, data: Fashion) -> dict[str, Any]:
+def oracle_probe(Xtr: np.ndarray, Xte: np.ndarray, data: Fashion) -> dict[str, Any]:
     import warnings
 
     from sklearn.linear_model import LogisticRegressionCV
@@ -413,9 +414,6 @@ def oracle_probe(api: Api, data: Fashion) -> dict[str, Any]:
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 
-    t0 = time.monotonic()
-    Xtr = embeddings(api, list(zip(data.train_ids, data.train_png)))
-    Xte = embeddings(api, list(zip(data.test_ids, data.test_png)))
     t1 = time.monotonic()
     probe = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0], cv=3,
                                                                  max_iter=3000, scoring="accuracy"))
@@ -425,7 +423,7 @@ def oracle_probe(api: Api, data: Fashion) -> dict[str, Any]:
         probe.fit(Xtr, data.train_y)
     acc = float((probe.predict(Xte) == data.test_y).mean())
     return {"accuracy": acc, "train_images": len(Xtr), "C": float(probe[-1].C_[0]),
-            "embedding_seconds": round(t1 - t0, 1), "fit_seconds": round(time.monotonic() - t1, 1)}
+            "fit_seconds": round(time.monotonic() - t1, 1)}
 
 
 # -- 1 + 5: accuracy curve and latency --------------------------------------------------------------
@@ -433,7 +431,10 @@ def run_accuracy(api: Api, data: Fashion, sizes: Sizes, rng: np.random.Generator
                  training: dict[str, Any]) -> None:
     res["start"] = fashion_accuracy(api, data, None)
     log(f"start (zero-shot mapping of ImageNet concepts): {res['start']:.3f}")
-    res["oracle"] = oracle_probe(api, data)
+    Xtr = embeddings(api, list(zip(data.train_ids, data.train_png)))
+    Xte = embeddings(api, list(zip(data.test_ids, data.test_png)))
+    answers = np.full(len(data.train_ids), -1)  # what the end users said each image is
+    res["oracle"] = oracle_probe(Xtr, Xte, data)
     log(f"oracle linear probe on {res['oracle']['train_images']} clean labels: {res['oracle']['accuracy']:.3f}")
     people = users("shopper")
     order = rng.permutation(len(data.train_ids))
@@ -450,10 +451,12 @@ def run_accuracy(api: Api, data: Fashion, sizes: Sizes, rng: np.random.Generator
             user = people[int(rng.integers(len(people)))]
             choice = user.answer(int(data.train_y[i]), rng)
             wrong += choice != data.train_y[i]
+            answers[i] = choice
             bodies.append(radio_feedback(out, user, choice, f"s-{user.id}-{sent // 50}"))
         last = send_all(api, f"/v2/models/{GENERAL}/feedback", bodies)
         sent = n
-        row: dict[str, Any] = {"events": n, "labels": 10 * n, "wrong_answers": wrong}
+        row: dict[str, Any] = {"events": n, "labels": 10 * n, "wrong_answers": wrong,
+                               **plain_accuracies(Xtr[order[:n]], answers[order[:n]], Xte, data.test_y)}
         if training.get(GENERAL, {}).get("available", True):
             try:
                 v = train(api, GENERAL, since=last)
@@ -465,11 +468,13 @@ def run_accuracy(api: Api, data: Fashion, sizes: Sizes, rng: np.random.Generator
                 if v["status"] == TRAINED:
                     row["accuracy"] = fashion_accuracy(api, data, v["version_id"])
                     row["gap_closed"] = gap_closed(row["accuracy"], res["start"], res["oracle"]["accuracy"])
+                    compare(row)
                     if v["promoted"]:
                         served = row["accuracy"]
                 row["served_accuracy"] = served
                 log(f"N={n:>5} ({10 * n} labels): version {v['version_id']} status {v['status']} "
-                    f"acc {row.get('accuracy', float('nan')):.3f} gap closed {row.get('gap_closed') or 0:.2f} "
+                    f"acc {row.get('accuracy', float('nan')):.3f} (plain LR {row['plain']:.3f}, standardised "
+                    f"{row['plain_standardised']:.3f}) gap closed {row.get('gap_closed') or 0:.2f} "
                     f"promoted {v['promoted']} in {v['seconds_since_last_feedback']:.1f} s ({v['decision']})")
         res["curve"].append(row)
     stored = count_feedback(api)
@@ -971,6 +976,7 @@ def summary(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                        if r.get("auc") else "")
             rows.append((f"new concepts ({who}): mean ROC AUC at {r['positives']} positives",
                          f(r.get("mean_auc")) + learned, ">= 0.90" if r["positives"] == 10 and key == "rows" else ""))
+    rows += summary_rows(results)
     se = results.get("search", {})
     if se.get("before"):
         after = se.get("after", {}).get("all", {}).get("ndcg10")
@@ -1030,6 +1036,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke version (about 3 minutes)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="accuracy: this many seeds from --seed, each in its own app; means beside the plain learner")
+    parser.add_argument("--checkpoints", help="accuracy: feedback events at which to train, e.g. 100,300,1000")
     parser.add_argument("--only", default="accuracy,concepts,search,malicious",
                         help="comma-separated sections (accuracy includes latency)")
     parser.add_argument("--report-only", action="store_true",
@@ -1039,6 +1048,8 @@ def main() -> None:
         report(json.loads((OUT / "learning.json").read_text()))
         return
     sizes = QUICK if args.quick else FULL
+    if args.checkpoints:
+        sizes = dataclasses.replace(sizes, checkpoints=tuple(int(n) for n in args.checkpoints.split(",")))
     sections = {s.strip() for s in args.only.split(",") if s.strip()}
     if "detection" in sections:  # in process, on images it makes: bench/learning_detection.py
         from bench.learning_detection import run as run_detection
@@ -1065,7 +1076,7 @@ def main() -> None:
     results["training_endpoint"] = training
     rng = np.random.default_rng(args.seed)
     data = load_fashion(sizes, rng)
-    apps = ["curve", "honest3", "malicious", "malicious2", "search"]
+    apps = ["curve", "honest3", "malicious", "malicious2", "search"] + [f"curve-{k}" for k in range(1, args.seeds)]
     apps += [f"{a}-{r}" for r in range(sizes.concept_replicates) for a in ("concepts", "concepts-clean")]
     with bench_server(apps) as (base, keys):
         apis = {a: Api(base, keys[a]) for a in apps}
@@ -1073,6 +1084,15 @@ def main() -> None:
             if "accuracy" in sections:
                 with Section(results, "accuracy") as res:
                     run_accuracy(apis["curve"], data, sizes, np.random.default_rng(args.seed + 10), res, training)
+                runs = [results["accuracy"]]
+                for k in range(1, args.seeds):  # other seeds: other images, answers and orders, other apps
+                    with Section(results, f"accuracy_seed_{args.seed + k}") as res:
+                        run_accuracy(apis[f"curve-{k}"], load_fashion(sizes, np.random.default_rng(args.seed + k)),
+                                     sizes, np.random.default_rng(args.seed + k + 10), res, training)
+                    runs.append(res)
+                if all("curve" in r for r in runs):
+                    results["accuracy_means"] = means([r["curve"] for r in runs], [r["start"] for r in runs],
+                                                      [r["oracle"]["accuracy"] for r in runs])
             if "concepts" in sections:
                 with Section(results, "concepts") as res:
                     run_concepts(apis, sizes, args.seed + 20, res, training)
