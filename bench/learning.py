@@ -49,14 +49,15 @@ Sections:
    a new version (``POST /v2/models/{general}/versions``) and predicts with that version id.
    Oracle: sklearn ``LogisticRegression`` (C by 3-fold CV) on the 1280-d embeddings from the
    embedding model's predict, trained on the clean labels of the whole 3000-image training pool.
-   Target: after 1000 events, (acc - start) / (oracle - start) >= 0.8.
+   Target: after 1000 events, (acc - start) / (oracle - start) >= 0.95, and at every N at least
+   the plain learner's accuracy less 0.5 points (:mod:`bench.learning_plain`: a scikit-learn
+   ``LogisticRegression`` on the same noisy answers and embeddings; ``--seeds 3`` for means).
 2. ``concepts`` — new concepts introduced by feedback: five emoji subcategories become concepts
    (``emoji-animal-mammal`` ...). For k = 5, 10, 20 (cumulative) each gets answers on k positive
    and 2k negative training emoji from honest users (10% wrong); then a version is trained and
-   ROC AUC is measured on held-out emoji (the rest of the subcategory against 300 others). The
-   server holds a fifth of the images out of training for its promotion test, so with k = 5 a
-   concept may keep fewer than the 5 positives a head needs: such a concept counts as 0.5 (chance)
-   in the mean. The same stages are repeated in another app with careful users (no wrong
+   ROC AUC is measured on held-out emoji (the rest of the subcategory against 300 others). A
+   concept the version did not learn (fewer than 5 positive labels after users' mistakes) counts
+   as 0.5 (chance) in the mean. The same stages are repeated in another app with careful users (no wrong
    answers), to tell label noise from sample size; figures are means over 3 replicates (other
    examples, other held-out split; 1 with --quick). Target: mean AUC >= 0.90 at k = 10 (honest).
 3. ``search`` — a corpus (``POST /v2/inputs``) of 1000 Fashion-MNIST images and ~500 emoji of
@@ -661,8 +662,8 @@ def _concept_stages(api: Api, sizes: Sizes, rng: np.random.Generator, error: flo
                     col = S[:, j]
                     aucs[cid] = None if np.isnan(col).all() else float(roc_auc_score(truth[cid], np.nan_to_num(col)))
             row["auc"] = aucs
-            # A concept the version did not learn (too few labels on its training side) ranks
-            # nothing: it counts as chance (0.5) in the mean.
+            # A concept the version did not learn (too few labels) ranks nothing: it counts as
+            # chance (0.5) in the mean.
             row["concepts_learned"] = sum(a is not None for a in aucs.values())
             row["mean_auc"] = float(np.mean([0.5 if a is None else a for a in aucs.values()]))
             log(f"k={k:>2} positives: mean AUC {row['mean_auc']:.3f}, "
@@ -850,7 +851,7 @@ def plots(results: dict[str, Any]) -> list[str]:
         if "oracle" in acc:
             o = acc["oracle"]["accuracy"]
             ax.axhline(o, color="green", ls="--", label=f"oracle linear probe {o:.3f}")
-            ax.axhline(acc["start"] + 0.8 * (o - acc["start"]), color="red", ls=":", lw=0.8, label="80% of the gap")
+            ax.axhline(acc["start"] + 0.95 * (o - acc["start"]), color="red", ls=":", lw=0.8, label="95% of the gap")
         ax.set_xscale("log")
         ticks = [30] + [r["events"] for r in acc["curve"][1:]]
         ax.set_xticks(ticks, ["0"] + [str(t) for t in ticks[1:]])
@@ -962,7 +963,7 @@ def summary(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     if "oracle" in acc:
         rows.append(("accuracy: oracle linear probe", f(acc["oracle"]["accuracy"]), ""))
     for r in acc.get("curve", [])[1:]:
-        target = ">= 0.80 of gap" if r["events"] == 1000 else ""
+        target = ">= 0.95 of gap" if r["events"] == 1000 else ""
         rows.append((f"accuracy after {r['events']} events ({r['labels']} labels)",
                      f"{f(r.get('accuracy'))} (gap closed {f(r.get('gap_closed'), '.2f')})", target))
     for r in acc.get("curve", [])[1:]:

@@ -9,6 +9,11 @@ both classes have enough labels, and sigmoid (Platt) calibration through
 model and thresholds both assume probabilities that mean what they say. A calibration that is not
 increasing in the margin is refused (the head keeps the regression's own probability).
 
+How much say a head gets against the base model's score is set per concept after fitting
+(:meth:`ConceptHeads.with_shares`, chosen from cross-validated evidence by
+:mod:`visionloop.learning.crossval`); the evidence prior ``n / (n + k)`` stands where nothing was
+chosen.
+
 Few labels are where a regression on 1280 features overfits, and where a prototype head
 (:mod:`visionloop.learning.prototype`) does better; the two are blended in log-odds, the prototype
 weighing ``k / (n + k)`` at evidence ``n`` (``k = prototype_evidence``, 100): it leads at ten
@@ -254,8 +259,8 @@ class ConceptHeads(BaseEstimator):
         """Set each head's share against the base model, chosen from cross-validated evidence
         (:func:`visionloop.learning.crossval.base_shares`); a concept absent or None keeps the prior."""
         check_is_fitted(self, "coef_")
-        self.share_ = np.array([np.nan if shares.get(c) is None else float(shares[c])  # type: ignore[arg-type]
-                                for c in self.concepts_], dtype=np.float64)
+        chosen = [shares.get(c) for c in self.concepts_]
+        self.share_ = np.array([np.nan if s is None else float(s) for s in chosen], dtype=np.float64)
         return self
 
     def shares(self, k: float) -> dict[str, float]:

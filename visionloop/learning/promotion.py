@@ -11,6 +11,9 @@ same held-out feedback (macro ROC AUC or top-concept accuracy, region F1, search
    the challenger has too few labels for are reported but do not block.
 
 A tie within the tolerance promotes: the challenger carries the newer feedback.
+
+A concept the champion does not have cannot be compared with it: :func:`decide_new_concepts`
+lets it go live on its own cross-validated evidence, and says what more would change a refusal.
 """
 
 from __future__ import annotations
