@@ -137,7 +137,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         live, page = core.learning.report(core.apps.get_app(args.app).id, args.model, args.version)
         if args.report:  # first, so that a path it cannot write fails before anything is printed
             Path(args.report).write_text(page)
-        print(json.dumps({k: v for k, v in live.items() if k != "confusion"}, indent=1))
+        if args.json:
+            print(json.dumps({k: v for k, v in live.items() if k != "confusion"}, indent=1))
+        else:
+            from visionloop.services.training.report import metrics_table
+
+            print(metrics_table(live))
         if args.report:
             print(f"report written to {args.report}", file=sys.stderr)
     finally:
@@ -232,12 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
     learn.set_defaults(func=cmd_learn)
 
     evaluate = sub.add_parser("evaluate", parents=[common], help="metrics of a model version from feedback",
-                              description="Per-concept precision, recall, F1 and ROC AUC (with intervals and "
-                                          "label counts) of a version from the feedback on its outputs.")
+                              description="Per-concept precision, recall and ROC AUC (with intervals and "
+                                          "label counts, concepts by name) of a version from the feedback on its "
+                                          "outputs, as a table (--json: as JSON).")
     evaluate.add_argument("--app", required=True, help="the app")
     evaluate.add_argument("--model", default="general-v1.3", help="model id or name (default general-v1.3)")
     evaluate.add_argument("--version", help="version id (default: the app's active version)")
     evaluate.add_argument("--report", help="also write an HTML report with plots to this file")
+    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     evaluate.set_defaults(func=cmd_evaluate)
 
     outputs = sub.add_parser("outputs", parents=[common], help="prune remembered predict outputs",

@@ -64,8 +64,9 @@ SETTINGS: tuple[Setting, ...] = (
             "for a query nobody asked before (neighbourhood votes); 0 turns them off."),
     Setting("search_explore_rate", 0.0, "Share of first pages of search results on which one hit from just below "
             "the page is shown in positions 6-10, logged with its propensity; 0 (default) never explores."),
-    Setting("learning_blend_k", 20.0, "Evidence at which a learned head gets half the say against the base "
-            "model's score (weight n/(n+k) for a head trained on n labels)."),
+    Setting("learning_blend_k", 20.0, "Prior for a learned head's say against the base model's score where "
+            "cross-validation could not choose it (weight n/(n+k) for a head trained on n labels); versions "
+            "trained since cross-validated promotion choose each concept's weight from its own evidence."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

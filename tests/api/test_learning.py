@@ -7,15 +7,18 @@ import io
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from visionloop import status
+from visionloop.cli import main
 from visionloop.config import load_settings
 from visionloop.core import VisionLoop
 from visionloop.store.db import exclusive
+from visionloop.store.tables import ModelVersion
 from tests.helpers import Api, b64, photo, scene_variants, train
 
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
@@ -47,8 +50,8 @@ def test_too_little_feedback_trains_nothing(api: Api) -> None:
 
 @pytest.mark.slow
 def test_feedback_concept_is_learned_promoted_and_rolled_back(api: Api, other_api: Api, core: VisionLoop,
-                                                              tmp_path: Path) -> None:
-    # enough that the held-out fifth has >= 10 labels of each kind (the minimum evidence rule)
+                                                              tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
     cats = variants("chelsea", 50, 2)
     others = variants("coffee", 17, 3) + variants("rocket", 17, 4) + variants("astronaut", 16, 5)
     predict_and_judge(api, cats, "kitty", True, "alice")
@@ -60,7 +63,9 @@ def test_feedback_concept_is_learned_promoted_and_rolled_back(api: Api, other_ap
     assert info["promoted"] is True and info["decision"].startswith("promoted"), info["decision"]
     vid = version["id"]
     got = api.get(f"/models/{GENERAL}/versions/{vid}").json()["model_version"]
-    assert got["status"]["code"] == 21100 and got["metrics"]["holdout"]["challenger"]["macro_auc"]["value"] > 0.9
+    assert got["status"]["code"] == 21100 and got["metrics"]["holdout"]["new_concepts"]["kitty"]["roc_auc"]["value"] > 0.9
+    assert "new concepts go live on their own evidence: kitty: cross-validated AUC" in info["decision"]
+    assert info["trained_on"]["train_images"] == 100  # every labelled image, none held out
 
     # the app now predicts with the new version: the concept users introduced is predicted
     fresh_cat = variants("chelsea", 1, 99)[0]
@@ -86,16 +91,23 @@ def test_feedback_concept_is_learned_promoted_and_rolled_back(api: Api, other_ap
     live = metrics["model_version"]["metrics"]["live"]
     assert live["concepts"]["kitty"]["n_pos"] == 50 and live["concepts"]["kitty"]["n_neg"] == 50
 
-    # the CLI prints the same figures and writes a report with plots
+    # the CLI prints the same figures as a table (JSON on request) and writes a report with plots
     report = tmp_path / "report.html"
     done = subprocess.run([sys.executable, "-m", "visionloop", "evaluate", "--app", "app-a", "--version",
                            "aa9ca48295b37401f8af92ad1af0d91d", "--report", str(report),
                            "--data-dir", str(core.settings.data_dir)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["concepts"]["kitty"]["n_pos"] == 50
+    table = done.stdout.splitlines()
+    assert table[0].split() == ["concept", "labels", "+/-", "precision", "recall", "ROC", "AUC"]
+    assert table[1].split()[:2] == ["kitty", "50/50"] and "unlinked events: 0" in table
     page = report.read_text()
     assert page.count("data:image/png;base64,") >= 2 and "Precision-recall" in page
-    assert "unlinked feedback" in page and json.loads(done.stdout)["unlinked_events"] == 0
+    assert "unlinked feedback" in page
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--app", "app-a", "--version", "aa9ca48295b37401f8af92ad1af0d91d", "--json",
+              "--data-dir", str(core.settings.data_dir)])
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["concepts"]["kitty"]["n_pos"] == 50 and figures["unlinked_events"] == 0
 
     # rollback is one call; a pinned version keeps predicting with that version
     r = api.post(f"/models/{GENERAL}/versions/aa9ca48295b37401f8af92ad1af0d91d/activate")
@@ -145,3 +157,36 @@ def test_a_version_claimed_by_another_process_is_left_to_it(api: Api, core: Visi
         assert other.learning.run(queued.id).status_code == status.MODEL_TRAINED  # free: trained, once
     finally:
         other.close()
+
+
+def test_an_automatic_retrain_and_a_learn_call_give_one_version(api: Api, core: VisionLoop, tmp_path: Path) -> None:
+    """The server's worker queued a version (its automatic retrain); `visionloop learn`, another
+    process without a worker, asks 9 ms later: it joins that version (trains it or waits for it),
+    and the worker's turn then finds it done."""
+    predict_and_judge(api, variants("chelsea", 10, seed=7), "tabby-learned", True, user="alice")
+    predict_and_judge(api, variants("coffee", 10, seed=8), "tabby-learned", False, user="bob")
+    worker_queue: list[str] = []
+    core.learning.submit = lambda app_id, version_id: worker_queue.append(version_id)  # the server's worker
+    queued = core.learning.request(api.app_id, GENERAL)
+    cli = VisionLoop(load_settings({"data_dir": core.settings.data_dir, "database_url": core.settings.database_url},
+                                   environ={}), core.runtime)
+    try:
+        said: list[str] = []
+        learned = cli.learning.request(api.app_id, GENERAL, progress=said.append)
+        assert learned.id == queued.id == worker_queue[0] and learned.status_code == status.MODEL_TRAINED
+        assert said[0] == f"joining version {queued.id}, already requested for this app and model"
+        assert core.learning.run(queued.id).status_code == status.MODEL_TRAINED  # the worker's turn: nothing to do
+        # a version another process is training: a request without a worker waits for it
+        core.learning.submit = None
+        with core.db.transaction() as s:
+            s.get(ModelVersion, queued.id).status_code = status.MODEL_TRAINING
+        finish = threading.Timer(0.3, lambda: core.learning._finish(queued.id, status.MODEL_TRAINED, {}, {}, None))
+        finish.start()
+        waited = cli.learning.request(api.app_id, GENERAL, progress=said.append)
+        finish.join()
+        assert waited.id == queued.id and waited.status_code == status.MODEL_TRAINED
+        assert f"version {queued.id} is training in another process; waiting for it" in said
+    finally:
+        cli.close()
+    versions = api.get(f"/models/{GENERAL}/versions").json()["model_versions"]
+    assert [v["id"] for v in versions if v["id"] != "aa9ca48295b37401f8af92ad1af0d91d"] == [queued.id]

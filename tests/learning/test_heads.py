@@ -42,7 +42,7 @@ def test_concepts_without_enough_labels_are_skipped_with_the_reason() -> None:
 def test_no_trainable_concept_gives_empty_heads() -> None:
     heads = ConceptHeads().fit(np.zeros((3, 2)), [[1], [NAN], [0]])
     assert heads.concepts_ == [] and heads.predict_proba(np.zeros((2, 2))).shape == (2, 0)
-    assert combine({"dog": 0.3}, heads.scores(np.zeros((1, 2)))[0], heads.evidence()) == {"dog": 0.3}
+    assert combine({"dog": 0.3}, heads.scores(np.zeros((1, 2)))[0], heads.shares(20)) == {"dog": 0.3}
 
 
 def test_few_labels_use_the_regression_probability_with_scaling_folded_in() -> None:
@@ -119,14 +119,25 @@ def test_contract_errors() -> None:
         heads.predict_proba(np.zeros((1, 3)))
 
 
-def test_combine_weights_the_head_by_its_evidence() -> None:
-    out = combine({"dog": 0.2, "cat": 0.9}, {"dog": 0.8, "logo": 0.7}, {"dog": 20, "logo": 5}, k=20)
-    assert out == {"dog": pytest.approx(0.5), "cat": 0.9, "logo": 0.7}
-    assert combine({"dog": 0.2}, {"dog": 0.8}, {}, k=20) == {"dog": 0.2}  # no evidence: base
-    assert combine({"dog": 0.2}, {"dog": 0.8}, {"dog": 180}, k=20)["dog"] == pytest.approx(0.74)
+def test_combine_gives_the_head_its_share() -> None:
+    out = combine({"dog": 0.2, "cat": 0.9}, {"dog": 0.8, "logo": 0.7}, {"dog": 0.5, "logo": 0.2})
+    assert out == {"dog": pytest.approx(0.5), "cat": 0.9, "logo": 0.7}  # a new concept: the head alone
+    assert combine({"dog": 0.2}, {"dog": 0.8}, {}) == {"dog": 0.2}  # no share: the base
+    assert combine({"dog": 0.2}, {"dog": 0.8}, {"dog": 0.9})["dog"] == pytest.approx(0.74)
     assert combine({}, {}, {}) == {}
-    with pytest.raises(ValueError):
-        combine({}, {}, {}, k=0)
+
+
+def test_shares_are_chosen_where_set_and_the_evidence_prior_elsewhere() -> None:
+    X, y = blobs(60)
+    heads = ConceptHeads().fit(X, np.eye(3)[y], concepts=["a", "b", "c"])
+    prior = {c: n / (n + 20) for c, n in heads.evidence().items()}
+    assert heads.shares(20) == pytest.approx(prior)  # nothing chosen yet
+    heads.with_shares({"a": 0.0, "b": None})
+    assert heads.shares(20) == pytest.approx({"a": 0.0, "b": prior["b"], "c": prior["c"]})
+    again = ConceptHeads.from_bytes(heads.to_bytes())
+    assert again.shares(20) == pytest.approx(heads.shares(20))
+    with pytest.raises(ValueError, match="k must be positive"):
+        heads.shares(0)
 
 
 def test_label_matrix_from_resolved_labels() -> None:
@@ -160,8 +171,8 @@ def test_heads_lift_a_weak_base_model_on_gaussian_blobs() -> None:
     Y[rng.random(Y.shape) < 0.3] = NAN  # feedback is partial
     heads = ConceptHeads().fit(X_train, Y, concepts=names)
     assert heads.concepts_ == names and heads.calibrated_.all()
-    evidence = heads.evidence()
-    blended = [combine(dict(zip(names[:3], row, strict=True)), scores, evidence)
+    shares = heads.shares(20)
+    blended = [combine(dict(zip(names[:3], row, strict=True)), scores, shares)
                for row, scores in zip(base, heads.scores(X_test), strict=True)]
     predicted = np.array([names.index(max(s, key=s.get)) for s in blended])
     base_accuracy = np.mean(base.argmax(axis=1) == y_test)

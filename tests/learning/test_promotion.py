@@ -1,11 +1,11 @@
-"""Champion/challenger decisions and the stable held-out split."""
+"""Champion/challenger decisions, new concepts on their own evidence, and the stable hashed split."""
 
 from __future__ import annotations
 
 import pytest
 
 from visionloop.learning.estimates import Estimate
-from visionloop.learning.promotion import decide
+from visionloop.learning.promotion import NewConcept, decide, decide_new_concepts
 from visionloop.learning.split import holdout_score, is_held_out
 
 
@@ -105,3 +105,42 @@ def test_reports_feed_the_decision() -> None:
     assert challenger["macro_auc"].value == 1.0 > champion["macro_auc"].value
     assert decide(champion, challenger, primary="macro_auc").promote
     assert not decide(challenger, champion, primary="macro_auc").promote
+
+
+def concept(name: str, value: float | None, n_pos: int = 20, n_neg: int = 40) -> NewConcept:
+    return NewConcept(name, auc(value, n=n_pos + n_neg, too_few=min(n_pos, n_neg) < 10), n_pos, n_neg)
+
+
+def test_a_version_adding_a_concept_goes_live_on_its_own_evidence() -> None:
+    shared = decide(CHAMPION, {"macro_auc": auc(0.81), "accuracy": auc(0.70)}, primary="macro_auc")
+    decision = decide_new_concepts(shared, [concept("texture", 0.95)])
+    assert decision.promote
+    assert decision.reason.startswith("promoted: new concepts go live on their own evidence: texture: "
+                                      "cross-validated AUC 0.950")
+    assert "clears the bar of 0.75 (20 positive and 40 negative labels)" in decision.reason
+    assert "shared concepts: macro_auc: 0.810" in decision.reason
+    # with nothing shared to compare (the base model knows none of the labelled concepts)
+    assert decide_new_concepts(None, [concept("texture", 0.95)]).promote
+
+
+def test_a_thin_shared_figure_does_not_block_a_new_concept_but_a_worse_one_does() -> None:
+    thin = decide(CHAMPION, {"macro_auc": auc(0.99, n=4, too_few=True)}, primary="macro_auc")
+    decision = decide_new_concepts(thin, [concept("texture", 0.9)])
+    assert decision.promote and "shared concepts not compared: macro_auc: the candidate's 0.990" in decision.reason
+    worse = decide(CHAMPION, {"macro_auc": auc(0.60), "accuracy": auc(0.70)}, primary="macro_auc")
+    decision = decide_new_concepts(worse, [concept("texture", 0.9)])
+    assert not decision.promote and decision.reason.startswith("refused: shared concepts: macro_auc: 0.600")
+
+
+def test_refusals_name_the_concept_and_what_is_missing() -> None:
+    few = decide_new_concepts(None, [concept("cat (n02121808)", 0.99, n_pos=6, n_neg=30), concept("texture", 0.9)])
+    assert not few.promote
+    assert few.reason.startswith("refused: new concept not ready: cat (n02121808): 6 positive and 30 negative "
+                                 "labels; 4 more positive labels of cat (n02121808) would let its cross-validated "
+                                 "AUC count (at least 10 of each)")
+    both = decide_new_concepts(None, [concept("texture", 0.9, n_pos=9, n_neg=1)])
+    assert "1 more positive label and 9 more negative labels of texture" in both.reason
+    weak = decide_new_concepts(None, [concept("texture", 0.62)])
+    assert not weak.promote and "texture: cross-validated AUC 0.620 [0.580, 0.660] on 60 labels, below the bar " \
+                                "of 0.75; more labels of texture" in weak.reason
+    assert decide_new_concepts(None, []).reason == "refused: no labelled concept to evaluate"

@@ -9,6 +9,11 @@ both classes have enough labels, and sigmoid (Platt) calibration through
 model and thresholds both assume probabilities that mean what they say. A calibration that is not
 increasing in the margin is refused (the head keeps the regression's own probability).
 
+How much say a head gets against the base model's score is set per concept after fitting
+(:meth:`ConceptHeads.with_shares`, chosen from cross-validated evidence by
+:mod:`visionloop.learning.crossval`); the evidence prior ``n / (n + k)`` stands where nothing was
+chosen.
+
 Few labels are where a regression on 1280 features overfits, and where a prototype head
 (:mod:`visionloop.learning.prototype`) does better; the two are blended in log-odds, the prototype
 weighing ``k / (n + k)`` at evidence ``n`` (``k = prototype_evidence``, 100): it leads at ten
@@ -40,7 +45,7 @@ from visionloop.learning.params import Range, validate
 from visionloop.learning.prototype import fit_prototype
 
 FORMAT = "visionloop.concept_heads/1"
-ARRAYS = ("coef_", "intercept_", "calibration_", "n_labels_", "n_positives_", "C_", "calibrated_")
+ARRAYS = ("coef_", "intercept_", "calibration_", "n_labels_", "n_positives_", "C_", "calibrated_", "share_")
 
 
 class _Head(NamedTuple):
@@ -162,6 +167,7 @@ class ConceptHeads(BaseEstimator):
         self.n_positives_ = np.array([h.n_positives for h in heads], dtype=np.int64)
         self.C_ = np.array([h.C for h in heads], dtype=np.float64)
         self.calibrated_ = np.array([h.calibrated for h in heads], dtype=bool)
+        self.share_ = np.full(len(heads), np.nan)  # against the base model: the evidence prior until chosen
         self.skipped_ = skipped
         return self
 
@@ -181,7 +187,7 @@ class ConceptHeads(BaseEstimator):
         coef = coef / scale
         coef, intercept = -a * coef, -a * (intercept - float(coef @ mean)) - b
         prototype = fit_prototype(X[rows], y, w, background=mean)
-        if prototype is not None:  # log-odds blended by evidence, as combine() blends with the base model
+        if prototype is not None:  # log-odds blended by evidence
             n = 2 * min(n_pos, n_neg)  # >= 2: both classes passed their minimum
             share = n / (n + self.prototype_evidence)
             coef = share * coef + (1 - share) * prototype.coef
@@ -195,7 +201,9 @@ class ConceptHeads(BaseEstimator):
         base = LogisticRegression(C=self.C, class_weight="balanced", max_iter=self.max_iter)
         folds = StratifiedKFold(self.cv_folds, shuffle=True, random_state=self.random_state)
         C = float(self.C)
-        if min(n_pos, n_neg) >= max(self.min_cv_per_class, self.cv_folds):
+        if len(self.Cs) == 1:  # chosen already (cross-validation folds reuse the full fit's choice)
+            C = float(self.Cs[0])
+        elif min(n_pos, n_neg) >= max(self.min_cv_per_class, self.cv_folds):
             search = GridSearchCV(base, {"C": list(self.Cs)}, cv=folds, scoring="neg_log_loss")
             C = float(search.fit(X, y, sample_weight=w).best_params_["C"])
         model = clone(base).set_params(C=C)
@@ -247,6 +255,22 @@ class ConceptHeads(BaseEstimator):
         balanced = 2 * np.minimum(self.n_positives_, self.n_labels_ - self.n_positives_)
         return dict(zip(self.concepts_, map(int, balanced), strict=True))
 
+    def with_shares(self, shares: Mapping[str, float | None]) -> ConceptHeads:
+        """Set each head's share against the base model, chosen from cross-validated evidence
+        (:func:`visionloop.learning.crossval.base_shares`); a concept absent or None keeps the prior."""
+        check_is_fitted(self, "coef_")
+        chosen = [shares.get(c) for c in self.concepts_]
+        self.share_ = np.array([np.nan if s is None else float(s) for s in chosen], dtype=np.float64)
+        return self
+
+    def shares(self, k: float) -> dict[str, float]:
+        """Concept id -> the head's share against the base model (for :func:`combine`): the one chosen
+        from cross-validated evidence, else the evidence prior ``n / (n + k)``."""
+        if k <= 0:
+            raise ValueError(f"k must be positive, got {k}")
+        prior = {c: n / (n + k) for c, n in self.evidence().items()}
+        return {c: prior[c] if np.isnan(s) else float(s) for c, s in zip(self.concepts_, self.share_, strict=True)}
+
     def to_bytes(self) -> bytes:
         """The fitted heads as an ``.npz`` of arrays plus JSON metadata; no pickle."""
         check_is_fitted(self, "coef_")
@@ -266,7 +290,10 @@ class ConceptHeads(BaseEstimator):
             params = meta["params"]
             heads = cls(**{**params, "Cs": tuple(params["Cs"])})
             for name in ARRAYS:
-                setattr(heads, name, archive[name.rstrip("_")])
+                if name.rstrip("_") in archive:
+                    setattr(heads, name, archive[name.rstrip("_")])
+            if "share" not in archive:  # written before shares were chosen: the evidence prior
+                heads.share_ = np.full(len(meta["concepts"]), np.nan)
         heads.concepts_ = list(meta["concepts"])
         heads.skipped_ = dict(meta["skipped"])
         heads.n_features_in_ = int(meta["n_features_in"])
@@ -274,21 +301,17 @@ class ConceptHeads(BaseEstimator):
 
 
 def combine(base_scores: Mapping[str, float], head_scores: Mapping[str, float],
-            n_labels: Mapping[str, int], k: float = 20.0) -> dict[str, float]:
-    """Blend the base model's score with the head's probability, trusting the head as labels grow.
+            shares: Mapping[str, float]) -> dict[str, float]:
+    """Blend the base model's score with the head's probability, the head weighing its share.
 
-    ``w = n / (n + k)`` for a head with evidence ``n`` (:meth:`ConceptHeads.evidence`): with
-    ``k = 20`` a head on 20 effective labels gets half the say, on 180 labels 90%. A concept only
-    the base model knows keeps its score; one only the head knows (a new concept) uses the head
-    alone.
+    ``shares`` (:meth:`ConceptHeads.shares`) gives each head's say against the base model; a head
+    without one gets none. A concept only the base model knows keeps its score; one only the head
+    knows (a new concept) uses the head alone.
     """
-    if k <= 0:
-        raise ValueError(f"k must be positive, got {k}")
     out = dict(base_scores)
     for concept, head in head_scores.items():
         if concept in base_scores:
-            n = max(0, int(n_labels.get(concept, 0)))
-            w = n / (n + k)
+            w = min(1.0, max(0.0, float(shares.get(concept, 0.0))))
             out[concept] = (1 - w) * float(base_scores[concept]) + w * float(head)
         else:
             out[concept] = float(head)

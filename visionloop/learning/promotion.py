@@ -11,6 +11,9 @@ same held-out feedback (macro ROC AUC or top-concept accuracy, region F1, search
    the challenger has too few labels for are reported but do not block.
 
 A tie within the tolerance promotes: the challenger carries the newer feedback.
+
+A concept the champion does not have cannot be compared with it: :func:`decide_new_concepts`
+lets it go live on its own cross-validated evidence, and says what more would change a refusal.
 """
 
 from __future__ import annotations
@@ -102,3 +105,65 @@ def decide(
     if worse:
         return Decision(False, "refused: " + "; ".join(c.note for c in worse), comparisons)
     return Decision(True, "promoted: " + "; ".join(c.note for c in comparisons), comparisons)
+
+
+NEW_CONCEPT_AUC = 0.75  # a concept the champion lacks goes live above this cross-validated ROC AUC
+NEW_CONCEPT_LABELS = 10  # ... resting on at least this many positive and as many negative labels
+
+
+@dataclass(frozen=True)
+class NewConcept:
+    """A concept the champion cannot score, with the challenger's cross-validated evidence on it."""
+
+    name: str  # as people read it, e.g. "cat (n02121808)"
+    roc_auc: Estimate
+    n_pos: int
+    n_neg: int
+
+
+def _new_concept_note(c: NewConcept, bar: float, min_labels: int) -> tuple[bool, str]:
+    """Whether a new concept clears the bar, and what its evidence says (or lacks)."""
+    missing = [f"{min_labels - n} more {kind} label{'s' if min_labels - n != 1 else ''}"
+               for n, kind in ((c.n_pos, "positive"), (c.n_neg, "negative")) if n < min_labels]
+    counts = f"{c.n_pos} positive and {c.n_neg} negative labels"
+    if missing:
+        return False, f"{c.name}: {counts}; {' and '.join(missing)} of {c.name} would let its cross-validated " \
+                      f"AUC count (at least {min_labels} of each)"
+    if c.roc_auc.value is None or c.roc_auc.value < bar:
+        return False, f"{c.name}: cross-validated AUC {_describe(c.roc_auc)}, below the bar of {bar:.2f}; more " \
+                      f"labels of {c.name} (positive and negative, on varied images) could raise it"
+    return True, f"{c.name}: cross-validated AUC {_describe(c.roc_auc)} clears the bar of {bar:.2f} ({counts})"
+
+
+def decide_new_concepts(shared: Decision | None, new: list[NewConcept], *, bar: float = NEW_CONCEPT_AUC,
+                        min_labels: int = NEW_CONCEPT_LABELS) -> Decision:
+    """Promote a challenger that adds concepts the champion lacks?
+
+    Those concepts cannot be compared with the champion: each goes live on its own cross-validated
+    evidence (an AUC of at least ``bar`` on ``min_labels`` positive and negative labels), provided
+    the concepts both versions score are not worse (``shared``, from :func:`decide`; None when no
+    labelled concept is shared; a shared figure on too few labels does not block). Without new
+    concepts this is ``shared``'s decision.
+    """
+    if not new:
+        if shared is None:
+            return Decision(False, "refused: no labelled concept to evaluate", [])
+        return shared
+    notes = [_new_concept_note(c, bar, min_labels) for c in new]
+    failing = [note for ok, note in notes if not ok]
+    comparisons = shared.comparisons if shared is not None else []
+    thin = shared is not None and not shared.promote and comparisons and comparisons[0].delta is None
+    if shared is None:
+        shared_note = "no concept it shares with the current version has labels to compare"
+    elif thin:
+        shared_note = f"shared concepts not compared: {comparisons[0].note}"
+    else:
+        shared_note = f"shared concepts: {shared.reason.split(': ', 1)[-1]}"
+    if failing:
+        return Decision(False, f"refused: new concept{'s' if len(failing) > 1 else ''} not ready: "
+                               f"{'; '.join(failing)} ({shared_note})", comparisons)
+    if shared is not None and not shared.promote and not thin:
+        return Decision(False, f"refused: {shared_note}; the new concepts would go live on their own evidence "
+                               f"({'; '.join(note for _, note in notes)})", comparisons)
+    return Decision(True, f"promoted: new concepts go live on their own evidence: "
+                          f"{'; '.join(note for _, note in notes)}; {shared_note}", comparisons)

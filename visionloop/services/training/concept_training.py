@@ -1,27 +1,31 @@
 """Train a concept-heads version from resolved labels, compare it with the champion, promote or not.
 
-The held-out side is fixed per image by a hash (:mod:`visionloop.learning.split`): champion and
-challenger are scored on labels neither trained on, from stored features, by the same rule.
+Every labelled image trains the version, and every one is also scored out of fold by heads fitted
+without it (:mod:`visionloop.learning.crossval`): those scores choose how much say the base model
+keeps per concept and decide promotion. Concepts both versions score are compared on images the
+champion has not learned from (all of them when the champion is the base model, which learned from
+none); a concept the champion lacks goes live on its own cross-validated evidence
+(:func:`visionloop.learning.promotion.decide_new_concepts`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from visionloop.learning.crossval import base_shares, cross_val_proba, fold_of
 from visionloop.learning.estimates import Estimate
-from visionloop.learning.heads import ConceptHeads, label_matrix
+from visionloop.learning.heads import ConceptHeads, combine, label_matrix
 from visionloop.learning.labels import Label
-from visionloop.learning.metrics_concepts import ConceptRecord, evaluate_concepts
-from visionloop.learning.promotion import Decision, decide
-from visionloop.learning.split import is_held_out
+from visionloop.learning.metrics_concepts import MIN_COUNT, ConceptRecord, evaluate_concepts
+from visionloop.learning.promotion import Decision, NewConcept, decide, decide_new_concepts
 from visionloop.models.runtime import ModelRuntime
-from visionloop.services.training.data import ConceptData, stack, unit_rows
+from visionloop.services.training.data import ConceptData, display, stack, unit_rows
 from visionloop.services.training.scoring import base_scores, head_scores
 
 PRIMARY = "macro_auc"
@@ -32,9 +36,9 @@ Progress = Callable[[str], None]
 class TrainedHeads:
     heads: ConceptHeads
     decision: Decision
-    holdout: dict[str, Any]  # the challenger's and champion's held-out figures, JSON-ready
+    holdout: dict[str, Any]  # the challenger's (cross-validated) and champion's figures, JSON-ready
     n_train: int
-    n_holdout: int
+    n_compared: int  # images the shared concepts were compared on
 
 
 class InsufficientData(Exception):
@@ -63,33 +67,86 @@ def records_for(labels: list[Label], rows: list[str], scores: list[dict[str, flo
             for lab in labels if lab.item[0] in index]
 
 
+def skipped_reasons(skipped: Mapping[str, str], names: Mapping[str, str], limit: int = 5) -> str:
+    return "; ".join(f"{display(c, names)}: {why}" for c, why in list(skipped.items())[:limit])
+
+
 def train_heads(data: ConceptData, feats: dict[str, np.ndarray], runtime: ModelRuntime, model_runtime: str,
-                champion: ConceptHeads | None, *, salt: str, blend_k: float, progress: Progress) -> TrainedHeads:
+                champion: ConceptHeads | None, *, champion_last_seq: int, salt: str, blend_k: float,
+                progress: Progress) -> TrainedHeads:
+    """Fit the heads on every labelled image and decide promotion from out-of-fold scores.
+
+    ``champion_last_seq`` is the newest feedback event the champion's heads learned from: images
+    first labelled after it are the ones it has not seen.
+    """
     labels = [lab for lab in data.labels if lab.item[0] in feats]
-    digests = sorted({lab.item[0] for lab in labels})
-    train_rows = [d for d in digests if not is_held_out(d, salt=salt)]
-    held_rows = [d for d in digests if is_held_out(d, salt=salt)]
-    progress(f"{len(labels)} labels on {len(digests)} images: {len(train_rows)} to train, {len(held_rows)} held out")
-    Y, W, concepts = label_matrix([lab for lab in labels if lab.item[0] in set(train_rows)], train_rows)
-    if not train_rows or not concepts:
+    rows = sorted({lab.item[0] for lab in labels})
+    progress(f"{len(labels)} labels on {len(rows)} images, all used to train; promotion by cross-validation")
+    Y, W, concepts = label_matrix(labels, rows)
+    if not rows or not concepts:
         raise InsufficientData("no labelled images to train on", last_seq=data.last_seq)
+    raw = stack(feats, rows)
+    X = unit_rows(raw)
     heads = ConceptHeads()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        heads.fit(unit_rows(stack(feats, train_rows)), Y, sample_weight=W, concepts=concepts)
-    if not heads.concepts_:
-        reasons = "; ".join(f"{c}: {why}" for c, why in list(heads.skipped_.items())[:5])
-        raise InsufficientData(f"no concept has enough labelled images (at least 5 positive and 5 negative): {reasons}",
-                               last_seq=data.last_seq)
-    progress(f"trained {len(heads.concepts_)} concept heads, skipped {len(heads.skipped_)}")
-    held_labels = [lab for lab in labels if lab.item[0] in set(held_rows)]
-    held_feats = stack(feats, held_rows) if held_rows else np.zeros((0, 1), np.float32)
-    wanted = sorted({lab.item[1] for lab in held_labels})
-    base = base_scores(runtime, model_runtime, held_feats, wanted)
-    challenger = holdout_figures(records_for(held_labels, held_rows, head_scores(heads, held_feats, base, blend_k)))
-    incumbent = holdout_figures(records_for(held_labels, held_rows, head_scores(champion, held_feats, base, blend_k)))
-    decision = decide(incumbent, challenger, primary=PRIMARY)
+        heads.fit(X, Y, sample_weight=W, concepts=concepts)
+        if not heads.concepts_:
+            raise InsufficientData("no concept has enough labelled images (at least 5 positive and 5 negative): "
+                                   + skipped_reasons(heads.skipped_, data.names), last_seq=data.last_seq)
+        progress(f"trained {len(heads.concepts_)} concept heads, skipped {len(heads.skipped_)}; cross-validating")
+        oof = cross_val_proba(heads, X, Y, W, concepts, fold_of(rows, salt=salt))
+    base = base_scores(runtime, model_runtime, raw, concepts)
+    base_matrix = np.array([[row.get(c, np.nan) for c in concepts] for row in base]).reshape(len(rows), -1)
+    shares = dict(zip(concepts, base_shares(oof, base_matrix, Y, W), strict=True))
+    heads.with_shares(shares)
+    column = {c: j for j, c in enumerate(concepts)}
+    served = heads.shares(blend_k)
+    challenger_scores = [combine(b, {c: oof[i, column[c]] for c in heads.concepts_ if not np.isnan(oof[i, column[c]])},
+                                 served) for i, b in enumerate(base)]
+
+    # Shared concepts (the champion scores them too) on images the champion has not learned from.
+    known = {c for row in base for c in row} | set(champion.concepts_ if champion is not None else ())
+    seen = champion_last_seq if champion is not None else None
+    compared = [d for d in rows if seen is None or data.first_seq.get(d, 0) > seen]
+    compared_set = set(compared)
+    shared_labels = [lab for lab in labels if lab.item[1] in known and lab.item[0] in compared_set]
+    at = {d: i for i, d in enumerate(rows)}
+    shared: Decision | None = None
+    challenger: dict[str, Estimate] = {}
+    incumbent: dict[str, Estimate] = {}
+    if shared_labels:
+        idx = [at[d] for d in compared]
+        champ = head_scores(champion, raw[idx], [base[i] for i in idx], blend_k)
+        challenger = holdout_figures(records_for(shared_labels, compared, [challenger_scores[i] for i in idx]))
+        incumbent = holdout_figures(records_for(shared_labels, compared, champ))
+        shared = decide(incumbent, challenger, primary=PRIMARY)
+        if shared.comparisons[0].delta is None and not shared.promote:
+            shared = _with_need(shared, shared_labels, fresh=seen is not None)
+    new_ids = [c for c in heads.concepts_ if c not in known]
+    new_labels = [lab for lab in labels if lab.item[1] in set(new_ids)]
+    per_new = evaluate_concepts(records_for(new_labels, rows, challenger_scores), n_resamples=100).concepts
+    new = [NewConcept(display(c, data.names), per_new[c].roc_auc, per_new[c].n_pos, per_new[c].n_neg)
+           for c in new_ids if c in per_new]
+    decision = decide_new_concepts(shared, new)
+    if shared is None and not new and seen is not None:
+        decision = Decision(False, "refused: every labelled image taught the current version too, so nothing "
+                                   "tells whether this one is better; feedback on new images would", [])
     progress(decision.reason)
-    holdout = {"challenger": {k: estimate_json(v) for k, v in challenger.items()},
-               "champion": {k: estimate_json(v) for k, v in incumbent.items()}, "n_labels": len(held_labels)}
-    return TrainedHeads(heads, decision, holdout, len(train_rows), len(held_rows))
+    holdout = {"method": "cross-validation", "challenger": {k: estimate_json(v) for k, v in challenger.items()},
+               "champion": {k: estimate_json(v) for k, v in incumbent.items()}, "n_labels": len(shared_labels),
+               "new_concepts": {c.name: {"roc_auc": estimate_json(c.roc_auc), "n_pos": c.n_pos, "n_neg": c.n_neg}
+                                for c in new}}
+    return TrainedHeads(heads, decision, holdout, len(rows), len(compared))
+
+
+def _with_need(shared: Decision, labels: list[Label], *, fresh: bool) -> Decision:
+    """A refusal for too few labels, saying how many more would let the comparison count."""
+    n_pos = sum(lab.value for lab in labels)
+    n_neg = len(labels) - n_pos
+    missing = [f"{MIN_COUNT - n} more {kind}" for n, kind in ((n_pos, "positive"), (n_neg, "negative"))
+               if n < MIN_COUNT]
+    where = " on images the current version has not learned from" if fresh else ""
+    need = f"; {' and '.join(missing) or 'more'} labels of the concepts it shares with the current version{where} " \
+           f"would let the comparison count"
+    return dataclasses.replace(shared, reason=shared.reason + need)

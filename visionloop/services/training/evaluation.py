@@ -8,6 +8,7 @@ TP/FP/FN from region feedback.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func, select
@@ -19,20 +20,21 @@ from visionloop.learning.metrics_concepts import ConceptRecord, ConceptReport, e
 from visionloop.learning.metrics_regions import JudgedRegion, RegionMetrics, RegionReport, evaluate_regions
 from visionloop.models.catalog import EMBEDDING
 from visionloop.services.training.concept_training import estimate_json
-from visionloop.services.training.data import concept_data
+from visionloop.services.training.data import ConceptData, concept_data
 from visionloop.store.tables import FeedbackEvent, Model, ModelVersion, Output
 
 
-def concept_report_json(report: ConceptReport) -> dict[str, Any]:
+def concept_report_json(report: ConceptReport, names: Mapping[str, str]) -> dict[str, Any]:
     return {
         "macro_auc": estimate_json(report.macro_auc),
         "top_concept_accuracy": estimate_json(report.top_concept.accuracy),
         "n_records": report.n_records, "n_outputs": report.n_outputs, "threshold": report.threshold,
-        "concepts": {c: {"n_pos": m.n_pos, "n_neg": m.n_neg, "too_few": m.too_few,
+        "concepts": {c: {"name": names.get(c) or c, "n_pos": m.n_pos, "n_neg": m.n_neg, "too_few": m.too_few,
                          "precision": estimate_json(m.precision), "recall": estimate_json(m.recall),
                          "f1": estimate_json(m.f1), "roc_auc": estimate_json(m.roc_auc)}
                      for c, m in report.concepts.items()},
-        "confusion": {"labels": report.top_concept.labels, "matrix": report.top_concept.matrix.tolist()},
+        "confusion": {"labels": report.top_concept.labels, "names": [names.get(c) or c for c in report.top_concept.labels],
+                      "matrix": report.top_concept.matrix.tolist()},
     }
 
 
@@ -47,9 +49,9 @@ def _region_metrics(m: RegionMetrics) -> dict[str, Any]:
             "mean_iou_misplaced": m.mean_iou_misplaced, "n_misplaced": m.n_misplaced}
 
 
-def concept_records(s: Session, app_id: str, model: Model, version: ModelVersion) -> list[ConceptRecord]:
+def concept_records(s: Session, app_id: str, data: ConceptData, version: ModelVersion) -> list[ConceptRecord]:
     """(output, concept, what the version said, resolved label) for every judged concept of its outputs."""
-    labels = concept_data(s, app_id, model).aggregation.labels
+    labels = data.aggregation.labels
     rows = s.execute(select(FeedbackEvent.output_id, Output.digest, Output.result)
                      .join(Output, Output.id == FeedbackEvent.output_id)
                      .where(FeedbackEvent.app_id == app_id, FeedbackEvent.version_id == version.id,
@@ -69,7 +71,8 @@ def concept_records(s: Session, app_id: str, model: Model, version: ModelVersion
 
 
 def concept_metrics(s: Session, app_id: str, model: Model, version: ModelVersion) -> dict[str, Any]:
-    return concept_report_json(evaluate_concepts(concept_records(s, app_id, model, version)))
+    data = concept_data(s, app_id, model)
+    return concept_report_json(evaluate_concepts(concept_records(s, app_id, data, version)), data.names)
 
 
 def region_metrics(s: Session, app_id: str, version: ModelVersion) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Mapping
 from typing import Any
 
 import matplotlib
@@ -20,6 +21,7 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import precision_recall_curve  # noqa: E402
 
 from visionloop.learning.metrics_concepts import ConceptRecord  # noqa: E402
+from visionloop.services.training.data import display  # noqa: E402
 from visionloop.store.tables import ModelVersion  # noqa: E402
 
 
@@ -63,8 +65,8 @@ def per_concept(live: dict[str, Any], limit: int = 25) -> str | None:
     if not concepts:
         return None
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(concepts) + 1.2))
-    names = [f"{c} ({m['tp']} TP, {m['fp']} FP, {m['fn']} FN)" if regions else f"{c} ({m['n_pos']}+/{m['n_neg']}-)"
-             for c, m in concepts]
+    names = [f"{c} ({m['tp']} TP, {m['fp']} FP, {m['fn']} FN)" if regions
+             else f"{display(c, {c: m.get('name') or c})} ({m['n_pos']}+/{m['n_neg']}-)" for c, m in concepts]
     bars_of = ((-0.27, "precision", "#16a34a"), (0.0, "recall", "#f59e0b"), (0.27, "f1", "#2563eb")) if regions \
         else ((-0.2, "f1", "#2563eb"), (0.2, "roc_auc", "#f59e0b"))
     for offset, key, color in bars_of:
@@ -84,7 +86,7 @@ def per_concept(live: dict[str, Any], limit: int = 25) -> str | None:
     return _png(fig)
 
 
-def pr_curves(records: list[ConceptRecord], limit: int = 6) -> str | None:
+def pr_curves(records: list[ConceptRecord], names: Mapping[str, str], limit: int = 6) -> str | None:
     by_concept: dict[str, list[ConceptRecord]] = {}
     for r in records:
         by_concept.setdefault(r.concept, []).append(r)
@@ -95,13 +97,36 @@ def pr_curves(records: list[ConceptRecord], limit: int = 6) -> str | None:
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for concept, rs in usable:
         precision, recall, _ = precision_recall_curve([r.label for r in rs], [r.score for r in rs])
-        ax.plot(recall, precision, label=f"{concept} (n={len(rs)})")
+        ax.plot(recall, precision, label=f"{display(concept, names)} (n={len(rs)})")
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=7)
     ax.set_title("Precision-recall from feedback")
+    return _png(fig)
+
+
+def confusion(live: dict[str, Any], limit: int = 15) -> str | None:
+    """Outputs with one positive concept: the concept users said (rows) against the labelled concept
+    the version scored highest (columns), for the most frequent concepts."""
+    matrix = np.array(live.get("confusion", {}).get("matrix", []))
+    if not matrix.size:
+        return None
+    labels = [display(c, {c: n}) for c, n in zip(live["confusion"]["labels"], live["confusion"]["names"])]
+    keep = np.argsort(-(matrix.sum(axis=0) + matrix.sum(axis=1)), kind="stable")[:limit]
+    matrix = matrix[np.ix_(keep, keep)]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * len(keep), 1.0 + 0.45 * len(keep)))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), n in np.ndenumerate(matrix):
+        if n:
+            ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
+                    color="white" if n > matrix.max() / 2 else "black")
+    ticks = [labels[k] for k in keep]
+    ax.set_xticks(range(len(keep)), ticks, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(keep)), ticks, fontsize=7)
+    ax.set_xlabel("the version's top concept")
+    ax.set_ylabel("what users said")
     return _png(fig)
 
 
@@ -142,3 +167,45 @@ def render(title: str, summary: dict[str, Any], images: list[tuple[str, str | No
             "table{border-collapse:collapse}th,td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}"
             "img{max-width:100%}</style></head><body>"
             f"<h1>{html.escape(title)}</h1><table>{rows}</table>{figures}</body></html>")
+
+
+def _estimate(e: dict[str, Any] | None) -> str:
+    if not e or e.get("value") is None:
+        return "-"
+    interval = f" [{e['low']:.2f}, {e['high']:.2f}]" if e.get("low") is not None else ""
+    return f"{e['value']:.2f}{interval}"
+
+
+def metrics_table(live: dict[str, Any]) -> str:
+    """The live figures as a plain-text table for a terminal: one line per concept, by name, with
+    label counts (TP/FP/FN for a detection model), precision, recall and ROC AUC (F1 for regions)
+    with intervals; a figure on too few labels is marked with ``*``."""
+    concepts = live.get("concepts", {})
+    regions = any("n_judged" in m for m in concepts.values())
+    lines = []
+    if concepts:
+        header = ["concept", "TP/FP/FN" if regions else "labels +/-", "precision", "recall",
+                  "F1" if regions else "ROC AUC"]
+        rows = [header]
+        size = (lambda m: m["n_judged"]) if regions else (lambda m: m["n_pos"] + m["n_neg"])
+        for c, m in sorted(concepts.items(), key=lambda kv: (-size(kv[1]), kv[0])):
+            counts = f"{m['tp']}/{m['fp']}/{m['fn']}" if regions else f"{m['n_pos']}/{m['n_neg']}"
+            rows.append([display(c, {c: m.get("name") or c}) + (" *" if m.get("too_few") else ""), counts,
+                         _estimate(m["precision"]), _estimate(m["recall"]),
+                         _estimate(m["f1" if regions else "roc_auc"])])
+        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+        lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+        lines.append("")
+    for key, label in (("macro_auc", "macro ROC AUC"), ("top_concept_accuracy", "top concept accuracy")):
+        if key in live:
+            e = live[key]
+            lines.append(f"{label}: {_estimate(e)} on {e.get('n', 0)} labels" + (" *" if e.get("too_few") else ""))
+    if "summary" in live:
+        s = live["summary"]
+        lines.append(f"all regions: precision {_estimate(s['precision'])}, recall {_estimate(s['recall'])}, "
+                     f"F1 {_estimate(s['f1'])} ({s['tp']} TP, {s['fp']} FP, {s['fn']} FN)")
+    shown = {"concepts", "confusion", "macro_auc", "top_concept_accuracy", "summary"}
+    lines += [f"{k.replace('_', ' ')}: {v}" for k, v in live.items() if k not in shown and not isinstance(v, dict | list)]
+    if concepts and any(m.get("too_few") for m in concepts.values()):
+        lines.append("* fewer than 10 labels of a kind: a thin figure")
+    return "\n".join(lines)

@@ -42,11 +42,11 @@ def base_scores(runtime: ModelRuntime, model_runtime: str, features: np.ndarray,
 
 def head_scores(heads: ConceptHeads | None, features: np.ndarray, base: list[dict[str, float]],
                 blend_k: float) -> list[dict[str, float]]:
-    """Base scores with the heads' calibrated probabilities blended in by evidence."""
+    """Base scores with the heads' calibrated probabilities blended in by their shares."""
     if heads is None:
         return base
-    evidence = heads.evidence()
-    return [combine(b, h, evidence, k=blend_k) for b, h in zip(base, heads.scores(unit_rows(features)))]
+    shares = heads.shares(blend_k)
+    return [combine(b, h, shares) for b, h in zip(base, heads.scores(unit_rows(features)))]
 
 
 class HeadPredictor:
@@ -63,10 +63,10 @@ class HeadPredictor:
         if not preds:
             return preds
         feats = np.stack([p.features for p in preds])  # type: ignore[misc]
-        evidence = self.heads.evidence()
+        shares = self.heads.shares(self.blend_k)
         for pred, learned in zip(preds, self.heads.scores(unit_rows(feats))):
             known = {cid: c.value for cid in learned if (c := pred.concept(cid)) is not None}
-            blended = combine(known, learned, evidence, k=self.blend_k)
+            blended = combine(known, learned, shares)
             self._rescore(pred, blended)
         return preds
 

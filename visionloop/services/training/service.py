@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,8 @@ from visionloop.services.training.evaluation import concept_metrics, concept_rec
 from visionloop.services.training.detection_learning import DETECTOR_KIND, LEARNED_RUNTIMES, DetectionLearning
 from visionloop.services.training.region_learning import DETECTORS, RegionLearning
 from visionloop.services.training.region_rules import REGION_KIND
-from visionloop.services.training.report import example_detections, per_concept, pr_curves, quality_over_time, render
+from visionloop.services.training.report import (confusion, example_detections, per_concept, pr_curves,
+                                                 quality_over_time, render)
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database, exclusive, serialize
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("visionloop.learning")
 Progress = Callable[[str], None]
 PENDING = "pending"
+JOIN_TIMEOUT = 1800.0  # seconds a request without a worker waits for a version another process trains
 
 
 class LearningService:
@@ -89,6 +92,9 @@ class LearningService:
         An app holds at most one queued version per model: while one waits for the worker, a
         request joins it (and gets its id; its options stay the first request's). A flood of
         requests is one job, and the worker's turns between apps keep every app's wait short.
+        Without a worker here (the CLI beside a server) a request also joins a version another
+        process is training, and waits for it: a server's automatic retrain and a ``learn`` call
+        give one version.
 
         ``after_erasure``: the app's active version learned from feedback that was since erased;
         if nothing can be trained the app falls back to the base version (unless the active version
@@ -110,25 +116,50 @@ class LearningService:
         submit = self.submit
         with self._queueing, self.db.transaction() as s:
             serialize(s, f"visionloop:queue:{app_id}:{view.model.pk}")  # other processes on one PostgreSQL
-            queued = None if submit is None else s.scalars(
+            joinable = [status.MODEL_QUEUED_FOR_TRAINING] + ([status.MODEL_TRAINING] if submit is None else [])
+            pending = s.scalars(
                 select(ModelVersion).where(ModelVersion.model_pk == view.model.pk, ModelVersion.app_id == app_id,
-                                           ModelVersion.status_code == status.MODEL_QUEUED_FOR_TRAINING)
+                                           ModelVersion.status_code.in_(joinable))
                 .order_by(ModelVersion.created_at).limit(1)).first()
-            if queued is not None:
+            if pending is not None:
                 if after_erasure:
-                    queued.params = {**(queued.params or {}), "after_erasure": True}
-                return queued
-            s.add(version)
+                    pending.params = {**(pending.params or {}), "after_erasure": True}
+            else:
+                s.add(version)
+        if pending is not None:
+            if submit is not None:
+                return pending
+            (progress or log.info)(f"joining version {pending.id}, already requested for this app and model")
+            return self._finished(self.run(pending.id, progress), progress)
         if submit is not None:
             submit(app_id, version.id)
             return version
         return self.run(version.id, progress)
 
+    def _finished(self, version: ModelVersion, progress: Progress | None, poll: float = 0.5) -> ModelVersion:
+        """The version once another process has finished training it."""
+        waited = 0.0
+        while version.status_code in (status.MODEL_QUEUED_FOR_TRAINING, status.MODEL_TRAINING):
+            if waited >= JOIN_TIMEOUT:
+                raise errors.ModelInvalid(f"model version {version.id} has been training in another process for "
+                                          f"{JOIN_TIMEOUT:.0f} s; if no server runs, start one: it resumes "
+                                          "unfinished versions")
+            if waited % 30 < poll and progress is not None:
+                progress(f"version {version.id} is training in another process; waiting for it")
+            time.sleep(poll)
+            waited += poll
+            with self.db.session() as s:
+                found = s.get(ModelVersion, version.id)
+            assert found is not None
+            version = found
+        return version
+
     def run(self, version_id: str, progress: Progress | None = None) -> ModelVersion:
-        """Train a queued version (idempotent for one already finished).
+        """Train a queued version (idempotent for one already finished or being trained).
 
         Several processes on one PostgreSQL may all try to resume a version (each resumes what it
         finds unfinished at start): the first to claim it trains it, the others return it as is.
+        On any database, a version another process moved to "training" is left to it.
         """
         with exclusive(self.db.engine, f"visionloop:train:{version_id}", wait=False) as mine:
             if mine:
@@ -145,7 +176,7 @@ class LearningService:
             version = s.get(ModelVersion, version_id)
             if version is None:
                 raise errors.ModelNotFound(f"no model version {version_id!r}")
-            if version.status_code not in (status.MODEL_QUEUED_FOR_TRAINING, status.MODEL_TRAINING):
+            if version.status_code != status.MODEL_QUEUED_FOR_TRAINING:
                 return version
             version.status_code = status.MODEL_TRAINING
             model = s.get(Model, version.model_pk)
@@ -223,8 +254,9 @@ class LearningService:
         champion = self._heads_of(champion_version) if (champion_version.params or {}).get("kind") == HEADS_KIND \
             else None
         say(f"training on {len(data.labels)} labels from {data.n_events} feedback events")
-        trained = train_heads(data, feats, self.runtime, model.runtime, champion, salt=version.app_id,
-                              blend_k=self.blend_k, progress=say)
+        champion_seen = int(((champion_version.params or {}).get("trained_on") or {}).get("last_seq") or 0)
+        trained = train_heads(data, feats, self.runtime, model.runtime, champion, champion_last_seq=champion_seen,
+                              salt=version.app_id, blend_k=self.blend_k, progress=say)
         heads = trained.heads
         artifact = self.blobs.put(heads.to_bytes())
         promote, decision = trained.decision.promote, trained.decision.reason
@@ -236,7 +268,7 @@ class LearningService:
                          for c, n in heads.evidence().items()],
             "skipped": heads.skipped_, "promoted": promote, "decision": decision,
             "trained_on": {"events": data.n_events, "labels": len(data.labels), "last_seq": data.last_seq,
-                           "train_images": trained.n_train, "held_out_images": trained.n_holdout,
+                           "train_images": trained.n_train, "compared_images": trained.n_compared,
                            "end_users": len(data.aggregation.users), "down_weighted_users": len(down_weighted(data.aggregation))},
         }
         return params, {"holdout": trained.holdout}, artifact, promote
@@ -279,7 +311,8 @@ class LearningService:
         with self.db.session() as s:
             versions = list(s.scalars(select(ModelVersion).where(ModelVersion.model_pk == view.model.pk,
                                                                  ModelVersion.app_id == app_id)))
-            records = concept_records(s, app_id, view.model, version) if view.model.model_type == CONCEPT else []
+            data = concept_data(s, app_id, view.model) if view.model.model_type == CONCEPT else None
+            records = concept_records(s, app_id, data, version) if data is not None else []
         headline = live.get("macro_auc") or live.get("summary", {}).get("f1") or {}
         summary = {"app": app_id, "model": f"{view.model.name} ({view.model.id})", "version": version.id,
                    "versions trained for this app": sum(v.status_code == status.MODEL_TRAINED for v in versions),
@@ -288,8 +321,9 @@ class LearningService:
                    "unlinked feedback (no output here to score)": live["unlinked_events"],
                    "evaluated at": live["evaluated_at"]}
         figures = [("Quality over time", quality_over_time(versions)), ("Per concept", per_concept(live))]
-        if view.model.model_type == CONCEPT:  # a detection's feedback judges boxes, not scores to sweep
-            figures.append(("Precision-recall curves", pr_curves(records)))
+        if data is not None:  # a detection's feedback judges boxes, not scores to sweep
+            figures.append(("Precision-recall curves", pr_curves(records, data.names)))
+            figures.append(("Top concept: what users said vs what the version said", confusion(live)))
         if (version.params or {}).get("kind") == DETECTOR_KIND:
             figures.append(("Example detections on judged images",
                             example_detections(self.detection.examples(app_id, view.model, version))))
@@ -350,11 +384,15 @@ class LearningService:
         return out
 
     def unfinished(self) -> list[tuple[str, str]]:
-        """(app, version) of versions a crash left queued or training: the worker resumes them at start."""
-        with self.db.session() as s:
-            return [(r.app_id, r.id) for r in s.execute(select(ModelVersion.app_id, ModelVersion.id).where(
+        """(app, version) of versions a crash left queued or training, queued again: the worker resumes
+        them at start (on PostgreSQL, one another live process is training stays its: see :meth:`run`)."""
+        with self.db.transaction() as s:
+            left = list(s.scalars(select(ModelVersion).where(
                 ModelVersion.status_code.in_([status.MODEL_QUEUED_FOR_TRAINING, status.MODEL_TRAINING]))
-                .order_by(ModelVersion.created_at))]
+                .order_by(ModelVersion.created_at)))
+            for version in left:
+                version.status_code = status.MODEL_QUEUED_FOR_TRAINING
+            return [(v.app_id, v.id) for v in left]
 
 
 def _busy(versions: list[ModelVersion]) -> bool:
