@@ -1,0 +1,73 @@
+"""What the operator console keeps beyond the API's own data: the secret its session cookies are
+signed with (one per database, so every API process accepts a session any of them started), the
+audit log of operators' actions, and feedback counted per day for the overview."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import secrets
+import threading
+
+from sqlalchemy import func, select
+
+from visionloop.services.apps import Caller
+from visionloop.store.db import Database, insert_missing
+from visionloop.store.tables import ConsoleAction, FeedbackEvent, Model, ServerSecret, utcnow
+
+SESSION_SECRET = "console_session"
+ACTIONS = ("train", "activate")
+
+
+@dataclasses.dataclass(frozen=True)
+class DayCount:
+    day: str
+    event_type: str
+    model_id: str | None
+    count: int
+
+
+class ConsoleService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._secrets: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def secret(self, name: str = SESSION_SECRET) -> bytes:
+        """The database's secret ``name``, created by whichever process asks first (the others
+        read the one that won) and kept in memory afterwards."""
+        with self._lock:
+            if name not in self._secrets:
+                with self.db.transaction() as s:
+                    insert_missing(s, ServerSecret, [{"name": name, "value": secrets.token_hex(32),
+                                                      "created_at": utcnow()}], key=("name",))
+                    value = s.scalar(select(ServerSecret.value).where(ServerSecret.name == name))
+                assert value is not None
+                self._secrets[name] = bytes.fromhex(value)
+            return self._secrets[name]
+
+    def record(self, caller: Caller, action: str, model_id: str, version_id: str | None, detail: str = "") -> None:
+        """Append an operator's action to the app's audit log."""
+        assert action in ACTIONS, action
+        with self.db.transaction() as s:
+            s.add(ConsoleAction(app_id=caller.app_id, key_id=caller.key_id, action=action, model_id=model_id,
+                                version_id=version_id, detail=detail[:255]))
+
+    def actions(self, app_id: str, model_id: str | None = None, limit: int = 50) -> list[ConsoleAction]:
+        """The app's latest operator actions (on one model when named), newest first."""
+        q = select(ConsoleAction).where(ConsoleAction.app_id == app_id)
+        if model_id is not None:
+            q = q.where(ConsoleAction.model_id == model_id)
+        with self.db.session() as s:
+            return list(s.scalars(q.order_by(ConsoleAction.seq.desc()).limit(limit)))
+
+    def feedback_per_day(self, app_id: str, days: int = 14) -> list[DayCount]:
+        """The app's feedback events of the last ``days`` days, counted per UTC day, type and model."""
+        since = utcnow() - dt.timedelta(days=days)
+        day = func.date(FeedbackEvent.created_at)
+        q = (select(day, FeedbackEvent.event_type, Model.id, func.count())
+             .outerjoin(Model, Model.pk == FeedbackEvent.model_pk)
+             .where(FeedbackEvent.app_id == app_id, FeedbackEvent.created_at >= since)
+             .group_by(day, FeedbackEvent.event_type, Model.id).order_by(day.desc(), FeedbackEvent.event_type))
+        with self.db.session() as s:
+            return [DayCount(str(d), t, m, n) for d, t, m, n in s.execute(q)]
