@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from visionloop.services.apps import Caller
 from visionloop.store.db import Database, insert_missing
-from visionloop.store.tables import ConsoleAction, FeedbackEvent, Model, ServerSecret, utcnow
+from visionloop.store.tables import ConsoleAction, FeedbackEvent, Input, Model, ServerSecret, utcnow
 
 SESSION_SECRET = "console_session"
 ACTIONS = ("train", "activate")
@@ -60,6 +60,13 @@ class ConsoleService:
             q = q.where(ConsoleAction.model_id == model_id)
         with self.db.session() as s:
             return list(s.scalars(q.order_by(ConsoleAction.seq.desc()).limit(limit)))
+
+    def stored_inputs(self, app_id: str, input_ids: list[str]) -> set[str]:
+        """Which of ``input_ids`` are inputs stored in the app (whose image can be shown)."""
+        if not input_ids:
+            return set()
+        with self.db.session() as s:
+            return set(s.scalars(select(Input.id).where(Input.app_id == app_id, Input.id.in_(input_ids))))
 
     def feedback_per_day(self, app_id: str, days: int = 14) -> list[DayCount]:
         """The app's feedback events of the last ``days`` days, counted per UTC day, type and model."""

@@ -12,7 +12,7 @@ from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
 from visionloop.http.deps import BaseUrlDep, CoreDep, InputsCaller, PageDep
 from visionloop.http.schemas import DeleteInputsRequest, InputIn, PatchInputsRequest, PostInputsRequest
-from visionloop.http.console_session import key_or_session
+from visionloop.http.console.session import key_or_session
 from visionloop.http.unknown_fields import name_unknown_fields
 from visionloop.services.apps import Caller
 from visionloop.services.geo import GeoPoint

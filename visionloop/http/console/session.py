@@ -19,14 +19,16 @@ import hmac
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 from urllib.parse import parse_qsl
 
-from fastapi import Request
+from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from visionloop import errors
 from visionloop.core import VisionLoop
+from visionloop.http.console.render import SignInRequired
 from visionloop.http.deps import CoreDep, get_caller, in_app
 from visionloop.services.apps import Caller
 
@@ -49,6 +51,11 @@ class Session:
 
 def _sign(secret: bytes, message: str) -> str:
     return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison of what a client sent (any text) with what it should be."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
 
 
 def _secure(request: Request, core: VisionLoop) -> bool:
@@ -76,7 +83,7 @@ def _payload(value: str, secret: bytes) -> tuple[str, int, str] | None:
     if len(parts) != 4 or not parts[1].isdigit():
         return None
     key_id, expires, nonce, signature = parts
-    if not hmac.compare_digest(signature, _sign(secret, f"{key_id}.{expires}.{nonce}")):
+    if not _same(signature, _sign(secret, f"{key_id}.{expires}.{nonce}")):
         return None
     if int(expires) <= time.time():
         return None
@@ -121,40 +128,73 @@ def key_or_session(scope: str) -> Callable[..., Awaitable[Caller]]:
 
 def check_csrf(session: Session, form: dict[str, str], secret: bytes) -> None:
     """Refuse a state-changing form whose token is not this session's (a forged cross-site post)."""
-    if not hmac.compare_digest(form.get("csrf_token", ""), session.csrf_token(secret)):
+    if not _same(form.get("csrf_token", ""), session.csrf_token(secret)):
         raise errors.CsrfRefused("the form's CSRF token is missing or not this session's; reload the page and try "
                                  "again")
 
 
-def login_token(request: Request, response: Response | None, core: VisionLoop) -> str:
-    """The sign-in form's CSRF token; sets the nonce cookie it is tied to when ``response`` is given."""
-    secret = core.console.secret()
+def login_token(core: VisionLoop) -> tuple[str, str]:
+    """(nonce, token) for a sign-in form: the token goes in the form, the nonce in its cookie."""
     nonce = secrets.token_hex(16)
-    if response is not None:
-        response.set_cookie(LOGIN_COOKIE, nonce, max_age=LOGIN_SECONDS, path=LOGIN_PATH, httponly=True,
-                            samesite="strict", secure=_secure(request, core))
-    return _sign(secret, f"login.{nonce}")
+    return nonce, _sign(core.console.secret(), f"login.{nonce}")
+
+
+def remember_login_nonce(response: Response, request: Request, core: VisionLoop, nonce: str) -> None:
+    response.set_cookie(LOGIN_COOKIE, nonce, max_age=LOGIN_SECONDS, path=LOGIN_PATH, httponly=True,
+                        samesite="strict", secure=_secure(request, core))
 
 
 def check_login_token(request: Request, form: dict[str, str], core: VisionLoop) -> None:
     nonce = request.cookies.get(LOGIN_COOKIE, "")
     expected = _sign(core.console.secret(), f"login.{nonce}")
-    if not nonce or not hmac.compare_digest(form.get("csrf_token", ""), expected):
+    if not nonce or not _same(form.get("csrf_token", ""), expected):
         raise errors.CsrfRefused("the sign-in form's CSRF token is missing or does not match this browser's; "
                           "reload the sign-in page and try again")
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """A URL-encoded form body (what an HTML form posts), each field's last value."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "application/x-www-form-urlencoded":
-        raise errors.BadRequestFormat("the body must be a form (application/x-www-form-urlencoded)")
+    """A URL-encoded form body (what an HTML form posts), each field's last value; no body is an
+    empty form."""
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > FORM_MAX_BYTES:
             raise errors.RequestTooLarge(f"a console form is at most {FORM_MAX_BYTES} bytes")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if body and ctype != "application/x-www-form-urlencoded":
+        raise errors.BadRequestFormat("the body must be a form (application/x-www-form-urlencoded)")
     try:
-        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=50))
+        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=50, errors="strict"))
     except (UnicodeDecodeError, ValueError):
         raise errors.BadRequestFormat("the form could not be read: not UTF-8, or more than 50 fields") from None
+
+
+async def signed_in(request: Request, core: CoreDep) -> Session:
+    """A console page's dependency: the session (kept on the request for the page's navigation
+    bar and forms), or :class:`SignInRequired`."""
+    session = await current_session(request, core)
+    if session is None:
+        raise SignInRequired
+    request.state.console_session = session
+    request.state.csrf = session.csrf_token(await run_in_threadpool(core.console.secret))
+    return session
+
+
+SessionDep = Annotated[Session, Depends(signed_in)]
+
+
+def need(session: Session, scope: str, what: str) -> None:
+    """Refuse, naming the scope, what the session's key may not do (as the API refuses it)."""
+    if scope not in session.caller.scopes:
+        raise errors.InsufficientScopes(f"{what} needs the '{scope}' scope, which this API key lacks; sign in with a "
+                                        "key that has it")
+
+
+async def posted_form(request: Request, session: SessionDep, core: CoreDep) -> dict[str, str]:
+    """A state-changing form's dependency: the form posted in this session, its CSRF token checked."""
+    form = await read_form(request)
+    check_csrf(session, form, await run_in_threadpool(core.console.secret))
+    return form
+
+
+FormDep = Annotated[dict[str, str], Depends(posted_form)]
