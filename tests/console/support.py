@@ -37,11 +37,11 @@ def trained_versions(core: VisionLoop, app_id: str, model_id: str, n: int) -> li
     promotion would): rows only, for pages and buttons that never predict with them."""
     view = core.models.get(app_id, model_id)
     ids = [new_id() for _ in range(n)]
-    start = utcnow() - dt.timedelta(minutes=n)
+    start = utcnow()  # after the built-in base versions, seeded when the VisionLoop started
     with core.db.transaction() as s:
         for i, vid in enumerate(ids):
             s.add(ModelVersion(id=vid, model_pk=view.model.pk, app_id=app_id, parent_id=view.version.id,
-                               status_code=status.MODEL_TRAINED, created_at=start + dt.timedelta(minutes=i),
+                               status_code=status.MODEL_TRAINED, created_at=start + dt.timedelta(milliseconds=i),
                                params={"kind": "base", "decision": f"promoted: test version {i}"}))
     core.models.set_active(app_id, view.model, ids[-1])
     return ids
