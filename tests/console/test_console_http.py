@@ -245,3 +245,27 @@ def test_the_probes_answer_without_a_key_and_say_nothing_else(client: TestClient
         assert r.status_code == 503 and r.json() == {"status": "unavailable", "reason": "models loading"}
         time.sleep(0.2)
     assert r.json() == {"status": "ready"} and core.runtime.loaded
+
+
+def test_erasing_an_end_user_shows_the_counts_first_and_keeps_no_id_in_the_audit(client: TestClient,
+                                                                                 api: Api) -> None:
+    for i, user in enumerate(("alice", "alice", "bob")):
+        api.post(f"/models/{GENERAL}/feedback", {"input": {"id": f"in{i}", "data": {"concepts": [
+            {"id": "tabby", "value": True}]}, "feedback_info": {"event_type": "annotation", "output_id": f"o{i}",
+                                                               "end_user_id": user}}})
+    sign_in(client, api.key)
+    listing = client.get("/console/end-users").text
+    assert re.search(r">alice</a></td>\s*<td class=\"num\">2</td>", listing) and ">bob</a>" in listing
+    confirm = client.get("/console/end-users/erase?end_user_id=alice")
+    assert confirm.status_code == 200 and "2 annotation events" in confirm.text
+    assert api.get("/feedback?end_user_id=alice").json()["feedback"]  # nothing erased by looking
+    assert client.post("/console/end-users/erase", data={"end_user_id": "alice"}).status_code == 403  # no token
+    r = client.post("/console/end-users/erase", data={"end_user_id": "alice", "csrf_token": form_token(confirm.text)},
+                    follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/console/end-users?erased=2"
+    assert api.get("/feedback?end_user_id=alice").json()["feedback"] == []
+    assert len(api.get("/feedback?end_user_id=bob").json()["feedback"]) == 1
+    after = client.get(r.headers["location"]).text
+    audit = after[after.index('id="audit"'):]
+    assert "2 feedback events of one end user" in audit and "alice" not in after
+    assert client.post("/console/end-users/erase", data={"csrf_token": page_token(client)}).status_code == 400

@@ -12,11 +12,20 @@ import threading
 from sqlalchemy import func, select
 
 from visionloop.services.apps import Caller
+from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing
 from visionloop.store.tables import ConsoleAction, FeedbackEvent, Input, Model, ServerSecret, utcnow
 
 SESSION_SECRET = "console_session"
-ACTIONS = ("train", "activate")
+ACTIONS = ("train", "activate", "erase")
+
+
+@dataclasses.dataclass(frozen=True)
+class EndUser:
+    end_user_id: str
+    events: int
+    first: dt.datetime
+    last: dt.datetime
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,18 +55,22 @@ class ConsoleService:
                 self._secrets[name] = bytes.fromhex(value)
             return self._secrets[name]
 
-    def record(self, caller: Caller, action: str, model_id: str, version_id: str | None, detail: str = "") -> None:
+    def record(self, caller: Caller, action: str, model_id: str | None, version_id: str | None = None,
+               detail: str = "") -> None:
         """Append an operator's action to the app's audit log."""
         assert action in ACTIONS, action
         with self.db.transaction() as s:
             s.add(ConsoleAction(app_id=caller.app_id, key_id=caller.key_id, action=action, model_id=model_id,
                                 version_id=version_id, detail=detail[:255]))
 
-    def actions(self, app_id: str, model_id: str | None = None, limit: int = 50) -> list[ConsoleAction]:
-        """The app's latest operator actions (on one model when named), newest first."""
+    def actions(self, app_id: str, *, model_id: str | None = None, action: str | None = None,
+                limit: int = 50) -> list[ConsoleAction]:
+        """The app's latest operator actions (on one model, of one kind, when named), newest first."""
         q = select(ConsoleAction).where(ConsoleAction.app_id == app_id)
         if model_id is not None:
             q = q.where(ConsoleAction.model_id == model_id)
+        if action is not None:
+            q = q.where(ConsoleAction.action == action)
         with self.db.session() as s:
             return list(s.scalars(q.order_by(ConsoleAction.seq.desc()).limit(limit)))
 
@@ -67,6 +80,24 @@ class ConsoleService:
             return set()
         with self.db.session() as s:
             return set(s.scalars(select(Input.id).where(Input.app_id == app_id, Input.id.in_(input_ids))))
+
+    def end_users(self, app_id: str, page: Page) -> list[EndUser]:
+        """The app's end users with feedback, the most recently active first."""
+        last = func.max(FeedbackEvent.created_at)
+        q = (select(FeedbackEvent.end_user_id, func.count(), func.min(FeedbackEvent.created_at), last)
+             .where(FeedbackEvent.app_id == app_id, FeedbackEvent.end_user_id.is_not(None))
+             .group_by(FeedbackEvent.end_user_id).order_by(last.desc(), FeedbackEvent.end_user_id)
+             .offset(page.offset).limit(page.per_page))
+        with self.db.session() as s:
+            return [EndUser(*row) for row in s.execute(q)]
+
+    def events_of(self, app_id: str, end_user_id: str) -> dict[str, int]:
+        """How many feedback events of each type an end user of the app gave (what erasing removes)."""
+        q = (select(FeedbackEvent.event_type, func.count())
+             .where(FeedbackEvent.app_id == app_id, FeedbackEvent.end_user_id == end_user_id)
+             .group_by(FeedbackEvent.event_type))
+        with self.db.session() as s:
+            return {t: n for t, n in s.execute(q)}
 
     def feedback_per_day(self, app_id: str, days: int = 14) -> list[DayCount]:
         """The app's feedback events of the last ``days`` days, counted per UTC day, type and model."""

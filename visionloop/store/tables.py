@@ -306,7 +306,8 @@ class ServerSecret(Base):
 
 
 class ConsoleAction(Base):
-    """The console's audit log: what an operator did (train, promote, roll back), with which key."""
+    """The console's audit log: what an operator did (train, promote, roll back, erase an end
+    user's feedback), with which key; ``model_id`` is None for an erasure."""
 
     __tablename__ = "console_actions"
     __table_args__ = (Index("ix_console_actions_app_created", "app_id", "created_at"),)
@@ -315,7 +316,7 @@ class ConsoleAction(Base):
     app_id: Mapped[str] = mapped_column(ID)
     key_id: Mapped[str] = mapped_column(ID)
     action: Mapped[str] = mapped_column(String(32))
-    model_id: Mapped[str] = mapped_column(ID)
+    model_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     version_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     detail: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -48,7 +48,7 @@ def model_page(model_id: str, request: Request, session: SessionDep, core: CoreD
     versions = core.models.versions(app_id, view.model, Page(1, _VERSIONS_SHOWN))
     return page(request, "model.html", {
         "view": view, "versions": versions, "active_id": view.version.id, "trained": status.MODEL_TRAINED,
-        "actions": core.console.actions(app_id, view.model.id), "done": request.query_params.get("done", "")})
+        "actions": core.console.actions(app_id, model_id=view.model.id), "done": request.query_params.get("done", "")})
 
 
 @router.post("/models/{model_id}/train")

@@ -122,7 +122,7 @@ def key_or_session(scope: str) -> Callable[..., Awaitable[Caller]]:
         caller.require(scope)
         return caller
 
-    dependency.__name__ = f"key_or_session_{scope}"
+    dependency.__name__ = f"require_{scope}"  # as deps.scoped names it: the route table reads scopes by it
     return dependency
 
 

@@ -2,7 +2,8 @@
 
 ``server_secrets`` holds secrets every API process of one database must share, such as the key
 the console signs session cookies with (so a session started on one process is valid on all).
-``console_actions`` records what operators did from the console (train, promote, roll back).
+``console_actions`` records what operators did from the console (train, promote, roll back, erase
+an end user's feedback).
 
 Revision ID: 0018
 Revises: 0013
@@ -32,7 +33,7 @@ def upgrade() -> None:
                     sa.Column('app_id', sa.String(length=64), nullable=False),
                     sa.Column('key_id', sa.String(length=64), nullable=False),
                     sa.Column('action', sa.String(length=32), nullable=False),
-                    sa.Column('model_id', sa.String(length=64), nullable=False),
+                    sa.Column('model_id', sa.String(length=64), nullable=True),
                     sa.Column('version_id', sa.String(length=64), nullable=True),
                     sa.Column('detail', sa.String(length=255), nullable=False),
                     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
