@@ -269,3 +269,49 @@ def test_erasing_an_end_user_shows_the_counts_first_and_keeps_no_id_in_the_audit
     audit = after[after.index('id="audit"'):]
     assert "2 feedback events of one end user" in audit and "alice" not in after
     assert client.post("/console/end-users/erase", data={"csrf_token": page_token(client)}).status_code == 400
+
+
+def _judge(api: Api, input_id: str, user: str, present: bool) -> None:
+    r = api.post(f"/models/{GENERAL}/feedback", {"input": {"id": input_id, "data": {"concepts": [
+        {"id": "tabby", "value": present}]}, "feedback_info": {"event_type": "annotation", "output_id": "o",
+                                                              "end_user_id": user}}})
+    assert r.status_code == 200, r.text
+
+
+def test_the_review_queue_shows_disputes_and_stores_the_operators_label(client: TestClient, api: Api,
+                                                                        core: VisionLoop) -> None:
+    api.add_image("split")
+    api.add_image("agreed", (0, 0, 255))
+    for user, present in (("u1", True), ("u2", False), ("u3", True), ("u4", False)):
+        _judge(api, "split", user, present)
+        _judge(api, "agreed", user, True)
+    sign_in(client, api.key)
+    page = client.get("/console/review").text
+    items = re.findall(r'<tr class="item"', page)
+    assert len(items) == 1 and "<code>split</code>" in page and "2 / 2" in page and "agreed</code>" not in page
+    r = client.post("/console/review/label", data={"csrf_token": form_token(page), "input_id": "split",
+                                                    "concept_id": "tabby", "verdict": "absent"}, follow_redirects=False)
+    assert r.status_code == 303
+    concepts = api.get("/inputs/split").json()["input"]["data"]["concepts"]
+    assert [(c["id"], c["value"]) for c in concepts] == [("tabby", 0.0)]  # the app's annotation: a trusted judge
+    assert '<td class="label">absent</td>' in client.get(r.headers["location"]).text
+    for data, code in (({"input_id": "split", "concept_id": "tabby", "verdict": "maybe"}, 400),
+                       ({"input_id": "nope", "concept_id": "tabby", "verdict": "present"}, 404),
+                       ({"input_id": "", "concept_id": "", "verdict": "present"}, 400)):
+        assert client.post("/console/review/label", data={"csrf_token": page_token(client), **data}
+                           ).status_code == code, data
+
+
+def test_reviewing_without_the_inputs_scope_shows_the_queue_but_no_labelling(client: TestClient, api: Api,
+                                                                             core: VisionLoop) -> None:
+    api.add_image("split")
+    _judge(api, "split", "u1", True)
+    _judge(api, "split", "u2", False)
+    reader = make_api(core, client, api.app_id, ("feedback_admin",))
+    sign_in(client, reader.key)
+    page = client.get("/console/review").text.replace("&#39;", "'")
+    assert "<code>split</code>" in page and "Labelling needs the 'inputs' scope" in page and "/review/label" not in page
+    r = client.post("/console/review/label", data={"csrf_token": page_token(client), "input_id": "split",
+                                                    "concept_id": "tabby", "verdict": "present"})
+    assert r.status_code == 403 and "'inputs' scope" in r.text.replace("&#39;", "'")
+    assert api.get("/inputs/split").json()["input"]["data"]["concepts"] == []

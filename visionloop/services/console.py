@@ -1,6 +1,7 @@
-"""What the operator console keeps beyond the API's own data: the secret its session cookies are
-signed with (one per database, so every API process accepts a session any of them started), the
-audit log of operators' actions, and feedback counted per day for the overview."""
+"""What the operator console reads and keeps beyond the API's own services: the secret its session
+cookies are signed with (one per database, so every API process accepts a session any of them
+started), the audit log of operators' actions, and views of the feedback log (per day, per end
+user, the review queue)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import threading
 
 from sqlalchemy import func, select
 
+from visionloop.learning.review import Disputed, Vote, disputed
 from visionloop.services.apps import Caller
 from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing
-from visionloop.store.tables import ConsoleAction, FeedbackEvent, Input, Model, ServerSecret, utcnow
+from visionloop.store.tables import ConsoleAction, FeedbackEvent, Input, InputConcept, Model, ServerSecret, utcnow
 
 SESSION_SECRET = "console_session"
 ACTIONS = ("train", "activate", "erase")
@@ -98,6 +100,26 @@ class ConsoleService:
              .group_by(FeedbackEvent.event_type))
         with self.db.session() as s:
             return {t: n for t, n in s.execute(q)}
+
+    def review_queue(self, app_id: str, limit: int = 30, window: int = 5000) -> list[tuple[Disputed, float | None]]:
+        """Stored inputs whose concepts the app's end users disagree on most (in the latest
+        ``window`` concept feedback events), each with the app's own annotation if it has one."""
+        q = (select(FeedbackEvent.seq, FeedbackEvent.input_id, FeedbackEvent.end_user_id, FeedbackEvent.body)
+             .where(FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == "annotation",
+                    FeedbackEvent.input_id.is_not(None))
+             .order_by(FeedbackEvent.seq.desc()).limit(window))
+        with self.db.session() as s:
+            rows = s.execute(q).all()
+            stored = set(s.scalars(select(Input.id).where(Input.app_id == app_id,
+                                                          Input.id.in_({r.input_id for r in rows}))))
+            votes = [Vote((r.input_id, c["id"]), r.end_user_id or ("anonymous", r.seq), bool(c.get("value")))
+                     for r in rows if r.input_id in stored
+                     for c in ((r.body or {}).get("normalized") or {}).get("concepts") or [] if c.get("id")]
+            queue = disputed(votes, limit)
+            ids = {d.input_id for d in queue}
+            labels = {(a.input_id, a.concept_id): a.value for a in s.scalars(
+                select(InputConcept).where(InputConcept.app_id == app_id, InputConcept.input_id.in_(ids)))}
+        return [(d, labels.get((d.input_id, d.concept_id))) for d in queue]
 
     def feedback_per_day(self, app_id: str, days: int = 14) -> list[DayCount]:
         """The app's feedback events of the last ``days`` days, counted per UTC day, type and model."""
