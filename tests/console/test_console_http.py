@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from visionloop.core import VisionLoop
 from tests.console.support import GENERAL, form_token, page_token, sign_in, trained_versions
 from tests.conftest import make_api
-from tests.helpers import Api
+from tests.helpers import Api, b64, png_bytes
 
 
 @pytest.fixture
@@ -315,3 +315,25 @@ def test_reviewing_without_the_inputs_scope_shows_the_queue_but_no_labelling(cli
                                                     "concept_id": "tabby", "verdict": "present"})
     assert r.status_code == 403 and "'inputs' scope" in r.text.replace("&#39;", "'")
     assert api.get("/inputs/split").json()["input"]["data"]["concepts"] == []
+
+
+def test_the_search_page_shows_click_figures_and_where_users_click(client: TestClient, api: Api) -> None:
+    for i in range(3):
+        api.add_image(f"im{i}", (80 * i, 10, 10))
+    search = api.post("/searches", {"query": {"ands": [{"output": {"input": {"data": {"image": {
+        "base64": b64(png_bytes((0, 10, 10)))}}}}}]}}).json()
+    clicked = search["hits"][1]["input"]["id"]
+    r = api.post("/searches/feedback", {"input": {"id": clicked, "feedback_info": {
+        "event_type": "search_click", "search_id": search["id"], "end_user_id": "u1"}}})
+    assert r.status_code == 200, r.text
+    assert api.get("/searches/metrics").json()["search_metrics"]["click_positions"] == {"2": 1}
+    sign_in(client, api.key)
+    page = client.get("/console/search")
+    assert page.status_code == 200 and "By query kind" in page.text and 'alt="clicks per position' in page.text
+    assert re.search(r"<td>visual</td><td class=\"num\">1</td><td class=\"num\">1</td>", page.text), page.text
+
+
+def test_the_search_page_needs_the_search_scope(client: TestClient, api: Api, core: VisionLoop) -> None:
+    sign_in(client, make_api(core, client, api.app_id, ("models",)).key)
+    r = client.get("/console/search")
+    assert r.status_code == 403 and "'search' scope" in r.text.replace("&#39;", "'")

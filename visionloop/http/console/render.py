@@ -32,7 +32,7 @@ SECURITY_HEADERS = {
 # What each page needs, as the API's routes for the same data need it.
 NAV = (("/console", "Overview", None), ("/console/models", "Models", "models"),
        ("/console/feedback", "Feedback", "feedback_admin"), ("/console/end-users", "End users", "feedback_admin"),
-       ("/console/review", "Review", "feedback_admin"))
+       ("/console/review", "Review", "feedback_admin"), ("/console/search", "Search", "search"))
 
 
 def _when(value: dt.datetime | str | None) -> str:
