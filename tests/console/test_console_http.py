@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from visionloop.core import VisionLoop
+from visionloop.store.tables import ModelVersion
 from tests.console.support import GENERAL, form_token, page_token, sign_in, trained_versions
 from tests.conftest import make_api
 from tests.helpers import Api, b64, png_bytes
@@ -230,12 +231,27 @@ def test_signing_out_or_revoking_the_key_ends_the_session(client: TestClient, br
     assert browser.get("/console", follow_redirects=False).status_code == 303
 
 
-def test_the_quality_page_shows_the_evaluation_and_its_plots(client: TestClient, api: Api, core: VisionLoop) -> None:
+def test_the_quality_page_shows_champion_beside_challenger_the_concepts_and_plots(client: TestClient, api: Api,
+                                                                                  core: VisionLoop) -> None:
     vid = trained_versions(core, api.app_id, GENERAL, 1)[0]
+    with core.db.transaction() as s:
+        s.get(ModelVersion, vid).metrics = {"holdout": {
+            "champion": {"macro_auc": {"value": 0.61, "low": 0.5, "high": 0.7, "n": 40, "too_few": False}},
+            "challenger": {"macro_auc": {"value": 0.83, "low": 0.75, "high": 0.9, "n": 40, "too_few": False}}}}
+    out = api.post(f"/models/{GENERAL}/versions/{vid}/outputs", {"inputs": [{"data": {"image": {
+        "base64": b64(png_bytes((200, 30, 30), (64, 64)))}}}]}).json()["outputs"][0]
+    for user, present in (("u1", True), ("u2", False)):
+        api.post(f"/models/{GENERAL}/versions/{vid}/feedback", {"input": {"id": out["input"]["id"], "data": {
+            "concepts": [{"id": "tabby", "value": present}]}, "feedback_info": {
+            "event_type": "annotation", "output_id": out["id"], "end_user_id": user}}})
     sign_in(client, api.key)
     r = client.get(f"/console/models/{GENERAL}/versions/{vid}")
-    assert r.status_code == 200 and "Quality over time" in r.text and "Per concept" in r.text
-    assert vid in r.text
+    assert r.status_code == 200 and "Quality over time" in r.text and vid in r.text
+    holdout = r.text[r.text.index('class="holdout"'):]
+    assert re.search(r"<td>macro_auc</td><td>0\.610 <small class=\"muted\">\[0\.500, 0\.700\]</small> <small "
+                     r"class=\"muted\">n=40</small></td><td>0\.830", holdout), holdout[:600]
+    concepts = r.text[r.text.index('id="concepts"'):]
+    assert "<td>tabby</td>" in concepts and "<th>roc_auc</th>" in concepts, concepts[:800]
 
 
 def test_the_probes_answer_without_a_key_and_say_nothing_else(client: TestClient, core: VisionLoop) -> None:

@@ -7,6 +7,7 @@ Everything here needs the ``models`` scope, as ``/v2/models/...`` does.
 from __future__ import annotations
 
 import threading
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -85,7 +86,41 @@ def version_page(model_id: str, version_id: str, request: Request, session: Sess
                  core: CoreDep) -> Response:
     """A version's quality from the feedback on its outputs, as the evaluation report shows it."""
     view = _view(session, core, model_id, "A version's quality")
+    version = core.models.version(session.caller.app_id, view.model, version_id)
     with _PLOTTING:
         live, summary, figures = core.learning.report_parts(session.caller.app_id, view.model.id, version_id)
-    return page(request, "version.html", {"view": view, "version_id": version_id, "live": live,
-                                          "summary": summary, "figures": figures})
+    columns, concepts = _per_concept(live)
+    return page(request, "version.html", {
+        "view": view, "version_id": version_id, "summary": summary, "figures": figures,
+        "holdout": _side_by_side((version.metrics or {}).get("holdout") or {}), "columns": columns,
+        "concepts": concepts})
+
+
+Figures = list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]
+
+
+def _side_by_side(holdout: dict[str, Any]) -> list[tuple[str, Figures]]:
+    """The held-out figures the promotion decision compared, champion beside challenger: (group,
+    [(figure, champion's, challenger's)]); a search ranking's are grouped by query kind."""
+    groups = {"": holdout} if "challenger" in holdout else holdout
+    out = []
+    for group, sides in sorted(groups.items()):
+        if not isinstance(sides, dict):
+            continue
+        champion, challenger = sides.get("champion") or {}, sides.get("challenger") or {}
+        out.append((group, [(name, champion.get(name), challenger.get(name))
+                            for name in sorted(set(champion) | set(challenger))]))
+    return out
+
+
+def _per_concept(live: dict[str, Any]) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
+    """The live per-concept figures as a table: the columns (estimates first, then counts) and
+    one row per concept, the best-evidenced first."""
+    concepts = live.get("concepts") or {}
+    if not isinstance(concepts, dict) or not concepts:
+        return [], []
+    first = next(iter(concepts.values()))
+    estimates = [k for k, v in first.items() if isinstance(v, dict) and "value" in v]
+    counts = [k for k, v in first.items() if isinstance(v, int) and not isinstance(v, bool)]
+    rows = sorted(concepts.items(), key=lambda kv: -sum(kv[1].get(k) or 0 for k in counts))
+    return estimates + counts, rows
