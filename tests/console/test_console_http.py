@@ -3,6 +3,7 @@ versions page and its buttons, the feedback log, images, probes; bad input answe
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -353,3 +354,19 @@ def test_the_search_page_needs_the_search_scope(client: TestClient, api: Api, co
     sign_in(client, make_api(core, client, api.app_id, ("models",)).key)
     r = client.get("/console/search")
     assert r.status_code == 403 and "'search' scope" in r.text.replace("&#39;", "'")
+
+
+def test_the_feedback_log_exports_its_selection_as_json_lines(client: TestClient, api: Api) -> None:
+    for user in ("alice", "bob"):
+        _judge(api, f"in-{user}", user, True)
+    sign_in(client, api.key)
+    page = client.get("/console/feedback?end_user_id=alice").text
+    link = re.search(r'<a href="([^"]+)" id="export">', page).group(1).replace("&amp;", "&")
+    assert link == "/console/feedback/export?end_user_id=alice"
+    r = client.get(link)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
+    assert "attachment" in r.headers["content-disposition"]
+    records = [json.loads(line) for line in r.text.splitlines()]
+    assert [x["end_user_id"] for x in records] == ["alice"] and records == api.get(
+        "/feedback?end_user_id=alice").json()["feedback"]
+    assert client.get("/console/feedback/export?created_before=soon").status_code == 400
