@@ -3,12 +3,14 @@ versions page and its buttons, the feedback log, images, probes; bad input answe
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import time
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from visionloop.core import VisionLoop
 from visionloop.store.tables import ModelVersion
@@ -128,8 +130,7 @@ def test_a_page_the_key_may_not_use_names_the_missing_scope(client: TestClient, 
     home = client.get("/console").text.replace("&#39;", "'")
     assert "Models need the 'models' scope" in home
     assert "Models <small>(needs 'models')</small>" in home and 'href="/console/models"' not in home
-    feedback = client.get("/console/feedback")
-    assert feedback.status_code == 200 and "Images need the 'inputs' scope" in feedback.text
+    assert client.get("/console/feedback").status_code == 200
 
     trainer = make_api(core, client, "app-a", ("models",))
     sign_in(browser, trainer.key)
@@ -166,11 +167,33 @@ def test_the_feedback_log_filters_marks_unlinked_events_and_shows_images(client:
     assert len(rows) == 1 and "unlinked" in rows[0] and 'class="badge unlinked-marker"' in page
     assert "tabby ✓" in page and "bob" not in page
     thumb = re.search(r'<img class="thumb" alt="input cat" src="([^"]+)"', page).group(1)
-    assert thumb == "http://testserver/v2/inputs/cat/image?size=thumbnail"
-    image = client.get(thumb)  # the console session is enough, as for an <img> in the page
+    image = client.get(thumb)  # the stored input an unlinked event names
     assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+    assert client.get(thumb, headers={"If-None-Match": image.headers["etag"]}).status_code == 304
+    assert client.get("/v2/inputs/cat/image").status_code == 200  # the session is a key's for images
     both = client.get("/console/feedback?session_id=s1&event_type=annotation").text
     assert len(re.findall(r'<tr class="event', both)) == 2
+
+
+def test_region_feedback_is_drawn_on_the_image_it_judged_in_its_verdicts_colour(client: TestClient,
+                                                                                api: Api) -> None:
+    face = "a403429f2ddf4b49b307e318f00e528b"
+    out = api.post(f"/models/{face}/outputs", {"inputs": [{"data": {"image": {
+        "base64": b64(png_bytes((255, 255, 255), (100, 100)))}}}]}).json()["outputs"][0]
+    r = api.post(f"/models/{face}/feedback", {"input": {"id": out["input"]["id"], "data": {"regions": [
+        {"region_info": {"bounding_box": {"top_row": 0.2, "left_col": 0.2, "bottom_row": 0.8, "right_col": 0.8},
+                         "feedback": "not_detected"}, "data": {"concepts": [{"id": "face", "value": True}]}}]},
+        "feedback_info": {"event_type": "annotation", "output_id": out["id"], "end_user_id": "u1"}}})
+    assert r.status_code == 200, r.text
+    sign_in(client, api.key)
+    page = client.get("/console/feedback").text
+    assert "not_detected [0.2, 0.2, 0.8, 0.8]" in page
+    thumb = re.search(r'<img class="thumb" alt="[^"]*" src="([^"]+)"', page).group(1)
+    image = Image.open(io.BytesIO(client.get(thumb).content)).convert("RGB")
+    assert image.size == (100, 100)
+    r_, g, b = image.getpixel((20, 50))  # the box's left edge, in not_detected's blue
+    assert b > 150 and r_ < 120, (r_, g, b)
+    assert min(image.getpixel((50, 50))) > 230  # inside the box the image is untouched
 
 
 def test_names_metadata_and_end_user_ids_are_rendered_inert(client: TestClient, api: Api) -> None:
@@ -192,6 +215,7 @@ def test_names_metadata_and_end_user_ids_are_rendered_inert(client: TestClient, 
     ("/console/feedback?event_type=telepathy", 400, "event_type"),
     ("/console/feedback?page=0", 400, "page: must be a whole number"),
     ("/console/feedback?model_id=no-such-model", 404, "does not exist"),
+    ("/console/feedback/no-such-event/image", 404, "has no image stored in this app"),
     ("/console/models/no-such-model", 404, "does not exist"),
     (f"/console/models/{GENERAL}/versions/nope", 404, "has no version"),
     (f"/console/models/{GENERAL}/versions/nope/activate", 404, "has no version"),

@@ -9,6 +9,7 @@ import dataclasses
 import datetime as dt
 import secrets
 import threading
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -120,6 +121,20 @@ class ConsoleService:
             labels = {(a.input_id, a.concept_id): a.value for a in s.scalars(
                 select(InputConcept).where(InputConcept.app_id == app_id, InputConcept.input_id.in_(ids)))}
         return [(d, labels.get((d.input_id, d.concept_id))) for d in queue]
+
+    def event_image(self, app_id: str, event_id: str) -> tuple[str, list[dict[str, Any]]] | None:
+        """The digest of the image a feedback event of the app judged (its output's, its clicked
+        hit's, or else the stored input it names) and the regions it judged; None when unknown."""
+        with self.db.session() as s:
+            row = s.execute(select(FeedbackEvent.input_id, FeedbackEvent.body)
+                            .where(FeedbackEvent.app_id == app_id, FeedbackEvent.id == event_id)).first()
+            if row is None:
+                return None
+            normalized = (row.body or {}).get("normalized") or {}
+            digest = normalized.get("digest")
+            if not digest and row.input_id:
+                digest = s.scalar(select(Input.digest).where(Input.app_id == app_id, Input.id == row.input_id))
+        return (digest, normalized.get("regions") or []) if digest else None
 
     def feedback_per_day(self, app_id: str, days: int = 14) -> list[DayCount]:
         """The app's feedback events of the last ``days`` days, counted per UTC day, type and model."""

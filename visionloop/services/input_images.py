@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from typing import Any
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from visionloop.models.preprocess import to_rgb
 from visionloop.services.inputs import InputService
@@ -44,11 +45,39 @@ class InputImages:
         if size != THUMBNAIL:
             data = self.blobs.get(digest)
             return ServedImage(data, _media_type(data), f'"{digest}"')
+        return ServedImage(self.thumbnail(digest), "image/jpeg", f'"{digest}-{_THUMB_KIND}"')
+
+    def thumbnail(self, digest: str) -> bytes:
+        """The JPEG thumbnail of stored image ``digest``, made on first use and kept."""
         thumb = self.blobs.get_derived(digest, _THUMB_KIND)
         if thumb is None:
             thumb = _thumbnail(self.blobs.get(digest))
             self.blobs.put_derived(digest, _THUMB_KIND, thumb)
-        return ServedImage(thumb, "image/jpeg", f'"{digest}-{_THUMB_KIND}"')
+        return thumb
+
+
+# One colour per region verdict, as the console's legend names them.
+VERDICT_COLOURS = {"accurate": "#16a34a", "misplaced": "#f59e0b", "not_detected": "#2563eb",
+                   "false_positive": "#dc2626"}
+
+
+def draw_regions(jpeg: bytes, regions: list[dict[str, Any]]) -> bytes:
+    """A thumbnail with each judged region's box drawn in its verdict's colour (boxes are
+    fractions of the image: [top, left, bottom, right])."""
+    with Image.open(io.BytesIO(jpeg)) as image:
+        canvas = image.convert("RGB")
+    pen = ImageDraw.Draw(canvas)
+    w, h = canvas.size
+    for region in regions:
+        box = region.get("box")
+        if not box or len(box) != 4:
+            continue
+        top, left, bottom, right = (float(v) for v in box)
+        pen.rectangle((left * w, top * h, max(left * w, right * w - 1), max(top * h, bottom * h - 1)),
+                      outline=VERDICT_COLOURS.get(region.get("feedback") or "", "#111111"), width=2)
+    buf = io.BytesIO()
+    canvas.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
 
 
 def _media_type(data: bytes) -> str:
