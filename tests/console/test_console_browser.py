@@ -22,6 +22,7 @@ from visionloop.config import load_settings
 from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
 from visionloop.models.runtime import ModelRuntime
+from visionloop.services.paging import Page
 from tests.console.support import GENERAL, trained_versions
 from tests.helpers import b64, free_port, png_bytes
 
@@ -161,3 +162,72 @@ def test_an_operator_filters_the_feedback_log_and_sees_its_images(served: tuple[
     assert browser.current_url == f"{base}/console/login"
     browser.get(f"{base}/console/feedback")
     assert browser.current_url.startswith(f"{base}/console/login")
+
+
+def sign_in(browser: Any, base: str, key: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.delete_all_cookies()
+    browser.get(f"{base}/console/login")
+    browser.find_element(By.ID, "api-key").send_keys(key)
+    submit(browser, By.ID, "sign-in")
+
+
+def test_an_operator_visits_every_page_labels_erases_and_trains(served: tuple[str, VisionLoop], browser: Any,
+                                                                 shots: Path) -> None:
+    import httpx
+    from selenium.webdriver.common.by import By
+
+    base, core = served
+    core.apps.create_app("shop")
+    _, key = core.apps.create_key("shop")
+    core.apps.create_app("rival")
+    _, rival = core.apps.create_key("rival")
+    _, reader = core.apps.create_key("shop", ("feedback_admin",))
+    with httpx.Client(base_url=f"{base}/v2", headers={"Authorization": f"Key {key}"}) as api:
+        api.post("/inputs", json={"inputs": [{"id": "disputed", "data": {"image": {
+            "base64": b64(png_bytes((200, 120, 40), (64, 48)))}}}]}).raise_for_status()
+        for user, present in (("alice", True), ("bob", False)):
+            api.post(f"/models/{GENERAL}/feedback", json={"input": {"id": "disputed", "data": {"concepts": [
+                {"id": "tabby", "value": present}]}, "feedback_info": {"event_type": "annotation", "output_id": "o",
+                                                                      "end_user_id": user}}}).raise_for_status()
+
+    sign_in(browser, base, str(key))
+    for label, shot in (("Models", "models"), ("Search", "search"), ("Review", "review"), ("End users", "end-users")):
+        submit(browser, By.LINK_TEXT, label)
+        assert browser.find_element(By.TAG_NAME, "h1").text.lower().startswith(label.lower()[:4]), label
+        browser.save_screenshot(str(shots / f"{shot}.png"))
+
+    submit(browser, By.LINK_TEXT, "Review")
+    item = browser.find_element(By.CSS_SELECTOR, "#queue tr.item")
+    assert "disputed" in item.text and "1 / 1" in item.text
+    submit(browser, By.CSS_SELECTOR, "#queue tr.item button.present")
+    assert "present" == browser.find_element(By.CSS_SELECTOR, "#queue tr.item td.label").text
+    labelled = core.inputs.get("shop", "disputed").concepts
+    assert [(a.concept_id, a.value) for a in labelled] == [("tabby", 1.0)]
+
+    submit(browser, By.LINK_TEXT, "End users")
+    submit(browser, By.XPATH, "//tr[td/a[text()='bob']]//a[@class='button']")
+    assert "1 annotation event" in browser.find_element(By.ID, "counts").text
+    browser.save_screenshot(str(shots / "erase.png"))
+    submit(browser, By.ID, "confirm")
+    assert "Erased 1 feedback events" in browser.page_source and "bob" not in browser.page_source
+
+    browser.get(f"{base}/console/models/{GENERAL}")
+    submit(browser, By.ID, "train")
+    newest = browser.find_element(By.CSS_SELECTOR, "#versions tbody tr")  # trained inline: no worker runs here
+    assert "insufficient data" in newest.text and "train" in browser.find_element(By.ID, "audit").text
+    latest = core.models.versions("shop", core.models.get("shop", GENERAL).model, Page(1, 1))[0]
+    assert newest.get_attribute("id") == f"v-{latest.id}"
+
+    sign_in(browser, base, str(reader))
+    assert "Models (needs 'models')" in browser.find_element(By.TAG_NAME, "nav").text
+    browser.get(f"{base}/console/models/{GENERAL}")
+    assert "needs the 'models' scope, which this API key lacks" in browser.find_element(By.TAG_NAME, "main").text
+    browser.save_screenshot(str(shots / "scope-missing.png"))
+
+    sign_in(browser, base, str(rival))
+    browser.get(f"{base}/console/feedback")
+    assert "No feedback matches." in browser.page_source and "alice" not in browser.page_source
+    browser.get(f"{base}/console/review")
+    assert "disputed" not in browser.page_source
