@@ -394,3 +394,25 @@ def test_the_feedback_log_exports_its_selection_as_json_lines(client: TestClient
     assert [x["end_user_id"] for x in records] == ["alice"] and records == api.get(
         "/feedback?end_user_id=alice").json()["feedback"]
     assert client.get("/console/feedback/export?created_before=soon").status_code == 400
+
+
+def test_every_page_loads_only_from_this_server(client: TestClient, api: Api, core: VisionLoop) -> None:
+    """No CDN, font or script elsewhere: every src and href is a path here (images under the
+    server's own base URL), and no page carries a script."""
+    vid = trained_versions(core, api.app_id, GENERAL, 1)[0]
+    api.add_image("split")
+    _judge(api, "split", "u1", True)
+    _judge(api, "split", "u2", False)
+    sign_in(client, api.key)
+    pages = ["/console", "/console/models", f"/console/models/{GENERAL}", f"/console/models/{GENERAL}/versions/{vid}",
+             f"/console/models/{GENERAL}/versions/{vid}/activate", "/console/feedback", "/console/end-users",
+             "/console/end-users/erase?end_user_id=u1", "/console/review", "/console/search"]
+    for url in pages:
+        r = client.get(url)
+        assert r.status_code == 200, (url, r.text)
+        assert "<script" not in r.text
+        for ref in re.findall(r"""(?:src|href|action)=["']([^"']+)["']""", r.text):
+            assert ref.startswith(("/", "http://testserver/", "data:image/png;base64,")), (url, ref)
+    overview = client.get("/console").text
+    assert '<strong id="disputed">1</strong>' in overview
+    assert client.get("/static/console/console.css").status_code == 200

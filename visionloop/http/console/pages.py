@@ -67,8 +67,11 @@ async def logout(_: FormDep) -> Response:
 
 @router.get("")
 def overview(request: Request, session: SessionDep, core: CoreDep) -> Response:
-    """The app at a glance: feedback per day, and the version each model predicts with."""
+    """The app at a glance: the version each model predicts with, feedback per day, how many
+    judgements end users disagree on, and search click figures (each as the key's scopes allow)."""
     app_id, scopes = session.caller.app_id, session.caller.scopes
     days = core.console.feedback_per_day(app_id) if "feedback_admin" in scopes else None
+    disputed = len(core.console.review_queue(app_id, limit=1000)) if "feedback_admin" in scopes else None
     views = core.models.list(app_id, Page(1, core.settings.max_per_page)) if "models" in scopes else None
-    return page(request, "overview.html", {"days": days, "views": views})
+    search = core.learning.clicks.metrics(app_id)["kinds"] if "search" in scopes else None
+    return page(request, "overview.html", {"days": days, "views": views, "search": search, "disputed": disputed})
