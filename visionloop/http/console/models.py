@@ -19,6 +19,7 @@ from visionloop.http.console.session import FormDep, Session, SessionDep, need
 from visionloop.http.deps import CoreDep
 from visionloop.services.models import ModelView
 from visionloop.services.paging import Page
+from visionloop.store.tables import ModelVersion
 
 router = APIRouter(route_class=ConsoleRoute)
 # pyplot keeps global state: one quality page draws its plots at a time
@@ -29,6 +30,12 @@ _VERSIONS_SHOWN = 100
 def _view(session: Session, core: CoreDep, model_id: str, what: str) -> ModelView:
     need(session, "models", what)
     return core.models.get(session.caller.app_id, model_id)
+
+
+def _version(session: Session, core: CoreDep, model_id: str, version_id: str, what: str
+             ) -> tuple[ModelView, ModelVersion]:
+    view = _view(session, core, model_id, what)
+    return view, core.models.version(session.caller.app_id, view.model, version_id)
 
 
 def _model_url(model_id: str) -> str:
@@ -66,8 +73,7 @@ def train(model_id: str, session: SessionDep, core: CoreDep, _: FormDep) -> Resp
 def confirm_activate(model_id: str, version_id: str, request: Request, session: SessionDep,
                      core: CoreDep) -> Response:
     """Activating changes what the app predicts with: the page asks first."""
-    view = _view(session, core, model_id, "Promoting or rolling back")
-    version = core.models.version(session.caller.app_id, view.model, version_id)
+    view, version = _version(session, core, model_id, version_id, "Promoting or rolling back")
     older = version.created_at < view.version.created_at
     return page(request, "confirm.html", {"view": view, "version": version, "older": older})
 
@@ -85,8 +91,7 @@ def activate(model_id: str, version_id: str, session: SessionDep, core: CoreDep,
 def version_page(model_id: str, version_id: str, request: Request, session: SessionDep,
                  core: CoreDep) -> Response:
     """A version's quality from the feedback on its outputs, as the evaluation report shows it."""
-    view = _view(session, core, model_id, "A version's quality")
-    version = core.models.version(session.caller.app_id, view.model, version_id)
+    view, version = _version(session, core, model_id, version_id, "A version's quality")
     with _PLOTTING:
         live, summary, figures = core.learning.report_parts(session.caller.app_id, view.model.id, version_id)
     columns, concepts = _per_concept(live)
