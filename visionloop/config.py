@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +65,10 @@ SETTINGS: tuple[Setting, ...] = (
             "for a query nobody asked before (neighbourhood votes); 0 turns them off."),
     Setting("search_explore_rate", 0.0, "Share of first pages of search results on which one hit from just below "
             "the page is shown in positions 6-10, logged with its propensity; 0 (default) never explores."),
+    Setting("public_base_url", "", "Where clients reach this server (https://host/prefix behind a proxy): stored "
+            "inputs' image URLs are built from it; empty means the URL each request was made to."),
+    Setting("console_session_hours", 12.0, "How long an operator console sign-in lasts before the session cookie "
+            "expires and the console asks for the API key again."),
     Setting("learning_blend_k", 20.0, "Prior for a learned head's say against the base model's score where "
             "cross-validation could not choose it (weight n/(n+k) for a head trained on n labels); versions "
             "trained since cross-validated promotion choose each concept's weight from its own evidence."),
@@ -97,6 +102,8 @@ class Settings:
     search_memory_duplicate_cosine: float
     search_memory_neighbour_weight: float
     search_explore_rate: float
+    public_base_url: str
+    console_session_hours: float
     learning_blend_k: float
 
     @property
@@ -146,12 +153,17 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
                  "search_memory_strength", "search_memory_neighbour_weight"):
         if not values[name] >= 0:  # also refuses nan
             raise SettingsError(f"{_BY_NAME[name].env} must be 0 or more, got {values[name]}")
-    for name in ("search_memory_half_life_days",):
+    for name in ("search_memory_half_life_days", "console_session_hours"):
         if not values[name] > 0:
             raise SettingsError(f"{_BY_NAME[name].env} must be positive, got {values[name]}")
     for name in ("search_memory_duplicate_cosine", "search_explore_rate"):
         if not 0 <= values[name] <= 1:
             raise SettingsError(f"{_BY_NAME[name].env} must be between 0 and 1, got {values[name]}")
+    base = values["public_base_url"].strip().rstrip("/")
+    if base and (urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).netloc):
+        raise SettingsError(f"{_BY_NAME['public_base_url'].env}={base!r} must be an http:// or https:// URL "
+                            "such as https://vision.example.com")
+    values["public_base_url"] = base
     values["data_dir"] = Path(values["data_dir"]).expanduser().resolve()
     values["fetch_allow_hosts"] = tuple(h.strip() for h in str(values["fetch_allow_hosts"]).split(",") if h.strip())
     return Settings(**values)

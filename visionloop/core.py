@@ -11,10 +11,12 @@ from visionloop.models.backbone import EMBEDDING_DIM
 from visionloop.models.runtime import ModelRuntime
 from visionloop.services.apps import SCOPES, AppService, KeyInfo, Secret
 from visionloop.services.concepts import ConceptService
+from visionloop.services.console import ConsoleService
 from visionloop.services.click_memory import ClickMemoryService, MemorySettings
 from visionloop.services.feedback import FeedbackService
 from visionloop.services.fetch import ImageFetcher
 from visionloop.services.image_source import ImageLoader
+from visionloop.services.input_images import InputImages
 from visionloop.services.inputs import InputService
 from visionloop.services.models import ModelService
 from visionloop.services.indexing import InputAnalyzer
@@ -49,8 +51,10 @@ class VisionLoop:
         self.indexes = AppIndexes(self.db, settings.data_dir / "indexes", EMBEDDING_SPACE, EMBEDDING_DIM)
         self.inputs = InputService(self.db, self.blobs, self.loader, InputAnalyzer(self.models), self.indexes,
                                    max_batch=settings.max_batch)
+        self.input_images = InputImages(self.inputs, self.blobs)
         self.predict = PredictService(self.db, self.blobs, self.loader, self.models, max_batch=settings.max_batch)
         self.usage = UsageService(self.db)
+        self.console = ConsoleService(self.db)
         self.feedback = FeedbackService(self.db, self.models, rate_limit=settings.feedback_rate_limit,
                                         dedup_seconds=settings.feedback_dedup_seconds,
                                         retention_days=settings.feedback_retention_days,

@@ -10,6 +10,7 @@ Exactly one place (``visionloop.http.errors``) turns these into the status envel
     ├── RequestTooLarge       11102  body over the size limit (HTTP 413)
     ├── KeyMissing / KeyNotFound / KeyInvalid   11009 / 11009 / 11008 (HTTP 401)
     ├── InsufficientScopes    11007  (HTTP 403)
+    ├── CsrfRefused           11102  a console form without its session's CSRF token (HTTP 403)
     ├── AppNotFound           11101  app-scoped path naming another app
     ├── ResourceNotFound      11101  an output or search id unknown in the caller's app (HTTP 404)
     ├── NotFound subclasses   *_DOES_NOT_EXIST (HTTP 404)
@@ -89,6 +90,12 @@ class InsufficientScopes(ApiError):
     code = status.CONN_INSUFFICIENT_SCOPES
     http_status = 403
     default_description = "Insufficient scopes"
+
+
+class CsrfRefused(ApiError):
+    code = status.CONN_INVALID_REQUEST
+    http_status = 403
+    default_description = "CSRF check failed"
 
 
 class AppNotFound(ApiError):

@@ -11,7 +11,9 @@ from fastapi.routing import APIRoute
 from visionloop import __version__
 from visionloop.config import Settings
 from visionloop.core import VisionLoop
+from visionloop.http import health
 from visionloop.http.api_docs import install_api_docs
+from visionloop.http.console import install_console
 from visionloop.http.errors import CatchAll, install_error_handlers
 from visionloop.http.fast_lane import FastLane, fast_routes
 from visionloop.http.guard import BodyGuard
@@ -77,7 +79,9 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
                            dependencies=[Depends(_app_path)], responses=ERROR_RESPONSES)
     app.include_router(models.user_router, prefix="/v2/users/{user_id}", generate_unique_id_function=_user_id,
                        dependencies=[Depends(_user_path)], responses=ERROR_RESPONSES)
+    app.include_router(health.router)
     install_api_docs(app)
+    install_console(app)
     install_error_handlers(app)
     app.add_middleware(FastLane, routes=fast_routes(ROUTERS, ("/v2", APP_SCOPED)))  # inside BodyGuard: added first
     app.add_middleware(EncodedSlashes)  # before any routing: the lane's and the app's

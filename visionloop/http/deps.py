@@ -62,6 +62,14 @@ def in_app(request: Request, caller: Caller) -> Caller:
     return caller
 
 
+async def get_base_url(request: Request, core: CoreDep) -> str:
+    """Where clients reach this server: the ``public_base_url`` setting, else this request's own URL."""
+    return core.settings.public_base_url or str(request.base_url).rstrip("/")
+
+
+BaseUrlDep = Annotated[str, Depends(get_base_url)]
+
+
 def scoped(scope: str) -> Callable[..., Caller]:
     async def dependency(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
         caller.require(scope)

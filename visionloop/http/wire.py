@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote
 
 from visionloop import errors, status
 from visionloop.models.catalog import DETECTION, FOCUS
@@ -34,9 +35,15 @@ def concept(row: Concept) -> dict[str, Any]:
     return out
 
 
-def input_obj(stored: StoredInput, *, image_bytes: bytes | None = None) -> dict[str, Any]:
-    """An input; ``data.image`` carries the original URL, or the bytes as base64 when asked. One whose
-    download failed has its URL and no ``image_info``, and its status names the cause."""
+def image_url(base_url: str, input_id: str) -> str:
+    """Where a stored input's image is served (``GET /v2/inputs/{id}/image``), under ``base_url``."""
+    return f"{base_url}/v2/inputs/{quote(input_id, safe='')}/image"
+
+
+def input_obj(stored: StoredInput, *, base_url: str, image_bytes: bytes | None = None) -> dict[str, Any]:
+    """An input; ``data.image`` carries the original URL, or the bytes as base64 when asked, or
+    else where this server serves the stored image (built from ``base_url``). One whose download
+    failed has its URL and no ``image_info``, and its status names the cause."""
     row = stored.row
     image: dict[str, Any] = {}
     if row.url:
@@ -44,7 +51,7 @@ def input_obj(stored: StoredInput, *, image_bytes: bytes | None = None) -> dict[
     if image_bytes is not None:
         image["base64"] = base64.b64encode(image_bytes).decode()
     if not image:
-        image["url"] = f"visionloop://blobs/{row.digest}"
+        image["url"] = image_url(base_url, row.id)
     if row.digest is not None:
         image["image_info"] = {"width": row.width, "height": row.height}
     data: dict[str, Any] = {

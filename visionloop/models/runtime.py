@@ -66,6 +66,11 @@ class ModelRuntime:
     def detect_faces(self, image: Image.Image, min_score: float) -> list[Detection]:
         return self.faces.detect(image, min_score=min_score)
 
+    @property
+    def loaded(self) -> bool:
+        """Whether every network is loaded (:meth:`warm`), so no request pays for loading one."""
+        return None not in (self._backbone, self._faces, self._nudity)
+
     def warm(self) -> None:
         """Load everything now so the first request does not pay for it."""
         _ = self.vocabulary, self.backbone, self.faces, self.nudity

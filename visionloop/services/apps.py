@@ -7,8 +7,9 @@ import datetime as dt
 import hashlib
 import secrets
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, select
 
 from visionloop import errors
 from visionloop.ids import is_valid_client_id, new_id
@@ -19,8 +20,9 @@ from visionloop.store.tables import ApiKey, App, utcnow
 SCOPES: tuple[str, ...] = ("inputs", "concepts", "models", "predict", "search", "feedback", "feedback_admin")
 
 # Every request: built once, and plain columns (no ORM objects to build) on a bare connection.
-_KEY_BY_HASH = select(ApiKey.app_id, ApiKey.id, ApiKey.scopes, ApiKey.monthly_limit, ApiKey.revoked_at).where(
-    ApiKey.key_hash == bindparam("key_hash"))
+_KEY_COLUMNS = select(ApiKey.app_id, ApiKey.id, ApiKey.scopes, ApiKey.monthly_limit, ApiKey.revoked_at)
+_KEY_BY_HASH = _KEY_COLUMNS.where(ApiKey.key_hash == bindparam("key_hash"))
+_KEY_BY_ID = _KEY_COLUMNS.where(ApiKey.id == bindparam("key_id"))
 
 
 def hash_key(key: str) -> str:
@@ -137,9 +139,14 @@ class AppService:
         """The key's caller if authenticated within the last second (no I/O), else None."""
         return self._callers.peek(hash_key(key))
 
-    def _caller(self, key_hash: str) -> Caller:
+    def caller_of_key(self, key_id: str) -> Caller:
+        """The caller of a key named by its id (a console session names its key, never the secret):
+        a key revoked or deleted since ends every session signed in with it, as it ends API calls."""
+        return self._callers.get(("id", key_id), lambda: self._caller(key_id, _KEY_BY_ID, "key_id"))
+
+    def _caller(self, value: str, query: Select[Any] = _KEY_BY_HASH, name: str = "key_hash") -> Caller:
         with self.db.reading() as c:
-            row = c.execute(_KEY_BY_HASH, {"key_hash": key_hash}).first()
+            row = c.execute(query, {name: value}).first()
         if row is None:
             raise errors.KeyNotFound("no app has this API key")
         if row.revoked_at is not None:

@@ -25,9 +25,30 @@ class BlobStore:
         the bytes' SHA-256 when the caller has it already (a checked image does; hashing a phone
         photo again costs ~2.5 ms)."""
         digest = digest or digest_of(data)
-        path = self._path(digest)
+        self._write(self._path(digest), data)
+        return digest
+
+    def put_derived(self, digest: str, kind: str, data: bytes) -> None:
+        """Store what was made from blob ``digest`` (``kind``: what, e.g. ``thumb256``) beside it."""
+        self._write(self._derived_path(digest, kind), data)
+
+    def get_derived(self, digest: str, kind: str) -> bytes | None:
+        """What :meth:`put_derived` stored for blob ``digest``, or None when nothing was yet."""
+        try:
+            return self._derived_path(digest, kind).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def _derived_path(self, digest: str, kind: str) -> Path:
+        if not kind.isalnum():
+            raise ValueError(f"a derived blob's kind is letters and digits, got {kind!r}")
+        return self._path(digest).with_name(f"{digest}.{kind}")
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        """Write ``path`` atomically and durably, unless it exists (its content is its name's)."""
         if path.exists():
-            return digest
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
@@ -39,7 +60,6 @@ class BlobStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return digest
 
     def get(self, digest: str) -> bytes:
         return self._path(digest).read_bytes()

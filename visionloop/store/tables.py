@@ -323,3 +323,30 @@ class Usage(Base):
     month: Mapped[str] = mapped_column(String(7), primary_key=True)
     op: Mapped[str] = mapped_column(String(32), primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ServerSecret(Base):
+    """A secret every API process of one database shares (the console signs its session cookies
+    with one), created once on first use."""
+
+    __tablename__ = "server_secrets"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ConsoleAction(Base):
+    """The console's audit log: what an operator did (train, promote, roll back, erase an end
+    user's feedback), with which key; ``model_id`` is None for an erasure."""
+
+    __tablename__ = "console_actions"
+    __table_args__ = (Index("ix_console_actions_app_created", "app_id", "created_at"),)
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                     autoincrement=True)
+    app_id: Mapped[str] = mapped_column(ID)
+    key_id: Mapped[str] = mapped_column(ID)
+    action: Mapped[str] = mapped_column(String(32))
+    model_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    version_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    detail: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

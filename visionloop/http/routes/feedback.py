@@ -27,9 +27,6 @@ from visionloop.http.fast_lane import fast
 from visionloop.http.strict_json import StrictJSONRoute, parse_json
 from visionloop.http.unknown_fields import name_unknown_fields
 from visionloop.services.apps import Caller
-from visionloop.services.feedback import FeedbackFilter
-from visionloop.services.feedback.log import parse_time
-from visionloop.services.feedback.parse import parse_event_type
 
 router = APIRouter(tags=["feedback"], route_class=StrictJSONRoute)
 
@@ -184,13 +181,9 @@ def list_feedback(caller: FeedbackAdminCaller, core: CoreDep, page: PageDep, mod
                   session_id: Text = None, output_id: Text = None, search_id: Text = None,
                   created_after: Text = None, created_before: Text = None) -> dict[str, Any]:
     """The app's feedback events, oldest first; every filter is optional (times are ISO 8601, UTC if bare)."""
-    model_pk = core.models.get(caller.app_id, model_id).model.pk if model_id else None
-    flt = FeedbackFilter(model_pk=model_pk, version_id=version_id or None,
-                         event_type=parse_event_type(event_type, "event_type"),
-                         end_user_id=end_user_id or None, session_id=session_id or None,
-                         output_id=output_id or None, search_id=search_id or None,
-                         created_after=parse_time(created_after, "created_after"),
-                         created_before=parse_time(created_before, "created_before"))
+    flt = core.feedback.filter_of(caller.app_id, model_id=model_id, version_id=version_id, event_type=event_type,
+                                  end_user_id=end_user_id, session_id=session_id, output_id=output_id,
+                                  search_id=search_id, created_after=created_after, created_before=created_before)
     return wire.ok(feedback=core.feedback.log.list(caller.app_id, flt, page))
 
 

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
 
 from visionloop import errors, status
 from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
-from visionloop.http.deps import CoreDep, InputsCaller, PageDep
+from visionloop.http.deps import BaseUrlDep, CoreDep, InputsCaller, PageDep
 from visionloop.http.schemas import DeleteInputsRequest, InputIn, PatchInputsRequest, PostInputsRequest
+from visionloop.http.console.session import key_or_session
 from visionloop.http.unknown_fields import name_unknown_fields
+from visionloop.services.apps import Caller
 from visionloop.services.geo import GeoPoint
 from visionloop.services.image_source import ImageSource
 from visionloop.services.input_regions import parse_input_regions
+from visionloop.services.input_images import SIZES
 from visionloop.services.inputs import Annotation, NewInput
 
 router = APIRouter(tags=["inputs"], route_class=StrictJSONRoute)
+# An <img> in the console sends its session cookie, not a key: either one will do for the image.
+ImageCaller = Annotated[Caller, Depends(key_or_session("inputs"))]
 
 
 def to_new_input(index: int, item: InputIn) -> NewInput:
@@ -41,7 +46,7 @@ def to_new_input(index: int, item: InputIn) -> NewInput:
 
 
 @router.post("/inputs")
-def post_inputs(body: PostInputsRequest, caller: InputsCaller, core: CoreDep) -> JSONResponse:
+def post_inputs(body: PostInputsRequest, caller: InputsCaller, core: CoreDep, base_url: BaseUrlDep) -> JSONResponse:
     core.usage.check(caller, len(body.inputs))
     items, early = [], {}
     for i, item in enumerate(body.inputs):
@@ -60,7 +65,8 @@ def post_inputs(body: PostInputsRequest, caller: InputsCaller, core: CoreDep) ->
     out: list[dict[str, Any]] = []
     for res, item in zip(results, body.inputs):
         if res.stored is not None:  # stored, maybe without its image (its error names the field)
-            out.append(wire.input_obj(res.stored) | ({"status": wire.item_error(res.error)} if res.error else {}))
+            out.append(wire.input_obj(res.stored, base_url=base_url)
+                       | ({"status": wire.item_error(res.error)} if res.error else {}))
         else:
             assert res.error is not None
             # with its URL: the Python client builds every item of a MIXED_STATUS answer into an Image
@@ -73,10 +79,10 @@ def post_inputs(body: PostInputsRequest, caller: InputsCaller, core: CoreDep) ->
 @router.get("/inputs", responses={207: {"description": "MIXED_STATUS (10010): the page lists an input whose "
                                                      "download failed (its own status, 30002, names why)",
                                       "content": {"application/json": {"schema": {"type": "object"}}}}})
-def list_inputs(caller: InputsCaller, core: CoreDep, page: PageDep) -> JSONResponse:
+def list_inputs(caller: InputsCaller, core: CoreDep, page: PageDep, base_url: BaseUrlDep) -> JSONResponse:
     """A page listing an input whose download failed is MIXED_STATUS with HTTP 207, as Clarifai's
     was (the Python client reads such a page, and ``get_all(ignore_error=True)`` skips those inputs)."""
-    inputs = [wire.input_obj(s) for s in core.inputs.list(caller.app_id, page)]
+    inputs = [wire.input_obj(s, base_url=base_url) for s in core.inputs.list(caller.app_id, page)]
     if any(i["status"]["code"] != status.INPUT_SUCCESS for i in inputs):
         return JSONResponse({"status": status.envelope(status.MIXED_STATUS), "inputs": inputs}, status_code=207)
     return JSONResponse(wire.ok(inputs=inputs))
@@ -94,12 +100,39 @@ def inputs_status(caller: InputsCaller, core: CoreDep) -> dict[str, Any]:
 
 
 @router.get("/inputs/{input_id}")
-def get_input(input_id: str, caller: InputsCaller, core: CoreDep) -> dict[str, Any]:
-    return wire.ok(input=wire.input_obj(core.inputs.get(caller.app_id, input_id)))
+def get_input(input_id: str, caller: InputsCaller, core: CoreDep, base_url: BaseUrlDep) -> dict[str, Any]:
+    return wire.ok(input=wire.input_obj(core.inputs.get(caller.app_id, input_id), base_url=base_url))
+
+
+@router.get("/inputs/{input_id}/image", response_class=Response,
+            responses={200: {"content": {"image/*": {}}, "description": "The image bytes (ETag: their digest)"},
+                       304: {"description": "Not modified: If-None-Match named the current ETag"}})
+def get_input_image(input_id: str, request: Request, caller: ImageCaller, core: CoreDep,
+                    size: Annotated[str | None, Query(description="original (default) or thumbnail (at most "
+                                                                   "256 px a side, JPEG)")] = None) -> Response:
+    """A stored input's image, to the key or to a console session of its app: what
+    ``data.image.url`` of an input stored from bytes points at."""
+    size = size or SIZES[0]
+    if size not in SIZES:
+        raise errors.InvalidRequest(f"size: must be one of {', '.join(SIZES)}, got {size[:40]!r}")
+    headers = {"Cache-Control": "private, no-cache", "Vary": "Authorization, Cookie"}
+    etag = core.input_images.etag(caller.app_id, input_id, size)
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers={**headers, "ETag": etag})
+    image = core.input_images.get(caller.app_id, input_id, size)
+    return Response(image.data, media_type=image.media_type, headers={**headers, "ETag": image.etag})
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an If-None-Match header names ``etag`` (weak comparison, as RFC 9110 asks for GET)."""
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags
 
 
 @router.patch("/inputs")
-def patch_inputs(body: PatchInputsRequest, caller: InputsCaller, core: CoreDep) -> dict[str, Any]:
+def patch_inputs(body: PatchInputsRequest, caller: InputsCaller, core: CoreDep, base_url: BaseUrlDep) -> dict[str, Any]:
     action = body.action or "merge"
     if action not in ("merge", "overwrite", "remove"):
         raise errors.InvalidRequest(f"action: must be merge, overwrite or remove, got {action!r}")
@@ -111,7 +144,7 @@ def patch_inputs(body: PatchInputsRequest, caller: InputsCaller, core: CoreDep) 
                                         "the new image as a new input")
     items = [to_new_input(i, item) for i, item in enumerate(body.inputs)]
     stored = core.inputs.patch(caller.app_id, action, items)  # type: ignore[arg-type]
-    return wire.ok(inputs=[wire.input_obj(s) for s in stored])
+    return wire.ok(inputs=[wire.input_obj(s, base_url=base_url) for s in stored])
 
 
 @router.delete("/inputs/{input_id}")

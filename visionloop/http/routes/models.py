@@ -11,7 +11,7 @@ from visionloop import errors
 from visionloop.core import VisionLoop
 from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
-from visionloop.http.deps import CoreDep, ModelsCaller, PageDep
+from visionloop.http.deps import BaseUrlDep, CoreDep, ModelsCaller, PageDep
 from visionloop.http.schemas import (
     CreateModelRequest,
     DeleteModelsRequest,
@@ -76,10 +76,11 @@ def delete_model(model_id: str, caller: ModelsCaller, core: CoreDep) -> dict[str
 
 
 @router.get("/models/{model_id}/inputs")
-def list_model_inputs(model_id: str, caller: ModelsCaller, core: CoreDep, page: PageDep) -> dict[str, Any]:
+def list_model_inputs(model_id: str, caller: ModelsCaller, core: CoreDep, page: PageDep,
+                      base_url: BaseUrlDep) -> dict[str, Any]:
     """The inputs a model's training reads: the app's inputs, as Clarifai listed them."""
     core.models.get(caller.app_id, model_id)
-    return wire.ok(inputs=[wire.input_obj(i) for i in core.inputs.list(caller.app_id, page, images_only=True)])
+    return wire.ok(inputs=[wire.input_obj(i, base_url=base_url) for i in core.inputs.list(caller.app_id, page, images_only=True)])
 
 
 def _model_type(m: ModelIn) -> str:

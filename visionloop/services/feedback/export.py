@@ -8,7 +8,7 @@ field is a plain column, so any dataframe tool reads it without knowing the nest
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,10 +23,16 @@ class ExportError(Exception):
     """An export that cannot be written (e.g. Parquet without pyarrow); the message says what to do."""
 
 
+def jsonl_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """Each record as one line of JSON (what a download streams)."""
+    for record in records:
+        yield json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
 def write_jsonl(records: Iterable[dict[str, Any]], out: IO[str]) -> int:
     n = 0
-    for record in records:
-        out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+    for line in jsonl_lines(records):
+        out.write(line)
         n += 1
     return n
 

@@ -277,10 +277,14 @@ class FeedbackLog:
             q = q.where(FeedbackEvent.created_at < as_utc(flt.created_before))
         return q.order_by(FeedbackEvent.seq)
 
-    def list(self, app_id: str, flt: FeedbackFilter, page: Page) -> list[dict[str, Any]]:
-        """One page of an app's events, oldest first (pages stay stable while the log grows)."""
+    def list(self, app_id: str, flt: FeedbackFilter, page: Page, *, newest_first: bool = False) -> list[dict[str, Any]]:
+        """One page of an app's events, oldest first (pages stay stable while the log grows), or
+        newest first (what a person browsing the log looks at)."""
+        q = self._query(app_id, flt)
+        if newest_first:
+            q = q.order_by(None).order_by(FeedbackEvent.seq.desc())
         with self.db.session() as s:
-            rows = s.execute(self._query(app_id, flt).offset(page.offset).limit(page.per_page)).all()
+            rows = s.execute(q.offset(page.offset).limit(page.per_page)).all()
         return [record_of(ev, model_id, model_app) for ev, model_id, model_app in rows]
 
     def iter_records(self, app_id: str | None, flt: FeedbackFilter, batch: int = 1000) -> Iterator[dict[str, Any]]:

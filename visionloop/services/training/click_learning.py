@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
@@ -246,7 +247,8 @@ class ClickLearning:
 
     def metrics(self, app_id: str) -> dict[str, Any]:
         """By query kind; and so per UTC day and per ranking (embedding version, '+memory'): a change
-        of ranking shows as a before and an after."""
+        of ranking shows as a before and an after; and clicks per 1-based position (position bias
+        made visible: lower hits are clicked less whatever their worth)."""
         with self.db.session() as s:
             log = search_log(s, app_id, vectors=False)
             total = s.scalar(select(func.count()).select_from(Search).where(Search.app_id == app_id)) or 0
@@ -257,7 +259,9 @@ class ClickLearning:
                 grouped.setdefault(log.groups[r.search_id][part], []).append(r)
             return {name: metrics_json(records) for name, records in sorted(grouped.items())}
 
+        positions = Counter(rank for r in log.records for rank in r.clicks)
         return {"kinds": metrics_json(log.records), "by_day": by(0), "by_ranking": by(1),
+                "click_positions": {str(rank): positions[rank] for rank in sorted(positions)},
                 "window": {"searches": len(log.records), "of": total}}
 
     def train(self, version: ModelVersion, model: Model, champion_version: ModelVersion, say: Progress

@@ -158,6 +158,19 @@ def example_detections(examples: list[tuple[Any, list[tuple[str, Any, float]], l
     return _png(fig)
 
 
+def click_positions(counts: dict[str, int]) -> str | None:
+    """Clicks per position of the clicked hit: how steeply attention falls down the page."""
+    if not counts:
+        return None
+    ranks = sorted(counts, key=int)
+    fig, ax = plt.subplots(figsize=(6, 2.8))
+    ax.bar([int(r) for r in ranks], [counts[r] for r in ranks], color="#2563eb")
+    ax.set_xlabel("position of the clicked hit")
+    ax.set_ylabel("clicks")
+    ax.set_title("Where users click")
+    return _png(fig)
+
+
 def render(title: str, summary: dict[str, Any], images: list[tuple[str, str | None]]) -> str:
     rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in summary.items())
     figures = "".join(f"<h2>{html.escape(name)}</h2><img src='data:image/png;base64,{png}'>" if png else

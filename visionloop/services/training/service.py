@@ -306,6 +306,14 @@ class LearningService:
     def report(self, app_id: str, model_ref: str, version_id: str | None = None) -> tuple[dict[str, Any], str]:
         """Live metrics of a version (default: the app's active one) and an HTML report with plots."""
         view = self.models.get(app_id, model_ref)
+        live, summary, figures = self.report_parts(app_id, model_ref, version_id)
+        return live, render(f"visionloop evaluation: {view.model.name}", summary, figures)
+
+    def report_parts(self, app_id: str, model_ref: str, version_id: str | None = None
+                     ) -> tuple[dict[str, Any], dict[str, Any], list[tuple[str, str | None]]]:
+        """What the report shows: live metrics, the summary table, and (title, base64 PNG or None)
+        plots; the console's quality page shows the same."""
+        view = self.models.get(app_id, model_ref)
         version = self.models.version(app_id, view.model, version_id) if version_id else view.version
         live = self.evaluate(app_id, view, version)
         with self.db.session() as s:
@@ -327,8 +335,7 @@ class LearningService:
         if (version.params or {}).get("kind") == DETECTOR_KIND:
             figures.append(("Example detections on judged images",
                             example_detections(self.detection.examples(app_id, view.model, version))))
-        page = render(f"visionloop evaluation: {view.model.name}", summary, figures)
-        return live, page
+        return live, summary, figures
 
     def activate(self, app_id: str, model_ref: str, version_id: str) -> ModelView:
         """Promote or roll back: the app predicts with this trained version from now on."""

@@ -1,0 +1,233 @@
+"""The console in a real headless Chromium (Debian's chromium and chromium-driver, driven by
+Selenium), resolving no host but 127.0.0.1: sign in, see the versions with the active one marked,
+roll back from the buttons and see the API agree, filter the feedback log and see its images.
+
+SQLite pass only (no ``core`` fixture): a browser needs no second database. Screenshots of each
+page go to a temporary folder, or to $CONSOLE_SCREENSHOTS when set (for the docs, by hand).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from visionloop.config import load_settings
+from visionloop.core import VisionLoop
+from visionloop.http.app import create_app
+from visionloop.models.runtime import ModelRuntime
+from visionloop.services.paging import Page
+from tests.console.support import GENERAL, trained_versions
+from tests.helpers import b64, free_port, png_bytes
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def served(tmp_path: Path, runtime: ModelRuntime) -> Iterator[tuple[str, VisionLoop]]:
+    """A server on a loopback port over its own SQLite database."""
+    import uvicorn
+
+    core = VisionLoop(load_settings({"data_dir": tmp_path / "data"}, environ={}), runtime)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(core.settings, core), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", core
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        core.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver_path, "chromium or chromium-driver is missing: scripts/install test installs them"
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900",
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def submit(browser: Any, by: str, what: str) -> None:
+    """Click a button or link and wait for the next page (a click returns before it loads)."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    element = browser.find_element(by, what)
+    element.click()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(element))
+    WebDriverWait(browser, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def test_an_operator_signs_in_sees_the_active_version_and_rolls_back(served: tuple[str, VisionLoop], browser: Any,
+                                                                     shots: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    base, core = served
+    core.apps.create_app("shop")
+    _, key = core.apps.create_key("shop")
+    old, new = trained_versions(core, "shop", GENERAL, 2)
+
+    browser.get(f"{base}/console/models/{GENERAL}")
+    assert browser.current_url.startswith(f"{base}/console/login?next=")
+    browser.save_screenshot(str(shots / "login.png"))
+    browser.find_element(By.ID, "api-key").send_keys(str(key))
+    submit(browser, By.ID, "sign-in")
+    assert browser.current_url == f"{base}/console/models/{GENERAL}"
+    assert browser.find_element(By.ID, "app-id").text == "shop"
+    active = browser.find_element(By.CSS_SELECTOR, "#versions tr.active")
+    assert active.get_attribute("id") == f"v-{new}" and "active" in active.find_element(By.CSS_SELECTOR, ".badge").text
+    browser.save_screenshot(str(shots / "model.png"))
+
+    submit(browser, By.CSS_SELECTOR, f"#v-{old} a.button")
+    assert "Roll back" in browser.find_element(By.TAG_NAME, "h1").text
+    browser.save_screenshot(str(shots / "confirm.png"))
+    submit(browser, By.ID, "confirm")
+    assert browser.find_element(By.CSS_SELECTOR, "#versions tr.active").get_attribute("id") == f"v-{old}"
+    assert core.models.get("shop", GENERAL).version.id == old  # what the API predicts with now
+    assert "activate" in browser.find_element(By.ID, "audit").text
+    browser.save_screenshot(str(shots / "rolled-back.png"))
+
+    browser.get(f"{base}/console/models/{GENERAL}/versions/{old}")
+    assert "Quality over time" in browser.page_source
+    browser.save_screenshot(str(shots / "quality.png"))
+
+
+def test_an_operator_filters_the_feedback_log_and_sees_its_images(served: tuple[str, VisionLoop], browser: Any,
+                                                                   shots: Path) -> None:
+    import httpx
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, core = served
+    core.apps.create_app("shop")
+    _, key = core.apps.create_key("shop")
+    headers = {"Authorization": f"Key {key}"}
+    with httpx.Client(base_url=f"{base}/v2", headers=headers) as api:
+        for i, user in enumerate(("alice", "bob", "alice")):
+            api.post("/inputs", json={"inputs": [{"id": f"img{i}", "data": {"image": {
+                "base64": b64(png_bytes((60 * i, 120, 200), (64, 48)))}}}]}).raise_for_status()
+            api.post(f"/models/{GENERAL}/feedback", json={"input": {"id": f"img{i}", "data": {"concepts": [
+                {"id": "tabby", "value": i != 1}]}, "feedback_info": {"event_type": "annotation",
+                                                                     "output_id": f"gone-{i}", "end_user_id": user}}}
+                     ).raise_for_status()
+
+    browser.get(f"{base}/console/login")
+    browser.find_element(By.ID, "api-key").send_keys(str(key))
+    submit(browser, By.ID, "sign-in")
+    browser.save_screenshot(str(shots / "overview.png"))
+    submit(browser, By.LINK_TEXT, "Feedback")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#events tr.event")) == 3
+    browser.find_element(By.NAME, "end_user_id").send_keys("alice")
+    submit(browser, By.ID, "filter")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#events tr.event")
+    assert len(rows) == 2 and all("unlinked" in r.get_attribute("class") for r in rows)
+    loaded = "return [...document.querySelectorAll('img.thumb')].map(i => i.complete ? i.naturalWidth : -1)"
+    WebDriverWait(browser, 20).until(lambda d: -1 not in d.execute_script(loaded))
+    assert browser.execute_script(loaded) == [64, 64]  # the thumbnails loaded with the session cookie alone
+    browser.save_screenshot(str(shots / "feedback.png"))
+
+    submit(browser, By.ID, "sign-out")
+    assert browser.current_url == f"{base}/console/login"
+    browser.get(f"{base}/console/feedback")
+    assert browser.current_url.startswith(f"{base}/console/login")
+
+
+def sign_in(browser: Any, base: str, key: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.delete_all_cookies()
+    browser.get(f"{base}/console/login")
+    browser.find_element(By.ID, "api-key").send_keys(key)
+    submit(browser, By.ID, "sign-in")
+
+
+def test_an_operator_visits_every_page_labels_erases_and_trains(served: tuple[str, VisionLoop], browser: Any,
+                                                                 shots: Path) -> None:
+    import httpx
+    from selenium.webdriver.common.by import By
+
+    base, core = served
+    core.apps.create_app("shop")
+    _, key = core.apps.create_key("shop")
+    core.apps.create_app("rival")
+    _, rival = core.apps.create_key("rival")
+    _, reader = core.apps.create_key("shop", ("feedback_admin",))
+    with httpx.Client(base_url=f"{base}/v2", headers={"Authorization": f"Key {key}"}) as api:
+        api.post("/inputs", json={"inputs": [{"id": "disputed", "data": {"image": {
+            "base64": b64(png_bytes((200, 120, 40), (64, 48)))}}}]}).raise_for_status()
+        for user, present in (("alice", True), ("bob", False)):
+            api.post(f"/models/{GENERAL}/feedback", json={"input": {"id": "disputed", "data": {"concepts": [
+                {"id": "tabby", "value": present}]}, "feedback_info": {"event_type": "annotation", "output_id": "o",
+                                                                      "end_user_id": user}}}).raise_for_status()
+
+    sign_in(browser, base, str(key))
+    for label, shot in (("Models", "models"), ("Search", "search"), ("Review", "review"), ("End users", "end-users")):
+        submit(browser, By.LINK_TEXT, label)
+        assert browser.find_element(By.TAG_NAME, "h1").text.lower().startswith(label.lower()[:4]), label
+        browser.save_screenshot(str(shots / f"{shot}.png"))
+
+    submit(browser, By.LINK_TEXT, "Review")
+    item = browser.find_element(By.CSS_SELECTOR, "#queue tr.item")
+    assert "disputed" in item.text and "1 / 1" in item.text
+    submit(browser, By.CSS_SELECTOR, "#queue tr.item button.present")
+    assert "present" == browser.find_element(By.CSS_SELECTOR, "#queue tr.item td.label").text
+    labelled = core.inputs.get("shop", "disputed").concepts
+    assert [(a.concept_id, a.value) for a in labelled] == [("tabby", 1.0)]
+
+    submit(browser, By.LINK_TEXT, "End users")
+    submit(browser, By.XPATH, "//tr[td/a[text()='bob']]//a[@class='button']")
+    assert "1 annotation event" in browser.find_element(By.ID, "counts").text
+    browser.save_screenshot(str(shots / "erase.png"))
+    submit(browser, By.ID, "confirm")
+    assert "Erased 1 feedback events" in browser.page_source and "bob" not in browser.page_source
+
+    browser.get(f"{base}/console/models/{GENERAL}")
+    submit(browser, By.ID, "train")
+    newest = browser.find_element(By.CSS_SELECTOR, "#versions tbody tr")  # trained inline: no worker runs here
+    assert "insufficient data" in newest.text and "train" in browser.find_element(By.ID, "audit").text
+    latest = core.models.versions("shop", core.models.get("shop", GENERAL).model, Page(1, 1))[0]
+    assert newest.get_attribute("id") == f"v-{latest.id}"
+
+    sign_in(browser, base, str(reader))
+    assert "Models (needs 'models')" in browser.find_element(By.TAG_NAME, "nav").text
+    browser.get(f"{base}/console/models/{GENERAL}")
+    assert "needs the 'models' scope, which this API key lacks" in browser.find_element(By.TAG_NAME, "main").text
+    browser.save_screenshot(str(shots / "scope-missing.png"))
+
+    sign_in(browser, base, str(rival))
+    browser.get(f"{base}/console/feedback")
+    assert "No feedback matches." in browser.page_source and "alice" not in browser.page_source
+    browser.get(f"{base}/console/review")
+    assert "disputed" not in browser.page_source

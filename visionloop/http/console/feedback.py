@@ -1,0 +1,91 @@
+"""/console/feedback: the app's feedback log, newest first, filtered as ``GET /v2/feedback`` filters
+it (model, version, event type, end user, session, time), with unlinked events marked and the
+image each event judged (its regions drawn in their verdicts' colours); and the selection as a
+JSON Lines download. Needs ``feedback_admin``, as the API's log does."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import iterate_in_threadpool
+from starlette.responses import Response, StreamingResponse
+
+from visionloop import errors
+from visionloop.http.console.render import SECURITY_HEADERS, ConsoleRoute, page
+from visionloop.http.console.session import SessionDep, need
+from visionloop.http.deps import CoreDep
+from visionloop.http.routes.inputs import etag_matches
+from visionloop.services.feedback.export import jsonl_lines
+from visionloop.services.input_images import VERDICT_COLOURS, draw_regions
+from visionloop.services.paging import Page
+
+router = APIRouter(route_class=ConsoleRoute)
+FILTERS = ("model_id", "version_id", "event_type", "end_user_id", "session_id", "created_after", "created_before")
+PER_PAGE = 50
+
+
+def _filters(request: Request) -> dict[str, str]:
+    return {name: request.query_params.get(name, "").strip()[:255] for name in FILTERS}
+
+
+@router.get("/feedback")
+def feedback_page(request: Request, session: SessionDep, core: CoreDep) -> Response:
+    need(session, "feedback_admin", "The feedback log")
+    app_id = session.caller.app_id
+    chosen = _filters(request)
+    flt = core.feedback.filter_of(app_id, **{k: v or None for k, v in chosen.items()})
+    page_no = Page.of(request.query_params.get("page"), None, default=PER_PAGE, cap=PER_PAGE)
+    events = core.feedback.log.list(app_id, flt, page_no, newest_first=True)
+    stored = core.console.stored_inputs(app_id, sorted({e["input_id"] for e in events
+                                                        if e["input_id"] and not e["data"].get("digest")}))
+    kept = {k: v for k, v in chosen.items() if v}
+    return page(request, "feedback.html", {
+        "events": [_row(e, stored) for e in events], "colours": VERDICT_COLOURS, "chosen": chosen, "page_no": page_no.page,
+        "export": "/console/feedback/export?" + urlencode(kept),
+        "newer": _link(kept, page_no.page - 1) if page_no.page > 1 else None,
+        "older": _link(kept, page_no.page + 1) if len(events) == PER_PAGE else None})
+
+
+@router.get("/feedback/{event_id}/image")
+def event_image(event_id: str, request: Request, session: SessionDep, core: CoreDep) -> Response:
+    """The image a feedback event judged, with the regions it judged drawn in their verdicts'
+    colours: the output's image, a clicked hit's, or the stored input an unlinked event names."""
+    need(session, "feedback_admin", "A feedback event's image")
+    found = core.console.event_image(session.caller.app_id, event_id)
+    if found is None or not core.blobs.exists(found[0]):
+        raise errors.ResourceNotFound(f"feedback event {event_id[:80]!r} has no image stored in this app")
+    digest, regions = found
+    headers = {"Cache-Control": "private, no-cache", "ETag": f'"{digest}-{len(regions)}r"'}
+    if etag_matches(request.headers.get("if-none-match"), headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    return Response(draw_regions(core.input_images.thumbnail(digest), regions), media_type="image/jpeg",
+                    headers=headers)
+
+
+@router.get("/feedback/export")
+def export(request: Request, session: SessionDep, core: CoreDep) -> Response:
+    """Every event the filters select, oldest first, as JSON Lines (the records ``GET /v2/feedback``
+    lists and ``visionloop feedback export`` writes), streamed as it is read."""
+    need(session, "feedback_admin", "Exporting the feedback log")
+    flt = core.feedback.filter_of(session.caller.app_id, **{k: v or None for k, v in _filters(request).items()})
+    lines = jsonl_lines(core.feedback.log.iter_records(session.caller.app_id, flt))
+    return StreamingResponse(iterate_in_threadpool(lines), media_type="application/x-ndjson", headers={
+        **SECURITY_HEADERS, "Content-Disposition": 'attachment; filename="feedback.jsonl"'})
+
+
+def _link(filters: dict[str, str], page_no: int) -> str:
+    return "/console/feedback?" + urlencode({**filters, "page": page_no})
+
+
+def _row(event: dict[str, Any], stored: set[str]) -> dict[str, Any]:
+    """An event with its verdicts in words (each concept said present or absent, each region's
+    verdict with its box and concepts) and whether it has an image to show."""
+    data = event["data"]
+    concepts = [(c.get("name") or c.get("id"), bool(c.get("value"))) for c in data.get("concepts") or []]
+    regions = [{"feedback": r.get("feedback"), "box": r.get("box"),
+                "concepts": [(c.get("name") or c.get("id"), bool(c.get("value"))) for c in r.get("concepts") or []]}
+               for r in data.get("regions") or []]
+    return {**event, "concepts": concepts, "regions": regions,
+            "has_image": bool(data.get("digest")) or event["input_id"] in stored}

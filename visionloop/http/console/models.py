@@ -1,0 +1,131 @@
+"""/console/models: each model's versions with the active one marked; train, promote and roll
+back (each confirmed, each written to the audit log shown on the page); a version's quality.
+
+Everything here needs the ``models`` scope, as ``/v2/models/...`` does.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from visionloop import status
+from visionloop.http.console.render import ConsoleRoute, page, see_other
+from visionloop.http.console.session import FormDep, Session, SessionDep, need
+from visionloop.http.deps import CoreDep
+from visionloop.services.models import ModelView
+from visionloop.services.paging import Page
+from visionloop.store.tables import ModelVersion
+
+router = APIRouter(route_class=ConsoleRoute)
+# pyplot keeps global state: one quality page draws its plots at a time
+_PLOTTING = threading.Lock()
+_VERSIONS_SHOWN = 100
+
+
+def _view(session: Session, core: CoreDep, model_id: str, what: str) -> ModelView:
+    need(session, "models", what)
+    return core.models.get(session.caller.app_id, model_id)
+
+
+def _version(session: Session, core: CoreDep, model_id: str, version_id: str, what: str
+             ) -> tuple[ModelView, ModelVersion]:
+    view = _view(session, core, model_id, what)
+    return view, core.models.version(session.caller.app_id, view.model, version_id)
+
+
+def _model_url(model_id: str) -> str:
+    return f"/console/models/{quote(model_id, safe='')}"
+
+
+@router.get("/models")
+def models_page(request: Request, session: SessionDep, core: CoreDep) -> Response:
+    need(session, "models", "The models page")
+    views = core.models.list(session.caller.app_id, Page(1, core.settings.max_per_page))
+    return page(request, "models.html", {"views": views})
+
+
+@router.get("/models/{model_id}")
+def model_page(model_id: str, request: Request, session: SessionDep, core: CoreDep) -> Response:
+    view = _view(session, core, model_id, "A model's page")
+    app_id = session.caller.app_id
+    versions = core.models.versions(app_id, view.model, Page(1, _VERSIONS_SHOWN))
+    return page(request, "model.html", {
+        "view": view, "versions": versions, "active_id": view.version.id, "trained": status.MODEL_TRAINED,
+        "actions": core.console.actions(app_id, model_id=view.model.id), "done": request.query_params.get("done", "")})
+
+
+@router.post("/models/{model_id}/train")
+def train(model_id: str, session: SessionDep, core: CoreDep, _: FormDep) -> Response:
+    """Queue a new version (trained at once when the server runs no training worker)."""
+    view = _view(session, core, model_id, "Training")
+    version = core.learning.request(session.caller.app_id, view.model.id)
+    core.console.record(session.caller, "train", view.model.id, version.id,
+                        status.DESCRIPTIONS.get(version.status_code, str(version.status_code)))
+    return see_other(f"{_model_url(view.model.id)}?done=train#v-{quote(version.id, safe='')}")
+
+
+@router.get("/models/{model_id}/versions/{version_id}/activate")
+def confirm_activate(model_id: str, version_id: str, request: Request, session: SessionDep,
+                     core: CoreDep) -> Response:
+    """Activating changes what the app predicts with: the page asks first."""
+    view, version = _version(session, core, model_id, version_id, "Promoting or rolling back")
+    older = version.created_at < view.version.created_at
+    return page(request, "confirm.html", {"view": view, "version": version, "older": older})
+
+
+@router.post("/models/{model_id}/versions/{version_id}/activate")
+def activate(model_id: str, version_id: str, session: SessionDep, core: CoreDep, _: FormDep) -> Response:
+    view = _view(session, core, model_id, "Promoting or rolling back")
+    before = view.version.id
+    core.learning.activate(session.caller.app_id, view.model.id, version_id)
+    core.console.record(session.caller, "activate", view.model.id, version_id, f"was {before}")
+    return see_other(f"{_model_url(view.model.id)}?done=activate")
+
+
+@router.get("/models/{model_id}/versions/{version_id}")
+def version_page(model_id: str, version_id: str, request: Request, session: SessionDep,
+                 core: CoreDep) -> Response:
+    """A version's quality from the feedback on its outputs, as the evaluation report shows it."""
+    view, version = _version(session, core, model_id, version_id, "A version's quality")
+    with _PLOTTING:
+        live, summary, figures = core.learning.report_parts(session.caller.app_id, view.model.id, version_id)
+    columns, concepts = _per_concept(live)
+    return page(request, "version.html", {
+        "view": view, "version_id": version_id, "summary": summary, "figures": figures,
+        "holdout": _side_by_side((version.metrics or {}).get("holdout") or {}), "columns": columns,
+        "concepts": concepts})
+
+
+Figures = list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]
+
+
+def _side_by_side(holdout: dict[str, Any]) -> list[tuple[str, Figures]]:
+    """The held-out figures the promotion decision compared, champion beside challenger: (group,
+    [(figure, champion's, challenger's)]); a search ranking's are grouped by query kind."""
+    groups = {"": holdout} if "challenger" in holdout else holdout
+    out = []
+    for group, sides in sorted(groups.items()):
+        if not isinstance(sides, dict):
+            continue
+        champion, challenger = sides.get("champion") or {}, sides.get("challenger") or {}
+        out.append((group, [(name, champion.get(name), challenger.get(name))
+                            for name in sorted(set(champion) | set(challenger))]))
+    return out
+
+
+def _per_concept(live: dict[str, Any]) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
+    """The live per-concept figures as a table: the columns (estimates first, then counts) and
+    one row per concept, the best-evidenced first."""
+    concepts = live.get("concepts") or {}
+    if not isinstance(concepts, dict) or not concepts:
+        return [], []
+    first = next(iter(concepts.values()))
+    estimates = [k for k, v in first.items() if isinstance(v, dict) and "value" in v]
+    counts = [k for k, v in first.items() if isinstance(v, int) and not isinstance(v, bool)]
+    rows = sorted(concepts.items(), key=lambda kv: -sum(kv[1].get(k) or 0 for k in counts))
+    return estimates + counts, rows

@@ -1,0 +1,94 @@
+"""Rendering console pages: Jinja2 templates (autoescaped), security headers on every page, and
+failures as pages (an :class:`~visionloop.errors.ApiError` keeps its HTTP status and says what
+went wrong; a request without a session is sent to sign in)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from fastapi import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from visionloop import errors, status
+from visionloop.http.strict_json import StrictJSONRoute
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static" / "console"
+STATIC_URL = "/static/console"
+# Pages load nothing from elsewhere and run no script; plots are images (data: URIs or our own).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+# What each page needs, as the API's routes for the same data need it.
+NAV = (("/console", "Overview", None), ("/console/models", "Models", "models"),
+       ("/console/feedback", "Feedback", "feedback_admin"), ("/console/end-users", "End users", "feedback_admin"),
+       ("/console/review", "Review", "feedback_admin"), ("/console/search", "Search", "search"))
+
+
+def _when(value: dt.datetime | str | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.replace("T", " ")[:19]
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if value.tzinfo else \
+        value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
+                          undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+_ENV.filters["q"] = lambda value: quote(str(value), safe="")
+_ENV.filters["when"] = _when
+_ENV.globals["status_name"] = lambda code: status.DESCRIPTIONS.get(code, str(code))
+_ENV.globals["STATIC_URL"] = STATIC_URL
+
+
+def page(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+    """A console page; ``session`` (from the request) fills the navigation bar."""
+    session = getattr(request.state, "console_session", None)
+    scopes = session.caller.scopes if session is not None else frozenset()
+    nav = [{"href": href, "label": label, "scope": scope, "allowed": scope is None or scope in scopes}
+           for href, label, scope in NAV]
+    body = _ENV.get_template(template).render(session=session, nav=nav, path=request.url.path,
+                                              csrf=getattr(request.state, "csrf", ""), **context)
+    return HTMLResponse(body, status_code=status_code, headers=SECURITY_HEADERS)
+
+
+def see_other(location: str) -> RedirectResponse:
+    """After a form: the browser GETs ``location`` (a reload does not post again)."""
+    return RedirectResponse(location, status_code=303, headers=SECURITY_HEADERS)
+
+
+class SignInRequired(Exception):
+    """No valid session: the page is shown after signing in."""
+
+
+def sign_in_url(request: Request) -> str:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return f"/console/login?next={quote(target, safe='')}"
+
+
+class ConsoleRoute(StrictJSONRoute):
+    """Console routes answer pages, also when they fail."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def page_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except SignInRequired:
+                return see_other(sign_in_url(request))
+            except errors.ApiError as exc:
+                return page(request, "error.html", {"error": exc}, exc.http_status)
+
+        return page_handler

@@ -1,0 +1,47 @@
+"""/console/review: the review queue. Stored images whose concepts the app's end users disagree on
+most; the operator says present or absent, stored as the app's annotation of the input (what
+``PATCH /v2/inputs`` stores), which training counts as one trusted judge beside the end users.
+
+Seeing the queue needs ``feedback_admin`` (it is read from others' feedback); labelling needs
+``inputs``, as changing an input's concepts through the API does.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from visionloop import errors
+from visionloop.http.console.render import ConsoleRoute, page, see_other
+from visionloop.http.console.session import FormDep, SessionDep, need
+from visionloop.http.deps import BaseUrlDep, CoreDep
+from visionloop.http.wire import image_url
+from visionloop.services.inputs import Annotation, NewInput
+
+router = APIRouter(route_class=ConsoleRoute)
+_VALUES = {"present": 1.0, "absent": 0.0}
+
+
+@router.get("/review")
+def review_page(request: Request, session: SessionDep, core: CoreDep, base_url: BaseUrlDep) -> Response:
+    need(session, "feedback_admin", "The review queue")
+    queue = core.console.review_queue(session.caller.app_id)
+    images = {d.input_id: image_url(base_url, d.input_id) + "?size=thumbnail" for d, _ in queue}
+    return page(request, "review.html", {"queue": queue, "images": images,
+                                         "may_label": "inputs" in session.caller.scopes,
+                                         "labelled": request.query_params.get("labelled", "")})
+
+
+@router.post("/review/label")
+def label(session: SessionDep, core: CoreDep, form: FormDep) -> Response:
+    need(session, "inputs", "Labelling")
+    input_id, concept_id = form.get("input_id", ""), form.get("concept_id", "")
+    if form.get("verdict") not in _VALUES:
+        raise errors.InvalidRequest(f"verdict: must be one of {', '.join(_VALUES)}")
+    if not input_id or not concept_id:
+        raise errors.InvalidRequest("input_id and concept_id: name the input and the concept to label")
+    core.inputs.patch(session.caller.app_id, "merge",
+                      [NewInput(id=input_id, image=None, concepts=(Annotation(concept_id, _VALUES[form["verdict"]]),))])
+    return see_other("/console/review?" + urlencode({"labelled": f"{input_id}: {concept_id} {form['verdict']}"}))

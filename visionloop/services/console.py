@@ -1,0 +1,148 @@
+"""What the operator console reads and keeps beyond the API's own services: the secret its session
+cookies are signed with (one per database, so every API process accepts a session any of them
+started), the audit log of operators' actions, and views of the feedback log (per day, per end
+user, the review queue)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import secrets
+import threading
+from typing import Any
+
+from sqlalchemy import func, select
+
+from visionloop.learning.review import Disputed, Vote, disputed
+from visionloop.services.apps import Caller
+from visionloop.services.paging import Page
+from visionloop.store.db import Database, insert_missing
+from visionloop.store.tables import ConsoleAction, FeedbackEvent, Input, InputConcept, Model, ServerSecret, utcnow
+
+SESSION_SECRET = "console_session"
+ACTIONS = ("train", "activate", "erase")
+
+
+@dataclasses.dataclass(frozen=True)
+class EndUser:
+    end_user_id: str
+    events: int
+    first: dt.datetime
+    last: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class DayCount:
+    day: str
+    event_type: str
+    model_id: str | None
+    count: int
+
+
+class ConsoleService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._secrets: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def secret(self, name: str = SESSION_SECRET) -> bytes:
+        """The database's secret ``name``, created by whichever process asks first (the others
+        read the one that won) and kept in memory afterwards."""
+        with self._lock:
+            if name not in self._secrets:
+                with self.db.transaction() as s:
+                    insert_missing(s, ServerSecret, [{"name": name, "value": secrets.token_hex(32),
+                                                      "created_at": utcnow()}], key=("name",))
+                    value = s.scalar(select(ServerSecret.value).where(ServerSecret.name == name))
+                assert value is not None
+                self._secrets[name] = bytes.fromhex(value)
+            return self._secrets[name]
+
+    def record(self, caller: Caller, action: str, model_id: str | None, version_id: str | None = None,
+               detail: str = "") -> None:
+        """Append an operator's action to the app's audit log."""
+        assert action in ACTIONS, action
+        with self.db.transaction() as s:
+            s.add(ConsoleAction(app_id=caller.app_id, key_id=caller.key_id, action=action, model_id=model_id,
+                                version_id=version_id, detail=detail[:255]))
+
+    def actions(self, app_id: str, *, model_id: str | None = None, action: str | None = None,
+                limit: int = 50) -> list[ConsoleAction]:
+        """The app's latest operator actions (on one model, of one kind, when named), newest first."""
+        q = select(ConsoleAction).where(ConsoleAction.app_id == app_id)
+        if model_id is not None:
+            q = q.where(ConsoleAction.model_id == model_id)
+        if action is not None:
+            q = q.where(ConsoleAction.action == action)
+        with self.db.session() as s:
+            return list(s.scalars(q.order_by(ConsoleAction.seq.desc()).limit(limit)))
+
+    def stored_inputs(self, app_id: str, input_ids: list[str]) -> set[str]:
+        """Which of ``input_ids`` are inputs stored in the app (whose image can be shown)."""
+        if not input_ids:
+            return set()
+        with self.db.session() as s:
+            return set(s.scalars(select(Input.id).where(Input.app_id == app_id, Input.id.in_(input_ids))))
+
+    def end_users(self, app_id: str, page: Page) -> list[EndUser]:
+        """The app's end users with feedback, the most recently active first."""
+        last = func.max(FeedbackEvent.created_at)
+        q = (select(FeedbackEvent.end_user_id, func.count(), func.min(FeedbackEvent.created_at), last)
+             .where(FeedbackEvent.app_id == app_id, FeedbackEvent.end_user_id.is_not(None))
+             .group_by(FeedbackEvent.end_user_id).order_by(last.desc(), FeedbackEvent.end_user_id)
+             .offset(page.offset).limit(page.per_page))
+        with self.db.session() as s:
+            return [EndUser(*row) for row in s.execute(q)]
+
+    def events_of(self, app_id: str, end_user_id: str) -> dict[str, int]:
+        """How many feedback events of each type an end user of the app gave (what erasing removes)."""
+        q = (select(FeedbackEvent.event_type, func.count())
+             .where(FeedbackEvent.app_id == app_id, FeedbackEvent.end_user_id == end_user_id)
+             .group_by(FeedbackEvent.event_type))
+        with self.db.session() as s:
+            return {t: n for t, n in s.execute(q)}
+
+    def review_queue(self, app_id: str, limit: int = 30, window: int = 5000) -> list[tuple[Disputed, float | None]]:
+        """Stored inputs whose concepts the app's end users disagree on most (in the latest
+        ``window`` concept feedback events), each with the app's own annotation if it has one."""
+        q = (select(FeedbackEvent.seq, FeedbackEvent.input_id, FeedbackEvent.end_user_id, FeedbackEvent.body)
+             .where(FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == "annotation",
+                    FeedbackEvent.input_id.is_not(None))
+             .order_by(FeedbackEvent.seq.desc()).limit(window))
+        with self.db.session() as s:
+            rows = s.execute(q).all()
+            stored = set(s.scalars(select(Input.id).where(Input.app_id == app_id,
+                                                          Input.id.in_({r.input_id for r in rows}))))
+            votes = [Vote((r.input_id, c["id"]), r.end_user_id or ("anonymous", r.seq), bool(c.get("value")))
+                     for r in rows if r.input_id in stored
+                     for c in ((r.body or {}).get("normalized") or {}).get("concepts") or [] if c.get("id")]
+            queue = disputed(votes, limit)
+            ids = {d.input_id for d in queue}
+            labels = {(a.input_id, a.concept_id): a.value for a in s.scalars(
+                select(InputConcept).where(InputConcept.app_id == app_id, InputConcept.input_id.in_(ids)))}
+        return [(d, labels.get((d.input_id, d.concept_id))) for d in queue]
+
+    def event_image(self, app_id: str, event_id: str) -> tuple[str, list[dict[str, Any]]] | None:
+        """The digest of the image a feedback event of the app judged (its output's, its clicked
+        hit's, or else the stored input it names) and the regions it judged; None when unknown."""
+        with self.db.session() as s:
+            row = s.execute(select(FeedbackEvent.input_id, FeedbackEvent.body)
+                            .where(FeedbackEvent.app_id == app_id, FeedbackEvent.id == event_id)).first()
+            if row is None:
+                return None
+            normalized = (row.body or {}).get("normalized") or {}
+            digest = normalized.get("digest")
+            if not digest and row.input_id:
+                digest = s.scalar(select(Input.digest).where(Input.app_id == app_id, Input.id == row.input_id))
+        return (digest, normalized.get("regions") or []) if digest else None
+
+    def feedback_per_day(self, app_id: str, days: int = 14) -> list[DayCount]:
+        """The app's feedback events of the last ``days`` days, counted per UTC day, type and model."""
+        since = utcnow() - dt.timedelta(days=days)
+        day = func.date(FeedbackEvent.created_at)
+        q = (select(day, FeedbackEvent.event_type, Model.id, func.count())
+             .outerjoin(Model, Model.pk == FeedbackEvent.model_pk)
+             .where(FeedbackEvent.app_id == app_id, FeedbackEvent.created_at >= since)
+             .group_by(day, FeedbackEvent.event_type, Model.id).order_by(day.desc(), FeedbackEvent.event_type))
+        with self.db.session() as s:
+            return [DayCount(str(d), t, m, n) for d, t, m, n in s.execute(q)]

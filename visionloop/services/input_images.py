@@ -1,0 +1,97 @@
+"""Stored inputs' images as browsers and clients fetch them: the original bytes, or a thumbnail.
+
+A thumbnail is made the first time it is asked for and kept beside its image in the blob store,
+under the image's digest, so every later request (from any process sharing the store) reads it.
+Both are named by the image's digest, which makes a validator that never lies: the ETag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+from visionloop.models.preprocess import to_rgb
+from visionloop.services.inputs import InputService
+from visionloop.store.blobs import BlobStore
+
+THUMBNAIL = "thumbnail"
+SIZES = ("original", THUMBNAIL)
+_THUMB_SIDE = 256
+_THUMB_KIND = f"thumb{_THUMB_SIDE}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ServedImage:
+    data: bytes
+    media_type: str
+    etag: str  # quoted, as the header carries it
+
+
+class InputImages:
+    def __init__(self, inputs: InputService, blobs: BlobStore) -> None:
+        self.inputs = inputs
+        self.blobs = blobs
+
+    def etag(self, app_id: str, input_id: str, size: str) -> str:
+        """The ETag of an input's image at ``size``, without reading the image (for 304s)."""
+        digest = self.inputs.get(app_id, input_id).row.digest
+        return f'"{digest}"' if size != THUMBNAIL else f'"{digest}-{_THUMB_KIND}"'
+
+    def get(self, app_id: str, input_id: str, size: str) -> ServedImage:
+        digest = self.inputs.get(app_id, input_id).row.digest
+        if size != THUMBNAIL:
+            data = self.blobs.get(digest)
+            return ServedImage(data, _media_type(data), f'"{digest}"')
+        return ServedImage(self.thumbnail(digest), "image/jpeg", f'"{digest}-{_THUMB_KIND}"')
+
+    def thumbnail(self, digest: str) -> bytes:
+        """The JPEG thumbnail of stored image ``digest``, made on first use and kept."""
+        thumb = self.blobs.get_derived(digest, _THUMB_KIND)
+        if thumb is None:
+            thumb = _thumbnail(self.blobs.get(digest))
+            self.blobs.put_derived(digest, _THUMB_KIND, thumb)
+        return thumb
+
+
+# One colour per region verdict, as the console's legend names them.
+VERDICT_COLOURS = {"accurate": "#16a34a", "misplaced": "#f59e0b", "not_detected": "#2563eb",
+                   "false_positive": "#dc2626"}
+
+
+def draw_regions(jpeg: bytes, regions: list[dict[str, Any]]) -> bytes:
+    """A thumbnail with each judged region's box drawn in its verdict's colour (boxes are
+    fractions of the image: [top, left, bottom, right])."""
+    with Image.open(io.BytesIO(jpeg)) as image:
+        canvas = image.convert("RGB")
+    pen = ImageDraw.Draw(canvas)
+    w, h = canvas.size
+    for region in regions:
+        box = region.get("box")
+        if not box or len(box) != 4:
+            continue
+        top, left, bottom, right = (float(v) for v in box)
+        pen.rectangle((left * w, top * h, max(left * w, right * w - 1), max(top * h, bottom * h - 1)),
+                      outline=VERDICT_COLOURS.get(region.get("feedback") or "", "#111111"), width=2)
+    buf = io.BytesIO()
+    canvas.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def _media_type(data: bytes) -> str:
+    """The stored image's media type (it was checked when stored, so Pillow reads its header)."""
+    with Image.open(io.BytesIO(data)) as image:
+        fmt = "JPEG" if image.format == "MPO" else image.format
+    return Image.MIME.get(fmt or "", "application/octet-stream")
+
+
+def _thumbnail(data: bytes) -> bytes:
+    with Image.open(io.BytesIO(data)) as image:
+        image.seek(0)  # the first frame of an animation
+        small = to_rgb(image)
+        small.thumbnail((_THUMB_SIDE, _THUMB_SIDE))
+    buf = io.BytesIO()
+    small.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
