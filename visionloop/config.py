@@ -64,6 +64,15 @@ SETTINGS: tuple[Setting, ...] = (
             "for a query nobody asked before (neighbourhood votes); 0 turns them off."),
     Setting("search_explore_rate", 0.0, "Share of first pages of search results on which one hit from just below "
             "the page is shown in positions 6-10, logged with its propensity; 0 (default) never explores."),
+    Setting("vector_store", "embedded", "Where visual search finds similar images: 'embedded' (an in-memory index per "
+            "process, built from the stored embeddings) or 'pgvector' (a vector column of the inputs table in "
+            "PostgreSQL with pgvector, shared by every process). See docs/scaling.md."),
+    Setting("pgvector_ef_search", 100, "pgvector's HNSW search breadth (hnsw.ef_search, at most 1000; raised to the "
+            "hits a search needs): more is slower and misses fewer neighbours."),
+    Setting("blob_store", "file", "Where image bytes are kept: 'file' (under DATA_DIR/blobs) or 's3' (an "
+            "S3-compatible store at VISIONLOOP_BLOB_URL; endpoint and credentials from the standard AWS_ENDPOINT_URL, "
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION variables)."),
+    Setting("blob_url", "", "The S3 bucket and key prefix of the 's3' blob store: s3://bucket/prefix."),
     Setting("learning_blend_k", 20.0, "Evidence at which a learned head gets half the say against the base "
             "model's score (weight n/(n+k) for a head trained on n labels)."),
 )
@@ -96,6 +105,10 @@ class Settings:
     search_memory_duplicate_cosine: float
     search_memory_neighbour_weight: float
     search_explore_rate: float
+    vector_store: str
+    pgvector_ef_search: int
+    blob_store: str
+    blob_url: str
     learning_blend_k: float
 
     @property
@@ -145,6 +158,14 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
                  "search_memory_strength", "search_memory_neighbour_weight"):
         if not values[name] >= 0:  # also refuses nan
             raise SettingsError(f"{_BY_NAME[name].env} must be 0 or more, got {values[name]}")
+    for name, choices in (("vector_store", ("embedded", "pgvector")), ("blob_store", ("file", "s3"))):
+        if values[name] not in choices:
+            raise SettingsError(f"{_BY_NAME[name].env} must be one of {', '.join(choices)}, got {values[name]!r}")
+    if not 1 <= values["pgvector_ef_search"] <= 1000:
+        raise SettingsError(f"VISIONLOOP_PGVECTOR_EF_SEARCH must be from 1 to 1000, got {values['pgvector_ef_search']}")
+    if values["blob_store"] == "s3" and not str(values["blob_url"]).startswith("s3://"):
+        raise SettingsError(f"VISIONLOOP_BLOB_STORE=s3 needs VISIONLOOP_BLOB_URL=s3://bucket/prefix, "
+                            f"got {values['blob_url']!r}")
     for name in ("search_memory_half_life_days",):
         if not values[name] > 0:
             raise SettingsError(f"{_BY_NAME[name].env} must be positive, got {values[name]}")

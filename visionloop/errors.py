@@ -130,6 +130,15 @@ class InputNotFound(ApiError):
     default_description = "Input does not exist"
 
 
+class InputImageMissing(ApiError):
+    """A stored input whose image the blob store cannot give back (a data folder not shared by
+    every process, an object deleted by hand, an unreachable store)."""
+
+    code = status.INPUT_FAILED
+    http_status = 404
+    default_description = "Input image not found"
+
+
 class InputInvalid(ApiError):
     code = status.INPUT_INVALID_ARGUMENT
     default_description = "Invalid input argument"

@@ -26,7 +26,8 @@ from visionloop.services.usage import count_usage
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database
 from visionloop.services.predict import store_embeddings
-from visionloop.store.app_indexes import AppIndexes, bump_generation
+from visionloop.store.app_indexes import bump_generation
+from visionloop.store.vector_store import VectorStore
 from visionloop.store.tables import Input, InputConcept, InputConceptScore, input_at_url, utcnow
 
 
@@ -69,7 +70,7 @@ PatchAction = Literal["merge", "overwrite", "remove"]
 
 class InputService:
     def __init__(self, db: Database, blobs: BlobStore, loader: ImageLoader, analyzer: InputAnalyzer,
-                 indexes: AppIndexes, *, max_batch: int) -> None:
+                 indexes: VectorStore, *, max_batch: int) -> None:
         self.db = db
         self.blobs = blobs
         self.loader = loader
@@ -105,6 +106,7 @@ class InputService:
                 if res.error is None:
                     self._write_one(s, app_id, res, item, images[res.index], analyses[res.index])
             added = [r for r in results if r.stored is not None]
+            self.indexes.write(s, app_id, [(r.stored.row.id, analyses[r.index].embedding) for r in added if r.stored])
             generation = bump_generation(s, app_id) if added else 0
             count_usage(s, caller, "inputs", len(added))
         if added:

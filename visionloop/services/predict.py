@@ -27,7 +27,7 @@ from visionloop.services.image_source import ImageLoader, ImageSource
 from visionloop.services.images import CheckedImage, open_rgb
 from visionloop.services.models import ModelService, ModelView
 from visionloop.services.usage import count_usage
-from visionloop.store.blobs import BlobStore
+from visionloop.store.blobs import BlobMissing, BlobStore
 from visionloop.store.db import Database, insert_missing
 from visionloop.store.tables import Embedding, FeedbackEvent, Input, Model, ModelVersion, Output, utcnow
 
@@ -151,7 +151,11 @@ class PredictService:
                     if row is None:
                         raise errors.InputNotFound(f"inputs[{it.index}].id: input {inp.id!r} does not exist "
                                                    "in this app (send data.image to predict on a new image)")
-                    data = self.blobs.get(row.digest)
+                    try:
+                        data = self.blobs.get(row.digest)
+                    except BlobMissing as exc:
+                        raise errors.InputImageMissing(f"inputs[{it.index}].id: the image of input {inp.id!r} is "
+                                                       f"not in this server's blob store ({exc})") from exc
                     out[it.index] = CheckedImage(data=data, digest=row.digest, width=row.width, height=row.height,
                                                  format="stored")
                 else:
