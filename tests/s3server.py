@@ -85,7 +85,7 @@ def start() -> S3Server:
     (root / "data").mkdir()
     ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
     args = [str(_weed()), "server", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            "-filer", "-s3", "-iam=false", "-volume.max=4", "-master.volumeSizeLimitMB=64", "-metricsPort=0"]
+            "-filer", "-s3", "-iam=false", "-volume.max=16", "-master.volumeSizeLimitMB=64", "-metricsPort=0"]
     for name, port in ports.items():
         args += [f"-{name}.port={port}", f"-{name}.port.grpc={free_port()}"]
     with open(root / "weed.log", "wb") as log:
