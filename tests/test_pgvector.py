@@ -223,3 +223,17 @@ def test_the_copy_into_the_vector_column_resumes_after_an_interruption(
         assert np.allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
     finally:
         pg.close()
+
+
+def test_vectors_migrate_fills_the_column_from_the_command_line(tmp_path: Path, pg_url: str,
+                                                                 runtime: ModelRuntime) -> None:
+    embedded = _core(tmp_path, "embedded", pg_url, runtime)
+    with TestClient(create_app(embedded.settings, embedded), raise_server_exceptions=False) as client:
+        _add(make_api(embedded, client, "shop"), 3)
+    embedded.close()
+    done = subprocess.run([sys.executable, "-m", "visionloop", "vectors", "migrate", "--database-url", pg_url,
+                           "--data-dir", str(tmp_path / "cli")], cwd=REPO_ROOT, env=clean_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "copying embeddings into pgvector: 3/3 (100%)" in done.stderr
+    assert "pgvector holds every stored embedding (3 copied now)" in done.stdout

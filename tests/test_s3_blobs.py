@@ -3,6 +3,8 @@ is missing from either store: a clear Clarifai error naming the input, never a 5
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import make_api
-from tests.helpers import Api, b64, photo
+from tests.helpers import Api, b64, clean_env, photo
 from visionloop.config import SettingsError, load_settings
 from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
@@ -18,6 +20,7 @@ from visionloop.models.runtime import ModelRuntime
 from visionloop.store.s3_blobs import S3BlobStore
 
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -73,3 +76,34 @@ def test_an_unusable_bucket_is_refused_at_start(s3_server: object, blob_url: str
         S3BlobStore("s3://no-such-bucket/x")
     with pytest.raises(SettingsError, match="VISIONLOOP_BLOB_STORE=s3 needs VISIONLOOP_BLOB_URL"):
         load_settings({"blob_store": "s3"}, environ={})
+
+
+def test_blobs_migrate_copies_a_folder_into_the_bucket_and_resumes(tmp_path: Path, blob_url: str,
+                                                                     runtime: ModelRuntime) -> None:
+    local = VisionLoop(load_settings({"data_dir": tmp_path / "data"}, environ={}), runtime)
+    with TestClient(create_app(local.settings, local), raise_server_exceptions=False) as client:
+        api = make_api(local, client, "shop")
+        for n, name in enumerate(("chelsea", "coffee")):
+            api.post("/inputs", {"inputs": [{"id": f"in-{n}", "data": {"image": {"base64": b64(photo(name))}}}]})
+    local.close()
+    env = clean_env(VISIONLOOP_BLOB_URL=blob_url)
+    first = run(["--data-dir", str(tmp_path / "data")], env)
+    assert first.returncode == 0, first.stderr
+    assert "copied 2 blobs" in first.stdout and "copying blobs into S3: 2/2 (100%)" in first.stderr
+    again = run(["--data-dir", str(tmp_path / "data")], env)
+    assert "copied 0 blobs" in again.stdout and "(2 were there already)" in again.stdout
+
+    moved = VisionLoop(load_settings({"data_dir": tmp_path / "data", "blob_store": "s3", "blob_url": blob_url},
+                                     environ={}), runtime)
+    try:
+        (tmp_path / "data" / "blobs").rename(tmp_path / "old-blobs")  # the folder is not needed any more
+        with TestClient(create_app(moved.settings, moved), raise_server_exceptions=False) as client:
+            r = Api(client, api.key, "shop").post(f"/models/{GENERAL}/outputs", {"inputs": [{"id": "in-1"}]})
+        assert r.status_code == 200, r.text
+    finally:
+        moved.close()
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "visionloop", "blobs", "migrate", *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)

@@ -36,17 +36,17 @@ from visionloop.store.vector_store import VectorStore
 DEFAULT_APP = "main"
 
 
-class _CopyProgress:
-    """Progress of filling the pgvector column, on stderr (the server's log), every 5%."""
+class CopyProgress:
+    """Progress of a long copy (embeddings into pgvector, blobs into S3) on stderr, every 5%."""
 
-    def __init__(self) -> None:
+    def __init__(self, what: str) -> None:
+        self.what = what
         self.shown = -5
 
     def __call__(self, done: int, total: int) -> None:
-        percent = done * 100 // total
+        percent = done * 100 // max(total, 1)
         if percent >= self.shown + 5 or done >= total:
-            print(f"visionloop: copying embeddings into pgvector: {done}/{total} ({percent}%)", file=sys.stderr,
-                  flush=True)
+            print(f"visionloop: copying {self.what}: {done}/{total} ({percent}%)", file=sys.stderr, flush=True)
             self.shown = percent
 
 
@@ -91,7 +91,7 @@ class VisionLoop:
         if settings.vector_store == "embedded":
             return AppIndexes(self.db, settings.data_dir / "indexes", EMBEDDING_SPACE, EMBEDDING_DIM)
         store = PgVectorStore(self.db, EMBEDDING_SPACE, EMBEDDING_DIM, ef_search=settings.pgvector_ef_search)
-        store.prepare(_CopyProgress())  # before any search: the column holds every stored embedding
+        store.prepare(CopyProgress("embeddings into pgvector"))  # before any search: the column holds every stored embedding
         return store
 
     def start_worker(self) -> None:

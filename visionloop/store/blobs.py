@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -81,3 +82,26 @@ class FileBlobStore:
 
     def delete(self, digest: str) -> None:
         self._path(digest).unlink(missing_ok=True)
+
+    def digests(self) -> Iterator[str]:
+        """Every stored blob's digest (files being written are not blobs yet)."""
+        for path in self.root.glob("??/??/*"):
+            if not path.name.startswith(".tmp-"):
+                yield path.name
+
+
+def copy_blobs(source: FileBlobStore, target: BlobStore,
+               progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+    """Copy every blob of a folder into another store, skipping those it has (so a copy that was
+    stopped resumes cheaply); returns (copied, already there)."""
+    digests = sorted(source.digests())
+    copied = present = 0
+    for n, digest in enumerate(digests, 1):
+        if target.exists(digest):
+            present += 1
+        else:
+            target.put(source.get(digest), digest)
+            copied += 1
+        if progress is not None:
+            progress(n, len(digests))
+    return copied, present

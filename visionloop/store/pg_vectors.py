@@ -56,6 +56,9 @@ class PgVectorStore:
         self.space = space
         self.dim = dim
         self.ef_search = ef_search
+        # one round trip: SET LOCAL for the transaction (a query finds up to ef_search rows per walk)
+        self._settings = text("SELECT set_config('hnsw.ef_search', :ef, true), "
+                              "set_config('hnsw.iterative_scan', 'relaxed_order', true)")
         self._update = text(f"UPDATE inputs SET {COLUMN} = CAST(:v AS vector) WHERE app_id = :a AND id = :i")
 
     # -- setting up -----------------------------------------------------------------------------
@@ -129,8 +132,7 @@ class PgVectorStore:
         select_nearest = (f"SELECT id, 1 - ({COLUMN} <=> CAST(:q AS vector)) FROM inputs WHERE {where} "
                           f"AND {COLUMN} IS NOT NULL ORDER BY {COLUMN} <=> CAST(:q AS vector) LIMIT :k")
         with self.db.engine.begin() as conn:
-            conn.execute(text(f"SET LOCAL hnsw.ef_search = {min(MAX_EF_SEARCH, max(self.ef_search, k))}"))
-            conn.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+            conn.execute(self._settings, {"ef": str(min(MAX_EF_SEARCH, max(self.ef_search, k)))})
             rows = conn.execute(text(select_nearest), params).all()
             if len(rows) < k:
                 present = conn.scalar(text(f"SELECT count(*) FROM inputs WHERE {where} AND {COLUMN} IS NOT NULL"),
