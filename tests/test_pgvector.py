@@ -199,6 +199,7 @@ def test_the_copy_into_the_vector_column_resumes_after_an_interruption(
     embedded.close()
 
     monkeypatch.setattr(pg_vectors, "BACKFILL_BATCH", 5)
+    monkeypatch.setattr(pg_vectors, "BULK_ROWS", 5)  # a large first copy: the index is built after it
     calls: list[tuple[int, int]] = []
 
     def interrupt(done: int, total: int) -> None:
@@ -211,12 +212,15 @@ def test_the_copy_into_the_vector_column_resumes_after_an_interruption(
         store.prepare(interrupt)
     first.close()
     assert calls == [(5, 12)]
+    with first.db.session() as s:  # stopped before the index was built again
+        assert s.scalar(text("SELECT count(*) FROM pg_indexes WHERE indexname = :i"), {"i": pg_vectors.INDEX}) == 0
 
     pg = _core(tmp_path, "pg", pg_url, runtime, vector_store="pgvector")  # copies the rest, then serves
     try:
         assert "copying embeddings into pgvector: 7/7 (100%)" in capsys.readouterr().err
         with pg.db.session() as s:
             assert s.scalar(text("SELECT count(*) FROM inputs WHERE embedding IS NULL")) == 0
+            assert s.scalar(text("SELECT count(*) FROM pg_indexes WHERE indexname = :i"), {"i": pg_vectors.INDEX}) == 1
         with TestClient(create_app(pg.settings, pg), raise_server_exceptions=False) as client:
             got = _hits(Api(client, api.key, "shop"), QUERIES[0])
         assert [i for i, _ in got] == [i for i, _ in want]

@@ -12,7 +12,8 @@ The column and the index need the extension, which an ``embedded`` install must 
 are not in the Alembic schema: :meth:`PgVectorStore.prepare` adds them when a process first starts
 with ``pgvector`` (idempotently, one process at a time) and then copies the embeddings of inputs
 added before into the column, in committed batches, so that an interrupted copy resumes where it
-stopped. A server does this before it listens, so it never answers from a half-filled column.
+stopped (a first copy of many builds the index after the copy, which is much faster than growing
+it row by row). A server does this before it listens, so it never answers from a half-filled column.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ COLUMN = "embedding"
 INDEX = "ix_inputs_embedding_hnsw"
 BACKFILL_BATCH = 500
 MAX_EF_SEARCH = 1000  # pgvector's limit
+# Inserting into an HNSW graph row by row is several times slower than building it over rows that
+# are there: a first copy of more than this many embeddings (over half the table) builds it after.
+BULK_ROWS = 5000
+CREATE_INDEX = f"CREATE INDEX IF NOT EXISTS {INDEX} ON inputs USING hnsw ({COLUMN} vector_cosine_ops)"
+BUILD_MEMORY = "512MB"  # the graph is built in memory when it fits (pgvector warns when it does not)
 
 Progress = Callable[[int, int], None]  # (embeddings copied so far, to copy in all)
 
@@ -68,7 +74,15 @@ class PgVectorStore:
         with exclusive(self.db.engine, "visionloop:pgvector"):
             with self.db.engine.begin() as conn:
                 self._create(conn)
-            return self.backfill(progress)
+                missing, rows = conn.execute(text(f"SELECT count(*) FILTER (WHERE {COLUMN} IS NULL), count(*) "
+                                                  "FROM inputs")).one()
+                if missing > BULK_ROWS and missing * 2 > rows:  # a first copy: build the graph once, after it
+                    conn.execute(text(f"DROP INDEX IF EXISTS {INDEX}"))
+            copied = self.backfill(progress)
+            with self.db.engine.begin() as conn:
+                conn.execute(text(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY}'"))
+                conn.execute(text(CREATE_INDEX))
+            return copied
 
     def _create(self, conn: Connection) -> None:
         installed = conn.scalar(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'"))
@@ -85,7 +99,6 @@ class PgVectorStore:
                                     f"be created ({str(exc.orig).strip()}); have a superuser run "
                                     "'CREATE EXTENSION vector' in this database") from exc
         conn.execute(text(f"ALTER TABLE inputs ADD COLUMN IF NOT EXISTS {COLUMN} vector({self.dim})"))
-        conn.execute(text(f"CREATE INDEX IF NOT EXISTS {INDEX} ON inputs USING hnsw ({COLUMN} vector_cosine_ops)"))
 
     def backfill(self, progress: Progress | None = None) -> int:
         """Copy stored embeddings into the column for inputs that have none there yet, a committed
