@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from fastapi.testclient import TestClient
 
 from tests.conftest import make_api
@@ -107,3 +108,27 @@ def test_blobs_migrate_copies_a_folder_into_the_bucket_and_resumes(tmp_path: Pat
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "visionloop", "blobs", "migrate", *args], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
+
+
+def test_an_upload_the_store_refuses_leaves_no_input(s3_core: VisionLoop, s3_api: Api,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(**_: object) -> None:
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+
+    monkeypatch.setattr(s3_core.blobs, "client", _Refusing(s3_core.blobs.client, refuse))  # type: ignore[attr-defined]
+    r = s3_api.post("/inputs", {"inputs": [{"id": "kitty", "data": {"image": {"base64": b64(photo("chelsea"))}}}]})
+    assert r.status_code == 503
+    assert r.json()["inputs"][0]["status"]["code"] == 10020
+    assert "not stored" in r.json()["inputs"][0]["status"]["details"]
+    assert s3_api.get("/inputs/kitty").status_code == 404
+
+
+class _Refusing:
+    """An S3 client whose uploads fail as when the store is unreachable."""
+
+    def __init__(self, client: object, put_object: object) -> None:
+        self._client = client
+        self.put_object = put_object
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._client, name)

@@ -139,6 +139,14 @@ class InputImageMissing(ApiError):
     default_description = "Input image not found"
 
 
+class ImageStoreUnavailable(ApiError):
+    """The blob store did not take an image (an S3 store unreachable or refusing): nothing names it."""
+
+    code = status.FAILURE
+    http_status = 503
+    default_description = "Image store unavailable"
+
+
 class InputInvalid(ApiError):
     code = status.INPUT_INVALID_ARGUMENT
     default_description = "Invalid input argument"

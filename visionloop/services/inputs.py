@@ -23,7 +23,7 @@ from visionloop.services.images import CheckedImage
 from visionloop.services.indexing import Analysis, InputAnalyzer
 from visionloop.services.paging import Page
 from visionloop.services.usage import count_usage
-from visionloop.store.blobs import BlobStore
+from visionloop.store.blobs import BlobStore, BlobUnavailable
 from visionloop.store.db import Database
 from visionloop.services.predict import store_embeddings
 from visionloop.store.app_indexes import bump_generation
@@ -157,7 +157,10 @@ class InputService:
                         select(Input.id).where(Input.app_id == app_id, input_at_url(url)).limit(1)):
                     raise errors.InputDuplicate(f"inputs[{res.index}].data.image.url: an input with this url "
                                                 "already exists (set allow_duplicate_url to add it again)")
-                self.blobs.put(image.data, image.digest)
+                try:
+                    self.blobs.put(image.data, image.digest)
+                except BlobUnavailable as exc:
+                    raise errors.ImageStoreUnavailable(f"inputs[{res.index}].data.image: not stored ({exc})") from exc
                 row = Input(app_id=app_id, id=input_id, digest=image.digest, url=url, width=image.width,
                             height=image.height, meta=item.metadata or {}, status_code=status.INPUT_SUCCESS,
                             geo_latitude=item.geo.latitude if item.geo else None,

@@ -25,6 +25,10 @@ class BlobMissing(LookupError):
     """No blob is stored under this digest (or it cannot be read)."""
 
 
+class BlobUnavailable(OSError):
+    """The store could not take a blob (unreachable, refused): nothing may name it."""
+
+
 class BlobStore(Protocol):
     def put(self, data: bytes, digest: str | None = None) -> str:
         """Store bytes (idempotent) and return their digest; durable before returning. ``digest``:

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from visionloop.config import SettingsError
-from visionloop.store.blobs import BlobMissing, blob_key, digest_of
+from visionloop.store.blobs import BlobMissing, BlobUnavailable, blob_key, digest_of
 
 _ABSENT = ("404", "NoSuchKey", "NotFound")
 
@@ -47,8 +47,13 @@ class S3BlobStore:
         return f"{self.prefix}/{blob_key(digest)}" if self.prefix else blob_key(digest)
 
     def put(self, data: bytes, digest: str | None = None) -> str:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         digest = digest or digest_of(data)
-        self.client.put_object(Bucket=self.bucket, Key=self._key(digest), Body=data)
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(digest), Body=data)
+        except (ClientError, BotoCoreError) as exc:
+            raise BlobUnavailable(f"s3://{self.bucket}/{self.prefix} did not take the blob: {exc}") from exc
         return digest
 
     def get(self, digest: str) -> bytes:
