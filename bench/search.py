@@ -3,6 +3,7 @@
     python bench/search.py            # 100k x 1280-d, 1M x 256-d twice (about 40 min on 2 idle cores)
     python bench/search.py --quick    # 10k x 1280-d and 50k x 256-d (under a minute)
     python bench/search.py --only mixture-1M --threads 1   # one dataset; single-threaded build
+    python bench/search.py --backend pgvector [--n N]      # the pgvector store (bench/search_pgvector.py)
 
 Use ``--threads 1`` on a machine that is already busy: usearch's parallel insert spins on locks
 and slows down sharply when its threads are preempted.
@@ -236,6 +237,14 @@ def print_table(results: list[dict]) -> None:
 
 
 def main() -> None:
+    if "--backend" in sys.argv:  # the pgvector store has a bench of its own, with its own options
+        from bench import search_pgvector
+
+        at = sys.argv.index("--backend")
+        if sys.argv[at + 1 : at + 2] != ["pgvector"]:
+            sys.exit("bench/search.py: --backend takes 'pgvector' (the embedded index is the default)")
+        search_pgvector.main(sys.argv[1:at] + sys.argv[at + 2 :])
+        return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

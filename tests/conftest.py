@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,3 +147,27 @@ def api(core: VisionLoop, client: TestClient) -> Api:
 @pytest.fixture
 def other_api(core: VisionLoop, client: TestClient) -> Api:
     return make_api(core, client, "app-b")
+
+
+S3_BUCKET = "visionloop-test"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[Any]:
+    """An S3-compatible server (SeaweedFS, tests/s3server.py) with one bucket, for the S3 blob store."""
+    from tests import s3server
+
+    server = s3server.start()
+    try:
+        s3server.make_bucket(server, S3_BUCKET)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def blob_url(s3_server: Any, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> str:
+    """A key prefix of its own in the test bucket, with the AWS_* variables pointing at the server."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    return f"s3://{S3_BUCKET}/" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]

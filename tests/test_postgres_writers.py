@@ -40,11 +40,11 @@ READY_TIMEOUT = 120.0
 
 
 class Server:
-    def __init__(self, url: str, data_dir: Path, log_path: Path) -> None:
+    def __init__(self, url: str, data_dir: Path, log_path: Path, **settings: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        env = clean_env()
+        env = clean_env(**settings)
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "visionloop", "serve", "--port", str(self.port), "--data-dir", str(data_dir),

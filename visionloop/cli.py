@@ -165,6 +165,43 @@ def cmd_outputs(args: argparse.Namespace) -> int:
         core.close()
 
 
+def cmd_vectors(args: argparse.Namespace) -> int:
+    """Fill pgvector's column from the stored embeddings (what a pgvector server does when it starts)."""
+    from visionloop.core import CopyProgress
+    from visionloop.models.backbone import EMBEDDING_DIM
+    from visionloop.services.predict import EMBEDDING_SPACE
+    from visionloop.store.db import Database
+    from visionloop.store.migrate import upgrade
+    from visionloop.store.pg_vectors import PgVectorStore
+
+    db = Database(_settings(args).db_url)
+    try:
+        upgrade(db.engine)
+        copied = PgVectorStore(db, EMBEDDING_SPACE, EMBEDDING_DIM).prepare(CopyProgress("embeddings into pgvector"))
+    finally:
+        db.dispose()
+    print(f"pgvector holds every stored embedding ({copied} copied now); serve with VISIONLOOP_VECTOR_STORE=pgvector")
+    return 0
+
+
+def cmd_blobs(args: argparse.Namespace) -> int:
+    """Copy DATA_DIR/blobs into the S3 store of VISIONLOOP_BLOB_URL."""
+    from visionloop.core import CopyProgress
+    from visionloop.store.blobs import FileBlobStore, copy_blobs
+    from visionloop.store.s3_blobs import S3BlobStore
+
+    settings = _settings(args)
+    if not settings.blob_url:
+        raise SettingsError("visionloop blobs migrate copies into VISIONLOOP_BLOB_URL=s3://bucket/prefix: set it")
+    folder = settings.data_dir / "blobs"
+    if not folder.is_dir():
+        raise SettingsError(f"no blob folder at {folder}: check --data-dir (or VISIONLOOP_DATA_DIR)")
+    copied, present = copy_blobs(FileBlobStore(folder), S3BlobStore(settings.blob_url), CopyProgress("blobs into S3"))
+    print(f"copied {copied} blobs to {settings.blob_url} ({present} were there already); serve with "
+          "VISIONLOOP_BLOB_STORE=s3")
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     """Every setting with the value in effect for these flags and this environment, and where it came from."""
     flags = {"data_dir": args.data_dir, "database_url": args.database_url}
@@ -256,6 +293,21 @@ def build_parser() -> argparse.ArgumentParser:
                                                "from cron.")
     prune.add_argument("--days", type=cli_feedback.days, help="override the retention setting for this run")
     outputs.set_defaults(func=cmd_outputs)
+
+    vectors = sub.add_parser("vectors", parents=[common], help="move embeddings into pgvector",
+                             description="'migrate' fills the pgvector column of the inputs table from the stored "
+                                         "embeddings (resumable, with progress), as a server started with "
+                                         "VISIONLOOP_VECTOR_STORE=pgvector does before it listens.")
+    vectors_sub = vectors.add_subparsers(dest="action", required=True)
+    vectors_sub.add_parser("migrate", parents=[common], help="create the column and index, copy the embeddings")
+    vectors.set_defaults(func=cmd_vectors)
+
+    blobs = sub.add_parser("blobs", parents=[common], help="move image blobs into S3",
+                           description="'migrate' copies DATA_DIR/blobs into the S3-compatible store at "
+                                       "VISIONLOOP_BLOB_URL (resumable: blobs already there are skipped).")
+    blobs_sub = blobs.add_subparsers(dest="action", required=True)
+    blobs_sub.add_parser("migrate", parents=[common], help="copy every blob into the S3 store")
+    blobs.set_defaults(func=cmd_blobs)
 
     settings = sub.add_parser("settings", parents=[common],
                               help="list every setting: its environment variable, value in effect and default")

@@ -69,6 +69,15 @@ SETTINGS: tuple[Setting, ...] = (
             "inputs' image URLs are built from it; empty means the URL each request was made to."),
     Setting("console_session_hours", 12.0, "How long an operator console sign-in lasts before the session cookie "
             "expires and the console asks for the API key again."),
+    Setting("vector_store", "embedded", "Where visual search finds similar images: 'embedded' (an in-memory index per "
+            "process, built from the stored embeddings) or 'pgvector' (a vector column of the inputs table in "
+            "PostgreSQL with pgvector, shared by every process). See docs/scaling.md."),
+    Setting("pgvector_ef_search", 100, "pgvector's HNSW search breadth (hnsw.ef_search, at most 1000; raised to the "
+            "hits a search needs): more is slower and misses fewer neighbours."),
+    Setting("blob_store", "file", "Where image bytes are kept: 'file' (under DATA_DIR/blobs) or 's3' (an "
+            "S3-compatible store at VISIONLOOP_BLOB_URL; endpoint and credentials from the standard AWS_ENDPOINT_URL, "
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION variables)."),
+    Setting("blob_url", "", "The S3 bucket and key prefix of the 's3' blob store: s3://bucket/prefix."),
     Setting("learning_blend_k", 20.0, "Prior for a learned head's say against the base model's score where "
             "cross-validation could not choose it (weight n/(n+k) for a head trained on n labels); versions "
             "trained since cross-validated promotion choose each concept's weight from its own evidence."),
@@ -104,6 +113,10 @@ class Settings:
     search_explore_rate: float
     public_base_url: str
     console_session_hours: float
+    vector_store: str
+    pgvector_ef_search: int
+    blob_store: str
+    blob_url: str
     learning_blend_k: float
 
     @property
@@ -153,6 +166,14 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
                  "search_memory_strength", "search_memory_neighbour_weight"):
         if not values[name] >= 0:  # also refuses nan
             raise SettingsError(f"{_BY_NAME[name].env} must be 0 or more, got {values[name]}")
+    for name, choices in (("vector_store", ("embedded", "pgvector")), ("blob_store", ("file", "s3"))):
+        if values[name] not in choices:
+            raise SettingsError(f"{_BY_NAME[name].env} must be one of {', '.join(choices)}, got {values[name]!r}")
+    if not 1 <= values["pgvector_ef_search"] <= 1000:
+        raise SettingsError(f"VISIONLOOP_PGVECTOR_EF_SEARCH must be from 1 to 1000, got {values['pgvector_ef_search']}")
+    if values["blob_store"] == "s3" and not str(values["blob_url"]).startswith("s3://"):
+        raise SettingsError(f"VISIONLOOP_BLOB_STORE=s3 needs VISIONLOOP_BLOB_URL=s3://bucket/prefix, "
+                            f"got {values['blob_url']!r}")
     for name in ("search_memory_half_life_days", "console_session_hours"):
         if not values[name] > 0:
             raise SettingsError(f"{_BY_NAME[name].env} must be positive, got {values[name]}")

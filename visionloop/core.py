@@ -6,6 +6,8 @@ and closed explicitly.
 
 from __future__ import annotations
 
+import sys
+
 from visionloop.config import Settings
 from visionloop.models.backbone import EMBEDDING_DIM
 from visionloop.models.runtime import ModelRuntime
@@ -26,11 +28,28 @@ from visionloop.services.training.service import LearningService
 from visionloop.services.training.worker import TrainingWorker
 from visionloop.services.usage import UsageService
 from visionloop.store.app_indexes import AppIndexes
-from visionloop.store.blobs import BlobStore
+from visionloop.store.blobs import BlobStore, FileBlobStore
 from visionloop.store.db import Database, exclusive
 from visionloop.store.migrate import upgrade
+from visionloop.store.pg_vectors import PgVectorStore
+from visionloop.store.s3_blobs import S3BlobStore
+from visionloop.store.vector_store import VectorStore
 
 DEFAULT_APP = "main"
+
+
+class CopyProgress:
+    """Progress of a long copy (embeddings into pgvector, blobs into S3) on stderr, every 5%."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.shown = -5
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = done * 100 // max(total, 1)
+        if percent >= self.shown + 5 or done >= total:
+            print(f"visionloop: copying {self.what}: {done}/{total} ({percent}%)", file=sys.stderr, flush=True)
+            self.shown = percent
 
 
 class VisionLoop:
@@ -40,7 +59,8 @@ class VisionLoop:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.db_url)
         upgrade(self.db.engine)
-        self.blobs = BlobStore(settings.data_dir / "blobs")
+        self.blobs: BlobStore = (S3BlobStore(settings.blob_url) if settings.blob_store == "s3"
+                                 else FileBlobStore(settings.data_dir / "blobs"))
         self.fetcher = ImageFetcher(timeout=settings.fetch_timeout, max_bytes=settings.max_image_bytes,
                                     max_redirects=settings.fetch_max_redirects, allow=settings.fetch_allow_hosts)
         self.loader = ImageLoader(self.fetcher, max_bytes=settings.max_image_bytes,
@@ -48,7 +68,7 @@ class VisionLoop:
         self.apps = AppService(self.db)
         self.concepts = ConceptService(self.db)
         self.models = ModelService(self.db, self.runtime)
-        self.indexes = AppIndexes(self.db, settings.data_dir / "indexes", EMBEDDING_SPACE, EMBEDDING_DIM)
+        self.indexes: VectorStore = self._vector_store()
         self.inputs = InputService(self.db, self.blobs, self.loader, InputAnalyzer(self.models), self.indexes,
                                    max_batch=settings.max_batch)
         self.input_images = InputImages(self.inputs, self.blobs)
@@ -69,6 +89,14 @@ class VisionLoop:
                                         blend_k=settings.learning_blend_k)
         self.feedback.log.erasure_hooks.append(self.learning.on_erasure)
         self.worker: TrainingWorker | None = None
+
+    def _vector_store(self) -> VectorStore:
+        settings = self.settings
+        if settings.vector_store == "embedded":
+            return AppIndexes(self.db, settings.data_dir / "indexes", EMBEDDING_SPACE, EMBEDDING_DIM)
+        store = PgVectorStore(self.db, EMBEDDING_SPACE, EMBEDDING_DIM, ef_search=settings.pgvector_ef_search)
+        store.prepare(CopyProgress("embeddings into pgvector"))  # before any search: the column holds every stored embedding
+        return store
 
     def start_worker(self) -> None:
         """Train in the background (the server does; tests and the CLI train inline)."""

@@ -140,6 +140,23 @@ class InputNotFound(ApiError):
     default_description = "Input does not exist"
 
 
+class InputImageMissing(ApiError):
+    """A stored input whose image the blob store cannot give back (a data folder not shared by
+    every process, an object deleted by hand, an unreachable store)."""
+
+    code = status.INPUT_FAILED
+    http_status = 404
+    default_description = "Input image not found"
+
+
+class ImageStoreUnavailable(ApiError):
+    """The blob store did not take an image (an S3 store unreachable or refusing): nothing names it."""
+
+    code = status.FAILURE
+    http_status = 503
+    default_description = "Image store unavailable"
+
+
 class InputInvalid(ApiError):
     code = status.INPUT_INVALID_ARGUMENT
     default_description = "Invalid input argument"

@@ -27,7 +27,7 @@ from visionloop.services.image_source import ImageLoader, ImageSource, without_i
 from visionloop.services.images import CheckedImage, open_rgb
 from visionloop.services.models import ModelService, ModelView
 from visionloop.services.usage import count_usage
-from visionloop.store.blobs import BlobStore
+from visionloop.store.blobs import BlobMissing, BlobStore, BlobUnavailable
 from visionloop.store.db import Database, insert_missing
 from visionloop.store.tables import Embedding, FeedbackEvent, Input, Model, ModelVersion, Output, utcnow
 
@@ -153,7 +153,11 @@ class PredictService:
                                                    "in this app (send data.image to predict on a new image)")
                     if row.digest is None or row.width is None or row.height is None:
                         raise without_image(f"inputs[{it.index}].id", row.id, row.status_details)
-                    data = self.blobs.get(row.digest)
+                    try:
+                        data = self.blobs.get(row.digest)
+                    except BlobMissing as exc:
+                        raise errors.InputImageMissing(f"inputs[{it.index}].id: the image of input {inp.id!r} is "
+                                                       f"not in this server's blob store ({exc})") from exc
                     out[it.index] = CheckedImage(data=data, digest=row.digest, width=row.width, height=row.height,
                                                  format="stored")
                 else:
@@ -169,7 +173,10 @@ class PredictService:
         rows = []
         for it in items:
             image = images[it.index]
-            self.blobs.put(image.data, image.digest)  # durable before the output that names it is
+            try:
+                self.blobs.put(image.data, image.digest)  # durable before the output that names it is
+            except BlobUnavailable as exc:
+                raise errors.ImageStoreUnavailable(f"inputs[{it.index}].data.image: not stored ({exc})") from exc
             assert it.prediction is not None
             it.output_id, it.created_at = new_id(), now
             rows.append({"id": it.output_id, "app_id": caller.app_id, "model_pk": model.pk, "version_id": version.id,

@@ -41,8 +41,8 @@ from visionloop.services.models import ModelService
 from visionloop.services.paging import Page
 from visionloop.services.predict import EMBEDDING_SPACE, embedding_from_bytes, store_embeddings
 from visionloop.services.usage import count_usage
-from visionloop.store.app_indexes import AppIndexes
 from visionloop.store.db import Database
+from visionloop.store.vector_store import VectorStore
 from visionloop.store.tables import (Concept, Embedding, Input, InputConcept, InputConceptScore, Search, SearchHit,
                                      input_at_url, input_has_image, name_key)
 
@@ -137,7 +137,7 @@ def contains(container: Any, wanted: Any) -> bool:
 
 class SearchService:
     def __init__(self, db: Database, inputs: InputService, models: ModelService, loader: ImageLoader,
-                 indexes: AppIndexes, memory: ClickMemoryService, *, explore_rate: float = 0.0) -> None:
+                 indexes: VectorStore, memory: ClickMemoryService, *, explore_rate: float = 0.0) -> None:
         self.db = db
         self.inputs = inputs
         self.models = models
@@ -290,14 +290,8 @@ class SearchService:
                  need: int) -> list[tuple[str, float]]:
         if candidates is not None and len(candidates) <= EXACT_CANDIDATES:
             return self._exact(app_id, query, candidates)
-        index = self.indexes.get(app_id)
-        # Small indexes answer exactly over everything; large ones over a margin past the page.
-        # Either way ties are broken by input id, so pages neither repeat nor skip tied hits.
-        size = len(index.ids)
-        k = size if size <= index.index.exact_threshold else (need if candidates is None else need * 8) * 2 + 50
-        found = index.search(query, k)
-        if candidates is not None:
-            found = [(i, sc) for i, sc in found if i in candidates]
+        # Ties are broken by input id, so pages neither repeat nor skip tied hits.
+        found = self.indexes.nearest(app_id, query, need, candidates)
         return sorted(found, key=lambda p: (-round(p[1], 6), p[0]))
 
     def _exact(self, app_id: str, query: np.ndarray, candidates: set[str]) -> list[tuple[str, float]]:

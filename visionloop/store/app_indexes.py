@@ -46,6 +46,8 @@ class AppIndex:
 
 
 class AppIndexes:
+    """The ``embedded`` :class:`~visionloop.store.vector_store.VectorStore`."""
+
     def __init__(self, db: Database, root: Path, space: str, dim: int) -> None:
         self.db = db
         self.root = root
@@ -115,6 +117,18 @@ class AppIndexes:
             app.ids.update((int(k), (i, d)) for k, (i, d, _) in zip(keys, rows))
         app.generation = generation
         self._changed(app_id, app, len(gone) + len(rows))
+
+    def write(self, s: Session, app_id: str, rows: Sequence[tuple[str, np.ndarray]]) -> None:
+        """Nothing to write in the database: :meth:`add` indexes the inputs once they are committed."""
+
+    def nearest(self, app_id: str, query: np.ndarray, need: int,
+                within: set[str] | None) -> list[tuple[str, float]]:
+        """Small indexes answer exactly over everything; large ones over a margin past the page."""
+        app = self.get(app_id)
+        size = len(app.ids)
+        k = size if size <= app.index.exact_threshold else (need if within is None else need * 8) * 2 + 50
+        found = app.search(query, k)
+        return found if within is None else [(i, sc) for i, sc in found if i in within]
 
     def add(self, app_id: str, items: Sequence[tuple[str, str]], vectors: np.ndarray, generation: int) -> None:
         """Index (input id, image digest) pairs with their embeddings, added by the transaction

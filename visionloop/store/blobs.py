@@ -1,29 +1,63 @@
-"""Content-addressed blob store: image bytes filed under their SHA-256, written atomically."""
+"""Content-addressed blob stores: image bytes (and model artefacts) filed under their SHA-256.
+
+Two implementations of one interface, chosen by ``VISIONLOOP_BLOB_STORE``: :class:`FileBlobStore`
+(files under ``DATA_DIR/blobs``, the default) and :class:`visionloop.store.s3_blobs.S3BlobStore`
+(an S3-compatible bucket that processes on several machines share). A blob is written before any
+row names it and never changed, so a reader that finds the row finds the bytes; a blob that is gone
+anyway (a folder not shared, an object deleted by hand) raises :class:`BlobMissing`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 
 def digest_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class BlobStore:
+class BlobMissing(LookupError):
+    """No blob is stored under this digest (or it cannot be read)."""
+
+
+class BlobUnavailable(OSError):
+    """The store could not take a blob (unreachable, refused): nothing may name it."""
+
+
+class BlobStore(Protocol):
+    def put(self, data: bytes, digest: str | None = None) -> str:
+        """Store bytes (idempotent) and return their digest; durable before returning. ``digest``:
+        the bytes' SHA-256 when the caller has it already (a checked image does; hashing a phone
+        photo again costs ~2.5 ms)."""
+
+    def get(self, digest: str) -> bytes:
+        """The bytes; :class:`BlobMissing` when there are none."""
+
+    def exists(self, digest: str) -> bool: ...
+
+    def delete(self, digest: str) -> None:
+        """Forget a blob (absent ones are ignored)."""
+
+
+def blob_key(digest: str) -> str:
+    """Where a blob lives below the store's root: two levels of fan-out keep folders small."""
+    return f"{digest[:2]}/{digest[2:4]}/{digest}"
+
+
+class FileBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, digest: str) -> Path:
-        return self.root / digest[:2] / digest[2:4] / digest
+        return self.root / blob_key(digest)
 
     def put(self, data: bytes, digest: str | None = None) -> str:
-        """Store bytes (idempotent) and return their digest; durable before returning. ``digest``:
-        the bytes' SHA-256 when the caller has it already (a checked image does; hashing a phone
-        photo again costs ~2.5 ms)."""
         digest = digest or digest_of(data)
         self._write(self._path(digest), data)
         return digest
@@ -62,7 +96,36 @@ class BlobStore:
             raise
 
     def get(self, digest: str) -> bytes:
-        return self._path(digest).read_bytes()
+        try:
+            return self._path(digest).read_bytes()
+        except OSError as exc:
+            raise BlobMissing(f"blob {digest} cannot be read: {exc.strerror or exc}") from exc
 
     def exists(self, digest: str) -> bool:
         return self._path(digest).exists()
+
+    def delete(self, digest: str) -> None:
+        self._path(digest).unlink(missing_ok=True)
+
+    def digests(self) -> Iterator[str]:
+        """Every stored blob's digest (files being written are not blobs yet)."""
+        for path in self.root.glob("??/??/*"):
+            if not path.name.startswith(".tmp-"):
+                yield path.name
+
+
+def copy_blobs(source: FileBlobStore, target: BlobStore,
+               progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+    """Copy every blob of a folder into another store, skipping those it has (so a copy that was
+    stopped resumes cheaply); returns (copied, already there)."""
+    digests = sorted(source.digests())
+    copied = present = 0
+    for n, digest in enumerate(digests, 1):
+        if target.exists(digest):
+            present += 1
+        else:
+            target.put(source.get(digest), digest)
+            copied += 1
+        if progress is not None:
+            progress(n, len(digests))
+    return copied, present

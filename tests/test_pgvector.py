@@ -1,0 +1,243 @@
+"""The ``pgvector`` vector store: the same answers as the embedded index, recall against exact
+search under filters and beside other apps, the error when the extension is missing, and the
+resumable copy of existing embeddings into the vector column."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import text
+
+from tests import pgserver
+from tests.conftest import make_api
+from tests.helpers import Api, b64, clean_env
+from visionloop.config import SettingsError, load_settings
+from visionloop.core import VisionLoop
+from visionloop.http.app import create_app
+from visionloop.models.backbone import EMBEDDING_DIM
+from visionloop.models.runtime import ModelRuntime
+from visionloop.services.predict import EMBEDDING_SPACE
+from visionloop.store import pg_vectors
+from visionloop.store.pg_vectors import PgVectorStore
+from visionloop.store.tables import Input
+from visionloop.store.vectors import VectorIndex
+
+pytestmark = pytest.mark.postgres
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def pg_url(pg_server: Any, database_url: str) -> str:
+    return database_url
+
+
+def _core(tmp_path: Path, name: str, url: str, runtime: ModelRuntime, **settings: Any) -> VisionLoop:
+    return VisionLoop(load_settings({"data_dir": tmp_path / name, "database_url": url, **settings}, environ={}),
+                      runtime)
+
+
+@pytest.fixture
+def pair(tmp_path: Path, pg_url: str, runtime: ModelRuntime) -> Iterator[tuple[Api, Api]]:
+    """One app through a pgvector server and through an embedded one, on one database."""
+    pg = _core(tmp_path, "pg", pg_url, runtime, vector_store="pgvector")
+    embedded = _core(tmp_path, "embedded", pg_url, runtime)
+    with TestClient(create_app(pg.settings, pg), raise_server_exceptions=False) as pg_client, \
+            TestClient(create_app(embedded.settings, embedded), raise_server_exceptions=False) as embedded_client:
+        api = make_api(pg, pg_client, "shop")
+        yield api, Api(embedded_client, api.key, "shop")
+    pg.close()
+    embedded.close()
+
+
+def noise_png(seed: int) -> bytes:
+    """A distinct image per seed (a tinted noise field), so similarities differ."""
+    rng = np.random.default_rng(seed)
+    tint = rng.integers(0, 256, 3)
+    pixels = (rng.integers(0, 256, (48, 48, 3)) * 0.5 + tint * 0.5).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _add(api: Api, n: int, start: int = 0) -> None:
+    inputs = [{"id": f"in-{i}", "data": {"image": {"base64": b64(noise_png(i))}, "metadata": {"group": i % 3},
+                                         "concepts": [{"id": "odd", "value": i % 2 == 1}]}}
+              for i in range(start, start + n)]
+    response = api.post("/inputs", {"inputs": inputs})
+    assert response.status_code == 200, response.text
+
+
+def _hits(api: Api, ands: list[dict[str, Any]], page: int = 1, per_page: int = 10) -> list[tuple[str, float]]:
+    response = api.post("/searches", {"query": {"ands": ands}, "pagination": {"page": page, "per_page": per_page}})
+    assert response.status_code == 200, response.text
+    return [(h["input"]["id"], h["score"]) for h in response.json()["hits"]]
+
+
+QUERIES = [
+    [{"output": {"input": {"id": "in-0"}}}],
+    [{"output": {"input": {"data": {"image": {"base64": b64(noise_png(100))}}}}}],
+    [{"output": {"input": {"id": "in-4"}}}, {"input": {"data": {"metadata": {"group": 1}}}}],
+    [{"output": {"input": {"id": "in-7"}}}, {"input": {"data": {"concepts": [{"id": "odd", "value": True}]}}}],
+]
+
+
+@pytest.mark.parametrize("ands", QUERIES, ids=["by-id", "by-image", "with-metadata", "with-concept"])
+def test_pgvector_answers_as_the_embedded_index(pair: tuple[Api, Api], ands: list[dict[str, Any]]) -> None:
+    pg, embedded = pair
+    _add(pg, 24)
+    for page in (1, 2):
+        got, want = _hits(pg, ands, page, 5), _hits(embedded, ands, page, 5)
+        assert [i for i, _ in got] == [i for i, _ in want]
+        assert np.allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
+
+
+def test_an_added_input_is_found_at_once_and_a_deleted_one_is_gone(pair: tuple[Api, Api]) -> None:
+    pg, embedded = pair
+    _add(pg, 6)
+    assert _hits(pg, [{"output": {"input": {"id": "in-5"}}}])[0] == ("in-5", pytest.approx(1.0, abs=1e-5))
+    assert pg.delete("/inputs/in-5").status_code == 200
+    assert "in-5" not in [i for i, _ in _hits(pg, [{"output": {"input": {"id": "in-0"}}}])]
+
+
+# -- the store on its own: recall against exact search ---------------------------------------------
+
+def _store_with(core: VisionLoop, apps: dict[str, np.ndarray]) -> PgVectorStore:
+    store = core.indexes
+    assert isinstance(store, PgVectorStore)
+    for app_id, vectors in apps.items():
+        core.apps.create_app(app_id)
+        with core.db.transaction() as s:
+            s.add_all(Input(app_id=app_id, id=f"v{i}", digest=f"d{i}", width=1, height=1, meta={},
+                            status_code=30000) for i in range(len(vectors)))
+            s.flush()
+            store.write(s, app_id, [(f"v{i}", v) for i, v in enumerate(vectors)])
+    return store
+
+
+def _exact(vectors: np.ndarray, query: np.ndarray, k: int, ids: list[int] | None = None) -> list[str]:
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = VectorIndex(vectors.shape[1], exact_threshold=10**9)
+    keep = np.arange(len(vectors)) if ids is None else np.array(ids)
+    index.add(keep.astype(np.uint64), unit[keep])
+    keys, _ = index.search(query, k, exact=True)
+    return [f"v{k}" for k in keys]
+
+
+def _clusters(rng: np.random.Generator, n: int, centres: int = 40) -> np.ndarray:
+    middle = rng.normal(size=(centres, EMBEDDING_DIM))
+    return (middle[rng.integers(0, centres, n)] + 0.6 * rng.normal(size=(n, EMBEDDING_DIM))).astype(np.float32)
+
+
+def test_recall_against_exact_search_with_filters_and_beside_a_larger_app(
+        tmp_path: Path, pg_url: str, runtime: ModelRuntime) -> None:
+    rng = np.random.default_rng(7)
+    big, small = _clusters(rng, 1500), _clusters(rng, 25)
+    core = _core(tmp_path, "pg", pg_url, runtime, vector_store="pgvector")
+    try:
+        store = _store_with(core, {"big": big, "small": small})
+        queries = _clusters(rng, 20)
+        subset = sorted(rng.choice(len(big), 300, replace=False).tolist())
+        recall, filtered = [], []
+        for q in queries:
+            found = sorted(store.nearest("big", q, 10, None), key=lambda p: -p[1])[:10]
+            recall.append(len({i for i, _ in found} & set(_exact(big, q, 10))) / 10)
+            within = {f"v{i}" for i in subset}
+            found = sorted(store.nearest("big", q, 10, within), key=lambda p: -p[1])[:10]
+            assert {i for i, _ in found} <= within
+            filtered.append(len({i for i, _ in found} & set(_exact(big, q, 10, subset))) / 10)
+            # a small app beside a large one, and a very selective filter: complete and exact
+            assert {i for i, _ in store.nearest("small", q, 10, None)} == {f"v{i}" for i in range(25)}
+            few = store.nearest("big", q, 10, {"v3", "v30", "v300"})
+            assert sorted(i for i, _ in few) == ["v3", "v30", "v300"]
+        assert np.mean(recall) >= 0.95 and np.mean(filtered) >= 0.95, (np.mean(recall), np.mean(filtered))
+        scores = dict(store.nearest("small", small[4], 10, None))
+        assert scores["v4"] == pytest.approx(1.0, abs=1e-5)
+    finally:
+        core.close()
+
+
+# -- starting ----------------------------------------------------------------------------------
+
+def test_pgvector_on_sqlite_is_refused_at_start(tmp_path: Path, runtime: ModelRuntime) -> None:
+    with pytest.raises(SettingsError, match="VISIONLOOP_VECTOR_STORE=pgvector needs PostgreSQL"):
+        _core(tmp_path, "lite", "", runtime, vector_store="pgvector")
+
+
+def test_a_server_without_the_extension_refuses_to_start_with_pgvector(tmp_path: Path, pg_server: Any) -> None:
+    server = pgserver.start(without_extensions=("vector",))
+    try:
+        pgserver.execute_autocommit(server, "CREATE DATABASE plain")
+        done = subprocess.run([sys.executable, "-m", "visionloop", "serve", "--port", "1", "--data-dir",
+                               str(tmp_path / "data"), "--database-url", server.url("plain")],
+                              cwd=REPO_ROOT, env=clean_env(VISIONLOOP_VECTOR_STORE="pgvector"), capture_output=True,
+                              text=True, timeout=120)
+    finally:
+        server.stop()
+    assert done.returncode == 2, done.stderr
+    assert "VISIONLOOP_VECTOR_STORE=pgvector: this PostgreSQL server has no pgvector extension" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_copy_into_the_vector_column_resumes_after_an_interruption(
+        tmp_path: Path, pg_url: str, runtime: ModelRuntime, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    embedded = _core(tmp_path, "embedded", pg_url, runtime)  # an install from before pgvector
+    with TestClient(create_app(embedded.settings, embedded), raise_server_exceptions=False) as client:
+        api = make_api(embedded, client, "shop")
+        _add(api, 12)
+        want = _hits(api, QUERIES[0])
+    embedded.close()
+
+    monkeypatch.setattr(pg_vectors, "BACKFILL_BATCH", 5)
+    monkeypatch.setattr(pg_vectors, "BULK_ROWS", 5)  # a large first copy: the index is built after it
+    calls: list[tuple[int, int]] = []
+
+    def interrupt(done: int, total: int) -> None:
+        calls.append((done, total))
+        raise KeyboardInterrupt  # the process stops after the first batch
+
+    first = _core(tmp_path, "first", pg_url, runtime)
+    store = PgVectorStore(first.db, EMBEDDING_SPACE, EMBEDDING_DIM)
+    with pytest.raises(KeyboardInterrupt):
+        store.prepare(interrupt)
+    first.close()
+    assert calls == [(5, 12)]
+    with first.db.session() as s:  # stopped before the index was built again
+        assert s.scalar(text("SELECT count(*) FROM pg_indexes WHERE indexname = :i"), {"i": pg_vectors.INDEX}) == 0
+
+    pg = _core(tmp_path, "pg", pg_url, runtime, vector_store="pgvector")  # copies the rest, then serves
+    try:
+        assert "copying embeddings into pgvector: 7/7 (100%)" in capsys.readouterr().err
+        with pg.db.session() as s:
+            assert s.scalar(text("SELECT count(*) FROM inputs WHERE embedding IS NULL")) == 0
+            assert s.scalar(text("SELECT count(*) FROM pg_indexes WHERE indexname = :i"), {"i": pg_vectors.INDEX}) == 1
+        with TestClient(create_app(pg.settings, pg), raise_server_exceptions=False) as client:
+            got = _hits(Api(client, api.key, "shop"), QUERIES[0])
+        assert [i for i, _ in got] == [i for i, _ in want]
+        assert np.allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
+    finally:
+        pg.close()
+
+
+def test_vectors_migrate_fills_the_column_from_the_command_line(tmp_path: Path, pg_url: str,
+                                                                 runtime: ModelRuntime) -> None:
+    embedded = _core(tmp_path, "embedded", pg_url, runtime)
+    with TestClient(create_app(embedded.settings, embedded), raise_server_exceptions=False) as client:
+        _add(make_api(embedded, client, "shop"), 3)
+    embedded.close()
+    done = subprocess.run([sys.executable, "-m", "visionloop", "vectors", "migrate", "--database-url", pg_url,
+                           "--data-dir", str(tmp_path / "cli")], cwd=REPO_ROOT, env=clean_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "copying embeddings into pgvector: 3/3 (100%)" in done.stderr
+    assert "pgvector holds every stored embedding (3 copied now)" in done.stdout
