@@ -6,7 +6,7 @@ the console signs session cookies with (so a session started on one process is v
 an end user's feedback).
 
 Revision ID: 0018
-Revises: 0013
+Revises: 0015
 """
 
 from collections.abc import Sequence
@@ -16,7 +16,7 @@ from alembic import op
 
 
 revision: str = '0018'
-down_revision: str | None = '0013'
+down_revision: str | None = '0015'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
