@@ -42,7 +42,8 @@ def _search(api: Api, *ands: dict) -> list[str]:
     return sorted(h["input"]["id"] for h in r.json()["hits"])
 
 
-def test_a_failed_download_is_stored_with_what_was_sent_and_its_cause(api: Api, image_server: ImageServer) -> None:
+def test_a_failed_download_is_stored_with_what_was_sent_and_its_cause(core: VisionLoop, api: Api,
+                                                                       image_server: ImageServer) -> None:
     gone = image_server.url("/gone.jpg", b"", code=404)
     r = api.post("/inputs", {"inputs": [
         _item("ok", image_server.url("/ok.png", png_bytes())),
@@ -73,6 +74,7 @@ def test_a_failed_download_is_stored_with_what_was_sent_and_its_cause(api: Api, 
     assert "207" in api.client.get("/openapi.json").json()["paths"]["/v2/inputs"]["get"]["responses"]
     assert _counts(api) == {"processed": 1, "to_process": 0, "errors": 1, "processing": 0}
     assert {c["id"] for c in api.get("/concepts").json()["concepts"]} >= {"cat", "dog"}
+    assert core.usage.by_op(api.app_id) == {"inputs": 2}  # the download was tried and a row stored
     # the inputs a model's training reads: not it
     assert [i["id"] for i in api.get(f"/models/{GENERAL.id}/inputs").json()["inputs"]] == ["ok"]
 
@@ -118,6 +120,14 @@ def test_a_refused_request_stores_nothing(api: Api, item: dict, code: int) -> No
     assert (r.status_code, r.json()["status"]["code"]) == (400, code), r.text
     assert api.get("/inputs").json()["inputs"] == []
     assert _counts(api)["errors"] == 0
+
+
+def test_beside_a_refused_item_a_stored_failure_makes_the_batch_mixed(api: Api, image_server: ImageServer) -> None:
+    r = api.post("/inputs", {"inputs": [_item("gone", image_server.url("/gone.png", b"", code=404)),
+                                        _item("ssrf", "http://10.0.0.1/a.png")]})
+    assert (r.status_code, r.json()["status"]["code"]) == (200, status.MIXED_STATUS), r.text
+    assert [i["status"]["code"] for i in r.json()["inputs"]] == [status.INPUT_FAILED, 30106]
+    assert set(_listed(api)[2]) == {"gone"}
 
 
 def test_a_redirect_to_a_private_address_is_refused_not_stored(api: Api, image_server: ImageServer) -> None:
