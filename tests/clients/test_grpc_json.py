@@ -85,6 +85,14 @@ def test_get_input_reads_back_id_and_concepts(step, prefix: str) -> None:
     assert [(c["id"], c["value"]) for c in got["concepts"]] == [(prefix + "color", 1.0), (prefix + "not-color", 0.0)]
 
 
+def test_an_input_posted_with_regions_reads_them_back(step, prefix: str) -> None:
+    first, second = step("input_regions")  # coordinates are float32 in the protobuf
+    assert first["id"] == "r1" and first["concepts"] == [[prefix + "logo", 1.0]]
+    assert first["box"] == pytest.approx({"top_row": 0.1, "left_col": 0.2, "bottom_row": 0.5, "right_col": 0.6})
+    assert second["box"] == pytest.approx({"top_row": 0.0, "left_col": 0.0, "bottom_row": 0.3, "right_col": 0.3})
+    assert len(second["id"]) == 32 and second["concepts"] == [[prefix + "logo", 0.0]]
+
+
 def test_get_missing_input_is_input_does_not_exist(step) -> None:
     assert step("get_missing_input")["code"] == 30102  # INPUT_DOES_NOT_EXIST
 

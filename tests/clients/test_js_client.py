@@ -87,6 +87,12 @@ def test_inputs_get_reads_back_id_and_concepts(step, prefix: str) -> None:
     assert got["concepts"] == [{"id": prefix + "color", "value": 1}, {"id": prefix + "not-color", "value": 0}]
 
 
+def test_inputs_create_with_regions_and_read_them_back(step) -> None:
+    first, second = step("inputs_regions")
+    assert first == {"id": "r1", "box": [0.1, 0.2, 0.5, 0.6]}
+    assert len(second["id"]) == 32 and second["box"] == [0.0, 0.0, 0.3, 0.3]
+
+
 def test_inputs_get_missing_rejects_with_404(step) -> None:
     assert step("inputs_get_missing") == {"http_status": 404, "code": 30102}
 

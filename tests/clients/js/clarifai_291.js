@@ -112,6 +112,17 @@ async function main() {
     {url: cfg.image_url, id: P + 'url', concepts: [{id: P + 'color'}]},
   ]), inputView));
   await step('inputs_get', async () => inputView(await app.inputs.get(P + 'red')));
+  // regions pass through formatInput as given; Input reads them back into Region objects
+  await step('inputs_regions', async () => {
+    const box = (top_row, left_col, bottom_row, right_col) => ({bounding_box: {top_row, left_col, bottom_row, right_col}});
+    await app.inputs.create({base64: cfg.png_b64, id: P + 'regions', regions: [
+      {id: 'r1', region_info: box(0.1, 0.2, 0.5, 0.6), data: {concepts: [{id: P + 'logo', value: true}]}},
+      {region_info: box(0, 0, 0.3, 0.3), data: {concepts: [{id: P + 'logo', value: false}]}},
+    ]});
+    const got = await app.inputs.get(P + 'regions');
+    await app.inputs.delete(P + 'regions');
+    return Array.from(got.regions).map((r) => ({id: r.id, box: [r.top, r.left, r.bottom, r.right]}));
+  });
   await step('inputs_get_missing', async () => {
     try {
       await app.inputs.get(P + 'missing');

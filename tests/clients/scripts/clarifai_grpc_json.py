@@ -85,6 +85,26 @@ def post_inputs():
     return [input_view(i) for i in r.inputs]
 
 
+def input_regions():
+    """An input posted with regions (protobuf Region/RegionInfo/BoundingBox), read back, then deleted
+    so that the listings and searches below stay as they were."""
+    png = base64.b64decode(cfg["png_b64"])
+    logo = P + "logo"
+    box = resources_pb2.BoundingBox
+    call("PostInputs", service_pb2.PostInputsRequest, inputs=[resources_pb2.Input(
+        id=P + "regions", data=resources_pb2.Data(image=resources_pb2.Image(base64=png), regions=[
+            resources_pb2.Region(id="r1", region_info=resources_pb2.RegionInfo(bounding_box=box(
+                top_row=0.1, left_col=0.2, bottom_row=0.5, right_col=0.6)),
+                data=resources_pb2.Data(concepts=[resources_pb2.Concept(id=logo, value=1.0)])),
+            resources_pb2.Region(region_info=resources_pb2.RegionInfo(bounding_box=box(bottom_row=0.3, right_col=0.3)),
+                                 data=resources_pb2.Data(concepts=[resources_pb2.Concept(id=logo, value=0.0)])),
+        ]))])
+    got = call("GetInput", service_pb2.GetInputRequest, input_id=P + "regions").input
+    call("DeleteInput", service_pb2.DeleteInputRequest, input_id=P + "regions")
+    return [{"id": r.id, "box": box_view(r.region_info.bounding_box),
+             "concepts": [(c.id, c.value) for c in r.data.concepts]} for r in got.data.regions]
+
+
 def missing_input():
     r = stub.GetInput(service_pb2.GetInputRequest(input_id=P + "missing", **scope), metadata=metadata)
     return status_view(r.status)
@@ -236,6 +256,7 @@ if stub is not None:
     steps.run("post_inputs", post_inputs)
     steps.run("get_input", lambda: input_view(call("GetInput", service_pb2.GetInputRequest,
                                                    input_id=P + "red").input))
+    steps.run("input_regions", input_regions)
     steps.run("get_missing_input", missing_input)
     steps.run("list_inputs", lambda: [i.id for i in pages("ListInputs", service_pb2.ListInputsRequest,
                                                           "inputs")])

@@ -74,6 +74,7 @@ MIN_BOXES = 10
 USEFUL_PRECISION = 0.5
 BATCH = 16  # images per forward pass
 MAX_IMAGES = 400  # the most recently judged images a training reads: bounded time and memory
+SCANNED = 5000  # the newest feedback events and annotated regions a check for new statements reads
 Progress = Callable[[str], None]
 
 
@@ -224,14 +225,15 @@ class DetectionLearning:
     def news(s: Session, model: Model, versions: Sequence[ModelVersion], enough: int) -> int:
         """What arrived to teach an app's own detection model since its newest version (counted up to
         ``enough``): region feedback events naming its concepts on any of the app's detection
-        models' outputs (its own included), and inputs annotated since with regions naming them."""
+        models' outputs (its own included), and inputs annotated since with regions naming them; of
+        each the newest :data:`SCANNED` are read, so a check stays cheap however much is unread."""
         concepts = {cid for cid, _ in chosen_concepts(model)}
         since_seq = max([((v.params or {}).get("trained_on") or {}).get("last_seq", 0) for v in versions] or [0])
         detectors = select(Model.pk).where(Model.app_id.in_([SHARED, model.app_id]), Model.model_type == DETECTION)
         events = s.scalars(select(FeedbackEvent.body).where(
             FeedbackEvent.app_id == model.app_id, FeedbackEvent.event_type == "annotation",
             FeedbackEvent.model_pk.in_(detectors), FeedbackEvent.output_id.is_not(None),
-            FeedbackEvent.seq > since_seq).order_by(FeedbackEvent.seq))
+            FeedbackEvent.seq > since_seq).order_by(FeedbackEvent.seq.desc()).limit(SCANNED))
         n = 0
         for body in events:
             regions = ((body or {}).get("normalized") or {}).get("regions") or []
@@ -240,7 +242,7 @@ class DetectionLearning:
                 return n
         annotated = (select(InputRegion.input_id, InputRegion.concepts)
                      .join(Input, (Input.app_id == InputRegion.app_id) & (Input.id == InputRegion.input_id))
-                     .where(InputRegion.app_id == model.app_id))
+                     .where(InputRegion.app_id == model.app_id).order_by(Input.modified_at.desc()).limit(SCANNED))
         if versions:
             annotated = annotated.where(Input.modified_at > max(v.created_at for v in versions))
         inputs: set[str] = set()
