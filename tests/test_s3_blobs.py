@@ -132,3 +132,18 @@ class _Refusing:
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._client, name)
+
+
+def test_thumbnails_are_kept_in_the_bucket_and_a_gone_image_is_a_clear_error(s3_core: VisionLoop,
+                                                                              s3_api: Api) -> None:
+    s3_api.post("/inputs", {"inputs": [{"id": "kitty", "data": {"image": {"base64": b64(photo("chelsea"))}}}]})
+    digest = s3_core.inputs.get("shop", "kitty").row.digest
+    first = s3_api.get("/inputs/kitty/image", params={"size": "thumbnail"})
+    assert first.status_code == 200 and first.headers["content-type"] == "image/jpeg"
+    store = s3_core.blobs
+    assert isinstance(store, S3BlobStore)
+    assert store.get_derived(digest, "thumb256") == first.content
+    store.delete(digest)
+    r = s3_api.get("/inputs/kitty/image")
+    assert r.status_code == 404 and r.json()["status"]["code"] == 30002, r.text
+    assert "input 'kitty'" in r.json()["status"]["details"]

@@ -13,6 +13,7 @@ from visionloop import status
 from visionloop.core import VisionLoop
 from visionloop.models.catalog import GENERAL
 from visionloop.services.training.data import concept_data
+from visionloop.services.training.detection_learning import annotated_images
 from visionloop.store.tables import Input
 
 MAX_IMAGE = 200_000
@@ -264,3 +265,18 @@ def test_unlinked_feedback_naming_it_gives_no_label(core: VisionLoop, api: Api, 
     assert event["unlinked"] is True and event["data"]["digest"] is None  # recorded, with no image to learn on
     with core.db.session() as s:
         assert concept_data(s, api.app_id, core.models.get(api.app_id, GENERAL.id).model).labels == []
+
+
+def test_a_failed_download_has_no_image_to_serve_and_its_regions_teach_nothing(core: VisionLoop, api: Api,
+                                                                               image_server: ImageServer) -> None:
+    box = {"top_row": 0.1, "left_col": 0.1, "bottom_row": 0.5, "right_col": 0.5}
+    r = api.post("/inputs", {"inputs": [_item("gone", image_server.url("/gone.jpg", b"", code=404), regions=[
+        {"region_info": {"bounding_box": box}, "data": {"concepts": [{"id": "acme", "value": True}]}}])]})
+    assert r.json()["inputs"][0]["status"]["code"] == status.INPUT_FAILED, r.text
+    assert [g["data"]["concepts"][0]["id"] for g in api.get("/inputs/gone").json()["input"]["data"]["regions"]] == ["acme"]
+    for size in ("original", "thumbnail"):
+        r = api.get("/inputs/gone/image", params={"size": size})
+        assert r.status_code == 400 and r.json()["status"]["code"] == status.INPUT_FAILED, r.text
+        assert "has no image, its download failed" in r.json()["status"]["details"]
+    with core.db.session() as s:
+        assert annotated_images(s, api.app_id, None) == {}

@@ -13,9 +13,11 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from visionloop import errors
 from visionloop.models.preprocess import to_rgb
+from visionloop.services.image_source import without_image
 from visionloop.services.inputs import InputService
-from visionloop.store.blobs import BlobStore
+from visionloop.store.blobs import BlobMissing, BlobStore
 
 THUMBNAIL = "thumbnail"
 SIZES = ("original", THUMBNAIL)
@@ -37,15 +39,26 @@ class InputImages:
 
     def etag(self, app_id: str, input_id: str, size: str) -> str:
         """The ETag of an input's image at ``size``, without reading the image (for 304s)."""
-        digest = self.inputs.get(app_id, input_id).row.digest
+        digest = self._digest(app_id, input_id)
         return f'"{digest}"' if size != THUMBNAIL else f'"{digest}-{_THUMB_KIND}"'
 
     def get(self, app_id: str, input_id: str, size: str) -> ServedImage:
-        digest = self.inputs.get(app_id, input_id).row.digest
-        if size != THUMBNAIL:
-            data = self.blobs.get(digest)
-            return ServedImage(data, _media_type(data), f'"{digest}"')
-        return ServedImage(self.thumbnail(digest), "image/jpeg", f'"{digest}-{_THUMB_KIND}"')
+        digest = self._digest(app_id, input_id)
+        try:
+            if size != THUMBNAIL:
+                data = self.blobs.get(digest)
+                return ServedImage(data, _media_type(data), f'"{digest}"')
+            return ServedImage(self.thumbnail(digest), "image/jpeg", f'"{digest}-{_THUMB_KIND}"')
+        except BlobMissing as exc:
+            raise errors.InputImageMissing(f"input {input_id!r}: its image is not in this server's blob store "
+                                           f"({exc})") from exc
+
+    def _digest(self, app_id: str, input_id: str) -> str:
+        """The digest of an input's image; an input whose download failed has none to serve."""
+        row = self.inputs.get(app_id, input_id).row
+        if row.digest is None:
+            raise without_image("input_id", input_id, row.status_details)
+        return row.digest
 
     def thumbnail(self, digest: str) -> bytes:
         """The JPEG thumbnail of stored image ``digest``, made on first use and kept."""

@@ -43,10 +43,23 @@ class BlobStore(Protocol):
     def delete(self, digest: str) -> None:
         """Forget a blob (absent ones are ignored)."""
 
+    def put_derived(self, digest: str, kind: str, data: bytes) -> None:
+        """Store what was made from blob ``digest`` (``kind``: what, e.g. ``thumb256``) beside it."""
+
+    def get_derived(self, digest: str, kind: str) -> bytes | None:
+        """What :meth:`put_derived` stored for blob ``digest``, or None when nothing was yet."""
+
 
 def blob_key(digest: str) -> str:
     """Where a blob lives below the store's root: two levels of fan-out keep folders small."""
     return f"{digest[:2]}/{digest[2:4]}/{digest}"
+
+
+def derived_name(digest: str, kind: str) -> str:
+    """The name of what was made from a blob, beside it (``kind``: letters and digits)."""
+    if not kind.isalnum():
+        raise ValueError(f"a derived blob's kind is letters and digits, got {kind!r}")
+    return f"{blob_key(digest)}.{kind}"
 
 
 class FileBlobStore:
@@ -63,20 +76,13 @@ class FileBlobStore:
         return digest
 
     def put_derived(self, digest: str, kind: str, data: bytes) -> None:
-        """Store what was made from blob ``digest`` (``kind``: what, e.g. ``thumb256``) beside it."""
-        self._write(self._derived_path(digest, kind), data)
+        self._write(self.root / derived_name(digest, kind), data)
 
     def get_derived(self, digest: str, kind: str) -> bytes | None:
-        """What :meth:`put_derived` stored for blob ``digest``, or None when nothing was yet."""
         try:
-            return self._derived_path(digest, kind).read_bytes()
+            return (self.root / derived_name(digest, kind)).read_bytes()
         except FileNotFoundError:
             return None
-
-    def _derived_path(self, digest: str, kind: str) -> Path:
-        if not kind.isalnum():
-            raise ValueError(f"a derived blob's kind is letters and digits, got {kind!r}")
-        return self._path(digest).with_name(f"{digest}.{kind}")
 
     @staticmethod
     def _write(path: Path, data: bytes) -> None:
@@ -110,7 +116,7 @@ class FileBlobStore:
     def digests(self) -> Iterator[str]:
         """Every stored blob's digest (files being written are not blobs yet)."""
         for path in self.root.glob("??/??/*"):
-            if not path.name.startswith(".tmp-"):
+            if not path.name.startswith(".tmp-") and "." not in path.name:  # not a thumbnail beside it
                 yield path.name
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from visionloop.config import SettingsError
-from visionloop.store.blobs import BlobMissing, BlobUnavailable, blob_key, digest_of
+from visionloop.store.blobs import BlobMissing, BlobUnavailable, blob_key, derived_name, digest_of
 
 _ABSENT = ("404", "NoSuchKey", "NotFound")
 
@@ -44,7 +44,10 @@ class S3BlobStore:
                                 f"({exc}); create it, or check AWS_ENDPOINT_URL and the credentials") from exc
 
     def _key(self, digest: str) -> str:
-        return f"{self.prefix}/{blob_key(digest)}" if self.prefix else blob_key(digest)
+        return self._prefixed(blob_key(digest))
+
+    def _prefixed(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
 
     def put(self, data: bytes, digest: str | None = None) -> str:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -80,6 +83,25 @@ class S3BlobStore:
 
     def delete(self, digest: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(digest))
+
+    def put_derived(self, digest: str, kind: str, data: bytes) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._prefixed(derived_name(digest, kind)), Body=data)
+        except (ClientError, BotoCoreError) as exc:
+            raise BlobUnavailable(f"s3://{self.bucket}/{self.prefix} did not take a {kind} of {digest}: {exc}") from exc
+
+    def get_derived(self, digest: str, kind: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return bytes(self.client.get_object(Bucket=self.bucket,
+                                                Key=self._prefixed(derived_name(digest, kind)))["Body"].read())
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _ABSENT:
+                return None
+            raise
 
 
 def client_config() -> Any:

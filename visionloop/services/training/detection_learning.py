@@ -66,7 +66,8 @@ from visionloop.services.training.concept_training import InsufficientData, esti
 from visionloop.services.training.region_learning import Crops, Statements, statements
 from visionloop.store.blobs import BlobMissing, BlobStore
 from visionloop.store.db import Database
-from visionloop.store.tables import Concept, FeedbackEvent, Input, InputRegion, Model, ModelVersion, Output
+from visionloop.store.tables import (Concept, FeedbackEvent, Input, InputRegion, Model, ModelVersion, Output,
+                                     input_has_image)
 
 DETECTOR_KIND = "box_detector"
 LEARNED_RUNTIMES = ("logo", CUSTOM_DETECTOR)  # detection models whose versions learn from boxes
@@ -101,10 +102,11 @@ class TaughtImage:
 
 def annotated_images(s: Session, app_id: str, allowed: set[str] | None) -> dict[str, tuple[Any, TaughtImage]]:
     """(when annotated, what it teaches) by image digest, from the app's inputs with regions naming
-    an ``allowed`` concept (any, when ``None``); the most recently annotated :data:`MAX_IMAGES`."""
+    an ``allowed`` concept (any, when ``None``) and an image (not a failed download); the most
+    recently annotated :data:`MAX_IMAGES`."""
     recent = (select(Input.id, Input.digest, Input.modified_at)
-              .where(Input.app_id == app_id, Input.id.in_(select(InputRegion.input_id)
-                                                          .where(InputRegion.app_id == app_id)))
+              .where(Input.app_id == app_id, input_has_image(), Input.id.in_(select(InputRegion.input_id)
+                                                                             .where(InputRegion.app_id == app_id)))
               .order_by(Input.modified_at.desc(), Input.id).limit(MAX_IMAGES))
     inputs = {row.id: row for row in s.execute(recent)}
     out: dict[str, tuple[Any, TaughtImage]] = {}
