@@ -44,6 +44,7 @@ def test_too_little_feedback_trains_nothing(api: Api) -> None:
     predict_and_judge(api, variants("chelsea", 2, 1), "kitty", True, "u1")
     version = train(api, GENERAL)
     assert version["status"]["code"] == 21117 and "enough" in version["status"]["details"]
+    assert "kitty: 2 positive labels, fewer than 5" in version["status"]["details"]  # all its labels, none held out
     base = api.get(f"/models/{GENERAL}").json()["model"]["model_version"]["id"]
     assert base == "aa9ca48295b37401f8af92ad1af0d91d"  # nothing was promoted
 

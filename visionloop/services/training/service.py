@@ -34,7 +34,7 @@ from visionloop.models.runtime import ModelRuntime
 from visionloop.services.models import SHARED, ModelService, ModelView, chosen_concepts
 from visionloop.services.training.click_learning import CLICK_KIND, SEARCH_CLICK, ClickLearning
 from visionloop.services.training.concept_training import InsufficientData, train_heads
-from visionloop.services.training.data import concept_data, features
+from visionloop.services.training.data import concept_data, display, features
 from visionloop.services.training.evaluation import concept_metrics, concept_records, region_metrics, unlinked_events
 from visionloop.services.training.detection_learning import DETECTOR_KIND, LEARNED_RUNTIMES, DetectionLearning
 from visionloop.services.training.region_learning import DETECTORS, RegionLearning
@@ -266,7 +266,8 @@ class LearningService:
             "kind": HEADS_KIND, "reliability": reliability,
             "concepts": [{"id": c, "name": data.names.get(c, c), "n_labels": int(n)}
                          for c, n in heads.evidence().items()],
-            "skipped": heads.skipped_, "promoted": promote, "decision": decision,
+            "skipped": {c: f"{display(c, data.names)}: {why}" for c, why in heads.skipped_.items()},
+            "promoted": promote, "decision": decision,
             "trained_on": {"events": data.n_events, "labels": len(data.labels), "last_seq": data.last_seq,
                            "train_images": trained.n_train, "compared_images": trained.n_compared,
                            "end_users": len(data.aggregation.users), "down_weighted_users": len(down_weighted(data.aggregation))},
