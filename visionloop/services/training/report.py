@@ -158,8 +158,11 @@ def example_detections(examples: list[tuple[Any, list[tuple[str, Any, float]], l
     return _png(fig)
 
 
-def render(title: str, summary: dict[str, Any], images: list[tuple[str, str | None]]) -> str:
+def render(title: str, summary: dict[str, Any], images: list[tuple[str, str | None]], table: str = "") -> str:
+    """The page: the summary, ``table`` (:func:`metrics_table`'s text) and the figures."""
     rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in summary.items())
+    if table:
+        rows += f"</table><h2>Figures by concept</h2><pre>{html.escape(table)}</pre><table>"
     figures = "".join(f"<h2>{html.escape(name)}</h2><img src='data:image/png;base64,{png}'>" if png else
                       f"<h2>{html.escape(name)}</h2><p>No data yet.</p>" for name, png in images)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"

@@ -39,8 +39,8 @@ from visionloop.services.training.evaluation import concept_metrics, concept_rec
 from visionloop.services.training.detection_learning import DETECTOR_KIND, LEARNED_RUNTIMES, DetectionLearning
 from visionloop.services.training.region_learning import DETECTORS, RegionLearning
 from visionloop.services.training.region_rules import REGION_KIND
-from visionloop.services.training.report import (confusion, example_detections, per_concept, pr_curves,
-                                                 quality_over_time, render)
+from visionloop.services.training.report import (confusion, example_detections, metrics_table, per_concept,
+                                                 pr_curves, quality_over_time, render)
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database, exclusive, serialize
@@ -328,7 +328,7 @@ class LearningService:
         if (version.params or {}).get("kind") == DETECTOR_KIND:
             figures.append(("Example detections on judged images",
                             example_detections(self.detection.examples(app_id, view.model, version))))
-        page = render(f"visionloop evaluation: {view.model.name}", summary, figures)
+        page = render(f"visionloop evaluation: {view.model.name}", summary, figures, metrics_table(live))
         return live, page
 
     def activate(self, app_id: str, model_ref: str, version_id: str) -> ModelView:
