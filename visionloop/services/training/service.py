@@ -116,7 +116,9 @@ class LearningService:
         submit = self.submit
         with self._queueing, self.db.transaction() as s:
             serialize(s, f"visionloop:queue:{app_id}:{view.model.pk}")  # other processes on one PostgreSQL
-            joinable = [status.MODEL_QUEUED_FOR_TRAINING] + ([status.MODEL_TRAINING] if submit is None else [])
+            # a version already training may have read feedback an erasure has since removed
+            joinable = [status.MODEL_QUEUED_FOR_TRAINING] + (
+                [status.MODEL_TRAINING] if submit is None and not after_erasure else [])
             pending = s.scalars(
                 select(ModelVersion).where(ModelVersion.model_pk == view.model.pk, ModelVersion.app_id == app_id,
                                            ModelVersion.status_code.in_(joinable))
