@@ -37,8 +37,8 @@ version_id=$(curl -s "${auth[@]}" -d '{}' "$API/models/general-v1.3/versions" | 
 while version=$(curl -s "${auth[@]}" "$API/models/general-v1.3/versions/$version_id"); \
       echo "$version" | jq -e '.model_version.status.code | . == 21103 or . == 21101' > /dev/null; do sleep 1; done
 echo "$version" | jq -c '.model_version | {id, status: .status.code, decision: .visionloop.decision}'
-# Twenty photos are too few to prove on held-out feedback that the version is not worse, so it is
-# kept but not promoted; promote it by hand (the same call rolls back to an older version).
+# "chelsea" is new, so it goes live on its own cross-validated evidence (10 photos of each kind are
+# the least it takes); activating by hand promotes a refused version, or rolls back to an older one.
 curl -s "${auth[@]}" -X POST "$API/models/general-v1.3/versions/$version_id/activate" | jq -r '.status.description'
 
 # 5. Predict again on the unseen photo: the model now knows Chelsea.

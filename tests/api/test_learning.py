@@ -44,6 +44,7 @@ def test_too_little_feedback_trains_nothing(api: Api) -> None:
     predict_and_judge(api, variants("chelsea", 2, 1), "kitty", True, "u1")
     version = train(api, GENERAL)
     assert version["status"]["code"] == 21117 and "enough" in version["status"]["details"]
+    assert "kitty: 2 positive labels, fewer than 5" in version["status"]["details"]  # all its labels, none held out
     base = api.get(f"/models/{GENERAL}").json()["model"]["model_version"]["id"]
     assert base == "aa9ca48295b37401f8af92ad1af0d91d"  # nothing was promoted
 
@@ -101,8 +102,9 @@ def test_feedback_concept_is_learned_promoted_and_rolled_back(api: Api, other_ap
     assert table[0].split() == ["concept", "labels", "+/-", "precision", "recall", "ROC", "AUC"]
     assert table[1].split()[:2] == ["kitty", "50/50"] and "unlinked events: 0" in table
     page = report.read_text()
-    assert page.count("data:image/png;base64,") >= 2 and "Precision-recall" in page
-    assert "unlinked feedback" in page
+    assert page.count("data:image/png;base64,") >= 4 and "Precision-recall" in page  # quality over time too
+    assert "unlinked feedback" in page and "<h2>Figures by concept</h2><pre>concept" in page
+    assert "Top concept: what users said" in page
     with pytest.raises(SystemExit):
         main(["evaluate", "--app", "app-a", "--version", "aa9ca48295b37401f8af92ad1af0d91d", "--json",
               "--data-dir", str(core.settings.data_dir)])

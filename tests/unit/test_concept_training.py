@@ -85,3 +85,18 @@ def test_shared_concepts_are_compared_on_images_the_champion_has_not_learned_fro
 def test_names_are_shown_with_their_ids_where_they_differ() -> None:
     assert display("n02121808", {"n02121808": "cat"}) == "cat (n02121808)"
     assert display("texture", {"texture": "texture"}) == "texture" == display("texture", {})
+
+
+def test_a_thin_comparison_says_how_many_more_labels_would_count() -> None:
+    old, old_feats = dataset(60, "texture", seed=1)
+    champion = train(old, old_feats).heads
+    new, new_feats = dataset(6, "texture", seed=3, first=61)  # 3 positive and 3 negative fresh labels
+    votes = [*old.aggregation.labels.values(), *new.aggregation.labels.values()]
+    both = ConceptData(aggregate([Vote(lab.item, "user", lab.value) for lab in votes]), {}, 66, 66,
+                       {**old.first_seq, **new.first_seq})
+    trained = train(both, {**old_feats, **new_feats}, champion, champion_last_seq=old.last_seq)
+    assert not trained.decision.promote and trained.n_compared == 6
+    assert trained.decision.reason.startswith("refused: macro_auc: the candidate's")
+    assert trained.decision.reason.endswith(
+        "; 7 more positive and 7 more negative labels of the concepts it shares with the current version on "
+        "images the current version has not learned from would let the comparison count")

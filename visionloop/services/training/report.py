@@ -1,6 +1,7 @@
 """An evaluation report a person would rather look at than read: one HTML file with plots.
 
-Quality over time (each version's held-out macro ROC AUC with its interval, as trained), the
+Quality over time (each version's cross-validated macro ROC AUC with its interval, as trained; of
+its new concepts where it shares none with the version before), the
 live per-concept figures of the evaluated version (F1 and ROC AUC with intervals and label
 counts; thin figures greyed), and precision-recall curves of the best-labelled concepts.
 """
@@ -35,7 +36,8 @@ def _png(fig: Any) -> str:
 def quality_over_time(versions: list[ModelVersion]) -> str | None:
     points = []
     for v in sorted(versions, key=lambda v: v.created_at):
-        auc = ((v.metrics or {}).get("holdout", {}).get("challenger", {}) or {}).get("macro_auc")
+        holdout = (v.metrics or {}).get("holdout", {})
+        auc = (holdout.get("challenger", {}) or {}).get("macro_auc") or _mean_new_concept_auc(holdout)
         if auc and auc.get("value") is not None:
             points.append((v.created_at, auc, (v.params or {}).get("promoted", False)))
     if not points:
@@ -49,11 +51,18 @@ def quality_over_time(versions: list[ModelVersion]) -> str | None:
     for x, y, p in zip(xs, ys, points):
         ax.annotate("promoted" if p[2] else "kept", (x, y), textcoords="offset points", xytext=(0, 8),
                     ha="center", fontsize=7, color="#15803d" if p[2] else "#b91c1c")
-    ax.set_ylabel("held-out macro ROC AUC")
+    ax.set_ylabel("cross-validated macro ROC AUC")
     ax.set_title("Quality of each trained version over time")
     ax.set_ylim(0, 1.05)
     fig.autofmt_xdate()
     return _png(fig)
+
+
+def _mean_new_concept_auc(holdout: dict[str, Any]) -> dict[str, Any] | None:
+    """A version that only added concepts has no shared figure: the mean of their cross-validated AUCs."""
+    values = [c["roc_auc"]["value"] for c in holdout.get("new_concepts", {}).values()
+              if c["roc_auc"]["value"] is not None]
+    return {"value": float(np.mean(values)), "low": None, "high": None} if values else None
 
 
 def per_concept(live: dict[str, Any], limit: int = 25) -> str | None:
@@ -171,8 +180,11 @@ def click_positions(counts: dict[str, int]) -> str | None:
     return _png(fig)
 
 
-def render(title: str, summary: dict[str, Any], images: list[tuple[str, str | None]]) -> str:
+def render(title: str, summary: dict[str, Any], images: list[tuple[str, str | None]], table: str = "") -> str:
+    """The page: the summary, ``table`` (:func:`metrics_table`'s text) and the figures."""
     rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in summary.items())
+    if table:
+        rows += f"</table><h2>Figures by concept</h2><pre>{html.escape(table)}</pre><table>"
     figures = "".join(f"<h2>{html.escape(name)}</h2><img src='data:image/png;base64,{png}'>" if png else
                       f"<h2>{html.escape(name)}</h2><p>No data yet.</p>" for name, png in images)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"

@@ -34,13 +34,13 @@ from visionloop.models.runtime import ModelRuntime
 from visionloop.services.models import SHARED, ModelService, ModelView, chosen_concepts
 from visionloop.services.training.click_learning import CLICK_KIND, SEARCH_CLICK, ClickLearning
 from visionloop.services.training.concept_training import InsufficientData, train_heads
-from visionloop.services.training.data import concept_data, features
+from visionloop.services.training.data import concept_data, display, features
 from visionloop.services.training.evaluation import concept_metrics, concept_records, region_metrics, unlinked_events
 from visionloop.services.training.detection_learning import DETECTOR_KIND, LEARNED_RUNTIMES, DetectionLearning
 from visionloop.services.training.region_learning import DETECTORS, RegionLearning
 from visionloop.services.training.region_rules import REGION_KIND
-from visionloop.services.training.report import (confusion, example_detections, per_concept, pr_curves,
-                                                 quality_over_time, render)
+from visionloop.services.training.report import (confusion, example_detections, metrics_table, per_concept,
+                                                 pr_curves, quality_over_time, render)
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database, exclusive, serialize
@@ -116,7 +116,9 @@ class LearningService:
         submit = self.submit
         with self._queueing, self.db.transaction() as s:
             serialize(s, f"visionloop:queue:{app_id}:{view.model.pk}")  # other processes on one PostgreSQL
-            joinable = [status.MODEL_QUEUED_FOR_TRAINING] + ([status.MODEL_TRAINING] if submit is None else [])
+            # a version already training may have read feedback an erasure has since removed
+            joinable = [status.MODEL_QUEUED_FOR_TRAINING] + (
+                [status.MODEL_TRAINING] if submit is None and not after_erasure else [])
             pending = s.scalars(
                 select(ModelVersion).where(ModelVersion.model_pk == view.model.pk, ModelVersion.app_id == app_id,
                                            ModelVersion.status_code.in_(joinable))
@@ -266,7 +268,8 @@ class LearningService:
             "kind": HEADS_KIND, "reliability": reliability,
             "concepts": [{"id": c, "name": data.names.get(c, c), "n_labels": int(n)}
                          for c, n in heads.evidence().items()],
-            "skipped": heads.skipped_, "promoted": promote, "decision": decision,
+            "skipped": {c: f"{display(c, data.names)}: {why}" for c, why in heads.skipped_.items()},
+            "promoted": promote, "decision": decision,
             "trained_on": {"events": data.n_events, "labels": len(data.labels), "last_seq": data.last_seq,
                            "train_images": trained.n_train, "compared_images": trained.n_compared,
                            "end_users": len(data.aggregation.users), "down_weighted_users": len(down_weighted(data.aggregation))},
@@ -307,7 +310,7 @@ class LearningService:
         """Live metrics of a version (default: the app's active one) and an HTML report with plots."""
         view = self.models.get(app_id, model_ref)
         live, summary, figures = self.report_parts(app_id, model_ref, version_id)
-        return live, render(f"visionloop evaluation: {view.model.name}", summary, figures)
+        return live, render(f"visionloop evaluation: {view.model.name}", summary, figures, metrics_table(live))
 
     def report_parts(self, app_id: str, model_ref: str, version_id: str | None = None
                      ) -> tuple[dict[str, Any], dict[str, Any], list[tuple[str, str | None]]]:
