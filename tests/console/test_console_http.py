@@ -248,9 +248,12 @@ def test_bad_form_posts_are_refused_not_crashed(client: TestClient, api: Api, co
 def test_signing_out_or_revoking_the_key_ends_the_session(client: TestClient, browser: TestClient, api: Api,
                                                           core: VisionLoop) -> None:
     sign_in(client, api.key)
+    stolen = client.cookies["visionloop_session"]
     r = client.post("/console/logout", data={"csrf_token": page_token(client)}, follow_redirects=False)
     assert r.status_code == 303 and 'visionloop_session=""' in r.headers["set-cookie"]
     assert client.get("/console", follow_redirects=False).status_code == 303
+    replayed = browser.get("/console", headers={"Cookie": f"visionloop_session={stolen}"}, follow_redirects=False)
+    assert replayed.status_code == 303  # a copy of the cookie ends with the session
     sign_in(browser, api.key)
     core.apps.revoke_key(core.apps.authenticate(api.key).key_id)
     assert browser.get("/console", follow_redirects=False).status_code == 303
@@ -416,3 +419,22 @@ def test_every_page_loads_only_from_this_server(client: TestClient, api: Api, co
     overview = client.get("/console").text
     assert '<strong id="disputed">1</strong>' in overview
     assert client.get("/static/console/console.css").status_code == 200
+
+
+def test_a_session_started_on_one_process_holds_on_another_until_signed_out(client: TestClient, api: Api,
+                                                                            core: VisionLoop) -> None:
+    """Two API processes on one database: the signing secret and the sign-ins are in the database."""
+    from visionloop.http.app import create_app
+
+    other = VisionLoop(core.settings, core.runtime)
+    try:
+        with TestClient(create_app(other.settings, other), raise_server_exceptions=False) as second:
+            sign_in(client, api.key)
+            second.cookies.set("visionloop_session", client.cookies["visionloop_session"])
+            assert second.get("/console", follow_redirects=False).status_code == 200
+            token = page_token(second)
+            assert second.post("/console/logout", data={"csrf_token": token}, follow_redirects=False
+                               ).status_code == 303
+            assert client.get("/console", follow_redirects=False).status_code == 303
+    finally:
+        other.close()

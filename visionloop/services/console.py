@@ -1,6 +1,6 @@
 """What the operator console reads and keeps beyond the API's own services: the secret its session
-cookies are signed with (one per database, so every API process accepts a session any of them
-started), the audit log of operators' actions, and views of the feedback log (per day, per end
+cookies are signed with and the sign-ins (in the database, so every API process accepts a session
+any of them started, and signing out on one ends it on all), the audit log of operators' actions, and views of the feedback log (per day, per end
 user, the review queue)."""
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import secrets
 import threading
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from visionloop.learning.review import Disputed, Vote, disputed
 from visionloop.services.apps import Caller
 from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing
-from visionloop.store.tables import ConsoleAction, FeedbackEvent, Input, InputConcept, Model, ServerSecret, utcnow
+from visionloop.store.tables import (ConsoleAction, ConsoleSession, FeedbackEvent, Input, InputConcept, Model,
+                                     ServerSecret, utcnow)
 
 SESSION_SECRET = "console_session"
 ACTIONS = ("train", "activate", "erase")
@@ -57,6 +58,24 @@ class ConsoleService:
                 assert value is not None
                 self._secrets[name] = bytes.fromhex(value)
             return self._secrets[name]
+
+    def open_session(self, caller: Caller, nonce: str, expires_at: dt.datetime) -> None:
+        """Record a sign-in (and forget sign-ins that expired: their cookies are refused anyway)."""
+        with self.db.transaction() as s:
+            s.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < utcnow()))
+            s.add(ConsoleSession(nonce=nonce, key_id=caller.key_id, expires_at=expires_at))
+
+    def session_open(self, nonce: str, key_id: str) -> bool:
+        """Whether the sign-in ``nonce`` of key ``key_id`` was recorded and not ended since."""
+        with self.db.reading() as c:
+            row = c.execute(select(ConsoleSession.key_id, ConsoleSession.ended_at)
+                            .where(ConsoleSession.nonce == nonce)).first()
+        return row is not None and row.key_id == key_id and row.ended_at is None
+
+    def end_session(self, nonce: str) -> None:
+        """Sign out: every copy of the session's cookie is refused from now on, on every process."""
+        with self.db.transaction() as s:
+            s.execute(update(ConsoleSession).where(ConsoleSession.nonce == nonce).values(ended_at=utcnow()))
 
     def record(self, caller: Caller, action: str, model_id: str | None, version_id: str | None = None,
                detail: str = "") -> None:
