@@ -208,6 +208,13 @@ def test_names_metadata_and_end_user_ids_are_rendered_inert(client: TestClient, 
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     r = client.get("/console/feedback", params={"end_user_id": evil})
     assert r.status_code == 200 and "<script>" not in r.text
+    made = api.post("/models", {"model": {"id": "evil-model", "name": evil, "output_info": {"data": {"concepts": [
+        {"id": "c2", "name": evil}]}}}})
+    assert made.status_code == 200, made.text
+    for url in ("/console", "/console/models", "/console/models/evil-model", "/console/review", "/console/end-users"):
+        r = client.get(url)
+        assert r.status_code == 200 and "<script>" not in r.text and "<img src=x" not in r.text, url
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get("/console/models").text
 
 
 @pytest.mark.parametrize(("url", "code", "words"), [
