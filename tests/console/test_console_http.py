@@ -118,6 +118,15 @@ def test_train_now_queues_a_version_and_logs_it(client: TestClient, api: Api) ->
     assert versions[0]["status"]["code"] == 21117  # too little feedback to learn from: told, not promoted
     page = client.get(r.headers["location"]).text
     assert f'id="v-{versions[0]["id"]}"' in page and "train" in page[page.index('id="audit"'):]
+    assert 'http-equiv="refresh"' not in page  # nothing in training: no reloading
+
+
+def test_a_model_page_reloads_itself_while_a_version_trains(client: TestClient, api: Api, core: VisionLoop) -> None:
+    core.learning.submit = lambda app_id, version_id: None  # a worker that has not started on it yet
+    api.post(f"/models/{GENERAL}/versions", {})
+    sign_in(client, api.key)
+    page = client.get(f"/console/models/{GENERAL}").text
+    assert '<meta http-equiv="refresh" content="3">' in page and "Model is queued for training" in page
 
 
 def test_a_page_the_key_may_not_use_names_the_missing_scope(client: TestClient, browser: TestClient,
