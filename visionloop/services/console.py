@@ -14,11 +14,13 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 
 from visionloop.learning.review import Disputed, Vote, disputed
+from visionloop.models.predictions import Box
 from visionloop.services.apps import Caller
+from visionloop.services.feedback.regions import predicted_regions
 from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing
 from visionloop.store.tables import (ConsoleAction, ConsoleSession, FeedbackEvent, Input, InputConcept, Model,
-                                     ServerSecret, utcnow)
+                                     Output, ServerSecret, utcnow)
 
 SESSION_SECRET = "console_session"
 ACTIONS = ("train", "activate", "erase")
@@ -30,6 +32,13 @@ class EndUser:
     events: int
     first: dt.datetime
     last: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class EventImage:
+    digest: str
+    regions: list[dict[str, Any]]  # as the event's normalized body holds them
+    predicted: dict[str, Box]      # the output's predicted boxes, by region id
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,11 +150,12 @@ class ConsoleService:
                 select(InputConcept).where(InputConcept.app_id == app_id, InputConcept.input_id.in_(ids)))}
         return [(d, labels.get((d.input_id, d.concept_id))) for d in queue]
 
-    def event_image(self, app_id: str, event_id: str) -> tuple[str, list[dict[str, Any]]] | None:
-        """The digest of the image a feedback event of the app judged (its output's, its clicked
-        hit's, or else the stored input it names) and the regions it judged; None when unknown."""
+    def event_image(self, app_id: str, event_id: str) -> EventImage | None:
+        """The image a feedback event of the app judged (its output's, its clicked hit's, or else
+        the stored input it names), the regions it judged and the boxes its output predicted for
+        them; None when unknown."""
         with self.db.session() as s:
-            row = s.execute(select(FeedbackEvent.input_id, FeedbackEvent.body)
+            row = s.execute(select(FeedbackEvent.input_id, FeedbackEvent.output_id, FeedbackEvent.body)
                             .where(FeedbackEvent.app_id == app_id, FeedbackEvent.id == event_id)).first()
             if row is None:
                 return None
@@ -153,7 +163,11 @@ class ConsoleService:
             digest = normalized.get("digest")
             if not digest and row.input_id:
                 digest = s.scalar(select(Input.digest).where(Input.app_id == app_id, Input.id == row.input_id))
-        return (digest, normalized.get("regions") or []) if digest else None
+            regions = normalized.get("regions") or []
+            result = s.scalar(select(Output.result).where(Output.app_id == app_id, Output.id == row.output_id)) \
+                if regions and row.output_id else None
+        predicted = {p.id: p.box for p in predicted_regions(result or {})}
+        return EventImage(digest, regions, predicted) if digest else None
 
     def feedback_per_day(self, app_id: str, days: int = 14) -> list[DayCount]:
         """The app's feedback events of the last ``days`` days, counted per UTC day, type and model."""

@@ -51,17 +51,18 @@ def feedback_page(request: Request, session: SessionDep, core: CoreDep) -> Respo
 @router.get("/feedback/{event_id}/image")
 def event_image(event_id: str, request: Request, session: SessionDep, core: CoreDep) -> Response:
     """The image a feedback event judged, with the regions it judged drawn in their verdicts'
-    colours: the output's image, a clicked hit's, or the stored input an unlinked event names."""
+    colours (and a box it moved where it was predicted): the output's image, a clicked hit's, or the
+    stored input an unlinked event names."""
     need(session, "feedback_admin", "A feedback event's image")
     found = core.console.event_image(session.caller.app_id, event_id)
-    if found is None or not core.blobs.exists(found[0]):
+    if found is None or not core.blobs.exists(found.digest):
         raise errors.ResourceNotFound(f"feedback event {event_id[:80]!r} has no image stored in this app")
-    digest, regions = found
-    headers = {"Cache-Control": "private, no-cache", "ETag": f'"{digest}-{len(regions)}r"'}
+    # an event never changes (the log is append-only): its image and drawing neither
+    headers = {"Cache-Control": "private, no-cache", "ETag": f'"{found.digest}-{event_id[:64]}"'}
     if etag_matches(request.headers.get("if-none-match"), headers["ETag"]):
         return Response(status_code=304, headers=headers)
-    return Response(draw_regions(core.input_images.thumbnail(digest), regions), media_type="image/jpeg",
-                    headers=headers)
+    drawn = draw_regions(core.input_images.thumbnail(found.digest), found.regions, found.predicted)
+    return Response(drawn, media_type="image/jpeg", headers=headers)
 
 
 @router.get("/feedback/export")
