@@ -454,3 +454,17 @@ def test_a_session_started_on_one_process_holds_on_another_until_signed_out(clie
             assert client.get("/console", follow_redirects=False).status_code == 303
     finally:
         other.close()
+
+
+def test_the_quality_page_plots_calibration_once_both_labels_are_seen(client: TestClient, api: Api,
+                                                                      core: VisionLoop) -> None:
+    outs = [api.post(f"/models/{GENERAL}/outputs", {"inputs": [{"data": {"image": {"base64": b64(png_bytes(
+        (40 * i, 90, 200 - 40 * i), (48, 48)))}}}]}).json()["outputs"][0] for i in range(4)]
+    for i, out in enumerate(outs):
+        concept = out["data"]["concepts"][0]["id"]
+        api.post(f"/models/{GENERAL}/feedback", {"input": {"id": out["input"]["id"], "data": {"concepts": [
+            {"id": concept, "value": i % 2 == 0}]}, "feedback_info": {"event_type": "annotation",
+                                                                     "output_id": out["id"], "end_user_id": "u1"}}})
+    sign_in(client, api.key)
+    page = client.get(f"/console/models/{GENERAL}/versions/aa9ca48295b37401f8af92ad1af0d91d").text
+    assert re.search(r'<h2>Calibration</h2>\s*<img class="plot" alt="Calibration" src="data:image/png;base64,', page)

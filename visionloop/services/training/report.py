@@ -2,7 +2,8 @@
 
 Quality over time (each version's held-out macro ROC AUC with its interval, as trained), the
 live per-concept figures of the evaluated version (F1 and ROC AUC with intervals and label
-counts; thin figures greyed), and precision-recall curves of the best-labelled concepts.
+counts; thin figures greyed), precision-recall curves of the best-labelled concepts, and how
+well its scores are calibrated.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import precision_recall_curve  # noqa: E402
 
 from visionloop.learning.metrics_concepts import ConceptRecord  # noqa: E402
@@ -102,6 +104,25 @@ def pr_curves(records: list[ConceptRecord], limit: int = 6) -> str | None:
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=7)
     ax.set_title("Precision-recall from feedback")
+    return _png(fig)
+
+
+def calibration(records: list[ConceptRecord], bins: int = 10) -> str | None:
+    """Reliability diagram: of the scores in each band, the share end users said present. A
+    calibrated version's points lie on the diagonal (a score of 0.8 is right 80% of the time)."""
+    if len({r.label for r in records}) < 2:
+        return None
+    labels, scores = [r.label for r in records], [r.score for r in records]
+    observed, predicted = calibration_curve(labels, scores, n_bins=bins, strategy="uniform")
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot([0, 1], [0, 1], ls="--", color="#94a3b8", label="calibrated")
+    ax.plot(predicted, observed, "-o", color="#2563eb", label=f"this version (n={len(records)})")
+    ax.set_xlabel("score the version gave")
+    ax.set_ylabel("share end users said present")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title("Calibration from feedback")
     return _png(fig)
 
 
