@@ -405,7 +405,7 @@ def test_the_feedback_log_exports_its_selection_as_json_lines(client: TestClient
     sign_in(client, api.key)
     page = client.get("/console/feedback?end_user_id=alice").text
     link = re.search(r'<a href="([^"]+)" id="export">', page).group(1).replace("&amp;", "&")
-    assert link == "/console/feedback/export?end_user_id=alice"
+    assert link == "/console/feedback/export?end_user_id=alice&format=jsonl"
     r = client.get(link)
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
     assert "attachment" in r.headers["content-disposition"]
@@ -413,6 +413,14 @@ def test_the_feedback_log_exports_its_selection_as_json_lines(client: TestClient
     assert [x["end_user_id"] for x in records] == ["alice"] and records == api.get(
         "/feedback?end_user_id=alice").json()["feedback"]
     assert client.get("/console/feedback/export?created_before=soon").status_code == 400
+    assert client.get("/console/feedback/export?format=xml").status_code == 400
+    parquet = client.get(link.replace("format=jsonl", "format=parquet"))
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # an optional extra: the page says what to install
+        assert parquet.status_code == 400 and "pyarrow" in parquet.text
+    else:
+        assert parquet.status_code == 200 and pq.read_table(io.BytesIO(parquet.content)).num_rows == 1
 
 
 def test_every_page_loads_only_from_this_server(client: TestClient, api: Api, core: VisionLoop) -> None:
