@@ -347,8 +347,10 @@ def test_the_review_queue_shows_disputes_and_stores_the_operators_label(client: 
         _judge(api, "agreed", user, True)
     sign_in(client, api.key)
     page = client.get("/console/review").text
-    items = re.findall(r'<tr class="item"', page)
-    assert len(items) == 1 and "<code>split</code>" in page and "2 / 2" in page and "agreed</code>" not in page
+    disputes = page[page.index('id="queue"'):page.index("<h2>Where the general model")]
+    items = re.findall(r'<tr class="item"', disputes)
+    assert len(items) == 1 and "<code>split</code>" in disputes and "2 / 2" in disputes
+    assert "agreed</code>" not in disputes
     r = client.post("/console/review/label", data={"csrf_token": form_token(page), "input_id": "split",
                                                     "concept_id": "tabby", "verdict": "absent"}, follow_redirects=False)
     assert r.status_code == 303
@@ -476,3 +478,23 @@ def test_the_quality_page_plots_calibration_once_both_labels_are_seen(client: Te
     sign_in(client, api.key)
     page = client.get(f"/console/models/{GENERAL}/versions/aa9ca48295b37401f8af92ad1af0d91d").text
     assert re.search(r'<h2>Calibration</h2>\s*<img class="plot" alt="Calibration" src="data:image/png;base64,', page)
+
+
+def test_the_review_queue_also_offers_what_the_model_was_least_sure_of(client: TestClient, api: Api,
+                                                                       core: VisionLoop) -> None:
+    from sqlalchemy import delete
+
+    from visionloop.store.tables import InputConceptScore
+
+    api.add_image("blurry")
+    with core.db.transaction() as s:  # what the general model would say of a blurry cat
+        s.execute(delete(InputConceptScore).where(InputConceptScore.app_id == api.app_id))
+        s.add(InputConceptScore(app_id=api.app_id, input_id="blurry", concept_id="n02123045", value=0.52))
+    sign_in(client, api.key)
+    page = client.get("/console/review").text
+    unsure = page[page.index('id="unsure"'):]
+    assert "<code>blurry</code>" in unsure and "tabby cat" in unsure and "0.52" in unsure
+    r = client.post("/console/review/label", data={"csrf_token": form_token(page), "input_id": "blurry",
+                                                    "concept_id": "n02123045", "verdict": "present"})
+    assert r.status_code == 200 and "n02123045" not in r.text[r.text.index("<h2>Where"):]  # labelled: off the list
+    assert [c["id"] for c in api.get("/inputs/blurry").json()["input"]["data"]["concepts"]] == ["n02123045"]
