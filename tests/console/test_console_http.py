@@ -498,3 +498,27 @@ def test_the_review_queue_also_offers_what_the_model_was_least_sure_of(client: T
                                                     "concept_id": "n02123045", "verdict": "present"})
     assert r.status_code == 200 and "n02123045" not in r.text[r.text.index("<h2>Where"):]  # labelled: off the list
     assert [c["id"] for c in api.get("/inputs/blurry").json()["input"]["data"]["concepts"]] == ["n02123045"]
+
+
+HOSTILE = ["%ff", "x" * 3000, "%E2%80%AE", "..%2F..%2Fetc", "a%2Fb", "'%20OR%201=1--", "%F0%9F%98%80", "%20"]
+
+
+def test_hostile_path_and_query_values_never_break_a_page(client: TestClient, api: Api, core: VisionLoop) -> None:
+    vid = trained_versions(core, api.app_id, GENERAL, 1)[0]
+    sign_in(client, api.key)
+    token = page_token(client)
+    for value in HOSTILE:
+        for url in (f"/console/models/{value}", f"/console/models/{GENERAL}/versions/{value}",
+                    f"/console/models/{value}/versions/{vid}/activate", f"/console/feedback/{value}/image",
+                    f"/console/feedback?model_id={value}&version_id={value}&end_user_id={value}&session_id={value}"
+                    f"&created_after={value}&page={value}", f"/console/end-users/erase?end_user_id={value}",
+                    f"/console/end-users?page={value}", f"/console/login?next={value}", f"/console/feedback/export?"
+                    f"end_user_id={value}&format={value}", f"/v2/inputs/{value}/image?size={value}"):
+            r = client.get(url)
+            assert r.status_code < 500 and "Traceback" not in r.text, (url[:120], r.status_code, r.text[:300])
+        posts = [(f"/console/models/{value}/train", {}), (f"/console/models/{GENERAL}/versions/{value}/activate", {}),
+                 ("/console/end-users/erase", {"end_user_id": value}),
+                 ("/console/review/label", {"input_id": value, "concept_id": value, "verdict": "present"})]
+        for url, data in posts:
+            r = client.post(url, data={"csrf_token": token, **data})
+            assert r.status_code < 500 and "Traceback" not in r.text, (url[:120], r.status_code, r.text[:300])
