@@ -389,10 +389,14 @@ def test_the_search_page_shows_click_figures_and_where_users_click(client: TestC
         "event_type": "search_click", "search_id": search["id"], "end_user_id": "u1"}}})
     assert r.status_code == 200, r.text
     assert api.get("/searches/metrics").json()["search_metrics"]["click_positions"] == {"2": 1}
+    api.post("/searches", {"query": {"ands": [{"output": {"input": {"data": {"image": {  # the same query again
+        "base64": b64(png_bytes((0, 10, 10)))}}}}}]}})
     sign_in(client, api.key)
     page = client.get("/console/search")
     assert page.status_code == 200 and "By query kind" in page.text and 'alt="clicks per position' in page.text
-    assert re.search(r"<td>visual</td><td class=\"num\">1</td><td class=\"num\">1</td>", page.text), page.text
+    assert re.search(r"<td>visual</td><td class=\"num\">2</td><td class=\"num\">1</td>", page.text), page.text
+    top = page.text[page.text.index('id="top-queries"'):]  # one query asked twice, one click
+    assert re.search(rf"<td class=\"num\">2</td><td class=\"num\">1</td>\s*<td><code>{clicked}</code> \(1\)", top), top
 
 
 def test_the_search_page_needs_the_search_scope(client: TestClient, api: Api, core: VisionLoop) -> None:

@@ -1,14 +1,17 @@
 """What the operator console reads and keeps beyond the API's own services: the secret its session
 cookies are signed with and the sign-ins (in the database, so every API process accepts a session
-any of them started, and signing out on one ends it on all), the audit log of operators' actions, and views of the feedback log (per day, per end
-user, the review queue)."""
+any of them started, and signing out on one ends it on all), the audit log of operators' actions,
+and views of the feedback log (per day, per end user, the review queue) and of searches (the top
+queries)."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import secrets
 import threading
+from collections import Counter
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -20,7 +23,7 @@ from visionloop.services.feedback.regions import predicted_regions
 from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing
 from visionloop.store.tables import (ConsoleAction, ConsoleSession, FeedbackEvent, Input, InputConcept,
-                                     InputConceptScore, Model, Output, ServerSecret, utcnow)
+                                     InputConceptScore, Model, Output, Search, ServerSecret, utcnow)
 
 SESSION_SECRET = "console_session"
 _UNSURE = (0.25, 0.75)  # scores the review queue counts as the model being unsure
@@ -40,6 +43,15 @@ class EventImage:
     digest: str
     regions: list[dict[str, Any]]  # as the event's normalized body holds them
     predicted: dict[str, Box]      # the output's predicted boxes, by region id
+
+
+@dataclasses.dataclass(frozen=True)
+class TopQuery:
+    query: str                           # the query as asked (JSON, shortened)
+    kind: str
+    searches: int
+    clicks: int
+    clicked: list[tuple[str, int]]       # (input id, clicks), the most clicked first
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +181,31 @@ class ConsoleService:
                 if regions and row.output_id else None
         predicted = {p.id: p.box for p in predicted_regions(result or {})}
         return EventImage(digest, regions, predicted) if digest else None
+
+    def top_queries(self, app_id: str, limit: int = 10, window: int = 2000) -> list[TopQuery]:
+        """The queries asked most often among the app's latest ``window`` searches (one query: one
+        identity, so near-duplicate query images count together), with the hits users clicked."""
+        with self.db.session() as s:
+            rows = s.execute(select(Search.id, Search.identity, Search.query, Search.kind)
+                             .where(Search.app_id == app_id)
+                             .order_by(Search.created_at.desc(), Search.id).limit(window)).all()
+            groups: dict[str, list[Any]] = {}
+            for r in rows:
+                groups.setdefault(r.identity or json.dumps(r.query, sort_keys=True), []).append(r)
+            top = sorted(groups.values(), key=lambda g: -len(g))[:limit]
+            ids = [r.id for g in top for r in g]
+            clicks = s.execute(select(FeedbackEvent.search_id, FeedbackEvent.input_id)
+                               .where(FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == "search_click",
+                                      FeedbackEvent.search_id.in_(ids))).all() if ids else []
+        by_search: dict[str, list[str]] = {}
+        for c in clicks:
+            by_search.setdefault(c.search_id, []).append(c.input_id)
+        out = []
+        for g in top:
+            clicked = Counter(i for r in g for i in by_search.get(r.id, []) if i)
+            out.append(TopQuery(json.dumps(g[0].query, sort_keys=True)[:300], g[0].kind, len(g),
+                                sum(clicked.values()), clicked.most_common(5)))
+        return out
 
     def uncertain(self, app_id: str, limit: int = 30) -> list[tuple[str, str, float]]:
         """(input, concept, score) the general model was least sure of when stored inputs were

@@ -1,6 +1,6 @@
 """/console/search: how search results are used. Click-through rate, MRR and mean clicked rank by
 query kind, per ranking (a new ranking version shows as a before and an after) and per day, with
-their intervals; and where on the page users click. Needs ``search``, as
+their intervals; where on the page users click; and the top queries with the hits users clicked. Needs ``search``, as
 ``GET /v2/searches/metrics`` (the same figures) does."""
 
 from __future__ import annotations
@@ -25,4 +25,5 @@ def search_page(request: Request, session: SessionDep, core: CoreDep) -> Respons
     metrics = core.learning.clicks.metrics(session.caller.app_id)
     with _PLOTTING:
         histogram = click_positions(metrics["click_positions"])
-    return page(request, "search.html", {"metrics": metrics, "histogram": histogram})
+    return page(request, "search.html", {"metrics": metrics, "histogram": histogram,
+                                         "top": core.console.top_queries(session.caller.app_id)})
