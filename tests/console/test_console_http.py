@@ -526,3 +526,23 @@ def test_hostile_path_and_query_values_never_break_a_page(client: TestClient, ap
         for url, data in posts:
             r = client.post(url, data={"csrf_token": token, **data})
             assert r.status_code < 500 and "Traceback" not in r.text, (url[:120], r.status_code, r.text[:300])
+
+
+def test_the_end_users_page_shows_who_training_trusts_less_and_why(client: TestClient, api: Api) -> None:
+    """Three users agree on ten images; a fourth says the opposite every time: down-weighted."""
+    for i in range(10):
+        out = api.post(f"/models/{GENERAL}/outputs", {"inputs": [{"data": {"image": {"base64": b64(png_bytes(
+            (25 * i, 255 - 25 * i, 90), (32, 32)))}}}]}).json()["outputs"][0]
+        for user, present in (("ann", i % 2 == 0), ("ben", i % 2 == 0), ("cat", i % 2 == 0), ("contrarian", i % 2)):
+            r = api.post(f"/models/{GENERAL}/feedback", {"input": {"id": out["input"]["id"], "data": {"concepts": [
+                {"id": "tabby", "value": bool(present)}]}, "feedback_info": {
+                "event_type": "annotation", "output_id": out["id"], "end_user_id": user}}})
+            assert r.status_code == 200, r.text
+    sign_in(client, api.key)
+    page = client.get("/console/end-users").text
+    table = page[page.index('id="reliability"'):]
+    down = re.findall(r'<tr class="down">\s*<td>([^<]+)</td>', table)
+    assert down == ["contrarian"], table[:1500]
+    assert "often contradict" in table and "<td>ann</td>" in table
+    r = client.get("/console/end-users?model_id=a403429f2ddf4b49b307e318f00e528b")  # a detector
+    assert r.status_code == 400 and "not a concept model" in r.text

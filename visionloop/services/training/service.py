@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from visionloop import errors, status
 from visionloop.ids import new_id
 from visionloop.learning.heads import ConceptHeads
-from visionloop.learning.labels import down_weighted
+from visionloop.learning.labels import UserReliability, down_weighted
 from visionloop.models.catalog import COLOR, CONCEPT, CUSTOM, DETECTION, EMBED, EMBEDDING, FOCUS
 from visionloop.models.predictors import Predictor
 from visionloop.models.runtime import ModelRuntime
@@ -303,6 +303,18 @@ class LearningService:
             figures.append(("Example detections on judged images",
                             example_detections(self.detection.examples(app_id, view.model, version))))
         return live, summary, figures
+
+    def reliability(self, app_id: str, model_ref: str) -> tuple[list[UserReliability], set[str | None]]:
+        """How the next training of a concept model would weigh each end user's votes (the least
+        trusted first), and who counts less than half a newcomer: reads the model's whole log."""
+        view = self.models.get(app_id, model_ref)
+        if view.model.model_type != CONCEPT:
+            raise errors.ModelInvalid(f"model {view.model.id!r} ({view.model.name}) is not a concept model: end users' "
+                                      "reliability is learned from concept feedback")
+        with self.db.session() as s:
+            aggregation = concept_data(s, app_id, view.model).aggregation
+        users = sorted(aggregation.users.values(), key=lambda u: (u.weight, str(u.end_user)))
+        return users, set(down_weighted(aggregation))
 
     def activate(self, app_id: str, model_ref: str, version_id: str) -> ModelView:
         """Promote or roll back: the app predicts with this trained version from now on."""
