@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import threading
 from typing import Any
 
 import matplotlib
@@ -23,6 +24,11 @@ from sklearn.metrics import precision_recall_curve  # noqa: E402
 
 from visionloop.learning.metrics_concepts import ConceptRecord  # noqa: E402
 from visionloop.store.tables import ModelVersion  # noqa: E402
+
+
+# pyplot keeps global state (the current figure): one thread draws at a time. Callers that may
+# run in several threads at once (the console's pages) hold it while they draw.
+PLOTTING = threading.Lock()
 
 
 def _png(fig: Any) -> str:

@@ -38,8 +38,8 @@ from visionloop.services.training.evaluation import concept_metrics, concept_rec
 from visionloop.services.training.detection_learning import DETECTOR_KIND, LEARNED_RUNTIMES, DetectionLearning
 from visionloop.services.training.region_learning import DETECTORS, RegionLearning
 from visionloop.services.training.region_rules import REGION_KIND
-from visionloop.services.training.report import (calibration, example_detections, per_concept, pr_curves,
-                                                  quality_over_time, render)
+from visionloop.services.training.report import (PLOTTING, calibration, example_detections, per_concept,
+                                                  pr_curves, quality_over_time, render)
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database, exclusive, serialize
@@ -296,12 +296,13 @@ class LearningService:
                    "headline": _figure(headline),
                    "unlinked feedback (no output here to score)": live["unlinked_events"],
                    "evaluated at": live["evaluated_at"]}
-        figures = [("Quality over time", quality_over_time(versions)), ("Per concept", per_concept(live))]
-        if view.model.model_type == CONCEPT:  # a detection's feedback judges boxes, not scores to sweep
-            figures += [("Precision-recall curves", pr_curves(records)), ("Calibration", calibration(records))]
-        if (version.params or {}).get("kind") == DETECTOR_KIND:
-            figures.append(("Example detections on judged images",
-                            example_detections(self.detection.examples(app_id, view.model, version))))
+        with PLOTTING:
+            figures = [("Quality over time", quality_over_time(versions)), ("Per concept", per_concept(live))]
+            if view.model.model_type == CONCEPT:  # a detection's feedback judges boxes, not scores to sweep
+                figures += [("Precision-recall curves", pr_curves(records)), ("Calibration", calibration(records))]
+            if (version.params or {}).get("kind") == DETECTOR_KIND:
+                figures.append(("Example detections on judged images",
+                                example_detections(self.detection.examples(app_id, view.model, version))))
         return live, summary, figures
 
     def reliability(self, app_id: str, model_ref: str) -> tuple[list[UserReliability], set[str | None]]:
