@@ -61,7 +61,8 @@ def test_a_sign_in_form_without_this_browsers_token_is_refused(client: TestClien
 
 def test_a_page_without_a_session_sends_to_sign_in_and_back(client: TestClient, api: Api) -> None:
     r = client.get("/console/feedback?end_user_id=u1", follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/console/login?next=%2Fconsole%2Ffeedback%3Fend_user_id%3Du1"
+    assert r.status_code == 303
+    assert r.headers["location"] == "/console/login?next=%2Fconsole%2Ffeedback%3Fend_user_id%3Du1"
     page = client.get(r.headers["location"]).text
     assert 'name="next" value="/console/feedback?end_user_id=u1"' in page
     r = client.post("/console/login", data={"api_key": api.key, "csrf_token": form_token(page),

@@ -46,7 +46,8 @@ def feedback_page(request: Request, session: SessionDep, core: CoreDep) -> Respo
                                                         if e["input_id"] and not e["data"].get("digest")}))
     kept = {k: v for k, v in chosen.items() if v}
     return page(request, "feedback.html", {
-        "events": [_row(e, stored) for e in events], "colours": VERDICT_COLOURS, "chosen": chosen, "page_no": page_no.page,
+        "events": [_row(e, stored) for e in events], "colours": VERDICT_COLOURS, "chosen": chosen,
+        "page_no": page_no.page,
         "exports": {fmt: "/console/feedback/export?" + urlencode({**kept, "format": fmt}) for fmt in FORMATS},
         "newer": _link(kept, page_no.page - 1) if page_no.page > 1 else None,
         "older": _link(kept, page_no.page + 1) if len(events) == PER_PAGE else None})
