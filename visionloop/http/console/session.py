@@ -57,7 +57,7 @@ def _sign(secret: bytes, message: str) -> str:
 
 def _same(given: str, expected: str) -> bool:
     """Constant-time comparison of what a client sent (any text) with what it should be."""
-    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
 
 
 def _secure(request: Request, core: VisionLoop) -> bool:
