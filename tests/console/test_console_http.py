@@ -61,7 +61,8 @@ def test_a_sign_in_form_without_this_browsers_token_is_refused(client: TestClien
 
 def test_a_page_without_a_session_sends_to_sign_in_and_back(client: TestClient, api: Api) -> None:
     r = client.get("/console/feedback?end_user_id=u1", follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/console/login?next=%2Fconsole%2Ffeedback%3Fend_user_id%3Du1"
+    assert r.status_code == 303
+    assert r.headers["location"] == "/console/login?next=%2Fconsole%2Ffeedback%3Fend_user_id%3Du1"
     page = client.get(r.headers["location"]).text
     assert 'name="next" value="/console/feedback?end_user_id=u1"' in page
     r = client.post("/console/login", data={"api_key": api.key, "csrf_token": form_token(page),
@@ -118,6 +119,15 @@ def test_train_now_queues_a_version_and_logs_it(client: TestClient, api: Api) ->
     assert versions[0]["status"]["code"] == 21117  # too little feedback to learn from: told, not promoted
     page = client.get(r.headers["location"]).text
     assert f'id="v-{versions[0]["id"]}"' in page and "train" in page[page.index('id="audit"'):]
+    assert 'http-equiv="refresh"' not in page  # nothing in training: no reloading
+
+
+def test_a_model_page_reloads_itself_while_a_version_trains(client: TestClient, api: Api, core: VisionLoop) -> None:
+    core.learning.submit = lambda app_id, version_id: None  # a worker that has not started on it yet
+    api.post(f"/models/{GENERAL}/versions", {})
+    sign_in(client, api.key)
+    page = client.get(f"/console/models/{GENERAL}").text
+    assert '<meta http-equiv="refresh" content="3">' in page and "Model is queued for training" in page
 
 
 def test_a_page_the_key_may_not_use_names_the_missing_scope(client: TestClient, browser: TestClient,
@@ -208,6 +218,13 @@ def test_names_metadata_and_end_user_ids_are_rendered_inert(client: TestClient, 
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     r = client.get("/console/feedback", params={"end_user_id": evil})
     assert r.status_code == 200 and "<script>" not in r.text
+    made = api.post("/models", {"model": {"id": "evil-model", "name": evil, "output_info": {"data": {"concepts": [
+        {"id": "c2", "name": evil}]}}}})
+    assert made.status_code == 200, made.text
+    for url in ("/console", "/console/models", "/console/models/evil-model", "/console/review", "/console/end-users"):
+        r = client.get(url)
+        assert r.status_code == 200 and "<script>" not in r.text and "<img src=x" not in r.text, url
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get("/console/models").text
 
 
 @pytest.mark.parametrize(("url", "code", "words"), [
@@ -248,9 +265,12 @@ def test_bad_form_posts_are_refused_not_crashed(client: TestClient, api: Api, co
 def test_signing_out_or_revoking_the_key_ends_the_session(client: TestClient, browser: TestClient, api: Api,
                                                           core: VisionLoop) -> None:
     sign_in(client, api.key)
+    stolen = client.cookies["visionloop_session"]
     r = client.post("/console/logout", data={"csrf_token": page_token(client)}, follow_redirects=False)
     assert r.status_code == 303 and 'visionloop_session=""' in r.headers["set-cookie"]
     assert client.get("/console", follow_redirects=False).status_code == 303
+    replayed = browser.get("/console", headers={"Cookie": f"visionloop_session={stolen}"}, follow_redirects=False)
+    assert replayed.status_code == 303  # a copy of the cookie ends with the session
     sign_in(browser, api.key)
     core.apps.revoke_key(core.apps.authenticate(api.key).key_id)
     assert browser.get("/console", follow_redirects=False).status_code == 303
@@ -328,8 +348,10 @@ def test_the_review_queue_shows_disputes_and_stores_the_operators_label(client: 
         _judge(api, "agreed", user, True)
     sign_in(client, api.key)
     page = client.get("/console/review").text
-    items = re.findall(r'<tr class="item"', page)
-    assert len(items) == 1 and "<code>split</code>" in page and "2 / 2" in page and "agreed</code>" not in page
+    disputes = page[page.index('id="queue"'):page.index("<h2>Where the general model")]
+    items = re.findall(r'<tr class="item"', disputes)
+    assert len(items) == 1 and "<code>split</code>" in disputes and "2 / 2" in disputes
+    assert "agreed</code>" not in disputes
     r = client.post("/console/review/label", data={"csrf_token": form_token(page), "input_id": "split",
                                                     "concept_id": "tabby", "verdict": "absent"}, follow_redirects=False)
     assert r.status_code == 303
@@ -368,10 +390,14 @@ def test_the_search_page_shows_click_figures_and_where_users_click(client: TestC
         "event_type": "search_click", "search_id": search["id"], "end_user_id": "u1"}}})
     assert r.status_code == 200, r.text
     assert api.get("/searches/metrics").json()["search_metrics"]["click_positions"] == {"2": 1}
+    api.post("/searches", {"query": {"ands": [{"output": {"input": {"data": {"image": {  # the same query again
+        "base64": b64(png_bytes((0, 10, 10)))}}}}}]}})
     sign_in(client, api.key)
     page = client.get("/console/search")
     assert page.status_code == 200 and "By query kind" in page.text and 'alt="clicks per position' in page.text
-    assert re.search(r"<td>visual</td><td class=\"num\">1</td><td class=\"num\">1</td>", page.text), page.text
+    assert re.search(r"<td>visual</td><td class=\"num\">2</td><td class=\"num\">1</td>", page.text), page.text
+    top = page.text[page.text.index('id="top-queries"'):]  # one query asked twice, one click
+    assert re.search(rf"<td class=\"num\">2</td><td class=\"num\">1</td>\s*<td><code>{clicked}</code> \(1\)", top), top
 
 
 def test_the_search_page_needs_the_search_scope(client: TestClient, api: Api, core: VisionLoop) -> None:
@@ -386,7 +412,7 @@ def test_the_feedback_log_exports_its_selection_as_json_lines(client: TestClient
     sign_in(client, api.key)
     page = client.get("/console/feedback?end_user_id=alice").text
     link = re.search(r'<a href="([^"]+)" id="export">', page).group(1).replace("&amp;", "&")
-    assert link == "/console/feedback/export?end_user_id=alice"
+    assert link == "/console/feedback/export?end_user_id=alice&format=jsonl"
     r = client.get(link)
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
     assert "attachment" in r.headers["content-disposition"]
@@ -394,6 +420,14 @@ def test_the_feedback_log_exports_its_selection_as_json_lines(client: TestClient
     assert [x["end_user_id"] for x in records] == ["alice"] and records == api.get(
         "/feedback?end_user_id=alice").json()["feedback"]
     assert client.get("/console/feedback/export?created_before=soon").status_code == 400
+    assert client.get("/console/feedback/export?format=xml").status_code == 400
+    parquet = client.get(link.replace("format=jsonl", "format=parquet"))
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # an optional extra: the page says what to install
+        assert parquet.status_code == 400 and "pyarrow" in parquet.text
+    else:
+        assert parquet.status_code == 200 and pq.read_table(io.BytesIO(parquet.content)).num_rows == 1
 
 
 def test_every_page_loads_only_from_this_server(client: TestClient, api: Api, core: VisionLoop) -> None:
@@ -416,3 +450,100 @@ def test_every_page_loads_only_from_this_server(client: TestClient, api: Api, co
     overview = client.get("/console").text
     assert '<strong id="disputed">1</strong>' in overview
     assert client.get("/static/console/console.css").status_code == 200
+
+
+def test_a_session_started_on_one_process_holds_on_another_until_signed_out(client: TestClient, api: Api,
+                                                                            core: VisionLoop) -> None:
+    """Two API processes on one database: the signing secret and the sign-ins are in the database."""
+    from visionloop.http.app import create_app
+
+    other = VisionLoop(core.settings, core.runtime)
+    try:
+        with TestClient(create_app(other.settings, other), raise_server_exceptions=False) as second:
+            sign_in(client, api.key)
+            second.cookies.set("visionloop_session", client.cookies["visionloop_session"])
+            assert second.get("/console", follow_redirects=False).status_code == 200
+            token = page_token(second)
+            assert second.post("/console/logout", data={"csrf_token": token}, follow_redirects=False
+                               ).status_code == 303
+            assert client.get("/console", follow_redirects=False).status_code == 303
+    finally:
+        other.close()
+
+
+def test_the_quality_page_plots_calibration_once_both_labels_are_seen(client: TestClient, api: Api,
+                                                                      core: VisionLoop) -> None:
+    outs = [api.post(f"/models/{GENERAL}/outputs", {"inputs": [{"data": {"image": {"base64": b64(png_bytes(
+        (40 * i, 90, 200 - 40 * i), (48, 48)))}}}]}).json()["outputs"][0] for i in range(4)]
+    for i, out in enumerate(outs):
+        concept = out["data"]["concepts"][0]["id"]
+        api.post(f"/models/{GENERAL}/feedback", {"input": {"id": out["input"]["id"], "data": {"concepts": [
+            {"id": concept, "value": i % 2 == 0}]}, "feedback_info": {"event_type": "annotation",
+                                                                     "output_id": out["id"], "end_user_id": "u1"}}})
+    sign_in(client, api.key)
+    page = client.get(f"/console/models/{GENERAL}/versions/aa9ca48295b37401f8af92ad1af0d91d").text
+    assert re.search(r'<h2>Calibration</h2>\s*<img class="plot" alt="Calibration" src="data:image/png;base64,', page)
+
+
+def test_the_review_queue_also_offers_what_the_model_was_least_sure_of(client: TestClient, api: Api,
+                                                                       core: VisionLoop) -> None:
+    from sqlalchemy import delete
+
+    from visionloop.store.tables import InputConceptScore
+
+    api.add_image("blurry")
+    with core.db.transaction() as s:  # what the general model would say of a blurry cat
+        s.execute(delete(InputConceptScore).where(InputConceptScore.app_id == api.app_id))
+        s.add(InputConceptScore(app_id=api.app_id, input_id="blurry", concept_id="n02123045", value=0.52))
+    sign_in(client, api.key)
+    page = client.get("/console/review").text
+    unsure = page[page.index('id="unsure"'):]
+    assert "<code>blurry</code>" in unsure and "tabby cat" in unsure and "0.52" in unsure
+    r = client.post("/console/review/label", data={"csrf_token": form_token(page), "input_id": "blurry",
+                                                    "concept_id": "n02123045", "verdict": "present"})
+    assert r.status_code == 200 and "n02123045" not in r.text[r.text.index("<h2>Where"):]  # labelled: off the list
+    assert [c["id"] for c in api.get("/inputs/blurry").json()["input"]["data"]["concepts"]] == ["n02123045"]
+
+
+HOSTILE = ["%ff", "x" * 3000, "%E2%80%AE", "..%2F..%2Fetc", "a%2Fb", "'%20OR%201=1--", "%F0%9F%98%80", "%20"]
+
+
+def test_hostile_path_and_query_values_never_break_a_page(client: TestClient, api: Api, core: VisionLoop) -> None:
+    vid = trained_versions(core, api.app_id, GENERAL, 1)[0]
+    sign_in(client, api.key)
+    token = page_token(client)
+    for value in HOSTILE:
+        for url in (f"/console/models/{value}", f"/console/models/{GENERAL}/versions/{value}",
+                    f"/console/models/{value}/versions/{vid}/activate", f"/console/feedback/{value}/image",
+                    f"/console/feedback?model_id={value}&version_id={value}&end_user_id={value}&session_id={value}"
+                    f"&created_after={value}&page={value}", f"/console/end-users/erase?end_user_id={value}",
+                    f"/console/end-users?page={value}", f"/console/login?next={value}", f"/console/feedback/export?"
+                    f"end_user_id={value}&format={value}", f"/v2/inputs/{value}/image?size={value}"):
+            r = client.get(url)
+            assert r.status_code < 500 and "Traceback" not in r.text, (url[:120], r.status_code, r.text[:300])
+        posts = [(f"/console/models/{value}/train", {}), (f"/console/models/{GENERAL}/versions/{value}/activate", {}),
+                 ("/console/end-users/erase", {"end_user_id": value}),
+                 ("/console/review/label", {"input_id": value, "concept_id": value, "verdict": "present"})]
+        for url, data in posts:
+            r = client.post(url, data={"csrf_token": token, **data})
+            assert r.status_code < 500 and "Traceback" not in r.text, (url[:120], r.status_code, r.text[:300])
+
+
+def test_the_end_users_page_shows_who_training_trusts_less_and_why(client: TestClient, api: Api) -> None:
+    """Three users agree on ten images; a fourth says the opposite every time: down-weighted."""
+    for i in range(10):
+        out = api.post(f"/models/{GENERAL}/outputs", {"inputs": [{"data": {"image": {"base64": b64(png_bytes(
+            (25 * i, 255 - 25 * i, 90), (32, 32)))}}}]}).json()["outputs"][0]
+        for user, present in (("ann", i % 2 == 0), ("ben", i % 2 == 0), ("cat", i % 2 == 0), ("contrarian", i % 2)):
+            r = api.post(f"/models/{GENERAL}/feedback", {"input": {"id": out["input"]["id"], "data": {"concepts": [
+                {"id": "tabby", "value": bool(present)}]}, "feedback_info": {
+                "event_type": "annotation", "output_id": out["id"], "end_user_id": user}}})
+            assert r.status_code == 200, r.text
+    sign_in(client, api.key)
+    page = client.get("/console/end-users").text
+    table = page[page.index('id="reliability"'):]
+    down = re.findall(r'<tr class="down">\s*<td>([^<]+)</td>', table)
+    assert down == ["contrarian"], table[:1500]
+    assert "often contradict" in table and "<td>ann</td>" in table
+    r = client.get("/console/end-users?model_id=a403429f2ddf4b49b307e318f00e528b")  # a detector
+    assert r.status_code == 400 and "not a concept model" in r.text

@@ -1,25 +1,32 @@
 """What the operator console reads and keeps beyond the API's own services: the secret its session
-cookies are signed with (one per database, so every API process accepts a session any of them
-started), the audit log of operators' actions, and views of the feedback log (per day, per end
-user, the review queue)."""
+cookies are signed with and the sign-ins (in the database, so every API process accepts a session
+any of them started, and signing out on one ends it on all), the audit log of operators' actions,
+and views of the feedback log (per day, per end user, the review queue) and of searches (the top
+queries)."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import secrets
 import threading
+from collections import Counter
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from visionloop.learning.review import Disputed, Vote, disputed
+from visionloop.models.predictions import Box
 from visionloop.services.apps import Caller
+from visionloop.services.feedback.regions import predicted_regions
 from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing
-from visionloop.store.tables import ConsoleAction, FeedbackEvent, Input, InputConcept, Model, ServerSecret, utcnow
+from visionloop.store.tables import (ConsoleAction, ConsoleSession, FeedbackEvent, Input, InputConcept,
+                                     InputConceptScore, Model, Output, Search, ServerSecret, utcnow)
 
 SESSION_SECRET = "console_session"
+_UNSURE = (0.25, 0.75)  # scores the review queue counts as the model being unsure
 ACTIONS = ("train", "activate", "erase")
 
 
@@ -29,6 +36,22 @@ class EndUser:
     events: int
     first: dt.datetime
     last: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class EventImage:
+    digest: str
+    regions: list[dict[str, Any]]  # as the event's normalized body holds them
+    predicted: dict[str, Box]      # the output's predicted boxes, by region id
+
+
+@dataclasses.dataclass(frozen=True)
+class TopQuery:
+    query: str                           # the query as asked (JSON, shortened)
+    kind: str
+    searches: int
+    clicks: int
+    clicked: list[tuple[str, int]]       # (input id, clicks), the most clicked first
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +80,24 @@ class ConsoleService:
                 assert value is not None
                 self._secrets[name] = bytes.fromhex(value)
             return self._secrets[name]
+
+    def open_session(self, caller: Caller, nonce: str, expires_at: dt.datetime) -> None:
+        """Record a sign-in (and forget sign-ins that expired: their cookies are refused anyway)."""
+        with self.db.transaction() as s:
+            s.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < utcnow()))
+            s.add(ConsoleSession(nonce=nonce, key_id=caller.key_id, expires_at=expires_at))
+
+    def session_open(self, nonce: str, key_id: str) -> bool:
+        """Whether the sign-in ``nonce`` of key ``key_id`` was recorded and not ended since."""
+        with self.db.reading() as c:
+            row = c.execute(select(ConsoleSession.key_id, ConsoleSession.ended_at)
+                            .where(ConsoleSession.nonce == nonce)).first()
+        return row is not None and row.key_id == key_id and row.ended_at is None
+
+    def end_session(self, nonce: str) -> None:
+        """Sign out: every copy of the session's cookie is refused from now on, on every process."""
+        with self.db.transaction() as s:
+            s.execute(update(ConsoleSession).where(ConsoleSession.nonce == nonce).values(ended_at=utcnow()))
 
     def record(self, caller: Caller, action: str, model_id: str | None, version_id: str | None = None,
                detail: str = "") -> None:
@@ -122,11 +163,12 @@ class ConsoleService:
                 select(InputConcept).where(InputConcept.app_id == app_id, InputConcept.input_id.in_(ids)))}
         return [(d, labels.get((d.input_id, d.concept_id))) for d in queue]
 
-    def event_image(self, app_id: str, event_id: str) -> tuple[str, list[dict[str, Any]]] | None:
-        """The digest of the image a feedback event of the app judged (its output's, its clicked
-        hit's, or else the stored input it names) and the regions it judged; None when unknown."""
+    def event_image(self, app_id: str, event_id: str) -> EventImage | None:
+        """The image a feedback event of the app judged (its output's, its clicked hit's, or else
+        the stored input it names), the regions it judged and the boxes its output predicted for
+        them; None when unknown."""
         with self.db.session() as s:
-            row = s.execute(select(FeedbackEvent.input_id, FeedbackEvent.body)
+            row = s.execute(select(FeedbackEvent.input_id, FeedbackEvent.output_id, FeedbackEvent.body)
                             .where(FeedbackEvent.app_id == app_id, FeedbackEvent.id == event_id)).first()
             if row is None:
                 return None
@@ -134,7 +176,49 @@ class ConsoleService:
             digest = normalized.get("digest")
             if not digest and row.input_id:
                 digest = s.scalar(select(Input.digest).where(Input.app_id == app_id, Input.id == row.input_id))
-        return (digest, normalized.get("regions") or []) if digest else None
+            regions = normalized.get("regions") or []
+            result = s.scalar(select(Output.result).where(Output.app_id == app_id, Output.id == row.output_id)) \
+                if regions and row.output_id else None
+        predicted = {p.id: p.box for p in predicted_regions(result or {})}
+        return EventImage(digest, regions, predicted) if digest else None
+
+    def top_queries(self, app_id: str, limit: int = 10, window: int = 2000) -> list[TopQuery]:
+        """The queries asked most often among the app's latest ``window`` searches (one query: one
+        identity, so near-duplicate query images count together), with the hits users clicked."""
+        with self.db.session() as s:
+            rows = s.execute(select(Search.id, Search.identity, Search.query, Search.kind)
+                             .where(Search.app_id == app_id)
+                             .order_by(Search.created_at.desc(), Search.id).limit(window)).all()
+            groups: dict[str, list[Any]] = {}
+            for r in rows:
+                groups.setdefault(r.identity or json.dumps(r.query, sort_keys=True), []).append(r)
+            top = sorted(groups.values(), key=lambda g: -len(g))[:limit]
+            ids = [r.id for g in top for r in g]
+            clicks = s.execute(select(FeedbackEvent.search_id, FeedbackEvent.input_id)
+                               .where(FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == "search_click",
+                                      FeedbackEvent.search_id.in_(ids))).all() if ids else []
+        by_search: dict[str, list[str]] = {}
+        for c in clicks:
+            by_search.setdefault(c.search_id, []).append(c.input_id)
+        out = []
+        for g in top:
+            clicked = Counter(i for r in g for i in by_search.get(r.id, []) if i)
+            out.append(TopQuery(json.dumps(g[0].query, sort_keys=True)[:300], g[0].kind, len(g),
+                                sum(clicked.values()), clicked.most_common(5)))
+        return out
+
+    def uncertain(self, app_id: str, limit: int = 30) -> list[tuple[str, str, float]]:
+        """(input, concept, score) the general model was least sure of when stored inputs were
+        added (scores nearest 0.5), that the app has not annotated yet."""
+        score = InputConceptScore
+        labelled = select(InputConcept.input_id).where(
+            InputConcept.app_id == score.app_id, InputConcept.input_id == score.input_id,
+            InputConcept.concept_id == score.concept_id)
+        q = (select(score.input_id, score.concept_id, score.value)
+             .where(score.app_id == app_id, score.value.between(*_UNSURE), ~labelled.exists())
+             .order_by(func.abs(score.value - 0.5), score.input_id, score.concept_id).limit(limit))
+        with self.db.session() as s:
+            return [(i, c, v) for i, c, v in s.execute(q)]
 
     def feedback_per_day(self, app_id: str, days: int = 14) -> list[DayCount]:
         """The app's feedback events of the last ``days`` days, counted per UTC day, type and model."""

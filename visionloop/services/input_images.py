@@ -14,6 +14,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from visionloop import errors
+from visionloop.models.predictions import Box
 from visionloop.models.preprocess import to_rgb
 from visionloop.services.image_source import without_image
 from visionloop.services.inputs import InputService
@@ -74,20 +75,30 @@ VERDICT_COLOURS = {"accurate": "#16a34a", "misplaced": "#f59e0b", "not_detected"
                    "false_positive": "#dc2626"}
 
 
-def draw_regions(jpeg: bytes, regions: list[dict[str, Any]]) -> bytes:
-    """A thumbnail with each judged region's box drawn in its verdict's colour (boxes are
-    fractions of the image: [top, left, bottom, right])."""
+PREDICTED_COLOUR = "#ffffff"
+
+
+def draw_regions(jpeg: bytes, regions: list[dict[str, Any]], predicted: dict[str, Box] | None = None) -> bytes:
+    """A thumbnail with each judged region's box drawn in its verdict's colour and, where the
+    feedback moved a predicted box, the predicted one beside it in thin white (boxes are fractions
+    of the image: [top, left, bottom, right])."""
     with Image.open(io.BytesIO(jpeg)) as image:
         canvas = image.convert("RGB")
     pen = ImageDraw.Draw(canvas)
     w, h = canvas.size
+
+    def rectangle(top: float, left: float, bottom: float, right: float, colour: str, width: int) -> None:
+        pen.rectangle((left * w, top * h, max(left * w, right * w - 1), max(top * h, bottom * h - 1)),
+                      outline=colour, width=width)
+
     for region in regions:
         box = region.get("box")
         if not box or len(box) != 4:
             continue
-        top, left, bottom, right = (float(v) for v in box)
-        pen.rectangle((left * w, top * h, max(left * w, right * w - 1), max(top * h, bottom * h - 1)),
-                      outline=VERDICT_COLOURS.get(region.get("feedback") or "", "#111111"), width=2)
+        was = (predicted or {}).get(str(region.get("region_id")))
+        if was is not None and [was.top, was.left, was.bottom, was.right] != [float(v) for v in box]:
+            rectangle(was.top, was.left, was.bottom, was.right, PREDICTED_COLOUR, 1)
+        rectangle(*(float(v) for v in box), VERDICT_COLOURS.get(region.get("feedback") or "", "#111111"), 2)
     buf = io.BytesIO()
     canvas.save(buf, "JPEG", quality=85)
     return buf.getvalue()

@@ -335,6 +335,17 @@ class ServerSecret(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class ConsoleSession(Base):
+    """A console sign-in: its cookie names ``nonce``; signing out ends it for every copy of the cookie."""
+
+    __tablename__ = "console_sessions"
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(ID)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class ConsoleAction(Base):
     """The console's audit log: what an operator did (train, promote, roll back, erase an end
     user's feedback), with which key; ``model_id`` is None for an erasure."""

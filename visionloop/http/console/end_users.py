@@ -1,4 +1,5 @@
-"""/console/end-users: who gave feedback, how much and when; erasing one end user's feedback
+"""/console/end-users: who gave feedback, how much and when; how far training trusts each one's
+concept votes on a model (who is down-weighted, and on what evidence); erasing one end user's feedback
 (privacy), confirmed on a page that shows what goes. Needs ``feedback_admin``, as
 ``DELETE /v2/feedback?end_user_id=`` does; erasure rebuilds what was learned from it the same way."""
 
@@ -13,7 +14,9 @@ from visionloop import errors
 from visionloop.http.console.render import ConsoleRoute, page, see_other
 from visionloop.http.console.session import FormDep, SessionDep, need
 from visionloop.http.deps import CoreDep
+from visionloop.models.catalog import GENERAL
 from visionloop.services.paging import Page
+from visionloop.services.training.data import APP_ANNOTATOR
 
 router = APIRouter(route_class=ConsoleRoute)
 PER_PAGE = 50
@@ -31,8 +34,12 @@ def end_users_page(request: Request, session: SessionDep, core: CoreDep) -> Resp
     app_id = session.caller.app_id
     page_no = Page.of(request.query_params.get("page"), None, default=PER_PAGE, cap=PER_PAGE)
     users = core.console.end_users(app_id, page_no)
+    model_id = request.query_params.get("model_id") or GENERAL.id
+    reliability, down = core.learning.reliability(app_id, model_id)
     return page(request, "end_users.html", {
         "users": users, "page_no": page_no.page, "erased": request.query_params.get("erased", ""),
+        "model": core.models.get(app_id, model_id).model, "reliability": reliability, "down": down,
+        "app_annotator": APP_ANNOTATOR,
         "actions": core.console.actions(app_id, action="erase"),
         "newer": f"/console/end-users?page={page_no.page - 1}" if page_no.page > 1 else None,
         "older": f"/console/end-users?page={page_no.page + 1}" if len(users) == PER_PAGE else None})

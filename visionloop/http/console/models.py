@@ -6,7 +6,6 @@ Everything here needs the ``models`` scope, as ``/v2/models/...`` does.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 from urllib.parse import quote
 
@@ -22,9 +21,8 @@ from visionloop.services.paging import Page
 from visionloop.store.tables import ModelVersion
 
 router = APIRouter(route_class=ConsoleRoute)
-# pyplot keeps global state: one quality page draws its plots at a time
-_PLOTTING = threading.Lock()
 _VERSIONS_SHOWN = 100
+_REFRESH_SECONDS = 3  # while a version is queued or training, its page reloads itself to show progress
 
 
 def _view(session: Session, core: CoreDep, model_id: str, what: str) -> ModelView:
@@ -54,8 +52,10 @@ def model_page(model_id: str, request: Request, session: SessionDep, core: CoreD
     view = _view(session, core, model_id, "A model's page")
     app_id = session.caller.app_id
     versions = core.models.versions(app_id, view.model, Page(1, _VERSIONS_SHOWN))
+    busy = any(v.status_code in (status.MODEL_QUEUED_FOR_TRAINING, status.MODEL_TRAINING) for v in versions)
     return page(request, "model.html", {
         "view": view, "versions": versions, "active_id": view.version.id, "trained": status.MODEL_TRAINED,
+        "refresh": _REFRESH_SECONDS if busy else None,
         "actions": core.console.actions(app_id, model_id=view.model.id), "done": request.query_params.get("done", "")})
 
 
@@ -92,8 +92,7 @@ def version_page(model_id: str, version_id: str, request: Request, session: Sess
                  core: CoreDep) -> Response:
     """A version's quality from the feedback on its outputs, as the evaluation report shows it."""
     view, version = _version(session, core, model_id, version_id, "A version's quality")
-    with _PLOTTING:
-        live, summary, figures = core.learning.report_parts(session.caller.app_id, view.model.id, version_id)
+    live, summary, figures = core.learning.report_parts(session.caller.app_id, view.model.id, version_id)
     columns, concepts = _per_concept(live)
     return page(request, "version.html", {
         "view": view, "version_id": version_id, "summary": summary, "figures": figures,

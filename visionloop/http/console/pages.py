@@ -59,9 +59,9 @@ async def login(request: Request, core: CoreDep) -> Response:
 
 
 @router.post("/logout")
-async def logout(_: FormDep) -> Response:
+def logout(session: SessionDep, core: CoreDep, _: FormDep) -> Response:
     response = see_other("/console/login")
-    end_session(response)
+    end_session(response, session, core)
     return response
 
 

@@ -1,5 +1,6 @@
 """/console/review: the review queue. Stored images whose concepts the app's end users disagree on
-most; the operator says present or absent, stored as the app's annotation of the input (what
+most, then those the general model was least sure of when they were added; the operator says
+present or absent, stored as the app's annotation of the input (what
 ``PATCH /v2/inputs`` stores), which training counts as one trusted judge beside the end users.
 
 Seeing the queue needs ``feedback_admin`` (it is read from others' feedback); labelling needs
@@ -18,6 +19,7 @@ from visionloop.http.console.render import ConsoleRoute, page, see_other
 from visionloop.http.console.session import FormDep, SessionDep, need
 from visionloop.http.deps import BaseUrlDep, CoreDep
 from visionloop.http.wire import image_url
+from visionloop.models.catalog import GENERAL
 from visionloop.services.inputs import Annotation, NewInput
 
 router = APIRouter(route_class=ConsoleRoute)
@@ -27,9 +29,13 @@ _VALUES = {"present": 1.0, "absent": 0.0}
 @router.get("/review")
 def review_page(request: Request, session: SessionDep, core: CoreDep, base_url: BaseUrlDep) -> Response:
     need(session, "feedback_admin", "The review queue")
-    queue = core.console.review_queue(session.caller.app_id)
-    images = {d.input_id: image_url(base_url, d.input_id) + "?size=thumbnail" for d, _ in queue}
-    return page(request, "review.html", {"queue": queue, "images": images,
+    app_id = session.caller.app_id
+    queue = core.console.review_queue(app_id)
+    unsure = core.console.uncertain(app_id)
+    names = dict(core.models.concepts_of(core.models.get(app_id, GENERAL.id))) if unsure else {}
+    images = {i: image_url(base_url, i) + "?size=thumbnail" for i in {d.input_id for d, _ in queue} | {
+        i for i, _, _ in unsure}}
+    return page(request, "review.html", {"queue": queue, "unsure": unsure, "names": names, "images": images,
                                          "may_label": "inputs" in session.caller.scopes,
                                          "labelled": request.query_params.get("labelled", "")})
 

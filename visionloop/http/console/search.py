@@ -1,11 +1,9 @@
 """/console/search: how search results are used. Click-through rate, MRR and mean clicked rank by
 query kind, per ranking (a new ranking version shows as a before and an after) and per day, with
-their intervals; and where on the page users click. Needs ``search``, as
-``GET /v2/searches/metrics`` (the same figures) does."""
+their intervals; where on the page users click; and the top queries with the hits users clicked.
+Needs ``search``, as ``GET /v2/searches/metrics`` (the same figures) does."""
 
 from __future__ import annotations
-
-import threading
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -13,16 +11,16 @@ from starlette.responses import Response
 from visionloop.http.console.render import ConsoleRoute, page
 from visionloop.http.console.session import SessionDep, need
 from visionloop.http.deps import CoreDep
-from visionloop.services.training.report import click_positions
+from visionloop.services.training.report import PLOTTING, click_positions
 
 router = APIRouter(route_class=ConsoleRoute)
-_PLOTTING = threading.Lock()  # pyplot keeps global state
 
 
 @router.get("/search")
 def search_page(request: Request, session: SessionDep, core: CoreDep) -> Response:
     need(session, "search", "The search page")
     metrics = core.learning.clicks.metrics(session.caller.app_id)
-    with _PLOTTING:
+    with PLOTTING:
         histogram = click_positions(metrics["click_positions"])
-    return page(request, "search.html", {"metrics": metrics, "histogram": histogram})
+    return page(request, "search.html", {"metrics": metrics, "histogram": histogram,
+                                         "top": core.console.top_queries(session.caller.app_id)})

@@ -2,9 +2,10 @@
 
 - The cookie holds ``key_id.expiry.nonce.signature``: never the key itself. The signature is an
   HMAC-SHA256 under a secret kept in the database (:class:`~visionloop.services.console.ConsoleService`),
-  so every API process on that database accepts a session any of them started. Each request
-  resolves the key again: the session can do exactly what the key's scopes allow, and revoking
-  the key ends it.
+  so every API process on that database accepts a session any of them started; the sign-in is
+  recorded there too, so signing out ends it everywhere, for every copy of the cookie. Each
+  request resolves the key again: the session can do exactly what the key's scopes allow, and
+  revoking the key ends it.
 - The cookie is HttpOnly (no script reads it), SameSite=Strict (no other site's page sends it),
   Secure when the server is reached over https, and expires (``console_session_hours``).
 - Every state-changing form carries a CSRF token, an HMAC of the session's nonce; the sign-in
@@ -14,6 +15,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -55,7 +57,7 @@ def _sign(secret: bytes, message: str) -> str:
 
 def _same(given: str, expected: str) -> bool:
     """Constant-time comparison of what a client sent (any text) with what it should be."""
-    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
 
 
 def _secure(request: Request, core: VisionLoop) -> bool:
@@ -66,14 +68,19 @@ def start_session(response: Response, request: Request, core: VisionLoop, caller
     """Sign in: set the session cookie for ``caller``'s key (and drop the sign-in cookie)."""
     lifetime = int(core.settings.console_session_hours * 3600)
     expires = int(time.time()) + lifetime
-    payload = f"{caller.key_id}.{expires}.{secrets.token_hex(16)}"
+    nonce = secrets.token_hex(16)
+    core.console.open_session(caller, nonce, dt.datetime.fromtimestamp(expires, dt.timezone.utc))
+    payload = f"{caller.key_id}.{expires}.{nonce}"
     value = f"{payload}.{_sign(core.console.secret(), payload)}"
     response.set_cookie(COOKIE, value, max_age=lifetime, path="/", httponly=True, samesite="strict",
                         secure=_secure(request, core))
     response.delete_cookie(LOGIN_COOKIE, path=LOGIN_PATH)
 
 
-def end_session(response: Response) -> None:
+def end_session(response: Response, session: Session, core: VisionLoop) -> None:
+    """Sign out: the session ends on the server (a copy of the cookie is refused too) and the
+    browser drops the cookie."""
+    core.console.end_session(session.nonce)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
 
 
@@ -100,6 +107,8 @@ async def current_session(request: Request, core: VisionLoop) -> Session | None:
     if payload is None:
         return None
     key_id, expires, nonce = payload
+    if not await run_in_threadpool(core.console.session_open, nonce, key_id):  # signed out since
+        return None
     try:
         caller = await run_in_threadpool(core.apps.caller_of_key, key_id)
     except errors.ApiError:  # revoked or deleted since

@@ -1,9 +1,10 @@
 """An evaluation report a person would rather look at than read: one HTML file with plots.
 
 Quality over time (each version's cross-validated macro ROC AUC with its interval, as trained; of
-its new concepts where it shares none with the version before), the
-live per-concept figures of the evaluated version (F1 and ROC AUC with intervals and label
-counts; thin figures greyed), and precision-recall curves of the best-labelled concepts.
+its new concepts where it shares none with the version before), the live per-concept figures of
+the evaluated version (F1 and ROC AUC with intervals and label counts; thin figures greyed),
+precision-recall curves of the best-labelled concepts, how well its scores are calibrated, and
+which concept it named where users said another.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,11 +21,17 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import precision_recall_curve  # noqa: E402
 
 from visionloop.learning.metrics_concepts import ConceptRecord  # noqa: E402
 from visionloop.services.training.data import display  # noqa: E402
 from visionloop.store.tables import ModelVersion  # noqa: E402
+
+
+# pyplot keeps global state (the current figure): one thread draws at a time. Callers that may
+# run in several threads at once (the console's pages) hold it while they draw.
+PLOTTING = threading.Lock()
 
 
 def _png(fig: Any) -> str:
@@ -136,6 +144,25 @@ def confusion(live: dict[str, Any], limit: int = 15) -> str | None:
     ax.set_yticks(range(len(keep)), ticks, fontsize=7)
     ax.set_xlabel("the version's top concept")
     ax.set_ylabel("what users said")
+    return _png(fig)
+
+
+def calibration(records: list[ConceptRecord], bins: int = 10) -> str | None:
+    """Reliability diagram: of the scores in each band, the share end users said present. A
+    calibrated version's points lie on the diagonal (a score of 0.8 is right 80% of the time)."""
+    if len({r.label for r in records}) < 2:
+        return None
+    labels, scores = [r.label for r in records], [r.score for r in records]
+    observed, predicted = calibration_curve(labels, scores, n_bins=bins, strategy="uniform")
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot([0, 1], [0, 1], ls="--", color="#94a3b8", label="calibrated")
+    ax.plot(predicted, observed, "-o", color="#2563eb", label=f"this version (n={len(records)})")
+    ax.set_xlabel("score the version gave")
+    ax.set_ylabel("share end users said present")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title("Calibration from feedback")
     return _png(fig)
 
 

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from visionloop import errors, status
 from visionloop.ids import new_id
 from visionloop.learning.heads import ConceptHeads
-from visionloop.learning.labels import down_weighted
+from visionloop.learning.labels import UserReliability, down_weighted
 from visionloop.models.catalog import COLOR, CONCEPT, CUSTOM, CUSTOM_DETECTOR, DETECTION, EMBED, EMBEDDING, FOCUS
 from visionloop.models.predictors import Predictor
 from visionloop.models.runtime import ModelRuntime
@@ -39,8 +39,8 @@ from visionloop.services.training.evaluation import concept_metrics, concept_rec
 from visionloop.services.training.detection_learning import DETECTOR_KIND, LEARNED_RUNTIMES, DetectionLearning
 from visionloop.services.training.region_learning import DETECTORS, RegionLearning
 from visionloop.services.training.region_rules import REGION_KIND
-from visionloop.services.training.report import (confusion, example_detections, metrics_table, per_concept,
-                                                 pr_curves, quality_over_time, render)
+from visionloop.services.training.report import (PLOTTING, calibration, confusion, example_detections,
+                                                 metrics_table, per_concept, pr_curves, quality_over_time, render)
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database, exclusive, serialize
@@ -331,14 +331,28 @@ class LearningService:
                    "headline": _figure(headline),
                    "unlinked feedback (no output here to score)": live["unlinked_events"],
                    "evaluated at": live["evaluated_at"]}
-        figures = [("Quality over time", quality_over_time(versions)), ("Per concept", per_concept(live))]
-        if data is not None:  # a detection's feedback judges boxes, not scores to sweep
-            figures.append(("Precision-recall curves", pr_curves(records, data.names)))
-            figures.append(("Top concept: what users said vs what the version said", confusion(live)))
-        if (version.params or {}).get("kind") == DETECTOR_KIND:
-            figures.append(("Example detections on judged images",
-                            example_detections(self.detection.examples(app_id, view.model, version))))
+        with PLOTTING:
+            figures = [("Quality over time", quality_over_time(versions)), ("Per concept", per_concept(live))]
+            if data is not None:  # a detection's feedback judges boxes, not scores to sweep
+                figures += [("Precision-recall curves", pr_curves(records, data.names)),
+                            ("Calibration", calibration(records)),
+                            ("Top concept: what users said vs what the version said", confusion(live))]
+            if (version.params or {}).get("kind") == DETECTOR_KIND:
+                figures.append(("Example detections on judged images",
+                                example_detections(self.detection.examples(app_id, view.model, version))))
         return live, summary, figures
+
+    def reliability(self, app_id: str, model_ref: str) -> tuple[list[UserReliability], set[str | None]]:
+        """How the next training of a concept model would weigh each end user's votes (the least
+        trusted first), and who counts less than half a newcomer: reads the model's whole log."""
+        view = self.models.get(app_id, model_ref)
+        if view.model.model_type != CONCEPT:
+            raise errors.ModelInvalid(f"model {view.model.id!r} ({view.model.name}) is not a concept model: end users' "
+                                      "reliability is learned from concept feedback")
+        with self.db.session() as s:
+            aggregation = concept_data(s, app_id, view.model).aggregation
+        users = sorted(aggregation.users.values(), key=lambda u: (u.weight, str(u.end_user)))
+        return users, set(down_weighted(aggregation))
 
     def activate(self, app_id: str, model_ref: str, version_id: str) -> ModelView:
         """Promote or roll back: the app predicts with this trained version from now on."""
