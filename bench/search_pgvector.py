@@ -8,7 +8,8 @@ Vectors go through the product's own path: input rows in the inputs table, embed
 :meth:`PgVectorStore.write` into the vector column while the HNSW index exists (as an API process
 adds inputs), in transactions of 500; then the index is built again over the loaded rows, timed
 (what ``visionloop vectors migrate`` does for a large install). Queries are held-out draws from the same mixture as
-``bench/search.py``; the numpy scan's answers are the ground truth. Measures the insert rate,
+``bench/search.py``; the numpy scan's answers are the ground truth, and the embedded index
+(usearch, one thread) runs on the same data beside it. Measures the insert rate,
 single-query latency (p50/p99) and recall@10 through :meth:`PgVectorStore.nearest` per
 ``hnsw.ef_search``, the index's size in the server, and the time a fresh process (a new engine and
 connection) takes to answer its first search. Uses ``--database-url`` or starts a throwaway
@@ -29,7 +30,7 @@ import numpy as np
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.search import K, Dataset, brute_force, mixture, p, recall  # noqa: E402
+from bench.search import K, Dataset, brute_force, build, mixture, p, recall, single_queries  # noqa: E402
 from visionloop.store.db import Database  # noqa: E402
 from visionloop.store.migrate import upgrade  # noqa: E402
 from visionloop.store.pg_vectors import BUILD_MEMORY, CREATE_INDEX, INDEX, PgVectorStore  # noqa: E402
@@ -73,6 +74,12 @@ def run(url: str, n: int, dim: int, queries: int, seed: int, bulk: bool) -> dict
     ds = Dataset(f"embeddings-{n // 1000}k", n, dim, centres=max(10, n // 100))
     data, held_out = mixture(ds, queries, seed)
     truth, brute_ms = brute_force(data, held_out, ds.name)
+    index, embedded_build_s = build(data, ds.name, threads=1)  # the embedded store, beside it
+    embedded_found, embedded_ms = single_queries(index, held_out)
+    embedded = {"build_s": round(embedded_build_s, 1), "p50_ms": p(embedded_ms, 50), "p99_ms": p(embedded_ms, 99),
+                "recall_at_10": round(recall(embedded_found, truth), 4),
+                "memory_per_process_mib": round(index.nbytes / 2**20)}
+    del index
     db = Database(url)
     upgrade(db.engine)
     with db.transaction() as s:
@@ -117,6 +124,7 @@ def run(url: str, n: int, dim: int, queries: int, seed: int, bulk: bool) -> dict
         "brute_p50_ms": p(brute_ms, 50),
         "brute_p99_ms": p(brute_ms, 99),
         "ef_search_sweep": sweep,
+        "embedded_index": embedded,
         "hnsw_index_mib": round(index_bytes / 2**20),
         "raw_vectors_mib": round(data.nbytes / 2**20),
         "first_search_of_a_new_process_s": round(first_search_s, 3),

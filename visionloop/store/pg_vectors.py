@@ -3,10 +3,11 @@
 Every process on the database searches the same rows, so there is no per-process index to build,
 snapshot or poll: an input's embedding is written by the transaction that adds it (an UPDATE of
 the row it just inserted) and disappears with the row. An HNSW index (``vector_cosine_ops``) over
-the column answers a search; the app (and, for a filtered search, its candidate ids) is a WHERE
-clause of the same query, and pgvector's iterative index scan (0.8+) keeps walking the graph until
-enough rows pass it. Should the walk still come back short (a small app in a large table past
-``hnsw.max_scan_tuples``), the query runs again without the index, exactly.
+the column answers a search over many rows; the app (and, for a filtered search, its candidate
+ids) is a WHERE clause of the same query, and pgvector's iterative index scan (0.8+) keeps walking
+the graph until enough rows pass it. Few rows (:data:`EXACT_ROWS`, by the planner's estimate), or a
+walk that came back short (a small app in a large table, past ``hnsw.max_scan_tuples``), are
+ranked by an exact scan instead.
 
 The column and the index need the extension, which an ``embedded`` install must not need, so they
 are not in the Alembic schema: :meth:`PgVectorStore.prepare` adds them when a process first starts
@@ -75,8 +76,8 @@ class PgVectorStore:
         self._approximate = text("SELECT set_config('hnsw.ef_search', :ef, true), "
                                  "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
                                  "set_config('enable_seqscan', 'off', true), set_config('enable_sort', 'off', true)")
-        self._exact = text("SELECT set_config('enable_indexscan', 'off', true), set_config('enable_seqscan', 'on', true), "
-                           "set_config('enable_sort', 'on', true)")
+        self._exact = text("SELECT set_config('enable_indexscan', 'off', true), "
+                           "set_config('enable_seqscan', 'on', true), set_config('enable_sort', 'on', true)")
         self._update = text(f"UPDATE inputs SET {COLUMN} = CAST(:v AS vector) WHERE app_id = :a AND id = :i")
 
     # -- setting up -----------------------------------------------------------------------------
