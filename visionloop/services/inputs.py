@@ -19,11 +19,11 @@ from visionloop.services.apps import Caller
 from visionloop.services.concepts import check_concept_id, ensure_concepts
 from visionloop.services.geo import GeoPoint
 from visionloop.services.image_source import ImageLoader, ImageSource
-from visionloop.services.images import CheckedImage
+from visionloop.services.images import CheckedImage, keep
 from visionloop.services.indexing import Analysis, InputAnalyzer
 from visionloop.services.paging import Page
 from visionloop.services.usage import count_usage
-from visionloop.store.blobs import BlobStore, BlobUnavailable
+from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database
 from visionloop.services.predict import store_embeddings
 from visionloop.store.app_indexes import bump_generation
@@ -106,7 +106,8 @@ class InputService:
                 if res.error is None:
                     self._write_one(s, app_id, res, item, images[res.index], analyses[res.index])
             added = [r for r in results if r.stored is not None]
-            self.indexes.write(s, app_id, [(r.stored.row.id, analyses[r.index].embedding) for r in added if r.stored])
+            self.indexes.write(s, app_id, [(r.stored.row.id, analyses[r.index].embedding)
+                                           for r in added if r.stored])
             generation = bump_generation(s, app_id) if added else 0
             count_usage(s, caller, "inputs", len(added))
         if added:
@@ -157,10 +158,7 @@ class InputService:
                         select(Input.id).where(Input.app_id == app_id, input_at_url(url)).limit(1)):
                     raise errors.InputDuplicate(f"inputs[{res.index}].data.image.url: an input with this url "
                                                 "already exists (set allow_duplicate_url to add it again)")
-                try:
-                    self.blobs.put(image.data, image.digest)
-                except BlobUnavailable as exc:
-                    raise errors.ImageStoreUnavailable(f"inputs[{res.index}].data.image: not stored ({exc})") from exc
+                keep(self.blobs, image, f"inputs[{res.index}].data.image")
                 row = Input(app_id=app_id, id=input_id, digest=image.digest, url=url, width=image.width,
                             height=image.height, meta=item.metadata or {}, status_code=status.INPUT_SUCCESS,
                             geo_latitude=item.geo.latitude if item.geo else None,
