@@ -27,7 +27,7 @@ from visionloop.models.backbone import EMBEDDING_DIM
 from visionloop.models.runtime import ModelRuntime
 from visionloop.services.predict import EMBEDDING_SPACE
 from visionloop.store import pg_vectors
-from visionloop.store.pg_vectors import PgVectorStore
+from visionloop.store.pg_vectors import PgVectorStore, vector_literal
 from visionloop.store.tables import Input
 from visionloop.store.vectors import VectorIndex
 
@@ -47,8 +47,11 @@ def _core(tmp_path: Path, name: str, url: str, runtime: ModelRuntime, **settings
 
 
 @pytest.fixture
-def pair(tmp_path: Path, pg_url: str, runtime: ModelRuntime) -> Iterator[tuple[Api, Api]]:
-    """One app through a pgvector server and through an embedded one, on one database."""
+def pair(tmp_path: Path, pg_url: str, runtime: ModelRuntime,
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Api, Api]]:
+    """One app through a pgvector server and through an embedded one, on one database; the
+    pgvector one walks the graph however few the inputs are."""
+    monkeypatch.setattr(pg_vectors, "EXACT_ROWS", 0)
     pg = _core(tmp_path, "pg", pg_url, runtime, vector_store="pgvector")
     embedded = _core(tmp_path, "embedded", pg_url, runtime)
     with TestClient(create_app(pg.settings, pg), raise_server_exceptions=False) as pg_client, \
@@ -139,12 +142,15 @@ def _clusters(rng: np.random.Generator, n: int, centres: int = 40) -> np.ndarray
 
 
 def test_recall_against_exact_search_with_filters_and_beside_a_larger_app(
-        tmp_path: Path, pg_url: str, runtime: ModelRuntime) -> None:
+        tmp_path: Path, pg_url: str, runtime: ModelRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pg_vectors, "EXACT_ROWS", 0)  # the graph, then an exact scan where it stops short
     rng = np.random.default_rng(7)
     big, small = _clusters(rng, 1500), _clusters(rng, 25)
     core = _core(tmp_path, "pg", pg_url, runtime, vector_store="pgvector")
     try:
         store = _store_with(core, {"big": big, "small": small})
+        with core.db.engine.begin() as conn:
+            conn.execute(text("ANALYZE inputs"))
         queries = _clusters(rng, 20)
         subset = sorted(rng.choice(len(big), 300, replace=False).tolist())
         recall, filtered = [], []
@@ -164,6 +170,36 @@ def test_recall_against_exact_search_with_filters_and_beside_a_larger_app(
         assert scores["v4"] == pytest.approx(1.0, abs=1e-5)
     finally:
         core.close()
+
+
+def test_a_graph_walk_that_stops_short_is_followed_by_an_exact_scan(
+        tmp_path: Path, pg_url: str, runtime: ModelRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pg_vectors, "EXACT_ROWS", 0)
+    rng = np.random.default_rng(3)
+    small = _clusters(rng, 25)
+    core = _core(tmp_path, "pg", pg_url, runtime, vector_store="pgvector")
+    try:
+        store = _store_with(core, {"big": _clusters(rng, 400), "small": small})
+        with core.db.engine.begin() as conn:  # the walk gives up after 20 tuples, most of them another app's
+            conn.execute(text(f"ALTER DATABASE {core.db.engine.url.database} SET hnsw.max_scan_tuples = 20"))
+        core.db.engine.dispose()  # new connections take the setting
+        with core.db.engine.begin() as conn:  # the graph alone finds only some of the small app's inputs
+            conn.execute(store._approximate, {"ef": "70"})
+            walked = conn.execute(text("SELECT id FROM inputs WHERE app_id = 'small' ORDER BY embedding <=> "
+                                       "CAST(:q AS vector) LIMIT 70"), {"q": vector_literal(small[0])}).all()
+        assert len(walked) < 25
+        found = store.nearest("small", small[0], 10, None)
+        assert sorted(found, key=lambda p: -p[1])[:10] == [
+            (i, pytest.approx(s, abs=1e-5)) for i, s in _exact_scored(small, small[0], 10)]
+        assert len(found) == 25
+    finally:
+        core.close()
+
+
+def _exact_scored(vectors: np.ndarray, query: np.ndarray, k: int) -> list[tuple[str, float]]:
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    sims = unit @ (query / np.linalg.norm(query))
+    return [(f"v{i}", float(sims[i])) for i in np.argsort(-sims)[:k]]
 
 
 # -- starting ----------------------------------------------------------------------------------

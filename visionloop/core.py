@@ -95,7 +95,7 @@ class VisionLoop:
         if settings.vector_store == "embedded":
             return AppIndexes(self.db, settings.data_dir / "indexes", EMBEDDING_SPACE, EMBEDDING_DIM)
         store = PgVectorStore(self.db, EMBEDDING_SPACE, EMBEDDING_DIM, ef_search=settings.pgvector_ef_search)
-        store.prepare(CopyProgress("embeddings into pgvector"))  # before any search: the column holds every stored embedding
+        store.prepare(CopyProgress("embeddings into pgvector"))  # before any search: every embedding is there
         return store
 
     def start_worker(self) -> None:

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from PIL import Image, UnidentifiedImageError
 
 from visionloop.models.preprocess import to_rgb
-from visionloop.errors import ApiError, InputInvalid, InputOverLimit, InputUnsupportedFormat
-from visionloop.store.blobs import digest_of
+from visionloop.errors import ApiError, ImageStoreUnavailable, InputInvalid, InputOverLimit, InputUnsupportedFormat
+from visionloop.store.blobs import BlobStore, BlobUnavailable, digest_of
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP"})
 # Pillow names multi-picture JPEGs (most phone cameras) "MPO"; to everyone else they are JPEGs.
@@ -140,3 +140,11 @@ def _reason(exc: Exception) -> str:
         return "unrecognised data"
     lines = str(exc).strip().splitlines()
     return (lines[0] if lines else type(exc).__name__)[:200]
+
+
+def keep(blobs: BlobStore, image: CheckedImage, field: str) -> None:
+    """Store an image before any row names it; a store that refuses it fails ``field`` with 503."""
+    try:
+        blobs.put(image.data, image.digest)
+    except BlobUnavailable as exc:
+        raise ImageStoreUnavailable(f"{field}: not stored ({exc})") from exc

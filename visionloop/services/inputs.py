@@ -19,12 +19,12 @@ from visionloop.services.apps import Caller
 from visionloop.services.concepts import check_concept_id, ensure_concepts
 from visionloop.services.geo import GeoPoint
 from visionloop.services.image_source import ImageLoader, ImageSource
-from visionloop.services.images import CheckedImage
+from visionloop.services.images import CheckedImage, keep
 from visionloop.services.indexing import Analysis, InputAnalyzer
 from visionloop.services.input_regions import RegionAnnotation, regions_of, write_regions
 from visionloop.services.paging import Page
 from visionloop.services.usage import count_usage
-from visionloop.store.blobs import BlobStore, BlobUnavailable
+from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database
 from visionloop.services.predict import store_embeddings
 from visionloop.store.app_indexes import bump_generation
@@ -117,7 +117,8 @@ class InputService:
                 elif res.index in causes:
                     self._write_one(s, app_id, res, item, causes[res.index])
             added = [r for r in results if r.stored is not None and r.index in images]
-            self.indexes.write(s, app_id, [(r.stored.row.id, analyses[r.index].embedding) for r in added if r.stored])
+            self.indexes.write(s, app_id, [(r.stored.row.id, analyses[r.index].embedding)
+                                           for r in added if r.stored])
             generation = bump_generation(s, app_id) if added else 0
             count_usage(s, caller, "inputs", sum(r.stored is not None for r in results))
         if added:
@@ -183,10 +184,7 @@ class InputService:
                     raise errors.InputDuplicate(f"inputs[{res.index}].data.image.url: an input with this url "
                                                 "already exists (set allow_duplicate_url to add it again)")
                 if image is not None:
-                    try:
-                        self.blobs.put(image.data, image.digest)
-                    except BlobUnavailable as exc:
-                        raise errors.ImageStoreUnavailable(f"inputs[{res.index}].data.image: not stored ({exc})") from exc
+                    keep(self.blobs, image, f"inputs[{res.index}].data.image")
                 row = Input(app_id=app_id, id=input_id, url=url, meta=item.metadata or {},
                             digest=image.digest if image else None, width=image.width if image else None,
                             height=image.height if image else None,

@@ -24,10 +24,10 @@ from visionloop.models.predictions import ConceptScore, Prediction, Region
 from visionloop.models.predictors import MIN_SIDE
 from visionloop.services.apps import Caller
 from visionloop.services.image_source import ImageLoader, ImageSource, without_image
-from visionloop.services.images import CheckedImage, open_rgb
+from visionloop.services.images import CheckedImage, keep, open_rgb
 from visionloop.services.models import ModelService, ModelView
 from visionloop.services.usage import count_usage
-from visionloop.store.blobs import BlobMissing, BlobStore, BlobUnavailable
+from visionloop.store.blobs import BlobMissing, BlobStore
 from visionloop.store.db import Database, insert_missing
 from visionloop.store.tables import Embedding, FeedbackEvent, Input, Model, ModelVersion, Output, utcnow
 
@@ -173,10 +173,7 @@ class PredictService:
         rows = []
         for it in items:
             image = images[it.index]
-            try:
-                self.blobs.put(image.data, image.digest)  # durable before the output that names it is
-            except BlobUnavailable as exc:
-                raise errors.ImageStoreUnavailable(f"inputs[{it.index}].data.image: not stored ({exc})") from exc
+            keep(self.blobs, image, f"inputs[{it.index}].data.image")  # durable before the output naming it
             assert it.prediction is not None
             it.output_id, it.created_at = new_id(), now
             rows.append({"id": it.output_id, "app_id": caller.app_id, "model_pk": model.pk, "version_id": version.id,

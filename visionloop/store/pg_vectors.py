@@ -3,10 +3,11 @@
 Every process on the database searches the same rows, so there is no per-process index to build,
 snapshot or poll: an input's embedding is written by the transaction that adds it (an UPDATE of
 the row it just inserted) and disappears with the row. An HNSW index (``vector_cosine_ops``) over
-the column answers a search; the app (and, for a filtered search, its candidate ids) is a WHERE
-clause of the same query, and pgvector's iterative index scan (0.8+) keeps walking the graph until
-enough rows pass it. Should the walk still come back short (a small app in a large table past
-``hnsw.max_scan_tuples``), the query runs again without the index, exactly.
+the column answers a search over many rows; the app (and, for a filtered search, its candidate
+ids) is a WHERE clause of the same query, and pgvector's iterative index scan (0.8+) keeps walking
+the graph until enough rows pass it. Few rows (:data:`EXACT_ROWS`, by the planner's estimate), or a
+walk that came back short (a small app in a large table, past ``hnsw.max_scan_tuples``), are
+ranked by an exact scan instead.
 
 The column and the index need the extension, which an ``embedded`` install must not need, so they
 are not in the Alembic schema: :meth:`PgVectorStore.prepare` adds them when a process first starts
@@ -38,6 +39,8 @@ BULK_ROWS = 5000
 CREATE_INDEX = f"CREATE INDEX IF NOT EXISTS {INDEX} ON inputs USING hnsw ({COLUMN} vector_cosine_ops)"
 BUILD_MEMORY = "512MB"  # the graph is built in memory when it fits (pgvector warns when it does not)
 
+EXACT_ROWS = 5000  # fewer rows to rank (by the planner's estimate) are scanned exactly
+
 Progress = Callable[[int, int], None]  # (embeddings copied so far, to copy in all)
 
 
@@ -51,6 +54,12 @@ def unit(vector: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
+def _estimated_rows(conn: Connection, sql: str, params: dict[str, object]) -> float:
+    """The planner's estimate of the rows a query returns (from the table's statistics; no scan)."""
+    plan = conn.execute(text(f"EXPLAIN (FORMAT JSON) {sql}"), params).scalar_one()
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
 class PgVectorStore:
     """A :class:`~visionloop.store.vector_store.VectorStore` in PostgreSQL (pgvector)."""
 
@@ -62,9 +71,13 @@ class PgVectorStore:
         self.space = space
         self.dim = dim
         self.ef_search = ef_search
-        # one round trip: SET LOCAL for the transaction (a query finds up to ef_search rows per walk)
-        self._settings = text("SELECT set_config('hnsw.ef_search', :ef, true), "
-                              "set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+        # SET LOCAL in one round trip each: the graph walk keeps going until enough rows pass the WHERE
+        # clause; the planner must take the graph (or, for an exact answer, must not).
+        self._approximate = text("SELECT set_config('hnsw.ef_search', :ef, true), "
+                                 "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                                 "set_config('enable_seqscan', 'off', true), set_config('enable_sort', 'off', true)")
+        self._exact = text("SELECT set_config('enable_indexscan', 'off', true), "
+                           "set_config('enable_seqscan', 'on', true), set_config('enable_sort', 'on', true)")
         self._update = text(f"UPDATE inputs SET {COLUMN} = CAST(:v AS vector) WHERE app_id = :a AND id = :i")
 
     # -- setting up -----------------------------------------------------------------------------
@@ -136,23 +149,31 @@ class PgVectorStore:
 
     def nearest(self, app_id: str, query: np.ndarray, need: int,
                 within: set[str] | None) -> list[tuple[str, float]]:
+        """The graph when the rows to rank are many, else an exact scan; and an exact scan should the
+        graph walk stop short of the rows there are.
+
+        The planner is not left to choose: it prices a scan of TOASTed vectors far below its cost
+        and picked a sequential scan over the graph for tens of thousands of rows, so the approximate
+        query runs with sequential scans and sorts priced out, the exact one without index scans."""
         k = need * 2 + 50  # a margin past the page, for ties broken by id
         params: dict[str, object] = {"app": app_id, "q": vector_literal(unit(query)), "k": k}
-        where = "app_id = :app"
+        where = f"app_id = :app AND {COLUMN} IS NOT NULL"
         if within is not None:
             where += " AND id = ANY(:ids)"
             params["ids"] = sorted(within)
-        select_nearest = (f"SELECT id, 1 - ({COLUMN} <=> CAST(:q AS vector)) FROM inputs WHERE {where} "
-                          f"AND {COLUMN} IS NOT NULL ORDER BY {COLUMN} <=> CAST(:q AS vector) LIMIT :k")
+        select_nearest = text(f"SELECT id, 1 - ({COLUMN} <=> CAST(:q AS vector)) FROM inputs WHERE {where} "
+                              f"ORDER BY {COLUMN} <=> CAST(:q AS vector) LIMIT :k")
         with self.db.engine.begin() as conn:
-            conn.execute(self._settings, {"ef": str(min(MAX_EF_SEARCH, max(self.ef_search, k)))})
-            rows = conn.execute(text(select_nearest), params).all()
-            if len(rows) < k:
-                present = conn.scalar(text(f"SELECT count(*) FROM inputs WHERE {where} AND {COLUMN} IS NOT NULL"),
-                                      params)
-                if present is not None and present > len(rows):  # the graph walk gave up early: scan exactly
-                    conn.execute(text("SET LOCAL enable_indexscan = off"))
-                    rows = conn.execute(text(select_nearest), params).all()
+            rows = None
+            if _estimated_rows(conn, f"SELECT 1 FROM inputs WHERE {where}", params) > EXACT_ROWS:
+                conn.execute(self._approximate, {"ef": str(min(MAX_EF_SEARCH, max(self.ef_search, k)))})
+                rows = conn.execute(select_nearest, params).all()
+                if len(rows) < k and (conn.scalar(text(f"SELECT count(*) FROM inputs WHERE {where}"), params)
+                                      or 0) > len(rows):
+                    rows = None  # the walk gave up early (max_scan_tuples): scan exactly
+            if rows is None:
+                conn.execute(self._exact)
+                rows = conn.execute(select_nearest, params).all()
         return [(i, float(score)) for i, score in rows]
 
     def close(self) -> None:
