@@ -40,6 +40,7 @@ OUT = Path(__file__).resolve().parent / "out" / "search_pgvector.json"
 APP = "bench"
 BATCH = 500
 MEMORY_TOP = 300  # visionloop.services.search.MEMORY_TOP (importing it loads the model runtimes)
+FIRST_ASK = 50    # what the search service asks for a first page (10 + EXPLORE_POOL) with no remembered clicks
 
 
 def load(store: PgVectorStore, data: np.ndarray) -> float:
@@ -100,8 +101,9 @@ def run(url: str, n: int, dim: int, queries: int, seed: int, bulk: bool) -> dict
         conn.execute(text("VACUUM ANALYZE inputs"))
     sweep = []
     # The store is asked for twice the hits needed and 50 more, so ef_search is at least 70 for a page of
-    # 10; the search service asks for MEMORY_TOP (300) hits while the click memory is on: ef_search 650.
-    for need, ef in ((K, 70), (K, 100), (K, 200), (MEMORY_TOP, 100)):
+    # 10; the search service asks for FIRST_ASK hits (ef_search 150), and for MEMORY_TOP (300: ef_search
+    # 650) only when the click memory remembers clicks for the query or one like it.
+    for need, ef in ((K, 70), (K, 100), (K, 200), (FIRST_ASK, 100), (MEMORY_TOP, 100)):
         store.ef_search = ef
         found, ms = searches(store, held_out, need)
         sweep.append({"need": need, "ef_search": max(ef, need * 2 + 50), "recall_at_10": round(recall(found, truth), 4),

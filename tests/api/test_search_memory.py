@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 
 from tests.helpers import Api, b64, scene, scene_variants
 from visionloop.core import VisionLoop
+from visionloop.services.search import EXPLORE_POOL, MEMORY_TOP
 from visionloop.store.tables import FeedbackEvent, SearchHit
 
 SCENES = ("chelsea", "coffee", "rocket", "astronaut")
@@ -186,3 +187,21 @@ def test_scores_stay_between_0_and_1_in_ranking_order(api: Api, corpus: list[str
     assert after[0] == before[0]
     assert all(0.0 <= s <= 1.0 for s in scores), scores
     assert scores == sorted(scores, reverse=True)
+
+
+def test_only_a_query_with_remembered_clicks_asks_the_store_for_the_wider_list(
+        api: Api, corpus: list[str], core: VisionLoop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A vector store's cost grows with the hits it is asked for (pgvector's ef_search): a first page
+    with nothing remembered asks for the page and the exploration pool, as before the memory."""
+    asked: list[int] = []
+    nearest = core.search.indexes.nearest
+    monkeypatch.setattr(core.search.indexes, "nearest", lambda app, q, k, c: asked.append(k) or nearest(app, q, k, c))
+    sid, before, _ = search(api)
+    assert asked == [10 + EXPLORE_POOL]
+    click(api, sid, before[8])
+    asked.clear()
+    search(api)
+    assert asked == [10 + EXPLORE_POOL, MEMORY_TOP]
+    asked.clear()
+    search(api, by_image(scene_variants(scene("rocket"), 1, seed=5, quality=90)[0]))  # nothing like it clicked
+    assert asked == [10 + EXPLORE_POOL]

@@ -88,19 +88,25 @@ class ClickMemoryService:
         self.settings = settings
         self._vectors: dict[str, np.ndarray] = {}
 
-    def rerank(self, app_id: str, query: QueryIdentity, vector: np.ndarray | None,
-               ranked: list[tuple[str, float]], *, eta: float, top: int) -> list[tuple[str, float]]:
-        """``ranked`` (input id, score): its ``top`` re-scored and re-sorted with what users clicked for
-        this query, the rest as it was."""
+    def weights(self, app_id: str, query: QueryIdentity, vector: np.ndarray | None,
+                ranked: list[tuple[str, float]]) -> dict[str, float]:
+        """How much each remembered query's clicks count for this one, given its ranking's first page
+        at least ({} when none does, and the ranking stands as it is)."""
         if self.settings.strength <= 0 or not ranked:
-            return ranked
+            return {}
         # A remembered query is a neighbour only if it is at least as similar as this query's last
         # hit on a first page: as close as what the user is shown anyway.
         floor = max(self.settings.neighbour_floor, ranked[min(len(ranked), FIRST_PAGE) - 1][1])
         with self.db.session() as s:
-            weights = self._query_weights(s, app_id, query, vector, floor)
-            if not weights:
-                return ranked
+            return self._query_weights(s, app_id, query, vector, floor)
+
+    def rerank(self, app_id: str, query: QueryIdentity, ranked: list[tuple[str, float]], weights: dict[str, float],
+               *, eta: float, top: int) -> list[tuple[str, float]]:
+        """``ranked`` (input id, score): its ``top`` re-scored and re-sorted with what users clicked for
+        the remembered queries ``weights`` names (:meth:`weights`), the rest as it was."""
+        if not weights or not ranked:
+            return ranked
+        with self.db.session() as s:
             observations = self._observations(s, app_id, query.scope, weights)
             if not observations:
                 return ranked

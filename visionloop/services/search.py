@@ -32,8 +32,8 @@ from visionloop.models.catalog import EMBED, GENERAL
 from visionloop.models.predictors import MIN_SIDE, Predictor
 from visionloop.services import geo
 from visionloop.services.apps import Caller
-from visionloop.services.click_memory import (ClickMemoryService, QueryIdentity, canonical, input_vectors,
-                                               query_identity)
+from visionloop.services.click_memory import (FIRST_PAGE, ClickMemoryService, QueryIdentity, canonical,
+                                               input_vectors, query_identity)
 from visionloop.services.image_source import ImageLoader, ImageSource, without_image
 from visionloop.services.images import open_rgb
 from visionloop.services.inputs import InputService, StoredInput
@@ -167,17 +167,25 @@ class SearchService:
         embedder = self.models.get(app_id, EMBED.id)  # its rerank and eta, when a click model learned them
         predictor = self.models.predictor(embedder.model, embedder.version)
         ranking = embedder.version.id + ("+memory" if self.memory.settings.strength > 0 else "")
+        # Visual candidates: the page and what exploration may draw from; the click memory's wider
+        # re-scoring only when it remembers clicks for this query or one like it (a store's cost
+        # grows with how many it is asked for).
+        k = max(need, FIRST_PAGE) + EXPLORE_POOL
         if visual:
             found = [self._query_vector(app_id, t) for t in visual]
             digests = [d for d, _ in found]
             query = np.mean([v for _, v in found], axis=0)
-            ranked = self._visual(app_id, predictor, query, candidates, max(need, MEMORY_TOP))
+            ranked = self._visual(app_id, predictor, query, candidates, k)
         else:
             assert candidates is not None
             ranked = sorted(((i, scores.get(i, 1.0)) for i in candidates), key=lambda p: (-p[1], p[0]))
         identity = query_identity([term_key(t) for t in terms if not isinstance(t, VisualTerm)], digests)
-        ranked = self.memory.rerank(app_id, identity, query, ranked, eta=getattr(predictor, "eta", DEFAULT_ETA),
-                                    top=max(need, MEMORY_TOP))
+        weights = self.memory.weights(app_id, identity, query, ranked)
+        top = max(need, MEMORY_TOP)
+        if weights and visual and len(ranked) < top:  # maybe cut short at k: ask again, as far as it re-scores
+            ranked = self._visual(app_id, predictor, query, candidates, top)
+        ranked = self.memory.rerank(app_id, identity, ranked, weights, eta=getattr(predictor, "eta", DEFAULT_ETA),
+                                    top=top)
         propensities = self._explore(ranked, page)
         shown = ranked[page.offset:need]
         stored = self.inputs.get_many(app_id, [i for i, _ in shown])
