@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from visionloop.models.batching import BatchPolicy
+
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
@@ -37,10 +39,10 @@ SETTINGS: tuple[Setting, ...] = (
             "though they are loopback/private (for tests and intranets)."),
     Setting("fetch_max_redirects", 3, "Redirects followed when fetching an image URL."),
     Setting("max_batch", 128, "Most inputs in one inputs or predict call (Clarifai's own limit)."),
-    Setting("dynamic_batch_max", 32, "Most images in one forward pass shared by concurrent requests (predicts, "
+    Setting("dynamic_batch_max", BatchPolicy.max_size, "Most images in one forward pass shared by concurrent requests (predicts, "
             "input adds, search queries); 1 turns dynamic batching off. Not MAX_BATCH, the most inputs one request "
             "may carry. See docs/serving.md."),
-    Setting("dynamic_batch_wait_ms", 2.0, "Longest a request queued behind a running forward waits for others to "
+    Setting("dynamic_batch_wait_ms", BatchPolicy.wait_s * 1000, "Longest a request queued behind a running forward waits for others to "
             "join its forward, in milliseconds; a request that finds the network idle runs at once."),
     Setting("max_per_page", 1000, "Cap on per_page for every list."),
     Setting("default_per_page", 128, "per_page when a list request does not say."),

@@ -32,9 +32,11 @@ R = TypeVar("R")
 @dataclasses.dataclass(frozen=True)
 class BatchPolicy:
     """``max_size`` items per shared forward (1 turns batching off); ``wait_s``: the longest a
-    queued request waits for others to join it."""
+    queued request waits for others to join it. A cap below the number of concurrent callers lets
+    one forward run while the callers of the one before finish their requests (a single forward
+    of everyone would leave the network idle meanwhile), and bounds how long one forward takes."""
 
-    max_size: int = 32
+    max_size: int = 8
     wait_s: float = 0.002
 
     def __post_init__(self) -> None:
