@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
@@ -37,19 +37,26 @@ def queued(batcher: DynamicBatcher[int, int], n: int) -> None:
         time.sleep(0.001)
 
 
-def held_then_queued(items: Sequence[int], policy: BatchPolicy) -> tuple[Recorder, list[int]]:
-    """Item 0 runs and is held while the others queue, in order; then everything is released."""
+def held_then_queued(items: Sequence[int], policy: BatchPolicy,
+                     sizes: Sequence[int] = ()) -> tuple[Recorder, list[Future[int]]]:
+    """Item 0 runs and is held while the others queue, in order; then everything is released.
+    Each item counts 1 unless ``sizes`` says otherwise; returns the finished calls."""
     run = Recorder()
     batcher = DynamicBatcher(run, policy)
+    sizes = sizes or [1] * len(items)
     run.hold.clear()
     with ThreadPoolExecutor(len(items)) as pool:
-        futures = [pool.submit(batcher.submit, items[0])]
+        futures = [pool.submit(batcher.submit, items[0], sizes[0])]
         assert run.entered.wait(5)
-        for n, item in enumerate(items[1:], start=1):
-            futures.append(pool.submit(batcher.submit, item))
+        for n, (item, size) in enumerate(zip(items[1:], sizes[1:]), start=1):
+            futures.append(pool.submit(batcher.submit, item, size))
             queued(batcher, n)
         run.hold.set()
-        return run, [f.result(5) for f in futures]
+    return run, futures
+
+
+def results(futures: list[Future[int]]) -> list[int]:
+    return [f.result(5) for f in futures]
 
 
 def test_a_lone_request_runs_at_once_without_the_wait() -> None:
@@ -62,15 +69,15 @@ def test_a_lone_request_runs_at_once_without_the_wait() -> None:
 
 
 def test_requests_queued_behind_a_forward_share_the_next_in_arrival_order() -> None:
-    run, results = held_then_queued([1, 2, 3, 4], BatchPolicy(max_size=8, wait_s=0.0))
+    run, futures = held_then_queued([1, 2, 3, 4], BatchPolicy(max_size=8, wait_s=0.0))
     assert run.calls == [[1], [2, 3, 4]]
-    assert results == [2, 4, 6, 8]
+    assert results(futures) == [2, 4, 6, 8]
 
 
 def test_a_forward_takes_at_most_max_size_and_the_rest_follow_in_order() -> None:
-    run, results = held_then_queued([1, 2, 3, 4, 5, 6], BatchPolicy(max_size=3, wait_s=0.0))
+    run, futures = held_then_queued([1, 2, 3, 4, 5, 6], BatchPolicy(max_size=3, wait_s=0.0))
     assert run.calls == [[1], [2, 3, 4], [5, 6]]
-    assert results == [2, 4, 6, 8, 10, 12]
+    assert results(futures) == [2, 4, 6, 8, 10, 12]
 
 
 def test_a_queued_request_waits_for_others_only_within_the_window() -> None:
@@ -99,19 +106,10 @@ def test_a_full_batch_does_not_wait_out_the_window() -> None:
 
 
 def test_one_failing_request_fails_only_itself() -> None:
-    run = Recorder()
-    batcher = DynamicBatcher(run, BatchPolicy(max_size=8, wait_s=0.0))
-    run.hold.clear()
-    with ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(batcher.submit, 1)]
-        assert run.entered.wait(5)
-        for n, item in enumerate((2, -1, 4), start=1):
-            futures.append(pool.submit(batcher.submit, item))
-            queued(batcher, n)
-        run.hold.set()
-        assert [futures[i].result(5) for i in (0, 1, 3)] == [2, 4, 8]
-        with pytest.raises(ValueError, match="bad item among \\[-1\\]"):
-            futures[2].result(5)
+    run, futures = held_then_queued([1, 2, -1, 4], BatchPolicy(max_size=8, wait_s=0.0))
+    assert results([futures[i] for i in (0, 1, 3)]) == [2, 4, 8]
+    with pytest.raises(ValueError, match="bad item among \\[-1\\]"):
+        futures[2].result(5)
     assert run.calls == [[1], [2, -1, 4], [2], [-1], [4]]  # the shared forward failed: each ran alone
 
 
@@ -130,17 +128,8 @@ def test_max_size_one_turns_batching_off_and_large_requests_run_directly() -> No
 
 
 def test_sizes_count_images_not_requests() -> None:
-    run = Recorder()
-    batcher = DynamicBatcher(run, BatchPolicy(max_size=4, wait_s=0.0))
-    run.hold.clear()
-    with ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(batcher.submit, 1)]
-        assert run.entered.wait(5)
-        for n, (item, size) in enumerate(((2, 3), (3, 2), (4, 1)), start=1):
-            futures.append(pool.submit(batcher.submit, item, size))
-            queued(batcher, n)
-        run.hold.set()
-        assert [f.result(5) for f in futures] == [2, 4, 6, 8]
+    run, futures = held_then_queued([1, 2, 3, 4], BatchPolicy(max_size=4, wait_s=0.0), sizes=[1, 3, 2, 1])
+    assert results(futures) == [2, 4, 6, 8]
     assert run.calls == [[1], [2], [3, 4]]  # 3 + 2 images exceed 4: the second request waits its turn
 
 
@@ -148,8 +137,8 @@ def test_many_threads_all_finish_with_their_own_results_and_bounded_batches() ->
     run = Recorder()
     batcher = DynamicBatcher(run, BatchPolicy(max_size=5, wait_s=0.001))
     with ThreadPoolExecutor(16) as pool:
-        results = list(pool.map(batcher.submit, range(400), timeout=30))
-    assert results == [2 * i for i in range(400)]
+        answers = list(pool.map(batcher.submit, range(400), timeout=30))
+    assert answers == [2 * i for i in range(400)]
     assert sorted(i for call in run.calls for i in call) == list(range(400))  # each ran exactly once
     assert max(len(call) for call in run.calls) <= 5
     assert not batcher._queue and not batcher._busy
