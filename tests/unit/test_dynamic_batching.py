@@ -7,8 +7,12 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from pathlib import Path
+
 import pytest
 
+from visionloop.config import SettingsError, load_settings
+from visionloop.core import batch_policy
 from visionloop.models.batching import BatchPolicy, BatchRunError, DynamicBatcher
 
 
@@ -149,3 +153,14 @@ def test_policy_refuses_nonsense() -> None:
         BatchPolicy(max_size=0)
     with pytest.raises(ValueError, match="wait_s"):
         BatchPolicy(wait_s=float("nan"))
+
+
+def test_the_settings_make_the_servers_policy_and_refuse_nonsense(tmp_path: Path) -> None:
+    settings = load_settings({"data_dir": tmp_path, "dynamic_batch_max": "1", "dynamic_batch_wait_ms": "5"}, environ={})
+    assert batch_policy(settings) == BatchPolicy(max_size=1, wait_s=0.005)
+    assert not batch_policy(settings).enabled
+    assert batch_policy(load_settings({"data_dir": tmp_path}, environ={})) == BatchPolicy()
+    with pytest.raises(SettingsError, match="VISIONLOOP_DYNAMIC_BATCH_MAX must be positive"):
+        load_settings({"data_dir": tmp_path, "dynamic_batch_max": 0}, environ={})
+    with pytest.raises(SettingsError, match="VISIONLOOP_DYNAMIC_BATCH_WAIT_MS must be 0 or more"):
+        load_settings({"data_dir": tmp_path, "dynamic_batch_wait_ms": -1}, environ={})
