@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import time
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from PIL import Image
 
@@ -26,6 +29,22 @@ from visionloop.models.runtime import ModelRuntime
 
 OFF = {"VISIONLOOP_DYNAMIC_BATCH_MAX": "1"}
 TARGET_SCALING, TARGET_OF_BARE = 1.6, 0.65  # issue 23: 16 clients vs 1 client, vs the bare batch-32 forward
+
+
+def server_cpu_seconds(base: str) -> float:
+    """User + system CPU time so far of the ``visionloop serve`` process listening at ``base``. On a
+    machine others load, images per CPU second is the fair comparison: a server with more busy threads
+    takes a larger share of the cores from everyone else, which shows as images/s but is not efficiency."""
+    port = str(urlsplit(base).port)
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"serve" in args and b"--port" in args and args[args.index(b"--port") + 1].decode() == port:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            continue
+    raise RuntimeError(f"no visionloop serve process listens on port {port}")
 
 
 async def _level(base: str, key: str, bodies: list[dict[str, Any]], clients: int,
@@ -78,17 +97,21 @@ def run(images: list[bytes], levels: tuple[int, ...], seconds: float, repeats: i
     with server(OFF) as (off_base, off_key), server() as (on_base, on_key):
         servers = {"off": (off_base, off_key), "on": (on_base, on_key)}
         for clients in levels:
-            samples: dict[str, tuple[list[float], float]] = {"off": ([], 0.0), "on": ([], 0.0)}
+            samples: dict[str, tuple[list[float], float, float]] = {"off": ([], 0.0, 0.0), "on": ([], 0.0, 0.0)}
             for mode in ("off", "on", "on", "off"):
+                cpu = server_cpu_seconds(servers[mode][0])
                 latencies, elapsed = asyncio.run(_level(*servers[mode], bodies, clients, seconds / 2))
-                samples[mode] = (samples[mode][0] + latencies, samples[mode][1] + elapsed)
-            for mode, (latencies, elapsed) in samples.items():
+                cpu = server_cpu_seconds(servers[mode][0]) - cpu
+                before = samples[mode]
+                samples[mode] = (before[0] + latencies, before[1] + elapsed, before[2] + cpu)
+            for mode, (latencies, elapsed, cpu) in samples.items():
                 row = {"clients": clients, "batching": mode, "img_s": len(latencies) / elapsed,
                        "p50_ms": pct(latencies, 50) * 1e3, "p99_ms": pct(latencies, 99) * 1e3,
-                       "requests": len(latencies)}
+                       "cpu_ms_per_img": cpu / len(latencies) * 1e3, "requests": len(latencies)}
                 rows.append(row)
                 print(f"{clients:>3} clients, batching {mode:>3}: {row['img_s']:6.1f} img/s, p50 {row['p50_ms']:7.1f} ms, "
-                      f"p99 {row['p99_ms']:7.1f} ms ({row['requests']} requests)", flush=True)
+                      f"p99 {row['p99_ms']:7.1f} ms, server CPU {row['cpu_ms_per_img']:5.1f} ms/img "
+                      f"({row['requests']} requests)", flush=True)
     result = {"bare_img_s": bare_img_s, "levels": rows, "verdict": verdict(rows, bare_img_s)}
     print(f"targets: {result['verdict']}", flush=True)
     return result

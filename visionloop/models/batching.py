@@ -59,11 +59,13 @@ class _Request(Generic[T, R]):
     item: T
     size: int
     arrived: float
-    leads: bool = False
     done: bool = False
     result: R | None = None
     error: BaseException | None = None
     has_result: bool = False
+    # Set when done or promoted: each caller waits on its own event, so that an arrival or the end
+    # of a forward wakes one thread, not every queued one (with dozens queued that cost CPU per image).
+    wake: threading.Event = dataclasses.field(default_factory=threading.Event)
 
     @property
     def answered(self) -> bool:
@@ -78,7 +80,8 @@ class DynamicBatcher(Generic[T, R]):
         self._run = run
         self.policy = policy
         self._clock = clock
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._arrival = threading.Condition(self._lock)  # waited on by a leader gathering its batch only
         self._queue: deque[_Request[T, R]] = deque()
         self._busy = False  # a shared forward is running or being gathered
 
@@ -87,17 +90,21 @@ class DynamicBatcher(Generic[T, R]):
         if not self.policy.enabled or size >= self.policy.max_size:
             return self._alone(item)
         req: _Request[T, R] = _Request(item, size, self._clock())
-        with self._cond:
+        with self._lock:
             self._queue.append(req)
-            if self._busy:
-                self._cond.notify_all()  # a leader gathering may want this one
-                self._cond.wait_for(lambda: req.done or req.leads)
-                if req.done:
-                    return self._outcome(req)
-                self._gather()  # promoted: the oldest queued request leads the next forward
+            queued = self._busy
+            if queued:
+                self._arrival.notify()  # a leader gathering may want this one
             else:
                 self._busy = True
-            batch = self._take()
+                batch = self._take()
+        if queued:
+            req.wake.wait()
+            if req.done:
+                return self._outcome(req)
+            with self._lock:  # promoted: the oldest queued request leads the next forward
+                self._gather()
+                batch = self._take()
         try:
             self._execute(batch)
         finally:  # even if interrupted: the callers of this batch and the queue behind it go on
@@ -111,13 +118,13 @@ class DynamicBatcher(Generic[T, R]):
         return results[0]
 
     def _gather(self) -> None:
-        """Wait (holding the condition between waits) for the batch to fill or its oldest to time out."""
+        """Wait (holding the lock between waits) for the batch to fill or its oldest to time out."""
         deadline = self._queue[0].arrived + self.policy.wait_s
         while sum(r.size for r in self._queue) < self.policy.max_size:
             left = deadline - self._clock()
             if left <= 0:
                 return
-            self._cond.wait(left)
+            self._arrival.wait(left)
 
     def _take(self) -> list[_Request[T, R]]:
         """The oldest queued requests that fit in one forward (always at least one)."""
@@ -146,16 +153,16 @@ class DynamicBatcher(Generic[T, R]):
 
     def _hand_over(self, batch: list[_Request[T, R]]) -> None:
         """Wake the batch's callers; the oldest request still queued leads the next forward."""
-        with self._cond:
+        with self._lock:
             for r in batch:
                 if not r.answered:
                     r.error = BatchRunError("the shared forward was interrupted before this request ran")
                 r.done = True
+                r.wake.set()
             if self._queue:
-                self._queue[0].leads = True
+                self._queue[0].wake.set()  # woken but not done: it leads
             else:
                 self._busy = False
-            self._cond.notify_all()
 
     @staticmethod
     def _outcome(req: _Request[T, R]) -> R:
