@@ -36,7 +36,7 @@ class BatchPolicy:
     one forward run while the callers of the one before finish their requests (a single forward
     of everyone would leave the network idle meanwhile), and bounds how long one forward takes."""
 
-    max_size: int = 8
+    max_size: int = 4
     wait_s: float = 0.002
 
     def __post_init__(self) -> None:
