@@ -73,7 +73,8 @@ def concurrency_headline(result: dict) -> str:
     bare = result["bare_img_s"]
     levels = "; ".join(f"{r['clients']} clients batching {r['batching']} {r['img_s']:.0f} img/s p50 {r['p50_ms']:.0f} "
                        f"p99 {r['p99_ms']:.0f} ms CPU {r['cpu_ms_per_img']:.1f} ms/img" for r in result["levels"])
-    return f"bare forward batch 1 {bare[1]:.0f} img/s, batch 32 {bare[32]:.0f} img/s; {levels}; targets {result['verdict']}"
+    return (f"bare forward batch 1 {bare[1]:.0f} img/s, batch 32 {bare[32]:.0f} img/s; {levels}; "
+            f"targets {result['verdict']}")
 
 
 def latency(images: list[bytes], repeats_1: int) -> list[dict]:

@@ -4,8 +4,9 @@ bare forward at batch 1 and 32: what one machine serves when many clients call a
 Run by ``bench/predict.py`` (``--part concurrency``). Two ``visionloop serve`` processes run side by
 side, one with ``VISIONLOOP_DYNAMIC_BATCH_MAX=1`` (off) and one with the defaults (on); for each
 number of clients they are measured in turn, off-on-on-off, each for half the time, so that the rest
-of the machine's load (and its drift) weighs on both alike. The clients are asyncio tasks on one keep-alive connection each (``bench/keepalive.py``),
-each sending one photo per request, the next as soon as the answer came.
+of the machine's load (and its drift) weighs on both alike. The clients are asyncio tasks on one
+keep-alive connection each (``bench/keepalive.py``), each sending one photo per request, the next as
+soon as the answer came.
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ def bare(images: list[bytes], repeats: int) -> dict[int, float]:
     out = {}
     for batch in (1, 32):
         chosen = [pils[i % len(pils)] for i in range(batch)]
-        out[batch] = batch / pct(timed(lambda: predictor.predict(chosen), repeats if batch == 1 else max(5, repeats // 4)),
-                                 50)
+        seconds = timed(lambda: predictor.predict(chosen), repeats if batch == 1 else max(5, repeats // 4))
+        out[batch] = batch / pct(seconds, 50)
     return out
 
 
@@ -109,9 +110,9 @@ def run(images: list[bytes], levels: tuple[int, ...], seconds: float, repeats: i
                        "p50_ms": pct(latencies, 50) * 1e3, "p99_ms": pct(latencies, 99) * 1e3,
                        "cpu_ms_per_img": cpu / len(latencies) * 1e3, "requests": len(latencies)}
                 rows.append(row)
-                print(f"{clients:>3} clients, batching {mode:>3}: {row['img_s']:6.1f} img/s, p50 {row['p50_ms']:7.1f} ms, "
-                      f"p99 {row['p99_ms']:7.1f} ms, server CPU {row['cpu_ms_per_img']:5.1f} ms/img "
-                      f"({row['requests']} requests)", flush=True)
+                print(f"{clients:>3} clients, batching {mode:>3}: {row['img_s']:6.1f} img/s, "
+                      f"p50 {row['p50_ms']:7.1f} ms, p99 {row['p99_ms']:7.1f} ms, "
+                      f"server CPU {row['cpu_ms_per_img']:5.1f} ms/img ({row['requests']} requests)", flush=True)
     result = {"bare_img_s": bare_img_s, "levels": rows, "verdict": verdict(rows, bare_img_s)}
     print(f"targets: {result['verdict']}", flush=True)
     return result

@@ -39,11 +39,12 @@ SETTINGS: tuple[Setting, ...] = (
             "though they are loopback/private (for tests and intranets)."),
     Setting("fetch_max_redirects", 3, "Redirects followed when fetching an image URL."),
     Setting("max_batch", 128, "Most inputs in one inputs or predict call (Clarifai's own limit)."),
-    Setting("dynamic_batch_max", BatchPolicy.max_size, "Most images in one forward pass shared by concurrent requests (predicts, "
-            "input adds, search queries); 1 turns dynamic batching off. Not MAX_BATCH, the most inputs one request "
-            "may carry. See docs/serving.md."),
-    Setting("dynamic_batch_wait_ms", BatchPolicy.wait_s * 1000, "Longest a request queued behind a running forward waits for others to "
-            "join its forward, in milliseconds; a request that finds the network idle runs at once."),
+    Setting("dynamic_batch_max", BatchPolicy.max_size, "Most images in one forward pass shared by concurrent "
+            "requests (predicts, input adds, search queries); 1 turns dynamic batching off. Not MAX_BATCH, the most "
+            "inputs one request may carry. See docs/serving.md."),
+    Setting("dynamic_batch_wait_ms", BatchPolicy.wait_s * 1000, "Longest a request queued behind a running forward "
+            "waits for others to join its forward, in milliseconds; a request that finds the network idle runs at "
+            "once."),
     Setting("max_per_page", 1000, "Cap on per_page for every list."),
     Setting("default_per_page", 128, "per_page when a list request does not say."),
     Setting("feedback_rate_limit", 100.0, "Feedback requests per second per API key (token bucket, bursts of 10 "
@@ -150,8 +151,8 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
                  "max_per_page", "default_per_page"):
         if values[name] <= 0:
             raise SettingsError(f"{_BY_NAME[name].env} must be positive, got {values[name]}")
-    for name in ("dynamic_batch_wait_ms", "feedback_rate_limit", "feedback_dedup_seconds", "feedback_retention_days", "output_retention_days",
-                 "search_memory_strength", "search_memory_neighbour_weight"):
+    for name in ("dynamic_batch_wait_ms", "feedback_rate_limit", "feedback_dedup_seconds", "feedback_retention_days",
+                 "output_retention_days", "search_memory_strength", "search_memory_neighbour_weight"):
         if not values[name] >= 0:  # also refuses nan
             raise SettingsError(f"{_BY_NAME[name].env} must be 0 or more, got {values[name]}")
     for name in ("search_memory_half_life_days",):

@@ -1,8 +1,10 @@
 """Dynamic batching: concurrent callers of one network share its forward passes.
 
-Why: on a few cores one forward of many images serves far more images per second than as many
-forwards of one image each (fixed costs per call, better use of the vector units), and a server
-answers many clients at once. Triton's dynamic batcher is the model, without its own thread:
+Why: a forward of several images pays the per-call costs once, where the network gains from batches
+(more cores, wider vector units) it costs less per image, and one forward at a time serving callers
+in arrival order keeps the tail latency of many concurrent clients down, where dozens of forwards
+would share the cores (docs/serving.md has the measurements). Triton's dynamic batcher is the
+model, without a thread of its own:
 
 - a caller that finds the network idle and nobody queued runs at once (a lone request pays no wait);
 - callers that arrive while a forward runs queue; when it ends, the oldest queued caller leads the
