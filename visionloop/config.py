@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from visionloop.models.batching import BatchPolicy
+
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
@@ -38,6 +40,12 @@ SETTINGS: tuple[Setting, ...] = (
             "though they are loopback/private (for tests and intranets)."),
     Setting("fetch_max_redirects", 3, "Redirects followed when fetching an image URL."),
     Setting("max_batch", 128, "Most inputs in one inputs or predict call (Clarifai's own limit)."),
+    Setting("dynamic_batch_max", BatchPolicy.max_size, "Most images in one forward pass shared by concurrent "
+            "requests (predicts, input adds, search queries); 1 turns dynamic batching off. Not MAX_BATCH, the most "
+            "inputs one request may carry. See docs/serving.md."),
+    Setting("dynamic_batch_wait_ms", BatchPolicy.wait_s * 1000, "Longest a request queued behind a running forward "
+            "waits for others to join its forward, in milliseconds; a request that finds the network idle runs at "
+            "once."),
     Setting("max_per_page", 1000, "Cap on per_page for every list."),
     Setting("default_per_page", 128, "per_page when a list request does not say."),
     Setting("feedback_rate_limit", 100.0, "Feedback requests per second per API key (token bucket, bursts of 10 "
@@ -97,6 +105,8 @@ class Settings:
     fetch_allow_hosts: tuple[str, ...]
     fetch_max_redirects: int
     max_batch: int
+    dynamic_batch_max: int
+    dynamic_batch_wait_ms: float
     max_per_page: int
     default_per_page: int
     feedback_rate_limit: float
@@ -158,12 +168,12 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
             raise SettingsError(f"unknown setting {name!r}")
         if raw is not None:
             values[name] = _coerce(_BY_NAME[name], raw)
-    for name in ("max_body_bytes", "max_image_bytes", "max_image_pixels", "max_batch", "max_per_page",
-                 "default_per_page"):
+    for name in ("max_body_bytes", "max_image_bytes", "max_image_pixels", "max_batch", "dynamic_batch_max",
+                 "max_per_page", "default_per_page"):
         if values[name] <= 0:
             raise SettingsError(f"{_BY_NAME[name].env} must be positive, got {values[name]}")
-    for name in ("feedback_rate_limit", "feedback_dedup_seconds", "feedback_retention_days", "output_retention_days",
-                 "search_memory_strength", "search_memory_neighbour_weight"):
+    for name in ("dynamic_batch_wait_ms", "feedback_rate_limit", "feedback_dedup_seconds", "feedback_retention_days",
+                 "output_retention_days", "search_memory_strength", "search_memory_neighbour_weight"):
         if not values[name] >= 0:  # also refuses nan
             raise SettingsError(f"{_BY_NAME[name].env} must be 0 or more, got {values[name]}")
     for name, choices in (("vector_store", ("embedded", "pgvector")), ("blob_store", ("file", "s3"))):

@@ -10,6 +10,7 @@ import sys
 
 from visionloop.config import Settings
 from visionloop.models.backbone import EMBEDDING_DIM
+from visionloop.models.batching import BatchPolicy
 from visionloop.models.runtime import ModelRuntime
 from visionloop.services.apps import SCOPES, AppService, KeyInfo, Secret
 from visionloop.services.concepts import ConceptService
@@ -52,10 +53,15 @@ class CopyProgress:
             self.shown = percent
 
 
+def batch_policy(settings: Settings) -> BatchPolicy:
+    return BatchPolicy(max_size=settings.dynamic_batch_max, wait_s=settings.dynamic_batch_wait_ms / 1000)
+
+
 class VisionLoop:
     def __init__(self, settings: Settings, runtime: ModelRuntime | None = None) -> None:
         self.settings = settings
-        self.runtime = runtime or ModelRuntime()
+        # A runtime passed in (tests share one per session) keeps its own batching policy.
+        self.runtime = runtime or ModelRuntime(batching=batch_policy(settings))
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.db_url)
         upgrade(self.db.engine)

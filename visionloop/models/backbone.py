@@ -68,6 +68,12 @@ class BackboneOutput:
     embeddings: np.ndarray
     features: np.ndarray
 
+    @classmethod
+    def from_network(cls, logits: np.ndarray, features: np.ndarray) -> BackboneOutput:
+        """The output of the network's raw (logits, features), as :meth:`Backbone.logits` gives them."""
+        return cls(probs=_softmax(logits), embeddings=_l2_normalise(features),
+                   features=np.asarray(features, np.float32))
+
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
@@ -114,9 +120,7 @@ class Backbone:
         if not images:
             empty = np.zeros((0, EMBEDDING_DIM), np.float32)
             return BackboneOutput(np.zeros((0, NUM_CLASSES), np.float32), empty, empty)
-        logits, features = self.logits(imagenet_batch(images))
-        return BackboneOutput(probs=_softmax(logits), embeddings=_l2_normalise(features),
-                              features=np.asarray(features, np.float32))
+        return BackboneOutput.from_network(*self.logits(imagenet_batch(images)))
 
     def feature_maps(self, images: Sequence[Image.Image], size: int) -> np.ndarray:
         """What a detector reads of each whole image seen at size x size (a multiple of 32): the

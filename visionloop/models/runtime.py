@@ -1,7 +1,9 @@
 """One process-wide holder of the loaded networks, shared by every VisionLoop and request.
 
 Networks load lazily on first use (the server warms them at start) and exactly once, under a
-lock; the loaded sessions are safe to call from several threads.
+lock; the loaded sessions are safe to call from several threads. Concurrent backbone forwards
+(predicts, input adds, search queries, of any model or version: they all run the same network)
+share forward passes through a :class:`DynamicBatcher`.
 """
 
 from __future__ import annotations
@@ -15,14 +17,19 @@ from PIL import Image
 # Imported here, in the importing (main) thread, not lazily in a request thread: onnxruntime's
 # extension module has been seen to crash when first imported from a worker thread.
 from visionloop.models.backbone import DETECTION_SIZE, Backbone, BackboneOutput
+from visionloop.models.batching import BatchPolicy, DynamicBatcher
 from visionloop.models.concepts import ImageNetConcepts, load_imagenet_concepts
 from visionloop.models.faces import Detection, FaceDetector
 from visionloop.models.nudity import NudityDetector
+from visionloop.models.preprocess import imagenet_batch
+
+Logits = tuple[np.ndarray, np.ndarray]  # the backbone's raw (logits, features) for some images
 
 
 class ModelRuntime:
-    def __init__(self, *, threads: int | None = None) -> None:
+    def __init__(self, *, threads: int | None = None, batching: BatchPolicy = BatchPolicy()) -> None:
         self.threads = threads
+        self._batcher: DynamicBatcher[np.ndarray, Logits] = DynamicBatcher(self._run_batches, batching)
         self._lock = threading.Lock()
         self._backbone: Backbone | None = None
         self._faces: FaceDetector | None = None
@@ -56,8 +63,22 @@ class ModelRuntime:
                     self._nudity = NudityDetector(threads=self.threads)
         return self._nudity
 
+    @property
+    def batching(self) -> BatchPolicy:
+        return self._batcher.policy
+
     def forward(self, images: Sequence[Image.Image]) -> BackboneOutput:
-        return self.backbone.forward(images)
+        """The backbone's output for these images, from a forward shared with concurrent callers.
+        The images are cropped and normalised here, in the caller's thread, beside the running forward."""
+        if not images:
+            return self.backbone.forward(images)
+        return BackboneOutput.from_network(*self._batcher.submit(imagenet_batch(images), len(images)))
+
+    def _run_batches(self, batches: list[np.ndarray]) -> list[Logits]:
+        """One forward of several callers' batches; each gets back the rows of its own images."""
+        logits, features = self.backbone.logits(batches[0] if len(batches) == 1 else np.concatenate(batches))
+        ends = np.cumsum([len(b) for b in batches])[:-1]
+        return list(zip(np.split(logits, ends), np.split(features, ends)))
 
     def feature_maps(self, images: Sequence[Image.Image]) -> np.ndarray:
         """The backbone's feature map of each whole image, as learned detectors read it."""
