@@ -71,3 +71,16 @@ class TestBehindAProxy:
         api.add_image("cat")
         for got in (api.get("/inputs/cat").json()["input"], api.get("/inputs").json()["inputs"][0]):
             assert got["data"]["image"]["url"] == "https://vision.example.com/api/v2/inputs/cat/image"
+
+
+def test_a_thumbnail_the_store_cannot_keep_is_still_served(api: Api, core: VisionLoop,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keeping it only saves the next request the work (a read-only folder, a refusing bucket)."""
+    api.add_image("cat", (0, 128, 0))
+
+    def refuse(digest: str, kind: str, data: bytes) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(core.blobs, "put_derived", refuse)
+    r = api.client.get("/v2/inputs/cat/image", params={"size": "thumbnail"}, headers=api.headers())
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"

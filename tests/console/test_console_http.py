@@ -547,3 +547,49 @@ def test_the_end_users_page_shows_who_training_trusts_less_and_why(client: TestC
     assert "often contradict" in table and "<td>ann</td>" in table
     r = client.get("/console/end-users?model_id=a403429f2ddf4b49b307e318f00e528b")  # a detector
     assert r.status_code == 400 and "not a concept model" in r.text
+
+
+def _unlinked(api: Api, input_id: str | None = None, image: dict | None = None) -> None:
+    data = {"concepts": [{"id": "tabby", "value": True}], **({"image": image} if image else {})}
+    r = api.post(f"/models/{GENERAL}/feedback", {"input": {**({"id": input_id} if input_id else {}), "data": data,
+                                                           "feedback_info": {"event_type": "annotation",
+                                                                             "output_id": "no-such-output",
+                                                                             "end_user_id": "alice"}}})
+    assert r.status_code == 200, r.text
+
+
+def _thumbs(client: TestClient) -> list[str]:
+    return re.findall(r'<img class="thumb" alt="[^"]*" src="([^"]+)"', client.get("/console/feedback").text)
+
+
+def test_an_unlinked_events_stored_input_image_needs_the_inputs_scope(client: TestClient, browser: TestClient,
+                                                                      api: Api, core: VisionLoop) -> None:
+    """The feedback log shows it as GET /v2/inputs/{id}/image would: not to a key without 'inputs'."""
+    api.add_image("cat")
+    _unlinked(api, "cat")
+    sign_in(client, make_api(core, client, "app-a", ("feedback_admin",)).key)
+    thumb, = _thumbs(client)
+    r = client.get(thumb)
+    assert r.status_code == 403 and "&#39;inputs&#39; scope" in r.text
+    sign_in(browser, make_api(core, browser, "app-a", ("feedback_admin", "inputs")).key)
+    assert browser.get(thumb).status_code == 200
+
+
+def test_unlinked_bytes_show_an_image_only_this_app_stores(client: TestClient, api: Api, other_api: Api) -> None:
+    """A digest the sender computed from its own bytes must not tell whether another app stored them."""
+    other_api.add_image("theirs", (0, 0, 255))
+    _unlinked(api, image={"base64": b64(png_bytes((0, 0, 255)))})
+    api.add_image("ours", (0, 255, 0))
+    _unlinked(api, image={"base64": b64(png_bytes((0, 255, 0)))})
+    sign_in(client, api.key)
+    events = {e["data"]["image"]["base64_sha256"]: e["id"] for e in api.get("/feedback").json()["feedback"]}
+    assert len(events) == 2
+    answers = {digest: client.get(f"/console/feedback/{event_id}/image").status_code
+               for digest, event_id in events.items()}
+    assert sorted(answers.values()) == [200, 404], answers
+
+
+def test_a_form_field_with_a_nul_is_refused_naming_it(client: TestClient, api: Api) -> None:
+    sign_in(client, api.key)
+    r = client.post("/console/end-users/erase", data={"csrf_token": page_token(client), "end_user_id": "a\x00b"})
+    assert r.status_code == 400 and "end_user_id" in r.text and "NUL" in r.text

@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
 
 from visionloop.learning.review import Disputed, Vote, disputed
 from visionloop.models.predictions import Box
@@ -23,7 +24,7 @@ from visionloop.services.feedback.regions import predicted_regions
 from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing
 from visionloop.store.tables import (ConsoleAction, ConsoleSession, FeedbackEvent, Input, InputConcept,
-                                     InputConceptScore, Model, Output, Search, ServerSecret, utcnow)
+                                     InputConceptScore, Model, Output, Search, ServerSecret, input_has_image, utcnow)
 
 SESSION_SECRET = "console_session"
 _UNSURE = (0.25, 0.75)  # scores the review queue counts as the model being unsure
@@ -43,6 +44,7 @@ class EventImage:
     digest: str
     regions: list[dict[str, Any]]  # as the event's normalized body holds them
     predicted: dict[str, Box]      # the output's predicted boxes, by region id
+    stored_input: bool             # the image is a stored input's (unlinked feedback naming it), not the event's own
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +125,8 @@ class ConsoleService:
         if not input_ids:
             return set()
         with self.db.session() as s:
-            return set(s.scalars(select(Input.id).where(Input.app_id == app_id, Input.id.in_(input_ids))))
+            return set(s.scalars(select(Input.id).where(Input.app_id == app_id, Input.id.in_(input_ids),
+                                                        input_has_image())))
 
     def end_users(self, app_id: str, page: Page) -> list[EndUser]:
         """The app's end users with feedback, the most recently active first."""
@@ -152,7 +155,7 @@ class ConsoleService:
              .order_by(FeedbackEvent.seq.desc()).limit(window))
         with self.db.session() as s:
             rows = s.execute(q).all()
-            stored = set(s.scalars(select(Input.id).where(Input.app_id == app_id,
+            stored = set(s.scalars(select(Input.id).where(Input.app_id == app_id, input_has_image(),
                                                           Input.id.in_({r.input_id for r in rows}))))
             votes = [Vote((r.input_id, c["id"]), r.end_user_id or ("anonymous", r.seq), bool(c.get("value")))
                      for r in rows if r.input_id in stored
@@ -165,22 +168,26 @@ class ConsoleService:
 
     def event_image(self, app_id: str, event_id: str) -> EventImage | None:
         """The image a feedback event of the app judged (its output's, its clicked hit's, or else
-        the stored input it names), the regions it judged and the boxes its output predicted for
-        them; None when unknown."""
+        the stored input of the app it names or whose bytes it sent), the regions it judged and the
+        boxes its output predicted for them; None when unknown. Unlinked feedback names an image
+        only by a digest its sender gave: it is shown only if the app stores that image as an input,
+        so it can never reveal what another app stored."""
         with self.db.session() as s:
-            row = s.execute(select(FeedbackEvent.input_id, FeedbackEvent.output_id, FeedbackEvent.body)
+            row = s.execute(select(FeedbackEvent.event_type, FeedbackEvent.input_id, FeedbackEvent.output_id,
+                                   FeedbackEvent.body)
                             .where(FeedbackEvent.app_id == app_id, FeedbackEvent.id == event_id)).first()
             if row is None:
                 return None
             normalized = (row.body or {}).get("normalized") or {}
             digest = normalized.get("digest")
-            if not digest and row.input_id:
-                digest = s.scalar(select(Input.digest).where(Input.app_id == app_id, Input.id == row.input_id))
+            linked = bool(row.output_id) or (row.event_type == "search_click" and "search_kind" in normalized)
+            if not linked:
+                digest = _stored_image(s, app_id, row.input_id, digest)
             regions = normalized.get("regions") or []
             result = s.scalar(select(Output.result).where(Output.app_id == app_id, Output.id == row.output_id)) \
                 if regions and row.output_id else None
         predicted = {p.id: p.box for p in predicted_regions(result or {})}
-        return EventImage(digest, regions, predicted) if digest else None
+        return EventImage(digest, regions, predicted, not linked) if digest else None
 
     def top_queries(self, app_id: str, limit: int = 10, window: int = 2000) -> list[TopQuery]:
         """The queries asked most often among the app's latest ``window`` searches (one query: one
@@ -230,3 +237,13 @@ class ConsoleService:
              .group_by(day, FeedbackEvent.event_type, Model.id).order_by(day.desc(), FeedbackEvent.event_type))
         with self.db.session() as s:
             return [DayCount(str(d), t, m, n) for d, t, m, n in s.execute(q)]
+
+
+def _stored_image(s: Session, app_id: str, input_id: str | None, digest: str | None) -> str | None:
+    """The image digest of the app's stored input ``input_id``, or else of one holding ``digest``."""
+    q = select(Input.digest).where(Input.app_id == app_id, input_has_image())
+    if input_id:
+        return s.scalar(q.where(Input.id == input_id))
+    if digest:
+        return s.scalar(q.where(Input.digest == digest).limit(1))
+    return None

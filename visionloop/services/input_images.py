@@ -7,6 +7,7 @@ Both are named by the image's digest, which makes a validator that never lies: t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 from typing import Any
@@ -66,7 +67,8 @@ class InputImages:
         thumb = self.blobs.get_derived(digest, _THUMB_KIND)
         if thumb is None:
             thumb = _thumbnail(self.blobs.get(digest))
-            self.blobs.put_derived(digest, _THUMB_KIND, thumb)
+            with contextlib.suppress(OSError):  # kept to save the next request the work: not needed to answer
+                self.blobs.put_derived(digest, _THUMB_KIND, thumb)
         return thumb
 
 

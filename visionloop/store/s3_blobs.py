@@ -93,15 +93,14 @@ class S3BlobStore:
             raise BlobUnavailable(f"s3://{self.bucket}/{self.prefix} did not take a {kind} of {digest}: {exc}") from exc
 
     def get_derived(self, digest: str, kind: str) -> bytes | None:
-        from botocore.exceptions import ClientError
+        """None also when the store cannot answer: what is derived can be made again."""
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             return bytes(self.client.get_object(Bucket=self.bucket,
                                                 Key=self._prefixed(derived_name(digest, kind)))["Body"].read())
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _ABSENT:
-                return None
-            raise
+        except (ClientError, BotoCoreError):
+            return None
 
 
 def client_config() -> Any:

@@ -62,6 +62,8 @@ def event_image(event_id: str, request: Request, session: SessionDep, core: Core
     found = core.console.event_image(session.caller.app_id, event_id)
     if found is None or not core.blobs.exists(found.digest):
         raise errors.ResourceNotFound(f"feedback event {event_id[:80]!r} has no image stored in this app")
+    if found.stored_input:  # an input's image, as GET /v2/inputs/{id}/image serves it
+        need(session, "inputs", "The stored input image an unlinked feedback event names")
     # an event never changes (the log is append-only): its image and drawing neither
     headers = {"Cache-Control": "private, no-cache", "ETag": f'"{found.digest}-{event_id[:64]}"'}
     if etag_matches(request.headers.get("if-none-match"), headers["ETag"]):

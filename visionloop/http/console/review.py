@@ -17,7 +17,7 @@ from starlette.responses import Response
 from visionloop import errors
 from visionloop.http.console.render import ConsoleRoute, page, see_other
 from visionloop.http.console.session import FormDep, SessionDep, need
-from visionloop.http.deps import BaseUrlDep, CoreDep
+from visionloop.http.deps import CoreDep
 from visionloop.http.wire import image_url
 from visionloop.models.catalog import GENERAL
 from visionloop.services.inputs import Annotation, NewInput
@@ -27,13 +27,14 @@ _VALUES = {"present": 1.0, "absent": 0.0}
 
 
 @router.get("/review")
-def review_page(request: Request, session: SessionDep, core: CoreDep, base_url: BaseUrlDep) -> Response:
+def review_page(request: Request, session: SessionDep, core: CoreDep) -> Response:
     need(session, "feedback_admin", "The review queue")
     app_id = session.caller.app_id
     queue = core.console.review_queue(app_id)
     unsure = core.console.uncertain(app_id)
     names = dict(core.models.concepts_of(core.models.get(app_id, GENERAL.id))) if unsure else {}
-    images = {i: image_url(base_url, i) + "?size=thumbnail" for i in {d.input_id for d, _ in queue} | {
+    # relative: the page may be reached at another origin than the public base URL (its CSP is self)
+    images = {i: image_url("", i) + "?size=thumbnail" for i in {d.input_id for d, _ in queue} | {
         i for i, _, _ in unsure}}
     return page(request, "review.html", {"queue": queue, "unsure": unsure, "names": names, "images": images,
                                          "may_label": "inputs" in session.caller.scopes,

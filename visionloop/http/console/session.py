@@ -173,9 +173,13 @@ async def read_form(request: Request) -> dict[str, str]:
     if body and ctype != "application/x-www-form-urlencoded":
         raise errors.BadRequestFormat("the body must be a form (application/x-www-form-urlencoded)")
     try:
-        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=50, errors="strict"))
+        form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=50, errors="strict"))
     except (UnicodeDecodeError, ValueError):
         raise errors.BadRequestFormat("the form could not be read: not UTF-8, or more than 50 fields") from None
+    for name, value in form.items():  # no text the database is given holds NUL (PostgreSQL refuses it)
+        if "\x00" in name or "\x00" in value:
+            raise errors.BadRequestFormat(f"form field {name[:40]!r}: a NUL character is not allowed")
+    return form
 
 
 async def signed_in(request: Request, core: CoreDep) -> Session:
