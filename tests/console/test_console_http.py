@@ -593,3 +593,18 @@ def test_a_form_field_with_a_nul_is_refused_naming_it(client: TestClient, api: A
     sign_in(client, api.key)
     r = client.post("/console/end-users/erase", data={"csrf_token": page_token(client), "end_user_id": "a\x00b"})
     assert r.status_code == 400 and "end_user_id" in r.text and "NUL" in r.text
+
+
+def test_signing_in_again_ends_the_earlier_session(client: TestClient, browser: TestClient, api: Api) -> None:
+    """As from a second tab whose sign-in page was opened before the first tab signed in."""
+    token = form_token(client.get("/console/login").text)
+    login_cookie = client.cookies["visionloop_login"]
+    sign_in(client, api.key)
+    earlier = client.cookies["visionloop_session"]
+    client.cookies.set("visionloop_login", login_cookie, path="/console/login")
+    r = client.post("/console/login", data={"api_key": api.key, "csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    assert client.cookies["visionloop_session"] != earlier
+    assert client.get("/console", follow_redirects=False).status_code == 200
+    replayed = browser.get("/console", headers={"Cookie": f"visionloop_session={earlier}"}, follow_redirects=False)
+    assert replayed.status_code == 303

@@ -53,6 +53,9 @@ async def login(request: Request, core: CoreDep) -> Response:
         caller = await run_in_threadpool(core.apps.authenticate, key)
     except errors.ApiError as exc:
         return await run_in_threadpool(_login_page, request, core, target, exc)
+    previous = await current_session(request, core)
+    if previous is not None:  # signing in again replaces the session: the old cookie stops working
+        await run_in_threadpool(core.console.end_session, previous.nonce)
     response = see_other(target)
     await run_in_threadpool(start_session, response, request, core, caller)
     return response
