@@ -40,9 +40,6 @@ class BlobStore(Protocol):
 
     def exists(self, digest: str) -> bool: ...
 
-    def delete(self, digest: str) -> None:
-        """Forget a blob (absent ones are ignored)."""
-
     def put_derived(self, digest: str, kind: str, data: bytes) -> None:
         """Store what was made from blob ``digest`` (``kind``: what, e.g. ``thumb256``) beside it."""
 
@@ -109,9 +106,6 @@ class FileBlobStore:
 
     def exists(self, digest: str) -> bool:
         return self._path(digest).exists()
-
-    def delete(self, digest: str) -> None:
-        self._path(digest).unlink(missing_ok=True)
 
     def digests(self) -> Iterator[str]:
         """Every stored blob's digest (files being written are not blobs yet)."""

@@ -81,9 +81,6 @@ class S3BlobStore:
             raise
         return True
 
-    def delete(self, digest: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(digest))
-
     def put_derived(self, digest: str, kind: str, data: bytes) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
