@@ -89,6 +89,29 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("learning_blend_k", 20.0, "Prior for a learned head's say against the base model's score where "
             "cross-validation could not choose it (weight n/(n+k) for a head trained on n labels); versions "
             "trained since cross-validated promotion choose each concept's weight from its own evidence."),
+    Setting("alarm_check_seconds", 60.0, "How often the server's alarm check looks at every app's recent predict "
+            "traffic, feedback and searches (input drift, feedback quality, search alarms; docs/alarms.md); 0 "
+            "turns the check off."),
+    Setting("alarm_drift_reference", 200, "Predictions of a model, the first since its active version was "
+            "promoted, that input drift compares recent traffic with."),
+    Setting("alarm_drift_window", 100, "The latest predictions of a model that input drift judges (and that must "
+            "stay unremarkable for a drift alarm to resolve)."),
+    Setting("alarm_drift_alpha", 0.001, "False-alarm rate of the input drift test per window of i.i.d. traffic "
+            "(a permutation test: exact; at least 0.001)."),
+    Setting("alarm_feedback_window", 50, "The latest verdicts on a concept that feedback quality judges against the "
+            "concept's earlier verdicts."),
+    Setting("alarm_search_window", 100, "The latest searches of a query kind that the search alarms (CTR, MRR) "
+            "judge against the earlier ones."),
+    Setting("alarm_search_settle_seconds", 600.0, "Searches younger than this are left out of the search alarms: "
+            "their clicks may still come."),
+    Setting("alarm_min_events", 20, "Fewest events in the recent window and in its history for feedback quality and "
+            "search alarms to judge at all (no alarm on a handful)."),
+    Setting("alarm_alpha", 0.01, "One-sided significance level of the feedback quality and search alarms, per "
+            "window: the bound a recent figure must pass, given how many events stand behind it."),
+    Setting("alarm_webhook_url", "", "POST each alarm that fires or resolves to this URL as JSON (SSRF-checked "
+            "like image URLs, retried with backoff); empty sends nothing."),
+    Setting("alarm_webhook_secret", "", "Key of the HMAC-SHA256 signature of each webhook body, sent as "
+            "'X-Visionloop-Signature: sha256=<hex>'; empty sends unsigned bodies."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -128,6 +151,17 @@ class Settings:
     blob_store: str
     blob_url: str
     learning_blend_k: float
+    alarm_check_seconds: float
+    alarm_drift_reference: int
+    alarm_drift_window: int
+    alarm_drift_alpha: float
+    alarm_feedback_window: int
+    alarm_search_window: int
+    alarm_search_settle_seconds: float
+    alarm_min_events: int
+    alarm_alpha: float
+    alarm_webhook_url: str
+    alarm_webhook_secret: str
 
     @property
     def db_url(self) -> str:
@@ -169,11 +203,13 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
         if raw is not None:
             values[name] = _coerce(_BY_NAME[name], raw)
     for name in ("max_body_bytes", "max_image_bytes", "max_image_pixels", "max_batch", "dynamic_batch_max",
-                 "max_per_page", "default_per_page"):
+                 "max_per_page", "default_per_page", "alarm_drift_reference", "alarm_drift_window",
+                 "alarm_feedback_window", "alarm_search_window", "alarm_min_events"):
         if values[name] <= 0:
             raise SettingsError(f"{_BY_NAME[name].env} must be positive, got {values[name]}")
     for name in ("dynamic_batch_wait_ms", "feedback_rate_limit", "feedback_dedup_seconds", "feedback_retention_days",
-                 "output_retention_days", "search_memory_strength", "search_memory_neighbour_weight"):
+                 "output_retention_days", "search_memory_strength", "search_memory_neighbour_weight",
+                 "alarm_check_seconds", "alarm_search_settle_seconds"):
         if not values[name] >= 0:  # also refuses nan
             raise SettingsError(f"{_BY_NAME[name].env} must be 0 or more, got {values[name]}")
     for name, choices in (("vector_store", ("embedded", "pgvector")), ("blob_store", ("file", "s3"))):
@@ -190,6 +226,13 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
     for name in ("search_memory_duplicate_cosine", "search_explore_rate"):
         if not 0 <= values[name] <= 1:
             raise SettingsError(f"{_BY_NAME[name].env} must be between 0 and 1, got {values[name]}")
+    for name, least in (("alarm_drift_alpha", 0.001), ("alarm_alpha", 1e-9)):
+        if not least <= values[name] < 1:
+            raise SettingsError(f"{_BY_NAME[name].env} must be from {least:g} to below 1, got {values[name]}")
+    hook = values["alarm_webhook_url"].strip()
+    if hook and (urlsplit(hook).scheme not in ("http", "https") or not urlsplit(hook).netloc):
+        raise SettingsError(f"VISIONLOOP_ALARM_WEBHOOK_URL={hook!r} must be an http:// or https:// URL")
+    values["alarm_webhook_url"] = hook
     base = values["public_base_url"].strip().rstrip("/")
     if base and (urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).netloc):
         raise SettingsError(f"{_BY_NAME['public_base_url'].env}={base!r} must be an http:// or https:// URL "

@@ -22,6 +22,9 @@ from visionloop.services.image_source import ImageLoader
 from visionloop.services.input_images import InputImages
 from visionloop.services.inputs import InputService
 from visionloop.services.models import ModelService
+from visionloop.services.monitoring import AlarmService, AlarmSettings
+from visionloop.services.monitoring.loop import AlarmLoop
+from visionloop.services.monitoring.webhook import Webhook
 from visionloop.services.indexing import InputAnalyzer
 from visionloop.services.predict import EMBEDDING_SPACE, PredictService
 from visionloop.services.search import SearchService
@@ -94,7 +97,10 @@ class VisionLoop:
         self.learning = LearningService(self.db, self.blobs, self.models, self.runtime,
                                         blend_k=settings.learning_blend_k)
         self.feedback.log.erasure_hooks.append(self.learning.on_erasure)
+        self.alarms = AlarmService(self.db, AlarmSettings.of(settings), notify=Webhook(
+            self.fetcher, settings.alarm_webhook_url, settings.alarm_webhook_secret) if settings.alarm_webhook_url else None)
         self.worker: TrainingWorker | None = None
+        self.alarm_loop: AlarmLoop | None = None
 
     def _vector_store(self) -> VectorStore:
         settings = self.settings
@@ -105,10 +111,13 @@ class VisionLoop:
         return store
 
     def start_worker(self) -> None:
-        """Train in the background (the server does; tests and the CLI train inline)."""
+        """Train and check alarms in the background (the server does; tests and the CLI do both inline)."""
         self.worker = TrainingWorker(self.learning, retrain_after_events=self.settings.retrain_after_events,
                                      check_seconds=self.settings.retrain_check_seconds)
         self.worker.start()
+        if self.settings.alarm_check_seconds > 0:
+            self.alarm_loop = AlarmLoop(self.alarms, self.settings.alarm_check_seconds)
+            self.alarm_loop.start()
 
     def bootstrap(self) -> tuple[KeyInfo, Secret] | None:
         """On a first start with no key at all, create the default app and one full-scope key
@@ -123,6 +132,8 @@ class VisionLoop:
     def close(self) -> None:
         if self.worker is not None:
             self.worker.stop()
+        if self.alarm_loop is not None:
+            self.alarm_loop.stop()
         self.inputs.close()
         self.indexes.close()
         self.fetcher.close()

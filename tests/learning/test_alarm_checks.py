@@ -3,6 +3,8 @@ windows rarely do; and hysteresis resolves only after a whole window inside the 
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pytest
 
@@ -73,12 +75,14 @@ def test_mean_drop_fires_on_a_fallen_mrr_and_not_on_the_same() -> None:
 
 
 def test_hysteresis_fires_at_once_and_resolves_after_a_whole_window_inside() -> None:
-    assert step(None, outside=False, progress=10, window=50) is None
-    firing = step(None, outside=True, progress=100, window=50)
-    assert firing == Track(AlarmState.FIRING, 100)
-    assert step(firing, outside=False, progress=149, window=50) == firing  # not yet a whole window
-    again = step(firing, outside=True, progress=140, window=50)  # back outside: the window restarts
-    assert step(again, outside=False, progress=189, window=50) == again
-    resolved = step(again, outside=False, progress=190, window=50)
-    assert resolved is not None and resolved.state is AlarmState.RESOLVED
-    assert step(resolved, outside=False, progress=500, window=50) == resolved
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    at = [t0 + dt.timedelta(minutes=i) for i in range(4)]
+    assert step(None, outside=False, newest=at[0], events_since_outside=0, window=50) is None
+    firing = step(None, outside=True, newest=at[1], events_since_outside=0, window=50)
+    assert firing == Track(AlarmState.FIRING, at[1])
+    assert step(firing, outside=False, newest=at[2], events_since_outside=49, window=50) == firing  # not yet
+    again = step(firing, outside=True, newest=at[2], events_since_outside=49, window=50)  # the window restarts
+    assert again == Track(AlarmState.FIRING, at[2])
+    resolved = step(again, outside=False, newest=at[3], events_since_outside=50, window=50)
+    assert resolved == Track(AlarmState.RESOLVED, at[2])
+    assert step(resolved, outside=False, newest=at[3], events_since_outside=500, window=50) == resolved

@@ -18,13 +18,13 @@ from visionloop.http.errors import CatchAll, install_error_handlers
 from visionloop.http.fast_lane import FastLane, fast_routes
 from visionloop.http.guard import BodyGuard
 from visionloop.http.slashes import EncodedSlashes
-from visionloop.http.routes import concepts, feedback, inputs, models, predict, search, versions
+from visionloop.http.routes import alarms, concepts, feedback, inputs, models, predict, search, versions
 from visionloop.http.schemas import ErrorOut
 from visionloop.http.threads import feedback_pool
 
 # Routes are matched in this order, one by one: the hot paths (feedback, predict) come first.
 ROUTERS: tuple[APIRouter, ...] = (feedback.router, predict.router, inputs.router, concepts.router, models.router,
-                                  search.router, versions.router)
+                                  search.router, versions.router, alarms.router)
 APP_SCOPED = "/v2/users/{user_id}/apps/{app_id}"
 # What every route may answer besides 200 (and instead of FastAPI's 422, which we never send).
 ERROR_RESPONSES: dict[int | str, dict] = {

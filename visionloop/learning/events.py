@@ -100,3 +100,16 @@ def one_per_region(judged: Iterable[tuple[str, str | None, JudgedRegion]]) -> li
         top = max(counts.values())
         out.append(next(r for r in reversed(said) if counts[r.feedback] == top))
     return out
+
+
+def verdicts(normalized: Mapping[str, Any]) -> list[tuple[str, str | None, bool]]:
+    """``(concept id, concept name, negative)`` for each concept an annotation event judges: a
+    concept said absent (``value`` false) and a region judged ``misplaced``, ``not_detected`` or
+    ``false_positive`` are negative; a concept said present and an ``accurate`` region are not.
+    What the feedback quality alarm counts (:mod:`visionloop.services.monitoring`)."""
+    out = [(c["id"], c.get("name"), not c["value"]) for c in normalized.get("concepts") or []]
+    for region in normalized.get("regions") or []:
+        negative = RegionFeedback.parse(region.get("feedback")) is not RegionFeedback.ACCURATE
+        names = {c["id"]: c.get("name") for c in region.get("concepts") or []}
+        out += [(concept_id, names.get(concept_id), negative) for concept_id in region_concept_ids(region)]
+    return out

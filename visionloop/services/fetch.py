@@ -151,6 +151,15 @@ class ImageFetcher:
                     response.close()
         raise InputInvalidUrl(f"could not fetch image: more than {self.max_redirects} redirects")
 
+    def post(self, url: str, content: bytes, headers: dict[str, str]) -> int:
+        """POST ``content`` to ``url`` under the same checks as a fetch (a webhook: the alarm check
+        sends to an operator's URL); the response's status. Redirects are not followed."""
+        request = self._pinned_request(self._parse(url), method="POST", content=content, headers=headers)
+        with _mapped_transport_errors():
+            response = self._client.send(request)
+            response.close()
+            return response.status_code
+
     def close(self) -> None:
         self._client.close()
 
@@ -188,7 +197,8 @@ class ImageFetcher:
                 raise InputUrlRefused(f"URL host {host!r} is an ambiguous numeric address")
         return url
 
-    def _pinned_request(self, url: httpx.URL) -> httpx.Request:
+    def _pinned_request(self, url: httpx.URL, method: str = "GET", content: bytes | None = None,
+                        headers: dict[str, str] | None = None) -> httpx.Request:
         """A request aimed at a checked address of ``url``'s host, still naming the host itself."""
         host = url.raw_host.decode("ascii").lower()
         port = url.port or (443 if url.scheme == "https" else 80)
@@ -200,8 +210,8 @@ class ImageFetcher:
             pinned = url.copy_with(host=str(address))
         except httpx.InvalidURL as exc:
             raise InputUrlRefused(f"cannot connect to {host!r}") from exc
-        headers = {"Host": url.netloc.decode("ascii")}
-        return self._client.build_request("GET", pinned, headers=headers, extensions=extensions)
+        headers = {**(headers or {}), "Host": url.netloc.decode("ascii")}
+        return self._client.build_request(method, pinned, headers=headers, content=content, extensions=extensions)
 
     def _checked_address(self, host: str, port: int) -> IPAddress:
         """The address to connect to, after checking every address the host resolves to."""

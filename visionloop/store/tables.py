@@ -361,3 +361,29 @@ class ConsoleAction(Base):
     version_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     detail: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Alarm(Base):
+    """A monitoring alarm of an app (:mod:`visionloop.services.monitoring`), one row per kind, model
+    and subject (a concept id, a search query kind, or None), updated in place by the alarm check:
+    ``since`` is when it entered ``state``; ``baseline`` names the active version (or the search
+    ranking) its history is counted from; ``last_outside`` is the time of the newest event at the
+    last check outside the bound (:mod:`visionloop.learning.hysteresis`)."""
+
+    __tablename__ = "alarms"
+    __table_args__ = (Index("ix_alarms_app_state", "app_id", "state"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    app_id: Mapped[str] = mapped_column(ID)
+    kind: Mapped[str] = mapped_column(String(32))
+    model_pk: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    subject: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    subject_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    state: Mapped[str] = mapped_column(String(16))
+    since: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    figure: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    evidence: Mapped[int] = mapped_column(Integer)
+    p_value: Mapped[float] = mapped_column(Float)
+    baseline: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_outside: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,166 @@
+"""The sliding windows the alarms judge, read from the store: predict traffic's embeddings, verdicts
+per concept, searches and their clicks. SQL only; judging is :mod:`.alarms`' business.
+
+Traffic embeddings are not stored apart: every output names its image digest, and the image's
+features are stored once per digest when it is predicted (:mod:`visionloop.services.predict`). The
+windows read outputs, so drift sees exactly the outputs that ``output_retention_days`` keeps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from visionloop.learning.events import verdicts
+from visionloop.learning.metrics_search import SearchRecord
+from visionloop.services.feedback.log import as_utc
+from visionloop.services.training.data import features, unit_rows
+from visionloop.store.tables import ActiveVersion, FeedbackEvent, Output, Search
+
+ANNOTATION = "annotation"
+SEARCH_CLICK = "search_click"
+MAX_FEEDBACK_EVENTS = 20_000  # the newest annotation events of a model read per check: bounded work
+MAX_SEARCHES = 20_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    """Where a model's history starts for an app: its promotion (None: the base version, always)."""
+
+    version_id: str | None
+    since: dt.datetime | None
+
+    @property
+    def key(self) -> str:
+        return self.version_id or "base"
+
+
+@dataclasses.dataclass(frozen=True)
+class Traffic:
+    """A model's predict traffic since its baseline: the first ``reference`` and latest ``recent``
+    embeddings (unit rows), and the times of the recent outputs, oldest first."""
+
+    reference: np.ndarray
+    recent: np.ndarray
+    recent_times: list[dt.datetime]
+
+
+@dataclasses.dataclass
+class Verdicts:
+    """One concept's verdicts since the baseline, oldest first: negative or not, and when."""
+
+    name: str | None
+    negative: list[bool] = dataclasses.field(default_factory=list)
+    times: list[dt.datetime] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchWindow:
+    """Searches of one ranking (the active embedding version), oldest first, with their clicks."""
+
+    ranking: str
+    records: list[SearchRecord]
+    times: list[dt.datetime]
+
+
+def models_with_activity(s: Session, app_id: str) -> list[int]:
+    """The models the app predicted with or sent feedback on."""
+    predicted = s.scalars(select(Output.model_pk).where(Output.app_id == app_id).distinct())
+    judged = s.scalars(select(FeedbackEvent.model_pk).where(FeedbackEvent.app_id == app_id,
+                                                            FeedbackEvent.event_type == ANNOTATION,
+                                                            FeedbackEvent.model_pk.is_not(None)).distinct())
+    return sorted(set(predicted) | {pk for pk in judged if pk is not None})
+
+
+def baselines(s: Session, app_id: str) -> dict[int, Baseline]:
+    """The app's promoted version of each model it promoted one for (others: the base version)."""
+    return {row.model_pk: Baseline(row.version_id, as_utc(row.modified_at))
+            for row in s.scalars(select(ActiveVersion).where(ActiveVersion.app_id == app_id))}
+
+
+def newest_output(s: Session, app_id: str, model_pk: int, since: dt.datetime | None) -> tuple[int, dt.datetime | None]:
+    """How many outputs of the model since ``since``, and the newest one's time: cheap, to skip an
+    unchanged model."""
+    count, newest = s.execute(select(func.count(), func.max(Output.created_at))
+                              .where(*_outputs_of(app_id, model_pk, since))).one()
+    return int(count), as_utc(newest) if newest is not None else None
+
+
+def traffic(s: Session, app_id: str, model_pk: int, since: dt.datetime | None, *, reference: int,
+            recent: int) -> Traffic | None:
+    """The first ``reference`` and latest ``recent`` outputs' embeddings; None while fewer than both
+    together (the two sides never share an output) or some image has no stored features."""
+    where = _outputs_of(app_id, model_pk, since)
+    first = s.execute(select(Output.digest).where(*where)
+                      .order_by(Output.created_at, Output.id).limit(reference)).scalars().all()
+    last = s.execute(select(Output.digest, Output.created_at).where(*where)
+                     .order_by(Output.created_at.desc(), Output.id.desc()).limit(recent)).all()[::-1]
+    count = s.scalar(select(func.count()).where(*where)) or 0
+    if len(first) < reference or len(last) < recent or count < reference + recent:
+        return None
+    stored = features(s, sorted(set(first) | {d for d, _ in last}))
+    if any(d not in stored for d in first) or any(d not in stored for d, _ in last):
+        return None  # a model whose predictions keep no features (or an image whose features are gone)
+    return Traffic(unit_rows(np.stack([stored[d] for d in first])), unit_rows(np.stack([stored[d] for d, _ in last])),
+                   [as_utc(t) for _, t in last])
+
+
+def concept_verdicts(s: Session, app_id: str, model_pk: int, since: dt.datetime | None) -> dict[str, Verdicts]:
+    """Every concept's verdicts on the model since ``since`` (the newest events, bounded)."""
+    where = [FeedbackEvent.app_id == app_id, FeedbackEvent.model_pk == model_pk, FeedbackEvent.event_type == ANNOTATION]
+    if since is not None:
+        where.append(FeedbackEvent.created_at >= since)
+    rows = s.execute(select(FeedbackEvent.body, FeedbackEvent.created_at).where(*where)
+                     .order_by(FeedbackEvent.seq.desc()).limit(MAX_FEEDBACK_EVENTS)).all()[::-1]
+    out: dict[str, Verdicts] = {}
+    for body, created_at in rows:
+        for concept_id, name, negative in verdicts((body or {}).get("normalized") or {}):
+            v = out.setdefault(concept_id, Verdicts(name))
+            v.name = name or v.name
+            v.negative.append(negative)
+            v.times.append(as_utc(created_at))
+    return out
+
+
+def search_window(s: Session, app_id: str, settled_before: dt.datetime) -> SearchWindow | None:
+    """The app's searches older than ``settled_before`` ranked by the ranking its newest such search
+    had (a promoted embedding version starts a new history), with their clicks; None without any."""
+    rows = s.execute(select(Search.id, Search.kind, Search.created_at, Search.ranking)
+                     .where(Search.app_id == app_id, Search.created_at < settled_before)
+                     .order_by(Search.created_at.desc(), Search.id.desc()).limit(MAX_SEARCHES)).all()
+    if not rows:
+        return None
+    ranking = _ranking_version(rows[0].ranking)
+    same: list[tuple[str, str, dt.datetime]] = []
+    for r in rows:
+        if _ranking_version(r.ranking) != ranking:
+            break
+        same.append((r.id, r.kind, as_utc(r.created_at)))
+    same.reverse()
+    clicks: dict[str, list[int]] = {}
+    for start in range(0, len(same), 500):
+        chunk = [sid for sid, _, _ in same[start:start + 500]]
+        for sid, rank in s.execute(select(FeedbackEvent.search_id, FeedbackEvent.rank)
+                                   .where(FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == SEARCH_CLICK,
+                                          FeedbackEvent.search_id.in_(chunk), FeedbackEvent.rank.is_not(None))
+                                   .order_by(FeedbackEvent.seq)):
+            clicks.setdefault(sid, []).append(rank)
+    return SearchWindow(ranking, [SearchRecord(sid, kind, clicks.get(sid, [])) for sid, kind, _ in same],
+                        [t for _, _, t in same])
+
+
+def _outputs_of(app_id: str, model_pk: int, since: dt.datetime | None) -> Sequence[object]:
+    where: list[object] = [Output.app_id == app_id, Output.model_pk == model_pk]
+    if since is not None:
+        where.append(Output.created_at >= since)
+    return where
+
+
+def _ranking_version(ranking: str | None) -> str:
+    """The embedding version of a search's ranking ('<version>' or '<version>+memory')."""
+    return (ranking or "").split("+")[0]
