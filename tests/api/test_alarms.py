@@ -173,3 +173,21 @@ def test_webhook_is_signed_retried_and_refused_for_private_addresses(core: Visio
         assert receiver.state["attempts"] == 3
     finally:
         receiver.close()
+
+
+def test_a_firing_alarm_shows_on_the_console_overview(api: Api, other_api: Api, core: VisionLoop,
+                                                      client: Any) -> None:
+    from tests.console.support import sign_in
+    from visionloop.store.tables import Alarm, Model, utcnow
+
+    with core.db.transaction() as s:
+        pk = s.query(Model.pk).filter(Model.id == GENERAL).scalar()
+        s.add(Alarm(id="alarm-1", app_id=api.app_id, kind="feedback_quality", model_pk=pk, subject="c1",
+                    subject_name="tabby cat", state="firing", since=utcnow(), figure=0.48, threshold=0.36,
+                    evidence=50, p_value=0.001, baseline="base", last_outside=utcnow()))
+    sign_in(client, api.key)
+    html = client.get("/console").text
+    assert 'id="alarms"' in html and "feedback_quality" in html and "tabby cat" in html
+    client.cookies.clear()
+    sign_in(client, other_api.key)
+    assert 'id="alarms"' not in client.get("/console").text

@@ -70,11 +70,13 @@ def logout(session: SessionDep, core: CoreDep, _: FormDep) -> Response:
 
 @router.get("")
 def overview(request: Request, session: SessionDep, core: CoreDep) -> Response:
-    """The app at a glance: the version each model predicts with, feedback per day, how many
-    judgements end users disagree on, and search click figures (each as the key's scopes allow)."""
+    """The app at a glance: firing alarms, the version each model predicts with, feedback per day, how
+    many judgements end users disagree on, and search click figures (each as the key's scopes allow)."""
     app_id, scopes = session.caller.app_id, session.caller.scopes
     days = core.console.feedback_per_day(app_id) if "feedback_admin" in scopes else None
     disputed = len(core.console.review_queue(app_id, limit=1000)) if "feedback_admin" in scopes else None
     views = core.models.list(app_id, Page(1, core.settings.max_per_page)) if "models" in scopes else None
     search = core.learning.clicks.metrics(app_id)["kinds"] if "search" in scopes else None
-    return page(request, "overview.html", {"days": days, "views": views, "search": search, "disputed": disputed})
+    alarms = core.alarms.list(app_id, Page(1, 50), "firing") if "feedback_admin" in scopes else []
+    return page(request, "overview.html", {"days": days, "views": views, "search": search, "disputed": disputed,
+                                           "alarms": alarms})
