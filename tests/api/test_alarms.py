@@ -67,6 +67,8 @@ def test_drift_fires_on_drawings_and_resolves_when_photos_return(api: Api, other
 def test_a_concept_whose_feedback_turns_negative_fires_and_resolves(api: Api, core: VisionLoop) -> None:
     output = predict(api, GENERAL, photos(1, seed=4)[0])
     concept = output["data"]["concepts"][0]["id"]
+    notified: list[dict] = []
+    core.alarms.notify = notified.extend  # what the webhook would be sent
 
     def judge(negatives: list[bool]) -> None:
         for i, negative in enumerate(negatives):
@@ -85,6 +87,8 @@ def test_a_concept_whose_feedback_turns_negative_fires_and_resolves(api: Api, co
     for _ in range(4):  # back to 20%: resolves once a whole window stayed inside
         judge([i % 5 == 0 for i in range(25)])
     assert alarms(api, state="firing") == [] and alarms(api)[0]["state"] == "resolved"
+    assert [(a["kind"], a["state"]) for a in notified] == [("feedback_quality", "firing"),
+                                                           ("feedback_quality", "resolved")]
 
 
 def test_search_ctr_alarm_fires_when_clicks_stop(api: Api, core: VisionLoop) -> None:
