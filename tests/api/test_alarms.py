@@ -64,31 +64,51 @@ def test_drift_fires_on_drawings_and_resolves_when_photos_return(api: Api, other
     assert alarm["since"] <= alarm["updated_at"]
 
 
-def test_a_concept_whose_feedback_turns_negative_fires_and_resolves(api: Api, core: VisionLoop) -> None:
+def judge(api: Api, core: VisionLoop, output: dict, concept: str, negatives: list[bool]) -> None:
+    """One verdict on ``concept`` per item (by different end users), then an alarm check."""
+    for i, negative in enumerate(negatives):
+        r = api.post(f"/models/{GENERAL}/feedback", concept_body(
+            output["id"], [{"id": concept, "value": not negative}], end_user_id=f"user-{i % 97}"))
+        assert r.status_code == 200, r.text
+    core.alarms.check(api.app_id)
+
+
+def negative_concept(api: Api, core: VisionLoop) -> tuple[dict, str]:
+    """A concept judged 20% negative over 200 verdicts, then 50% over 50: its alarm is firing."""
     output = predict(api, GENERAL, photos(1, seed=4)[0])
     concept = output["data"]["concepts"][0]["id"]
+    judge(api, core, output, concept, [i % 5 == 0 for i in range(200)])
+    judge(api, core, output, concept, [i % 5 == 0 for i in range(3)] + [True] * 3)  # 3 fresh complaints: no evidence
+    assert alarms(api) == []
+    judge(api, core, output, concept, [i % 2 == 0 for i in range(50)])
+    return output, concept
+
+
+def test_a_concept_whose_feedback_turns_negative_fires_and_resolves(api: Api, core: VisionLoop) -> None:
     notified: list[dict] = []
     core.alarms.notify = notified.extend  # what the webhook would be sent
-
-    def judge(negatives: list[bool]) -> None:
-        for i, negative in enumerate(negatives):
-            r = api.post(f"/models/{GENERAL}/feedback", concept_body(
-                output["id"], [{"id": concept, "value": not negative}], end_user_id=f"user-{i % 97}"))
-            assert r.status_code == 200, r.text
-        core.alarms.check(api.app_id)
-
-    judge([i % 5 == 0 for i in range(200)])  # 20% negative
-    judge([i % 5 == 0 for i in range(3)] + [True] * 3)  # three fresh complaints are no evidence
-    assert alarms(api) == []
-    judge([i % 2 == 0 for i in range(50)])  # 50% negative over 50 events
+    output, concept = negative_concept(api, core)
     [alarm] = alarms(api, state="firing")
     assert alarm["kind"] == "feedback_quality" and alarm["concept"]["id"] == concept
     assert alarm["evidence_count"] == 50 and alarm["figure"] >= alarm["threshold"] > 0.2
     for _ in range(4):  # back to 20%: resolves once a whole window stayed inside
-        judge([i % 5 == 0 for i in range(25)])
+        judge(api, core, output, concept, [i % 5 == 0 for i in range(25)])
     assert alarms(api, state="firing") == [] and alarms(api)[0]["state"] == "resolved"
     assert [(a["kind"], a["state"]) for a in notified] == [("feedback_quality", "firing"),
                                                            ("feedback_quality", "resolved")]
+
+
+def test_promoting_a_version_resets_the_baseline_and_resolves(api: Api, core: VisionLoop) -> None:
+    from tests.console.support import trained_versions
+
+    output, concept = negative_concept(api, core)
+    assert alarms(api, state="firing")
+    trained_versions(core, api.app_id, GENERAL, 1)  # a promotion
+    core.alarms.check(api.app_id)
+    [alarm] = alarms(api)
+    assert alarm["state"] == "resolved" and alarm["baseline"] == "base"
+    judge(api, core, output, concept, [True] * 10)  # the new version's history is too short to judge
+    assert alarms(api, state="firing") == []
 
 
 def test_search_ctr_alarm_fires_when_clicks_stop(api: Api, core: VisionLoop) -> None:

@@ -129,7 +129,7 @@ class AlarmService:
             for alarm in stored.values():  # a promoted version resets its model's baseline
                 if (alarm.state == AlarmState.FIRING and alarm.model_pk is not None
                         and alarm.baseline != bases.get(alarm.model_pk, windows.Baseline(None, None)).key):
-                    alarm.state, alarm.since, alarm.updated_at = AlarmState.RESOLVED, now, now
+                    alarm.state, alarm.since, alarm.updated_at = AlarmState.RESOLVED.value, now, now
                     changed.append(alarm)
             s.flush()
             out = self._wire(s, changed)
@@ -150,13 +150,13 @@ class AlarmService:
         if after is None:
             return alarm, False
         if alarm is None:
-            alarm = Alarm(id=new_id(), app_id=app_id, kind=f.kind, model_pk=f.model_pk, subject=f.subject,
-                          state=AlarmState.RESOLVED, since=now)
+            alarm = Alarm(id=new_id(), app_id=app_id, kind=f.kind.value, model_pk=f.model_pk, subject=f.subject,
+                          state=AlarmState.RESOLVED.value, since=now)
             s.add(alarm)
         changed = alarm.state != after.state or (alarm.baseline != f.baseline and after.state is AlarmState.FIRING)
         if changed:
             alarm.since = now
-        alarm.state, alarm.last_outside, alarm.baseline = after.state, after.last_outside, f.baseline
+        alarm.state, alarm.last_outside, alarm.baseline = after.state.value, after.last_outside, f.baseline
         alarm.subject_name = f.subject_name
         alarm.figure, alarm.threshold, alarm.evidence = f.check.figure, f.check.threshold, f.check.evidence
         alarm.p_value, alarm.updated_at = f.check.p_value, now
@@ -216,14 +216,14 @@ class AlarmService:
         if state is not None:
             query = query.where(Alarm.state == state)
         with self.db.session() as s:
-            rows = list(s.scalars(query.order_by(Alarm.state != AlarmState.FIRING, Alarm.since.desc(), Alarm.id)
+            rows = list(s.scalars(query.order_by(Alarm.state != AlarmState.FIRING.value, Alarm.since.desc(), Alarm.id)
                                   .offset(page.offset).limit(page.per_page)))
             return self._wire(s, rows)
 
     def firing(self, app_id: str | None = None) -> list[FiringAlarm]:
         """Every firing alarm (of one app, or of all): what a metrics gauge counts."""
         query = (select(Alarm.app_id, Model.id, Alarm.kind, Alarm.subject)
-                 .outerjoin(Model, Model.pk == Alarm.model_pk).where(Alarm.state == AlarmState.FIRING))
+                 .outerjoin(Model, Model.pk == Alarm.model_pk).where(Alarm.state == AlarmState.FIRING.value))
         if app_id is not None:
             query = query.where(Alarm.app_id == app_id)
         with self.db.session() as s:
