@@ -25,7 +25,7 @@ REFERENCE, WINDOW = 100, 50  # smaller than the defaults (200, 100): the test st
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"alarm_drift_reference": REFERENCE, "alarm_drift_window": WINDOW, "alarm_feedback_window": 50,
-            "alarm_search_window": 40, "alarm_search_settle_seconds": 0, "feedback_rate_limit": 0,
+            "alarm_search_window": 20, "alarm_search_settle_seconds": 0, "feedback_rate_limit": 0,
             "feedback_dedup_seconds": 0}
 
 
@@ -124,15 +124,16 @@ def test_search_ctr_alarm_fires_when_clicks_stop(api: Api, core: VisionLoop) -> 
             hit = body["hits"][0]["input"]["id"]
             assert api.post("/searches/feedback", search_body(body["id"], hit)).status_code == 200
 
-    for i in range(80):
+    for i in range(40):
         search(clicked=i % 2 == 0)
     core.alarms.check(api.app_id)
     assert alarms(api) == []
-    for _ in range(40):
+    for _ in range(20):
         search(clicked=False)
     core.alarms.check(api.app_id)
-    kinds = {a["kind"] for a in alarms(api, state="firing")}
-    assert "search_ctr" in kinds and all(a["query_kind"] for a in alarms(api))
+    firing = alarms(api, state="firing")
+    assert {a["kind"] for a in firing} == {"search_ctr", "search_mrr"}
+    assert all(a["query_kind"] and a["model"] is None and a["evidence_count"] == 20 for a in firing)
 
 
 def test_alarms_need_feedback_admin_and_refuse_a_bad_state(api: Api, core: VisionLoop, client: Any) -> None:
