@@ -91,7 +91,8 @@ class AlarmService:
         self.db = db
         self.settings = settings
         self.notify = notify  # called with the wire form of alarms that fired or resolved, after commit
-        self._seen: dict[tuple[str, int], tuple[int, dt.datetime | None, str]] = {}  # drift inputs last judged
+        # what each model's last drift and quality checks judged: a model with nothing new is skipped
+        self._seen: dict[tuple[str, str, int], tuple[object, str]] = {}
 
     # -- checking -----------------------------------------------------------------------------------
     def check_all(self) -> int:
@@ -112,7 +113,7 @@ class AlarmService:
         with self.db.session() as s:
             bases = windows.baselines(s, app_id)
             findings: list[Finding] = []
-            for pk in windows.models_with_activity(s, app_id):
+            for pk in windows.models_of(s, app_id):
                 base = bases.get(pk, windows.Baseline(None, None))
                 findings += self._drift(s, app_id, pk, base) + self._quality(s, app_id, pk, base)
             findings += self._search(s, app_id, now)
@@ -147,6 +148,8 @@ class AlarmService:
         since_outside = sum(t > track.last_outside for t in f.times) if track is not None else 0
         after = step(track, outside=f.check.outside, newest=max(f.times), events_since_outside=since_outside,
                      window=len(f.times))
+        if after is None and alarm is not None and alarm.state == AlarmState.FIRING:  # its baseline was replaced
+            after = Track(AlarmState.RESOLVED, as_utc(alarm.last_outside))
         if after is None:
             return alarm, False
         if alarm is None:
@@ -164,18 +167,20 @@ class AlarmService:
 
     def _drift(self, s: Session, app_id: str, model_pk: int, base: windows.Baseline) -> list[Finding]:
         cfg = self.settings
-        count, newest = windows.newest_output(s, app_id, model_pk, base.since)
-        if self._seen.get((app_id, model_pk)) == (count, newest, base.key):
-            return []  # nothing new since the last check
-        self._seen[(app_id, model_pk)] = (count, newest, base.key)
+        newest = windows.newest_output(s, app_id, model_pk, base.since)
+        if newest is None or not self._new(AlarmKind.INPUT_DRIFT, app_id, model_pk, newest, base):
+            return []
         seen = windows.traffic(s, app_id, model_pk, base.since, reference=cfg.drift_reference, recent=cfg.drift_window)
         if seen is None:
             return []
-        check = mmd_test(seen.reference, seen.recent, alpha=cfg.drift_alpha, seed=count)
+        check = mmd_test(seen.reference, seen.recent, alpha=cfg.drift_alpha, seed=int(newest.timestamp() * 1e6))
         return [Finding(AlarmKind.INPUT_DRIFT, model_pk, None, None, base.key, check, seen.recent_times)]
 
     def _quality(self, s: Session, app_id: str, model_pk: int, base: windows.Baseline) -> list[Finding]:
         cfg, out = self.settings, []
+        newest = windows.newest_verdict(s, app_id, model_pk)
+        if newest is None or not self._new(AlarmKind.FEEDBACK_QUALITY, app_id, model_pk, newest, base):
+            return []
         for concept_id, v in windows.concept_verdicts(s, app_id, model_pk, base.since).items():
             n = cfg.feedback_window
             recent, past = v.negative[-n:], v.negative[:-n]
@@ -185,6 +190,14 @@ class AlarmService:
                 out.append(Finding(AlarmKind.FEEDBACK_QUALITY, model_pk, concept_id, v.name, base.key, check,
                                    v.times[-n:]))
         return out
+
+    def _new(self, kind: AlarmKind, app_id: str, model_pk: int, newest: object, base: windows.Baseline) -> bool:
+        """Whether the model has events (or a baseline) its last check of ``kind`` did not see."""
+        key, seen = (kind.value, app_id, model_pk), (newest, base.key)
+        if self._seen.get(key) == seen:
+            return False
+        self._seen[key] = seen
+        return True
 
     def _search(self, s: Session, app_id: str, now: dt.datetime) -> list[Finding]:
         cfg = self.settings

@@ -20,7 +20,7 @@ from visionloop.learning.events import verdicts
 from visionloop.learning.metrics_search import SearchRecord
 from visionloop.services.feedback.log import as_utc
 from visionloop.services.training.data import features, unit_rows
-from visionloop.store.tables import ActiveVersion, FeedbackEvent, Output, Search
+from visionloop.store.tables import ActiveVersion, FeedbackEvent, Model, Output, Search
 
 ANNOTATION = "annotation"
 SEARCH_CLICK = "search_click"
@@ -68,13 +68,9 @@ class SearchWindow:
     times: list[dt.datetime]
 
 
-def models_with_activity(s: Session, app_id: str) -> list[int]:
-    """The models the app predicted with or sent feedback on."""
-    predicted = s.scalars(select(Output.model_pk).where(Output.app_id == app_id).distinct())
-    judged = s.scalars(select(FeedbackEvent.model_pk).where(FeedbackEvent.app_id == app_id,
-                                                            FeedbackEvent.event_type == ANNOTATION,
-                                                            FeedbackEvent.model_pk.is_not(None)).distinct())
-    return sorted(set(predicted) | {pk for pk in judged if pk is not None})
+def models_of(s: Session, app_id: str) -> list[int]:
+    """The models an app predicts with: its own and the built-in ones (a handful; not a scan of outputs)."""
+    return list(s.scalars(select(Model.pk).where(Model.app_id.in_((app_id, ""))).order_by(Model.pk)))
 
 
 def baselines(s: Session, app_id: str) -> dict[int, Baseline]:
@@ -83,12 +79,10 @@ def baselines(s: Session, app_id: str) -> dict[int, Baseline]:
             for row in s.scalars(select(ActiveVersion).where(ActiveVersion.app_id == app_id))}
 
 
-def newest_output(s: Session, app_id: str, model_pk: int, since: dt.datetime | None) -> tuple[int, dt.datetime | None]:
-    """How many outputs of the model since ``since``, and the newest one's time: cheap, to skip an
-    unchanged model."""
-    count, newest = s.execute(select(func.count(), func.max(Output.created_at))
-                              .where(*_outputs_of(app_id, model_pk, since))).one()
-    return int(count), as_utc(newest) if newest is not None else None
+def newest_output(s: Session, app_id: str, model_pk: int, since: dt.datetime | None) -> dt.datetime | None:
+    """The time of the model's newest output since ``since``: cheap, to skip a model with no new traffic."""
+    newest = s.scalar(select(func.max(Output.created_at)).where(*_outputs_of(app_id, model_pk, since)))
+    return as_utc(newest) if newest is not None else None
 
 
 def traffic(s: Session, app_id: str, model_pk: int, since: dt.datetime | None, *, reference: int,
@@ -96,26 +90,27 @@ def traffic(s: Session, app_id: str, model_pk: int, since: dt.datetime | None, *
     """The first ``reference`` and latest ``recent`` outputs' embeddings; None while fewer than both
     together (the two sides never share an output) or some image has no stored features."""
     where = _outputs_of(app_id, model_pk, since)
-    first = s.execute(select(Output.digest).where(*where)
-                      .order_by(Output.created_at, Output.id).limit(reference)).scalars().all()
-    last = s.execute(select(Output.digest, Output.created_at).where(*where)
+    early = s.execute(select(Output.id, Output.digest).where(*where)
+                      .order_by(Output.created_at, Output.id).limit(reference)).all()
+    late = s.execute(select(Output.id, Output.digest, Output.created_at).where(*where)
                      .order_by(Output.created_at.desc(), Output.id.desc()).limit(recent)).all()[::-1]
-    count = s.scalar(select(func.count()).where(*where)) or 0
-    if len(first) < reference or len(last) < recent or count < reference + recent:
+    if len(early) < reference or len(late) < recent or {r.id for r in early} & {r.id for r in late}:
         return None
-    stored = features(s, sorted(set(first) | {d for d, _ in last}))
-    if any(d not in stored for d in first) or any(d not in stored for d, _ in last):
+    stored = features(s, sorted({r.digest for r in early} | {r.digest for r in late}))
+    if any(r.digest not in stored for r in (*early, *late)):
         return None  # a model whose predictions keep no features (or an image whose features are gone)
-    return Traffic(unit_rows(np.stack([stored[d] for d in first])), unit_rows(np.stack([stored[d] for d, _ in last])),
-                   [as_utc(t) for _, t in last])
+    return Traffic(unit_rows(np.stack([stored[r.digest] for r in early])),
+                   unit_rows(np.stack([stored[r.digest] for r in late])), [as_utc(r.created_at) for r in late])
+
+
+def newest_verdict(s: Session, app_id: str, model_pk: int) -> int | None:
+    """The sequence number of the model's newest annotation event: to skip a model with no new verdicts."""
+    return s.scalar(select(func.max(FeedbackEvent.seq)).where(*_verdicts_of(app_id, model_pk, None)))
 
 
 def concept_verdicts(s: Session, app_id: str, model_pk: int, since: dt.datetime | None) -> dict[str, Verdicts]:
     """Every concept's verdicts on the model since ``since`` (the newest events, bounded)."""
-    where = [FeedbackEvent.app_id == app_id, FeedbackEvent.model_pk == model_pk, FeedbackEvent.event_type == ANNOTATION]
-    if since is not None:
-        where.append(FeedbackEvent.created_at >= since)
-    rows = s.execute(select(FeedbackEvent.body, FeedbackEvent.created_at).where(*where)
+    rows = s.execute(select(FeedbackEvent.body, FeedbackEvent.created_at).where(*_verdicts_of(app_id, model_pk, since))
                      .order_by(FeedbackEvent.seq.desc()).limit(MAX_FEEDBACK_EVENTS)).all()[::-1]
     out: dict[str, Verdicts] = {}
     for body, created_at in rows:
@@ -158,6 +153,14 @@ def _outputs_of(app_id: str, model_pk: int, since: dt.datetime | None) -> Sequen
     where: list[object] = [Output.app_id == app_id, Output.model_pk == model_pk]
     if since is not None:
         where.append(Output.created_at >= since)
+    return where
+
+
+def _verdicts_of(app_id: str, model_pk: int, since: dt.datetime | None) -> Sequence[object]:
+    where: list[object] = [FeedbackEvent.app_id == app_id, FeedbackEvent.model_pk == model_pk,
+                           FeedbackEvent.event_type == ANNOTATION]
+    if since is not None:
+        where.append(FeedbackEvent.created_at >= since)
     return where
 
 
