@@ -31,3 +31,15 @@ def test_the_alarm_loop_checks_every_app_periodically(core: VisionLoop, monkeypa
         assert checked.wait(10)
     finally:
         loop.stop()
+
+
+def test_visionloop_settings_lists_the_alarm_settings_without_the_webhook_secret(
+        tmp_path: object, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from visionloop.cli import main
+
+    monkeypatch.setenv("VISIONLOOP_ALARM_WEBHOOK_SECRET", "hush-hush")
+    with pytest.raises(SystemExit):
+        main(["settings", "--data-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "VISIONLOOP_ALARM_DRIFT_WINDOW=100\t(default" in out and "VISIONLOOP_ALARM_WEBHOOK_URL=" in out
+    assert "hush-hush" not in out and "VISIONLOOP_ALARM_WEBHOOK_SECRET=(set, not shown)" in out
