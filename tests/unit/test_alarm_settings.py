@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -34,7 +35,7 @@ def test_the_alarm_loop_checks_every_app_periodically(core: VisionLoop, monkeypa
 
 
 def test_visionloop_settings_lists_the_alarm_settings_without_the_webhook_secret(
-        tmp_path: object, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     from visionloop.cli import main
 
     monkeypatch.setenv("VISIONLOOP_ALARM_WEBHOOK_SECRET", "hush-hush")
