@@ -6,6 +6,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from visionloop.http.app import create_app
 from visionloop.metrics import METRICS
 from tests.feedback_support import FACE, GENERAL, concept_body, predict, region, region_body, search_body
 from tests.helpers import Api, b64, free_port, photo, train
+from tests.test_postgres_writers import Server
 
 TOKEN = "s3cret-token-for-the-scraper"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -196,3 +198,31 @@ def test_port_mode_stops_with_the_app(core: VisionLoop) -> None:
 def test_settings_are_checked(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         load_settings(overrides, environ={})
+
+
+@pytest.mark.slow
+def test_each_process_is_scraped_on_its_own(tmp_path: Path) -> None:
+    """Two ``serve`` processes on one database, each with its own metrics port: each counts only the
+    requests it answered; the figures read from the database are the same on both."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    ports = [free_port(), free_port()]
+    servers: list[Server] = []
+    try:
+        for n, port in enumerate(ports):  # one after the other: the first creates the SQLite database
+            servers.append(Server(url, tmp_path / f"data-{n}", tmp_path / f"serve-{n}.log", VISIONLOOP_METRICS="port",
+                                  VISIONLOOP_METRICS_PORT=str(port)))
+            servers[-1].wait_ready()
+        for server, times in zip(servers, (3, 1)):
+            for _ in range(times):
+                assert server.call("not-a-key", "GET", "/inputs")[0] == 401
+        scraped = []
+        for port in ports:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+                scraped.append(parse(r.read().decode()))
+    finally:
+        for server in servers:
+            server.stop()
+    refused = ("visionloop_http_requests_total", (("method", "GET"), ("route", "/v2/inputs"), ("status", "401")))
+    assert [s[refused] for s in scraped] == [3, 1]
+    queued = ("visionloop_training_jobs", (("state", "queued"),))
+    assert scraped[0][queued] == scraped[1][queued] == 0
