@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 from visionloop import status
 
@@ -77,8 +78,19 @@ class Metrics:
         self.feedback_commit_batch = Histogram("visionloop_feedback_commit_batch_events", "Feedback events written "
                                                "per transaction of the group commit.", buckets=_SIZES, registry=r)
 
+        # labelled children by (metric, labels): labels() validates and locks on every call, a dict does not
+        self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: MetricWrapperBase, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once (label sets are bounded, so is this dict)."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
     def predicted(self, model: ModelLike, images: int) -> None:
-        self.images_predicted.labels(f"app:{model.model_type}" if model.app_id else model.id).inc(images)
+        self.child(self.images_predicted, f"app:{model.model_type}" if model.app_id else model.id).inc(images)
 
     def feedback_stored(self, normalized: Mapping[str, Any], duplicate: bool) -> None:
         """Count one feedback event as the log stored it (``normalized``: see services/feedback/record.py)."""
@@ -86,23 +98,23 @@ class Metrics:
             self.feedback_duplicates.inc()
             return
         kind = normalized.get("kind", "")
-        self.feedback_events.labels(kind).inc()
+        self.child(self.feedback_events, kind).inc()
         if kind == "search_click":
-            self.search_clicks.labels(normalized.get("search_kind") or "unknown").inc()
+            self.child(self.search_clicks, normalized.get("search_kind") or "unknown").inc()
         for concept in normalized.get("concepts") or ():
-            self.feedback_verdicts.labels("concept", _VERDICT[bool(concept.get("value"))]).inc()
+            self.child(self.feedback_verdicts, "concept", _VERDICT[bool(concept.get("value"))]).inc()
         for region in normalized.get("regions") or ():
-            self.feedback_verdicts.labels("region", region["feedback"]).inc()
+            self.child(self.feedback_verdicts, "region", region["feedback"]).inc()
 
     def searched(self, kind: str) -> None:
-        self.searches.labels(kind).inc()
+        self.child(self.searches, kind).inc()
 
     def trained(self, status_code: int, seconds: float) -> None:
         """A training job ended with this version status code (other codes: not a finished job)."""
         state = _TRAINING_STATES.get(status_code)
         if state is not None:
-            self.training_jobs.labels(state).inc()
-            self.training_seconds.labels(state).observe(seconds)
+            self.child(self.training_jobs, state).inc()
+            self.child(self.training_seconds, state).observe(seconds)
 
 
 METRICS = Metrics()

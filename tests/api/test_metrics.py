@@ -124,12 +124,14 @@ def test_routes_are_counted_by_template(api: Api, client: TestClient) -> None:
         assert client.get(path).status_code == 404
     assert client.get("/v2/users/me/apps/app-a/models/xyz", headers=api.headers()).status_code == 404
     assert client.get("/static/docs/redoc/redoc.standalone.js").status_code == 200
+    assert client.request("BREW", "/v2/models").status_code == 405
     after = scrape(client)
     requests = "visionloop_http_requests_total"
     assert delta(before, after, requests, method="GET", route="<unmatched>", status="404") == 3
     assert delta(before, after, requests, method="GET", route="/v2/users/{user_id}/apps/{app_id}/models/{model_id}",
                  status="404") == 1
     assert delta(before, after, requests, method="GET", route="/static/docs/{path}", status="200") == 1
+    assert delta(before, after, requests, method="other", route="/v2/models", status="405") == 1
 
 
 def test_the_active_version_is_an_info_label(api: Api, core: VisionLoop, client: TestClient) -> None:

@@ -47,6 +47,7 @@ log = logging.getLogger("visionloop.http")
 # copies of the scope that middlewares make; whoever routes the request fills in the template (note_route).
 _ROUTE = "visionloop.route"
 UNMATCHED = "<unmatched>"  # a request no route took (404): one label for every unknown path
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 ScrapeRead = Callable[["VisionLoop"], Iterable[Metric]]
 
 
@@ -119,9 +120,6 @@ class RequestMetrics:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        # label children by (method, route, status): labels() validates and locks on every call
-        self._counts: dict[tuple[str, str, int], Callable[[], None]] = {}
-        self._times: dict[tuple[str, str], Callable[[float], None]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -140,17 +138,10 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, timed_send)
         finally:
-            self._record(scope["method"], slot[0], code, time.perf_counter() - started)
-
-    def _record(self, method: str, route: str, code: int, seconds: float) -> None:
-        count = self._counts.get((method, route, code))
-        if count is None:
-            count = self._counts[(method, route, code)] = METRICS.http_requests.labels(method, route, str(code)).inc
-        timer = self._times.get((method, route))
-        if timer is None:
-            timer = self._times[(method, route)] = METRICS.http_seconds.labels(method, route).observe
-        count()
-        timer(seconds)
+            method = scope["method"] if scope["method"] in _METHODS else "other"  # a client may send any token
+            route = slot[0]
+            METRICS.child(METRICS.http_requests, method, route, str(code)).inc()
+            METRICS.child(METRICS.http_seconds, method, route).observe(time.perf_counter() - started)
 
 
 class RouteNote:
