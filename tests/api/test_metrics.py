@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from visionloop.cli import main
 from visionloop.config import SettingsError, load_settings
 from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
@@ -228,3 +229,13 @@ def test_each_process_is_scraped_on_its_own(tmp_path: Path) -> None:
     assert [s[refused] for s in scraped] == [3, 1]
     queued = ("visionloop_training_jobs", (("state", "queued"),))
     assert scraped[0][queued] == scraped[1][queued] == 0
+
+
+def test_settings_never_print_the_token(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VISIONLOOP_METRICS", "token")
+    monkeypatch.setenv("VISIONLOOP_METRICS_TOKEN", TOKEN)
+    with pytest.raises(SystemExit):
+        main(["settings", "--data-dir", str(tmp_path / "d")])
+    out = capsys.readouterr().out
+    assert TOKEN not in out and "VISIONLOOP_METRICS_TOKEN=(set, not shown)\t(environment" in out, out
