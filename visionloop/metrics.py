@@ -28,7 +28,7 @@ from visionloop import status
 
 # Powers of two up to the largest forward and group-commit batch.
 _SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _TRAINING_SECONDS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
 _TRAINING_STATES = {status.MODEL_TRAINED: "trained", status.MODEL_TRAINING_INSUFFICIENT_DATA: "insufficient_data",
                     status.MODEL_TRAINING_FAILED: "failed"}

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from visionloop import status
 from visionloop.store.db import Database
-from visionloop.store.tables import DELETED_APP_PREFIX, ActiveVersion, Embedding, Input, Model, ModelVersion
+from visionloop.store.tables import ActiveVersion, Embedding, Input, Model, ModelVersion
 
 # The most (app, model) pairs exposed with their active version, the most recently changed first:
 # a label set per pair, so a server with more apps than this shows only the latest promotions.
@@ -34,10 +34,10 @@ class MonitoringService:
         self.space = embedding_space
 
     def active_versions(self, limit: int = ACTIVE_VERSIONS_SHOWN) -> list[Activation]:
-        """The versions apps chose or promoted (an app predicting with a base version has no row)."""
+        """The versions apps chose or promoted (an app predicting with a base version has no row;
+        deleting a model deletes its rows)."""
         query = (select(ActiveVersion.app_id, Model.id, ActiveVersion.version_id, ActiveVersion.by_hand)
                  .join(Model, Model.pk == ActiveVersion.model_pk)
-                 .where(~ActiveVersion.app_id.startswith(DELETED_APP_PREFIX))
                  .order_by(ActiveVersion.modified_at.desc()).limit(limit))
         with self.db.reading() as c:
             return [Activation(*row) for row in c.execute(query)]
