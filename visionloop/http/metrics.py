@@ -25,11 +25,11 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from fastapi import FastAPI
 from prometheus_client import (CONTENT_TYPE_LATEST, GCCollector, PlatformCollector, ProcessCollector,
                                generate_latest, start_http_server)
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import CollectorRegistry
-from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -150,7 +150,8 @@ class RouteNote:
 
     A route included under two prefixes is one route object whose ``path`` lacks the prefix; the
     template with it is in FastAPI's record of the route it chose (an internal, like those the fast
-    lane uses: the tests check the labels). Mounts and Starlette's own routes carry their full path.
+    lane uses: the tests check the labels); the route object's own path is the fallback. A mount
+    (the API docs' static files) is known by the root_path it sets: ``<mount>/{path}``.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -188,7 +189,7 @@ def metrics_endpoint(token: str) -> Callable[[Request], Awaitable[Response]]:
     return metrics
 
 
-def install_metrics(app: Starlette, settings: Settings) -> None:
+def install_metrics(app: FastAPI, settings: Settings) -> None:
     """Time requests and route ``/metrics`` as the setting says (call after every other middleware)."""
     if settings.metrics == "off":
         return
@@ -200,7 +201,7 @@ def install_metrics(app: Starlette, settings: Settings) -> None:
 
 
 @contextmanager
-def exposed_metrics(app: Starlette, core: VisionLoop, settings: Settings) -> Iterator[None]:
+def exposed_metrics(app: FastAPI, core: VisionLoop, settings: Settings) -> Iterator[None]:
     """For the app's lifetime: the registry a scrape reads and, in ``port`` mode, its listener."""
     if settings.metrics == "off":
         yield
