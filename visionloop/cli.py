@@ -212,7 +212,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
             value = make_url(settings.db_url).render_as_string(hide_password=True)
         elif isinstance(value, tuple):
             value = ",".join(value)
-        elif s.name == "alarm_webhook_secret" and value:
+        elif s.name in ("alarm_webhook_secret", "metrics_token") and value:
             value = "(set, not shown)"
         source = ("--" + s.name.replace("_", "-") if flags.get(s.name) is not None
                   else "environment" if s.env in os.environ else "default")

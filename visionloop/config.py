@@ -86,6 +86,13 @@ SETTINGS: tuple[Setting, ...] = (
             "S3-compatible store at VISIONLOOP_BLOB_URL; endpoint and credentials from the standard AWS_ENDPOINT_URL, "
             "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION variables)."),
     Setting("blob_url", "", "The S3 bucket and key prefix of the 's3' blob store: s3://bucket/prefix."),
+    Setting("metrics", "off", "GET /metrics in the Prometheus text format: 'off', 'token' (on the API port, only with "
+            "'Authorization: Bearer' and VISIONLOOP_METRICS_TOKEN) or 'port' (open, on METRICS_HOST:METRICS_PORT, its "
+            "own listener). See docs/monitoring.md."),
+    Setting("metrics_token", "", "The bearer token that 'token' mode asks of a scraper (16 characters or more); "
+            "never printed."),
+    Setting("metrics_host", "127.0.0.1", "The address the 'port' mode's listener binds (0.0.0.0: every interface)."),
+    Setting("metrics_port", 9464, "The port of the 'port' mode's listener; each process of a server needs its own."),
     Setting("learning_blend_k", 20.0, "Prior for a learned head's say against the base model's score where "
             "cross-validation could not choose it (weight n/(n+k) for a head trained on n labels); versions "
             "trained since cross-validated promotion choose each concept's weight from its own evidence."),
@@ -162,6 +169,10 @@ class Settings:
     alarm_alpha: float
     alarm_webhook_url: str
     alarm_webhook_secret: str
+    metrics: str
+    metrics_token: str
+    metrics_host: str
+    metrics_port: int
 
     @property
     def db_url(self) -> str:
@@ -212,11 +223,20 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
                  "alarm_check_seconds", "alarm_search_settle_seconds"):
         if not values[name] >= 0:  # also refuses nan
             raise SettingsError(f"{_BY_NAME[name].env} must be 0 or more, got {values[name]}")
-    for name, choices in (("vector_store", ("embedded", "pgvector")), ("blob_store", ("file", "s3"))):
+    for name, choices in (("vector_store", ("embedded", "pgvector")), ("blob_store", ("file", "s3")),
+                          ("metrics", ("off", "token", "port"))):
         if values[name] not in choices:
             raise SettingsError(f"{_BY_NAME[name].env} must be one of {', '.join(choices)}, got {values[name]!r}")
     if not 1 <= values["pgvector_ef_search"] <= 1000:
         raise SettingsError(f"VISIONLOOP_PGVECTOR_EF_SEARCH must be from 1 to 1000, got {values['pgvector_ef_search']}")
+    if values["metrics"] == "token" and len(values["metrics_token"]) < 16:
+        raise SettingsError("VISIONLOOP_METRICS=token needs VISIONLOOP_METRICS_TOKEN of 16 characters or more "
+                            "(e.g. from 'openssl rand -hex 24')")
+    if values["metrics"] == "port" and values["metrics_token"]:
+        raise SettingsError("VISIONLOOP_METRICS=port serves /metrics open on its own listener; unset "
+                            "VISIONLOOP_METRICS_TOKEN, or use VISIONLOOP_METRICS=token to ask scrapers for it")
+    if not 1 <= values["metrics_port"] <= 65535:
+        raise SettingsError(f"VISIONLOOP_METRICS_PORT must be from 1 to 65535, got {values['metrics_port']}")
     if values["blob_store"] == "s3" and not str(values["blob_url"]).startswith("s3://"):
         raise SettingsError(f"VISIONLOOP_BLOB_STORE=s3 needs VISIONLOOP_BLOB_URL=s3://bucket/prefix, "
                             f"got {values['blob_url']!r}")

@@ -25,6 +25,7 @@ from visionloop.services.models import ModelService
 from visionloop.services.monitoring import AlarmService, AlarmSettings
 from visionloop.services.monitoring.loop import AlarmLoop
 from visionloop.services.monitoring.webhook import Webhook
+from visionloop.services.monitoring.figures import MonitoringService
 from visionloop.services.indexing import InputAnalyzer
 from visionloop.services.predict import EMBEDDING_SPACE, PredictService
 from visionloop.services.search import SearchService
@@ -84,6 +85,7 @@ class VisionLoop:
         self.predict = PredictService(self.db, self.blobs, self.loader, self.models, max_batch=settings.max_batch)
         self.usage = UsageService(self.db)
         self.console = ConsoleService(self.db)
+        self.monitoring = MonitoringService(self.db, EMBEDDING_SPACE)
         self.feedback = FeedbackService(self.db, self.models, rate_limit=settings.feedback_rate_limit,
                                         dedup_seconds=settings.feedback_dedup_seconds,
                                         retention_days=settings.feedback_retention_days,

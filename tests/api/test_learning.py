@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -182,7 +183,8 @@ def test_an_automatic_retrain_and_a_learn_call_give_one_version(api: Api, core: 
         core.learning.submit = None
         with core.db.transaction() as s:
             s.get(ModelVersion, queued.id).status_code = status.MODEL_TRAINING
-        finish = threading.Timer(0.3, lambda: core.learning._finish(queued.id, status.MODEL_TRAINED, {}, {}, None))
+        finish = threading.Timer(0.3, lambda: core.learning._finish(queued.id, status.MODEL_TRAINED, {}, {}, None,
+                                                                    time.monotonic()))
         finish.start()
         waited = cli.learning.request(api.app_id, GENERAL, progress=said.append)
         finish.join()

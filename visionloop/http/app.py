@@ -17,6 +17,7 @@ from visionloop.http.console import install_console
 from visionloop.http.errors import CatchAll, install_error_handlers
 from visionloop.http.fast_lane import FastLane, fast_routes
 from visionloop.http.guard import BodyGuard
+from visionloop.http.metrics import exposed_metrics, install_metrics
 from visionloop.http.slashes import EncodedSlashes
 from visionloop.http.routes import alarms, concepts, feedback, inputs, models, predict, search, versions
 from visionloop.http.schemas import ErrorOut
@@ -58,7 +59,8 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
         owned = core is None
         app.state.core = core or VisionLoop(settings)
         try:
-            yield
+            with exposed_metrics(app, app.state.core, settings):
+                yield
         finally:  # a fresh pool (no threads until used) for an app driven again, as tests do
             pool, app.state.feedback_pool = app.state.feedback_pool, feedback_pool()
             pool.shutdown(wait=True)  # feedback being recorded is committed before the core closes
@@ -86,5 +88,6 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
     app.add_middleware(FastLane, routes=fast_routes(ROUTERS, ("/v2", APP_SCOPED)))  # inside BodyGuard: added first
     app.add_middleware(EncodedSlashes)  # before any routing: the lane's and the app's
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(CatchAll)  # outermost
+    app.add_middleware(CatchAll)
+    install_metrics(app, settings)  # outermost, when metrics are on
     return app

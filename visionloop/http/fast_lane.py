@@ -23,6 +23,7 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from visionloop.http.errors import api_error_of, error_response
+from visionloop.http.metrics import note_route
 from visionloop.http.slashes import restore
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -51,6 +52,7 @@ class FastLane:
             for route in self.routes:
                 match, child = route.matches(scope)
                 if match is Match.FULL:
+                    note_route(scope, route.path)
                     scope = {**scope, **child}
                     scope["path_params"] = restore(scope["path_params"])
                     request = Request(scope, receive)

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from visionloop.metrics import METRICS
+
 # Imported here, in the importing (main) thread, not lazily in a request thread: onnxruntime's
 # extension module has been seen to crash when first imported from a worker thread.
 from visionloop.models.backbone import DETECTION_SIZE, Backbone, BackboneOutput
@@ -77,6 +79,7 @@ class ModelRuntime:
     def _run_batches(self, batches: list[np.ndarray]) -> list[Logits]:
         """One forward of several callers' batches; each gets back the rows of its own images."""
         logits, features = self.backbone.logits(batches[0] if len(batches) == 1 else np.concatenate(batches))
+        METRICS.dynamic_batch.observe(len(logits))
         ends = np.cumsum([len(b) for b in batches])[:-1]
         return list(zip(np.split(logits, ends), np.split(features, ends)))
 

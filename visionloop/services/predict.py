@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from visionloop import errors
 from visionloop.ids import is_valid_client_id, new_id
+from visionloop.metrics import METRICS
 from visionloop.models.catalog import CONCEPT
 from visionloop.models.predictions import ConceptScore, Prediction, Region
 from visionloop.models.predictors import MIN_SIDE
@@ -118,6 +119,7 @@ class PredictService:
             for it, pred in zip(ready, predictor.predict(pils)):
                 it.prediction = pred
             self._remember(caller, view.model, version, ready, images)
+            METRICS.predicted(view.model, len(ready))
         return view, version, items
 
     @staticmethod

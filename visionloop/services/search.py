@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from visionloop import errors
 from visionloop.ids import new_id
+from visionloop.metrics import METRICS
 from visionloop.models.catalog import EMBED, GENERAL
 from visionloop.models.predictors import MIN_SIDE, Predictor
 from visionloop.services import geo
@@ -193,7 +194,9 @@ class SearchService:
         # score is what clients threshold on, as on Clarifai, so it is shown clipped (order kept).
         hits = [Hit(page.offset + n + 1, min(1.0, max(0.0, score)), stored[i], propensities.get(i))
                 for n, (i, score) in enumerate(shown) if i in stored]
-        search_id = self._remember(caller, raw_query, query_kind(terms), identity, ranking, hits)
+        kind = query_kind(terms)
+        search_id = self._remember(caller, raw_query, kind, identity, ranking, hits)
+        METRICS.searched(kind)
         return SearchResult(search_id, hits)
 
     def _explore(self, ranked: list[tuple[str, float]], page: Page) -> dict[str, float]:

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Select, bindparam, delete, insert, or_, selec
 
 from visionloop import errors
 from visionloop.ids import new_id
+from visionloop.metrics import METRICS
 from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing, serialize
 from visionloop.store.group_commit import GroupCommit
@@ -202,11 +203,14 @@ class FeedbackLog:
 
         Concurrent appends share a transaction (:mod:`visionloop.store.group_commit`).
         """
-        return self._commits.submit(ev)
+        appended = self._commits.submit(ev)
+        METRICS.feedback_stored(ev.normalized, appended.duplicate)
+        return appended
 
     def _write(self, events: Sequence[NewEvent]) -> list[Appended]:
         """One transaction for a batch of events, oldest first: retries of the latest statement on a
         subject, stored or earlier in the batch, are not stored again."""
+        METRICS.feedback_commit_batch.observe(len(events))
         now = utcnow()
         out: list[Appended] = []
         rows: list[dict[str, Any]] = []

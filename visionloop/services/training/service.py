@@ -28,6 +28,7 @@ from visionloop import errors, status
 from visionloop.ids import new_id
 from visionloop.learning.heads import ConceptHeads
 from visionloop.learning.labels import UserReliability, down_weighted
+from visionloop.metrics import METRICS
 from visionloop.models.catalog import COLOR, CONCEPT, CUSTOM, CUSTOM_DETECTOR, DETECTION, EMBED, EMBEDDING, FOCUS
 from visionloop.models.predictors import Predictor
 from visionloop.models.runtime import ModelRuntime
@@ -183,6 +184,7 @@ class LearningService:
             version.status_code = status.MODEL_TRAINING
             model = s.get(Model, version.model_pk)
             assert model is not None
+        started = time.monotonic()
         activation = self.models.activation(version.app_id, model)
         by_hand = activation is not None and activation.by_hand
         fall_back = bool((version.params or {}).get("after_erasure")) and not by_hand
@@ -193,20 +195,20 @@ class LearningService:
             if fall_back:
                 self.models.clear_active(version.app_id, model)
             return self._finish(version_id, status.MODEL_TRAINING_INSUFFICIENT_DATA,
-                                {"kind": PENDING, "error": str(exc), **read}, {}, None)
+                                {"kind": PENDING, "error": str(exc), **read}, {}, None, started)
         except Exception as exc:  # a failed job is recorded, never left "training"
             log.exception("training version %s failed", version_id)
             if fall_back:
                 self.models.clear_active(version.app_id, model)
             return self._finish(version_id, status.MODEL_TRAINING_FAILED,
-                                {"kind": PENDING, "error": f"{type(exc).__name__}: {exc}"}, {}, None)
+                                {"kind": PENDING, "error": f"{type(exc).__name__}: {exc}"}, {}, None, started)
         if promote and activation is not None and by_hand and not self._learned_since(activation, model, params):
             promote = False
             params = {**params, "promoted": False,
                       "decision": f"{params['decision']}; kept version {activation.version_id}, activated by hand: "
                                   "it is replaced only by a version that wins having learned from feedback given "
                                   "since"}
-        done = self._finish(version_id, status.MODEL_TRAINED, params, metrics, artifact)
+        done = self._finish(version_id, status.MODEL_TRAINED, params, metrics, artifact, started)
         if promote:
             self.models.set_active(version.app_id, model, version_id)
         return done
@@ -277,7 +279,8 @@ class LearningService:
         return params, {"holdout": trained.holdout}, artifact, promote
 
     def _finish(self, version_id: str, code: int, params: dict[str, Any], metrics: dict[str, Any],
-                artifact: str | None) -> ModelVersion:
+                artifact: str | None, started: float) -> ModelVersion:
+        """Record a job's outcome; ``started``: ``time.monotonic()`` when this process claimed it."""
         with self.db.transaction() as s:
             version = s.get(ModelVersion, version_id)
             assert version is not None
@@ -285,6 +288,7 @@ class LearningService:
             version.params = {**(version.params or {}), **params}
             version.metrics = metrics
             version.artifact_digest = artifact
+        METRICS.trained(code, time.monotonic() - started)
         return version
 
     # -- evaluation, promotion ------------------------------------------------------------------
