@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.alarm_traffic import drawings, photos
 from tests.conftest import make_api
@@ -19,6 +20,7 @@ from tests.helpers import Api, b64
 from visionloop.core import VisionLoop
 from visionloop.services.monitoring.webhook import SIGNATURE_HEADER, signature
 
+METRICS_TOKEN = "a-scraper-token-of-16-or-more"
 REFERENCE, WINDOW = 100, 50  # smaller than the defaults (200, 100): the test stays fast; docs/alarms.md
 
 
@@ -26,7 +28,7 @@ REFERENCE, WINDOW = 100, 50  # smaller than the defaults (200, 100): the test st
 def settings_overrides() -> dict[str, Any]:
     return {"alarm_drift_reference": REFERENCE, "alarm_drift_window": WINDOW, "alarm_feedback_window": 50,
             "alarm_search_window": 20, "alarm_search_settle_seconds": 0, "feedback_rate_limit": 0,
-            "feedback_dedup_seconds": 0}
+            "feedback_dedup_seconds": 0, "metrics": "token", "metrics_token": METRICS_TOKEN}
 
 
 def alarms(api: Api, **params: Any) -> list[dict]:
@@ -96,6 +98,15 @@ def test_a_concept_whose_feedback_turns_negative_fires_and_resolves(api: Api, co
     assert alarms(api, state="firing") == [] and alarms(api)[0]["state"] == "resolved"
     assert [(a["kind"], a["state"]) for a in notified] == [("feedback_quality", "firing"),
                                                            ("feedback_quality", "resolved")]
+
+
+def test_a_firing_alarm_is_a_prometheus_gauge(api: Api, other_api: Api, core: VisionLoop, client: Any) -> None:
+    negative_concept(api, core)
+    r = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert r.status_code == 200, r.text
+    firing = {tuple(sorted(s.labels.items())): s.value for family in text_string_to_metric_families(r.text)
+              for s in family.samples if s.name == "visionloop_alarms_firing"}
+    assert firing == {(("app", api.app_id), ("kind", "feedback_quality"), ("model", GENERAL)): 1}
 
 
 def test_promoting_a_version_resets_the_baseline_and_resolves(api: Api, core: VisionLoop) -> None:
