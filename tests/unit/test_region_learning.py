@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from visionloop.learning.metrics_regions import RegionFeedback, evaluate_regions
+from visionloop.learning.metrics_regions import evaluate_regions
+from visionloop.learning.vocabulary import RegionFeedback
 from visionloop.services.training.region_learning import (
     DETECTORS,
     Crops,

@@ -24,7 +24,8 @@ import numpy as np
 from sklearn.metrics import precision_recall_curve
 
 from visionloop.learning.boxes import Box, as_box, iou
-from visionloop.learning.metrics_regions import JudgedRegion, RegionFeedback
+from visionloop.learning.metrics_regions import JudgedRegion
+from visionloop.learning.vocabulary import RegionFeedback
 
 MIN_JUDGED = 30
 MIN_PAIRS = 10

@@ -53,7 +53,8 @@ from visionloop.learning.boxes import Box, as_box, iou
 from visionloop.learning.detector import BoxDetector, Detection, from_bytes, to_bytes
 from visionloop.learning.estimates import Estimate
 from visionloop.learning.metrics_detection import DetectionScores, Scored, score_detections
-from visionloop.learning.metrics_regions import MIN_COUNT, RegionFeedback
+from visionloop.learning.metrics_regions import MIN_COUNT
+from visionloop.learning.vocabulary import RegionFeedback
 from visionloop.learning.promotion import decide
 from visionloop.models.catalog import CUSTOM_DETECTOR, DETECTION
 from visionloop.models.predictions import Box as WireBox

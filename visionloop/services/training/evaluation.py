@@ -18,6 +18,7 @@ from visionloop.learning.events import one_per_region, region_judgements
 from visionloop.learning.labels import Label
 from visionloop.learning.metrics_concepts import ConceptRecord, ConceptReport, evaluate_concepts
 from visionloop.learning.metrics_regions import JudgedRegion, RegionMetrics, RegionReport, evaluate_regions
+from visionloop.learning.vocabulary import EventType
 from visionloop.models.catalog import EMBEDDING
 from visionloop.services.training.concept_training import estimate_json
 from visionloop.services.training.data import ConceptData, concept_data
@@ -92,7 +93,7 @@ def unlinked_events(s: Session, app_id: str, model: Model, version: ModelVersion
     """Feedback on this version stored unlinked (its output_id named no output here: see
     visionloop/services/feedback/record.py), which the metrics above cannot score; counted apart."""
     if model.model_type == EMBEDDING:
-        where = [FeedbackEvent.event_type == "search_click", FeedbackEvent.search_id.is_(None)]
+        where = [FeedbackEvent.event_type == EventType.SEARCH_CLICK, FeedbackEvent.search_id.is_(None)]
     else:
         where = [FeedbackEvent.model_pk == model.pk, FeedbackEvent.version_id == version.id,
                  FeedbackEvent.event_type == "annotation", FeedbackEvent.output_id.is_(None)]

@@ -52,10 +52,11 @@ from visionloop import errors
 from visionloop.ids import new_id
 from visionloop.learning.boxes import Box, as_box, iou, same
 from visionloop.learning.labels import Vote, aggregate
-from visionloop.learning.metrics_regions import MIN_COUNT, JudgedRegion, RegionFeedback, evaluate_regions
+from visionloop.learning.metrics_regions import MIN_COUNT, JudgedRegion, evaluate_regions
 from visionloop.learning.promotion import Decision, decide
 from visionloop.learning.region_calibration import MIN_JUDGED, calibrate_thresholds, fit_box_corrections
 from visionloop.learning.split import is_held_out
+from visionloop.learning.vocabulary import EventKind, EventType, RegionFeedback
 from visionloop.models.predictors import FACE_THRESHOLD, Predictor
 from visionloop.models.runtime import ModelRuntime
 from visionloop.services.images import CheckedImage, open_rgb
@@ -137,11 +138,11 @@ def statements(s: Session, app_id: str, model: Model, concepts: set[str] | None,
     n_events, last_seq = 0, 0
     rows = s.execute(select(FeedbackEvent.seq, FeedbackEvent.output_id, FeedbackEvent.end_user_id, FeedbackEvent.body)
                      .where(FeedbackEvent.app_id == app_id, FeedbackEvent.model_pk.in_(model_pks or [model.pk]),
-                            FeedbackEvent.event_type == "annotation", FeedbackEvent.output_id.is_not(None))
+                            FeedbackEvent.event_type == EventType.ANNOTATION, FeedbackEvent.output_id.is_not(None))
                      .order_by(FeedbackEvent.seq))
     for seq, output_id, end_user, body in rows:
         normalized = (body or {}).get("normalized") or {}
-        if normalized.get("kind") != "regions":
+        if normalized.get("kind") != EventKind.REGIONS:
             continue
         n_events, last_seq = n_events + 1, seq
         users = by_user[output_id] = by_user.pop(output_id, None) or {}  # moved to the end: most recent
