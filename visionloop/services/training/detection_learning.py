@@ -54,6 +54,7 @@ from visionloop.learning.detector import BoxDetector, Detection, from_bytes, to_
 from visionloop.learning.estimates import Estimate
 from visionloop.learning.metrics_detection import DetectionScores, Scored, score_detections
 from visionloop.learning.metrics_regions import MIN_COUNT
+from visionloop.learning.region_votes import Statements
 from visionloop.learning.vocabulary import RegionFeedback
 from visionloop.learning.promotion import decide
 from visionloop.models.catalog import CUSTOM_DETECTOR, DETECTION
@@ -64,7 +65,7 @@ from visionloop.models.runtime import ModelRuntime
 from visionloop.services.input_regions import box_of, regions_of
 from visionloop.services.models import SHARED, chosen_concepts
 from visionloop.services.training.concept_training import InsufficientData, estimate_json
-from visionloop.services.training.region_learning import Crops, Statements, statements
+from visionloop.services.training.region_learning import Crops, statements
 from visionloop.store.blobs import BlobMissing, BlobStore
 from visionloop.store.db import Database
 from visionloop.store.tables import (Concept, FeedbackEvent, Input, InputRegion, Model, ModelVersion, Output,
