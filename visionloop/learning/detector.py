@@ -400,7 +400,7 @@ class BoxDetector(BaseEstimator):
             for box, score in fused_nms(boxes, scores, self.nms_iou, self.max_detections):
                 top, left, bottom, right = (float(v) for v in box)
                 if top < bottom and left < right:
-                    out.append((c, (top, left, bottom, right), score))
+                    out.append((c, Box(top, left, bottom, right), score))
         return out
 
     # -- calibration ----------------------------------------------------------------------------

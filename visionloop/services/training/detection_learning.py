@@ -58,7 +58,6 @@ from visionloop.learning.region_votes import Statements
 from visionloop.learning.vocabulary import RegionFeedback
 from visionloop.learning.promotion import decide
 from visionloop.models.catalog import CUSTOM_DETECTOR, DETECTION
-from visionloop.models.predictions import Box as WireBox
 from visionloop.models.predictions import ConceptScore, Prediction, Region
 from visionloop.models.predictors import Predictor
 from visionloop.models.runtime import ModelRuntime
@@ -160,7 +159,7 @@ class DetectorPredictor:
 
 
 def _region(d: Detection, names: dict[str, str]) -> Region:
-    return Region(id=new_id(), box=WireBox(*d.box), concepts=(ConceptScore(d.concept, names.get(d.concept, d.concept),
+    return Region(id=new_id(), box=Box(*d.box), concepts=(ConceptScore(d.concept, names.get(d.concept, d.concept),
                                                                             d.value),), value=d.value)
 
 

@@ -91,7 +91,7 @@ class DetectorSpec:
 
 def _faces(runtime: ModelRuntime) -> Detect:
     def detect(image: Image.Image, min_score: float) -> list[Candidate]:
-        return [Candidate(new_id(), "face", "face", (d.top, d.left, d.bottom, d.right), float(d.score))
+        return [Candidate(new_id(), "face", "face", Box(d.top, d.left, d.bottom, d.right), float(d.score))
                 for d in runtime.detect_faces(image, min_score=min_score)]
     return detect
 

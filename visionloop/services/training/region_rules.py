@@ -28,7 +28,6 @@ from PIL import Image
 
 from visionloop.learning.boxes import Box
 from visionloop.learning.region_calibration import shift_box, suppression_mask
-from visionloop.models.predictions import Box as WireBox
 from visionloop.models.predictions import ConceptScore, Prediction, Region
 from visionloop.models.runtime import ModelRuntime
 
@@ -125,7 +124,7 @@ def crop_embeddings(runtime: ModelRuntime, image: Image.Image, boxes: Sequence[B
 
 
 def _region(c: Candidate, box: Box) -> Region:
-    return Region(id=c.id, box=WireBox(*box), concepts=(ConceptScore(c.concept, c.name, c.score),), value=c.score)
+    return Region(id=c.id, box=Box(*box), concepts=(ConceptScore(c.concept, c.name, c.score),), value=c.score)
 
 
 Detect = Callable[[Image.Image, float], list[Candidate]]
