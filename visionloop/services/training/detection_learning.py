@@ -55,7 +55,7 @@ from visionloop.learning.estimates import Estimate
 from visionloop.learning.metrics_detection import DetectionScores, Scored, score_detections
 from visionloop.learning.metrics_regions import MIN_COUNT
 from visionloop.learning.region_votes import Statements
-from visionloop.learning.vocabulary import RegionFeedback
+from visionloop.learning.vocabulary import EventType, RegionFeedback
 from visionloop.learning.promotion import decide
 from visionloop.models.catalog import CUSTOM_DETECTOR, DETECTION
 from visionloop.models.predictions import ConceptScore, Prediction, Region
@@ -234,7 +234,7 @@ class DetectionLearning:
         since_seq = max([((v.params or {}).get("trained_on") or {}).get("last_seq", 0) for v in versions] or [0])
         detectors = select(Model.pk).where(Model.app_id.in_([SHARED, model.app_id]), Model.model_type == DETECTION)
         events = s.scalars(select(FeedbackEvent.body).where(
-            FeedbackEvent.app_id == model.app_id, FeedbackEvent.event_type == "annotation",
+            FeedbackEvent.app_id == model.app_id, FeedbackEvent.event_type == EventType.ANNOTATION,
             FeedbackEvent.model_pk.in_(detectors), FeedbackEvent.output_id.is_not(None),
             FeedbackEvent.seq > since_seq).order_by(FeedbackEvent.seq.desc()).limit(SCANNED))
         n = 0

@@ -56,7 +56,7 @@ def concept_records(s: Session, app_id: str, data: ConceptData, version: ModelVe
     rows = s.execute(select(FeedbackEvent.output_id, Output.digest, Output.result)
                      .join(Output, Output.id == FeedbackEvent.output_id)
                      .where(FeedbackEvent.app_id == app_id, FeedbackEvent.version_id == version.id,
-                            FeedbackEvent.event_type == "annotation")).all()
+                            FeedbackEvent.event_type == EventType.ANNOTATION)).all()
     by_digest: dict[str, list[tuple[str, Label]]] = {}
     for (digest, concept), label in labels.items():
         by_digest.setdefault(digest, []).append((concept, label))
@@ -81,7 +81,7 @@ def region_metrics(s: Session, app_id: str, version: ModelVersion) -> dict[str, 
     events = s.execute(select(FeedbackEvent.output_id, FeedbackEvent.end_user_id, FeedbackEvent.body, Output.result)
                        .join(Output, Output.id == FeedbackEvent.output_id)
                        .where(FeedbackEvent.app_id == app_id, FeedbackEvent.version_id == version.id,
-                              FeedbackEvent.event_type == "annotation")
+                              FeedbackEvent.event_type == EventType.ANNOTATION)
                        .order_by(FeedbackEvent.seq))
     for output_id, user, body, result in events:
         predicted = {r["id"]: (tuple(r["box"]), r.get("value")) for r in (result or {}).get("regions", [])}
@@ -96,6 +96,6 @@ def unlinked_events(s: Session, app_id: str, model: Model, version: ModelVersion
         where = [FeedbackEvent.event_type == EventType.SEARCH_CLICK, FeedbackEvent.search_id.is_(None)]
     else:
         where = [FeedbackEvent.model_pk == model.pk, FeedbackEvent.version_id == version.id,
-                 FeedbackEvent.event_type == "annotation", FeedbackEvent.output_id.is_(None)]
+                 FeedbackEvent.event_type == EventType.ANNOTATION, FeedbackEvent.output_id.is_(None)]
     return s.scalar(select(func.count()).select_from(FeedbackEvent)
                     .where(FeedbackEvent.app_id == app_id, *where)) or 0

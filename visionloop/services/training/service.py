@@ -375,7 +375,7 @@ class LearningService:
         out = []
         with self.db.session() as s:
             pairs = s.execute(select(FeedbackEvent.app_id, FeedbackEvent.model_pk)
-                              .where(FeedbackEvent.event_type == "annotation", FeedbackEvent.model_pk.is_not(None))
+                              .where(FeedbackEvent.event_type == EventType.ANNOTATION, FeedbackEvent.model_pk.is_not(None))
                               .group_by(FeedbackEvent.app_id, FeedbackEvent.model_pk)).all()
             embed = s.scalar(select(Model.pk).where(Model.app_id == SHARED, Model.id == EMBED.id))
             clicked = s.scalars(select(FeedbackEvent.app_id).where(FeedbackEvent.event_type == EventType.SEARCH_CLICK)
