@@ -30,8 +30,8 @@ seen. It is used only after ``min_sessions`` clicked searches, and only if it be
 by the IPS-weighted DCG of the clicked hits, cross-fitted by query (each query's searches scored
 by weights trained on other queries only) with a paired one-sided test ``z >= min_z`` over the
 queries' mean gains; otherwise scores stay cosine. Folds by search would let a query searched
-again sit on both sides: offline on the search benchmark's data (seeds 1 and 3) that adopted
-weights (z >= 1.64) that lowered NDCG@10 on new queries by 5% and 2%; by query z is -1.9 and 0.1.
+again sit on both sides: offline on the search benchmark's data that adopted weights that lowered
+NDCG@10 on new queries, which folds by query refused (docs/benchmarks.md, docs/search-learning.md).
 
 Fitted models serialise to numpy arrays + JSON, never a pickle.
 """

@@ -146,8 +146,8 @@ class ConceptHeads(BaseEstimator):
 
         fitted: dict[str, _Head] = {}
         skipped: dict[str, str] = {}
-        # Each concept is a small problem: multi-threaded BLAS only adds synchronisation (10x
-        # slower measured on a loaded 2-core machine), so fit on one BLAS thread.
+        # Each concept is a small problem: multi-threaded BLAS only adds synchronisation (measured
+        # much slower on a loaded 2-core machine), so fit on one BLAS thread.
         with threadpool_limits(limits=1, user_api="blas"):
             for j, name in enumerate(names):
                 head = self._fit_concept(X, Xs, Y[:, j], W[:, j], labelled[:, j], mean, scale)

@@ -41,8 +41,8 @@ log = logging.getLogger("visionloop.feedback")
 DELETE_CHUNK = 500
 
 # Built once, run per batch of feedback (building a statement costs more than running it), and
-# compiled once (visionloop/store/prepared.py): a batch of 8 events took 0.93 ms to write through
-# Connection.execute, 0.65 ms prepared (and on the connection writing() keeps).
+# compiled once (visionloop/store/prepared.py): a batch writes faster prepared than through
+# Connection.execute (and on the connection writing() keeps; docs/benchmarks.md).
 _EARLIER = PreparedIn(lambda n: select(FeedbackEvent.app_id, FeedbackEvent.body_hash, FeedbackEvent.id,
                                         FeedbackEvent.seq)
                       .where(FeedbackEvent.body_hash.in_(slots("hash", n)),

@@ -4,7 +4,8 @@ Parsing is total: any JSON value either becomes a :class:`ModelFeedbackIn` /
 :class:`SearchFeedbackIn` or raises an :class:`~visionloop.errors.ApiError` whose details name
 the field and the reason (``input.data.regions[1].region_info.bounding_box.top_row: ...``).
 
-Lenient exactly where the official clients differ (see DESIGN.md and shared/wire/):
+Lenient exactly where the official clients differ (see DESIGN.md and the clients' captured
+requests in wire/, in the ``shared/`` folder that lies beside the repository):
 
 - concept ``value``: ``true``/``false`` (js, curl, grpc JSON) or ``1.0``/``0.0`` (Python 2.6.2);
   missing or ``null`` means present, as when annotating inputs;
