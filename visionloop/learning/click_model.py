@@ -38,8 +38,6 @@ Fitted models serialise to numpy arrays + JSON, never a pickle.
 
 from __future__ import annotations
 
-import io
-import json
 import math
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -51,6 +49,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from visionloop.learning.artifact import pack, unpack
 from visionloop.learning.labels import Vote
 from visionloop.learning.params import Range, validate
 
@@ -344,20 +343,12 @@ class ClickModel(BaseEstimator):
                 "n_click_sessions": self.n_click_sessions_, "reranking": self.reranking_,
                 "reason": self.reason_, "validation": self.validation_,
                 "n_features_in": getattr(self, "n_features_in_", None)}
-        arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
-        if self.weights_ is not None:
-            arrays["weights"] = self.weights_
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
-        return buffer.getvalue()
+        return pack(meta, {} if self.weights_ is None else {"weights": self.weights_})
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ClickModel:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            meta = json.loads(archive["meta"].tobytes().decode())
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"not a {FORMAT} artifact: {meta.get('format')!r}")
-            weights = archive["weights"] if "weights" in archive.files else None
+        meta, arrays = unpack(data, FORMAT)
+        weights = arrays.get("weights")
         model = cls(**meta["params"])
         model.eta_ = float(meta["eta"])
         model.fit_iterations_ = int(meta["fit_iterations"])
