@@ -16,8 +16,9 @@ import numpy as np
 
 def pack(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> bytes:
     """``meta`` (JSON-ready, with its ``format``) and the named arrays, compressed."""
+    stored: dict[str, Any] = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays}
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    np.savez_compressed(buffer, **stored)
     return buffer.getvalue()
 
 

@@ -35,8 +35,9 @@ class Statements:
         boxes count for ``concepts`` (None: whatever concept they name)."""
         feedback = RegionFeedback.parse(region.get("feedback"))
         box = as_box(region["box"])
-        if region.get("region_id"):
-            self.tied[region["region_id"]] = (feedback, box)
+        region_id = region.get("region_id")
+        if region_id:
+            self.tied[region_id] = (feedback, box)
             return
         if feedback is FALSE_POSITIVE:
             return  # about nothing that was predicted

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Select, bindparam, delete, insert, or_, selec
 
 from visionloop import errors
 from visionloop.ids import new_id
+from visionloop.learning.vocabulary import NormalizedEvent
 from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing, serialize
 from visionloop.store.group_commit import GroupCommit
@@ -70,7 +71,7 @@ class NewEvent:
     key_id: str
     event_type: str
     body_hash: str
-    normalized: dict[str, Any]
+    normalized: NormalizedEvent
     raw: dict[str, Any]
     end_user_id: str | None = None
     session_id: str | None = None

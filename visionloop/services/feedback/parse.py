@@ -38,7 +38,8 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from visionloop import errors
-from visionloop.learning.vocabulary import EVENT_TYPE_NUMBERS, REGION_FEEDBACK_NUMBERS, EventKind, EventType, RegionFeedback
+from visionloop.learning.vocabulary import (EVENT_TYPE_NUMBERS, REGION_FEEDBACK_NUMBERS, EventKind, EventType,
+                                           RegionFeedback)
 from visionloop.models.predictions import Box
 
 E = TypeVar("E", bound=enum.StrEnum)
@@ -253,7 +254,8 @@ def parse_region(value: Any, field: str) -> RegionIn:
     raw = _object(value, field, required=True)
     assert raw is not None
     info = _object(raw.get("region_info"), f"{field}.region_info") or {}
-    feedback = _enum(info.get("feedback"), f"{field}.region_info.feedback", REGION_FEEDBACK_NUMBERS) or RegionFeedback.ACCURATE
+    feedback = (_enum(info.get("feedback"), f"{field}.region_info.feedback", REGION_FEEDBACK_NUMBERS)
+                or RegionFeedback.ACCURATE)
     box = parse_box(info.get("bounding_box"), f"{field}.region_info.bounding_box")
     region_id = _text(raw.get("id"), f"{field}.id")
     data = _object(raw.get("data"), f"{field}.data") or {}

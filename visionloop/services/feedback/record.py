@@ -287,8 +287,9 @@ class FeedbackRecorder:
             raise errors.InputNotFound(f"input.id: input {fb.input_id!r} is not among the hits of search "
                                        f"{search_id!r}, so it cannot have been clicked",
                                        description="Input is not a hit of this search")
-        normalized: NormalizedEvent = {"kind": EventKind.SEARCH_CLICK, "search_id": search_id, "input_id": fb.input_id, "rank": hit.rank,
-                      "score": hit.score, "search_kind": search.kind, "digest": hit.digest}
+        normalized: NormalizedEvent = {"kind": EventKind.SEARCH_CLICK, "search_id": search_id, "input_id": fb.input_id,
+                                       "rank": hit.rank, "score": hit.score, "search_kind": search.kind,
+                                       "digest": hit.digest}
         statement = {"app": caller.app_id, "kind": EventKind.SEARCH_CLICK, "search": search_id, "input": fb.input_id,
                      "end_user": fb.info.end_user_id, "session": fb.info.session_id}
         return self.log.append(NewEvent(
@@ -301,8 +302,9 @@ class FeedbackRecorder:
         """A click on a search unknown here: stored as said, with no search, rank or score (so no
         click learning or search metric reads it)."""
         search_id = fb.info.search_id or ""
-        normalized: NormalizedEvent = {"kind": EventKind.SEARCH_CLICK, "search_id": None, "input_id": fb.input_id, "rank": None,
-                      "score": None, "unlinked": {"search_id": search_id, "input_id": fb.input_id}}
+        normalized: NormalizedEvent = {"kind": EventKind.SEARCH_CLICK, "search_id": None, "input_id": fb.input_id,
+                                       "rank": None, "score": None,
+                                       "unlinked": {"search_id": search_id, "input_id": fb.input_id}}
         statement = {"app": caller.app_id, "kind": EventKind.SEARCH_CLICK, "search": ["unlinked", search_id],
                      "input": fb.input_id, "end_user": fb.info.end_user_id, "session": fb.info.session_id}
         return self.log.append(NewEvent(

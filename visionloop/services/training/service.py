@@ -375,12 +375,14 @@ class LearningService:
         out = []
         with self.db.session() as s:
             pairs = s.execute(select(FeedbackEvent.app_id, FeedbackEvent.model_pk)
-                              .where(FeedbackEvent.event_type == EventType.ANNOTATION, FeedbackEvent.model_pk.is_not(None))
+                              .where(FeedbackEvent.event_type == EventType.ANNOTATION,
+                                     FeedbackEvent.model_pk.is_not(None))
                               .group_by(FeedbackEvent.app_id, FeedbackEvent.model_pk)).all()
             embed = s.scalar(select(Model.pk).where(Model.app_id == SHARED, Model.id == EMBED.id))
             clicked = s.scalars(select(FeedbackEvent.app_id).where(FeedbackEvent.event_type == EventType.SEARCH_CLICK)
                                 .group_by(FeedbackEvent.app_id)).all()
-            watched = [(a, m, EventType.ANNOTATION) for a, m in pairs] + [(a, embed, EventType.SEARCH_CLICK) for a in clicked if embed]
+            watched = [(a, m, EventType.ANNOTATION) for a, m in pairs]
+            watched += [(a, embed, EventType.SEARCH_CLICK) for a in clicked if embed]
             for app_id, model_pk, event_type in watched:
                 model = s.get(Model, model_pk)
                 if model is None or model.app_id not in (SHARED, app_id) or model.runtime == CUSTOM_DETECTOR or not (
@@ -395,7 +397,8 @@ class LearningService:
                 events = select(func.count()).select_from(FeedbackEvent).where(
                     FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == event_type, FeedbackEvent.seq > since)
                 new = s.scalar(events.where(FeedbackEvent.search_id.is_not(None))  # unlinked clicks teach nothing
-                               if event_type == EventType.SEARCH_CLICK else events.where(FeedbackEvent.model_pk == model_pk))
+                               if event_type == EventType.SEARCH_CLICK
+                               else events.where(FeedbackEvent.model_pk == model_pk))
                 if new >= min_new_events:
                     out.append((app_id, model.id))
             for model in s.scalars(select(Model).where(Model.runtime == CUSTOM_DETECTOR,
