@@ -109,7 +109,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import search_memory  # noqa: E402
-from bench.learning_plain import compare, means, plain_accuracies, summary_rows  # noqa: E402
 from bench.common import ROOT, server  # noqa: E402
 from bench.datasets import (  # noqa: E402
     EMOJI_TO_FASHION,
@@ -121,6 +120,7 @@ from bench.datasets import (  # noqa: E402
     fashion_mnist,
     fashion_png,
 )
+from bench.learning_plain import compare, means, plain_accuracies, summary_rows  # noqa: E402
 
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
 EMBED = "bbb5f41425b8468d9b7a554ff10f8581"

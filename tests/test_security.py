@@ -44,13 +44,13 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import text
 
+from tests.helpers import Api, ImageServer, b64, clean_env, free_port, png_bytes
 from visionloop.core import VisionLoop
 from visionloop.http.app import APP_SCOPED, ROUTERS
 from visionloop.http.routes import models as model_routes
 from visionloop.ids import new_id
 from visionloop.services.apps import SCOPES
 from visionloop.services.fetch import ImageFetcher
-from tests.helpers import Api, ImageServer, b64, clean_env, free_port, png_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
