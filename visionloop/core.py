@@ -13,16 +13,16 @@ from visionloop.models.backbone import EMBEDDING_DIM
 from visionloop.models.batching import BatchPolicy
 from visionloop.models.runtime import ModelRuntime
 from visionloop.services.apps import SCOPES, AppService, KeyInfo, Secret
-from visionloop.services.click_memory import ClickMemoryService, MemorySettings
 from visionloop.services.concepts import ConceptService
 from visionloop.services.console import ConsoleService
+from visionloop.services.click_memory import ClickMemoryService, MemorySettings
 from visionloop.services.feedback import FeedbackService
 from visionloop.services.fetch import ImageFetcher
 from visionloop.services.image_source import ImageLoader
-from visionloop.services.indexing import InputAnalyzer
 from visionloop.services.input_images import InputImages
 from visionloop.services.inputs import InputService
 from visionloop.services.models import ModelService
+from visionloop.services.indexing import InputAnalyzer
 from visionloop.services.predict import EMBEDDING_SPACE, PredictService
 from visionloop.services.search import SearchService
 from visionloop.services.training.service import LearningService

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.helpers import Api, b64, photo
 from visionloop.models.runtime import ModelRuntime
+from tests.helpers import Api, b64, photo
 
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
 EMBED = "bbb5f41425b8468d9b7a554ff10f8581"

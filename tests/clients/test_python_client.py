@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.clients import venvs
+from visionloop.models import catalog
 from tests.clients.harness import (
     assert_cat_photo,
     assert_face_region,
@@ -30,7 +31,6 @@ from tests.clients.harness import (
 )
 from tests.clients.live import LiveServer
 from tests.helpers import png_bytes
-from visionloop.models import catalog
 
 pytestmark = [pytest.mark.clients, pytest.mark.timeout(900)]
 

@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.conftest import make_api
-from tests.console.support import GENERAL, form_token, page_token, sign_in, trained_versions
-from tests.helpers import Api, b64, png_bytes
 from visionloop.core import VisionLoop
 from visionloop.store.tables import ModelVersion
+from tests.console.support import GENERAL, form_token, page_token, sign_in, trained_versions
+from tests.conftest import make_api
+from tests.helpers import Api, b64, png_bytes
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from visionloop import errors
-from visionloop.learning.vocabulary import RegionFeedback
 from visionloop.models.predictions import Box
+from visionloop.learning.vocabulary import RegionFeedback
 from visionloop.services.feedback.parse import (
     parse_box,
     parse_model_feedback,

@@ -13,10 +13,11 @@ import numpy as np
 from PIL import Image
 
 from visionloop.ids import new_id
-from visionloop.models.backbone import DETECTION_SIZE
-from visionloop.models.catalog import CUSTOM_DETECTOR, DOMAINS
+from visionloop.models.catalog import DOMAINS
 from visionloop.models.colors import THUMBNAIL as COLOR_SIDE
 from visionloop.models.colors import dominant_colors
+from visionloop.models.backbone import DETECTION_SIZE
+from visionloop.models.catalog import CUSTOM_DETECTOR
 from visionloop.models.concepts import Concept, ImageNetConcepts
 from visionloop.models.focus import SIDE as FOCUS_SIDE
 from visionloop.models.focus import focus

@@ -23,20 +23,8 @@ from visionloop.services.apps import Caller
 from visionloop.services.feedback.regions import predicted_regions
 from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing
-from visionloop.store.tables import (
-    ConsoleAction,
-    ConsoleSession,
-    FeedbackEvent,
-    Input,
-    InputConcept,
-    InputConceptScore,
-    Model,
-    Output,
-    Search,
-    ServerSecret,
-    input_has_image,
-    utcnow,
-)
+from visionloop.store.tables import (ConsoleAction, ConsoleSession, FeedbackEvent, Input, InputConcept,
+                                     InputConceptScore, Model, Output, Search, ServerSecret, input_has_image, utcnow)
 
 SESSION_SECRET = "console_session"
 _UNSURE = (0.25, 0.75)  # scores the review queue counts as the model being unsure

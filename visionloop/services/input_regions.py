@@ -27,9 +27,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from visionloop.ids import is_valid_client_id, new_id
-from visionloop.learning.vocabulary import RegionFeedback
 from visionloop.models.predictions import Box
 from visionloop.services.concepts import check_concept_id, ensure_concepts
+from visionloop.learning.vocabulary import RegionFeedback
 from visionloop.services.feedback.parse import invalid, parse_regions
 from visionloop.store.tables import InputRegion
 

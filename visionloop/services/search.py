@@ -32,14 +32,8 @@ from visionloop.models.catalog import EMBED, GENERAL
 from visionloop.models.predictors import MIN_SIDE, Predictor
 from visionloop.services import geo
 from visionloop.services.apps import Caller
-from visionloop.services.click_memory import (
-    FIRST_PAGE,
-    ClickMemoryService,
-    QueryIdentity,
-    canonical,
-    input_vectors,
-    query_identity,
-)
+from visionloop.services.click_memory import (FIRST_PAGE, ClickMemoryService, QueryIdentity, canonical,
+                                               input_vectors, query_identity)
 from visionloop.services.image_source import ImageLoader, ImageSource, without_image
 from visionloop.services.images import open_rgb
 from visionloop.services.inputs import InputService, StoredInput
@@ -48,19 +42,9 @@ from visionloop.services.paging import Page
 from visionloop.services.predict import EMBEDDING_SPACE, embedding_from_bytes, store_embeddings
 from visionloop.services.usage import count_usage
 from visionloop.store.db import Database
-from visionloop.store.tables import (
-    Concept,
-    Embedding,
-    Input,
-    InputConcept,
-    InputConceptScore,
-    Search,
-    SearchHit,
-    input_at_url,
-    input_has_image,
-    name_key,
-)
 from visionloop.store.vector_store import VectorStore
+from visionloop.store.tables import (Concept, Embedding, Input, InputConcept, InputConceptScore, Search, SearchHit,
+                                     input_at_url, input_has_image, name_key)
 
 EXACT_CANDIDATES = 20_000   # a filtered visual search scores at most this many candidates exactly
 MAX_REMEMBERED = 1000       # hits remembered per search (the positions a user can have seen)

@@ -38,13 +38,8 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from visionloop import errors
-from visionloop.learning.vocabulary import (
-    EVENT_TYPE_NUMBERS,
-    REGION_FEEDBACK_NUMBERS,
-    EventKind,
-    EventType,
-    RegionFeedback,
-)
+from visionloop.learning.vocabulary import (EVENT_TYPE_NUMBERS, REGION_FEEDBACK_NUMBERS, EventKind, EventType,
+                                           RegionFeedback)
 from visionloop.models.predictions import Box
 
 E = TypeVar("E", bound=enum.StrEnum)

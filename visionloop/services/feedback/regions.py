@@ -19,8 +19,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from visionloop.learning.vocabulary import RegionFeedback
 from visionloop.models.predictions import Box
+from visionloop.learning.vocabulary import RegionFeedback
 from visionloop.services.feedback.parse import RegionIn, invalid
 
 MATCH_IOU = 0.5

@@ -45,16 +45,8 @@ from visionloop.services.training.concept_training import InsufficientData, esti
 from visionloop.services.training.data import features
 from visionloop.store.blobs import BlobStore, digest_of
 from visionloop.store.db import Database
-from visionloop.store.tables import (
-    FeedbackEvent,
-    Input,
-    Model,
-    ModelVersion,
-    Search,
-    SearchHit,
-    input_at_url,
-    input_has_image,
-)
+from visionloop.store.tables import (FeedbackEvent, Input, Model, ModelVersion, Search, SearchHit, input_at_url,
+                                     input_has_image)
 
 CLICK_KIND = "click_model"
 MAX_SEARCHES = 10_000  # the latest searches a training or the metrics read

@@ -54,9 +54,9 @@ from visionloop.learning.detector import BoxDetector, Detection, from_bytes, to_
 from visionloop.learning.estimates import Estimate
 from visionloop.learning.metrics_detection import DetectionScores, Scored, score_detections
 from visionloop.learning.metrics_regions import MIN_COUNT
-from visionloop.learning.promotion import decide
 from visionloop.learning.region_votes import Statements
 from visionloop.learning.vocabulary import EventType, RegionFeedback
+from visionloop.learning.promotion import decide
 from visionloop.models.catalog import CUSTOM_DETECTOR, DETECTION
 from visionloop.models.predictions import ConceptScore, Prediction, Region
 from visionloop.models.predictors import Predictor
@@ -67,16 +67,8 @@ from visionloop.services.training.concept_training import InsufficientData, esti
 from visionloop.services.training.region_learning import Crops, statements
 from visionloop.store.blobs import BlobMissing, BlobStore
 from visionloop.store.db import Database
-from visionloop.store.tables import (
-    Concept,
-    FeedbackEvent,
-    Input,
-    InputRegion,
-    Model,
-    ModelVersion,
-    Output,
-    input_has_image,
-)
+from visionloop.store.tables import (Concept, FeedbackEvent, Input, InputRegion, Model, ModelVersion, Output,
+                                     input_has_image)
 
 DETECTOR_KIND = "box_detector"
 LEARNED_RUNTIMES = ("logo", CUSTOM_DETECTOR)  # detection models whose versions learn from boxes

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-
 import numpy as np
 from PIL import Image
 

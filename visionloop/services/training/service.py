@@ -36,21 +36,12 @@ from visionloop.services.models import SHARED, ModelService, ModelView, chosen_c
 from visionloop.services.training.click_learning import CLICK_KIND, ClickLearning
 from visionloop.services.training.concept_training import InsufficientData, train_heads
 from visionloop.services.training.data import concept_data, display, features
-from visionloop.services.training.detection_learning import DETECTOR_KIND, LEARNED_RUNTIMES, DetectionLearning
 from visionloop.services.training.evaluation import concept_metrics, concept_records, region_metrics, unlinked_events
+from visionloop.services.training.detection_learning import DETECTOR_KIND, LEARNED_RUNTIMES, DetectionLearning
 from visionloop.services.training.region_learning import DETECTORS, RegionLearning
 from visionloop.services.training.region_rules import REGION_KIND
-from visionloop.services.training.report import (
-    PLOTTING,
-    calibration,
-    confusion,
-    example_detections,
-    metrics_table,
-    per_concept,
-    pr_curves,
-    quality_over_time,
-    render,
-)
+from visionloop.services.training.report import (PLOTTING, calibration, confusion, example_detections,
+                                                 metrics_table, per_concept, pr_curves, quality_over_time, render)
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database, exclusive, serialize
