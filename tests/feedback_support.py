@@ -15,7 +15,7 @@ EMBED = "bbb5f41425b8468d9b7a554ff10f8581"
 LOGO = "c443119bf2ed4da98487520d01a0b1e3"
 LOGO_BASE_VERSION = "ef7c4a5a7c764b94b5b5b3b1f1e5e1b0"  # the version the Python client's capture names
 
-# The 8x8 red PNG every captured client stores and predicts on (shared/wire/*.json).
+# The 8x8 red PNG every captured client stores and predicts on (../shared/wire/*.json, beside the repository).
 RED_PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEklEQVR4nGP4z8CAFWEXHbQSACj/P8Fu7N9hAAAAAElFTkSuQmCC"
 
 WIRE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "wire"

@@ -64,17 +64,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
               f"http://{args.host}:{args.port}/v2/inputs\n", flush=True)
     core.start_worker()
     print(f"visionloop serving on http://{args.host}:{args.port}  (data: {settings.data_dir})", flush=True)
-    try:
+    with core:
         uvicorn.run(create_app(settings, core), host=args.host, port=args.port, log_level=args.log_level,
                     access_log=args.access_log)
-    finally:
-        core.close()
     return 0
 
 
 def cmd_apps(args: argparse.Namespace) -> int:
-    core = _core(args, create=args.action == "create")
-    try:
+    with _core(args, create=args.action == "create") as core:
         if args.action == "create":
             app = core.apps.create_app(args.app_id, args.name)
             print(f"created app {app.id}")
@@ -83,14 +80,11 @@ def cmd_apps(args: argparse.Namespace) -> int:
             print("APP\tNAME\tCREATED (UTC)")
             for app in apps:
                 print(f"{app.id}\t{app.name}\t{app.created_at:%Y-%m-%d %H:%M}")
-    finally:
-        core.close()
     return 0
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    core = _core(args)
-    try:
+    with _core(args) as core:
         if args.action == "create":
             scopes = args.scopes.split(",") if args.scopes is not None else SCOPES  # "" is no scope, not all
             info, secret = core.apps.create_key(args.app, scopes, description=args.description or "",
@@ -107,14 +101,11 @@ def cmd_keys(args: argparse.Namespace) -> int:
         else:
             core.apps.revoke_key(args.key_id)
             print(f"revoked key {args.key_id}")
-    finally:
-        core.close()
     return 0
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
-    core = _core(args)
-    try:
+    with _core(args) as core:
         view = core.models.get(core.apps.get_app(args.app).id, args.model)
         print(f"training a new version of {view.model.name} for app {args.app} ...", flush=True)
         version = core.learning.request(args.app, args.model, reliability=not args.no_reliability,
@@ -127,13 +118,10 @@ def cmd_learn(args: argparse.Namespace) -> int:
         if "error" in params:
             print(f"  {params['error']}")
         return 0 if version.status_code == status.MODEL_TRAINED else 1
-    finally:
-        core.close()
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    core = _core(args)
-    try:
+    with _core(args) as core:
         live, page = core.learning.report(core.apps.get_app(args.app).id, args.model, args.version)
         if args.report:  # first, so that a path it cannot write fails before anything is printed
             Path(args.report).write_text(page)
@@ -145,14 +133,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(metrics_table(live))
         if args.report:
             print(f"report written to {args.report}", file=sys.stderr)
-    finally:
-        core.close()
     return 0
 
 
 def cmd_outputs(args: argparse.Namespace) -> int:
-    core = _core(args)
-    try:
+    with _core(args) as core:
         days = core.settings.output_retention_days if args.days is None else args.days
         if days <= 0:
             print("output retention is 0 (keep forever): nothing pruned; set VISIONLOOP_OUTPUT_RETENTION_DAYS "
@@ -161,8 +146,6 @@ def cmd_outputs(args: argparse.Namespace) -> int:
         gone = core.predict.prune(utcnow() - dt.timedelta(days=days))
         print(f"pruned {gone} outputs older than {days} days (outputs with feedback are kept)")
         return 0
-    finally:
-        core.close()
 
 
 def cmd_vectors(args: argparse.Namespace) -> int:

@@ -69,14 +69,12 @@ def command(settings_of: Callable[[argparse.Namespace], Settings]) -> Callable[[
         from visionloop.core import VisionLoop
         from visionloop.services.feedback.export import ExportError
 
-        core = VisionLoop(settings_of(args))
-        try:
-            return {"export": _export, "erase": _erase, "prune": _prune}[args.action](core, args)
-        except ExportError as exc:
-            print(f"visionloop: {exc}", file=sys.stderr)
-            return 2
-        finally:
-            core.close()
+        with VisionLoop(settings_of(args)) as core:
+            try:
+                return {"export": _export, "erase": _erase, "prune": _prune}[args.action](core, args)
+            except ExportError as exc:
+                print(f"visionloop: {exc}", file=sys.stderr)
+                return 2
 
     return cmd_feedback
 

@@ -131,6 +131,12 @@ class VisionLoop:
                 self.apps.create_app(DEFAULT_APP, "Default app")
             return self.apps.create_key(DEFAULT_APP, SCOPES, description="created on first start")
 
+    def __enter__(self) -> VisionLoop:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def close(self) -> None:
         if self.worker is not None:
             self.worker.stop()

@@ -11,9 +11,9 @@ Exactly one place (``visionloop.http.errors``) turns these into the status envel
     ├── KeyMissing / KeyNotFound / KeyInvalid   11009 / 11009 / 11008 (HTTP 401)
     ├── InsufficientScopes    11007  (HTTP 403)
     ├── CsrfRefused           11102  a console form without its session's CSRF token (HTTP 403)
-    ├── AppNotFound           11101  app-scoped path naming another app
-    ├── ResourceNotFound      11101  an output or search id unknown in the caller's app (HTTP 404)
-    ├── NotFound subclasses   *_DOES_NOT_EXIST (HTTP 404)
+    ├── NotFound              11101  (HTTP 404)
+    │   ├── AppNotFound / ResourceNotFound / RouteNotFound   11101  another app / an unknown id / path
+    │   └── InputNotFound / ConceptNotFound / ModelNotFound  their own codes
     ├── ModelUnavailable      21201  a Clarifai public model with no offline weights (HTTP 403)
     ├── InputInvalid          30104  bad image or input fields
     ├── InputInvalidUrl       30106  an image URL that could not be fetched
@@ -98,22 +98,24 @@ class CsrfRefused(ApiError):
     default_description = "CSRF check failed"
 
 
-class AppNotFound(ApiError):
+class NotFound(ApiError):
+    """Something the request names does not exist (HTTP 404); subclasses say what, with their code."""
+
     code = status.CONN_DOES_NOT_EXIST
     http_status = 404
     default_description = "Resource does not exist"
 
 
-class ResourceNotFound(ApiError):
-    code = status.CONN_DOES_NOT_EXIST
-    http_status = 404
-    default_description = "Resource does not exist"
+class AppNotFound(NotFound):
+    """An app-scoped path naming another app."""
 
 
-class RouteNotFound(ApiError):
-    code = status.CONN_DOES_NOT_EXIST
-    http_status = 404
-    default_description = "Resource does not exist"
+class ResourceNotFound(NotFound):
+    """An output or search id unknown in the caller's app."""
+
+
+class RouteNotFound(NotFound):
+    """A path no route serves."""
 
 
 class MethodNotAllowed(ApiError):
@@ -134,9 +136,8 @@ class LimitExceeded(ApiError):
     default_description = "Usage limit exceeded"
 
 
-class InputNotFound(ApiError):
+class InputNotFound(NotFound):
     code = status.INPUT_DOES_NOT_EXIST
-    http_status = 404
     default_description = "Input does not exist"
 
 
@@ -200,9 +201,8 @@ class InputOverLimit(ApiError):
     default_description = "Input over size limit"
 
 
-class ConceptNotFound(ApiError):
+class ConceptNotFound(NotFound):
     code = status.CONCEPTS_INVALID_REQUEST
-    http_status = 404
     default_description = "Concept does not exist"
 
 
@@ -211,9 +211,8 @@ class ConceptInvalid(ApiError):
     default_description = "Invalid concept request"
 
 
-class ModelNotFound(ApiError):
+class ModelNotFound(NotFound):
     code = status.MODEL_DOES_NOT_EXIST
-    http_status = 404
     default_description = "Model does not exist"
 
 

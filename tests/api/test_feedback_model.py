@@ -71,7 +71,7 @@ def stored(core: VisionLoop) -> int:
 # -- the seed's own examples ------------------------------------------------------------------------
 def test_vendored_seed_matches_the_shared_captures() -> None:
     if not WIRE_DIR.is_dir():
-        pytest.skip("shared/wire is not beside the repository")
+        pytest.skip("../shared/wire is not beside the repository")
     for name, requests in SEED.items():
         captured = [r for r in json.loads((WIRE_DIR / name).read_text()) if r["path"].endswith("/feedback")]
         assert [r["seq"] for r in captured] == [r["seq"] for r in requests]

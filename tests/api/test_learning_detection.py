@@ -225,7 +225,7 @@ def loose(box: tuple[float, ...], rng: random.Random) -> tuple[float, ...]:
 def test_loose_boxes_and_a_user_drawing_elsewhere_are_outvoted(api: Api) -> None:
     """Two careful users draw each logo loosely; a third draws a box where there is none, every time."""
     rng = random.Random(11)
-    for k, (image, boxes) in enumerate(scenes(["acme"], 24, seed=12)):
+    for image, boxes in scenes(["acme"], 24, seed=12):
         out = predict(api, LOGO, image)
         (concept, box), = boxes
         wrong = (0.0, 0.0, 0.25, 0.25) if box[0] > 0.3 or box[1] > 0.3 else (0.7, 0.7, 0.95, 0.95)

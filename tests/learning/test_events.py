@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from visionloop.learning.events import concept_votes, image_key, one_per_region, region_judgements
 from visionloop.learning.labels import Vote, rebuild_labels
-from visionloop.learning.metrics_regions import JudgedRegion, RegionFeedback, evaluate_regions
+from visionloop.learning.metrics_regions import JudgedRegion, evaluate_regions
+from visionloop.learning.vocabulary import RegionFeedback
 
 CONCEPTS = {"kind": "concepts", "input_id": "in1", "digest": "sha-1",
             "concepts": [{"id": "dog", "value": 1.0}, {"id": "cat", "value": 0.0}]}

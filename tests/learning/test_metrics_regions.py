@@ -8,10 +8,10 @@ from visionloop.learning.metrics_regions import (
     MISSING,
     JudgedRegion,
     Match,
-    RegionFeedback,
     evaluate_regions,
     match,
 )
+from visionloop.learning.vocabulary import RegionFeedback
 
 F = RegionFeedback
 J = JudgedRegion

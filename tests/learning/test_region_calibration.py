@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from visionloop.learning.metrics_regions import JudgedRegion, RegionFeedback
+from visionloop.learning.metrics_regions import JudgedRegion
+from visionloop.learning.vocabulary import RegionFeedback
 from visionloop.learning.region_calibration import (
     box_pairs,
     calibrate_thresholds,

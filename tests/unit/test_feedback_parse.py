@@ -12,16 +12,16 @@ from hypothesis import strategies as st
 
 from visionloop import errors
 from visionloop.models.predictions import Box
+from visionloop.learning.vocabulary import RegionFeedback
 from visionloop.services.feedback.parse import (
-    ACCURATE,
-    FALSE_POSITIVE,
-    MISPLACED,
-    NOT_DETECTED,
     parse_box,
     parse_model_feedback,
     parse_search_feedback,
 )
 from visionloop.services.feedback.regions import Predicted, match_regions
+
+ACCURATE, MISPLACED = RegionFeedback.ACCURATE, RegionFeedback.MISPLACED
+NOT_DETECTED, FALSE_POSITIVE = RegionFeedback.NOT_DETECTED, RegionFeedback.FALSE_POSITIVE
 
 INFO = {"event_type": "annotation", "output_id": "out-1", "end_user_id": "u", "session_id": "s"}
 BOX = {"top_row": 0.3, "left_col": 0.2, "bottom_row": 0.7, "right_col": 0.8}

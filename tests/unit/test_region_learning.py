@@ -6,18 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from visionloop.learning.metrics_regions import RegionFeedback, evaluate_regions
+from visionloop.learning.metrics_regions import evaluate_regions
+from visionloop.learning.region_votes import Statements
+from visionloop.learning.vocabulary import RegionFeedback
 from visionloop.services.training.region_learning import (
     DETECTORS,
     Crops,
     JudgedOutput,
-    Statements,
     fit_rules,
     label,
     nothing_learned,
     redetected,
     replay,
-    resolve,
     stored_candidates,
 )
 from visionloop.services.training.region_rules import Candidate, RegionRules
@@ -140,41 +140,3 @@ def test_suppression_needs_embeddings_and_the_artifact_round_trips() -> None:
         again.apply(candidates)
     shown = again.apply(candidates, lambda cs: np.eye(4, dtype=np.float32)[[0, 1]][: len(cs)])
     assert [c.id for c, _ in shown] == ["real"]
-
-
-def said(feedback: str, region_id: str | None = "r", box: tuple[float, float, float, float] = (0.2, 0.2, 0.6, 0.6),
-         concept: str = "face") -> Statements:
-    out = Statements()
-    out.add({"feedback": feedback, "box": list(box), "region_id": region_id,
-             "concepts": [{"id": concept, "value": 1.0}]}, {"face"})
-    return out
-
-
-def test_a_lone_statement_about_a_region_stands() -> None:
-    got = resolve({"o1": {"u1": said("false_positive")}, "o2": {"u1": said("misplaced", box=(0.1, 0.1, 0.5, 0.5))}})
-    assert got["o1"].tied["r"][0] is RegionFeedback.FALSE_POSITIVE
-    assert got["o2"].tied["r"] == (RegionFeedback.MISPLACED, (0.1, 0.1, 0.5, 0.5))
-
-
-def test_a_hostile_user_loses_the_tie_and_their_invented_boxes() -> None:
-    """Two honest users agree on four outputs where a third calls every real face a false
-    positive; on a fifth output only one honest user and the hostile one judged: a tie by count,
-    which the hostile user's record decides. Their 'missed' box there is not taken either."""
-    history = {f"o{i}": {"alice": said("accurate"), "bob": said("accurate"), "mallory": said("false_positive")}
-               for i in range(4)}
-    invented = said("false_positive")
-    invented.miss("face", (0.7, 0.7, 0.9, 0.9))
-    got = resolve({**history, "o4": {"alice": said("accurate"), "mallory": invented}})
-    assert got["o4"].tied["r"][0] is RegionFeedback.ACCURATE
-    assert got["o4"].missed == []
-    honest_miss = said("accurate")
-    honest_miss.miss("face", (0.7, 0.7, 0.9, 0.9))
-    assert resolve({**history, "o4": {"alice": honest_miss}})["o4"].missed == [("face", (0.7, 0.7, 0.9, 0.9))]
-
-
-def test_a_real_region_keeps_the_box_of_its_most_trusted_judge() -> None:
-    history = {f"o{i}": {"alice": said("accurate"), "bob": said("accurate"), "mallory": said("false_positive")}
-               for i in range(4)}
-    got = resolve({**history, "o4": {"alice": said("misplaced", box=(0.25, 0.2, 0.65, 0.6)),
-                                     "mallory": said("misplaced", box=(0.0, 0.0, 0.1, 0.1))}})
-    assert got["o4"].tied["r"] == (RegionFeedback.MISPLACED, (0.25, 0.2, 0.65, 0.6))

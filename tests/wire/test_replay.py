@@ -1,4 +1,5 @@
-"""Replay the requests the official clients really sent (shared/wire/*.json) against a live server.
+"""Replay the requests the official clients really sent (../shared/wire/*.json, beside the
+repository) against a live server.
 
 Each capture file is replayed in its recorded order (later requests read what earlier ones
 wrote), with method, path, query, headers and body as recorded, except:
@@ -270,7 +271,7 @@ class Replay:
 
 
 def check_shape(rec: dict[str, Any], sent: bytes | None, body: dict[str, Any]) -> str | None:
-    """For a 200: does the response carry what the clients read? (DESIGN.md section 1)"""
+    """For a 200: does the response carry what the clients read? (../shared/DESIGN.md section 1)"""
     pattern = matched_route(rec["method"], rec["path"])
     route = route_of(rec["path"])
     request = json.loads(sent) if sent else {}

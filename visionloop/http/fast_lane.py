@@ -2,8 +2,8 @@
 
 FastAPI serves a request through an exception middleware, an exit stack, a scan of the routes,
 dependency solving and two request wrappers. For a feedback request that machinery cost the event
-loop more than the request's own work there (measured: ~400 µs of event-loop time per request,
-against ~160 µs for a bare Starlette endpoint). An endpoint marked :func:`fast` takes only the
+loop more than the request's own work there (measured against a bare Starlette endpoint: see
+docs/benchmarks.md). An endpoint marked :func:`fast` takes only the
 Request and checks key, scope and body itself (as the feedback endpoints do, in one worker-thread
 call); :class:`FastLane` serves such routes straight from their endpoint, and passes every other
 request on. The routes stay ordinary FastAPI routes: the OpenAPI schema is theirs, and they

@@ -1,26 +1,40 @@
-"""Box geometry shared by region metrics and calibration.
+"""The one box type, and the geometry shared by predictions, region metrics and calibration.
 
-Boxes are plain ``(top, left, bottom, right)`` fractions of the image so this package stays free of
-the model and wire types; :func:`as_box` also accepts anything with those four attributes
-(e.g. ``visionloop.models.predictions.Box``).
+A :class:`Box` is a ``(top, left, bottom, right)`` tuple of fractions of the image with named
+fields: learning reads it as a tuple, predictions and the wire by name. :func:`as_box` also
+accepts any 4-sequence or anything with those four attributes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-Box = tuple[float, float, float, float]
+
+class Box(NamedTuple):
+    """Fractions of the image: 0 <= top < bottom <= 1, 0 <= left < right <= 1."""
+
+    top: float
+    left: float
+    bottom: float
+    right: float
+
+    def iou(self, other: Sequence[float]) -> float:
+        return iou(self, other)
+
+    @property
+    def area(self) -> float:
+        return area(self)
 
 
 def as_box(obj: Any) -> Box:
     """A 4-tuple from a 4-sequence or an object with ``top/left/bottom/right``; checks the order."""
     if hasattr(obj, "top"):
-        box = (float(obj.top), float(obj.left), float(obj.bottom), float(obj.right))
+        box = Box(float(obj.top), float(obj.left), float(obj.bottom), float(obj.right))
     else:
         if len(obj) != 4:
             raise ValueError(f"a box has 4 coordinates (top, left, bottom, right), got {len(obj)}")
-        box = (float(obj[0]), float(obj[1]), float(obj[2]), float(obj[3]))
+        box = Box(float(obj[0]), float(obj[1]), float(obj[2]), float(obj[3]))
     if not (box[0] <= box[2] and box[1] <= box[3]):
         raise ValueError(f"box must have top <= bottom and left <= right, got {box}")
     return box

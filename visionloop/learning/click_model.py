@@ -30,16 +30,14 @@ seen. It is used only after ``min_sessions`` clicked searches, and only if it be
 by the IPS-weighted DCG of the clicked hits, cross-fitted by query (each query's searches scored
 by weights trained on other queries only) with a paired one-sided test ``z >= min_z`` over the
 queries' mean gains; otherwise scores stay cosine. Folds by search would let a query searched
-again sit on both sides: offline on the search benchmark's data (seeds 1 and 3) that adopted
-weights (z >= 1.64) that lowered NDCG@10 on new queries by 5% and 2%; by query z is -1.9 and 0.1.
+again sit on both sides: offline on the search benchmark's data that adopted weights that lowered
+NDCG@10 on new queries, which folds by query refused (docs/benchmarks.md, docs/search-learning.md).
 
 Fitted models serialise to numpy arrays + JSON, never a pickle.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import math
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -51,6 +49,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from visionloop.learning.artifact import pack, unpack
 from visionloop.learning.labels import Vote
 from visionloop.learning.params import Range, validate
 
@@ -344,20 +343,12 @@ class ClickModel(BaseEstimator):
                 "n_click_sessions": self.n_click_sessions_, "reranking": self.reranking_,
                 "reason": self.reason_, "validation": self.validation_,
                 "n_features_in": getattr(self, "n_features_in_", None)}
-        arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
-        if self.weights_ is not None:
-            arrays["weights"] = self.weights_
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
-        return buffer.getvalue()
+        return pack(meta, {} if self.weights_ is None else {"weights": self.weights_})
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ClickModel:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            meta = json.loads(archive["meta"].tobytes().decode())
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"not a {FORMAT} artifact: {meta.get('format')!r}")
-            weights = archive["weights"] if "weights" in archive.files else None
+        meta, arrays = unpack(data, FORMAT)
+        weights = arrays.get("weights")
         model = cls(**meta["params"])
         model.eta_ = float(meta["eta"])
         model.fit_iterations_ = int(meta["fit_iterations"])

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import io
-import json
 from collections.abc import Sequence
 from typing import Self
 
@@ -39,6 +37,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import ThreadpoolController
 
+from visionloop.learning.artifact import pack, unpack
 from visionloop.learning.boxes import Box, iou
 
 Truths = Sequence[Sequence[tuple[str, Box]]]  # per image: (concept, box) pairs
@@ -400,7 +399,7 @@ class BoxDetector(BaseEstimator):
             for box, score in fused_nms(boxes, scores, self.nms_iou, self.max_detections):
                 top, left, bottom, right = (float(v) for v in box)
                 if top < bottom and left < right:
-                    out.append((c, (top, left, bottom, right), score))
+                    out.append((c, Box(top, left, bottom, right), score))
         return out
 
     # -- calibration ----------------------------------------------------------------------------
@@ -484,17 +483,11 @@ def to_bytes(detector: BoxDetector) -> bytes:
     for k, h in enumerate(detector.heads_.values()):
         if h.refine_weights is not None and h.refine_bias is not None:
             arrays[f"refine_weights_{k}"], arrays[f"refine_bias_{k}"] = h.refine_weights, h.refine_bias
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
-    return buffer.getvalue()
+    return pack(meta, arrays)
 
 
 def from_bytes(data: bytes) -> BoxDetector:
-    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-        meta = json.loads(archive["meta"].tobytes().decode())
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"not a {FORMAT} artifact: {meta.get('format')!r}")
-        arrays = {k: archive[k] for k in archive.files if k != "meta"}
+    meta, arrays = unpack(data, FORMAT)
     params = meta["params"]
     detector = BoxDetector(**{**params, "scales": tuple(params["scales"])})
     detector.pca_mean_, detector.pca_components_ = arrays["pca_mean"], arrays["pca_components"]

@@ -1,6 +1,7 @@
 """Adapters from the feedback log's ``normalized`` bodies to this package's inputs.
 
-The shapes are the ones ``visionloop.services.feedback.record`` stores (its module docstring);
+The shapes are :class:`~visionloop.learning.vocabulary.NormalizedEvent`, which
+``visionloop.services.feedback.record`` stores (its module docstring tables them);
 keeping the mapping here, as pure functions on dicts, lets labels and metrics be rebuilt from an
 export of the log without a database::
 
@@ -16,16 +17,17 @@ from typing import Any
 
 from visionloop.learning.boxes import Box, as_box, iou
 from visionloop.learning.labels import Vote
-from visionloop.learning.metrics_regions import JudgedRegion, RegionFeedback
+from visionloop.learning.metrics_regions import JudgedRegion
+from visionloop.learning.vocabulary import EventKind, NormalizedEvent, NormalizedRegion, RegionFeedback
 
 
-def image_key(normalized: Mapping[str, Any]) -> str | None:
+def image_key(normalized: NormalizedEvent) -> str | None:
     """What a label is about: the image digest when known (the same picture sent as two inputs
     is one item), else the input id."""
     return normalized.get("digest") or normalized.get("input_id")
 
 
-def concept_votes(normalized: Mapping[str, Any], end_user: str | None, weight: float = 1.0) -> list[Vote]:
+def concept_votes(normalized: NormalizedEvent, end_user: str | None, weight: float = 1.0) -> list[Vote]:
     """One vote per concept of a feedback event (concept feedback, or region feedback that also said
     concepts of the whole image): ``item = (image key, concept id)``. Unlinked feedback whose image
     could not be resolved has no image key, so no votes."""
@@ -35,14 +37,14 @@ def concept_votes(normalized: Mapping[str, Any], end_user: str | None, weight: f
     return [Vote((key, c["id"]), end_user, bool(c["value"]), weight) for c in normalized.get("concepts") or []]
 
 
-def region_judgements(normalized: Mapping[str, Any],
+def region_judgements(normalized: NormalizedEvent,
                       predicted: Mapping[str, tuple[Box, float]]) -> list[JudgedRegion]:
     """Judged regions of a region feedback event, one per concept of each region.
 
     ``predicted`` maps the output's region ids to (box, score). The event's ``box`` is the end
     user's box; a ``misplaced`` region not tied to a predicted one cannot be scored and is left out.
     """
-    if normalized.get("kind") != "regions":
+    if normalized.get("kind") != EventKind.REGIONS:
         return []
     out = []
     for region in normalized.get("regions") or []:
@@ -59,7 +61,7 @@ def region_judgements(normalized: Mapping[str, Any],
     return out
 
 
-def region_concept_ids(region: Mapping[str, Any]) -> list[str]:
+def region_concept_ids(region: NormalizedRegion) -> list[str]:
     """What a region is judged for: its concepts, then its face attributes' concepts as
     ``attribute:id`` (``age_appearance:1``), each aggregated like a concept of the region."""
     ids = [c["id"] for c in region.get("concepts") or []]

@@ -28,8 +28,6 @@ head is one matrix product and one sigmoid.
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple, Protocol
 
@@ -41,6 +39,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.utils.validation import check_array, check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from visionloop.learning.artifact import pack, unpack
 from visionloop.learning.params import Range, validate
 from visionloop.learning.prototype import fit_prototype
 
@@ -146,8 +145,8 @@ class ConceptHeads(BaseEstimator):
 
         fitted: dict[str, _Head] = {}
         skipped: dict[str, str] = {}
-        # Each concept is a small problem: multi-threaded BLAS only adds synchronisation (10x
-        # slower measured on a loaded 2-core machine), so fit on one BLAS thread.
+        # Each concept is a small problem: multi-threaded BLAS only adds synchronisation (measured
+        # much slower on a loaded 2-core machine), so fit on one BLAS thread.
         with threadpool_limits(limits=1, user_api="blas"):
             for j, name in enumerate(names):
                 head = self._fit_concept(X, Xs, Y[:, j], W[:, j], labelled[:, j], mean, scale)
@@ -276,24 +275,18 @@ class ConceptHeads(BaseEstimator):
         check_is_fitted(self, "coef_")
         meta = {"format": FORMAT, "params": {**self.get_params(), "Cs": list(self.Cs)},
                 "concepts": self.concepts_, "skipped": self.skipped_, "n_features_in": self.n_features_in_}
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-                            **{name.rstrip("_"): getattr(self, name) for name in ARRAYS})
-        return buffer.getvalue()
+        return pack(meta, {name.rstrip("_"): getattr(self, name) for name in ARRAYS})
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ConceptHeads:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            meta = json.loads(archive["meta"].tobytes().decode())
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"not a {FORMAT} artifact: {meta.get('format')!r}")
-            params = meta["params"]
-            heads = cls(**{**params, "Cs": tuple(params["Cs"])})
-            for name in ARRAYS:
-                if name.rstrip("_") in archive:
-                    setattr(heads, name, archive[name.rstrip("_")])
-            if "share" not in archive:  # written before shares were chosen: the evidence prior
-                heads.share_ = np.full(len(meta["concepts"]), np.nan)
+        meta, arrays = unpack(data, FORMAT)
+        params = meta["params"]
+        heads = cls(**{**params, "Cs": tuple(params["Cs"])})
+        for name in ARRAYS:
+            if name.rstrip("_") in arrays:
+                setattr(heads, name, arrays[name.rstrip("_")])
+        if "share" not in arrays:  # written before shares were chosen: the evidence prior
+            heads.share_ = np.full(len(meta["concepts"]), np.nan)
         heads.concepts_ = list(meta["concepts"])
         heads.skipped_ = dict(meta["skipped"])
         heads.n_features_in_ = int(meta["n_features_in"])

@@ -191,7 +191,7 @@ def aggregate(
     spec = sens.copy()
     pi = 0.5
     converged, iterations = False, 0
-    for iterations in range(1, max_iter + 1):
+    for iterations in range(1, max_iter + 1):  # noqa: B007  (read after the loop)
         present = _sigmoid(evidence(sens, spec) + np.log(pi / (1 - pi)))
         pi = float(np.clip(present.mean(), *CLASS_PRIOR_RANGE))
         p = present[item_idx]

@@ -19,7 +19,6 @@ Unmatched sides carry the :data:`MISSING` label, so precision, recall and F1 com
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -30,26 +29,11 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from visionloop.learning.boxes import Box, as_box, iou
 from visionloop.learning.estimates import (CONFIDENCE, N_RESAMPLES, Estimate, defined, interval, ratio,
                                           resample_counts)
+from visionloop.learning.vocabulary import RegionFeedback
 
 MISSING = "(none)"
 IOU_THRESHOLD = 0.5
 MIN_COUNT = 10
-
-
-class RegionFeedback(enum.StrEnum):
-    ACCURATE = "accurate"
-    MISPLACED = "misplaced"
-    NOT_DETECTED = "not_detected"
-    FALSE_POSITIVE = "false_positive"
-
-    @classmethod
-    def parse(cls, value: str | int | None) -> RegionFeedback:
-        """The wire's name or enum number; missing means accurate (the protobuf default)."""
-        if value is None:
-            return cls.ACCURATE
-        if isinstance(value, int):
-            return list(cls)[value]  # accurate = 0, misplaced = 1, not_detected = 2, false_positive = 3
-        return cls(value)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ import numpy as np
 from sklearn.metrics import precision_recall_curve
 
 from visionloop.learning.boxes import Box, as_box, iou
-from visionloop.learning.metrics_regions import JudgedRegion, RegionFeedback
+from visionloop.learning.metrics_regions import JudgedRegion
+from visionloop.learning.vocabulary import RegionFeedback
 
 MIN_JUDGED = 30
 MIN_PAIRS = 10
@@ -110,7 +111,7 @@ def shift_box(box: Sequence[float], delta: Sequence[float]) -> Box:
     moved = np.clip(np.array(original) + np.array(delta) * np.array([h, w, h, w]), 0.0, 1.0)
     if moved[0] >= moved[2] or moved[1] >= moved[3]:
         return original  # a correction that would empty the box is not applied
-    return (float(moved[0]), float(moved[1]), float(moved[2]), float(moved[3]))
+    return Box(float(moved[0]), float(moved[1]), float(moved[2]), float(moved[3]))
 
 
 @dataclass(frozen=True)

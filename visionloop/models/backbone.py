@@ -52,7 +52,7 @@ def mobilenet_weights_path() -> Path:
 
 
 def mobilenet_onnx_bytes(weights: Path | None = None) -> bytes:
-    """The serialised ONNX model built from the checkpoint (about 14 MB, built in ~0.4 s)."""
+    """The serialised ONNX model built from the checkpoint (built in well under a second)."""
     state = load_state_dict(weights or mobilenet_weights_path())
     return build_mobilenet_v2(state).SerializeToString()
 
@@ -96,8 +96,8 @@ class Backbone:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         # Idle worker threads sleep instead of spinning: in a server the spinning threads take the
-        # cores the request's own Python threads need next (measured: HTTP predict p50 -45% on a
-        # loaded 2-core machine, the bare forward faster too).
+        # cores the request's own Python threads need next (measured: HTTP predict and the bare
+        # forward both faster on a loaded 2-core machine; docs/benchmarks.md).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         state = load_state_dict(weights or mobilenet_weights_path())
         self._classifier = (np.asarray(state["classifier.1.weight"], np.float32),

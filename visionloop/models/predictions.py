@@ -7,33 +7,14 @@ from collections.abc import Callable
 
 import numpy as np
 
+from visionloop.learning.boxes import Box
+
 
 @dataclasses.dataclass(frozen=True)
 class ConceptScore:
     id: str
     name: str
     value: float
-
-
-@dataclasses.dataclass(frozen=True)
-class Box:
-    """Fractions of the image: 0 <= top < bottom <= 1, 0 <= left < right <= 1."""
-
-    top: float
-    left: float
-    bottom: float
-    right: float
-
-    def iou(self, other: Box) -> float:
-        h = max(0.0, min(self.bottom, other.bottom) - max(self.top, other.top))
-        w = max(0.0, min(self.right, other.right) - max(self.left, other.left))
-        inter = h * w
-        union = self.area + other.area - inter
-        return inter / union if union > 0 else 0.0
-
-    @property
-    def area(self) -> float:
-        return max(0.0, self.bottom - self.top) * max(0.0, self.right - self.left)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,13 +28,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from visionloop.learning.click_memory import ClickMemory, Observation, query_weights
+from visionloop.learning.vocabulary import EventType
 from visionloop.services.feedback.log import as_utc
 from visionloop.models.backbone import EMBEDDING_DIM
 from visionloop.services.predict import EMBEDDING_SPACE, embedding_from_bytes
 from visionloop.store.db import Database
 from visionloop.store.tables import Embedding, FeedbackEvent, Input, Search, SearchHit
 
-SEARCH_CLICK = "search_click"
 MAX_CLICKS = 20_000  # the latest clicks of an app, and of a query, that are read (older ones have decayed)
 FIRST_PAGE = 10
 MAX_RANK = 50  # hits of a clicked search read as shown (further down, hardly ever looked at)
@@ -127,7 +127,7 @@ class ClickMemoryService:
         """Remembered queries of the scope clicked among the app's latest clicks -> how much their
         clicks count for this one."""
         recent = (select(FeedbackEvent.search_id)
-                  .where(FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == SEARCH_CLICK)
+                  .where(FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == EventType.SEARCH_CLICK)
                   .order_by(FeedbackEvent.seq.desc()).limit(MAX_CLICKS).subquery())
         remembered = s.execute(select(Search.identity, Search.query_digests).distinct()
                                .join(recent, recent.c.search_id == Search.id)
@@ -169,7 +169,7 @@ class ClickMemoryService:
                            .join(Search, Search.id == FeedbackEvent.search_id)
                            .where(Search.app_id == app_id, Search.scope == scope,
                                   Search.identity.in_(list(weights)), FeedbackEvent.app_id == app_id,
-                                  FeedbackEvent.event_type == SEARCH_CLICK, FeedbackEvent.rank.is_not(None))
+                                  FeedbackEvent.event_type == EventType.SEARCH_CLICK, FeedbackEvent.rank.is_not(None))
                            .order_by(FeedbackEvent.seq.desc()).limit(MAX_CLICKS)).all()
         now = dt.datetime.now(dt.UTC)
         observations: list[Observation] = []

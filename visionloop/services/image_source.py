@@ -48,4 +48,4 @@ class ImageLoader:
             data = decode_base64(source.base64) if source.base64 else self.fetcher.fetch(source.url or "")
             return check_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels, min_side=min_side)
         except errors.ApiError as exc:
-            raise exc.at(f"{source.field}.{'base64' if source.base64 else 'url'}")
+            raise exc.at(f"{source.field}.{'base64' if source.base64 else 'url'}")  # noqa: B904  (the same error)

@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session
 from visionloop.ids import is_valid_client_id, new_id
 from visionloop.models.predictions import Box
 from visionloop.services.concepts import check_concept_id, ensure_concepts
-from visionloop.services.feedback.parse import ACCURATE, invalid, parse_regions
+from visionloop.learning.vocabulary import RegionFeedback
+from visionloop.services.feedback.parse import invalid, parse_regions
 from visionloop.store.tables import InputRegion
 
 RegionAction = Literal["merge", "overwrite", "remove"]
@@ -52,7 +53,7 @@ def parse_input_regions(raw: Any, field: str) -> tuple[RegionAnnotation, ...] | 
     out: list[RegionAnnotation] = []
     ids: dict[str, str] = {}
     for region in parse_regions(raw, field):
-        if region.feedback != ACCURATE:
+        if region.feedback != RegionFeedback.ACCURATE:
             raise invalid(f"{region.field}.region_info.feedback", f"an input's region is an annotation, not "
                           f"feedback on a prediction: leave feedback out (got {region.feedback!r}); feedback goes "
                           "to POST /v2/models/{model_id}/feedback")

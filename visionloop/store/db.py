@@ -58,7 +58,7 @@ def make_engine(url: str) -> Engine:
         def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
             options = conn.get_execution_options()
             if not options.get(READER):  # Database.reading(): each statement on its own
-                # straight to the driver: through exec_driver_sql this cost 10x the BEGIN itself
+                # straight to the driver: through exec_driver_sql this cost many times the BEGIN itself
                 conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if options.get(WRITER) else "BEGIN")
 
         return engine
@@ -73,17 +73,18 @@ class Database:
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time. Its busy handler makes a waiting writer sleep and retry
-        # with growing naps (up to 100 ms), so threads of one process contending for the write
+        # with growing naps, so threads of one process contending for the write
         # lock spend most of their time asleep; queueing them on a lock of ours first hands the
         # database over the moment it is free. (Other processes still meet the busy handler.)
         self._one_writer = self.engine.dialect.name == "sqlite"
         self._writers: AbstractContextManager[Any] = threading.RLock() if self._one_writer else nullcontext()
         # Engines sharing the pool whose connections carry the option already: Connection.execution_options()
-        # copies the connection, which cost a hot path's reading() a third of its 45 µs.
+        # copies the connection, which cost a hot path's reading() a good part of its time.
         self._reader_engine = self.engine.execution_options(**{READER: True})
         self._writer_engine = self.engine.execution_options(**{WRITER: True})
         # SQLite: writers take turns (self._writers), so writing() keeps its connection between turns:
-        # an empty turn took 85 µs with a connection checked out of the pool and back, 15 with the kept one.
+        # an empty turn is several times faster with the kept one than with a connection checked out of
+        # the pool and back (docs/benchmarks.md).
         self._held: Connection | None = None
 
     @contextmanager

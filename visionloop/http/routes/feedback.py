@@ -6,7 +6,8 @@
   need the ``feedback_admin`` scope: a key that may send feedback may not read or erase others'.
 
 Bodies are parsed by :mod:`visionloop.services.feedback.parse` (codes tabled in
-:mod:`visionloop.services.feedback.record`). Feedback is never metered as usage.
+:mod:`visionloop.services.feedback.record`) and documented by :mod:`visionloop.http.feedback_schema`.
+Feedback is never metered as usage.
 """
 
 from __future__ import annotations
@@ -24,66 +25,13 @@ from visionloop.core import VisionLoop
 from visionloop.http import wire
 from visionloop.http.deps import CoreDep, FeedbackAdminCaller, PageDep, authenticate
 from visionloop.http.fast_lane import fast
+from visionloop.http.feedback_schema import (CONCEPTS_EXAMPLE, MODEL_SCHEMA, REGIONS_EXAMPLE, SEARCH_EXAMPLE,
+                                             SEARCH_SCHEMA)
 from visionloop.http.strict_json import StrictJSONRoute, parse_json
 from visionloop.http.unknown_fields import name_unknown_fields
 from visionloop.services.apps import Caller
 
 router = APIRouter(tags=["feedback"], route_class=StrictJSONRoute)
-
-_CONCEPTS_EXAMPLE = {"input": {"id": "my-input", "data": {
-    "image": {"url": "https://samples.clarifai.com/dog.tiff"},
-    "concepts": [{"id": "dog", "value": True}, {"id": "cat", "value": False}]},
-    "feedback_info": {"event_type": "annotation", "output_id": "<id of a predict output>",
-                      "end_user_id": "user-1", "session_id": "session-1"}}}
-_REGIONS_EXAMPLE = {"input": {"id": "my-input", "data": {"regions": [
-    {"id": "<id of a predicted region>", "region_info": {"feedback": "accurate"},
-     "data": {"concepts": [{"id": "face", "value": True}]}},
-    {"region_info": {"bounding_box": {"top_row": 0.2, "left_col": 0.1, "bottom_row": 0.3, "right_col": 0.2},
-                     "feedback": "not_detected"}, "data": {"concepts": [{"id": "face", "value": True}]}}]},
-    "feedback_info": {"event_type": "annotation", "output_id": "<id of a predict output>"}}}
-_SEARCH_EXAMPLE = {"input": {"id": "<id of the clicked hit's input>", "feedback_info": {
-    "event_type": "search_click", "search_id": "<id of a search>", "end_user_id": "user-1",
-    "session_id": "session-1"}}}
-
-# The bodies are parsed by hand (services/feedback/parse.py, lenient where the clients differ); these
-# JSON Schemas document what that parser accepts so that clients and fuzzers know the shape.
-_NULL = {"type": "null"}
-_TEXT = {"anyOf": [{"type": "string", "maxLength": 255}, _NULL]}
-_ID = {"type": "string", "minLength": 1, "maxLength": 255}
-_PRESENCE = {"anyOf": [{"type": "boolean"}, {"enum": [0, 1]}, _NULL],
-             "description": "true/false (or 1/0): is the concept there; missing or null means true"}
-_CONCEPT = {"type": "object", "properties": {"id": _TEXT, "name": _TEXT, "value": _PRESENCE},
-            "anyOf": [{"required": ["id"], "properties": {"id": _ID}},
-                      {"required": ["name"], "properties": {"name": _ID}}]}
-_CONCEPTS = {"type": "array", "minItems": 1, "maxItems": 1000, "items": _CONCEPT}
-_COORDINATE = {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, _NULL]}
-_REGION = {"type": "object", "properties": {
-    "id": _TEXT,
-    "region_info": {"anyOf": [{"type": "object", "properties": {
-        "bounding_box": {"anyOf": [{"type": "object", "properties": {
-            name: _COORDINATE for name in ("top_row", "left_col", "bottom_row", "right_col")}}, _NULL]},
-        "feedback": {"anyOf": [{"enum": ["accurate", "misplaced", "not_detected", "false_positive", 0, 1, 2, 3]},
-                               _NULL]}}}, _NULL]},
-    "data": {"anyOf": [{"type": "object", "properties": {"concepts": {"anyOf": [_CONCEPTS, _NULL]}}}, _NULL]}}}
-_IMAGE = {"anyOf": [{"type": "object", "properties": {"url": {"anyOf": [{"type": "string"}, _NULL]},
-                                                      "base64": {"anyOf": [{"type": "string"}, _NULL]}}}, _NULL]}
-
-
-def _feedback_schema(event_type: str, number: int, ref: str, *, model: bool) -> dict[str, Any]:
-    info = {"type": "object", "required": ["event_type", ref], "properties": {
-        "event_type": {"enum": [event_type, number]}, "output_id": _TEXT, "search_id": _TEXT, ref: _ID,
-        "end_user_id": _TEXT, "session_id": _TEXT}}
-    if not model:  # a click names the clicked input; nothing else is read
-        return {"type": "object", "required": ["input"], "properties": {"input": {
-            "type": "object", "required": ["id", "feedback_info"], "properties": {"id": _ID, "feedback_info": info}}}}
-    data = {"type": "object", "properties": {"image": _IMAGE}, "oneOf": [  # concepts or regions, not both
-        {"required": ["concepts"], "properties": {"concepts": _CONCEPTS, "regions": {"maxItems": 0}}},
-        {"required": ["regions"], "properties": {"regions": {"type": "array", "minItems": 1, "maxItems": 1000,
-                                                             "items": _REGION}, "concepts": {"maxItems": 0}}}]}
-    return {"type": "object", "required": ["input"], "properties": {"input": {
-        "type": "object", "required": ["data", "feedback_info"],
-        "properties": {"id": _TEXT, "data": data, "feedback_info": info}}}}
-
 
 SCOPE = "feedback"
 
@@ -107,19 +55,17 @@ def _documented(schema: dict[str, Any], description: str, examples: dict[str, An
         "security": [{"ApiKey": []}], "x-scope": SCOPE}
 
 
-_MODEL_SCHEMA = _feedback_schema("annotation", 2, "output_id", model=True)
-_SEARCH_SCHEMA = _feedback_schema("search_click", 1, "search_id", model=False)
 _MODEL_FEEDBACK = _documented(
-    _MODEL_SCHEMA,
+    MODEL_SCHEMA,
     "Feedback on one prediction output: data.concepts for concept models, data.regions for detection models; "
     "feedback_info.event_type 'annotation' and output_id are required.",
-    {"concepts": _CONCEPTS_EXAMPLE, "regions": _REGIONS_EXAMPLE}, [_MODEL_ID])
+    {"concepts": CONCEPTS_EXAMPLE, "regions": REGIONS_EXAMPLE}, [_MODEL_ID])
 _VERSION_FEEDBACK = {**_MODEL_FEEDBACK, "parameters": [_MODEL_ID, _VERSION_ID]}
 _SEARCH_FEEDBACK = _documented(
-    _SEARCH_SCHEMA,
+    SEARCH_SCHEMA,
     "A click on a search hit: input.id is the clicked input; feedback_info.event_type 'search_click' and "
     "search_id are required.",
-    {"click": _SEARCH_EXAMPLE}, [])
+    {"click": SEARCH_EXAMPLE}, [])
 _OK = json.dumps(wire.ok()).encode()
 
 Record = Callable[[VisionLoop, Caller, Any], object]
@@ -154,7 +100,7 @@ async def _ingest(request: Request, record: Record, schema: dict[str, Any]) -> R
 async def model_feedback(request: Request) -> Response:
     model_id = request.path_params["model_id"]
     return await _ingest(request, lambda core, caller, body: core.feedback.model_feedback(caller, model_id, None, body),
-                         _MODEL_SCHEMA)
+                         MODEL_SCHEMA)
 
 
 @router.post("/models/{model_id}/versions/{version_id}/feedback", openapi_extra=_VERSION_FEEDBACK)
@@ -162,14 +108,14 @@ async def model_feedback(request: Request) -> Response:
 async def model_version_feedback(request: Request) -> Response:
     model_id, version_id = request.path_params["model_id"], request.path_params["version_id"]
     return await _ingest(request, lambda core, caller, body: core.feedback.model_feedback(caller, model_id, version_id,
-                                                                                          body), _MODEL_SCHEMA)
+                                                                                          body), MODEL_SCHEMA)
 
 
 @router.post("/searches/feedback", openapi_extra=_SEARCH_FEEDBACK)
 @fast
 async def search_feedback(request: Request) -> Response:
     return await _ingest(request, lambda core, caller, body: core.feedback.search_feedback(caller, body),
-                         _SEARCH_SCHEMA)
+                         SEARCH_SCHEMA)
 
 
 Text = Annotated[str | None, Query(max_length=255)]

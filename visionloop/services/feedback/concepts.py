@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, union_all
 
 from visionloop.ids import is_valid_concept_id
+from visionloop.learning.vocabulary import NormalizedConcept
 from visionloop.services.feedback.parse import ConceptIn, invalid
 from visionloop.services.models import ModelService, ModelView
 from visionloop.store.prepared import PreparedIn, slots
@@ -49,7 +50,7 @@ class Resolved:
     present: bool
     source: str  # MODEL, APP or NEW
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> NormalizedConcept:
         return {"id": self.id, "name": self.name, "value": 1.0 if self.present else 0.0, "source": self.source}
 
 

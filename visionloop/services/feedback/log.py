@@ -31,6 +31,7 @@ from sqlalchemy import Connection, Select, bindparam, delete, insert, or_, selec
 from visionloop import errors
 from visionloop.ids import new_id
 from visionloop.metrics import METRICS
+from visionloop.learning.vocabulary import NormalizedEvent
 from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing, serialize
 from visionloop.store.group_commit import GroupCommit
@@ -42,8 +43,8 @@ log = logging.getLogger("visionloop.feedback")
 DELETE_CHUNK = 500
 
 # Built once, run per batch of feedback (building a statement costs more than running it), and
-# compiled once (visionloop/store/prepared.py): a batch of 8 events took 0.93 ms to write through
-# Connection.execute, 0.65 ms prepared (and on the connection writing() keeps).
+# compiled once (visionloop/store/prepared.py): a batch writes faster prepared than through
+# Connection.execute (and on the connection writing() keeps; docs/benchmarks.md).
 _EARLIER = PreparedIn(lambda n: select(FeedbackEvent.app_id, FeedbackEvent.body_hash, FeedbackEvent.id,
                                         FeedbackEvent.seq)
                       .where(FeedbackEvent.body_hash.in_(slots("hash", n)),
@@ -71,7 +72,7 @@ class NewEvent:
     key_id: str
     event_type: str
     body_hash: str
-    normalized: dict[str, Any]
+    normalized: NormalizedEvent
     raw: dict[str, Any]
     end_user_id: str | None = None
     session_id: str | None = None

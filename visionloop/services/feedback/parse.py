@@ -4,7 +4,8 @@ Parsing is total: any JSON value either becomes a :class:`ModelFeedbackIn` /
 :class:`SearchFeedbackIn` or raises an :class:`~visionloop.errors.ApiError` whose details name
 the field and the reason (``input.data.regions[1].region_info.bounding_box.top_row: ...``).
 
-Lenient exactly where the official clients differ (see DESIGN.md and shared/wire/):
+Lenient exactly where the official clients differ (see DESIGN.md and the clients' captured
+requests in wire/, in the ``shared/`` folder that lies beside the repository):
 
 - concept ``value``: ``true``/``false`` (js, curl, grpc JSON) or ``1.0``/``0.0`` (Python 2.6.2);
   missing or ``null`` means present, as when annotating inputs;
@@ -30,20 +31,18 @@ Rules that need the output (does the region id exist, is the model a detector) l
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from visionloop import errors
+from visionloop.learning.vocabulary import (EVENT_TYPE_NUMBERS, REGION_FEEDBACK_NUMBERS, EventKind, EventType,
+                                           RegionFeedback)
 from visionloop.models.predictions import Box
 
-SEARCH_CLICK = "search_click"
-ANNOTATION = "annotation"
-EVENT_TYPES: dict[int, str] = {1: SEARCH_CLICK, 2: ANNOTATION}
-
-ACCURATE, MISPLACED, NOT_DETECTED, FALSE_POSITIVE = "accurate", "misplaced", "not_detected", "false_positive"
-REGION_FEEDBACK: dict[int, str] = {0: ACCURATE, 1: MISPLACED, 2: NOT_DETECTED, 3: FALSE_POSITIVE}
+E = TypeVar("E", bound=enum.StrEnum)
 
 MAX_ITEMS = 1000      # concepts per list, regions per input
 MAX_TEXT = 255        # ids, end user and session ids (the columns' width)
@@ -65,7 +64,7 @@ class ConceptIn:
 
 @dataclasses.dataclass(frozen=True)
 class RegionIn:
-    feedback: str
+    feedback: RegionFeedback
     box: Box | None
     region_id: str | None
     concepts: tuple[ConceptIn, ...]
@@ -83,7 +82,7 @@ class ImageRef:
 
 @dataclasses.dataclass(frozen=True)
 class FeedbackInfo:
-    event_type: str
+    event_type: EventType
     end_user_id: str | None
     session_id: str | None
     output_id: str | None = None
@@ -99,8 +98,8 @@ class ModelFeedbackIn:
     info: FeedbackInfo
 
     @property
-    def kind(self) -> str:
-        return "regions" if self.regions else "concepts"
+    def kind(self) -> EventKind:
+        return EventKind.REGIONS if self.regions else EventKind.CONCEPTS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,7 +166,7 @@ def _text(value: Any, field: str, *, required: bool = False, what: str = "a stri
     return value
 
 
-def _enum(value: Any, field: str, table: dict[int, str], *, unset: tuple[Any, ...] = ()) -> str | None:
+def _enum(value: Any, field: str, table: dict[int, E], *, unset: tuple[Any, ...] = ()) -> E | None:
     """An enum given by name (any case) or number, also as text of plain ASCII digits (as protobuf's
     JSON parser takes it: ``"2"``, not ``"²"``, ``"٢"`` or ``"--2"``); ``None`` when absent."""
     allowed = ", ".join(f"{name} ({num})" for num, name in table.items())
@@ -255,16 +254,17 @@ def parse_region(value: Any, field: str) -> RegionIn:
     raw = _object(value, field, required=True)
     assert raw is not None
     info = _object(raw.get("region_info"), f"{field}.region_info") or {}
-    feedback = _enum(info.get("feedback"), f"{field}.region_info.feedback", REGION_FEEDBACK) or ACCURATE
+    feedback = (_enum(info.get("feedback"), f"{field}.region_info.feedback", REGION_FEEDBACK_NUMBERS)
+                or RegionFeedback.ACCURATE)
     box = parse_box(info.get("bounding_box"), f"{field}.region_info.bounding_box")
     region_id = _text(raw.get("id"), f"{field}.id")
     data = _object(raw.get("data"), f"{field}.data") or {}
     concepts = parse_concepts(data.get("concepts"), f"{field}.data.concepts")
     face = parse_face(data.get("face"), f"{field}.data.face")
-    if feedback in (MISPLACED, NOT_DETECTED) and box is None:
-        what = "the corrected box" if feedback == MISPLACED else "the box the model missed"
+    if feedback in (RegionFeedback.MISPLACED, RegionFeedback.NOT_DETECTED) and box is None:
+        what = "the corrected box" if feedback == RegionFeedback.MISPLACED else "the box the model missed"
         raise invalid(f"{field}.region_info.bounding_box", f"a {feedback} region must carry {what}")
-    if feedback == NOT_DETECTED and region_id is not None:
+    if feedback == RegionFeedback.NOT_DETECTED and region_id is not None:
         raise invalid(f"{field}.id", "a not_detected region is one the model missed, so it cannot name a "
                                      f"predicted region (got id {region_id!r}); use misplaced to correct one")
     if box is None and region_id is None:
@@ -324,18 +324,19 @@ def parse_image(value: Any, field: str) -> ImageRef | None:
     return ImageRef(url=url, base64=b64 or None)
 
 
-def parse_info(value: Any, field: str, *, expected: str) -> FeedbackInfo:
+def parse_info(value: Any, field: str, *, expected: EventType) -> FeedbackInfo:
     """feedback_info: the event type must be the endpoint's; the reference id is required."""
     raw = _object(value, field, required=True)
     assert raw is not None
-    event = _enum(raw.get("event_type"), f"{field}.event_type", EVENT_TYPES, unset=(0, "EVENT_TYPE_NOT_SET"))
+    event = _enum(raw.get("event_type"), f"{field}.event_type", EVENT_TYPE_NUMBERS, unset=(0, "EVENT_TYPE_NOT_SET"))
     if event is None:
-        raise invalid(f"{field}.event_type", f"is required; this endpoint takes {expected!r}")
+        raise invalid(f"{field}.event_type", f"is required; this endpoint takes '{expected}'")
     if event != expected:
-        where = "POST /v2/searches/feedback" if event == SEARCH_CLICK else "POST /v2/models/{model_id}/feedback"
-        raise invalid(f"{field}.event_type", f"{event!r} does not fit this endpoint, which takes {expected!r} "
-                                             f"({event!r} feedback goes to {where})")
-    ref = "output_id" if expected == ANNOTATION else "search_id"
+        where = ("POST /v2/searches/feedback" if event == EventType.SEARCH_CLICK
+                 else "POST /v2/models/{model_id}/feedback")
+        raise invalid(f"{field}.event_type", f"'{event}' does not fit this endpoint, which takes '{expected}' "
+                                             f"('{event}' feedback goes to {where})")
+    ref = "output_id" if expected == EventType.ANNOTATION else "search_id"
     ref_value = _text(raw.get(ref), f"{field}.{ref}", required=True,
                       what="the id of the " + ("prediction output" if ref == "output_id" else "search"))
     return FeedbackInfo(event_type=event,
@@ -344,9 +345,9 @@ def parse_info(value: Any, field: str, *, expected: str) -> FeedbackInfo:
                         **{ref: ref_value})
 
 
-def parse_event_type(value: Any, field: str) -> str | None:
+def parse_event_type(value: Any, field: str) -> EventType | None:
     """An event type by name or number (for filters); ``None`` when absent."""
-    return _enum(value, field, EVENT_TYPES)
+    return _enum(value, field, EVENT_TYPE_NUMBERS)
 
 
 def _root_input(body: Any) -> dict[str, Any]:
@@ -372,7 +373,7 @@ def parse_model_feedback(body: Any) -> ModelFeedbackIn:
         reason = (f"{given[0]} is empty; say at least one concept or region" if given else
                   "needs concepts (for a concept model) or regions (for a detection model)")
         raise invalid(f"input.data.{given[0]}" if given else "input.data", reason)
-    info = parse_info(raw.get("feedback_info"), "input.feedback_info", expected=ANNOTATION)
+    info = parse_info(raw.get("feedback_info"), "input.feedback_info", expected=EventType.ANNOTATION)
     return ModelFeedbackIn(input_id=input_id, image=image, concepts=concepts, regions=regions, info=info)
 
 
@@ -381,5 +382,5 @@ def parse_search_feedback(body: Any) -> SearchFeedbackIn:
     raw = _root_input(body)
     input_id = _text(raw.get("id"), "input.id", required=True, what="the id of the clicked input")
     assert input_id is not None
-    info = parse_info(raw.get("feedback_info"), "input.feedback_info", expected=SEARCH_CLICK)
+    info = parse_info(raw.get("feedback_info"), "input.feedback_info", expected=EventType.SEARCH_CLICK)
     return SearchFeedbackIn(input_id=input_id, info=info)

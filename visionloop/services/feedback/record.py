@@ -34,7 +34,7 @@ restores the refusal (11101).
 
 The stored event carries ``body = {"normalized": ..., "raw": ...}``. ``raw`` is the request body
 as sent (an image's base64 replaced by its length and SHA-256). ``normalized`` is what learning
-reads::
+reads (typed as :class:`~visionloop.learning.vocabulary.NormalizedEvent`)::
 
     concept feedback: {"kind": "concepts", "model_id", "version_id", "output_id", "input_id",
                        "digest" (the output's image, in the blob store),
@@ -61,6 +61,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select
 
 from visionloop import errors
+from visionloop.learning.vocabulary import EventKind, NormalizedConcept, NormalizedEvent, NormalizedRegion
 from visionloop.models.catalog import CONCEPT, DETECTION, EMBEDDING
 from visionloop.services.apps import Caller
 from visionloop.services.feedback.concepts import NEW, ConceptResolver, Resolved
@@ -144,7 +145,7 @@ class FeedbackRecorder:
             else:
                 input_id, digest, image = self._unlinked_image(s, caller.app_id, fb)
                 output_id, used_version, predicted = None, (version or view.version).id, []
-            normalized: dict[str, Any] = {"kind": fb.kind, "model_id": view.model.id, "version_id": used_version,
+            normalized: NormalizedEvent = {"kind": fb.kind, "model_id": view.model.id, "version_id": used_version,
                                           "output_id": output_id, "input_id": input_id, "digest": digest,
                                           "image": image}
             if output is None:
@@ -157,7 +158,7 @@ class FeedbackRecorder:
             if fb.regions:
                 regions = self._regions(s, caller.app_id, view, fb, predicted, output_id or named_output)
                 resolved += [c for r in regions for c in r["concepts"]]
-                normalized["regions"] = [{**r, "concepts": [c.as_json() for c in r["concepts"]]} for r in regions]
+                normalized["regions"] = [_normalized_region(r) for r in regions]
                 said["regions"] = sorted(([r["feedback"], r["box"], r["region_id"], _said(r["concepts"]), r["face"]]
                                           for r in regions), key=json.dumps)
         statement = {"app": caller.app_id, "kind": fb.kind, "output": output_id or ["unlinked", named_output],
@@ -286,9 +287,10 @@ class FeedbackRecorder:
             raise errors.InputNotFound(f"input.id: input {fb.input_id!r} is not among the hits of search "
                                        f"{search_id!r}, so it cannot have been clicked",
                                        description="Input is not a hit of this search")
-        normalized = {"kind": "search_click", "search_id": search_id, "input_id": fb.input_id, "rank": hit.rank,
-                      "score": hit.score, "search_kind": search.kind, "digest": hit.digest}
-        statement = {"app": caller.app_id, "kind": "search_click", "search": search_id, "input": fb.input_id,
+        normalized: NormalizedEvent = {"kind": EventKind.SEARCH_CLICK, "search_id": search_id, "input_id": fb.input_id,
+                                       "rank": hit.rank, "score": hit.score, "search_kind": search.kind,
+                                       "digest": hit.digest}
+        statement = {"app": caller.app_id, "kind": EventKind.SEARCH_CLICK, "search": search_id, "input": fb.input_id,
                      "end_user": fb.info.end_user_id, "session": fb.info.session_id}
         return self.log.append(NewEvent(
             app_id=caller.app_id, key_id=caller.key_id, event_type=fb.info.event_type, body_hash=body_hash(statement),
@@ -300,9 +302,10 @@ class FeedbackRecorder:
         """A click on a search unknown here: stored as said, with no search, rank or score (so no
         click learning or search metric reads it)."""
         search_id = fb.info.search_id or ""
-        normalized = {"kind": "search_click", "search_id": None, "input_id": fb.input_id, "rank": None,
-                      "score": None, "unlinked": {"search_id": search_id, "input_id": fb.input_id}}
-        statement = {"app": caller.app_id, "kind": "search_click", "search": ["unlinked", search_id],
+        normalized: NormalizedEvent = {"kind": EventKind.SEARCH_CLICK, "search_id": None, "input_id": fb.input_id,
+                                       "rank": None, "score": None,
+                                       "unlinked": {"search_id": search_id, "input_id": fb.input_id}}
+        statement = {"app": caller.app_id, "kind": EventKind.SEARCH_CLICK, "search": ["unlinked", search_id],
                      "input": fb.input_id, "end_user": fb.info.end_user_id, "session": fb.info.session_id}
         return self.log.append(NewEvent(
             app_id=caller.app_id, key_id=caller.key_id, event_type=fb.info.event_type, body_hash=body_hash(statement),
@@ -321,7 +324,13 @@ def _said(concepts: list[Resolved]) -> list[list[Any]]:
     return sorted([c.id, c.present] for c in concepts)
 
 
-def _as_said(c: ConceptIn) -> dict[str, Any]:
+def _normalized_region(r: dict[str, Any]) -> NormalizedRegion:
+    """A region of :meth:`FeedbackRecorder._regions` as stored: its resolved concepts as JSON."""
+    return {"feedback": r["feedback"], "box": r["box"], "region_id": r["region_id"], "matched_by": r["matched_by"],
+            "iou": r["iou"], "concepts": [c.as_json() for c in r["concepts"]], "face": r["face"]}
+
+
+def _as_said(c: ConceptIn) -> NormalizedConcept:
     """A face attribute's concept as sent (attribute values such as age '1' or 'male' are not
     resolved into the app's concepts)."""
     return {"id": c.ref, "name": c.name or c.ref, "value": 1.0 if c.present else 0.0}

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from visionloop.models.predictions import Box
-from visionloop.services.feedback.parse import MISPLACED, NOT_DETECTED, RegionIn, invalid
+from visionloop.learning.vocabulary import RegionFeedback
+from visionloop.services.feedback.parse import RegionIn, invalid
 
 MATCH_IOU = 0.5
 
@@ -44,8 +45,8 @@ def predicted_regions(result: dict[str, Any]) -> list[Predicted]:
     return [Predicted(str(r["id"]), Box(*(float(x) for x in r["box"]))) for r in result.get("regions") or []]
 
 
-def _threshold(feedback: str) -> float:
-    return 1e-9 if feedback == MISPLACED else MATCH_IOU
+def _threshold(feedback: RegionFeedback) -> float:
+    return 1e-9 if feedback == RegionFeedback.MISPLACED else MATCH_IOU
 
 
 def match_regions(regions: Sequence[RegionIn], predicted: Sequence[Predicted], output_id: str) -> list[Match]:
@@ -67,7 +68,7 @@ def match_regions(regions: Sequence[RegionIn], predicted: Sequence[Predicted], o
 
     pairs = []
     for i, r in enumerate(regions):
-        if matches[i] is not None or r.feedback == NOT_DETECTED:
+        if matches[i] is not None or r.feedback == RegionFeedback.NOT_DETECTED:
             continue
         assert r.box is not None  # parse: a region without an id has a box
         for p in predicted:

@@ -36,6 +36,7 @@ from visionloop.learning.estimates import Estimate, interval, resample_counts
 from visionloop.learning.metrics_search import SearchRecord, evaluate_searches
 from visionloop.learning.promotion import Decision
 from visionloop.learning.search_gate import gate, time_split
+from visionloop.learning.vocabulary import EventType
 from visionloop.models.predictions import Prediction
 from visionloop.models.predictors import Predictor
 from visionloop.services.feedback.log import as_utc
@@ -51,7 +52,6 @@ CLICK_KIND = "click_model"
 MAX_SEARCHES = 10_000  # the latest searches a training or the metrics read
 PRIMARY = "ips_dcg"
 MIN_COUNT = 10  # clicked later sessions below which a figure is too thin to decide on
-SEARCH_CLICK = "search_click"
 Progress = Callable[[str], None]
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -149,7 +149,7 @@ def search_log(s: Session, app_id: str, *, vectors: bool, limit: int = MAX_SEARC
         for sid, rank, end_user, seq in s.execute(select(FeedbackEvent.search_id, FeedbackEvent.rank,
                                                          FeedbackEvent.end_user_id, FeedbackEvent.seq)
                                                   .where(FeedbackEvent.app_id == app_id,
-                                                         FeedbackEvent.event_type == SEARCH_CLICK,
+                                                         FeedbackEvent.event_type == EventType.SEARCH_CLICK,
                                                          FeedbackEvent.search_id.in_(chunk))
                                                   .order_by(FeedbackEvent.seq)):
             if rank is not None:

@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 
 from visionloop.learning.click_model import Hit, SearchSession, clicks_as_weak_labels
 from visionloop.learning.labels import Vote
+from visionloop.learning.vocabulary import EventType
 from visionloop.models.concepts import load_imagenet_concepts
 from visionloop.store.tables import Concept, FeedbackEvent, Input, Search, SearchHit
 
 WEIGHT = 0.2
-SEARCH_CLICK = "search_click"
 
 
 def concept_refs(raw: dict[str, Any]) -> list[str]:
@@ -67,7 +67,8 @@ def click_votes(s: Session, app_id: str, resolve: Resolve, *, weight: float = WE
     names: dict[str, str] = {}
     clicks: dict[str, dict[str | None, list[int]]] = {}
     for sid, rank, end_user in s.execute(select(FeedbackEvent.search_id, FeedbackEvent.rank, FeedbackEvent.end_user_id)
-                                         .where(FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == SEARCH_CLICK,
+                                         .where(FeedbackEvent.app_id == app_id,
+                                                FeedbackEvent.event_type == EventType.SEARCH_CLICK,
                                                 FeedbackEvent.rank.is_not(None)).order_by(FeedbackEvent.seq)):
         clicks.setdefault(sid, {}).setdefault(end_user, []).append(rank)
     sessions: list[SearchSession] = []

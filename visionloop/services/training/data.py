@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from visionloop.learning.events import concept_votes as event_concept_votes
 from visionloop.learning.labels import Aggregation, Label, Vote, aggregate
+from visionloop.learning.vocabulary import EventType
 from visionloop.models.catalog import CUSTOM
 from visionloop.models.concepts import load_imagenet_concepts
 from visionloop.services.models import chosen_concepts
@@ -61,7 +62,7 @@ def concept_votes(s: Session, app_id: str, model: Model
     first_seq: dict[str, int] = {}
     events = s.execute(select(FeedbackEvent.seq, FeedbackEvent.end_user_id, FeedbackEvent.body)
                        .where(FeedbackEvent.app_id == app_id, FeedbackEvent.model_pk == model.pk,
-                              FeedbackEvent.event_type == "annotation")
+                              FeedbackEvent.event_type == EventType.ANNOTATION)
                        .order_by(FeedbackEvent.seq))
     for seq, end_user, body in events:
         normalized = (body or {}).get("normalized", {})

@@ -53,17 +53,18 @@ from visionloop.learning.boxes import Box, as_box, iou
 from visionloop.learning.detector import BoxDetector, Detection, from_bytes, to_bytes
 from visionloop.learning.estimates import Estimate
 from visionloop.learning.metrics_detection import DetectionScores, Scored, score_detections
-from visionloop.learning.metrics_regions import MIN_COUNT, RegionFeedback
+from visionloop.learning.metrics_regions import MIN_COUNT
+from visionloop.learning.region_votes import Statements
+from visionloop.learning.vocabulary import EventType, RegionFeedback
 from visionloop.learning.promotion import decide
 from visionloop.models.catalog import CUSTOM_DETECTOR, DETECTION
-from visionloop.models.predictions import Box as WireBox
 from visionloop.models.predictions import ConceptScore, Prediction, Region
 from visionloop.models.predictors import Predictor
 from visionloop.models.runtime import ModelRuntime
 from visionloop.services.input_regions import box_of, regions_of
 from visionloop.services.models import SHARED, chosen_concepts
 from visionloop.services.training.concept_training import InsufficientData, estimate_json
-from visionloop.services.training.region_learning import Crops, Statements, statements
+from visionloop.services.training.region_learning import Crops, statements
 from visionloop.store.blobs import BlobMissing, BlobStore
 from visionloop.store.db import Database
 from visionloop.store.tables import (Concept, FeedbackEvent, Input, InputRegion, Model, ModelVersion, Output,
@@ -158,7 +159,7 @@ class DetectorPredictor:
 
 
 def _region(d: Detection, names: dict[str, str]) -> Region:
-    return Region(id=new_id(), box=WireBox(*d.box), concepts=(ConceptScore(d.concept, names.get(d.concept, d.concept),
+    return Region(id=new_id(), box=Box(*d.box), concepts=(ConceptScore(d.concept, names.get(d.concept, d.concept),
                                                                             d.value),), value=d.value)
 
 
@@ -233,7 +234,7 @@ class DetectionLearning:
         since_seq = max([((v.params or {}).get("trained_on") or {}).get("last_seq", 0) for v in versions] or [0])
         detectors = select(Model.pk).where(Model.app_id.in_([SHARED, model.app_id]), Model.model_type == DETECTION)
         events = s.scalars(select(FeedbackEvent.body).where(
-            FeedbackEvent.app_id == model.app_id, FeedbackEvent.event_type == "annotation",
+            FeedbackEvent.app_id == model.app_id, FeedbackEvent.event_type == EventType.ANNOTATION,
             FeedbackEvent.model_pk.in_(detectors), FeedbackEvent.output_id.is_not(None),
             FeedbackEvent.seq > since_seq).order_by(FeedbackEvent.seq.desc()).limit(SCANNED))
         n = 0

@@ -18,6 +18,7 @@ from visionloop.learning.events import one_per_region, region_judgements
 from visionloop.learning.labels import Label
 from visionloop.learning.metrics_concepts import ConceptRecord, ConceptReport, evaluate_concepts
 from visionloop.learning.metrics_regions import JudgedRegion, RegionMetrics, RegionReport, evaluate_regions
+from visionloop.learning.vocabulary import EventType
 from visionloop.models.catalog import EMBEDDING
 from visionloop.services.training.concept_training import estimate_json
 from visionloop.services.training.data import ConceptData, concept_data
@@ -55,7 +56,7 @@ def concept_records(s: Session, app_id: str, data: ConceptData, version: ModelVe
     rows = s.execute(select(FeedbackEvent.output_id, Output.digest, Output.result)
                      .join(Output, Output.id == FeedbackEvent.output_id)
                      .where(FeedbackEvent.app_id == app_id, FeedbackEvent.version_id == version.id,
-                            FeedbackEvent.event_type == "annotation")).all()
+                            FeedbackEvent.event_type == EventType.ANNOTATION)).all()
     by_digest: dict[str, list[tuple[str, Label]]] = {}
     for (digest, concept), label in labels.items():
         by_digest.setdefault(digest, []).append((concept, label))
@@ -80,7 +81,7 @@ def region_metrics(s: Session, app_id: str, version: ModelVersion) -> dict[str, 
     events = s.execute(select(FeedbackEvent.output_id, FeedbackEvent.end_user_id, FeedbackEvent.body, Output.result)
                        .join(Output, Output.id == FeedbackEvent.output_id)
                        .where(FeedbackEvent.app_id == app_id, FeedbackEvent.version_id == version.id,
-                              FeedbackEvent.event_type == "annotation")
+                              FeedbackEvent.event_type == EventType.ANNOTATION)
                        .order_by(FeedbackEvent.seq))
     for output_id, user, body, result in events:
         predicted = {r["id"]: (tuple(r["box"]), r.get("value")) for r in (result or {}).get("regions", [])}
@@ -92,9 +93,9 @@ def unlinked_events(s: Session, app_id: str, model: Model, version: ModelVersion
     """Feedback on this version stored unlinked (its output_id named no output here: see
     visionloop/services/feedback/record.py), which the metrics above cannot score; counted apart."""
     if model.model_type == EMBEDDING:
-        where = [FeedbackEvent.event_type == "search_click", FeedbackEvent.search_id.is_(None)]
+        where = [FeedbackEvent.event_type == EventType.SEARCH_CLICK, FeedbackEvent.search_id.is_(None)]
     else:
         where = [FeedbackEvent.model_pk == model.pk, FeedbackEvent.version_id == version.id,
-                 FeedbackEvent.event_type == "annotation", FeedbackEvent.output_id.is_(None)]
+                 FeedbackEvent.event_type == EventType.ANNOTATION, FeedbackEvent.output_id.is_(None)]
     return s.scalar(select(func.count()).select_from(FeedbackEvent)
                     .where(FeedbackEvent.app_id == app_id, *where)) or 0

@@ -19,12 +19,9 @@ not_detected        the candidate overlapping the user's box best (IoU >= 0.5) i
 
 An untied ``accurate`` or ``misplaced`` box (nothing predicted overlapped it) counts as missed.
 
-Several end users may judge one output. Each user's latest statement about a region counts
-once; whether the region is real is then a reliability-weighted vote
-(:func:`visionloop.learning.labels.aggregate`: each user's weight comes from their agreement
-with the others), its right box that of the most trusted user calling it real, and the missed
-boxes are those of users whose weight is not zero — so a careless or hostile user cannot turn
-real faces into false positives, or add boxes that are not there, against the others.
+Several end users may judge one output: their statements are resolved by a reliability-weighted
+vote (:mod:`visionloop.learning.region_votes`), so a careless or hostile user cannot turn real
+faces into false positives, or add boxes that are not there, against the others.
 
 Training (outputs whose image hashes to the training side, :mod:`visionloop.learning.split`):
 thresholds from the labelled candidates' scores, box corrections from the real ones' (raw, right)
@@ -51,11 +48,12 @@ from sqlalchemy.orm import Session
 from visionloop import errors
 from visionloop.ids import new_id
 from visionloop.learning.boxes import Box, as_box, iou, same
-from visionloop.learning.labels import Vote, aggregate
-from visionloop.learning.metrics_regions import MIN_COUNT, JudgedRegion, RegionFeedback, evaluate_regions
+from visionloop.learning.metrics_regions import MIN_COUNT, JudgedRegion, evaluate_regions
 from visionloop.learning.promotion import Decision, decide
 from visionloop.learning.region_calibration import MIN_JUDGED, calibrate_thresholds, fit_box_corrections
+from visionloop.learning.region_votes import MATCH_IOU, Statements, resolve
 from visionloop.learning.split import is_held_out
+from visionloop.learning.vocabulary import EventKind, EventType, RegionFeedback
 from visionloop.models.predictors import FACE_THRESHOLD, Predictor
 from visionloop.models.runtime import ModelRuntime
 from visionloop.services.images import CheckedImage, open_rgb
@@ -74,7 +72,6 @@ from visionloop.store.blobs import BlobMissing, BlobStore
 from visionloop.store.db import Database
 from visionloop.store.tables import FeedbackEvent, Model, ModelVersion, Output
 
-MATCH_IOU = 0.5  # a candidate is the region a not_detected box names
 SAME_BOX_IOU = 0.9  # a region the base version showed is the re-detected candidate with this overlap
 MAX_OUTPUTS = 5000  # the most recently judged outputs a training reads
 MAX_MEMORY = 1000  # crops remembered of each kind (false positive, real)
@@ -94,7 +91,7 @@ class DetectorSpec:
 
 def _faces(runtime: ModelRuntime) -> Detect:
     def detect(image: Image.Image, min_score: float) -> list[Candidate]:
-        return [Candidate(new_id(), "face", "face", (d.top, d.left, d.bottom, d.right), float(d.score))
+        return [Candidate(new_id(), "face", "face", Box(d.top, d.left, d.bottom, d.right), float(d.score))
                 for d in runtime.detect_faces(image, min_score=min_score)]
     return detect
 
@@ -103,32 +100,6 @@ DETECTORS = {"face": DetectorSpec("face", "face", FACE_THRESHOLD, _faces)}  # by
 
 
 # -- what the feedback says -------------------------------------------------------------------------
-@dataclasses.dataclass
-class Statements:
-    """What is said about the predicted regions of one output, and the boxes it missed."""
-
-    tied: dict[str, tuple[RegionFeedback, Box]] = dataclasses.field(default_factory=dict)
-    missed: list[tuple[str, Box]] = dataclasses.field(default_factory=list)  # (concept, box)
-
-    def add(self, region: dict[str, Any], concepts: set[str] | None) -> None:
-        """One statement; a later one about the same region or box replaces the earlier. Missed
-        boxes count for ``concepts`` (None: whatever concept they name)."""
-        feedback = RegionFeedback.parse(region.get("feedback"))
-        box = as_box(region["box"])
-        if region.get("region_id"):
-            self.tied[region["region_id"]] = (feedback, box)
-            return
-        if feedback is FALSE_POSITIVE:
-            return  # about nothing that was predicted
-        for c in region.get("concepts") or []:
-            if (concepts is None or c["id"] in concepts) and c.get("value", 1.0) >= 0.5:
-                self.miss(c["id"], box)
-
-    def miss(self, concept: str, box: Box) -> None:
-        self.missed = [m for m in self.missed if not (m[0] == concept and iou(m[1], box) >= MATCH_IOU)]
-        self.missed.append((concept, box))
-
-
 def statements(s: Session, app_id: str, model: Model, concepts: set[str] | None,
                model_pks: Sequence[int] | None = None) -> tuple[dict[str, Statements], int, int]:
     """Statements per output id (the most recently judged last), resolved across end users; the
@@ -137,11 +108,11 @@ def statements(s: Session, app_id: str, model: Model, concepts: set[str] | None,
     n_events, last_seq = 0, 0
     rows = s.execute(select(FeedbackEvent.seq, FeedbackEvent.output_id, FeedbackEvent.end_user_id, FeedbackEvent.body)
                      .where(FeedbackEvent.app_id == app_id, FeedbackEvent.model_pk.in_(model_pks or [model.pk]),
-                            FeedbackEvent.event_type == "annotation", FeedbackEvent.output_id.is_not(None))
+                            FeedbackEvent.event_type == EventType.ANNOTATION, FeedbackEvent.output_id.is_not(None))
                      .order_by(FeedbackEvent.seq))
     for seq, output_id, end_user, body in rows:
         normalized = (body or {}).get("normalized") or {}
-        if normalized.get("kind") != "regions":
+        if normalized.get("kind") != EventKind.REGIONS:
             continue
         n_events, last_seq = n_events + 1, seq
         users = by_user[output_id] = by_user.pop(output_id, None) or {}  # moved to the end: most recent
@@ -150,59 +121,6 @@ def statements(s: Session, app_id: str, model: Model, concepts: set[str] | None,
             said.add(region, concepts)
     recent = list(by_user)[-MAX_OUTPUTS:]
     return resolve({k: by_user[k] for k in recent}), n_events, last_seq
-
-
-def resolve(by_user: dict[str, dict[str | None, Statements]]) -> dict[str, Statements]:
-    """One :class:`Statements` per output from every end user's, by one reliability-weighted vote:
-    on each predicted region (real, or a false positive) and on each missed box someone reported
-    (every other user who judged that output and reported no such box says it is not there).
-    A real region keeps the box of its most trusted judge, a missed box that of its most trusted
-    reporter."""
-    misses = {output_id: _missed_boxes(users) for output_id, users in by_user.items()}
-    votes = [Vote((output_id, rid), user, feedback is not FALSE_POSITIVE)
-             for output_id, users in by_user.items() for user, said in users.items()
-             for rid, (feedback, _) in said.tied.items() if feedback is not NOT_DETECTED]
-    votes += [Vote((output_id, "missed", k), user, user in reports)
-              for output_id, users in by_user.items() for k, (_, reports) in enumerate(misses[output_id])
-              for user in users]
-    agg = aggregate(votes)
-    weight = {user: r.weight for user, r in agg.users.items()}
-
-    def most_trusted(options: list[tuple[str | None, Any]]) -> Any:
-        return max(enumerate(options), key=lambda e: (weight.get(e[1][0], 0.0), e[0]))[1][1]  # then latest
-
-    out: dict[str, Statements] = {}
-    for output_id, users in by_user.items():
-        merged = out[output_id] = Statements()
-        for rid in dict.fromkeys(rid for said in users.values() for rid in said.tied):
-            verdict = agg.labels.get((output_id, rid))
-            if verdict is None:  # only "not_detected" about a predicted region: says nothing of it
-                continue
-            said_real = [(user, said.tied[rid]) for user, said in users.items()
-                         if rid in said.tied and said.tied[rid][0] in (ACCURATE, MISPLACED)]
-            if verdict.value and said_real:
-                merged.tied[rid] = most_trusted(said_real)
-            elif not verdict.value:
-                merged.tied[rid] = (FALSE_POSITIVE, next(said.tied[rid][1] for said in users.values()
-                                                         if rid in said.tied))
-        for k, (concept, reports) in enumerate(misses[output_id]):
-            if agg.labels[(output_id, "missed", k)].value:
-                merged.miss(concept, most_trusted(list(reports.items())))
-    return out
-
-
-def _missed_boxes(users: dict[str | None, Statements]) -> list[tuple[str, dict[str | None, Box]]]:
-    """The missed boxes of one output, those of different users matched by IoU: (concept, user -> box)."""
-    found: list[tuple[str, dict[str | None, Box]]] = []
-    for user, said in users.items():
-        for concept, box in said.missed:
-            same = next((reports for c, reports in found if c == concept and user not in reports
-                         and any(iou(b, box) >= MATCH_IOU for b in reports.values())), None)
-            if same is None:
-                found.append((concept, {user: box}))
-            else:
-                same[user] = box
-    return found
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,15 +20,13 @@ low-score candidate a ``not_detected`` box was, and can re-play any version on t
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
 from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from visionloop.learning.artifact import pack, unpack
 from visionloop.learning.boxes import Box
 from visionloop.learning.region_calibration import shift_box, suppression_mask
-from visionloop.models.predictions import Box as WireBox
 from visionloop.models.predictions import ConceptScore, Prediction, Region
 from visionloop.models.runtime import ModelRuntime
 
@@ -96,18 +94,13 @@ class RegionRules:
         meta = {"format": FORMAT, "default": self.default, "thresholds": self.thresholds,
                 "corrections": {c: list(d) for c, d in self.corrections.items()},
                 "max_distance": self.max_distance, "min_neighbours": self.min_neighbours}
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-                            negatives=self.negatives.astype(np.float32), positives=self.positives.astype(np.float32))
-        return buffer.getvalue()
+        return pack(meta, {"negatives": self.negatives.astype(np.float32),
+                           "positives": self.positives.astype(np.float32)})
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RegionRules:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            meta = json.loads(archive["meta"].tobytes().decode())
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"not a {FORMAT} artifact: {meta.get('format')!r}")
-            negatives, positives = archive["negatives"], archive["positives"]
+        meta, arrays = unpack(data, FORMAT)
+        negatives, positives = arrays["negatives"], arrays["positives"]
         return cls(default=float(meta["default"]), thresholds={c: float(t) for c, t in meta["thresholds"].items()},
                    corrections={c: (d[0], d[1], d[2], d[3]) for c, d in meta["corrections"].items()},
                    negatives=negatives, positives=positives, max_distance=float(meta["max_distance"]),
@@ -125,7 +118,7 @@ def crop_embeddings(runtime: ModelRuntime, image: Image.Image, boxes: Sequence[B
 
 
 def _region(c: Candidate, box: Box) -> Region:
-    return Region(id=c.id, box=WireBox(*box), concepts=(ConceptScore(c.concept, c.name, c.score),), value=c.score)
+    return Region(id=c.id, box=Box(*box), concepts=(ConceptScore(c.concept, c.name, c.score),), value=c.score)
 
 
 Detect = Callable[[Image.Image, float], list[Candidate]]

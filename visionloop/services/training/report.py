@@ -10,23 +10,20 @@ which concept it named where users said another.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import threading
 from collections.abc import Mapping
 from typing import Any
 
-import matplotlib
+import numpy as np
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import precision_recall_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import precision_recall_curve  # noqa: E402
-
-from visionloop.learning.metrics_concepts import ConceptRecord  # noqa: E402
-from visionloop.services.training.data import display  # noqa: E402
-from visionloop.store.tables import ModelVersion  # noqa: E402
+from visionloop.learning.metrics_concepts import ConceptRecord
+from visionloop.services.training.data import display
+from visionloop.store.tables import ModelVersion
 
 
 # pyplot keeps global state (the current figure): one thread draws at a time. Callers that may
@@ -34,7 +31,20 @@ from visionloop.store.tables import ModelVersion  # noqa: E402
 PLOTTING = threading.Lock()
 
 
+@functools.cache
+def _pyplot() -> Any:
+    """pyplot on the Agg backend, imported when the first figure is drawn: a server that never
+    draws a report (or the CLI printing a table) does not pay for importing matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _png(fig: Any) -> str:
+    plt = _pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -42,6 +52,7 @@ def _png(fig: Any) -> str:
 
 
 def quality_over_time(versions: list[ModelVersion]) -> str | None:
+    plt = _pyplot()
     points = []
     for v in sorted(versions, key=lambda v: v.created_at):
         holdout = (v.metrics or {}).get("holdout", {})
@@ -76,6 +87,7 @@ def _mean_new_concept_auc(holdout: dict[str, Any]) -> dict[str, Any] | None:
 def per_concept(live: dict[str, Any], limit: int = 25) -> str | None:
     """F1 and ROC AUC per concept of a concept model; precision, recall and F1 per concept of a
     detection model (its live metrics count TP/FP/FN instead of labels)."""
+    plt = _pyplot()
     regions = any("n_judged" in m for m in live.get("concepts", {}).values())
     size = (lambda m: m["n_judged"]) if regions else (lambda m: m["n_pos"] + m["n_neg"])
     concepts = sorted(live.get("concepts", {}).items(), key=lambda kv: -size(kv[1]))[:limit]
@@ -104,6 +116,7 @@ def per_concept(live: dict[str, Any], limit: int = 25) -> str | None:
 
 
 def pr_curves(records: list[ConceptRecord], names: Mapping[str, str], limit: int = 6) -> str | None:
+    plt = _pyplot()
     by_concept: dict[str, list[ConceptRecord]] = {}
     for r in records:
         by_concept.setdefault(r.concept, []).append(r)
@@ -127,6 +140,7 @@ def pr_curves(records: list[ConceptRecord], names: Mapping[str, str], limit: int
 def confusion(live: dict[str, Any], limit: int = 15) -> str | None:
     """Outputs with one positive concept: the concept users said (rows) against the labelled concept
     the version scored highest (columns), for the most frequent concepts."""
+    plt = _pyplot()
     matrix = np.array(live.get("confusion", {}).get("matrix", []))
     if not matrix.size:
         return None
@@ -150,6 +164,7 @@ def confusion(live: dict[str, Any], limit: int = 15) -> str | None:
 def calibration(records: list[ConceptRecord], bins: int = 10) -> str | None:
     """Reliability diagram: of the scores in each band, the share end users said present. A
     calibrated version's points lie on the diagonal (a score of 0.8 is right 80% of the time)."""
+    plt = _pyplot()
     if len({r.label for r in records}) < 2:
         return None
     labels, scores = [r.label for r in records], [r.score for r in records]
@@ -170,6 +185,7 @@ def example_detections(examples: list[tuple[Any, list[tuple[str, Any, float]], l
                        ) -> str | None:
     """Judged images with what the version finds on them: a found box is green when it matches a
     drawn box of its concept (IoU >= 0.5), red when not; drawn boxes are dashed white."""
+    plt = _pyplot()
     from visionloop.learning.boxes import iou
 
     if not examples:
@@ -196,6 +212,7 @@ def example_detections(examples: list[tuple[Any, list[tuple[str, Any, float]], l
 
 def click_positions(counts: dict[str, int]) -> str | None:
     """Clicks per position of the clicked hit: how steeply attention falls down the page."""
+    plt = _pyplot()
     if not counts:
         return None
     ranks = sorted(counts, key=int)

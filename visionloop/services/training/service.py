@@ -29,11 +29,12 @@ from visionloop.ids import new_id
 from visionloop.learning.heads import ConceptHeads
 from visionloop.learning.labels import UserReliability, down_weighted
 from visionloop.metrics import METRICS
+from visionloop.learning.vocabulary import EventType
 from visionloop.models.catalog import COLOR, CONCEPT, CUSTOM, CUSTOM_DETECTOR, DETECTION, EMBED, EMBEDDING, FOCUS
 from visionloop.models.predictors import Predictor
 from visionloop.models.runtime import ModelRuntime
 from visionloop.services.models import SHARED, ModelService, ModelView, chosen_concepts
-from visionloop.services.training.click_learning import CLICK_KIND, SEARCH_CLICK, ClickLearning
+from visionloop.services.training.click_learning import CLICK_KIND, ClickLearning
 from visionloop.services.training.concept_training import InsufficientData, train_heads
 from visionloop.services.training.data import concept_data, display, features
 from visionloop.services.training.evaluation import concept_metrics, concept_records, region_metrics, unlinked_events
@@ -219,7 +220,7 @@ class LearningService:
         newer = select(FeedbackEvent.seq).where(FeedbackEvent.app_id == activation.app_id,
                                                 FeedbackEvent.seq <= last_seq,
                                                 FeedbackEvent.created_at >= activation.modified_at)
-        newer = newer.where(FeedbackEvent.event_type == SEARCH_CLICK) if model.model_type == EMBEDDING \
+        newer = newer.where(FeedbackEvent.event_type == EventType.SEARCH_CLICK) if model.model_type == EMBEDDING \
             else newer.where(FeedbackEvent.model_pk == model.pk)
         with self.db.session() as s:
             return s.execute(newer.limit(1)).first() is not None
@@ -378,12 +379,14 @@ class LearningService:
         out = []
         with self.db.session() as s:
             pairs = s.execute(select(FeedbackEvent.app_id, FeedbackEvent.model_pk)
-                              .where(FeedbackEvent.event_type == "annotation", FeedbackEvent.model_pk.is_not(None))
+                              .where(FeedbackEvent.event_type == EventType.ANNOTATION,
+                                     FeedbackEvent.model_pk.is_not(None))
                               .group_by(FeedbackEvent.app_id, FeedbackEvent.model_pk)).all()
             embed = s.scalar(select(Model.pk).where(Model.app_id == SHARED, Model.id == EMBED.id))
-            clicked = s.scalars(select(FeedbackEvent.app_id).where(FeedbackEvent.event_type == SEARCH_CLICK)
+            clicked = s.scalars(select(FeedbackEvent.app_id).where(FeedbackEvent.event_type == EventType.SEARCH_CLICK)
                                 .group_by(FeedbackEvent.app_id)).all()
-            watched = [(a, m, "annotation") for a, m in pairs] + [(a, embed, SEARCH_CLICK) for a in clicked if embed]
+            watched = [(a, m, EventType.ANNOTATION) for a, m in pairs]
+            watched += [(a, embed, EventType.SEARCH_CLICK) for a in clicked if embed]
             for app_id, model_pk, event_type in watched:
                 model = s.get(Model, model_pk)
                 if model is None or model.app_id not in (SHARED, app_id) or model.runtime == CUSTOM_DETECTOR or not (
@@ -398,7 +401,8 @@ class LearningService:
                 events = select(func.count()).select_from(FeedbackEvent).where(
                     FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == event_type, FeedbackEvent.seq > since)
                 new = s.scalar(events.where(FeedbackEvent.search_id.is_not(None))  # unlinked clicks teach nothing
-                               if event_type == SEARCH_CLICK else events.where(FeedbackEvent.model_pk == model_pk))
+                               if event_type == EventType.SEARCH_CLICK
+                               else events.where(FeedbackEvent.model_pk == model_pk))
                 if new >= min_new_events:
                     out.append((app_id, model.id))
             for model in s.scalars(select(Model).where(Model.runtime == CUSTOM_DETECTOR,

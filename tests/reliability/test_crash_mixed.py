@@ -11,7 +11,7 @@ training requests are all being written, restart it on the same data directory, 
 - background jobs resume: training versions that were queued (or training) at the kill are
   trained by the restarted server's worker.
 
-(Feedback alone under SIGKILL is tests/test_crash_feedback.py; this reuses its server helpers.)
+(Feedback alone under SIGKILL is tests/reliability/test_crash_feedback.py; this reuses its server helpers.)
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.test_crash_feedback import GENERAL, Server, _cli
+from tests.reliability.test_crash_feedback import GENERAL, Server, _cli
 from visionloop.config import load_settings
 from visionloop.core import VisionLoop
 from visionloop.models.runtime import ModelRuntime

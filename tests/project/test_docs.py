@@ -15,7 +15,7 @@ import pytest
 from visionloop.config import SETTINGS
 from tests.clients.live import LiveServer, start_live_server
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LOOP = ROOT / "examples" / "loop.sh"
 
 

@@ -22,7 +22,7 @@ from PIL import Image
 
 from tests.helpers import clean_env, free_port
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
 THREADS = 4
 KILL_AFTER_ACKS = 60

@@ -384,7 +384,8 @@ def test_any_json_query_parses_or_is_a_search_invalid(query: Any) -> None:
 @given(st.lists(st.sampled_from(["cat", "dog"]), min_size=1, max_size=3), CONCEPT_VALUES,
        st.sampled_from(["input", "output"]))
 def test_concept_terms_read_values_as_the_clients_send_them(refs: list[str], value: Any, where: str) -> None:
-    """true/false, 1.0/0.0 and null (present) as in DESIGN.md; anything else outside [0, 1] is refused."""
+    """true/false, 1.0/0.0 and null (present) as in DESIGN.md (../shared/, beside the repository);
+    anything else outside [0, 1] is refused."""
     import math
 
     from visionloop import errors
