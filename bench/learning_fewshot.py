@@ -204,6 +204,8 @@ VARIANTS: dict[str, Variant] = {
     "lite0": heads_variant(lite0),
     "mobilenet+lite0": heads_variant(both),
     "mobilenet+lite0+mid": heads_variant(lambda f, rows: np.hstack([both(f, rows), 0.5 * unit(f["mid"][rows])])),
+    "all of the above": heads_variant(lambda f, rows: np.hstack([flipped(f, rows), lite0(f, rows),
+                                                                 0.5 * unit(f["mid"][rows]), 0.5 * hellinger(f, rows)])),
     "visionloop": heads_variant(embedding),
     "flip": heads_variant(flipped),
     "power": heads_variant(power),
