@@ -17,6 +17,7 @@ trained the app falls back to the base version, unless the operator chose the ve
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import threading
 import time
@@ -34,13 +35,14 @@ from visionloop.learning.labels import UserReliability, down_weighted
 from visionloop.models.catalog import COLOR, CONCEPT, CUSTOM, CUSTOM_DETECTOR, DETECTION, EMBED, EMBEDDING, FOCUS
 from visionloop.models.predictors import Predictor
 from visionloop.models.runtime import ModelRuntime
+from visionloop.services.input_images import thumbnail
 from visionloop.services.models import SHARED, ModelService, ModelView, chosen_concepts
 from visionloop.services.training.click_learning import CLICK_KIND, SEARCH_CLICK, ClickLearning
 from visionloop.services.training.concept_training import InsufficientData, train_heads
 from visionloop.services.training.data import concept_data, display, features
 from visionloop.services.training.evaluation import concept_metrics, concept_records, region_metrics, unlinked_events
 from visionloop.services.training.detection_learning import DETECTOR_KIND, LEARNED_RUNTIMES, DetectionLearning
-from visionloop.services.training.region_learning import DETECTORS, Crops, RegionLearning
+from visionloop.services.training.region_learning import DETECTORS, RegionLearning
 from visionloop.services.training.region_rules import REGION_KIND
 from visionloop.services.training.report import (PLOTTING, ConceptExamples, calibration, confusion, example_concepts,
                                                  example_detections, metrics_table, per_concept, pick_examples,
@@ -351,17 +353,16 @@ class LearningService:
         return live, summary, figures
 
     def _example_images(self, s: Session, app_id: str, examples: list[ConceptExamples]) -> dict[str, Image.Image]:
-        """The images of the examples' outputs, by output id (one whose stored image is gone is left out)."""
+        """The thumbnails of the examples' outputs, by output id (one whose stored image is gone is left out)."""
         wanted = {str(r.output_id) for e in examples for r, _ in e.records()}
         if not wanted:
             return {}
         digests = dict(s.execute(select(Output.id, Output.digest).where(Output.app_id == app_id,
                                                                        Output.id.in_(wanted))).all())
-        crops = Crops(self.blobs, self.runtime, keep=len(digests))
         images = {}
         for output_id, digest in digests.items():
             with contextlib.suppress(BlobMissing):
-                images[output_id] = crops.image(digest)
+                images[output_id] = Image.open(io.BytesIO(thumbnail(self.blobs, digest)))
         return images
 
     def reliability(self, app_id: str, model_ref: str) -> tuple[list[UserReliability], set[str | None]]:
