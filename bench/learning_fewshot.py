@@ -1,7 +1,7 @@
 """New concepts from few examples, offline: what the heads could read and how, on cached embeddings.
 
     python bench/learning_fewshot.py                 # every variant, 3 seeds (a few minutes)
-    python bench/learning_fewshot.py --variants visionloop,flip --seeds 1
+    python bench/learning_fewshot.py --variants visionloop,flip --seeds 1 --error 0   # careful users
 
 The same task as ``bench/learning.py``'s ``concepts`` section, without the server: five emoji
 subcategories become new concepts; for k = 5, 10, 20 positives (and 2k negatives) per concept,
@@ -14,7 +14,8 @@ seed, then of the seeds.
 The images go through the product's backbone in process (:class:`visionloop.models.backbone.Backbone`,
 the same 224 px centre crop the server uses); the outputs every variant reads (the pooled features,
 those of the mirrored image, the last stride-16 block pooled, the ImageNet logits) are cached in
-``bench/out/fewshot_features.npz``.
+``bench/out/fewshot_features.npz``, with EfficientNet-Lite0's features when its weights package is
+installed (:mod:`bench.efficientnet_lite0`; its variants are left out otherwise).
 """
 
 from __future__ import annotations
@@ -122,8 +123,8 @@ def split(seed: int, rep: int) -> tuple[dict[str, list[int]], dict[str, list[int
     return train_pos, train_neg, held_pos, others[needed:needed + HELD_NEGATIVES]
 
 
-def resolved(seed: int, rep: int, k: int, train_pos: dict[str, list[int]], train_neg: dict[str, list[int]]
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def resolved(seed: int, rep: int, k: int, train_pos: dict[str, list[int]], train_neg: dict[str, list[int]],
+             error: float = ERROR) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """(rows, Y, W, concepts) from the end users' noisy answers, resolved as the server does."""
     from visionloop.learning.heads import label_matrix
     from visionloop.learning.labels import Vote, aggregate
@@ -133,7 +134,7 @@ def resolved(seed: int, rep: int, k: int, train_pos: dict[str, list[int]], train
     for s in SUBCATEGORIES:
         for i, present in [(i, True) for i in train_pos[s][:k]] + [(i, False) for i in train_neg[s][:2 * k]]:
             user = f"viewer-{int(rng.integers(N_USERS)):02d}"
-            votes.append(Vote((i, s), user, present != (rng.random() < ERROR)))
+            votes.append(Vote((i, s), user, present != (rng.random() < error)))
     labels = list(aggregate(votes).labels.values())
     rows = sorted({lab.item[0] for lab in labels})
     Y, W, concepts = label_matrix(labels, rows)
@@ -201,11 +202,6 @@ def both(f: Features, rows: np.ndarray) -> np.ndarray:
 
 
 VARIANTS: dict[str, Variant] = {
-    "lite0": heads_variant(lite0),
-    "mobilenet+lite0": heads_variant(both),
-    "mobilenet+lite0+mid": heads_variant(lambda f, rows: np.hstack([both(f, rows), 0.5 * unit(f["mid"][rows])])),
-    "all of the above": heads_variant(lambda f, rows: np.hstack([flipped(f, rows), lite0(f, rows),
-                                                                 0.5 * unit(f["mid"][rows]), 0.5 * hellinger(f, rows)])),
     "visionloop": heads_variant(embedding),
     "flip": heads_variant(flipped),
     "power": heads_variant(power),
@@ -219,12 +215,22 @@ VARIANTS: dict[str, Variant] = {
     "C=0.1": heads_variant(embedding, Cs=(0.1,)),
     "C=0.01": heads_variant(embedding, Cs=(0.01,)),
 }
+LITE0_VARIANTS: dict[str, Variant] = {  # need the weights package (:func:`features`)
+    "lite0": heads_variant(lite0),
+    "mobilenet+lite0": heads_variant(both),
+    "mobilenet+lite0+mid": heads_variant(lambda f, rows: np.hstack([both(f, rows), 0.5 * unit(f["mid"][rows])])),
+    "all of the above": heads_variant(lambda f, rows: np.hstack([flipped(f, rows), lite0(f, rows),
+                                                                 0.5 * unit(f["mid"][rows]), 0.5 * hellinger(f, rows)])),
+}
+ALL_VARIANTS = {**VARIANTS, **LITE0_VARIANTS}
 
 
-def run(names: list[str], seeds: list[int]) -> dict[str, dict[int, float]]:
+def run(names: list[str], seeds: list[int], error: float) -> dict[str, dict[int, float]]:
     from sklearn.metrics import roc_auc_score
 
     f = features()
+    if "lite0" not in f:
+        names = [n for n in names if n not in LITE0_VARIANTS]
     pool = emoji()
     results: dict[str, dict[int, list[float]]] = {n: {k: [] for k in KS} for n in names}
     for seed in seeds:
@@ -232,11 +238,11 @@ def run(names: list[str], seeds: list[int]) -> dict[str, dict[int, float]]:
             train_pos, train_neg, held_pos, held_neg = split(seed, rep)
             held = np.array(sorted({i for s in SUBCATEGORIES for i in held_pos[s]} | set(held_neg)))
             for k in KS:
-                rows, Y, W, concepts = resolved(seed, rep, k, train_pos, train_neg)
+                rows, Y, W, concepts = resolved(seed, rep, k, train_pos, train_neg, error)
                 for name in names:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
-                        S = VARIANTS[name](f, rows, Y, W, concepts, held)
+                        S = ALL_VARIANTS[name](f, rows, Y, W, concepts, held)
                     aucs = []
                     for j, c in enumerate(concepts):
                         truth = np.array([pool[i].subcategory == c for i in held])
@@ -247,16 +253,18 @@ def run(names: list[str], seeds: list[int]) -> dict[str, dict[int, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"some of {', '.join(VARIANTS)}")
+    parser.add_argument("--variants", default=",".join(ALL_VARIANTS), help=f"some of {', '.join(ALL_VARIANTS)}")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--error", type=float, default=ERROR, help="share of wrong answers (0: careful users)")
     args = parser.parse_args()
     names = args.variants.split(",")
-    unknown = set(names) - set(VARIANTS)
+    unknown = set(names) - set(ALL_VARIANTS)
     if unknown:
         parser.error(f"unknown variants {sorted(unknown)}")
     start = time.monotonic()
-    table = run(names, list(range(args.seeds)))
-    print(f"mean held-out ROC AUC of new concepts, {args.seeds} seeds x {REPLICATES} replicates "
+    table = run(names, list(range(args.seeds)), args.error)
+    print(f"mean held-out ROC AUC of new concepts, {args.seeds} seeds x {REPLICATES} replicates, "
+          f"{args.error:.0%} wrong answers "
           f"({time.monotonic() - start:.0f} s)")
     print("| variant | " + " | ".join(f"k={k}" for k in KS) + " |")
     for name, by_k in table.items():
