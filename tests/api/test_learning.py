@@ -106,6 +106,8 @@ def test_feedback_concept_is_learned_promoted_and_rolled_back(api: Api, other_ap
     assert page.count("data:image/png;base64,") >= 4 and "Precision-recall" in page  # quality over time too
     assert "unlinked feedback" in page and "<h2>Figures by concept</h2><pre>concept" in page
     assert "Top concept: what users said" in page
+    examples = page.split("<h2>Examples by concept</h2>")[1]  # kitty's best-scored images, right and wrong
+    assert examples.startswith("<img src='data:image/png;base64,")
     with pytest.raises(SystemExit):
         main(["evaluate", "--app", "app-a", "--version", "aa9ca48295b37401f8af92ad1af0d91d", "--json",
               "--data-dir", str(core.settings.data_dir)])

@@ -63,13 +63,18 @@ class InputImages:
         return row.digest
 
     def thumbnail(self, digest: str) -> bytes:
-        """The JPEG thumbnail of stored image ``digest``, made on first use and kept."""
-        thumb = self.blobs.get_derived(digest, _THUMB_KIND)
-        if thumb is None:
-            thumb = _thumbnail(self.blobs.get(digest))
-            with contextlib.suppress(OSError):  # kept to save the next request the work: not needed to answer
-                self.blobs.put_derived(digest, _THUMB_KIND, thumb)
-        return thumb
+        return thumbnail(self.blobs, digest)
+
+
+def thumbnail(blobs: BlobStore, digest: str) -> bytes:
+    """The JPEG thumbnail of stored image ``digest``, made on first use and kept (the evaluation
+    report's examples use the same ones)."""
+    thumb = blobs.get_derived(digest, _THUMB_KIND)
+    if thumb is None:
+        thumb = _thumbnail(blobs.get(digest))
+        with contextlib.suppress(OSError):  # kept to save the next request the work: not needed to answer
+            blobs.put_derived(digest, _THUMB_KIND, thumb)
+    return thumb
 
 
 # One colour per region verdict, as the console's legend names them.

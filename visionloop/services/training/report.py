@@ -3,8 +3,9 @@
 Quality over time (each version's cross-validated macro ROC AUC with its interval, as trained; of
 its new concepts where it shares none with the version before), the live per-concept figures of
 the evaluated version (F1 and ROC AUC with intervals and label counts; thin figures greyed),
-precision-recall curves of the best-labelled concepts, how well its scores are calibrated, and
-which concept it named where users said another.
+precision-recall curves of the best-labelled concepts, how well its scores are calibrated, which
+concept it named where users said another, and for the best-labelled concepts a few images it got
+right, wrong and missed.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import functools
 import html
 import io
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Hashable, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 from sklearn.calibration import calibration_curve
@@ -158,6 +159,71 @@ def confusion(live: dict[str, Any], limit: int = 15) -> str | None:
     ax.set_yticks(range(len(keep)), ticks, fontsize=7)
     ax.set_xlabel("the version's top concept")
     ax.set_ylabel("what users said")
+    return _png(fig)
+
+
+class ConceptExamples(NamedTuple):
+    """A concept's telling images: ``right`` and ``wrong`` scored highest among those users said show
+    it and do not show it (true and false positives), ``missed`` scored lowest among those they said
+    show it (false negatives)."""
+
+    concept: str
+    right: list[ConceptRecord]
+    wrong: list[ConceptRecord]
+    missed: list[ConceptRecord]
+
+    def records(self) -> list[tuple[ConceptRecord, str]]:
+        return [(r, kind) for kind, rs in (("right", self.right), ("wrong", self.wrong), ("missed", self.missed))
+                for r in rs]
+
+
+EXAMPLE_COLOURS = {"right": "#15803d", "wrong": "#b91c1c", "missed": "#d97706"}
+
+
+def pick_examples(records: list[ConceptRecord], threshold: float, *, concepts: int = 4,
+                  per_kind: int = 3) -> list[ConceptExamples]:
+    """For the ``concepts`` concepts with the most labels, ``per_kind`` images of each kind at
+    ``threshold``: what the version gets right, what it confuses with the concept, what it misses."""
+    by_concept: dict[str, list[ConceptRecord]] = {}
+    for r in records:
+        by_concept.setdefault(r.concept, []).append(r)
+    out = []
+    for concept, rs in sorted(by_concept.items(), key=lambda cr: (-len(cr[1]), cr[0]))[:concepts]:
+        ranked = sorted(rs, key=lambda r: -r.score)
+        found = [r for r in ranked if r.score >= threshold]
+        missed = [r for r in reversed(ranked) if r.label and r.score < threshold]
+        out.append(ConceptExamples(concept, [r for r in found if r.label][:per_kind],
+                                   [r for r in found if not r.label][:per_kind], missed[:per_kind]))
+    return out
+
+
+def example_concepts(examples: list[ConceptExamples], images: Mapping[Hashable, Any],
+                     names: Mapping[str, str]) -> str | None:
+    """One row per concept: its examples framed by kind (right green, wrong red, missed amber) with
+    their scores; ``images`` maps an output id to its image (an output whose image is gone is left out)."""
+    rows = [(e.concept, [(r, kind) for r, kind in e.records() if r.output_id in images]) for e in examples]
+    rows = [(c, shown) for c, shown in rows if shown]
+    if not rows:
+        return None
+    cols = max(len(shown) for _, shown in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.7 * cols + 0.5, 2.2 * len(rows)), squeeze=False)
+    fig.subplots_adjust(hspace=0.7)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, (concept, shown) in enumerate(rows):
+        axes[i, 0].set_title(display(concept, names), loc="left", fontsize=8, x=0, y=1.12)
+        for ax, (record, kind) in zip(axes[i], shown):
+            image = images[record.output_id].copy()
+            image.thumbnail((128, 128))
+            ax.imshow(image)
+            ax.axis("on")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_edgecolor(EXAMPLE_COLOURS[kind])
+                side.set_linewidth(3)
+            ax.set_xlabel(f"{kind} {record.score:.2f}", fontsize=7)
+    fig.suptitle("Right (green), wrong (red) and missed (amber), with the version's scores", fontsize=9)
     return _png(fig)
 
 

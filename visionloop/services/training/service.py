@@ -16,13 +16,17 @@ trained the app falls back to the base version, unless the operator chose the ve
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from PIL import Image
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from visionloop import errors, status
 from visionloop.ids import new_id
@@ -33,6 +37,7 @@ from visionloop.learning.vocabulary import EventType
 from visionloop.models.catalog import COLOR, CONCEPT, CUSTOM, CUSTOM_DETECTOR, DETECTION, EMBED, EMBEDDING, FOCUS
 from visionloop.models.predictors import Predictor
 from visionloop.models.runtime import ModelRuntime
+from visionloop.services.input_images import thumbnail
 from visionloop.services.models import SHARED, ModelService, ModelView, chosen_concepts
 from visionloop.services.training.click_learning import CLICK_KIND, ClickLearning
 from visionloop.services.training.concept_training import InsufficientData, train_heads
@@ -41,12 +46,14 @@ from visionloop.services.training.evaluation import concept_metrics, concept_rec
 from visionloop.services.training.detection_learning import DETECTOR_KIND, LEARNED_RUNTIMES, DetectionLearning
 from visionloop.services.training.region_learning import DETECTORS, RegionLearning
 from visionloop.services.training.region_rules import REGION_KIND
-from visionloop.services.training.report import (PLOTTING, calibration, confusion, example_detections,
-                                                 metrics_table, per_concept, pr_curves, quality_over_time, render)
+from visionloop.services.training.report import (PLOTTING, ConceptExamples, calibration, confusion, example_concepts,
+                                                 example_detections, metrics_table, per_concept, pick_examples,
+                                                 pr_curves, quality_over_time, render)
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
-from visionloop.store.blobs import BlobStore
+from visionloop.store.blobs import BlobMissing, BlobStore
 from visionloop.store.db import Database, exclusive, serialize
-from visionloop.store.tables import DELETED_APP_PREFIX, ActiveVersion, FeedbackEvent, Model, ModelVersion, utcnow
+from visionloop.store.tables import (DELETED_APP_PREFIX, ActiveVersion, FeedbackEvent, Model, ModelVersion, Output,
+                                     utcnow)
 
 if TYPE_CHECKING:
     from visionloop.services.feedback.log import Erasure
@@ -329,6 +336,8 @@ class LearningService:
                                                                  ModelVersion.app_id == app_id)))
             data = concept_data(s, app_id, view.model) if view.model.model_type == CONCEPT else None
             records = concept_records(s, app_id, data, version) if data is not None else []
+            examples = pick_examples(records, live.get("threshold", 0.5)) if data is not None else []
+            images = self._example_images(s, app_id, examples)
         headline = live.get("macro_auc") or live.get("summary", {}).get("f1") or {}
         summary = {"app": app_id, "model": f"{view.model.name} ({view.model.id})", "version": version.id,
                    "versions trained for this app": sum(v.status_code == status.MODEL_TRAINED for v in versions),
@@ -341,11 +350,25 @@ class LearningService:
             if data is not None:  # a detection's feedback judges boxes, not scores to sweep
                 figures += [("Precision-recall curves", pr_curves(records, data.names)),
                             ("Calibration", calibration(records)),
-                            ("Top concept: what users said vs what the version said", confusion(live))]
+                            ("Top concept: what users said vs what the version said", confusion(live)),
+                            ("Examples by concept", example_concepts(examples, images, data.names))]
             if (version.params or {}).get("kind") == DETECTOR_KIND:
                 figures.append(("Example detections on judged images",
                                 example_detections(self.detection.examples(app_id, view.model, version))))
         return live, summary, figures
+
+    def _example_images(self, s: Session, app_id: str, examples: list[ConceptExamples]) -> dict[str, Image.Image]:
+        """The thumbnails of the examples' outputs, by output id (one whose stored image is gone is left out)."""
+        wanted = {str(r.output_id) for e in examples for r, _ in e.records()}
+        if not wanted:
+            return {}
+        digests = dict(s.execute(select(Output.id, Output.digest).where(Output.app_id == app_id,
+                                                                       Output.id.in_(wanted))).all())
+        images = {}
+        for output_id, digest in digests.items():
+            with contextlib.suppress(BlobMissing):
+                images[output_id] = Image.open(io.BytesIO(thumbnail(self.blobs, digest)))
+        return images
 
     def reliability(self, app_id: str, model_ref: str) -> tuple[list[UserReliability], set[str | None]]:
         """How the next training of a concept model would weigh each end user's votes (the least
