@@ -206,6 +206,7 @@ def example_concepts(examples: list[ConceptExamples], images: Mapping[Hashable, 
     if not rows:
         return None
     cols = max(len(shown) for _, shown in rows)
+    plt = _pyplot()
     fig, axes = plt.subplots(len(rows), cols, figsize=(1.7 * cols + 0.5, 2.2 * len(rows)), squeeze=False)
     fig.subplots_adjust(hspace=0.7)
     for ax in axes.ravel():
