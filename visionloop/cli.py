@@ -191,7 +191,8 @@ def cmd_blobs(args: argparse.Namespace) -> int:
     if args.action == "sweep":
         core = _core(args)
         try:
-            deleted, kept = core.predict.collector.sweep(args.older_than_hours * 3600, CopyProgress("blobs", "sweeping"))
+            deleted, kept = core.predict.collector.sweep(args.older_than_hours * 3600,
+                                                         CopyProgress("blobs", "sweeping"))
         finally:
             core.close()
         print(f"deleted {deleted} blobs no row refers to; {kept} kept")

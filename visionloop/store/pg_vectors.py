@@ -20,6 +20,7 @@ it row by row). A server does this before it listens, so it never answers from a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import Connection, text
@@ -42,6 +43,15 @@ BUILD_MEMORY = "512MB"  # the graph is built in memory when it fits (pgvector wa
 EXACT_ROWS = 5000  # fewer rows to rank (by the planner's estimate) are scanned exactly
 
 Progress = Callable[[int, int], None]  # (embeddings copied so far, to copy in all)
+
+
+@dataclass(frozen=True)
+class Where:
+    """A condition on the ``inputs`` row in SQL (a search's non-visual terms:
+    :mod:`visionloop.services.search_sql`), with its parameters, named apart from the store's own."""
+
+    sql: str
+    params: dict[str, object]
 
 
 def vector_literal(vector: np.ndarray) -> str:
@@ -148,9 +158,10 @@ class PgVectorStore:
         """Nothing to do: an input's embedding goes with its row."""
 
     def nearest(self, app_id: str, query: np.ndarray, need: int,
-                within: set[str] | None) -> list[tuple[str, float]]:
+                within: set[str] | None, condition: Where | None = None) -> list[tuple[str, float]]:
         """The graph when the rows to rank are many, else an exact scan; and an exact scan should the
-        graph walk stop short of the rows there are.
+        graph walk stop short of the rows there are. ``condition``: what else a row must pass, in the
+        same query (the walk goes on until enough rows pass it).
 
         The planner is not left to choose: it prices a scan of TOASTed vectors far below its cost
         and picked a sequential scan over the graph for tens of thousands of rows, so the approximate
@@ -161,6 +172,9 @@ class PgVectorStore:
         if within is not None:
             where += " AND id = ANY(:ids)"
             params["ids"] = sorted(within)
+        if condition is not None:
+            where += f" AND {condition.sql}"
+            params.update(condition.params)
         select_nearest = text(f"SELECT id, 1 - ({COLUMN} <=> CAST(:q AS vector)) FROM inputs WHERE {where} "
                               f"ORDER BY {COLUMN} <=> CAST(:q AS vector) LIMIT :k")
         with self.db.engine.begin() as conn:

@@ -79,7 +79,7 @@ class S3BlobStore:
         except (ClientError, BotoCoreError) as exc:
             if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in _ABSENT:
                 return False
-            raise BlobUnavailable(f"s3://{self.bucket}/{self.prefix} did not say whether it has {digest}: {exc}") from exc
+            raise BlobUnavailable(f"s3://{self.bucket}/{self.prefix} did not say if it has {digest}: {exc}") from exc
         return True
 
     def delete(self, digest: str) -> None:
