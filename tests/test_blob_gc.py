@@ -16,7 +16,7 @@ from sqlalchemy import update
 
 from tests.conftest import make_api
 from tests.feedback_support import GENERAL, concept_body, predict
-from tests.helpers import Api, b64, photo, png_bytes
+from tests.helpers import Api, b64, photo, png_bytes, run_cli
 from visionloop.config import load_settings
 from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
@@ -167,7 +167,11 @@ def test_a_failed_delete_loses_nothing_and_the_sweep_deletes_it_later(gc: tuple[
     delete(api, "kitty")  # the row goes; the image stays, unreferenced
     assert core.blobs.exists(digest)
     core.inputs.collector.blobs = real
-    assert core.inputs.collector.sweep(older_than_s=0) == (1, 1)
+    env = {"VISIONLOOP_BLOB_STORE": core.settings.blob_store, "VISIONLOOP_BLOB_URL": core.settings.blob_url or ""}
+    r = run_cli(core, "blobs", "sweep", "--older-than-hours", "1", env=env)
+    assert r.returncode == 0 and "deleted 0 blobs" in r.stdout, r.stderr  # both written moments ago
+    r = run_cli(core, "blobs", "sweep", "--older-than-hours", "0", env=env)
+    assert r.returncode == 0 and "deleted 1 blobs no row refers to; 1 kept" in r.stdout, r.stderr
     assert not core.blobs.exists(digest) and core.blobs.exists(kept)
 
 
