@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from tests.conftest import make_api
+from tests.conftest import TEST_DATABASE, make_api
 from tests.feedback_support import GENERAL, concept_body, predict
 from tests.helpers import Api, b64, photo, png_bytes, run_cli
 from visionloop.config import load_settings
@@ -26,11 +26,18 @@ from visionloop.store.blobs import BlobStore, BlobUnavailable, digest_of
 from visionloop.store.tables import Input, Output
 
 
+pytestmark = pytest.mark.postgres  # the folder store on both databases; S3 in the SQLite pass only
+
+
 @pytest.fixture(params=["folder", "s3"])
-def gc(request: pytest.FixtureRequest, tmp_path: Path, runtime: ModelRuntime) -> Iterator[tuple[VisionLoop, Api]]:
+def gc(request: pytest.FixtureRequest, tmp_path: Path, runtime: ModelRuntime,
+       database_url: str) -> Iterator[tuple[VisionLoop, Api]]:
     """A server with each blob store (outputs kept one day past their feedback), and an API on it."""
-    settings: dict[str, Any] = {"data_dir": tmp_path / "data", "output_retention_days": 1}
+    settings: dict[str, Any] = {"data_dir": tmp_path / "data", "database_url": database_url,
+                                "output_retention_days": 1}
     if request.param == "s3":
+        if TEST_DATABASE == "postgres":
+            pytest.skip("the S3 server runs in the SQLite pass")
         settings |= {"blob_store": "s3", "blob_url": request.getfixturevalue("blob_url")}
     core = VisionLoop(load_settings(settings, environ={}), runtime)
     with TestClient(create_app(core.settings, core), raise_server_exceptions=False) as client:
