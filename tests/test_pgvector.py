@@ -179,7 +179,7 @@ def test_recall_against_exact_search_with_filters_and_beside_a_larger_app(
             assert {i for i, _ in found} <= within
             filtered.append(len({i for i, _ in found} & set(_exact(big, q, 10, subset))) / 10)
             # a small app beside a large one, and a very selective filter: complete and exact
-            assert {i for i, _ in store.nearest("small", q, 10, None)} == {f"v{i}" for i in range(25)}
+            assert {i for i, _ in store.nearest("small", q, 25, None)} == {f"v{i}" for i in range(25)}
             few = store.nearest("big", q, 10, {"v3", "v30", "v300"})
             assert sorted(i for i, _ in few) == ["v3", "v30", "v300"]
         assert np.mean(recall) >= 0.95 and np.mean(filtered) >= 0.95, (np.mean(recall), np.mean(filtered))
@@ -232,7 +232,7 @@ def test_a_graph_walk_that_stops_short_is_followed_by_an_exact_scan(
             walked = conn.execute(text("SELECT id FROM inputs WHERE app_id = 'small' ORDER BY embedding <=> "
                                        "CAST(:q AS vector) LIMIT 70"), {"q": vector_literal(small[0])}).all()
         assert len(walked) < 25
-        found = store.nearest("small", small[0], 10, None)
+        found = store.nearest("small", small[0], 25, None)
         assert sorted(found, key=lambda p: -p[1])[:10] == [
             (i, pytest.approx(s, abs=1e-5)) for i, s in _exact_scored(small, small[0], 10)]
         assert len(found) == 25

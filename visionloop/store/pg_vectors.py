@@ -41,6 +41,10 @@ CREATE_INDEX = f"CREATE INDEX IF NOT EXISTS {INDEX} ON inputs USING hnsw ({COLUM
 BUILD_MEMORY = "512MB"  # the graph is built in memory when it fits (pgvector warns when it does not)
 
 EXACT_ROWS = 5000  # fewer rows to rank (by the planner's estimate) are scanned exactly
+# Rows past those asked for, so that hits tied at the boundary are all there for the caller to break
+# ties by id. Small on purpose: the graph walk's cost grows with the rows it must return (the search
+# service's first page asks 50: 60 rows cost much less than the 150 that a margin of 2x + 50 made).
+TIE_MARGIN = 10
 
 Progress = Callable[[int, int], None]  # (embeddings copied so far, to copy in all)
 
@@ -166,7 +170,7 @@ class PgVectorStore:
         The planner is not left to choose: it prices a scan of TOASTed vectors far below its cost
         and picked a sequential scan over the graph for tens of thousands of rows, so the approximate
         query runs with sequential scans and sorts priced out, the exact one without index scans."""
-        k = need * 2 + 50  # a margin past the page, for ties broken by id
+        k = need + TIE_MARGIN
         params: dict[str, object] = {"app": app_id, "q": vector_literal(unit(query)), "k": k}
         where = f"app_id = :app AND {COLUMN} IS NOT NULL"
         if within is not None:
