@@ -24,7 +24,8 @@ the bytes back); one that committed after it checks after that, when the deletio
 finds D missing (the writer puts it back). No clock, lock or extra table is needed, and two
 collectors of one digest are harmless (the second finds nothing to read). What it costs: the
 writer's one existence check per image, and, in that rare race, a moment in which the blob of a
-just-committed row is missing (a read then answers 30002 and the next succeeds).
+just-committed row is missing (a read then answers 30002 and the next succeeds). It loses an image
+only if the store takes the collector's delete and then refuses its put-back, in that same race.
 
 **Failures.** The rows are deleted first and committed; the blobs after. A store that refuses a
 delete, or a process that dies in between, leaves an unreferenced blob and loses nothing: the
@@ -89,7 +90,7 @@ class BlobCollector:
         for digest in self.referenced(held):  # named again meanwhile: a writer's row committed in between
             try:
                 self.blobs.put(held.pop(digest), digest)
-            except BlobUnavailable:  # the writer's own check puts it back too
+            except BlobUnavailable:  # the one way this loses an image: the store took the delete, not the put
                 log.exception("blob %s was deleted as a row came to name it and could not be put back", digest)
         return len(held)
 
