@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.search import K, Dataset, brute_force, build, mixture, p, recall, single_queries  # noqa: E402
 from visionloop.store.db import Database  # noqa: E402
 from visionloop.store.migrate import upgrade  # noqa: E402
-from visionloop.store.pg_vectors import BUILD_MEMORY, CREATE_INDEX, INDEX, PgVectorStore  # noqa: E402
+from visionloop.store.pg_vectors import BUILD_MEMORY, CREATE_INDEX, INDEX, TIE_MARGIN, PgVectorStore  # noqa: E402
 from visionloop.store.tables import App, Input  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "search_pgvector.json"
@@ -100,14 +100,14 @@ def run(url: str, n: int, dim: int, queries: int, seed: int, bulk: bool) -> dict
         index_bytes = int(conn.scalar(text(f"SELECT pg_relation_size('{INDEX}')")))
         conn.execute(text("VACUUM ANALYZE inputs"))
     sweep = []
-    # The store is asked for twice the hits needed and 50 more, so ef_search is at least 70 for a page of
-    # 10; the search service asks for FIRST_ASK hits (ef_search 150), and for MEMORY_TOP (300: ef_search
-    # 650) only when the click memory remembers clicks for the query or one like it.
-    for need, ef in ((K, 70), (K, 100), (K, 200), (FIRST_ASK, 100), (MEMORY_TOP, 100)):
+    # The store asks for TIE_MARGIN rows past the hits needed, and ef_search is at least that; the search
+    # service asks for FIRST_ASK hits, and for MEMORY_TOP only when the click memory remembers clicks for
+    # the query or one like it.
+    for need, ef in ((K, 20), (K, 40), (K, 100), (FIRST_ASK, 40), (MEMORY_TOP, 40)):
         store.ef_search = ef
         found, ms = searches(store, held_out, need)
-        sweep.append({"need": need, "ef_search": max(ef, need * 2 + 50), "recall_at_10": round(recall(found, truth), 4),
-                      "p50_ms": p(ms, 50),
+        sweep.append({"need": need, "ef_search": max(ef, need + TIE_MARGIN),
+                      "recall_at_10": round(recall(found, truth), 4), "p50_ms": p(ms, 50),
                       "p99_ms": p(ms, 99),
                       "speedup_p50": round(float(np.percentile(brute_ms, 50) / np.percentile(ms, 50)), 1)})
     db.dispose()

@@ -168,8 +168,18 @@ def cmd_vectors(args: argparse.Namespace) -> int:
 
 
 def cmd_blobs(args: argparse.Namespace) -> int:
-    """Copy DATA_DIR/blobs into the S3 store of VISIONLOOP_BLOB_URL."""
+    """Copy DATA_DIR/blobs into the S3 store of VISIONLOOP_BLOB_URL, or sweep the configured store."""
     from visionloop.core import CopyProgress
+
+    if args.action == "sweep":
+        core = _core(args)
+        try:
+            deleted, kept = core.predict.collector.sweep(args.older_than_hours * 3600,
+                                                         CopyProgress("blobs", "sweeping"))
+        finally:
+            core.close()
+        print(f"deleted {deleted} blobs no row refers to; {kept} kept")
+        return 0
     from visionloop.store.blobs import FileBlobStore, copy_blobs
     from visionloop.store.s3_blobs import S3BlobStore
 
@@ -287,11 +297,20 @@ def build_parser() -> argparse.ArgumentParser:
     vectors_sub.add_parser("migrate", parents=[common], help="create the column and index, copy the embeddings")
     vectors.set_defaults(func=cmd_vectors)
 
-    blobs = sub.add_parser("blobs", parents=[common], help="move image blobs into S3",
+    blobs = sub.add_parser("blobs", parents=[common], help="move image blobs into S3, sweep unreferenced ones",
                            description="'migrate' copies DATA_DIR/blobs into the S3-compatible store at "
-                                       "VISIONLOOP_BLOB_URL (resumable: blobs already there are skipped).")
+                                       "VISIONLOOP_BLOB_URL (resumable: blobs already there are skipped); "
+                                       "'sweep' deletes the blobs no row refers to.")
     blobs_sub = blobs.add_subparsers(dest="action", required=True)
     blobs_sub.add_parser("migrate", parents=[common], help="copy every blob into the S3 store")
+    sweep = blobs_sub.add_parser("sweep", parents=[common], help="delete every blob no row refers to",
+                                 description="Lists the blob store (VISIONLOOP_BLOB_STORE) and deletes each image no "
+                                             "input, stored output or model version names: what a failed delete or "
+                                             "an upload whose rows never committed left behind. Safe beside "
+                                             "running servers.")
+    sweep.add_argument("--older-than-hours", type=float, default=1.0,
+                       help="only blobs last written longer ago than this (default 1: a model being trained "
+                            "stores its artefact before its version names it)")
     blobs.set_defaults(func=cmd_blobs)
 
     settings = sub.add_parser("settings", parents=[common],

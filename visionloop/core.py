@@ -6,6 +6,7 @@ and closed explicitly.
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 
 from visionloop.config import Settings
@@ -17,6 +18,7 @@ from visionloop.services.concepts import ConceptService
 from visionloop.services.console import ConsoleService
 from visionloop.services.click_memory import ClickMemoryService, MemorySettings
 from visionloop.services.feedback import FeedbackService
+from visionloop.services.feedback.log import Erasure
 from visionloop.services.fetch import ImageFetcher
 from visionloop.services.image_source import ImageLoader
 from visionloop.services.input_images import InputImages
@@ -38,22 +40,24 @@ from visionloop.store.db import Database, exclusive
 from visionloop.store.migrate import upgrade
 from visionloop.store.pg_vectors import PgVectorStore
 from visionloop.store.s3_blobs import S3BlobStore
+from visionloop.store.tables import utcnow
 from visionloop.store.vector_store import VectorStore
 
 DEFAULT_APP = "main"
 
 
 class CopyProgress:
-    """Progress of a long copy (embeddings into pgvector, blobs into S3) on stderr, every 5%."""
+    """Progress of a long copy (embeddings into pgvector, blobs into S3) or sweep, on stderr, every 5%."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, doing: str = "copying") -> None:
         self.what = what
+        self.doing = doing
         self.shown = -5
 
     def __call__(self, done: int, total: int) -> None:
         percent = done * 100 // max(total, 1)
         if percent >= self.shown + 5 or done >= total:
-            print(f"visionloop: copying {self.what}: {done}/{total} ({percent}%)", file=sys.stderr, flush=True)
+            print(f"visionloop: {self.doing} {self.what}: {done}/{total} ({percent}%)", file=sys.stderr, flush=True)
             self.shown = percent
 
 
@@ -101,8 +105,16 @@ class VisionLoop:
         self.feedback.log.erasure_hooks.append(self.learning.on_erasure)
         self.alarms = AlarmService(self.db, AlarmSettings.of(settings), notify=Webhook(
             self.fetcher, settings.alarm_webhook_url, settings.alarm_webhook_secret) if settings.alarm_webhook_url else None)
+        self.feedback.log.erasure_hooks.append(self._prune_erased_outputs)
         self.worker: TrainingWorker | None = None
         self.alarm_loop: AlarmLoop | None = None
+
+    def _prune_erased_outputs(self, erasure: Erasure) -> None:
+        """Outputs past the output retention were kept only for their feedback: once it is erased
+        they go at once (with their images, when nothing else names them), as a prune would take them."""
+        days = self.settings.output_retention_days
+        if days > 0 and erasure.output_ids:
+            self.predict.prune(utcnow() - dt.timedelta(days=days), erasure.output_ids)
 
     def _vector_store(self) -> VectorStore:
         settings = self.settings

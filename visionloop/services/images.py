@@ -12,9 +12,10 @@ import base64
 import binascii
 import contextlib
 import io
+import logging
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from PIL import Image, UnidentifiedImageError
@@ -22,6 +23,8 @@ from PIL import Image, UnidentifiedImageError
 from visionloop.models.preprocess import to_rgb
 from visionloop.errors import ApiError, ImageStoreUnavailable, InputInvalid, InputOverLimit, InputUnsupportedFormat
 from visionloop.store.blobs import BlobStore, BlobUnavailable, digest_of
+
+log = logging.getLogger(__name__)
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP"})
 # Pillow names multi-picture JPEGs (most phone cameras) "MPO"; to everyone else they are JPEGs.
@@ -148,3 +151,16 @@ def keep(blobs: BlobStore, image: CheckedImage, field: str) -> None:
         blobs.put(image.data, image.digest)
     except BlobUnavailable as exc:
         raise ImageStoreUnavailable(f"{field}: not stored ({exc})") from exc
+
+
+def still_kept(blobs: BlobStore, images: Iterable[CheckedImage]) -> None:
+    """After the commit of rows naming ``images``: put back any that a blob collector in another
+    process deleted between their :func:`keep` and that commit (the race
+    :mod:`visionloop.services.blob_gc` explains). The rows are committed, so a store that fails now
+    is logged, not answered: the image was stored once and only that race could have removed it."""
+    for image in {im.digest: im for im in images}.values():
+        try:
+            if not blobs.exists(image.digest):
+                blobs.put(image.data, image.digest)
+        except (BlobUnavailable, OSError) as exc:
+            log.warning("could not check that blob %s is still stored: %s", image.digest, exc)

@@ -16,10 +16,11 @@ from visionloop import errors, status
 from visionloop.ids import is_valid_client_id, new_id
 from visionloop.models.predictors import MIN_SIDE
 from visionloop.services.apps import Caller
+from visionloop.services.blob_gc import BlobCollector
 from visionloop.services.concepts import check_concept_id, ensure_concepts
 from visionloop.services.geo import GeoPoint
 from visionloop.services.image_source import ImageLoader, ImageSource
-from visionloop.services.images import CheckedImage, keep
+from visionloop.services.images import CheckedImage, keep, still_kept
 from visionloop.services.indexing import Analysis, InputAnalyzer
 from visionloop.services.input_regions import RegionAnnotation, regions_of, write_regions
 from visionloop.services.paging import Page
@@ -78,6 +79,7 @@ class InputService:
                  indexes: VectorStore, *, max_batch: int) -> None:
         self.db = db
         self.blobs = blobs
+        self.collector = BlobCollector(db, blobs)  # deleting inputs deletes the images nothing else names
         self.loader = loader
         self.analyzer = analyzer
         self.indexes = indexes
@@ -121,6 +123,7 @@ class InputService:
                                            for r in added if r.stored])
             generation = bump_generation(s, app_id) if added else 0
             count_usage(s, caller, "inputs", sum(r.stored is not None for r in results))
+        still_kept(self.blobs, [images[r.index] for r in added])
         if added:
             self.indexes.add(app_id, [(r.stored.row.id, images[r.index].digest) for r in added if r.stored],
                              np.stack([analyses[r.index].embedding for r in added]), generation)
@@ -316,9 +319,12 @@ class InputService:
             missing = [i for i in input_ids if i not in found]
             if missing:
                 raise errors.InputNotFound(f"inputs do not exist in this app: {', '.join(missing[:10])}")
+            digests = set(s.scalars(select(Input.digest).where(Input.app_id == app_id, Input.id.in_(valid),
+                                                               input_has_image())))
             _delete_rows(s, app_id, input_ids)
             generation = bump_generation(s, app_id)
         self.indexes.remove(app_id, list(input_ids), generation)
+        self.collector.collect(digests)
 
     def delete_all(self, app_id: str) -> int:
         with self.db.session() as s:

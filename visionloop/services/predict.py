@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,8 +24,9 @@ from visionloop.models.catalog import CONCEPT
 from visionloop.models.predictions import ConceptScore, Prediction, Region
 from visionloop.models.predictors import MIN_SIDE
 from visionloop.services.apps import Caller
+from visionloop.services.blob_gc import BlobCollector
 from visionloop.services.image_source import ImageLoader, ImageSource, without_image
-from visionloop.services.images import CheckedImage, keep, open_rgb
+from visionloop.services.images import CheckedImage, keep, open_rgb, still_kept
 from visionloop.services.models import ModelService, ModelView
 from visionloop.services.usage import count_usage
 from visionloop.store.blobs import BlobMissing, BlobStore
@@ -92,6 +93,7 @@ class PredictService:
                  max_batch: int) -> None:
         self.db = db
         self.blobs = blobs
+        self.collector = BlobCollector(db, blobs)  # pruning outputs deletes the images nothing else names
         self.loader = loader
         self.models = models
         self.max_batch = max_batch
@@ -187,17 +189,24 @@ class PredictService:
             store_embeddings(c, {images[it.index].digest: it.prediction.features for it in items
                                  if it.prediction is not None and it.prediction.features is not None})
             count_usage(c, caller, "predict", len(items))
+        still_kept(self.blobs, [images[it.index] for it in items])
 
-    def prune(self, older_than: dt.datetime) -> int:
-        """Drop outputs older than the retention horizon that no feedback refers to; returns how many went.
+    def prune(self, older_than: dt.datetime, output_ids: Collection[str] | None = None) -> int:
+        """Drop outputs older than the retention horizon that no feedback refers to (of ``output_ids``,
+        if given), and then their images that nothing else names; returns how many outputs went.
 
         An output with feedback stays as long as its feedback does (feedback retention decides):
         evaluating a version compares what it said with what users corrected.
         """
         judged = select(FeedbackEvent.id).where(FeedbackEvent.output_id == Output.id).exists()
+        where = [Output.created_at < older_than, ~judged]
+        if output_ids is not None:
+            where.append(Output.id.in_(sorted(output_ids)))
         with self.db.transaction() as s:
-            return s.execute(delete(Output).where(Output.created_at < older_than, ~judged)
-                             .execution_options(synchronize_session=False)).rowcount or 0
+            gone = s.execute(delete(Output).where(*where).returning(Output.digest)
+                             .execution_options(synchronize_session=False)).scalars().all()
+        self.collector.collect(gone)
+        return len(gone)
 
 
 def store_embeddings(s: Session | Connection, vectors: dict[str, np.ndarray]) -> None:

@@ -41,8 +41,10 @@ from visionloop.services.inputs import InputService, StoredInput
 from visionloop.services.models import ModelService
 from visionloop.services.paging import Page
 from visionloop.services.predict import EMBEDDING_SPACE, embedding_from_bytes, store_embeddings
+from visionloop.services.search_sql import Conditions
 from visionloop.services.usage import count_usage
 from visionloop.store.db import Database
+from visionloop.store.pg_vectors import PgVectorStore, Where
 from visionloop.store.vector_store import VectorStore
 from visionloop.store.tables import (Concept, Embedding, Input, InputConcept, InputConceptScore, Search, SearchHit,
                                      input_at_url, input_has_image, name_key)
@@ -57,6 +59,9 @@ EXPLORE_POSITIONS = (6, 10)  # where an explored hit may be shown (1-based, on t
 EXPLORE_POOL = 40           # it is drawn from this many hits just below the first page
 
 Rerank = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (query, hit unit vectors) -> scores
+# What a visual search ranks: every input (None), the ids its other terms admitted, or (pgvector)
+# those terms as a condition of the similarity query itself.
+Candidates = set[str] | Where | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +149,8 @@ class SearchService:
         self.models = models
         self.loader = loader
         self.indexes = indexes
+        # pgvector: a visual search's other terms join the similarity query (services/search_sql.py)
+        self.sql_store = indexes if isinstance(indexes, PgVectorStore) else None
         self.memory = memory
         self.explore_rate = explore_rate
         self._random = random.Random()
@@ -152,16 +159,17 @@ class SearchService:
         if not terms:
             raise errors.SearchInvalid("query.ands: at least one search term is required")
         app_id = caller.app_id
-        candidates: set[str] | None = None
+        admitted: set[str] | None = None
         scores: dict[str, float] = {}
-        for term in terms:
-            if isinstance(term, VisualTerm):
-                continue
+        visual = [t for t in terms if isinstance(t, VisualTerm)]
+        filters = [t for t in terms if not isinstance(t, VisualTerm)]
+        in_sql = bool(visual and filters and self.sql_store is not None)  # one query: filters beside similarity
+        for term in () if in_sql else filters:
             ids, term_scores = self._filter(app_id, term)
-            candidates = ids if candidates is None else candidates & ids
+            admitted = ids if admitted is None else admitted & ids
             for k, v in term_scores.items():
                 scores[k] = scores.get(k, 1.0) * v
-        visual = [t for t in terms if isinstance(t, VisualTerm)]
+        candidates: Candidates = self._conditions(app_id, filters) if in_sql else admitted
         need = page.offset + page.per_page
         digests: list[str] = []
         query: np.ndarray | None = None
@@ -178,8 +186,8 @@ class SearchService:
             query = np.mean([v for _, v in found], axis=0)
             ranked = self._visual(app_id, predictor, query, candidates, k)
         else:
-            assert candidates is not None
-            ranked = sorted(((i, scores.get(i, 1.0)) for i in candidates), key=lambda p: (-p[1], p[0]))
+            assert admitted is not None
+            ranked = sorted(((i, scores.get(i, 1.0)) for i in admitted), key=lambda p: (-p[1], p[0]))
         identity = query_identity([term_key(t) for t in terms if not isinstance(t, VisualTerm)], digests)
         weights = self.memory.weights(app_id, identity, query, ranked)
         top = max(need, MEMORY_TOP)
@@ -244,6 +252,21 @@ class SearchService:
             assert isinstance(term, UrlTerm)
             return set(s.scalars(select(Input.id).where(*in_app, input_at_url(term.url)))), {}
 
+    def _conditions(self, app_id: str, terms: Sequence[Term]) -> Where:
+        """The terms :meth:`_filter` evaluates, as one SQL condition for the pgvector store."""
+        conditions = Conditions()
+        for term in terms:
+            if isinstance(term, ConceptTerm):
+                conditions.concept(self._concept_ids(app_id, term), present=term.present, predicted=term.predicted,
+                                   predicted_min=PREDICTED_MIN)
+            elif isinstance(term, MetadataTerm):
+                conditions.metadata(term.metadata)
+            elif isinstance(term, GeoTerm):
+                conditions.geo(term.area)
+            elif isinstance(term, UrlTerm):
+                conditions.url(term.url)
+        return conditions.where()
+
     @staticmethod
     def _within(s: Session, app_id: str, area: geo.Area) -> tuple[set[str], dict[str, float]]:
         """Inputs taken inside the area; within a distance, the closer the higher (1 at the centre,
@@ -290,19 +313,23 @@ class SearchService:
             raise errors.InputNotFound(f"query: input {term.input_id!r} does not exist in this app")
         return row.digest, embedding_from_bytes(row.vector)
 
-    def _visual(self, app_id: str, predictor: Predictor, query: np.ndarray, candidates: set[str] | None,
+    def _visual(self, app_id: str, predictor: Predictor, query: np.ndarray, candidates: Candidates,
                 need: int) -> list[tuple[str, float]]:
         rerank: Rerank | None = getattr(predictor, "rerank", None)
         if rerank is not None:
             return self._rerank(app_id, rerank, query, self._similar(app_id, query, candidates, max(need, RERANK_TOP)))
         return self._similar(app_id, query, candidates, need)
 
-    def _similar(self, app_id: str, query: np.ndarray, candidates: set[str] | None,
+    def _similar(self, app_id: str, query: np.ndarray, candidates: Candidates,
                  need: int) -> list[tuple[str, float]]:
-        if candidates is not None and len(candidates) <= EXACT_CANDIDATES:
+        if isinstance(candidates, Where):
+            assert self.sql_store is not None
+            found = self.sql_store.nearest(app_id, query, need, None, candidates)
+        elif candidates is not None and len(candidates) <= EXACT_CANDIDATES:
             return self._exact(app_id, query, candidates)
+        else:
+            found = self.indexes.nearest(app_id, query, need, candidates)
         # Ties are broken by input id, so pages neither repeat nor skip tied hits.
-        found = self.indexes.nearest(app_id, query, need, candidates)
         return sorted(found, key=lambda p: (-round(p[1], 6), p[0]))
 
     def _exact(self, app_id: str, query: np.ndarray, candidates: set[str]) -> list[tuple[str, float]]:

@@ -3,8 +3,9 @@
 Two implementations of one interface, chosen by ``VISIONLOOP_BLOB_STORE``: :class:`FileBlobStore`
 (files under ``DATA_DIR/blobs``, the default) and :class:`visionloop.store.s3_blobs.S3BlobStore`
 (an S3-compatible bucket that processes on several machines share). A blob is written before any
-row names it and never changed, so a reader that finds the row finds the bytes; a blob that is gone
-anyway (a folder not shared, an object deleted by hand) raises :class:`BlobMissing`.
+row names it and never changed, so a reader that finds the row finds the bytes; it is deleted only
+once no row names it (:mod:`visionloop.services.blob_gc`). A blob that is gone anyway (a folder not
+shared, an object deleted by hand) raises :class:`BlobMissing`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ class BlobStore(Protocol):
         """The bytes; :class:`BlobMissing` when there are none."""
 
     def exists(self, digest: str) -> bool: ...
+
+    def delete(self, digest: str) -> None:
+        """Forget a blob and what was derived from it (absent ones are ignored); only
+        :class:`visionloop.services.blob_gc.BlobCollector` calls it, once no row names the digest.
+        :class:`BlobUnavailable` when the store refused: the blob stays, for a later sweep."""
+
+    def digests(self, before: float | None = None) -> Iterator[str]:
+        """Every stored blob's digest; ``before``: only those written (or last rewritten) before
+        this Unix time."""
 
     def put_derived(self, digest: str, kind: str, data: bytes) -> None:
         """Store what was made from blob ``digest`` (``kind``: what, e.g. ``thumb256``) beside it."""
@@ -107,11 +117,24 @@ class FileBlobStore:
     def exists(self, digest: str) -> bool:
         return self._path(digest).exists()
 
-    def digests(self) -> Iterator[str]:
-        """Every stored blob's digest (files being written are not blobs yet)."""
+    def delete(self, digest: str) -> None:
+        path = self._path(digest)
+        try:
+            for derived in path.parent.glob(f"{digest}.*"):
+                derived.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise BlobUnavailable(f"blob {digest} could not be deleted: {exc.strerror or exc}") from exc
+
+    def digests(self, before: float | None = None) -> Iterator[str]:
+        """Files being written are not blobs yet."""
         for path in self.root.glob("??/??/*"):
             if not path.name.startswith(".tmp-") and "." not in path.name:  # not a thumbnail beside it
-                yield path.name
+                try:
+                    if before is None or path.stat().st_mtime < before:
+                        yield path.name
+                except FileNotFoundError:  # deleted since the listing
+                    continue
 
 
 def copy_blobs(source: FileBlobStore, target: BlobStore,

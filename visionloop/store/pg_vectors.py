@@ -20,6 +20,7 @@ it row by row). A server does this before it listens, so it never answers from a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import Connection, text
@@ -40,8 +41,21 @@ CREATE_INDEX = f"CREATE INDEX IF NOT EXISTS {INDEX} ON inputs USING hnsw ({COLUM
 BUILD_MEMORY = "512MB"  # the graph is built in memory when it fits (pgvector warns when it does not)
 
 EXACT_ROWS = 5000  # fewer rows to rank (by the planner's estimate) are scanned exactly
+# Rows past those asked for, so that hits tied at the boundary are all there for the caller to break
+# ties by id. Small on purpose: the graph walk's cost grows with the rows it must return (the search
+# service's first page asks 50: 60 rows cost much less than the 150 that a margin of 2x + 50 made).
+TIE_MARGIN = 10
 
 Progress = Callable[[int, int], None]  # (embeddings copied so far, to copy in all)
+
+
+@dataclass(frozen=True)
+class Where:
+    """A condition on the ``inputs`` row in SQL (a search's non-visual terms:
+    :mod:`visionloop.services.search_sql`), with its parameters, named apart from the store's own."""
+
+    sql: str
+    params: dict[str, object]
 
 
 def vector_literal(vector: np.ndarray) -> str:
@@ -148,19 +162,23 @@ class PgVectorStore:
         """Nothing to do: an input's embedding goes with its row."""
 
     def nearest(self, app_id: str, query: np.ndarray, need: int,
-                within: set[str] | None) -> list[tuple[str, float]]:
+                within: set[str] | None, condition: Where | None = None) -> list[tuple[str, float]]:
         """The graph when the rows to rank are many, else an exact scan; and an exact scan should the
-        graph walk stop short of the rows there are.
+        graph walk stop short of the rows there are. ``condition``: what else a row must pass, in the
+        same query (the walk goes on until enough rows pass it).
 
         The planner is not left to choose: it prices a scan of TOASTed vectors far below its cost
         and picked a sequential scan over the graph for tens of thousands of rows, so the approximate
         query runs with sequential scans and sorts priced out, the exact one without index scans."""
-        k = need * 2 + 50  # a margin past the page, for ties broken by id
+        k = need + TIE_MARGIN
         params: dict[str, object] = {"app": app_id, "q": vector_literal(unit(query)), "k": k}
         where = f"app_id = :app AND {COLUMN} IS NOT NULL"
         if within is not None:
             where += " AND id = ANY(:ids)"
             params["ids"] = sorted(within)
+        if condition is not None:
+            where += f" AND {condition.sql}"
+            params.update(condition.params)
         select_nearest = text(f"SELECT id, 1 - ({COLUMN} <=> CAST(:q AS vector)) FROM inputs WHERE {where} "
                               f"ORDER BY {COLUMN} <=> CAST(:q AS vector) LIMIT :k")
         with self.db.engine.begin() as conn:

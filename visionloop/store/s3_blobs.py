@@ -12,6 +12,7 @@ never sees half a blob.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -71,15 +72,37 @@ class S3BlobStore:
             raise BlobMissing(f"blob {digest} cannot be read from s3://{self.bucket}: {exc}") from exc
 
     def exists(self, digest: str) -> bool:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(digest))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _ABSENT:
+        except (ClientError, BotoCoreError) as exc:
+            if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in _ABSENT:
                 return False
-            raise
+            raise BlobUnavailable(f"s3://{self.bucket}/{self.prefix} did not say if it has {digest}: {exc}") from exc
         return True
+
+    def delete(self, digest: str) -> None:
+        """The blob and every key beside it that starts with its name (what was derived from it)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        key = self._key(digest)
+        try:
+            listed = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key).get("Contents") or []
+            for name in sorted({o["Key"] for o in listed} - {key}) + [key]:  # the blob itself last
+                self.client.delete_object(Bucket=self.bucket, Key=name)
+        except (ClientError, BotoCoreError) as exc:
+            raise BlobUnavailable(f"s3://{self.bucket}/{self.prefix} did not delete blob {digest}: {exc}") from exc
+
+    def digests(self, before: float | None = None) -> Iterator[str]:
+        """Keys below the prefix named like a blob (not what is derived from one, nor anything else)."""
+        start = f"{self.prefix}/" if self.prefix else ""
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start):
+            for obj in page.get("Contents") or []:
+                digest = obj["Key"][len(start):].rpartition("/")[2]
+                if (obj["Key"] == self._key(digest) and len(digest) == 64
+                        and (before is None or obj["LastModified"].timestamp() < before)):
+                    yield digest
 
     def put_derived(self, digest: str, kind: str, data: bytes) -> None:
         from botocore.exceptions import BotoCoreError, ClientError

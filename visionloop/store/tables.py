@@ -246,7 +246,7 @@ class Output(Base):
     model_pk: Mapped[int] = mapped_column(Integer)
     version_id: Mapped[str] = mapped_column(ID)
     input_id: Mapped[str | None] = mapped_column(ID, nullable=True)
-    digest: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64), index=True)  # blob collection asks who still shows it
     image_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
     key_id: Mapped[str] = mapped_column(ID)
