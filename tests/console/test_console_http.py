@@ -14,7 +14,7 @@ from PIL import Image
 
 from visionloop.core import VisionLoop
 from visionloop.store.tables import ModelVersion
-from tests.console.support import GENERAL, form_token, page_token, sign_in, trained_versions
+from tests.console.support import GENERAL, charts_of, form_token, page_token, sign_in, trained_versions
 from tests.conftest import make_api
 from tests.helpers import Api, b64, png_bytes
 
@@ -394,7 +394,11 @@ def test_the_search_page_shows_click_figures_and_where_users_click(client: TestC
         "base64": b64(png_bytes((0, 10, 10)))}}}}}]}})
     sign_in(client, api.key)
     page = client.get("/console/search")
-    assert page.status_code == 200 and "By query kind" in page.text and 'alt="clicks per position' in page.text
+    assert page.status_code == 200 and "By query kind" in page.text
+    plotted = charts_of(page.text)
+    assert plotted["chart-clicks"]["x"] == [2.0] and plotted["chart-clicks"]["series"][0]["values"] == [1.0]
+    assert {s["label"] for s in plotted["chart-search-days"]["series"]} == {"CTR (all)", "MRR (all)", "CTR (visual)",
+                                                                          "MRR (visual)"}
     assert re.search(r"<td>visual</td><td class=\"num\">2</td><td class=\"num\">1</td>", page.text), page.text
     top = page.text[page.text.index('id="top-queries"'):]  # one query asked twice, one click
     assert re.search(rf"<td class=\"num\">2</td><td class=\"num\">1</td>\s*<td><code>{clicked}</code> \(1\)", top), top
@@ -432,19 +436,27 @@ def test_the_feedback_log_exports_its_selection_as_json_lines(client: TestClient
 
 def test_every_page_loads_only_from_this_server(client: TestClient, api: Api, core: VisionLoop) -> None:
     """No CDN, font or script elsewhere: every src and href is a path here (images under the
-    server's own base URL), and no page carries a script."""
+    server's own base URL); the only scripts are the vendored htmx and uPlot and the console's
+    own, and the Content-Security-Policy allows nothing else (no inline script, no eval)."""
     vid = trained_versions(core, api.app_id, GENERAL, 1)[0]
     api.add_image("split")
     _judge(api, "split", "u1", True)
     _judge(api, "split", "u2", False)
     sign_in(client, api.key)
+    scripts = {' src="/static/vendor/htmx.org-2.0.11/htmx.min.js" defer', ' src="/static/console/console.js" defer',
+               ' src="/static/vendor/uplot-1.6.32/uPlot.iife.min.js" defer'}
+    for script in scripts:
+        assert client.get(script.split('"')[1]).status_code == 200, script
     pages = ["/console", "/console/models", f"/console/models/{GENERAL}", f"/console/models/{GENERAL}/versions/{vid}",
              f"/console/models/{GENERAL}/versions/{vid}/activate", "/console/feedback", "/console/end-users",
              "/console/end-users/erase?end_user_id=u1", "/console/review", "/console/search"]
     for url in pages:
         r = client.get(url)
         assert r.status_code == 200, (url, r.text)
-        assert "<script" not in r.text
+        assert r.headers["content-security-policy"] == (
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+        assert set(re.findall(r"<script([^>]*)>", r.text)) <= {' type="application/json"', *scripts}, url
         for ref in re.findall(r"""(?:src|href|action)=["']([^"']+)["']""", r.text):
             assert ref.startswith(("/", "http://testserver/", "data:image/png;base64,")), (url, ref)
     overview = client.get("/console").text
@@ -482,7 +494,9 @@ def test_the_quality_page_plots_calibration_once_both_labels_are_seen(client: Te
                                                                      "output_id": out["id"], "end_user_id": "u1"}}})
     sign_in(client, api.key)
     page = client.get(f"/console/models/{GENERAL}/versions/aa9ca48295b37401f8af92ad1af0d91d").text
-    assert re.search(r'<h2>Calibration</h2>\s*<img class="plot" alt="Calibration" src="data:image/png;base64,', page)
+    calibration = charts_of(page)["chart-3"]
+    assert calibration["title"] == "Calibration from feedback" and calibration["series"][0]["label"] == "calibrated"
+    assert any(v is not None for v in calibration["series"][1]["values"])
 
 
 def test_the_review_queue_also_offers_what_the_model_was_least_sure_of(client: TestClient, api: Api,

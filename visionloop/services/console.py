@@ -62,6 +62,17 @@ class DayCount:
     event_type: str
     model_id: str | None
     count: int
+    verdict: str = ""  # present / absent of a concept, a region's verdict, or click
+
+
+def verdicts(event_type: str, normalized: dict[str, Any]) -> Counter[str]:
+    """The judgements one feedback event makes, by verdict: each concept said present or absent,
+    each region's verdict; a search click is one click."""
+    if event_type == "search_click":
+        return Counter(["click"])
+    out = Counter("present" if c.get("value") else "absent" for c in normalized.get("concepts") or [])
+    out.update(r.get("feedback") or "accurate" for r in normalized.get("regions") or [])
+    return out
 
 
 class ConsoleService:
@@ -237,6 +248,21 @@ class ConsoleService:
              .group_by(day, FeedbackEvent.event_type, Model.id).order_by(day.desc(), FeedbackEvent.event_type))
         with self.db.session() as s:
             return [DayCount(str(d), t, m, n) for d, t, m, n in s.execute(q)]
+
+    def verdicts_per_day(self, app_id: str, days: int = 14, window: int = 20000) -> list[DayCount]:
+        """The judgements in the app's latest ``window`` feedback events of the last ``days`` days,
+        counted per UTC day, event type and verdict (all models together)."""
+        since = utcnow() - dt.timedelta(days=days)
+        q = (select(FeedbackEvent.created_at, FeedbackEvent.event_type, FeedbackEvent.body)
+             .where(FeedbackEvent.app_id == app_id, FeedbackEvent.created_at >= since)
+             .order_by(FeedbackEvent.seq.desc()).limit(window))
+        counts: Counter[tuple[str, str, str]] = Counter()
+        with self.db.session() as s:
+            for at, event_type, body in s.execute(q):
+                day = at.date().isoformat()
+                for verdict, n in verdicts(event_type, (body or {}).get("normalized") or {}).items():
+                    counts[day, event_type, verdict] += n
+        return [DayCount(day, t, None, n, verdict) for (day, t, verdict), n in sorted(counts.items())]
 
 
 def _stored_image(s: Session, app_id: str, input_id: str | None, digest: str | None) -> str | None:

@@ -13,11 +13,15 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from visionloop import status
+from visionloop.http.console import charts
 from visionloop.http.console.render import ConsoleRoute, page, see_other
 from visionloop.http.console.session import FormDep, Session, SessionDep, need
 from visionloop.http.deps import CoreDep
 from visionloop.services.models import ModelView
+from visionloop.learning.curves import calibration_points, pr_curves
 from visionloop.services.paging import Page
+from visionloop.services.training.detection_learning import DETECTOR_KIND
+from visionloop.services.training.report import PLOTTING, confusion, quality_points
 from visionloop.store.tables import ModelVersion
 
 router = APIRouter(route_class=ConsoleRoute)
@@ -92,10 +96,20 @@ def version_page(model_id: str, version_id: str, request: Request, session: Sess
                  core: CoreDep) -> Response:
     """A version's quality from the feedback on its outputs, as the evaluation report shows it."""
     view, version = _version(session, core, model_id, version_id, "A version's quality")
-    live, summary, figures = core.learning.report_parts(session.caller.app_id, view.model.id, version_id)
-    columns, concepts = _per_concept(live)
+    quality = core.learning.quality(session.caller.app_id, view.model.id, version_id)
+    columns, concepts = _per_concept(quality.live)
+    names = quality.names or {}
+    plots = [("Quality over time", charts.quality_over_time(quality_points(quality.versions)))]
+    if quality.names is not None:  # a detection's feedback judges boxes, not scores to sweep
+        plots += [("Precision-recall curves", charts.pr_curves(pr_curves(quality.records), names)),
+                  ("Calibration", charts.calibration(calibration_points(quality.records)))]
+        with PLOTTING:
+            figures = [("Top concept: what users said vs what the version said", confusion(quality.live))]
+    else:
+        figures = [("Example detections on judged images", core.learning.detection_examples(
+            session.caller.app_id, quality))] if (version.params or {}).get("kind") == DETECTOR_KIND else []
     return page(request, "version.html", {
-        "view": view, "version_id": version_id, "summary": summary, "figures": figures,
+        "view": view, "version_id": version_id, "summary": quality.summary, "plots": plots, "figures": figures,
         "holdout": _side_by_side((version.metrics or {}).get("holdout") or {}), "columns": columns,
         "concepts": concepts})
 

@@ -16,6 +16,7 @@ trained the app falls back to the base version, unless the operator chose the ve
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -28,6 +29,7 @@ from visionloop import errors, status
 from visionloop.ids import new_id
 from visionloop.learning.heads import ConceptHeads
 from visionloop.learning.labels import UserReliability, down_weighted
+from visionloop.learning.metrics_concepts import ConceptRecord
 from visionloop.models.catalog import COLOR, CONCEPT, CUSTOM, CUSTOM_DETECTOR, DETECTION, EMBED, EMBEDDING, FOCUS
 from visionloop.models.predictors import Predictor
 from visionloop.models.runtime import ModelRuntime
@@ -53,6 +55,19 @@ log = logging.getLogger("visionloop.learning")
 Progress = Callable[[str], None]
 PENDING = "pending"
 JOIN_TIMEOUT = 1800.0  # seconds a request without a worker waits for a version another process trains
+
+
+@dataclasses.dataclass(frozen=True)
+class Quality:
+    """A version's quality as the report and the console show it (see :meth:`LearningService.quality`)."""
+
+    view: ModelView
+    version: ModelVersion
+    live: dict[str, Any]
+    summary: dict[str, Any]
+    versions: list[ModelVersion]     # the app's versions of the model
+    records: list[ConceptRecord]     # (score, label) per judged concept of the version's outputs
+    names: dict[str, str] | None     # concept names of a concept model; None for another kind
 
 
 class LearningService:
@@ -312,10 +327,10 @@ class LearningService:
         live, summary, figures = self.report_parts(app_id, model_ref, version_id)
         return live, render(f"visionloop evaluation: {view.model.name}", summary, figures, metrics_table(live))
 
-    def report_parts(self, app_id: str, model_ref: str, version_id: str | None = None
-                     ) -> tuple[dict[str, Any], dict[str, Any], list[tuple[str, str | None]]]:
-        """What the report shows: live metrics, the summary table, and (title, base64 PNG or None)
-        plots; the console's quality page shows the same."""
+    def quality(self, app_id: str, model_ref: str, version_id: str | None = None) -> Quality:
+        """What a version's quality is shown with (default: the app's active version): its live
+        metrics (evaluated now), the summary table, the app's versions of the model, and the
+        (score, label) records its curves are drawn from (concept models only)."""
         view = self.models.get(app_id, model_ref)
         version = self.models.version(app_id, view.model, version_id) if version_id else view.version
         live = self.evaluate(app_id, view, version)
@@ -331,16 +346,28 @@ class LearningService:
                    "headline": _figure(headline),
                    "unlinked feedback (no output here to score)": live["unlinked_events"],
                    "evaluated at": live["evaluated_at"]}
+        return Quality(view, version, live, summary, versions, records, data.names if data is not None else None)
+
+    def detection_examples(self, app_id: str, quality: Quality) -> str | None:
+        """Judged images with what a detector version finds on them (a PNG), or None for another kind."""
+        if (quality.version.params or {}).get("kind") != DETECTOR_KIND:
+            return None
         with PLOTTING:
-            figures = [("Quality over time", quality_over_time(versions)), ("Per concept", per_concept(live))]
-            if data is not None:  # a detection's feedback judges boxes, not scores to sweep
-                figures += [("Precision-recall curves", pr_curves(records, data.names)),
-                            ("Calibration", calibration(records)),
-                            ("Top concept: what users said vs what the version said", confusion(live))]
-            if (version.params or {}).get("kind") == DETECTOR_KIND:
-                figures.append(("Example detections on judged images",
-                                example_detections(self.detection.examples(app_id, view.model, version))))
-        return live, summary, figures
+            return example_detections(self.detection.examples(app_id, quality.view.model, quality.version))
+
+    def report_parts(self, app_id: str, model_ref: str, version_id: str | None = None
+                     ) -> tuple[dict[str, Any], dict[str, Any], list[tuple[str, str | None]]]:
+        """What the report shows: live metrics, the summary table, and (title, base64 PNG or None) plots."""
+        q = self.quality(app_id, model_ref, version_id)
+        with PLOTTING:
+            figures = [("Quality over time", quality_over_time(q.versions)), ("Per concept", per_concept(q.live))]
+            if q.names is not None:  # a detection's feedback judges boxes, not scores to sweep
+                figures += [("Precision-recall curves", pr_curves(q.records, q.names)),
+                            ("Calibration", calibration(q.records)),
+                            ("Top concept: what users said vs what the version said", confusion(q.live))]
+        if (q.version.params or {}).get("kind") == DETECTOR_KIND:
+            figures.append(("Example detections on judged images", self.detection_examples(app_id, q)))
+        return q.live, q.summary, figures
 
     def reliability(self, app_id: str, model_ref: str) -> tuple[list[UserReliability], set[str | None]]:
         """How the next training of a concept model would weigh each end user's votes (the least
