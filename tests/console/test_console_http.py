@@ -9,9 +9,11 @@ import re
 import time
 
 import pytest
+from sqlalchemy import select
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from visionloop import status
 from visionloop.core import VisionLoop
 from visionloop.store.tables import ModelVersion
 from tests.console.support import GENERAL, charts_of, form_token, page_token, sign_in, trained_versions
@@ -119,15 +121,53 @@ def test_train_now_queues_a_version_and_logs_it(client: TestClient, api: Api) ->
     assert versions[0]["status"]["code"] == 21117  # too little feedback to learn from: told, not promoted
     page = client.get(r.headers["location"]).text
     assert f'id="v-{versions[0]["id"]}"' in page and "train" in page[page.index('id="audit"'):]
-    assert 'http-equiv="refresh"' not in page  # nothing in training: no reloading
+    assert 'hx-trigger="every 1s"' not in page  # nothing in training: nothing polls
 
 
-def test_a_model_page_reloads_itself_while_a_version_trains(client: TestClient, api: Api, core: VisionLoop) -> None:
+def test_a_model_page_polls_the_progress_of_a_version_in_training(client: TestClient, api: Api,
+                                                                  core: VisionLoop) -> None:
+    from sqlalchemy import update
+
     core.learning.submit = lambda app_id, version_id: None  # a worker that has not started on it yet
-    api.post(f"/models/{GENERAL}/versions", {})
     sign_in(client, api.key)
-    page = client.get(f"/console/models/{GENERAL}").text
-    assert '<meta http-equiv="refresh" content="3">' in page and "Model is queued for training" in page
+    r = client.post(f"/console/models/{GENERAL}/train", data={"csrf_token": page_token(client)},
+                    headers={"HX-Request": "true"})  # what htmx posts: the answer is the progress, not a page
+    assert r.status_code == 200 and r.headers["hx-trigger"] == "versions-changed"
+    vid = re.search(r'id="progress-([^"]+)"', r.text).group(1)
+    poll = f"/console/models/{GENERAL}/versions/{vid}/progress"
+    assert f'hx-get="{poll}"' in r.text and 'hx-trigger="every 1s"' in r.text and "Model is queued" in r.text
+    assert f'id="progress-{vid}"' in client.get(f"/console/models/{GENERAL}").text  # a reload keeps polling it
+    with core.db.transaction() as s:
+        s.execute(update(ModelVersion).where(ModelVersion.id == vid).values(
+            status_code=status.MODEL_TRAINING, progress={"stage": "training on 12 labels", "fraction": 0.5}))
+    r = client.get(poll)
+    assert '<progress max="1" value="0.5">50%</progress>' in r.text and "training on 12 labels" in r.text
+    assert "hx-trigger" not in r.headers and 'hx-trigger="every 1s"' in r.text
+    with core.db.transaction() as s:  # as it was before the worker claimed it, so that run() trains it here
+        s.execute(update(ModelVersion).where(ModelVersion.id == vid).values(status_code=status.MODEL_QUEUED_FOR_TRAINING))
+    core.learning.run(vid)
+    r = client.get(poll)
+    assert r.headers["hx-trigger"] == "versions-changed" and "hx-get" not in r.text  # done: polling stops
+    assert "insufficient" in r.text.lower()
+    table = client.get(f"/console/models/{GENERAL}/versions").text
+    assert table.startswith("<div id=\"model-state\"") and f'id="v-{vid}"' in table and 'id="audit"' in table
+
+
+def test_training_records_each_stage_on_the_version_and_clears_it_when_done(api: Api, core: VisionLoop) -> None:
+    seen = []
+
+    def watch(message: str) -> None:
+        with core.db.session() as s:
+            version = s.scalars(select(ModelVersion).where(ModelVersion.status_code == status.MODEL_TRAINING)).one()
+            seen.append((message, version.progress))
+
+    for i in range(4):
+        api.add_image(f"p{i}")
+        _judge(api, f"p{i}", "u1", i % 2 == 0)
+    version = core.learning.request(api.app_id, GENERAL, progress=watch)
+    assert seen and all(p == {"stage": m, "fraction": round((i + 1) / 6, 3)} for i, (m, p) in enumerate(seen))
+    with core.db.session() as s:
+        assert s.get(ModelVersion, version.id).progress is None
 
 
 def test_a_page_the_key_may_not_use_names_the_missing_scope(client: TestClient, browser: TestClient,

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from visionloop import errors, status
 from visionloop.ids import new_id
@@ -54,7 +54,24 @@ if TYPE_CHECKING:
 log = logging.getLogger("visionloop.learning")
 Progress = Callable[[str], None]
 PENDING = "pending"
+STAGES = 5  # what a concept model's training says it does (other kinds say fewer, then finish)
 JOIN_TIMEOUT = 1800.0  # seconds a request without a worker waits for a version another process trains
+
+
+class Stages:
+    """Passes each stage of a training to ``say`` and records it on the version, with the share
+    of the stages passed, for pages that poll its progress (any process on the database)."""
+
+    def __init__(self, db: Database, version_id: str, say: Progress) -> None:
+        self.db, self.version_id, self.say = db, version_id, say
+        self.passed = 0
+
+    def __call__(self, message: str) -> None:
+        self.passed += 1
+        progress = {"stage": message[:300], "fraction": round(self.passed / (STAGES + 1), 3)}
+        with self.db.transaction() as s:
+            s.execute(update(ModelVersion).where(ModelVersion.id == self.version_id).values(progress=progress))
+        self.say(message)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,7 +205,7 @@ class LearningService:
         return version
 
     def _run(self, version_id: str, progress: Progress | None) -> ModelVersion:
-        say = progress or (lambda msg: log.info("version %s: %s", version_id, msg))
+        say = Stages(self.db, version_id, progress or (lambda msg: log.info("version %s: %s", version_id, msg)))
         with self.db.transaction() as s:
             version = s.get(ModelVersion, version_id)
             if version is None:
@@ -196,6 +213,7 @@ class LearningService:
             if version.status_code != status.MODEL_QUEUED_FOR_TRAINING:
                 return version
             version.status_code = status.MODEL_TRAINING
+            version.progress = {"stage": "started", "fraction": 0.0}
             model = s.get(Model, version.model_pk)
             assert model is not None
         activation = self.models.activation(version.app_id, model)
@@ -297,6 +315,7 @@ class LearningService:
             version = s.get(ModelVersion, version_id)
             assert version is not None
             version.status_code = code
+            version.progress = None
             version.params = {**(version.params or {}), **params}
             version.metrics = metrics
             version.artifact_digest = artifact
