@@ -225,6 +225,20 @@ def test_the_feedback_log_filters_marks_unlinked_events_and_shows_images(client:
     assert len(re.findall(r'<tr class="event', both)) == 2
 
 
+def test_htmx_gets_the_filtered_selection_alone_and_a_history_restore_the_page(client: TestClient,
+                                                                                api: Api) -> None:
+    for i, user in enumerate(("alice", "bob", "alice")):
+        _judge(api, f"h{i}", user, True)
+    sign_in(client, api.key)
+    r = client.get("/console/feedback", params={"end_user_id": "alice"}, headers={"HX-Request": "true"})
+    assert r.text.lstrip().startswith('<div id="log">'), r.text[:200]
+    assert r.text.count('<tr class="event') == 2 and "<html" not in r.text
+    assert 'href="/console/feedback/export?end_user_id=alice&amp;format=jsonl"' in r.text
+    restore = client.get("/console/feedback", params={"end_user_id": "alice"},
+                         headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    assert restore.text.startswith("<!doctype html>")
+
+
 def test_region_feedback_is_drawn_on_the_image_it_judged_in_its_verdicts_colour(client: TestClient,
                                                                                 api: Api) -> None:
     face = "a403429f2ddf4b49b307e318f00e528b"

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from visionloop import status
 from visionloop.http.console import charts
-from visionloop.http.console.render import ConsoleRoute, page, see_other
+from visionloop.http.console.render import ConsoleRoute, from_htmx, page, see_other
 from visionloop.http.console.session import FormDep, Session, SessionDep, need
 from visionloop.http.deps import CoreDep
 from visionloop.services.models import ModelView
@@ -96,7 +96,7 @@ def train(model_id: str, request: Request, session: SessionDep, core: CoreDep, _
     version = core.learning.request(session.caller.app_id, view.model.id)
     core.console.record(session.caller, "train", view.model.id, version.id,
                         status.DESCRIPTIONS.get(version.status_code, str(version.status_code)))
-    if request.headers.get("hx-request") == "true":
+    if from_htmx(request):
         response = _progress(request, view, version)
         response.headers.update(_CHANGED)  # the new version joins the table at once
         return response

@@ -76,6 +76,11 @@ def page(request: Request, template: str, context: dict[str, Any], status_code: 
     return HTMLResponse(body, status_code=status_code, headers=SECURITY_HEADERS)
 
 
+def from_htmx(request: Request) -> bool:
+    """Whether htmx asks for a part of a page to swap in (not a whole page to restore history with)."""
+    return request.headers.get("hx-request") == "true" and "hx-history-restore-request" not in request.headers
+
+
 def see_other(location: str) -> RedirectResponse:
     """After a form: the browser GETs ``location`` (a reload does not post again)."""
     return RedirectResponse(location, status_code=303, headers=SECURITY_HEADERS)
