@@ -402,7 +402,7 @@ def test_the_review_queue_shows_disputes_and_stores_the_operators_label(client: 
         _judge(api, "agreed", user, True)
     sign_in(client, api.key)
     page = client.get("/console/review").text
-    disputes = page[page.index('id="queue"'):page.index("<h2>Where the general model")]
+    disputes = page[page.index('id="queue"'):page.index("<h2>Where the active version")]
     items = re.findall(r'<tr class="item"', disputes)
     assert len(items) == 1 and "<code>split</code>" in disputes and "2 / 2" in disputes
     assert "agreed</code>" not in disputes
@@ -571,6 +571,38 @@ def test_the_review_queue_also_offers_what_the_model_was_least_sure_of(client: T
                                                     "concept_id": "n02123045", "verdict": "present"})
     assert r.status_code == 200 and "n02123045" not in r.text[r.text.index("<h2>Where"):]  # labelled: off the list
     assert [c["id"] for c in api.get("/inputs/blurry").json()["input"]["data"]["concepts"]] == ["n02123045"]
+
+
+def test_the_review_queue_reads_uncertainty_from_the_active_versions_heads(client: TestClient, api: Api,
+                                                                         core: VisionLoop) -> None:
+    """A version with learned heads scores the stored images as it predicts: a concept only it
+    knows, on which it is unsure, comes to review; the base scores taken when they were added do not."""
+    import numpy as np
+
+    from visionloop.learning.heads import ConceptHeads
+    from visionloop.services.training.data import features, unit_rows
+    from visionloop.services.training.scoring import HEADS_KIND
+    from visionloop.store.tables import Input
+
+    for i in range(3):
+        api.add_image(f"s{i}", (70 * i, 200 - 60 * i, 90))
+    with core.db.session() as s:
+        stored = features(s, list(s.scalars(select(Input.digest).where(Input.app_id == api.app_id))))
+    rng = np.random.default_rng(0)
+    X = unit_rows(rng.normal(size=(40, len(next(iter(stored.values()))))))
+    heads = ConceptHeads().fit(X, (np.arange(40) % 2)[:, None].astype(float), concepts=["novel"])  # learns nothing
+    view = core.models.get(api.app_id, GENERAL)
+    vid = "with-heads"
+    with core.db.transaction() as s:
+        s.add(ModelVersion(id=vid, model_pk=view.model.pk, app_id=api.app_id, parent_id=view.version.id,
+                           status_code=status.MODEL_TRAINED, artifact_digest=core.blobs.put(heads.to_bytes()),
+                           params={"kind": HEADS_KIND, "concepts": [{"id": "novel", "name": "novel", "n_labels": 40}]}))
+    core.models.set_active(api.app_id, view.model, vid)
+    sign_in(client, api.key)
+    page = client.get("/console/review").text
+    unsure = page[page.index("<h2>Where"):]
+    assert f"<code>{vid}</code> (trained here" in unsure, unsure[:900]
+    assert re.findall(r"<td><code>(s\d)</code></td>\s*<td>novel", unsure) and "novel" in unsure
 
 
 HOSTILE = ["%ff", "x" * 3000, "%E2%80%AE", "..%2F..%2Fetc", "a%2Fb", "'%20OR%201=1--", "%F0%9F%98%80", "%20"]

@@ -24,10 +24,9 @@ from visionloop.services.feedback.regions import predicted_regions
 from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing
 from visionloop.store.tables import (ConsoleAction, ConsoleSession, FeedbackEvent, Input, InputConcept,
-                                     InputConceptScore, Model, Output, Search, ServerSecret, input_has_image, utcnow)
+                                     Model, Output, Search, ServerSecret, input_has_image, utcnow)
 
 SESSION_SECRET = "console_session"
-_UNSURE = (0.25, 0.75)  # scores the review queue counts as the model being unsure
 ACTIONS = ("train", "activate", "erase")
 
 
@@ -224,19 +223,6 @@ class ConsoleService:
             out.append(TopQuery(json.dumps(g[0].query, sort_keys=True)[:300], g[0].kind, len(g),
                                 sum(clicked.values()), clicked.most_common(5)))
         return out
-
-    def uncertain(self, app_id: str, limit: int = 30) -> list[tuple[str, str, float]]:
-        """(input, concept, score) the general model was least sure of when stored inputs were
-        added (scores nearest 0.5), that the app has not annotated yet."""
-        score = InputConceptScore
-        labelled = select(InputConcept.input_id).where(
-            InputConcept.app_id == score.app_id, InputConcept.input_id == score.input_id,
-            InputConcept.concept_id == score.concept_id)
-        q = (select(score.input_id, score.concept_id, score.value)
-             .where(score.app_id == app_id, score.value.between(*_UNSURE), ~labelled.exists())
-             .order_by(func.abs(score.value - 0.5), score.input_id, score.concept_id).limit(limit))
-        with self.db.session() as s:
-            return [(i, c, v) for i, c, v in s.execute(q)]
 
     def feedback_per_day(self, app_id: str, days: int = 14) -> list[DayCount]:
         """The app's feedback events of the last ``days`` days, counted per UTC day, type and model."""

@@ -23,11 +23,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from sqlalchemy import func, select, update
 
 from visionloop import errors, status
 from visionloop.ids import new_id
-from visionloop.learning.heads import ConceptHeads
+from visionloop.learning.heads import ConceptHeads, combine
 from visionloop.learning.labels import UserReliability, down_weighted
 from visionloop.learning.metrics_concepts import ConceptRecord
 from visionloop.models.catalog import COLOR, CONCEPT, CUSTOM, CUSTOM_DETECTOR, DETECTION, EMBED, EMBEDDING, FOCUS
@@ -36,7 +37,7 @@ from visionloop.models.runtime import ModelRuntime
 from visionloop.services.models import SHARED, ModelService, ModelView, chosen_concepts
 from visionloop.services.training.click_learning import CLICK_KIND, SEARCH_CLICK, ClickLearning
 from visionloop.services.training.concept_training import InsufficientData, train_heads
-from visionloop.services.training.data import concept_data, display, features
+from visionloop.services.training.data import concept_data, display, features, unit_rows
 from visionloop.services.training.evaluation import concept_metrics, concept_records, region_metrics, unlinked_events
 from visionloop.services.training.detection_learning import DETECTOR_KIND, LEARNED_RUNTIMES, DetectionLearning
 from visionloop.services.training.region_learning import DETECTORS, RegionLearning
@@ -46,7 +47,8 @@ from visionloop.services.training.report import (PLOTTING, calibration, confusio
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database, exclusive, serialize
-from visionloop.store.tables import DELETED_APP_PREFIX, ActiveVersion, FeedbackEvent, Model, ModelVersion, utcnow
+from visionloop.store.tables import (DELETED_APP_PREFIX, ActiveVersion, FeedbackEvent, Input, InputConcept,
+                                     InputConceptScore, Model, ModelVersion, input_has_image, utcnow)
 
 if TYPE_CHECKING:
     from visionloop.services.feedback.log import Erasure
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("visionloop.learning")
 Progress = Callable[[str], None]
 PENDING = "pending"
+UNSURE = (0.25, 0.75)  # scores the review queue counts as the model being unsure
 STAGES = 5  # what a concept model's training says it does (other kinds say fewer, then finish)
 JOIN_TIMEOUT = 1800.0  # seconds a request without a worker waits for a version another process trains
 
@@ -399,6 +402,39 @@ class LearningService:
             aggregation = concept_data(s, app_id, view.model).aggregation
         users = sorted(aggregation.users.values(), key=lambda u: (u.weight, str(u.end_user)))
         return users, set(down_weighted(aggregation))
+
+    def least_certain(self, app_id: str, model_ref: str, limit: int = 30, window: int = 2000
+                      ) -> tuple[ModelVersion, list[tuple[str, str, float]]]:
+        """The app's active version of a concept model and the (input, concept, score) it is least
+        sure of (scores nearest 0.5, between 0.25 and 0.75) among the app's latest ``window`` stored
+        images, leaving out what the app has annotated. A version with learned heads scores the
+        stored features now, as it predicts; a base version's scores are those taken when each
+        input was added."""
+        view = self.models.get(app_id, model_ref)
+        version = view.version
+        with self.db.session() as s:
+            rows = s.execute(select(Input.id, Input.digest).where(Input.app_id == app_id, input_has_image())
+                             .order_by(Input.created_at.desc(), Input.id).limit(window)).all()
+            ids = [r.id for r in rows]
+            base: dict[str, dict[str, float]] = {}
+            for input_id, concept_id, value in s.execute(
+                    select(InputConceptScore.input_id, InputConceptScore.concept_id, InputConceptScore.value)
+                    .where(InputConceptScore.app_id == app_id, InputConceptScore.input_id.in_(ids))):
+                base.setdefault(input_id, {})[concept_id] = value
+            labelled = {(i, c) for i, c in s.execute(select(InputConcept.input_id, InputConcept.concept_id)
+                                                     .where(InputConcept.app_id == app_id, InputConcept.input_id.in_(ids)))}
+            feats = features(s, [r.digest for r in rows]) if (version.params or {}).get("kind") == HEADS_KIND else {}
+        scores = base
+        if feats:
+            heads = self._heads_of(version)
+            shares = heads.shares(self.blend_k)
+            scored = [r for r in rows if r.digest in feats]
+            learned = heads.scores(unit_rows(np.stack([feats[r.digest] for r in scored])))
+            scores = {**base, **{r.id: combine(base.get(r.id, {}), h, shares) for r, h in zip(scored, learned)}}
+        unsure = sorted(((i, c, v) for i, by in scores.items() for c, v in by.items()
+                         if UNSURE[0] <= v <= UNSURE[1] and (i, c) not in labelled),
+                        key=lambda t: (abs(t[2] - 0.5), t[0], t[1]))
+        return version, unsure[:limit]
 
     def activate(self, app_id: str, model_ref: str, version_id: str) -> ModelView:
         """Promote or roll back: the app predicts with this trained version from now on."""
