@@ -42,6 +42,37 @@ def test_signing_in_sets_an_httponly_strict_expiring_cookie_without_the_key(clie
         "content-security-policy"] and home.headers["cache-control"] == "no-store"
 
 
+def test_behind_a_proxy_every_link_and_redirect_carries_the_public_prefix_and_the_cookie_is_secure(
+        core: VisionLoop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """VISIONLOOP_PUBLIC_BASE_URL=https://host/vl: the proxy strips /vl, the pages' links, scripts and
+    redirects put it back; an https base URL makes the cookie Secure even if the proxy speaks http."""
+    import dataclasses
+
+    from visionloop.http.app import create_app
+
+    monkeypatch.setattr(core, "settings", dataclasses.replace(core.settings,
+                                                              public_base_url="https://vision.example.com/vl"))
+    core.apps.create_app("proxied")
+    _, key = core.apps.create_key("proxied")
+    with TestClient(create_app(core.settings, core), raise_server_exceptions=False) as plain:  # proxy to us: http
+        r = plain.get("/console/models", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/vl/console/login?next=%2Fconsole%2Fmodels"
+        r = plain.get("/console/login")
+        login_cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("visionloop_login="))
+        assert "secure" in login_cookie.lower()  # the browser speaks https to the proxy
+        assert 'action="/vl/console/login"' in r.text and 'src="/vl/static/vendor/htmx.org-2.0.11/htmx.min.js"' in r.text
+    with TestClient(create_app(core.settings, core), base_url="https://testserver",
+                    raise_server_exceptions=False) as tls:
+        r = tls.post("/console/login", data={"api_key": str(key), "csrf_token": form_token(tls.get("/console/login").text)},
+                     follow_redirects=False)
+        assert r.headers["location"] == "/vl/console"
+        cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("visionloop_session="))
+        assert "secure" in cookie.lower()
+        page = tls.get(f"/console/models/{GENERAL}").text
+        refs = re.findall(r"""(?:src|href|action|hx-get|hx-post)=["'](/[^"']*)["']""", page)
+        assert refs and all(ref.startswith("/vl/") for ref in refs), refs
+
+
 def test_a_wrong_or_missing_key_is_refused_on_the_sign_in_page(client: TestClient, api: Api) -> None:
     token = form_token(client.get("/console/login").text)
     for key, words in (("not-a-key", "no app has this API key"), ("  ", "enter an API key")):
