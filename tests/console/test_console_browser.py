@@ -172,6 +172,8 @@ def test_an_operator_filters_the_feedback_log_and_sees_its_images(served: tuple[
     legend = browser.find_element(By.CSS_SELECTOR, "#chart-feedback-days .u-legend").text
     assert "annotation: present" in legend and "annotation: absent" in legend
     browser.save_screenshot(str(shots / "overview.png"))
+    browser.execute_script("document.querySelector('#chart-feedback-days').scrollIntoView()")
+    browser.save_screenshot(str(shots / "overview-chart.png"))
     submit(browser, By.LINK_TEXT, "Feedback")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#events tr.event")) == 3
     heading = browser.find_element(By.TAG_NAME, "h1")

@@ -17,10 +17,12 @@ Series = tuple[str, Mapping[float, float | None]]
 
 
 def chart(title: str, series: Sequence[Series], *, xlabel: str, ylabel: str, time: bool = False,
-          bars: bool = False, ymax: float | None = None, xmax: float | None = None) -> Chart:
-    """A chart of ``series`` ((label, {x: y})) over the union of their x values, ascending."""
+          bars: bool = False, counts: bool = False, ymax: float | None = None, xmax: float | None = None) -> Chart:
+    """A chart of ``series`` ((label, {x: y})) over the union of their x values, ascending; a
+    chart of ``counts`` has its y axis start at 0."""
     xs = sorted({x for _, points in series for x in points})
-    spec: Chart = {"title": title, "xlabel": xlabel, "ylabel": ylabel, "time": time, "bars": bars, "x": xs,
+    spec: Chart = {"title": title, "xlabel": xlabel, "ylabel": ylabel, "time": time, "bars": bars, "counts": counts,
+                   "x": xs,
                    "series": [{"label": label, "values": [points.get(x) for x in xs]} for label, points in series]}
     if ymax is not None:
         spec["ymax"] = ymax
@@ -33,16 +35,23 @@ def _day(day: str) -> float:
     return dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc).timestamp()
 
 
-def feedback_per_day(counts: Iterable[DayCount]) -> Chart | None:
-    """Judgements per UTC day, one line per event type and verdict."""
+def last_days(n: int) -> list[str]:
+    """The UTC dates from ``n`` days ago to today (what a window of ``n`` times 24 hours touches)."""
+    today = dt.datetime.now(dt.timezone.utc).date()
+    return [(today - dt.timedelta(days=k)).isoformat() for k in range(n, -1, -1)]
+
+
+def feedback_per_day(counts: Iterable[DayCount], days: Iterable[str]) -> Chart | None:
+    """Judgements per UTC day of ``days``, one line per event type and verdict (0 on a day without)."""
     by: dict[str, dict[float, float | None]] = {}
     for c in counts:
-        line = by.setdefault(f"{c.event_type}: {c.verdict}", {})
-        line[_day(c.day)] = (line.get(_day(c.day)) or 0) + c.count
+        by.setdefault(f"{c.event_type}: {c.verdict}", {})[_day(c.day)] = float(c.count)
     if not by:
         return None
-    return chart("Feedback per day, by type and verdict", sorted(by.items()), xlabel="day (UTC)",
-                 ylabel="judgements", time=True)
+    axis = [_day(d) for d in days]
+    return chart("Feedback per day, by type and verdict",
+                 [(label, {x: points.get(x, 0.0) for x in axis}) for label, points in sorted(by.items())],
+                 xlabel="day (UTC)", ylabel="judgements", time=True, counts=True)
 
 
 def search_over_time(by_day: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Chart | None:
@@ -62,7 +71,7 @@ def click_positions(counts: Mapping[str, int]) -> Chart | None:
     if not counts:
         return None
     return chart("Where users click", [("clicks", {float(int(r)): float(n) for r, n in counts.items()})],
-                 xlabel="position of the clicked hit", ylabel="clicks", bars=True)
+                 xlabel="position of the clicked hit", ylabel="clicks", bars=True, counts=True)
 
 
 def pr_curves(curves: Sequence[Curve], names: Mapping[str, str]) -> Chart | None:

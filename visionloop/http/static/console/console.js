@@ -23,9 +23,14 @@
     var scales = {x: {time: !!spec.time}};
     if (spec.ymax !== undefined) {
       scales.y = {range: [0, spec.ymax]};
+    } else if (spec.counts) {
+      scales.y = {range: function (u, min, max) { return [0, Math.max(1, max) * 1.1]; }};
     }
     if (spec.xmax !== undefined) {
       scales.x.range = [0, spec.xmax];
+    } else if (spec.x.length === 1) {  // one point: a little room either side, not an axis of years
+      var pad = spec.time ? 86400 : 1;
+      scales.x.range = [spec.x[0] - pad, spec.x[0] + pad];
     }
     var options = {
       title: spec.title, width: Math.min(holder.clientWidth || 720, 900), height: spec.height || 260,
