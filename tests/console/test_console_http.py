@@ -545,7 +545,7 @@ def test_every_page_loads_only_from_this_server(client: TestClient, api: Api, co
         for ref in re.findall(r"""(?:src|href|action)=["']([^"']+)["']""", r.text):
             assert ref.startswith(("/", "http://testserver/", "data:image/png;base64,", "data:,")), (url, ref)
     overview = client.get("/console").text
-    assert '<strong id="disputed">1</strong>' in overview
+    assert '<strong id="disputed">1</strong>' in overview and '<strong id="disagreement-rate">100%</strong>' in overview
     assert client.get("/static/console/console.css").status_code == 200
 
 

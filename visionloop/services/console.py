@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from visionloop.learning.review import Disputed, Vote, disputed
+from visionloop.learning.review import Disputed, Vote, disagreement, disputed
 from visionloop.models.predictions import Box
 from visionloop.services.apps import Caller
 from visionloop.services.feedback.regions import predicted_regions
@@ -159,22 +159,18 @@ class ConsoleService:
     def review_queue(self, app_id: str, limit: int = 30, window: int = 5000) -> list[tuple[Disputed, float | None]]:
         """Stored inputs whose concepts the app's end users disagree on most (in the latest
         ``window`` concept feedback events), each with the app's own annotation if it has one."""
-        q = (select(FeedbackEvent.seq, FeedbackEvent.input_id, FeedbackEvent.end_user_id, FeedbackEvent.body)
-             .where(FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == "annotation",
-                    FeedbackEvent.input_id.is_not(None))
-             .order_by(FeedbackEvent.seq.desc()).limit(window))
         with self.db.session() as s:
-            rows = s.execute(q).all()
-            stored = set(s.scalars(select(Input.id).where(Input.app_id == app_id, input_has_image(),
-                                                          Input.id.in_({r.input_id for r in rows}))))
-            votes = [Vote((r.input_id, c["id"]), r.end_user_id or ("anonymous", r.seq), bool(c.get("value")))
-                     for r in rows if r.input_id in stored
-                     for c in ((r.body or {}).get("normalized") or {}).get("concepts") or [] if c.get("id")]
-            queue = disputed(votes, limit)
+            queue = disputed(_votes(s, app_id, window), limit)
             ids = {d.input_id for d in queue}
             labels = {(a.input_id, a.concept_id): a.value for a in s.scalars(
                 select(InputConcept).where(InputConcept.app_id == app_id, InputConcept.input_id.in_(ids)))}
         return [(d, labels.get((d.input_id, d.concept_id))) for d in queue]
+
+    def disagreement(self, app_id: str, window: int = 5000) -> tuple[int, int]:
+        """(judgements of stored images end users disagree on, those two or more of them made), in
+        the latest ``window`` concept feedback events: the overview's disagreement rate."""
+        with self.db.session() as s:
+            return disagreement(_votes(s, app_id, window))
 
     def event_image(self, app_id: str, event_id: str) -> EventImage | None:
         """The image a feedback event of the app judged (its output's, its clicked hit's, or else
@@ -249,6 +245,20 @@ class ConsoleService:
                 for verdict, n in verdicts(event_type, (body or {}).get("normalized") or {}).items():
                     counts[day, event_type, verdict] += n
         return [DayCount(day, t, None, n, verdict) for (day, t, verdict), n in sorted(counts.items())]
+
+
+def _votes(s: Session, app_id: str, window: int) -> list[Vote]:
+    """End users' concept votes on the app's stored images in its latest ``window`` concept
+    feedback events, newest first (each anonymous event its own voter)."""
+    rows = s.execute(select(FeedbackEvent.seq, FeedbackEvent.input_id, FeedbackEvent.end_user_id, FeedbackEvent.body)
+                     .where(FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == "annotation",
+                            FeedbackEvent.input_id.is_not(None))
+                     .order_by(FeedbackEvent.seq.desc()).limit(window)).all()
+    stored = set(s.scalars(select(Input.id).where(Input.app_id == app_id, input_has_image(),
+                                                  Input.id.in_({r.input_id for r in rows}))))
+    return [Vote((r.input_id, c["id"]), r.end_user_id or ("anonymous", r.seq), bool(c.get("value")))
+            for r in rows if r.input_id in stored
+            for c in ((r.body or {}).get("normalized") or {}).get("concepts") or [] if c.get("id")]
 
 
 def _stored_image(s: Session, app_id: str, input_id: str | None, digest: str | None) -> str | None:

@@ -76,7 +76,7 @@ def overview(request: Request, session: SessionDep, core: CoreDep) -> Response:
     app_id, scopes = session.caller.app_id, session.caller.scopes
     days = core.console.feedback_per_day(app_id) if "feedback_admin" in scopes else None
     verdicts = charts.feedback_per_day(core.console.verdicts_per_day(app_id), charts.last_days(14)) if days else None
-    disputed = len(core.console.review_queue(app_id, limit=1000)) if "feedback_admin" in scopes else None
+    disputed = core.console.disagreement(app_id) if "feedback_admin" in scopes else None
     views = core.models.list(app_id, Page(1, core.settings.max_per_page)) if "models" in scopes else None
     search = core.learning.clicks.metrics(app_id)["kinds"] if "search" in scopes else None
     return page(request, "overview.html", {"days": days, "verdicts": verdicts, "views": views, "search": search,
