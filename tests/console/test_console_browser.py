@@ -208,7 +208,7 @@ def sign_in(browser: Any, base: str, key: str) -> None:
 
 
 def test_an_operator_visits_every_page_labels_and_erases(served: tuple[str, VisionLoop], browser: Any,
-                                                                 shots: Path) -> None:
+                                                         shots: Path) -> None:
     import httpx
     from selenium.webdriver.common.by import By
 
@@ -225,11 +225,18 @@ def test_an_operator_visits_every_page_labels_and_erases(served: tuple[str, Visi
             api.post(f"/models/{GENERAL}/feedback", json={"input": {"id": "disputed", "data": {"concepts": [
                 {"id": "tabby", "value": present}]}, "feedback_info": {"event_type": "annotation", "output_id": "o",
                                                                       "end_user_id": user}}}).raise_for_status()
+        search = api.post("/searches", json={"query": {"ands": [{"output": {"input": {"data": {"image": {
+            "base64": b64(png_bytes((200, 120, 40), (64, 48)))}}}}}]}}).json()
+        api.post("/searches/feedback", json={"input": {"id": search["hits"][0]["input"]["id"], "feedback_info": {
+            "event_type": "search_click", "search_id": search["id"], "end_user_id": "alice"}}}).raise_for_status()
 
     sign_in(browser, base, str(key))
     for label, shot in (("Models", "models"), ("Search", "search"), ("Review", "review"), ("End users", "end-users")):
         submit(browser, By.LINK_TEXT, label)
         assert browser.find_element(By.TAG_NAME, "h1").text.lower().startswith(label.lower()[:4]), label
+        if label == "Search":  # the click-position histogram and CTR/MRR per day, drawn by uPlot
+            wait_for(browser, lambda d: painted(d, "chart-clicks") > 500 and painted(d, "chart-search-days") > 500)
+            browser.execute_script("document.querySelector('#chart-search-days').scrollIntoView()")
         browser.save_screenshot(str(shots / f"{shot}.png"))
 
     submit(browser, By.LINK_TEXT, "Review")
