@@ -107,6 +107,12 @@ def painted(browser: Any, chart_id: str) -> int:
         "let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n;", chart_id)
 
 
+def text_of(browser: Any, selector: str, html: bool = False) -> str:
+    """An element's text (or markup) read at once: htmx may swap it between a find and a read."""
+    return browser.execute_script("const e = document.querySelector(arguments[0]);"
+                                  "return e ? (arguments[1] ? e.outerHTML : e.textContent) : ''", selector, html)
+
+
 def script_errors(browser: Any) -> list[str]:
     """What the page's scripts or its Content-Security-Policy complained of."""
     return [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
@@ -182,9 +188,9 @@ def test_an_operator_filters_the_feedback_log_and_sees_its_images(served: tuple[
     wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#events tr.event")) == 2)
     wait_for(browser, lambda d: "end_user_id=alice" in d.current_url)  # the filtered view's address, to share
     assert browser.find_element(By.NAME, "end_user_id").get_attribute("value") == "alice"  # the form was kept
-    rows = browser.find_elements(By.CSS_SELECTOR, "#events tr.event")
-    assert all("unlinked" in r.get_attribute("class") for r in rows)
-    assert "end_user_id=alice" in browser.find_element(By.ID, "export").get_attribute("href")
+    classes = browser.execute_script("return [...document.querySelectorAll('#events tr.event')].map(r => r.className)")
+    assert len(classes) == 2 and all("unlinked" in c for c in classes)
+    assert "end_user_id=alice" in browser.execute_script("return document.getElementById('export').href")
     loaded = "return [...document.querySelectorAll('img.thumb')].map(i => i.complete ? i.naturalWidth : -1)"
     WebDriverWait(browser, 20).until(lambda d: -1 not in d.execute_script(loaded))
     assert browser.execute_script(loaded) == [64, 64]  # the thumbnails loaded with the session cookie alone
@@ -293,19 +299,19 @@ def test_train_now_shows_the_training_progress_then_the_new_version(served: tupl
     alert = wait_for(browser, lambda d: d.switch_to.alert)
     assert "Train a new version" in alert.text
     alert.accept()
-    wait_for(browser, lambda d: "aggregating feedback" in d.execute_script(  # replaced each second: read it anew
-        "const s = document.querySelector('#training .progress .stage'); return s ? s.textContent : ''"))
+    wait_for(browser, lambda d: "aggregating feedback" in text_of(d, "#training .progress .stage"))
     shown = browser.execute_script("const p = document.querySelector('#training .progress');"
                                    "return [p.id, p.querySelector('progress').value]")
     version_id, fraction = shown[0][len("progress-"):], shown[1]
     assert 0 < fraction < 1
-    assert "training" in browser.find_element(By.ID, f"v-{version_id}").text.lower()  # listed while it trains
+    wait_for(browser, lambda d: "training" in text_of(d, f"#v-{version_id}").lower())  # listed while it trains
     browser.save_screenshot(str(shots / "training.png"))
 
     release.set()
-    wait_for(browser, lambda d: "insufficient data" in d.find_element(By.ID, f"v-{version_id}").text)
-    assert "hx-get" not in browser.find_element(By.ID, f"progress-{version_id}").get_attribute("outerHTML")
-    assert "train" in browser.find_element(By.ID, "audit").text
+    wait_for(browser, lambda d: "insufficient data" in text_of(d, f"#v-{version_id}"))
+    assert "hx-get" not in text_of(browser, f"#progress-{version_id}", html=True)
+    assert "train" in text_of(browser, "#audit")
     latest = core.models.versions("shop", core.models.get("shop", GENERAL).model, Page(1, 1))[0]
-    assert latest.id == version_id and latest.status_code == status.MODEL_TRAINING_INSUFFICIENT_DATA  # as the API answers
+    assert latest.id == version_id  # as the API answers
+    assert latest.status_code == status.MODEL_TRAINING_INSUFFICIENT_DATA
     assert not script_errors(browser)

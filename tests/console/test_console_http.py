@@ -60,11 +60,12 @@ def test_behind_a_proxy_every_link_and_redirect_carries_the_public_prefix_and_th
         r = plain.get("/console/login")
         login_cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("visionloop_login="))
         assert "secure" in login_cookie.lower()  # the browser speaks https to the proxy
-        assert 'action="/vl/console/login"' in r.text and 'src="/vl/static/vendor/htmx.org-2.0.11/htmx.min.js"' in r.text
+        assert 'action="/vl/console/login"' in r.text
+        assert 'src="/vl/static/vendor/htmx.org-2.0.11/htmx.min.js"' in r.text
     with TestClient(create_app(core.settings, core), base_url="https://testserver",
                     raise_server_exceptions=False) as tls:
-        r = tls.post("/console/login", data={"api_key": str(key), "csrf_token": form_token(tls.get("/console/login").text)},
-                     follow_redirects=False)
+        token = form_token(tls.get("/console/login").text)
+        r = tls.post("/console/login", data={"api_key": str(key), "csrf_token": token}, follow_redirects=False)
         assert r.headers["location"] == "/vl/console"
         cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("visionloop_session="))
         assert "secure" in cookie.lower()
@@ -175,7 +176,8 @@ def test_a_model_page_polls_the_progress_of_a_version_in_training(client: TestCl
     assert '<progress max="1" value="0.5">50%</progress>' in r.text and "training on 12 labels" in r.text
     assert "hx-trigger" not in r.headers and 'hx-trigger="every 1s"' in r.text
     with core.db.transaction() as s:  # as it was before the worker claimed it, so that run() trains it here
-        s.execute(update(ModelVersion).where(ModelVersion.id == vid).values(status_code=status.MODEL_QUEUED_FOR_TRAINING))
+        s.execute(update(ModelVersion).where(ModelVersion.id == vid)
+                  .values(status_code=status.MODEL_QUEUED_FOR_TRAINING))
     core.learning.run(vid)
     r = client.get(poll)
     assert r.headers["hx-trigger"] == "versions-changed" and "hx-get" not in r.text  # done: polling stops

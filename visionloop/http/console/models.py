@@ -17,8 +17,8 @@ from visionloop.http.console import charts
 from visionloop.http.console.render import ConsoleRoute, from_htmx, page, see_other
 from visionloop.http.console.session import FormDep, Session, SessionDep, need
 from visionloop.http.deps import CoreDep
-from visionloop.services.models import ModelView
 from visionloop.learning.curves import calibration_points, pr_curves
+from visionloop.services.models import ModelView
 from visionloop.services.paging import Page
 from visionloop.services.training.detection_learning import DETECTOR_KIND
 from visionloop.services.training.report import PLOTTING, confusion, quality_points

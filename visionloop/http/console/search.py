@@ -20,6 +20,7 @@ router = APIRouter(route_class=ConsoleRoute)
 def search_page(request: Request, session: SessionDep, core: CoreDep) -> Response:
     need(session, "search", "The search page")
     metrics = core.learning.clicks.metrics(session.caller.app_id)
-    return page(request, "search.html", {"metrics": metrics, "histogram": charts.click_positions(metrics["click_positions"]),
+    return page(request, "search.html", {"metrics": metrics,
+                                         "histogram": charts.click_positions(metrics["click_positions"]),
                                          "over_time": charts.search_over_time(metrics["by_day"]),
                                          "top": core.console.top_queries(session.caller.app_id)})

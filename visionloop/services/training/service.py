@@ -421,8 +421,9 @@ class LearningService:
                     select(InputConceptScore.input_id, InputConceptScore.concept_id, InputConceptScore.value)
                     .where(InputConceptScore.app_id == app_id, InputConceptScore.input_id.in_(ids))):
                 base.setdefault(input_id, {})[concept_id] = value
-            labelled = {(i, c) for i, c in s.execute(select(InputConcept.input_id, InputConcept.concept_id)
-                                                     .where(InputConcept.app_id == app_id, InputConcept.input_id.in_(ids)))}
+            labelled = {(i, c) for i, c in s.execute(
+                select(InputConcept.input_id, InputConcept.concept_id)
+                .where(InputConcept.app_id == app_id, InputConcept.input_id.in_(ids)))}
             feats = features(s, [r.digest for r in rows]) if (version.params or {}).get("kind") == HEADS_KIND else {}
         scores = base
         if feats:
