@@ -186,6 +186,13 @@ def test_a_model_page_polls_the_progress_of_a_version_in_training(client: TestCl
     assert table.startswith("<div id=\"model-state\"") and f'id="v-{vid}"' in table and 'id="audit"' in table
 
 
+def test_a_poll_after_the_session_ended_sends_the_whole_page_to_sign_in(client: TestClient, api: Api) -> None:
+    r = client.get(f"/console/models/{GENERAL}/versions", follow_redirects=False, headers={
+        "HX-Request": "true", "HX-Current-URL": f"http://testserver/console/models/{GENERAL}?done=train"})
+    assert r.status_code == 204 and r.headers["hx-redirect"] == (  # back to the page, not to the fragment
+        f"/console/login?next=%2Fconsole%2Fmodels%2F{GENERAL}%3Fdone%3Dtrain")
+
+
 def test_training_records_each_stage_on_the_version_and_clears_it_when_done(api: Api, core: VisionLoop) -> None:
     seen = []
 

@@ -91,7 +91,10 @@ class SignInRequired(Exception):
 
 
 def sign_in_url(request: Request) -> str:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    """The sign-in page, then back to the page asked for (for htmx, the page it was asked from)."""
+    url = urlsplit(request.headers.get("hx-current-url", "")) if from_htmx(request) else request.url
+    path = url.path.removeprefix(root(request)) if from_htmx(request) else url.path
+    target = path + (f"?{url.query}" if url.query else "") if path.startswith("/console") else "/console"
     return f"/console/login?next={quote(target, safe='')}"
 
 
@@ -104,8 +107,9 @@ class ConsoleRoute(StrictJSONRoute):
         async def page_handler(request: Request) -> Response:
             try:
                 response = await handler(request)
-            except SignInRequired:
-                response = see_other(sign_in_url(request))
+            except SignInRequired:  # htmx would swap the sign-in page into a part of this one: it is told to go
+                response = see_other(sign_in_url(request)) if not from_htmx(request) else Response(
+                    status_code=204, headers={**SECURITY_HEADERS, "HX-Redirect": root(request) + sign_in_url(request)})
             except errors.ApiError as exc:
                 return page(request, "error.html", {"error": exc}, exc.http_status)
             if response.status_code == 303:  # handlers redirect to app paths; the browser needs the public one
