@@ -75,7 +75,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("search_explore_rate", 0.0, "Share of first pages of search results on which one hit from just below "
             "the page is shown in positions 6-10, logged with its propensity; 0 (default) never explores."),
     Setting("public_base_url", "", "Where clients reach this server (https://host/prefix behind a proxy): stored "
-            "inputs' image URLs are built from it; empty means the URL each request was made to."),
+            "inputs' image URLs are built from it, the console's links and redirects start with its path, and "
+            "an https URL makes the console's cookies Secure; empty means the URL each request was made to."),
     Setting("console_session_hours", 12.0, "How long an operator console sign-in lasts before the session cookie "
             "expires and the console asks for the API key again."),
     Setting("vector_store", "embedded", "Where visual search finds similar images: 'embedded' (an in-memory index per "

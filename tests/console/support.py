@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -19,6 +21,12 @@ def form_token(html: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert found, html[-2000:]
     return found.group(1)
+
+
+def charts_of(html: str) -> dict[str, dict[str, Any]]:
+    """The uPlot chart specs a page embeds, by the id of their holder."""
+    found = re.findall(r'<div class="chart" id="([^"]+)"><script type="application/json">(.*?)</script></div>', html)
+    return {chart_id: json.loads(spec) for chart_id, spec in found}
 
 
 def sign_in(client: TestClient, key: str) -> None:

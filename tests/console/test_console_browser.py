@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from visionloop import status
 from visionloop.config import load_settings
 from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
@@ -60,6 +61,7 @@ def browser() -> Iterator[Any]:
     assert chromium and driver_path, "chromium or chromium-driver is missing: scripts/install test installs them"
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # to see script errors and CSP refusals
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900",
                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):
@@ -88,6 +90,32 @@ def submit(browser: Any, by: str, what: str) -> None:
     element.click()
     WebDriverWait(browser, 30).until(expected_conditions.staleness_of(element))
     WebDriverWait(browser, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def wait_for(browser: Any, condition: Any, timeout: float = 20) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, timeout).until(condition)
+
+
+def painted(browser: Any, chart_id: str) -> int:
+    """How many pixels uPlot painted on the chart's canvas (0 when it drew nothing)."""
+    return browser.execute_script(
+        "const c = document.querySelector('#' + arguments[0] + ' canvas');"
+        "if (!c) return 0;"
+        "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        "let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n;", chart_id)
+
+
+def text_of(browser: Any, selector: str, html: bool = False) -> str:
+    """An element's text (or markup) read at once: htmx may swap it between a find and a read."""
+    return browser.execute_script("const e = document.querySelector(arguments[0]);"
+                                  "return e ? (arguments[1] ? e.outerHTML : e.textContent) : ''", selector, html)
+
+
+def script_errors(browser: Any) -> list[str]:
+    """What the page's scripts or its Content-Security-Policy complained of."""
+    return [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
 
 
 def test_an_operator_signs_in_sees_the_active_version_and_rolls_back(served: tuple[str, VisionLoop], browser: Any,
@@ -146,17 +174,29 @@ def test_an_operator_filters_the_feedback_log_and_sees_its_images(served: tuple[
     browser.get(f"{base}/console/login")
     browser.find_element(By.ID, "api-key").send_keys(str(key))
     submit(browser, By.ID, "sign-in")
+    wait_for(browser, lambda d: painted(d, "chart-feedback-days") > 500)  # uPlot drew the day's judgements
+    legend = browser.find_element(By.CSS_SELECTOR, "#chart-feedback-days .u-legend").text
+    assert "annotation: present" in legend and "annotation: absent" in legend
     browser.save_screenshot(str(shots / "overview.png"))
+    browser.execute_script("document.querySelector('#chart-feedback-days').scrollIntoView()")
+    browser.save_screenshot(str(shots / "overview-chart.png"))
     submit(browser, By.LINK_TEXT, "Feedback")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#events tr.event")) == 3
+    heading = browser.find_element(By.TAG_NAME, "h1")
     browser.find_element(By.NAME, "end_user_id").send_keys("alice")
-    submit(browser, By.ID, "filter")
-    rows = browser.find_elements(By.CSS_SELECTOR, "#events tr.event")
-    assert len(rows) == 2 and all("unlinked" in r.get_attribute("class") for r in rows)
+    browser.find_element(By.ID, "filter").click()  # htmx swaps the selection in; the page stays
+    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#events tr.event")) == 2)
+    wait_for(browser, lambda d: "end_user_id=alice" in d.current_url)  # the filtered view's address, to share
+    assert browser.find_element(By.NAME, "end_user_id").get_attribute("value") == "alice"  # the form was kept
+    classes = browser.execute_script("return [...document.querySelectorAll('#events tr.event')].map(r => r.className)")
+    assert len(classes) == 2 and all("unlinked" in c for c in classes)
+    assert "end_user_id=alice" in browser.execute_script("return document.getElementById('export').href")
     loaded = "return [...document.querySelectorAll('img.thumb')].map(i => i.complete ? i.naturalWidth : -1)"
     WebDriverWait(browser, 20).until(lambda d: -1 not in d.execute_script(loaded))
     assert browser.execute_script(loaded) == [64, 64]  # the thumbnails loaded with the session cookie alone
     browser.save_screenshot(str(shots / "feedback.png"))
+    assert heading.text == "Feedback log"  # still the element of the first load: no page was reloaded
+    assert not script_errors(browser)
 
     submit(browser, By.ID, "sign-out")
     assert browser.current_url == f"{base}/console/login"
@@ -173,8 +213,8 @@ def sign_in(browser: Any, base: str, key: str) -> None:
     submit(browser, By.ID, "sign-in")
 
 
-def test_an_operator_visits_every_page_labels_erases_and_trains(served: tuple[str, VisionLoop], browser: Any,
-                                                                 shots: Path) -> None:
+def test_an_operator_visits_every_page_labels_and_erases(served: tuple[str, VisionLoop], browser: Any,
+                                                         shots: Path) -> None:
     import httpx
     from selenium.webdriver.common.by import By
 
@@ -191,11 +231,18 @@ def test_an_operator_visits_every_page_labels_erases_and_trains(served: tuple[st
             api.post(f"/models/{GENERAL}/feedback", json={"input": {"id": "disputed", "data": {"concepts": [
                 {"id": "tabby", "value": present}]}, "feedback_info": {"event_type": "annotation", "output_id": "o",
                                                                       "end_user_id": user}}}).raise_for_status()
+        search = api.post("/searches", json={"query": {"ands": [{"output": {"input": {"data": {"image": {
+            "base64": b64(png_bytes((200, 120, 40), (64, 48)))}}}}}]}}).json()
+        api.post("/searches/feedback", json={"input": {"id": search["hits"][0]["input"]["id"], "feedback_info": {
+            "event_type": "search_click", "search_id": search["id"], "end_user_id": "alice"}}}).raise_for_status()
 
     sign_in(browser, base, str(key))
     for label, shot in (("Models", "models"), ("Search", "search"), ("Review", "review"), ("End users", "end-users")):
         submit(browser, By.LINK_TEXT, label)
         assert browser.find_element(By.TAG_NAME, "h1").text.lower().startswith(label.lower()[:4]), label
+        if label == "Search":  # the click-position histogram and CTR/MRR per day, drawn by uPlot
+            wait_for(browser, lambda d: painted(d, "chart-clicks") > 500 and painted(d, "chart-search-days") > 500)
+            browser.execute_script("document.querySelector('#chart-search-days').scrollIntoView()")
         browser.save_screenshot(str(shots / f"{shot}.png"))
 
     submit(browser, By.LINK_TEXT, "Review")
@@ -213,13 +260,6 @@ def test_an_operator_visits_every_page_labels_erases_and_trains(served: tuple[st
     submit(browser, By.ID, "confirm")
     assert "Erased 1 feedback events" in browser.page_source and "bob" not in browser.page_source
 
-    browser.get(f"{base}/console/models/{GENERAL}")
-    submit(browser, By.ID, "train")
-    newest = browser.find_element(By.CSS_SELECTOR, "#versions tbody tr")  # trained inline: no worker runs here
-    assert "insufficient data" in newest.text and "train" in browser.find_element(By.ID, "audit").text
-    latest = core.models.versions("shop", core.models.get("shop", GENERAL).model, Page(1, 1))[0]
-    assert newest.get_attribute("id") == f"v-{latest.id}"
-
     sign_in(browser, base, str(reader))
     assert "Models (needs 'models')" in browser.find_element(By.TAG_NAME, "nav").text
     browser.get(f"{base}/console/models/{GENERAL}")
@@ -231,3 +271,47 @@ def test_an_operator_visits_every_page_labels_erases_and_trains(served: tuple[st
     assert "No feedback matches." in browser.page_source and "alice" not in browser.page_source
     browser.get(f"{base}/console/review")
     assert "disputed" not in browser.page_source
+
+
+def test_train_now_shows_the_training_progress_then_the_new_version(served: tuple[str, VisionLoop], browser: Any,
+                                                                    shots: Path, monkeypatch: pytest.MonkeyPatch
+                                                                    ) -> None:
+    """With a training worker, as a server runs: the button queues a version (after a confirmation),
+    its stage and progress show while it trains, and the versions table then shows how it ended."""
+    from selenium.webdriver.common.by import By
+
+    base, core = served
+    core.apps.create_app("shop")
+    _, key = core.apps.create_key("shop")
+    release = threading.Event()
+    train = core.learning._train
+
+    def held(version: Any, model: Any, say: Any) -> Any:  # a training that takes until the test has looked
+        say("aggregating feedback into labels")
+        release.wait(30)
+        return train(version, model, say)
+
+    monkeypatch.setattr(core.learning, "_train", held)
+    core.start_worker()
+    sign_in(browser, base, str(key))
+    browser.get(f"{base}/console/models/{GENERAL}")
+    browser.find_element(By.ID, "train").click()
+    alert = wait_for(browser, lambda d: d.switch_to.alert)
+    assert "Train a new version" in alert.text
+    alert.accept()
+    wait_for(browser, lambda d: "aggregating feedback" in text_of(d, "#training .progress .stage"))
+    shown = browser.execute_script("const p = document.querySelector('#training .progress');"
+                                   "return [p.id, p.querySelector('progress').value]")
+    version_id, fraction = shown[0][len("progress-"):], shown[1]
+    assert 0 < fraction < 1
+    wait_for(browser, lambda d: "training" in text_of(d, f"#v-{version_id}").lower())  # listed while it trains
+    browser.save_screenshot(str(shots / "training.png"))
+
+    release.set()
+    wait_for(browser, lambda d: "insufficient data" in text_of(d, f"#v-{version_id}"))
+    assert "hx-get" not in text_of(browser, f"#progress-{version_id}", html=True)
+    assert "train" in text_of(browser, "#audit")
+    latest = core.models.versions("shop", core.models.get("shop", GENERAL).model, Page(1, 1))[0]
+    assert latest.id == version_id  # as the API answers
+    assert latest.status_code == status.MODEL_TRAINING_INSUFFICIENT_DATA
+    assert not script_errors(browser)

@@ -9,12 +9,14 @@ import re
 import time
 
 import pytest
+from sqlalchemy import select
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from visionloop import status
 from visionloop.core import VisionLoop
 from visionloop.store.tables import ModelVersion
-from tests.console.support import GENERAL, form_token, page_token, sign_in, trained_versions
+from tests.console.support import GENERAL, charts_of, form_token, page_token, sign_in, trained_versions
 from tests.conftest import make_api
 from tests.helpers import Api, b64, png_bytes
 
@@ -38,6 +40,38 @@ def test_signing_in_sets_an_httponly_strict_expiring_cookie_without_the_key(clie
     assert home.status_code == 200 and api.app_id in home.text
     assert home.headers["x-frame-options"] == "DENY" and "frame-ancestors 'none'" in home.headers[
         "content-security-policy"] and home.headers["cache-control"] == "no-store"
+
+
+def test_behind_a_proxy_every_link_and_redirect_carries_the_public_prefix_and_the_cookie_is_secure(
+        core: VisionLoop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """VISIONLOOP_PUBLIC_BASE_URL=https://host/vl: the proxy strips /vl, the pages' links, scripts and
+    redirects put it back; an https base URL makes the cookie Secure even if the proxy speaks http."""
+    import dataclasses
+
+    from visionloop.http.app import create_app
+
+    monkeypatch.setattr(core, "settings", dataclasses.replace(core.settings,
+                                                              public_base_url="https://vision.example.com/vl"))
+    core.apps.create_app("proxied")
+    _, key = core.apps.create_key("proxied")
+    with TestClient(create_app(core.settings, core), raise_server_exceptions=False) as plain:  # proxy to us: http
+        r = plain.get("/console/models", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/vl/console/login?next=%2Fconsole%2Fmodels"
+        r = plain.get("/console/login")
+        login_cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("visionloop_login="))
+        assert "secure" in login_cookie.lower()  # the browser speaks https to the proxy
+        assert 'action="/vl/console/login"' in r.text
+        assert 'src="/vl/static/vendor/htmx.org-2.0.11/htmx.min.js"' in r.text
+    with TestClient(create_app(core.settings, core), base_url="https://testserver",
+                    raise_server_exceptions=False) as tls:
+        token = form_token(tls.get("/console/login").text)
+        r = tls.post("/console/login", data={"api_key": str(key), "csrf_token": token}, follow_redirects=False)
+        assert r.headers["location"] == "/vl/console"
+        cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("visionloop_session="))
+        assert "secure" in cookie.lower()
+        page = tls.get(f"/console/models/{GENERAL}").text
+        refs = re.findall(r"""(?:src|href|action|hx-get|hx-post)=["'](/[^"']*)["']""", page)
+        assert refs and all(ref.startswith("/vl/") for ref in refs), refs
 
 
 def test_a_wrong_or_missing_key_is_refused_on_the_sign_in_page(client: TestClient, api: Api) -> None:
@@ -119,15 +153,61 @@ def test_train_now_queues_a_version_and_logs_it(client: TestClient, api: Api) ->
     assert versions[0]["status"]["code"] == 21117  # too little feedback to learn from: told, not promoted
     page = client.get(r.headers["location"]).text
     assert f'id="v-{versions[0]["id"]}"' in page and "train" in page[page.index('id="audit"'):]
-    assert 'http-equiv="refresh"' not in page  # nothing in training: no reloading
+    assert 'hx-trigger="every 1s"' not in page  # nothing in training: nothing polls
 
 
-def test_a_model_page_reloads_itself_while_a_version_trains(client: TestClient, api: Api, core: VisionLoop) -> None:
+def test_a_model_page_polls_the_progress_of_a_version_in_training(client: TestClient, api: Api,
+                                                                  core: VisionLoop) -> None:
+    from sqlalchemy import update
+
     core.learning.submit = lambda app_id, version_id: None  # a worker that has not started on it yet
-    api.post(f"/models/{GENERAL}/versions", {})
     sign_in(client, api.key)
-    page = client.get(f"/console/models/{GENERAL}").text
-    assert '<meta http-equiv="refresh" content="3">' in page and "Model is queued for training" in page
+    r = client.post(f"/console/models/{GENERAL}/train", data={"csrf_token": page_token(client)},
+                    headers={"HX-Request": "true"})  # what htmx posts: the answer is the progress, not a page
+    assert r.status_code == 200 and r.headers["hx-trigger"] == "versions-changed"
+    vid = re.search(r'id="progress-([^"]+)"', r.text).group(1)
+    poll = f"/console/models/{GENERAL}/versions/{vid}/progress"
+    assert f'hx-get="{poll}"' in r.text and 'hx-trigger="every 1s"' in r.text and "Model is queued" in r.text
+    assert f'id="progress-{vid}"' in client.get(f"/console/models/{GENERAL}").text  # a reload keeps polling it
+    with core.db.transaction() as s:
+        s.execute(update(ModelVersion).where(ModelVersion.id == vid).values(
+            status_code=status.MODEL_TRAINING, progress={"stage": "training on 12 labels", "fraction": 0.5}))
+    r = client.get(poll)
+    assert '<progress max="1" value="0.5">50%</progress>' in r.text and "training on 12 labels" in r.text
+    assert "hx-trigger" not in r.headers and 'hx-trigger="every 1s"' in r.text
+    with core.db.transaction() as s:  # as it was before the worker claimed it, so that run() trains it here
+        s.execute(update(ModelVersion).where(ModelVersion.id == vid)
+                  .values(status_code=status.MODEL_QUEUED_FOR_TRAINING))
+    core.learning.run(vid)
+    r = client.get(poll)
+    assert r.headers["hx-trigger"] == "versions-changed" and "hx-get" not in r.text  # done: polling stops
+    assert "insufficient" in r.text.lower()
+    table = client.get(f"/console/models/{GENERAL}/versions").text
+    assert table.startswith("<div id=\"model-state\"") and f'id="v-{vid}"' in table and 'id="audit"' in table
+
+
+def test_a_poll_after_the_session_ended_sends_the_whole_page_to_sign_in(client: TestClient, api: Api) -> None:
+    r = client.get(f"/console/models/{GENERAL}/versions", follow_redirects=False, headers={
+        "HX-Request": "true", "HX-Current-URL": f"http://testserver/console/models/{GENERAL}?done=train"})
+    assert r.status_code == 204 and r.headers["hx-redirect"] == (  # back to the page, not to the fragment
+        f"/console/login?next=%2Fconsole%2Fmodels%2F{GENERAL}%3Fdone%3Dtrain")
+
+
+def test_training_records_each_stage_on_the_version_and_clears_it_when_done(api: Api, core: VisionLoop) -> None:
+    seen = []
+
+    def watch(message: str) -> None:
+        with core.db.session() as s:
+            version = s.scalars(select(ModelVersion).where(ModelVersion.status_code == status.MODEL_TRAINING)).one()
+            seen.append((message, version.progress))
+
+    for i in range(4):
+        api.add_image(f"p{i}")
+        _judge(api, f"p{i}", "u1", i % 2 == 0)
+    version = core.learning.request(api.app_id, GENERAL, progress=watch)
+    assert seen and all(p == {"stage": m, "fraction": round((i + 1) / 6, 3)} for i, (m, p) in enumerate(seen))
+    with core.db.session() as s:
+        assert s.get(ModelVersion, version.id).progress is None
 
 
 def test_a_page_the_key_may_not_use_names_the_missing_scope(client: TestClient, browser: TestClient,
@@ -183,6 +263,20 @@ def test_the_feedback_log_filters_marks_unlinked_events_and_shows_images(client:
     assert client.get("/v2/inputs/cat/image").status_code == 200  # the session is a key's for images
     both = client.get("/console/feedback?session_id=s1&event_type=annotation").text
     assert len(re.findall(r'<tr class="event', both)) == 2
+
+
+def test_htmx_gets_the_filtered_selection_alone_and_a_history_restore_the_page(client: TestClient,
+                                                                                api: Api) -> None:
+    for i, user in enumerate(("alice", "bob", "alice")):
+        _judge(api, f"h{i}", user, True)
+    sign_in(client, api.key)
+    r = client.get("/console/feedback", params={"end_user_id": "alice"}, headers={"HX-Request": "true"})
+    assert r.text.lstrip().startswith('<div id="log">'), r.text[:200]
+    assert r.text.count('<tr class="event') == 2 and "<html" not in r.text
+    assert 'href="/console/feedback/export?end_user_id=alice&amp;format=jsonl"' in r.text
+    restore = client.get("/console/feedback", params={"end_user_id": "alice"},
+                         headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    assert restore.text.startswith("<!doctype html>")
 
 
 def test_region_feedback_is_drawn_on_the_image_it_judged_in_its_verdicts_colour(client: TestClient,
@@ -348,7 +442,7 @@ def test_the_review_queue_shows_disputes_and_stores_the_operators_label(client: 
         _judge(api, "agreed", user, True)
     sign_in(client, api.key)
     page = client.get("/console/review").text
-    disputes = page[page.index('id="queue"'):page.index("<h2>Where the general model")]
+    disputes = page[page.index('id="queue"'):page.index("<h2>Where the active version")]
     items = re.findall(r'<tr class="item"', disputes)
     assert len(items) == 1 and "<code>split</code>" in disputes and "2 / 2" in disputes
     assert "agreed</code>" not in disputes
@@ -394,7 +488,11 @@ def test_the_search_page_shows_click_figures_and_where_users_click(client: TestC
         "base64": b64(png_bytes((0, 10, 10)))}}}}}]}})
     sign_in(client, api.key)
     page = client.get("/console/search")
-    assert page.status_code == 200 and "By query kind" in page.text and 'alt="clicks per position' in page.text
+    assert page.status_code == 200 and "By query kind" in page.text
+    plotted = charts_of(page.text)
+    assert plotted["chart-clicks"]["x"] == [2.0] and plotted["chart-clicks"]["series"][0]["values"] == [1.0]
+    assert {s["label"] for s in plotted["chart-search-days"]["series"]} == {"CTR (all)", "MRR (all)", "CTR (visual)",
+                                                                          "MRR (visual)"}
     assert re.search(r"<td>visual</td><td class=\"num\">2</td><td class=\"num\">1</td>", page.text), page.text
     top = page.text[page.text.index('id="top-queries"'):]  # one query asked twice, one click
     assert re.search(rf"<td class=\"num\">2</td><td class=\"num\">1</td>\s*<td><code>{clicked}</code> \(1\)", top), top
@@ -432,23 +530,31 @@ def test_the_feedback_log_exports_its_selection_as_json_lines(client: TestClient
 
 def test_every_page_loads_only_from_this_server(client: TestClient, api: Api, core: VisionLoop) -> None:
     """No CDN, font or script elsewhere: every src and href is a path here (images under the
-    server's own base URL), and no page carries a script."""
+    server's own base URL); the only scripts are the vendored htmx and uPlot and the console's
+    own, and the Content-Security-Policy allows nothing else (no inline script, no eval)."""
     vid = trained_versions(core, api.app_id, GENERAL, 1)[0]
     api.add_image("split")
     _judge(api, "split", "u1", True)
     _judge(api, "split", "u2", False)
     sign_in(client, api.key)
+    scripts = {' src="/static/vendor/htmx.org-2.0.11/htmx.min.js" defer', ' src="/static/console/console.js" defer',
+               ' src="/static/vendor/uplot-1.6.32/uPlot.iife.min.js" defer'}
+    for script in scripts:
+        assert client.get(script.split('"')[1]).status_code == 200, script
     pages = ["/console", "/console/models", f"/console/models/{GENERAL}", f"/console/models/{GENERAL}/versions/{vid}",
              f"/console/models/{GENERAL}/versions/{vid}/activate", "/console/feedback", "/console/end-users",
              "/console/end-users/erase?end_user_id=u1", "/console/review", "/console/search"]
     for url in pages:
         r = client.get(url)
         assert r.status_code == 200, (url, r.text)
-        assert "<script" not in r.text
+        assert r.headers["content-security-policy"] == (
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+        assert set(re.findall(r"<script([^>]*)>", r.text)) <= {' type="application/json"', *scripts}, url
         for ref in re.findall(r"""(?:src|href|action)=["']([^"']+)["']""", r.text):
-            assert ref.startswith(("/", "http://testserver/", "data:image/png;base64,")), (url, ref)
+            assert ref.startswith(("/", "http://testserver/", "data:image/png;base64,", "data:,")), (url, ref)
     overview = client.get("/console").text
-    assert '<strong id="disputed">1</strong>' in overview
+    assert '<strong id="disputed">1</strong>' in overview and '<strong id="disagreement-rate">100%</strong>' in overview
     assert client.get("/static/console/console.css").status_code == 200
 
 
@@ -482,7 +588,9 @@ def test_the_quality_page_plots_calibration_once_both_labels_are_seen(client: Te
                                                                      "output_id": out["id"], "end_user_id": "u1"}}})
     sign_in(client, api.key)
     page = client.get(f"/console/models/{GENERAL}/versions/aa9ca48295b37401f8af92ad1af0d91d").text
-    assert re.search(r'<h2>Calibration</h2>\s*<img class="plot" alt="Calibration" src="data:image/png;base64,', page)
+    calibration = charts_of(page)["chart-3"]
+    assert calibration["title"] == "Calibration from feedback" and calibration["series"][0]["label"] == "calibrated"
+    assert any(v is not None for v in calibration["series"][1]["values"])
 
 
 def test_the_review_queue_also_offers_what_the_model_was_least_sure_of(client: TestClient, api: Api,
@@ -503,6 +611,38 @@ def test_the_review_queue_also_offers_what_the_model_was_least_sure_of(client: T
                                                     "concept_id": "n02123045", "verdict": "present"})
     assert r.status_code == 200 and "n02123045" not in r.text[r.text.index("<h2>Where"):]  # labelled: off the list
     assert [c["id"] for c in api.get("/inputs/blurry").json()["input"]["data"]["concepts"]] == ["n02123045"]
+
+
+def test_the_review_queue_reads_uncertainty_from_the_active_versions_heads(client: TestClient, api: Api,
+                                                                         core: VisionLoop) -> None:
+    """A version with learned heads scores the stored images as it predicts: a concept only it
+    knows, on which it is unsure, comes to review; the base scores taken when they were added do not."""
+    import numpy as np
+
+    from visionloop.learning.heads import ConceptHeads
+    from visionloop.services.training.data import features, unit_rows
+    from visionloop.services.training.scoring import HEADS_KIND
+    from visionloop.store.tables import Input
+
+    for i in range(3):
+        api.add_image(f"s{i}", (70 * i, 200 - 60 * i, 90))
+    with core.db.session() as s:
+        stored = features(s, list(s.scalars(select(Input.digest).where(Input.app_id == api.app_id))))
+    rng = np.random.default_rng(0)
+    X = unit_rows(rng.normal(size=(40, len(next(iter(stored.values()))))))
+    heads = ConceptHeads().fit(X, (np.arange(40) % 2)[:, None].astype(float), concepts=["novel"])  # learns nothing
+    view = core.models.get(api.app_id, GENERAL)
+    vid = "with-heads"
+    with core.db.transaction() as s:
+        s.add(ModelVersion(id=vid, model_pk=view.model.pk, app_id=api.app_id, parent_id=view.version.id,
+                           status_code=status.MODEL_TRAINED, artifact_digest=core.blobs.put(heads.to_bytes()),
+                           params={"kind": HEADS_KIND, "concepts": [{"id": "novel", "name": "novel", "n_labels": 40}]}))
+    core.models.set_active(api.app_id, view.model, vid)
+    sign_in(client, api.key)
+    page = client.get("/console/review").text
+    unsure = page[page.index("<h2>Where"):]
+    assert f"<code>{vid}</code> (trained here" in unsure, unsure[:900]
+    assert re.findall(r"<td><code>(s\d)</code></td>\s*<td>novel", unsure) and "novel" in unsure
 
 
 HOSTILE = ["%ff", "x" * 3000, "%E2%80%AE", "..%2F..%2Fetc", "a%2Fb", "'%20OR%201=1--", "%F0%9F%98%80", "%20"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from visionloop.learning.review import Disputed, Vote, disputed
+from visionloop.learning.review import Disputed, Vote, disagreement, disputed
 
 
 def test_even_splits_come_first_and_each_voter_counts_once() -> None:
@@ -16,6 +16,8 @@ def test_even_splits_come_first_and_each_voter_counts_once() -> None:
     assert disputed(votes, 10) == [Disputed("b", "cat", 3, 3), Disputed("a", "cat", 1, 1)]
     assert disputed(votes, 1) == [Disputed("b", "cat", 3, 3)]
     assert disputed([], 5) == []
+    assert disagreement(votes) == (2, 3)  # a and b split; c agreed; d has one voter: not a rate's term
+    assert disagreement([]) == (0, 0)
 
 
 def test_doubt_is_the_minority_share() -> None:

@@ -32,15 +32,26 @@ class Disputed:
         return min(self.present, self.absent) / (self.present + self.absent)
 
 
-def disputed(votes: Iterable[Vote], limit: int) -> list[Disputed]:
-    """The ``limit`` items most in doubt among those someone said present and someone absent;
-    ``votes`` come newest first, and a voter's newest vote on an item is the one that counts."""
+def tally(votes: Iterable[Vote]) -> dict[tuple[str, str], tuple[int, int]]:
+    """Per item, how many voters say present and how many absent; ``votes`` come newest first, and
+    a voter's newest vote on an item is the one that counts."""
     latest: dict[tuple[tuple[str, str], Hashable], bool] = {}
     for v in votes:
         latest.setdefault((v.item, v.voter), v.present)
-    tally: dict[tuple[str, str], list[int]] = {}
+    counts: dict[tuple[str, str], list[int]] = {}
     for (item, _), present in latest.items():
-        counts = tally.setdefault(item, [0, 0])
-        counts[0 if present else 1] += 1
-    split = [Disputed(i, c, yes, no) for (i, c), (yes, no) in tally.items() if yes and no]
+        counts.setdefault(item, [0, 0])[0 if present else 1] += 1
+    return {item: (yes, no) for item, (yes, no) in counts.items()}
+
+
+def disputed(votes: Iterable[Vote], limit: int) -> list[Disputed]:
+    """The ``limit`` items most in doubt among those someone said present and someone absent
+    (votes as :func:`tally` counts them)."""
+    split = [Disputed(i, c, yes, no) for (i, c), (yes, no) in tally(votes).items() if yes and no]
     return sorted(split, key=lambda d: (-d.doubt, -(d.present + d.absent), d.input_id, d.concept_id))[:limit]
+
+
+def disagreement(votes: Iterable[Vote]) -> tuple[int, int]:
+    """(items voters disagree on, items at least two voters judged): the disagreement rate's terms."""
+    counts = tally(votes).values()
+    return sum(1 for yes, no in counts if yes and no), sum(1 for yes, no in counts if yes + no >= 2)

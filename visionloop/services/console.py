@@ -17,17 +17,16 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from visionloop.learning.review import Disputed, Vote, disputed
+from visionloop.learning.review import Disputed, Vote, disagreement, disputed
 from visionloop.models.predictions import Box
 from visionloop.services.apps import Caller
 from visionloop.services.feedback.regions import predicted_regions
 from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing
 from visionloop.store.tables import (ConsoleAction, ConsoleSession, FeedbackEvent, Input, InputConcept,
-                                     InputConceptScore, Model, Output, Search, ServerSecret, input_has_image, utcnow)
+                                     Model, Output, Search, ServerSecret, input_has_image, utcnow)
 
 SESSION_SECRET = "console_session"
-_UNSURE = (0.25, 0.75)  # scores the review queue counts as the model being unsure
 ACTIONS = ("train", "activate", "erase")
 
 
@@ -62,6 +61,17 @@ class DayCount:
     event_type: str
     model_id: str | None
     count: int
+    verdict: str = ""  # present / absent of a concept, a region's verdict, or click
+
+
+def verdicts(event_type: str, normalized: dict[str, Any]) -> Counter[str]:
+    """The judgements one feedback event makes, by verdict: each concept said present or absent,
+    each region's verdict; a search click is one click."""
+    if event_type == "search_click":
+        return Counter(["click"])
+    out = Counter("present" if c.get("value") else "absent" for c in normalized.get("concepts") or [])
+    out.update(r.get("feedback") or "accurate" for r in normalized.get("regions") or [])
+    return out
 
 
 class ConsoleService:
@@ -149,22 +159,18 @@ class ConsoleService:
     def review_queue(self, app_id: str, limit: int = 30, window: int = 5000) -> list[tuple[Disputed, float | None]]:
         """Stored inputs whose concepts the app's end users disagree on most (in the latest
         ``window`` concept feedback events), each with the app's own annotation if it has one."""
-        q = (select(FeedbackEvent.seq, FeedbackEvent.input_id, FeedbackEvent.end_user_id, FeedbackEvent.body)
-             .where(FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == "annotation",
-                    FeedbackEvent.input_id.is_not(None))
-             .order_by(FeedbackEvent.seq.desc()).limit(window))
         with self.db.session() as s:
-            rows = s.execute(q).all()
-            stored = set(s.scalars(select(Input.id).where(Input.app_id == app_id, input_has_image(),
-                                                          Input.id.in_({r.input_id for r in rows}))))
-            votes = [Vote((r.input_id, c["id"]), r.end_user_id or ("anonymous", r.seq), bool(c.get("value")))
-                     for r in rows if r.input_id in stored
-                     for c in ((r.body or {}).get("normalized") or {}).get("concepts") or [] if c.get("id")]
-            queue = disputed(votes, limit)
+            queue = disputed(_votes(s, app_id, window), limit)
             ids = {d.input_id for d in queue}
             labels = {(a.input_id, a.concept_id): a.value for a in s.scalars(
                 select(InputConcept).where(InputConcept.app_id == app_id, InputConcept.input_id.in_(ids)))}
         return [(d, labels.get((d.input_id, d.concept_id))) for d in queue]
+
+    def disagreement(self, app_id: str, window: int = 5000) -> tuple[int, int]:
+        """(judgements of stored images end users disagree on, those two or more of them made), in
+        the latest ``window`` concept feedback events: the overview's disagreement rate."""
+        with self.db.session() as s:
+            return disagreement(_votes(s, app_id, window))
 
     def event_image(self, app_id: str, event_id: str) -> EventImage | None:
         """The image a feedback event of the app judged (its output's, its clicked hit's, or else
@@ -214,19 +220,6 @@ class ConsoleService:
                                 sum(clicked.values()), clicked.most_common(5)))
         return out
 
-    def uncertain(self, app_id: str, limit: int = 30) -> list[tuple[str, str, float]]:
-        """(input, concept, score) the general model was least sure of when stored inputs were
-        added (scores nearest 0.5), that the app has not annotated yet."""
-        score = InputConceptScore
-        labelled = select(InputConcept.input_id).where(
-            InputConcept.app_id == score.app_id, InputConcept.input_id == score.input_id,
-            InputConcept.concept_id == score.concept_id)
-        q = (select(score.input_id, score.concept_id, score.value)
-             .where(score.app_id == app_id, score.value.between(*_UNSURE), ~labelled.exists())
-             .order_by(func.abs(score.value - 0.5), score.input_id, score.concept_id).limit(limit))
-        with self.db.session() as s:
-            return [(i, c, v) for i, c, v in s.execute(q)]
-
     def feedback_per_day(self, app_id: str, days: int = 14) -> list[DayCount]:
         """The app's feedback events of the last ``days`` days, counted per UTC day, type and model."""
         since = utcnow() - dt.timedelta(days=days)
@@ -237,6 +230,35 @@ class ConsoleService:
              .group_by(day, FeedbackEvent.event_type, Model.id).order_by(day.desc(), FeedbackEvent.event_type))
         with self.db.session() as s:
             return [DayCount(str(d), t, m, n) for d, t, m, n in s.execute(q)]
+
+    def verdicts_per_day(self, app_id: str, days: int = 14, window: int = 20000) -> list[DayCount]:
+        """The judgements in the app's latest ``window`` feedback events of the last ``days`` days,
+        counted per UTC day, event type and verdict (all models together)."""
+        since = utcnow() - dt.timedelta(days=days)
+        q = (select(FeedbackEvent.created_at, FeedbackEvent.event_type, FeedbackEvent.body)
+             .where(FeedbackEvent.app_id == app_id, FeedbackEvent.created_at >= since)
+             .order_by(FeedbackEvent.seq.desc()).limit(window))
+        counts: Counter[tuple[str, str, str]] = Counter()
+        with self.db.session() as s:
+            for at, event_type, body in s.execute(q):
+                day = at.date().isoformat()
+                for verdict, n in verdicts(event_type, (body or {}).get("normalized") or {}).items():
+                    counts[day, event_type, verdict] += n
+        return [DayCount(day, t, None, n, verdict) for (day, t, verdict), n in sorted(counts.items())]
+
+
+def _votes(s: Session, app_id: str, window: int) -> list[Vote]:
+    """End users' concept votes on the app's stored images in its latest ``window`` concept
+    feedback events, newest first (each anonymous event its own voter)."""
+    rows = s.execute(select(FeedbackEvent.seq, FeedbackEvent.input_id, FeedbackEvent.end_user_id, FeedbackEvent.body)
+                     .where(FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == "annotation",
+                            FeedbackEvent.input_id.is_not(None))
+                     .order_by(FeedbackEvent.seq.desc()).limit(window)).all()
+    stored = set(s.scalars(select(Input.id).where(Input.app_id == app_id, input_has_image(),
+                                                  Input.id.in_({r.input_id for r in rows}))))
+    return [Vote((r.input_id, c["id"]), r.end_user_id or ("anonymous", r.seq), bool(c.get("value")))
+            for r in rows if r.input_id in stored
+            for c in ((r.body or {}).get("normalized") or {}).get("concepts") or [] if c.get("id")]
 
 
 def _stored_image(s: Session, app_id: str, input_id: str | None, digest: str | None) -> str | None:

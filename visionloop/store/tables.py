@@ -222,6 +222,8 @@ class ModelVersion(Base):
     artifact_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # while training: {"stage": what it does now, "fraction": share of the stages passed}
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class ActiveVersion(Base):

@@ -17,10 +17,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from visionloop.http.console import end_users, feedback, models, pages, review, search
-from visionloop.http.console.render import STATIC_DIR, STATIC_URL
+from visionloop.http.console.render import STATIC_DIR, STATIC_URL, VENDOR_DIR, VENDOR_URL
 
 
 def install_console(app: FastAPI) -> None:
     app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="console-static")
+    app.mount(VENDOR_URL, StaticFiles(directory=VENDOR_DIR), name="console-vendor")
     for module in (pages, models, feedback, end_users, review, search):
         app.include_router(module.router, prefix="/console", include_in_schema=False)

@@ -17,7 +17,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from visionloop import errors
-from visionloop.http.console.render import SECURITY_HEADERS, ConsoleRoute, page
+from visionloop.http.console.render import SECURITY_HEADERS, ConsoleRoute, from_htmx, page
 from visionloop.http.console.session import SessionDep, need
 from visionloop.http.deps import CoreDep
 from visionloop.http.routes.inputs import etag_matches
@@ -36,6 +36,7 @@ def _filters(request: Request) -> dict[str, str]:
 
 @router.get("/feedback")
 def feedback_page(request: Request, session: SessionDep, core: CoreDep) -> Response:
+    """The log page; to htmx (filters changed, a page turned), the selection alone."""
     need(session, "feedback_admin", "The feedback log")
     app_id = session.caller.app_id
     chosen = _filters(request)
@@ -45,7 +46,7 @@ def feedback_page(request: Request, session: SessionDep, core: CoreDep) -> Respo
     stored = core.console.stored_inputs(app_id, sorted({e["input_id"] for e in events
                                                         if e["input_id"] and not e["data"].get("digest")}))
     kept = {k: v for k, v in chosen.items() if v}
-    return page(request, "feedback.html", {
+    return page(request, "feedback_log.html" if from_htmx(request) else "feedback.html", {
         "events": [_row(e, stored) for e in events], "colours": VERDICT_COLOURS, "chosen": chosen,
         "page_no": page_no.page,
         "exports": {fmt: "/console/feedback/export?" + urlencode({**kept, "format": fmt}) for fmt in FORMATS},

@@ -7,6 +7,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from visionloop import errors
+from visionloop.http.console import charts
 from visionloop.http.console.render import ConsoleRoute, page, see_other
 from visionloop.http.console.session import (FormDep, SessionDep, check_login_token, current_session,
                                              end_session, login_token, read_form, remember_login_nonce,
@@ -74,9 +75,10 @@ def overview(request: Request, session: SessionDep, core: CoreDep) -> Response:
     many judgements end users disagree on, and search click figures (each as the key's scopes allow)."""
     app_id, scopes = session.caller.app_id, session.caller.scopes
     days = core.console.feedback_per_day(app_id) if "feedback_admin" in scopes else None
-    disputed = len(core.console.review_queue(app_id, limit=1000)) if "feedback_admin" in scopes else None
+    verdicts = charts.feedback_per_day(core.console.verdicts_per_day(app_id), charts.last_days(14)) if days else None
+    disputed = core.console.disagreement(app_id) if "feedback_admin" in scopes else None
     views = core.models.list(app_id, Page(1, core.settings.max_per_page)) if "models" in scopes else None
     search = core.learning.clicks.metrics(app_id)["kinds"] if "search" in scopes else None
     alarms = core.alarms.list(app_id, Page(1, 50), "firing") if "feedback_admin" in scopes else []
-    return page(request, "overview.html", {"days": days, "views": views, "search": search, "disputed": disputed,
-                                           "alarms": alarms})
+    return page(request, "overview.html", {"days": days, "verdicts": verdicts, "views": views, "search": search,
+                                           "disputed": disputed, "alarms": alarms})

@@ -1,5 +1,5 @@
 """/console/review: the review queue. Stored images whose concepts the app's end users disagree on
-most, then those the general model was least sure of when they were added; the operator says
+most, then those the app's active version of the general model is least sure of; the operator says
 present or absent, stored as the app's annotation of the input (what
 ``PATCH /v2/inputs`` stores), which training counts as one trusted judge beside the end users.
 
@@ -21,6 +21,7 @@ from visionloop.http.deps import CoreDep
 from visionloop.http.wire import image_url
 from visionloop.models.catalog import GENERAL
 from visionloop.services.inputs import Annotation, NewInput
+from visionloop.services.training.scoring import HEADS_KIND
 
 router = APIRouter(route_class=ConsoleRoute)
 _VALUES = {"present": 1.0, "absent": 0.0}
@@ -31,12 +32,14 @@ def review_page(request: Request, session: SessionDep, core: CoreDep) -> Respons
     need(session, "feedback_admin", "The review queue")
     app_id = session.caller.app_id
     queue = core.console.review_queue(app_id)
-    unsure = core.console.uncertain(app_id)
+    version, unsure = core.learning.least_certain(app_id, GENERAL.id)
     names = dict(core.models.concepts_of(core.models.get(app_id, GENERAL.id))) if unsure else {}
     # relative: the page may be reached at another origin than the public base URL (its CSP is self)
     images = {i: image_url("", i) + "?size=thumbnail" for i in {d.input_id for d, _ in queue} | {
         i for i, _, _ in unsure}}
-    return page(request, "review.html", {"queue": queue, "unsure": unsure, "names": names, "images": images,
+    return page(request, "review.html", {"queue": queue, "unsure": unsure, "version": version,
+                                         "rescored": (version.params or {}).get("kind") == HEADS_KIND, "names": names,
+                                         "images": images,
                                          "may_label": "inputs" in session.caller.scopes,
                                          "labelled": request.query_params.get("labelled", "")})
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from visionloop.http.console import charts
 from visionloop.http.console.render import ConsoleRoute, page
 from visionloop.http.console.session import SessionDep, need
 from visionloop.http.deps import CoreDep
-from visionloop.services.training.report import PLOTTING, click_positions
 
 router = APIRouter(route_class=ConsoleRoute)
 
@@ -20,7 +20,7 @@ router = APIRouter(route_class=ConsoleRoute)
 def search_page(request: Request, session: SessionDep, core: CoreDep) -> Response:
     need(session, "search", "The search page")
     metrics = core.learning.clicks.metrics(session.caller.app_id)
-    with PLOTTING:
-        histogram = click_positions(metrics["click_positions"])
-    return page(request, "search.html", {"metrics": metrics, "histogram": histogram,
+    return page(request, "search.html", {"metrics": metrics,
+                                         "histogram": charts.click_positions(metrics["click_positions"]),
+                                         "over_time": charts.search_over_time(metrics["by_day"]),
                                          "top": core.console.top_queries(session.caller.app_id)})

@@ -19,9 +19,8 @@ from collections.abc import Hashable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
-from sklearn.calibration import calibration_curve
-from sklearn.metrics import precision_recall_curve
 
+from visionloop.learning import curves as curves_of
 from visionloop.learning.metrics_concepts import ConceptRecord
 from visionloop.services.training.data import display
 from visionloop.store.tables import ModelVersion
@@ -52,16 +51,23 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def quality_over_time(versions: list[ModelVersion]) -> str | None:
-    plt = _pyplot()
+def quality_points(versions: list[ModelVersion]) -> list[tuple[Any, dict[str, Any], bool]]:
+    """(created at, cross-validated macro ROC AUC estimate, promoted) of each trained version with
+    one, oldest first."""
     points = []
     for v in sorted(versions, key=lambda v: v.created_at):
         holdout = (v.metrics or {}).get("holdout", {})
         auc = (holdout.get("challenger", {}) or {}).get("macro_auc") or _mean_new_concept_auc(holdout)
         if auc and auc.get("value") is not None:
-            points.append((v.created_at, auc, (v.params or {}).get("promoted", False)))
+            points.append((v.created_at, auc, bool((v.params or {}).get("promoted", False))))
+    return points
+
+
+def quality_over_time(versions: list[ModelVersion]) -> str | None:
+    points = quality_points(versions)
     if not points:
         return None
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.2))
     xs = [p[0] for p in points]
     ys = [p[1]["value"] for p in points]
@@ -117,18 +123,13 @@ def per_concept(live: dict[str, Any], limit: int = 25) -> str | None:
 
 
 def pr_curves(records: list[ConceptRecord], names: Mapping[str, str], limit: int = 6) -> str | None:
-    plt = _pyplot()
-    by_concept: dict[str, list[ConceptRecord]] = {}
-    for r in records:
-        by_concept.setdefault(r.concept, []).append(r)
-    usable = [(c, rs) for c, rs in by_concept.items() if len({r.label for r in rs}) == 2]
-    usable = sorted(usable, key=lambda cr: -len(cr[1]))[:limit]
-    if not usable:
+    curves = curves_of.pr_curves(records, limit)
+    if not curves:
         return None
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    for concept, rs in usable:
-        precision, recall, _ = precision_recall_curve([r.label for r in rs], [r.score for r in rs])
-        ax.plot(recall, precision, label=f"{display(concept, names)} (n={len(rs)})")
+    for c in curves:
+        ax.plot(c.x, c.y, label=f"{display(c.concept, names)} (n={c.n})")
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1.02)
@@ -231,14 +232,13 @@ def example_concepts(examples: list[ConceptExamples], images: Mapping[Hashable, 
 def calibration(records: list[ConceptRecord], bins: int = 10) -> str | None:
     """Reliability diagram: of the scores in each band, the share end users said present. A
     calibrated version's points lie on the diagonal (a score of 0.8 is right 80% of the time)."""
-    plt = _pyplot()
-    if len({r.label for r in records}) < 2:
+    curve = curves_of.calibration_points(records, bins)
+    if curve is None:
         return None
-    labels, scores = [r.label for r in records], [r.score for r in records]
-    observed, predicted = calibration_curve(labels, scores, n_bins=bins, strategy="uniform")
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.plot([0, 1], [0, 1], ls="--", color="#94a3b8", label="calibrated")
-    ax.plot(predicted, observed, "-o", color="#2563eb", label=f"this version (n={len(records)})")
+    ax.plot(curve.x, curve.y, "-o", color="#2563eb", label=f"this version (n={curve.n})")
     ax.set_xlabel("score the version gave")
     ax.set_ylabel("share end users said present")
     ax.set_xlim(0, 1.02)

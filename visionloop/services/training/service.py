@@ -17,6 +17,7 @@ trained the app falls back to the base version, unless the operator chose the ve
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import threading
@@ -24,16 +25,18 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from visionloop import errors, status
 from visionloop.ids import new_id
-from visionloop.learning.heads import ConceptHeads
+from visionloop.learning.heads import ConceptHeads, combine
 from visionloop.learning.labels import UserReliability, down_weighted
-from visionloop.metrics import METRICS
+from visionloop.learning.metrics_concepts import ConceptRecord
 from visionloop.learning.vocabulary import EventType
+from visionloop.metrics import METRICS
 from visionloop.models.catalog import COLOR, CONCEPT, CUSTOM, CUSTOM_DETECTOR, DETECTION, EMBED, EMBEDDING, FOCUS
 from visionloop.models.predictors import Predictor
 from visionloop.models.runtime import ModelRuntime
@@ -41,7 +44,7 @@ from visionloop.services.input_images import thumbnail
 from visionloop.services.models import SHARED, ModelService, ModelView, chosen_concepts
 from visionloop.services.training.click_learning import CLICK_KIND, ClickLearning
 from visionloop.services.training.concept_training import InsufficientData, train_heads
-from visionloop.services.training.data import concept_data, display, features
+from visionloop.services.training.data import concept_data, display, features, unit_rows
 from visionloop.services.training.evaluation import concept_metrics, concept_records, region_metrics, unlinked_events
 from visionloop.services.training.detection_learning import DETECTOR_KIND, LEARNED_RUNTIMES, DetectionLearning
 from visionloop.services.training.region_learning import DETECTORS, RegionLearning
@@ -52,8 +55,8 @@ from visionloop.services.training.report import (PLOTTING, ConceptExamples, cali
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
 from visionloop.store.blobs import BlobMissing, BlobStore
 from visionloop.store.db import Database, exclusive, serialize
-from visionloop.store.tables import (DELETED_APP_PREFIX, ActiveVersion, FeedbackEvent, Model, ModelVersion, Output,
-                                     utcnow)
+from visionloop.store.tables import (DELETED_APP_PREFIX, ActiveVersion, FeedbackEvent, Input, InputConcept,
+                                     InputConceptScore, Model, ModelVersion, Output, input_has_image, utcnow)
 
 if TYPE_CHECKING:
     from visionloop.services.feedback.log import Erasure
@@ -61,7 +64,38 @@ if TYPE_CHECKING:
 log = logging.getLogger("visionloop.learning")
 Progress = Callable[[str], None]
 PENDING = "pending"
+UNSURE = (0.25, 0.75)  # scores the review queue counts as the model being unsure
+STAGES = 5  # what a concept model's training says it does (other kinds say fewer, then finish)
 JOIN_TIMEOUT = 1800.0  # seconds a request without a worker waits for a version another process trains
+
+
+class Stages:
+    """Passes each stage of a training to ``say`` and records it on the version, with the share
+    of the stages passed, for pages that poll its progress (any process on the database)."""
+
+    def __init__(self, db: Database, version_id: str, say: Progress) -> None:
+        self.db, self.version_id, self.say = db, version_id, say
+        self.passed = 0
+
+    def __call__(self, message: str) -> None:
+        self.passed += 1
+        progress = {"stage": message[:300], "fraction": round(self.passed / (STAGES + 1), 3)}
+        with self.db.transaction() as s:
+            s.execute(update(ModelVersion).where(ModelVersion.id == self.version_id).values(progress=progress))
+        self.say(message)
+
+
+@dataclasses.dataclass(frozen=True)
+class Quality:
+    """A version's quality as the report and the console show it (see :meth:`LearningService.quality`)."""
+
+    view: ModelView
+    version: ModelVersion
+    live: dict[str, Any]
+    summary: dict[str, Any]
+    versions: list[ModelVersion]     # the app's versions of the model
+    records: list[ConceptRecord]     # (score, label) per judged concept of the version's outputs
+    names: dict[str, str] | None     # concept names of a concept model; None for another kind
 
 
 class LearningService:
@@ -182,7 +216,7 @@ class LearningService:
         return version
 
     def _run(self, version_id: str, progress: Progress | None) -> ModelVersion:
-        say = progress or (lambda msg: log.info("version %s: %s", version_id, msg))
+        say = Stages(self.db, version_id, progress or (lambda msg: log.info("version %s: %s", version_id, msg)))
         with self.db.transaction() as s:
             version = s.get(ModelVersion, version_id)
             if version is None:
@@ -190,6 +224,7 @@ class LearningService:
             if version.status_code != status.MODEL_QUEUED_FOR_TRAINING:
                 return version
             version.status_code = status.MODEL_TRAINING
+            version.progress = {"stage": "started", "fraction": 0.0}
             model = s.get(Model, version.model_pk)
             assert model is not None
         started = time.monotonic()
@@ -293,6 +328,7 @@ class LearningService:
             version = s.get(ModelVersion, version_id)
             assert version is not None
             version.status_code = code
+            version.progress = None
             version.params = {**(version.params or {}), **params}
             version.metrics = metrics
             version.artifact_digest = artifact
@@ -324,10 +360,10 @@ class LearningService:
         live, summary, figures = self.report_parts(app_id, model_ref, version_id)
         return live, render(f"visionloop evaluation: {view.model.name}", summary, figures, metrics_table(live))
 
-    def report_parts(self, app_id: str, model_ref: str, version_id: str | None = None
-                     ) -> tuple[dict[str, Any], dict[str, Any], list[tuple[str, str | None]]]:
-        """What the report shows: live metrics, the summary table, and (title, base64 PNG or None)
-        plots; the console's quality page shows the same."""
+    def quality(self, app_id: str, model_ref: str, version_id: str | None = None) -> Quality:
+        """What a version's quality is shown with (default: the app's active version): its live
+        metrics (evaluated now), the summary table, the app's versions of the model, and the
+        (score, label) records its curves are drawn from (concept models only)."""
         view = self.models.get(app_id, model_ref)
         version = self.models.version(app_id, view.model, version_id) if version_id else view.version
         live = self.evaluate(app_id, view, version)
@@ -336,8 +372,6 @@ class LearningService:
                                                                  ModelVersion.app_id == app_id)))
             data = concept_data(s, app_id, view.model) if view.model.model_type == CONCEPT else None
             records = concept_records(s, app_id, data, version) if data is not None else []
-            examples = pick_examples(records, live.get("threshold", 0.5)) if data is not None else []
-            images = self._example_images(s, app_id, examples)
         headline = live.get("macro_auc") or live.get("summary", {}).get("f1") or {}
         summary = {"app": app_id, "model": f"{view.model.name} ({view.model.id})", "version": version.id,
                    "versions trained for this app": sum(v.status_code == status.MODEL_TRAINED for v in versions),
@@ -345,17 +379,32 @@ class LearningService:
                    "headline": _figure(headline),
                    "unlinked feedback (no output here to score)": live["unlinked_events"],
                    "evaluated at": live["evaluated_at"]}
+        return Quality(view, version, live, summary, versions, records, data.names if data is not None else None)
+
+    def detection_examples(self, app_id: str, quality: Quality) -> str | None:
+        """Judged images with what a detector version finds on them (a PNG), or None for another kind."""
+        if (quality.version.params or {}).get("kind") != DETECTOR_KIND:
+            return None
         with PLOTTING:
-            figures = [("Quality over time", quality_over_time(versions)), ("Per concept", per_concept(live))]
-            if data is not None:  # a detection's feedback judges boxes, not scores to sweep
-                figures += [("Precision-recall curves", pr_curves(records, data.names)),
-                            ("Calibration", calibration(records)),
-                            ("Top concept: what users said vs what the version said", confusion(live)),
-                            ("Examples by concept", example_concepts(examples, images, data.names))]
-            if (version.params or {}).get("kind") == DETECTOR_KIND:
-                figures.append(("Example detections on judged images",
-                                example_detections(self.detection.examples(app_id, view.model, version))))
-        return live, summary, figures
+            return example_detections(self.detection.examples(app_id, quality.view.model, quality.version))
+
+    def report_parts(self, app_id: str, model_ref: str, version_id: str | None = None
+                     ) -> tuple[dict[str, Any], dict[str, Any], list[tuple[str, str | None]]]:
+        """What the report shows: live metrics, the summary table, and (title, base64 PNG or None) plots."""
+        q = self.quality(app_id, model_ref, version_id)
+        examples = pick_examples(q.records, q.live.get("threshold", 0.5)) if q.names is not None else []
+        with self.db.session() as s:
+            images = self._example_images(s, app_id, examples)
+        with PLOTTING:
+            figures = [("Quality over time", quality_over_time(q.versions)), ("Per concept", per_concept(q.live))]
+            if q.names is not None:  # a detection's feedback judges boxes, not scores to sweep
+                figures += [("Precision-recall curves", pr_curves(q.records, q.names)),
+                            ("Calibration", calibration(q.records)),
+                            ("Top concept: what users said vs what the version said", confusion(q.live)),
+                            ("Examples by concept", example_concepts(examples, images, q.names))]
+        if (q.version.params or {}).get("kind") == DETECTOR_KIND:
+            figures.append(("Example detections on judged images", self.detection_examples(app_id, q)))
+        return q.live, q.summary, figures
 
     def _example_images(self, s: Session, app_id: str, examples: list[ConceptExamples]) -> dict[str, Image.Image]:
         """The thumbnails of the examples' outputs, by output id (one whose stored image is gone is left out)."""
@@ -381,6 +430,40 @@ class LearningService:
             aggregation = concept_data(s, app_id, view.model).aggregation
         users = sorted(aggregation.users.values(), key=lambda u: (u.weight, str(u.end_user)))
         return users, set(down_weighted(aggregation))
+
+    def least_certain(self, app_id: str, model_ref: str, limit: int = 30, window: int = 2000
+                      ) -> tuple[ModelVersion, list[tuple[str, str, float]]]:
+        """The app's active version of a concept model and the (input, concept, score) it is least
+        sure of (scores nearest 0.5, between 0.25 and 0.75) among the app's latest ``window`` stored
+        images, leaving out what the app has annotated. A version with learned heads scores the
+        stored features now, as it predicts; a base version's scores are those taken when each
+        input was added."""
+        view = self.models.get(app_id, model_ref)
+        version = view.version
+        with self.db.session() as s:
+            rows = s.execute(select(Input.id, Input.digest).where(Input.app_id == app_id, input_has_image())
+                             .order_by(Input.created_at.desc(), Input.id).limit(window)).all()
+            ids = [r.id for r in rows]
+            base: dict[str, dict[str, float]] = {}
+            for input_id, concept_id, value in s.execute(
+                    select(InputConceptScore.input_id, InputConceptScore.concept_id, InputConceptScore.value)
+                    .where(InputConceptScore.app_id == app_id, InputConceptScore.input_id.in_(ids))):
+                base.setdefault(input_id, {})[concept_id] = value
+            labelled = {(i, c) for i, c in s.execute(
+                select(InputConcept.input_id, InputConcept.concept_id)
+                .where(InputConcept.app_id == app_id, InputConcept.input_id.in_(ids)))}
+            feats = features(s, [r.digest for r in rows]) if (version.params or {}).get("kind") == HEADS_KIND else {}
+        scores = base
+        if feats:
+            heads = self._heads_of(version)
+            shares = heads.shares(self.blend_k)
+            scored = [r for r in rows if r.digest in feats]
+            learned = heads.scores(unit_rows(np.stack([feats[r.digest] for r in scored])))
+            scores = {**base, **{r.id: combine(base.get(r.id, {}), h, shares) for r, h in zip(scored, learned)}}
+        unsure = sorted(((i, c, v) for i, by in scores.items() for c, v in by.items()
+                         if UNSURE[0] <= v <= UNSURE[1] and (i, c) not in labelled),
+                        key=lambda t: (abs(t[2] - 0.5), t[0], t[1]))
+        return version, unsure[:limit]
 
     def activate(self, app_id: str, model_ref: str, version_id: str) -> ModelView:
         """Promote or roll back: the app predicts with this trained version from now on."""
