@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 
@@ -57,6 +58,7 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = core is None
         app.state.core = core or VisionLoop(settings)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         try:
             yield
         finally:  # a fresh pool (no threads until used) for an app driven again, as tests do
