@@ -7,14 +7,18 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from visionloop.config import SettingsError, load_settings
 from visionloop.core import VisionLoop
+from visionloop.http.app import create_app
 from visionloop.models.runtime import ModelRuntime
 from visionloop.store.tables import Output
 from tests.helpers import Api, b64, photo
@@ -179,3 +183,19 @@ def test_when_the_group_commit_fails_every_request_in_it_fails_and_none_is_ackno
     assert all("outputs" not in r.json() for r in responses)
     assert max(commits.sizes) > 1, commits.sizes
     assert stored(core) == {} and core.usage.by_op(api.app_id) == {}
+
+
+def test_the_thread_settings_size_the_forward_and_the_request_pool(tmp_path: Path) -> None:
+    settings = load_settings({"data_dir": tmp_path, "inference_threads": 1, "request_threads": 7}, environ={})
+    core = VisionLoop(settings)
+    try:
+        assert core.runtime.threads == 1  # the networks load lazily, with this many intra-op threads
+        with TestClient(create_app(settings, core)) as client:
+            assert client.portal.call(lambda: anyio.to_thread.current_default_thread_limiter().total_tokens) == 7
+    finally:
+        core.close()
+    assert load_settings({"data_dir": tmp_path}, environ={}).inference_threads == 0  # 0: one per core
+    with pytest.raises(SettingsError, match="VISIONLOOP_REQUEST_THREADS must be positive"):
+        load_settings({"data_dir": tmp_path, "request_threads": 0}, environ={})
+    with pytest.raises(SettingsError, match="VISIONLOOP_INFERENCE_THREADS must be 0 or more"):
+        load_settings({"data_dir": tmp_path, "inference_threads": -1}, environ={})
