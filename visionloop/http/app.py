@@ -58,6 +58,7 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = core is None
         app.state.core = core or VisionLoop(settings)
+        # The pool the blocking routes (predict, input adds, search) run on; sized per docs/serving.md.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         try:
             yield
