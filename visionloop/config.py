@@ -46,6 +46,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("dynamic_batch_wait_ms", BatchPolicy.wait_s * 1000, "Longest a request queued behind a running forward "
             "waits for others to join its forward, in milliseconds; a request that finds the network idle runs at "
             "once."),
+    Setting("inference_threads", 0, "Threads each network's forward pass may use (onnxruntime's intra-op threads); "
+            "0 means one per core. See docs/serving.md."),
+    Setting("request_threads", 40, "Threads that run the API's blocking work (predicts, input adds, searches): "
+            "the event loop's thread pool. See docs/serving.md."),
     Setting("max_per_page", 1000, "Cap on per_page for every list."),
     Setting("default_per_page", 128, "per_page when a list request does not say."),
     Setting("feedback_rate_limit", 100.0, "Feedback requests per second per API key (token bucket, bursts of 10 "
@@ -139,6 +143,8 @@ class Settings:
     max_batch: int
     dynamic_batch_max: int
     dynamic_batch_wait_ms: float
+    inference_threads: int
+    request_threads: int
     max_per_page: int
     default_per_page: int
     feedback_rate_limit: float
@@ -216,13 +222,13 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
         if raw is not None:
             values[name] = _coerce(_BY_NAME[name], raw)
     for name in ("max_body_bytes", "max_image_bytes", "max_image_pixels", "max_batch", "dynamic_batch_max",
-                 "max_per_page", "default_per_page", "alarm_drift_reference", "alarm_drift_window",
+                 "request_threads", "max_per_page", "default_per_page", "alarm_drift_reference", "alarm_drift_window",
                  "alarm_feedback_window", "alarm_search_window", "alarm_min_events"):
         if values[name] <= 0:
             raise SettingsError(f"{_BY_NAME[name].env} must be positive, got {values[name]}")
-    for name in ("dynamic_batch_wait_ms", "feedback_rate_limit", "feedback_dedup_seconds", "feedback_retention_days",
-                 "output_retention_days", "search_memory_strength", "search_memory_neighbour_weight",
-                 "alarm_check_seconds", "alarm_search_settle_seconds"):
+    for name in ("dynamic_batch_wait_ms", "inference_threads", "feedback_rate_limit", "feedback_dedup_seconds",
+                 "feedback_retention_days", "output_retention_days", "search_memory_strength",
+                 "search_memory_neighbour_weight", "alarm_check_seconds", "alarm_search_settle_seconds"):
         if not values[name] >= 0:  # also refuses nan
             raise SettingsError(f"{_BY_NAME[name].env} must be 0 or more, got {values[name]}")
     for name, choices in (("vector_store", ("embedded", "pgvector")), ("blob_store", ("file", "s3")),

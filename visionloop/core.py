@@ -69,7 +69,8 @@ class VisionLoop:
     def __init__(self, settings: Settings, runtime: ModelRuntime | None = None) -> None:
         self.settings = settings
         # A runtime passed in (tests share one per session) keeps its own batching policy.
-        self.runtime = runtime or ModelRuntime(batching=batch_policy(settings))
+        self.runtime = runtime or ModelRuntime(threads=settings.inference_threads or None,
+                                               batching=batch_policy(settings))
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.db_url)
         upgrade(self.db.engine)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 
@@ -58,6 +59,8 @@ def create_app(settings: Settings, core: VisionLoop | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = core is None
         app.state.core = core or VisionLoop(settings)
+        # The pool the blocking routes (predict, input adds, search) run on; sized per docs/serving.md.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         try:
             with exposed_metrics(app, app.state.core, settings):
                 yield

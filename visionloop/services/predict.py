@@ -4,6 +4,9 @@ Each output is stored with its model version, the image (stored input id or the 
 image's digest, its bytes kept in the blob store), the result, the key and the time: feedback
 refers to outputs by id, and evaluation compares what a version said with what users corrected.
 Embeddings of predicted images are stored once per image digest so training never recomputes them.
+Concurrent predicts (those that shared a backbone forward finish together) write their outputs in
+one transaction (:mod:`visionloop.store.group_commit`): one commit, one disk flush, one turn of
+SQLite's write lock for them all, each request answered only once its outputs are committed.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from visionloop.services.models import ModelService, ModelView
 from visionloop.services.usage import count_usage
 from visionloop.store.blobs import BlobMissing, BlobStore
 from visionloop.store.db import Database, insert_missing
+from visionloop.store.group_commit import GroupCommit
 from visionloop.store.tables import Embedding, FeedbackEvent, Input, Model, ModelVersion, Output, utcnow
 
 _ADD_OUTPUT = insert(Output)  # built once: every predict runs it
@@ -52,6 +56,15 @@ class PredictInput:
 
     id: str | None
     source: ImageSource | None
+
+
+@dataclasses.dataclass(frozen=True)
+class _OutputWrite:
+    """What one predict request stores: its output rows, its images' features, its usage count."""
+
+    caller: Caller
+    rows: list[dict[str, Any]]
+    features: dict[str, np.ndarray]
 
 
 @dataclasses.dataclass
@@ -97,6 +110,7 @@ class PredictService:
         self.loader = loader
         self.models = models
         self.max_batch = max_batch
+        self._commits: GroupCommit[_OutputWrite, int] = GroupCommit(self._write)
 
     def resolve(self, app_id: str, model_ref: str, version_id: str | None) -> tuple[ModelView, ModelVersion]:
         view = self.models.get(app_id, model_ref)
@@ -184,12 +198,21 @@ class PredictService:
                          "input_id": it.input_id, "digest": image.digest,
                          "image_url": it.source.url if it.source else None,
                          "result": result_json(it.prediction), "key_id": caller.key_id, "created_at": now})
+        self._commits.submit(_OutputWrite(caller, rows, {
+            images[it.index].digest: it.prediction.features for it in items
+            if it.prediction is not None and it.prediction.features is not None}))
+        still_kept(self.blobs, [images[it.index] for it in items])
+
+    def _write(self, writes: Sequence[_OutputWrite]) -> list[int]:
+        """One transaction for the outputs of several requests; each request's usage is counted (and
+        its monthly limit checked) in order. Returns the number of outputs written per request."""
+        rows = [row for w in writes for row in w.rows]
         with self.db.writing() as c:  # Core: every predict runs this, ORM objects would cost more than the rows
             c.execute(_ADD_OUTPUT, rows[0] if len(rows) == 1 else rows)
-            store_embeddings(c, {images[it.index].digest: it.prediction.features for it in items
-                                 if it.prediction is not None and it.prediction.features is not None})
-            count_usage(c, caller, "predict", len(items))
-        still_kept(self.blobs, [images[it.index] for it in items])
+            store_embeddings(c, {digest: vec for w in writes for digest, vec in w.features.items()})
+            for w in writes:
+                count_usage(c, w.caller, "predict", len(w.rows))
+        return [len(w.rows) for w in writes]
 
     def prune(self, older_than: dt.datetime, output_ids: Collection[str] | None = None) -> int:
         """Drop outputs older than the retention horizon that no feedback refers to (of ``output_ids``,
