@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.alarm_traffic import drawings, photos  # noqa: E402
 from visionloop.learning.alarm_checks import proportion_shift  # noqa: E402
 from visionloop.learning.drift import mmd_test  # noqa: E402
-from visionloop.models.runtime import ModelRuntime  # noqa: E402
+from visionloop.inference.runtime import ModelRuntime  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "alarms.json"
 REFERENCE, WINDOW, ALPHA, STEP = 200, 100, 0.001, 10

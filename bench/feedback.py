@@ -54,7 +54,7 @@ from bench.common import PHOTOS, ROOT, b64, free_port, jpeg, pct, photo, server 
 from bench.keepalive import Connection  # noqa: E402
 from visionloop import status  # noqa: E402
 from visionloop.http.threads import GIL_SWITCH_SECONDS, feedback_pool  # noqa: E402
-from visionloop.models.catalog import GENERAL as GENERAL_MODEL  # noqa: E402
+from visionloop.inference.catalog import GENERAL as GENERAL_MODEL  # noqa: E402
 
 GENERAL = GENERAL_MODEL.id
 OUT = ROOT / "bench" / "out" / "feedback.json"

@@ -41,7 +41,7 @@ from bench.datasets import emoji
 from visionloop.learning.boxes import Box
 from visionloop.learning.detector import BoxDetector, _iou_matrix, nms
 from visionloop.learning.metrics_detection import Scored, score_detections
-from visionloop.models.backbone import DETECTION_SIZE, Backbone
+from visionloop.inference.backbone import DETECTION_SIZE, Backbone
 
 TARGETS = ("pizza", "soccer")
 DISTRACTORS = ("guitar", "crown", "taxi", "sunflower", "alarm_clock", "doughnut", "rocket", "heart")

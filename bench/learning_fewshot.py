@@ -11,7 +11,7 @@ learns from the resolved labels; held-out ROC AUC is measured per concept on the
 subcategory against 300 other emoji (a concept not learned counts 0.5). Means of 3 replicates per
 seed, then of the seeds.
 
-The images go through the product's backbone in process (:class:`visionloop.models.backbone.Backbone`,
+The images go through the product's backbone in process (:class:`visionloop.inference.backbone.Backbone`,
 the same 224 px centre crop the server uses); the outputs every variant reads (the pooled features,
 those of the mirrored image, the last stride-16 block pooled, the ImageNet logits) are cached in
 ``bench/out/fewshot_features.npz``, with EfficientNet-Lite0's features when its weights package is
@@ -70,16 +70,16 @@ def features() -> Features:
 
 
 def _images(pool: list[Emoji]) -> Iterator[list[Image.Image]]:
-    from visionloop.models.preprocess import to_rgb
+    from visionloop.inference.preprocess import to_rgb
 
     for start in range(0, len(pool), 64):
         yield [to_rgb(Image.open(io.BytesIO(e.png()))) for e in pool[start:start + 64]]
 
 
 def _mobilenet(pool: list[Emoji]) -> Features:
-    from visionloop.models.backbone import Backbone
-    from visionloop.models.mobilenet_v2 import FEATURES, INPUT, LOGITS, MID_FEATURE_MAP
-    from visionloop.models.preprocess import imagenet_batch
+    from visionloop.inference.backbone import Backbone
+    from visionloop.inference.mobilenet_v2 import FEATURES, INPUT, LOGITS, MID_FEATURE_MAP
+    from visionloop.inference.preprocess import imagenet_batch
 
     backbone = Backbone()
     out: dict[str, list[np.ndarray]] = {"features": [], "flipped": [], "mid": [], "logits": []}
@@ -94,7 +94,7 @@ def _mobilenet(pool: list[Emoji]) -> Features:
 
 def _lite0(pool: list[Emoji]) -> np.ndarray:
     from bench import efficientnet_lite0
-    from visionloop.models.preprocess import imagenet_crop
+    from visionloop.inference.preprocess import imagenet_crop
 
     net = efficientnet_lite0.session()
     return np.concatenate([net.run(["features"], {"images": efficientnet_lite0.batch(

@@ -48,7 +48,7 @@ def embedded(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
             return d["Xtr"], d["ytr"], d["Xte"], d["yte"]
     from PIL import Image
 
-    from visionloop.models.backbone import Backbone
+    from visionloop.inference.backbone import Backbone
 
     rng = np.random.default_rng(seed)
     (xtr, ytr), (xte, yte) = fashion_mnist("train"), fashion_mnist("test")

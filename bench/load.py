@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import PHOTOS, ROOT, b64, jpeg, pct, photo, publish, server  # noqa: E402
 from visionloop import status  # noqa: E402
-from visionloop.models.catalog import GENERAL as GENERAL_MODEL  # noqa: E402
+from visionloop.inference.catalog import GENERAL as GENERAL_MODEL  # noqa: E402
 
 GENERAL = GENERAL_MODEL.id
 OUT = ROOT / "bench" / "out" / "load.json"

@@ -23,8 +23,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from visionloop.models.backbone import Backbone  # noqa: E402
-from visionloop.models.faces import FaceDetector  # noqa: E402
+from visionloop.inference.backbone import Backbone  # noqa: E402
+from visionloop.inference.faces import FaceDetector  # noqa: E402
 
 
 def photos() -> list[Image.Image]:

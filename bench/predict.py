@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import predict_concurrency  # noqa: E402
 from bench.common import PHOTOS, ROOT, b64, bare_vs_http, jpeg, paired, pct, photo, publish, server  # noqa: E402
-from visionloop.models.catalog import FACE, GENERAL  # noqa: E402
-from visionloop.models.predictors import base_predictor  # noqa: E402
-from visionloop.models.runtime import ModelRuntime  # noqa: E402
+from visionloop.inference.catalog import FACE, GENERAL  # noqa: E402
+from visionloop.inference.predictors import base_predictor  # noqa: E402
+from visionloop.inference.runtime import ModelRuntime  # noqa: E402
 
 
 def photos() -> list[bytes]:

@@ -23,10 +23,10 @@ from PIL import Image
 
 from bench.common import b64, pct, server, timed
 from bench.keepalive import Connection
-from visionloop.models.batching import BatchPolicy
-from visionloop.models.catalog import GENERAL
-from visionloop.models.predictors import base_predictor
-from visionloop.models.runtime import ModelRuntime
+from visionloop.inference.batching import BatchPolicy
+from visionloop.inference.catalog import GENERAL
+from visionloop.inference.predictors import base_predictor
+from visionloop.inference.runtime import ModelRuntime
 
 OFF = {"VISIONLOOP_DYNAMIC_BATCH_MAX": "1"}
 TARGET_SCALING, TARGET_OF_BARE = 1.6, 0.65  # issue 23: 16 clients vs 1 client, vs the bare batch-32 forward

@@ -26,9 +26,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import PHOTOS, ROOT, alternated, b64, bare_vs_http, jpeg, pct, photo, server  # noqa: E402
-from visionloop.models.catalog import APPAREL, COLOR_MODEL, FOCUS_MODEL, FOOD, GENERAL, NSFW  # noqa: E402
-from visionloop.models.predictors import base_predictor  # noqa: E402
-from visionloop.models.runtime import ModelRuntime  # noqa: E402
+from visionloop.inference.catalog import APPAREL, COLOR_MODEL, FOCUS_MODEL, FOOD, GENERAL, NSFW  # noqa: E402
+from visionloop.inference.predictors import base_predictor  # noqa: E402
+from visionloop.inference.runtime import ModelRuntime  # noqa: E402
 
 
 def main() -> None:

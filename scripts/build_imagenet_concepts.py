@@ -1,4 +1,4 @@
-"""Build visionloop/models/data/imagenet_concepts.json: ImageNet classes and broader concepts.
+"""Build visionloop/inference/data/imagenet_concepts.json: ImageNet classes and broader concepts.
 
 Why a committed file: the runtime must not depend on apt packages or on anything downloaded,
 so this dev script turns two offline sources into one small JSON that the package reads:
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUTPUT = ROOT / "visionloop" / "models" / "data" / "imagenet_concepts.json"
+OUTPUT = ROOT / "visionloop" / "inference" / "data" / "imagenet_concepts.json"
 
 # Broader concepts offered by the general model: (WordNet id, readable name, a lemma the synset
 # must have, so that a mistyped offset fails loudly). Chosen for words people search and tag

@@ -34,14 +34,14 @@ def sample_batch(seed: int = 0) -> np.ndarray:
 def dump(path: Path) -> None:
     """Run visionloop's ONNX backbone (in the visionloop venv) and save inputs and outputs."""
     sys.path.insert(0, str(ROOT))
-    from visionloop.models.backbone import Backbone, mobilenet_weights_path
+    from visionloop.inference.backbone import Backbone, mobilenet_weights_path
 
     batch = sample_batch()
     try:  # real photos too, when scikit-image (a test dependency) is installed
         from PIL import Image
         from skimage import data
 
-        from visionloop.models.preprocess import imagenet_batch
+        from visionloop.inference.preprocess import imagenet_batch
         photos = [Image.fromarray(getattr(data, name)()) for name in ("chelsea", "coffee", "astronaut")]
         batch = np.concatenate([batch, imagenet_batch(photos)])
     except ImportError:

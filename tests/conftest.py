@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from visionloop.config import load_settings
 from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
-from visionloop.models.runtime import ModelRuntime
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.apps import SCOPES
 
 from tests.helpers import Api, ImageServer

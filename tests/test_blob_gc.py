@@ -20,7 +20,7 @@ from tests.helpers import Api, b64, photo, png_bytes, run_cli
 from visionloop.config import load_settings
 from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
-from visionloop.models.runtime import ModelRuntime
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.blob_gc import BlobCollector
 from visionloop.store.blobs import BlobStore, BlobUnavailable, digest_of
 from visionloop.store.tables import Input, Output

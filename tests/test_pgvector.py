@@ -23,8 +23,8 @@ from tests.helpers import Api, b64, clean_env
 from visionloop.config import SettingsError, load_settings
 from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
-from visionloop.models.backbone import EMBEDDING_DIM
-from visionloop.models.runtime import ModelRuntime
+from visionloop.inference.backbone import EMBEDDING_DIM
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.predict import EMBEDDING_SPACE
 from visionloop.services.search_sql import Conditions
 from visionloop.store import pg_vectors

@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, func, select
 
 from tests import pgserver
 from tests.helpers import b64, clean_env, free_port, png_bytes
-from visionloop.models.catalog import GENERAL
+from visionloop.inference.catalog import GENERAL
 from visionloop.store.tables import Concept, FeedbackEvent, Input, InputConcept, Output, Usage
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]

@@ -17,7 +17,7 @@ from tests.helpers import Api, b64, clean_env, photo
 from visionloop.config import SettingsError, load_settings
 from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
-from visionloop.models.runtime import ModelRuntime
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.store.blobs import blob_key
 from visionloop.store.s3_blobs import S3BlobStore
 

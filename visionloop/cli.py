@@ -151,7 +151,7 @@ def cmd_outputs(args: argparse.Namespace) -> int:
 def cmd_vectors(args: argparse.Namespace) -> int:
     """Fill pgvector's column from the stored embeddings (what a pgvector server does when it starts)."""
     from visionloop.core import CopyProgress
-    from visionloop.models.backbone import EMBEDDING_DIM
+    from visionloop.inference.backbone import EMBEDDING_DIM
     from visionloop.services.predict import EMBEDDING_SPACE
     from visionloop.store.db import Database
     from visionloop.store.migrate import upgrade

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from visionloop.models.batching import BatchPolicy
+from visionloop.inference.batching import BatchPolicy
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,9 +10,9 @@ import datetime as dt
 import sys
 
 from visionloop.config import Settings
-from visionloop.models.backbone import EMBEDDING_DIM
-from visionloop.models.batching import BatchPolicy
-from visionloop.models.runtime import ModelRuntime
+from visionloop.inference.backbone import EMBEDDING_DIM
+from visionloop.inference.batching import BatchPolicy
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.apps import SCOPES, AppService, KeyInfo, Secret
 from visionloop.services.concepts import ConceptService
 from visionloop.services.console import ConsoleService

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from visionloop.config import SettingsError, load_settings
 from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
-from visionloop.models.runtime import ModelRuntime
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.store.tables import Output
 from tests.helpers import Api, b64, photo
 

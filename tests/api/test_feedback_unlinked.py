@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from visionloop.core import VisionLoop
-from visionloop.models.catalog import EMBED, FACE, GENERAL
+from visionloop.inference.catalog import EMBED, FACE, GENERAL
 from visionloop.services.training.data import concept_votes
 from visionloop.store.tables import Model
 from tests.feedback_support import concept_body, feedback, region, region_body, search_body, status

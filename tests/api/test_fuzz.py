@@ -44,7 +44,7 @@ from sqlalchemy import inspect, text
 from visionloop.config import load_settings
 from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
-from visionloop.models.runtime import ModelRuntime
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.fetch import ImageFetcher
 from tests.helpers import b64, png_bytes
 

@@ -11,7 +11,7 @@ import pytest
 from tests.helpers import Api, ImageServer, b64, free_port, photo, png_bytes
 from visionloop import status
 from visionloop.core import VisionLoop
-from visionloop.models.catalog import GENERAL
+from visionloop.inference.catalog import GENERAL
 from visionloop.services.training.data import concept_data
 from visionloop.services.training.detection_learning import annotated_images
 from visionloop.store.tables import Input

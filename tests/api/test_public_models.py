@@ -9,7 +9,7 @@ import io
 import pytest
 from PIL import Image, ImageFilter
 
-from visionloop.models import catalog
+from visionloop.inference import catalog
 from tests.helpers import Api, b64, photo, png_bytes, scene
 
 NSFW, COLOR, FOCUS = catalog.NSFW.id, catalog.COLOR_MODEL.id, catalog.FOCUS_MODEL.id

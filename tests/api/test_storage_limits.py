@@ -8,7 +8,7 @@ import pytest
 from tests.helpers import Api, b64, png_bytes
 from visionloop import errors
 from visionloop.core import VisionLoop
-from visionloop.models.catalog import GENERAL
+from visionloop.inference.catalog import GENERAL
 from visionloop.store.tables import Search
 
 INVALID_REQUEST = 11102

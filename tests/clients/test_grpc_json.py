@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.clients import venvs
-from visionloop.models import catalog
+from visionloop.inference import catalog
 from tests.clients.harness import (
     assert_cat_photo,
     assert_face_region,

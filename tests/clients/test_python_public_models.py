@@ -12,7 +12,7 @@ import pytest
 from tests.clients import venvs
 from tests.clients.harness import value
 from tests.clients.live import LiveServer
-from visionloop.models import catalog
+from visionloop.inference import catalog
 
 pytestmark = [pytest.mark.clients, pytest.mark.timeout(600)]
 

@@ -22,7 +22,7 @@ from visionloop import status
 from visionloop.config import load_settings
 from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
-from visionloop.models.runtime import ModelRuntime
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.paging import Page
 from tests.console.support import GENERAL, trained_versions
 from tests.helpers import b64, free_port, png_bytes

@@ -30,7 +30,7 @@ from PIL import Image
 from tests.reliability.test_crash_feedback import GENERAL, Server, _cli
 from visionloop.config import load_settings
 from visionloop.core import VisionLoop
-from visionloop.models.runtime import ModelRuntime
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.store.vectors import key_for
 
 APP = "crash-mixed"

@@ -6,7 +6,7 @@ import numpy as np
 
 from visionloop.learning.heads import ConceptHeads
 from visionloop.learning.labels import Vote, aggregate
-from visionloop.models.runtime import ModelRuntime
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.training.concept_training import InsufficientData, train_heads
 from visionloop.services.training.data import ConceptData, display
 

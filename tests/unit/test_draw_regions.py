@@ -7,7 +7,7 @@ import io
 
 from PIL import Image
 
-from visionloop.models.predictions import Box
+from visionloop.inference.predictions import Box
 from visionloop.services.input_images import draw_regions
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from visionloop.config import SettingsError, load_settings
 from visionloop.core import batch_policy
-from visionloop.models.batching import BatchPolicy, BatchRunError, DynamicBatcher
+from visionloop.inference.batching import BatchPolicy, BatchRunError, DynamicBatcher
 
 
 class Recorder:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from visionloop import errors
-from visionloop.models.predictions import Box
+from visionloop.inference.predictions import Box
 from visionloop.learning.vocabulary import RegionFeedback
 from visionloop.services.feedback.parse import (
     parse_box,

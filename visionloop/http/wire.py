@@ -9,8 +9,8 @@ from typing import Any
 from urllib.parse import quote
 
 from visionloop import errors, status
-from visionloop.models.catalog import DETECTION, FOCUS
-from visionloop.models.predictions import Color, ConceptScore, Focus, Region
+from visionloop.inference.catalog import DETECTION, FOCUS
+from visionloop.inference.predictions import Color, ConceptScore, Focus, Region
 from visionloop.services.inputs import ItemResult, StoredInput
 from visionloop.services.models import ModelView
 from visionloop.services.predict import OutputConfig, PredictItem, apply_output_config

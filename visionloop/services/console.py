@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from visionloop.learning.review import Disputed, Vote, disagreement, disputed
-from visionloop.models.predictions import Box
+from visionloop.inference.predictions import Box
 from visionloop.services.apps import Caller
 from visionloop.services.feedback.regions import predicted_regions
 from visionloop.services.paging import Page

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image, UnidentifiedImageError
 
-from visionloop.models.preprocess import to_rgb
+from visionloop.inference.preprocess import to_rgb
 from visionloop.errors import ApiError, ImageStoreUnavailable, InputInvalid, InputOverLimit, InputUnsupportedFormat
 from visionloop.store.blobs import BlobStore, BlobUnavailable, digest_of
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from visionloop.models.catalog import GENERAL
+from visionloop.inference.catalog import GENERAL
 from visionloop.services.images import CheckedImage, open_rgb
 from visionloop.services.models import ModelService
 

@@ -15,8 +15,8 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from visionloop import errors
-from visionloop.models.predictions import Box
-from visionloop.models.preprocess import to_rgb
+from visionloop.inference.predictions import Box
+from visionloop.inference.preprocess import to_rgb
 from visionloop.services.image_source import without_image
 from visionloop.services.inputs import InputService
 from visionloop.store.blobs import BlobMissing, BlobStore

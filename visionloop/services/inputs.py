@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from visionloop import errors, status
 from visionloop.ids import is_valid_client_id, new_id
-from visionloop.models.predictors import MIN_SIDE
+from visionloop.inference.predictors import MIN_SIDE
 from visionloop.services.apps import Caller
 from visionloop.services.blob_gc import BlobCollector
 from visionloop.services.concepts import check_concept_id, ensure_concepts

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from visionloop import errors, status
 from visionloop.ids import is_valid_model_id, new_id
-from visionloop.models.catalog import (BUILTIN, COLOR, CONCEPT, CUSTOM, CUSTOM_DETECTOR, DETECTION, DOMAINS,
+from visionloop.inference.catalog import (BUILTIN, COLOR, CONCEPT, CUSTOM, CUSTOM_DETECTOR, DETECTION, DOMAINS,
                                        EMBEDDING, FOCUS, UNAVAILABLE, ModelSpec)
-from visionloop.models.predictors import NSFW, SFW, Predictor, base_predictor
-from visionloop.models.runtime import ModelRuntime
+from visionloop.inference.predictors import NSFW, SFW, Predictor, base_predictor
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.concepts import NAME_MAX, NewConcept, check_concept_id, check_concept_text, ensure_concepts
 from visionloop.services.paging import Page
 from visionloop.services.short_cache import ShortCache

@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session
 from visionloop import errors
 from visionloop.ids import new_id
 from visionloop.metrics import METRICS
-from visionloop.models.catalog import EMBED, GENERAL
-from visionloop.models.predictors import MIN_SIDE, Predictor
+from visionloop.inference.catalog import EMBED, GENERAL
+from visionloop.inference.predictors import MIN_SIDE, Predictor
 from visionloop.services import geo
 from visionloop.services.apps import Caller
 from visionloop.services.click_memory import (FIRST_PAGE, ClickMemoryService, QueryIdentity, canonical,

@@ -14,7 +14,7 @@ from visionloop import errors
 from visionloop.http.console.render import ConsoleRoute, page, see_other
 from visionloop.http.console.session import FormDep, SessionDep, need
 from visionloop.http.deps import CoreDep
-from visionloop.models.catalog import GENERAL
+from visionloop.inference.catalog import GENERAL
 from visionloop.services.paging import Page
 from visionloop.services.training.data import APP_ANNOTATOR
 

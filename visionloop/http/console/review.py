@@ -19,7 +19,7 @@ from visionloop.http.console.render import ConsoleRoute, page, see_other
 from visionloop.http.console.session import FormDep, SessionDep, need
 from visionloop.http.deps import CoreDep
 from visionloop.http.wire import image_url
-from visionloop.models.catalog import GENERAL
+from visionloop.inference.catalog import GENERAL
 from visionloop.services.inputs import Annotation, NewInput
 from visionloop.services.training.scoring import HEADS_KIND
 

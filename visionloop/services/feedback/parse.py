@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 from visionloop import errors
 from visionloop.learning.vocabulary import (EVENT_TYPE_NUMBERS, REGION_FEEDBACK_NUMBERS, EventKind, EventType,
                                            RegionFeedback)
-from visionloop.models.predictions import Box
+from visionloop.inference.predictions import Box
 
 E = TypeVar("E", bound=enum.StrEnum)
 

@@ -37,8 +37,8 @@ from visionloop.learning.metrics_search import SearchRecord, evaluate_searches
 from visionloop.learning.promotion import Decision
 from visionloop.learning.search_gate import gate, time_split
 from visionloop.learning.vocabulary import EventType
-from visionloop.models.predictions import Prediction
-from visionloop.models.predictors import Predictor
+from visionloop.inference.predictions import Prediction
+from visionloop.inference.predictors import Predictor
 from visionloop.services.feedback.log import as_utc
 from visionloop.services.images import decode_base64
 from visionloop.services.training.concept_training import InsufficientData, estimate_json

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from visionloop.learning.click_model import Hit, SearchSession, clicks_as_weak_labels
 from visionloop.learning.labels import Vote
 from visionloop.learning.vocabulary import EventType
-from visionloop.models.concepts import load_imagenet_concepts
+from visionloop.inference.concepts import load_imagenet_concepts
 from visionloop.store.tables import Concept, FeedbackEvent, Input, Search, SearchHit
 
 WEIGHT = 0.2

@@ -24,7 +24,7 @@ from visionloop.learning.heads import ConceptHeads, combine, label_matrix
 from visionloop.learning.labels import Label
 from visionloop.learning.metrics_concepts import MIN_COUNT, ConceptRecord, evaluate_concepts
 from visionloop.learning.promotion import Decision, NewConcept, decide, decide_new_concepts
-from visionloop.models.runtime import ModelRuntime
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.training.data import ConceptData, display, stack, unit_rows
 from visionloop.services.training.scoring import base_scores, head_scores
 

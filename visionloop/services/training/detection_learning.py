@@ -57,10 +57,10 @@ from visionloop.learning.metrics_regions import MIN_COUNT
 from visionloop.learning.region_votes import Statements
 from visionloop.learning.vocabulary import EventType, RegionFeedback
 from visionloop.learning.promotion import decide
-from visionloop.models.catalog import CUSTOM_DETECTOR, DETECTION
-from visionloop.models.predictions import ConceptScore, Prediction, Region
-from visionloop.models.predictors import Predictor
-from visionloop.models.runtime import ModelRuntime
+from visionloop.inference.catalog import CUSTOM_DETECTOR, DETECTION
+from visionloop.inference.predictions import ConceptScore, Prediction, Region
+from visionloop.inference.predictors import Predictor
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.input_regions import box_of, regions_of
 from visionloop.services.models import SHARED, chosen_concepts
 from visionloop.services.training.concept_training import InsufficientData, estimate_json

@@ -19,7 +19,7 @@ from visionloop.learning.labels import Label
 from visionloop.learning.metrics_concepts import ConceptRecord, ConceptReport, evaluate_concepts
 from visionloop.learning.metrics_regions import JudgedRegion, RegionMetrics, RegionReport, evaluate_regions
 from visionloop.learning.vocabulary import EventType
-from visionloop.models.catalog import EMBEDDING
+from visionloop.inference.catalog import EMBEDDING
 from visionloop.services.training.concept_training import estimate_json
 from visionloop.services.training.data import ConceptData, concept_data
 from visionloop.store.tables import FeedbackEvent, Model, ModelVersion, Output

@@ -54,8 +54,8 @@ from visionloop.learning.region_calibration import MIN_JUDGED, calibrate_thresho
 from visionloop.learning.region_votes import MATCH_IOU, Statements, resolve
 from visionloop.learning.split import is_held_out
 from visionloop.learning.vocabulary import EventKind, EventType, RegionFeedback
-from visionloop.models.predictors import FACE_THRESHOLD, Predictor
-from visionloop.models.runtime import ModelRuntime
+from visionloop.inference.predictors import FACE_THRESHOLD, Predictor
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.images import CheckedImage, open_rgb
 from visionloop.services.training.concept_training import InsufficientData, estimate_json
 from visionloop.services.training.region_rules import (

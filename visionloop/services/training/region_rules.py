@@ -27,8 +27,8 @@ from PIL import Image
 from visionloop.learning.artifact import pack, unpack
 from visionloop.learning.boxes import Box
 from visionloop.learning.region_calibration import shift_box, suppression_mask
-from visionloop.models.predictions import ConceptScore, Prediction, Region
-from visionloop.models.runtime import ModelRuntime
+from visionloop.inference.predictions import ConceptScore, Prediction, Region
+from visionloop.inference.runtime import ModelRuntime
 
 REGION_KIND = "region_calibration"
 FORMAT = "visionloop.region_rules/1"

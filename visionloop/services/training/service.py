@@ -37,9 +37,9 @@ from visionloop.learning.labels import UserReliability, down_weighted
 from visionloop.learning.metrics_concepts import ConceptRecord
 from visionloop.learning.vocabulary import EventType
 from visionloop.metrics import METRICS
-from visionloop.models.catalog import COLOR, CONCEPT, CUSTOM, CUSTOM_DETECTOR, DETECTION, EMBED, EMBEDDING, FOCUS
-from visionloop.models.predictors import Predictor
-from visionloop.models.runtime import ModelRuntime
+from visionloop.inference.catalog import COLOR, CONCEPT, CUSTOM, CUSTOM_DETECTOR, DETECTION, EMBED, EMBEDDING, FOCUS
+from visionloop.inference.predictors import Predictor
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.input_images import thumbnail
 from visionloop.services.models import SHARED, ModelService, ModelView, chosen_concepts
 from visionloop.services.training.click_learning import CLICK_KIND, ClickLearning

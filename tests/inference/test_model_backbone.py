@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from visionloop.models.backbone import Backbone, mobilenet_weights_path
-from visionloop.models.concepts import ImageNetConcepts
+from visionloop.inference.backbone import Backbone, mobilenet_weights_path
+from visionloop.inference.concepts import ImageNetConcepts
 
 from .conftest import photo
 
@@ -99,8 +99,8 @@ def test_concurrent_calls_match_sequential_ones(backbone: Backbone) -> None:
 def test_feature_maps_are_the_pooled_features_before_pooling(backbone: Backbone) -> None:
     """A detector's map: the last layer (each cell repeated 2 x 2) beside the stride-16 block; its
     last-layer part averages to the features the pooled graph gives for the same whole image."""
-    from visionloop.models.backbone import EMBEDDING_DIM, MAP_CHANNELS
-    from visionloop.models.preprocess import whole_image_batch
+    from visionloop.inference.backbone import EMBEDDING_DIM, MAP_CHANNELS
+    from visionloop.inference.preprocess import whole_image_batch
 
     image = photo("coffee")
     maps = backbone.feature_maps([image, image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)], 320)

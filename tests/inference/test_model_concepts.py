@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from visionloop.models.concepts import ImageNetConcepts
+from visionloop.inference.concepts import ImageNetConcepts
 
 
 def test_classes_are_the_1000_wordnet_ids_in_torchvision_order(concepts: ImageNetConcepts) -> None:

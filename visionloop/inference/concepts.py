@@ -91,7 +91,7 @@ class ImageNetConcepts:
 @functools.lru_cache(maxsize=1)
 def load_imagenet_concepts() -> ImageNetConcepts:
     """Read the committed concept data (immutable, so one shared copy per process)."""
-    raw = json.loads((importlib.resources.files("visionloop.models") / "data" / DATA_FILE).read_text("utf-8"))
+    raw = json.loads((importlib.resources.files("visionloop.inference") / "data" / DATA_FILE).read_text("utf-8"))
     classes = [Concept(c["id"], c["name"]) for c in raw["classes"]]
     broader = [Concept(b["id"], b["name"]) for b in raw["broader"]]
     return ImageNetConcepts(classes, broader, [b["classes"] for b in raw["broader"]])

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from visionloop.models.backbone import mobilenet_weights_path
-from visionloop.models.torch_legacy import MAGIC_NUMBER, LegacyCheckpointError, load_state_dict
+from visionloop.inference.backbone import mobilenet_weights_path
+from visionloop.inference.torch_legacy import MAGIC_NUMBER, LegacyCheckpointError, load_state_dict
 
 
 @contextlib.contextmanager

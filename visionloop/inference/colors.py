@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageColor
 
-from visionloop.models.predictions import Color
-from visionloop.models.preprocess import to_rgb
+from visionloop.inference.predictions import Color
+from visionloop.inference.preprocess import to_rgb
 
 THUMBNAIL = 100
 MAX_COLORS = 8

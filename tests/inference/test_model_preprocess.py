@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from visionloop.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, imagenet_batch, imagenet_crop, to_rgb
+from visionloop.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD, imagenet_batch, imagenet_crop, to_rgb
 
 
 @pytest.mark.parametrize("size", [(640, 480), (300, 900), (224, 224), (50, 20)])
@@ -40,7 +40,7 @@ def test_crop_matches_resizing_the_whole_image_then_cropping(size: tuple[int, in
 _STRIP = """
 import resource
 from PIL import Image
-from visionloop.models.preprocess import imagenet_crop
+from visionloop.inference.preprocess import imagenet_crop
 size = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
 resource.setrlimit(resource.RLIMIT_AS, (size + 256 * 1024 * 1024, resource.RLIM_INFINITY))
 crop = imagenet_crop(Image.new("RGB", (20000, 1), (200, 10, 10)))

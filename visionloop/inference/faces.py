@@ -25,7 +25,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter  # at import time: native modules, main thread
 from PIL import Image
 
-from visionloop.models.preprocess import to_rgb
+from visionloop.inference.preprocess import to_rgb
 
 MODEL_PACKAGE = "mediapipe"
 MODEL_DIR = "modules/face_detection"

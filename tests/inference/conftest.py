@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from visionloop.models.backbone import Backbone
-from visionloop.models.concepts import ImageNetConcepts, load_imagenet_concepts
-from visionloop.models.faces import FaceDetector
+from visionloop.inference.backbone import Backbone
+from visionloop.inference.concepts import ImageNetConcepts, load_imagenet_concepts
+from visionloop.inference.faces import FaceDetector
 
 
 def photo(name: str) -> Image.Image:

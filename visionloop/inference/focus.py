@@ -21,8 +21,8 @@ import numpy as np
 from PIL import Image
 
 from visionloop.ids import new_id
-from visionloop.models.predictions import Box, Focus, Region
-from visionloop.models.preprocess import to_rgb
+from visionloop.inference.predictions import Box, Focus, Region
+from visionloop.inference.preprocess import to_rgb
 
 SIDE = 512
 HALF_FOCUS_VARIANCE = 100.0  # on 0..255 greys: a one-pixel Gaussian blur of a sharp photo falls below it

@@ -18,12 +18,12 @@ from visionloop.metrics import METRICS
 
 # Imported here, in the importing (main) thread, not lazily in a request thread: onnxruntime's
 # extension module has been seen to crash when first imported from a worker thread.
-from visionloop.models.backbone import DETECTION_SIZE, Backbone, BackboneOutput
-from visionloop.models.batching import BatchPolicy, DynamicBatcher
-from visionloop.models.concepts import ImageNetConcepts, load_imagenet_concepts
-from visionloop.models.faces import Detection, FaceDetector
-from visionloop.models.nudity import NudityDetector
-from visionloop.models.preprocess import imagenet_batch
+from visionloop.inference.backbone import DETECTION_SIZE, Backbone, BackboneOutput
+from visionloop.inference.batching import BatchPolicy, DynamicBatcher
+from visionloop.inference.concepts import ImageNetConcepts, load_imagenet_concepts
+from visionloop.inference.faces import Detection, FaceDetector
+from visionloop.inference.nudity import NudityDetector
+from visionloop.inference.preprocess import imagenet_batch
 
 Logits = tuple[np.ndarray, np.ndarray]  # the backbone's raw (logits, features) for some images
 

@@ -23,7 +23,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from visionloop.models.preprocess import to_rgb
+from visionloop.inference.preprocess import to_rgb
 
 DISTRIBUTION = "nudenet"
 MODEL_FILE = "nudenet/320n.onnx"
