@@ -63,7 +63,8 @@ class BlobCollector:
         if not wanted:
             return set()
         with self.db.session() as s:
-            return {d for column in _REFERENCES for d in s.scalars(select(column).where(column.in_(wanted)).distinct())}
+            return {d for column in _REFERENCES for d in s.scalars(select(column).where(column.in_(wanted)).distinct())
+                    if d is not None}
 
     def collect(self, digests: Iterable[str]) -> int:
         """Delete those of ``digests`` no row names (call it after the commit that deleted the rows);
