@@ -241,6 +241,8 @@ class Output(Base):
     """One remembered prediction: what a model version said about one image."""
 
     __tablename__ = "outputs"
+    # the alarm check reads a model's first and latest outputs since a promotion (services/monitoring)
+    __table_args__ = (Index("ix_outputs_app_model_created", "app_id", "model_pk", "created_at", "id"),)
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     app_id: Mapped[str] = mapped_column(ID, index=True)
     model_pk: Mapped[int] = mapped_column(Integer)
