@@ -66,6 +66,33 @@ def test_drift_fires_on_drawings_and_resolves_when_photos_return(api: Api, other
     assert alarm["since"] <= alarm["updated_at"]
 
 
+def test_after_a_promotion_drift_compares_traffic_with_the_versions_training_images(api: Api,
+                                                                                    core: VisionLoop) -> None:
+    from visionloop import status
+    from visionloop.store.tables import FeedbackEvent, ModelVersion, utcnow
+
+    for start in range(0, REFERENCE, 10):  # photos predicted and judged: what the version learns from
+        r = api.post(f"/models/{GENERAL}/outputs", {"inputs": [{"data": {"image": {"base64": b64(img)}}}
+                                                              for img in photos(10, seed=100 + start)]})
+        for output in r.json()["outputs"]:
+            concept = output["data"]["concepts"][0]["id"]
+            assert api.post(f"/models/{GENERAL}/feedback",
+                            concept_body(output["id"], [{"id": concept, "value": True}])).status_code == 200
+    view = core.models.get(api.app_id, GENERAL)
+    with core.db.transaction() as s:
+        last_seq = s.query(FeedbackEvent.seq).order_by(FeedbackEvent.seq.desc()).limit(1).scalar()
+        s.add(ModelVersion(id="trained-on-photos", model_pk=view.model.pk, app_id=api.app_id,
+                           parent_id=view.version.id, status_code=status.MODEL_TRAINED, created_at=utcnow(),
+                           params={"kind": "base", "trained_on": {"last_seq": last_seq}}))
+    core.models.set_active(api.app_id, view.model, "trained-on-photos")
+    # only drawings since the promotion: early traffic would be drawings too, and never fire
+    fired_after = next((n for n in predict_and_check(api, core, drawings(WINDOW, seed=7))
+                        if alarms(api, state="firing")), None)
+    assert fired_after == WINDOW  # the first window since the promotion, against the training photos
+    [alarm] = alarms(api)
+    assert alarm["kind"] == "input_drift" and alarm["baseline"] == "trained-on-photos"
+
+
 def judge(api: Api, core: VisionLoop, output: dict, concept: str, negatives: list[bool]) -> None:
     """One verdict on ``concept`` per item (by different end users), then an alarm check."""
     for i, negative in enumerate(negatives):

@@ -170,7 +170,9 @@ class AlarmService:
         newest = windows.newest_output(s, app_id, model_pk, base.since)
         if newest is None or not self._new(AlarmKind.INPUT_DRIFT, app_id, model_pk, newest, base):
             return []
-        seen = windows.traffic(s, app_id, model_pk, base.since, reference=cfg.drift_reference, recent=cfg.drift_window)
+        trained = windows.training_reference(s, app_id, model_pk, base, cfg.drift_reference)
+        seen = windows.traffic(s, app_id, model_pk, base.since, recent=cfg.drift_window,
+                               reference=trained if trained is not None else cfg.drift_reference)
         if seen is None:
             return []
         check = mmd_test(seen.reference, seen.recent, alpha=cfg.drift_alpha, seed=int(newest.timestamp() * 1e6))
