@@ -254,3 +254,20 @@ def test_a_firing_alarm_shows_on_the_console_overview(api: Api, other_api: Api, 
     client.cookies.clear()
     sign_in(client, other_api.key)
     assert 'id="alarms"' not in client.get("/console").text
+
+
+def test_a_deleted_models_firing_alarm_resolves(api: Api, core: VisionLoop) -> None:
+    """A deleted model moves to a tombstone app: nothing checks it any more, so its alarm must not
+    stay firing (in the list and the gauge) for ever."""
+    from visionloop.store.tables import Alarm, Model, utcnow
+
+    assert api.post("/models", {"model": {"id": "pets", "output_info": {"data": {"concepts": [{"id": "cat"}]}}}}
+                    ).status_code == 200
+    with core.db.transaction() as s:
+        pk = s.query(Model.pk).filter(Model.id == "pets", Model.app_id == api.app_id).scalar()
+        s.add(Alarm(id="alarm-pets", app_id=api.app_id, kind="feedback_quality", model_pk=pk, subject="cat",
+                    subject_name="cat", state="firing", since=utcnow(), figure=0.5, threshold=0.4, evidence=50,
+                    p_value=0.001, baseline="base", last_outside=utcnow()))
+    assert api.delete("/models/pets").status_code == 200
+    core.alarms.check(api.app_id)
+    assert alarms(api, state="firing") == [] and core.alarms.firing() == []

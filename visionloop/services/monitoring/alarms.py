@@ -112,8 +112,9 @@ class AlarmService:
         now = now or utcnow()
         with self.db.session() as s:
             bases = windows.baselines(s, app_id)
+            models = windows.models_of(s, app_id)
             findings: list[Finding] = []
-            for pk in windows.models_of(s, app_id):
+            for pk in models:
                 base = bases.get(pk, windows.Baseline(None, None))
                 findings += self._drift(s, app_id, pk, base) + self._quality(s, app_id, pk, base)
             findings += self._search(s, app_id, now)
@@ -127,9 +128,10 @@ class AlarmService:
                     stored[key] = alarm
                     if moved:
                         changed.append(alarm)
-            for alarm in stored.values():  # a promoted version resets its model's baseline
+            for alarm in stored.values():  # a promoted version resets its model's baseline; a deleted model has none
                 if (alarm.state == AlarmState.FIRING and alarm.model_pk is not None
-                        and alarm.baseline != bases.get(alarm.model_pk, windows.Baseline(None, None)).key):
+                        and (alarm.model_pk not in models
+                             or alarm.baseline != bases.get(alarm.model_pk, windows.Baseline(None, None)).key)):
                     alarm.state, alarm.since, alarm.updated_at = AlarmState.RESOLVED.value, now, now
                     changed.append(alarm)
             s.flush()
