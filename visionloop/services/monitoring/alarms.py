@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -31,6 +32,7 @@ from visionloop.store.db import Database
 from visionloop.store.tables import Alarm, App, Model, utcnow
 
 log = logging.getLogger("visionloop.alarms")
+MAX_REFERENCES_KEPT = 64  # training references kept in memory (app, model, version): a megabyte each
 
 
 class AlarmKind(enum.StrEnum):
@@ -93,6 +95,7 @@ class AlarmService:
         self.notify = notify  # called with the wire form of alarms that fired or resolved, after commit
         # what each model's last drift and quality checks judged: a model with nothing new is skipped
         self._seen: dict[tuple[str, str, int], tuple[object, str]] = {}
+        self._references: dict[tuple[str, int, str], np.ndarray | None] = {}
 
     # -- checking -----------------------------------------------------------------------------------
     def check_all(self) -> int:
@@ -172,13 +175,22 @@ class AlarmService:
         newest = windows.newest_output(s, app_id, model_pk, base.since)
         if newest is None or not self._new(AlarmKind.INPUT_DRIFT, app_id, model_pk, newest, base):
             return []
-        trained = windows.training_reference(s, app_id, model_pk, base, cfg.drift_reference)
+        trained = self._training_reference(s, app_id, model_pk, base)
         seen = windows.traffic(s, app_id, model_pk, base.since, recent=cfg.drift_window,
                                reference=trained if trained is not None else cfg.drift_reference)
         if seen is None:
             return []
         check = mmd_test(seen.reference, seen.recent, alpha=cfg.drift_alpha, seed=int(newest.timestamp() * 1e6))
         return [Finding(AlarmKind.INPUT_DRIFT, model_pk, None, None, base.key, check, seen.recent_times)]
+
+    def _training_reference(self, s: Session, app_id: str, model_pk: int, base: windows.Baseline) -> np.ndarray | None:
+        """The active version's training images' embeddings, read once per version (they do not change)."""
+        key = (app_id, model_pk, base.key)
+        if key not in self._references:
+            if len(self._references) >= MAX_REFERENCES_KEPT:
+                self._references.clear()
+            self._references[key] = windows.training_reference(s, app_id, model_pk, base, self.settings.drift_reference)
+        return self._references[key]
 
     def _quality(self, s: Session, app_id: str, model_pk: int, base: windows.Baseline) -> list[Finding]:
         cfg, out = self.settings, []
