@@ -48,3 +48,20 @@ def test_a_full_outbox_drops_batches_rather_than_block() -> None:
     finally:
         outbox.close()
     assert 1 <= len(delivered) <= 2 and delivered[0] == [{"id": "a0"}]
+
+
+def test_closing_a_full_outbox_does_not_hang() -> None:
+    sending, release = threading.Event(), threading.Event()
+
+    def stuck(alarms: list[dict[str, Any]]) -> bool:
+        sending.set()
+        return release.wait(10)
+
+    outbox = Outbox(stuck, capacity=1)
+    outbox([{"id": "a0"}])
+    assert sending.wait(5)
+    outbox([{"id": "a1"}])  # waits, filling the outbox
+    started = time.monotonic()
+    outbox.close(timeout=0.2)
+    assert time.monotonic() - started < 2
+    release.set()

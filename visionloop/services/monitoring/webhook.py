@@ -87,8 +87,13 @@ class Outbox:
                       self._queue.maxsize)
 
     def close(self, timeout: float = 30.0) -> None:
-        """Deliver what waits (for up to ``timeout`` seconds), then stop."""
-        self._queue.put(None)
+        """Deliver what waits (for up to ``timeout`` seconds, twice over when the outbox is full),
+        then stop; what is still undelivered then is left to the daemon thread."""
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            log.error("alarm webhook: closing with %d batches undelivered", self._queue.qsize())
+            return
         self._thread.join(timeout)
 
     def _deliver(self) -> None:
