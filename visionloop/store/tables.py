@@ -297,6 +297,8 @@ class FeedbackEvent(Base):
     """Append-only log of feedback; never updated in place."""
 
     __tablename__ = "feedback_events"
+    # a model's verdicts, newest first: the alarm check (services/monitoring) and training read them
+    __table_args__ = (Index("ix_feedback_events_app_model_type_seq", "app_id", "model_pk", "event_type", "seq"),)
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
                                      autoincrement=True)
     id: Mapped[str] = mapped_column(ID, unique=True)
