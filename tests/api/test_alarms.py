@@ -271,3 +271,21 @@ def test_a_deleted_models_firing_alarm_resolves(api: Api, core: VisionLoop) -> N
     assert api.delete("/models/pets").status_code == 200
     core.alarms.check(api.app_id)
     assert alarms(api, state="firing") == [] and core.alarms.firing() == []
+
+
+@pytest.mark.parametrize("settings_overrides", [{"alarm_drift_reference": REFERENCE, "alarm_drift_window": WINDOW,
+                                                 "output_retention_days": 30}])
+def test_outputs_kept_past_retention_are_not_the_drift_reference(api: Api, core: VisionLoop) -> None:
+    """Pruning keeps the outputs feedback refers to: the oldest outputs left are the judged ones, no
+    sample of traffic. The early-traffic reference starts at the retention horizon instead."""
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from visionloop.store.tables import Output, utcnow
+
+    list(predict_and_check(api, core, drawings(REFERENCE, seed=8), batch=REFERENCE))  # judged long ago: kept
+    with core.db.transaction() as s:
+        s.execute(update(Output).where(Output.app_id == api.app_id).values(created_at=utcnow() - dt.timedelta(days=40)))
+    for _ in predict_and_check(api, core, photos(REFERENCE + 2 * WINDOW, seed=9), batch=25):
+        assert alarms(api) == []

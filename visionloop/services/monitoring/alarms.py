@@ -52,6 +52,7 @@ class AlarmSettings:
     search_settle_seconds: float = 600.0
     min_events: int = 20
     alpha: float = 0.01
+    retention_days: float = 0.0  # outputs older are pruned, but for those feedback refers to (0: none are)
 
     @classmethod
     def of(cls, settings: Settings) -> AlarmSettings:
@@ -59,7 +60,8 @@ class AlarmSettings:
                    drift_alpha=settings.alarm_drift_alpha, feedback_window=settings.alarm_feedback_window,
                    search_window=settings.alarm_search_window,
                    search_settle_seconds=settings.alarm_search_settle_seconds,
-                   min_events=settings.alarm_min_events, alpha=settings.alarm_alpha)
+                   min_events=settings.alarm_min_events, alpha=settings.alarm_alpha,
+                   retention_days=settings.output_retention_days)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +121,7 @@ class AlarmService:
             findings: list[Finding] = []
             for pk in models:
                 base = bases.get(pk, windows.Baseline(None, None))
-                findings += self._drift(s, app_id, pk, base) + self._quality(s, app_id, pk, base)
+                findings += self._drift(s, app_id, pk, base, now) + self._quality(s, app_id, pk, base)
             findings += self._search(s, app_id, now)
         changed: list[Alarm] = []
         with self.db.transaction() as s:
@@ -170,13 +172,18 @@ class AlarmService:
         alarm.p_value, alarm.updated_at = f.check.p_value, now
         return alarm, changed
 
-    def _drift(self, s: Session, app_id: str, model_pk: int, base: windows.Baseline) -> list[Finding]:
+    def _drift(self, s: Session, app_id: str, model_pk: int, base: windows.Baseline,
+               now: dt.datetime) -> list[Finding]:
         cfg = self.settings
-        newest = windows.newest_output(s, app_id, model_pk, base.since)
+        since = base.since
+        if cfg.retention_days:  # past the horizon, pruning left only judged outputs: no sample of traffic
+            horizon = now - dt.timedelta(days=cfg.retention_days)
+            since = max(since, horizon) if since is not None else horizon
+        newest = windows.newest_output(s, app_id, model_pk, since)
         if newest is None or not self._new(AlarmKind.INPUT_DRIFT, app_id, model_pk, newest, base):
             return []
         trained = self._training_reference(s, app_id, model_pk, base)
-        seen = windows.traffic(s, app_id, model_pk, base.since, recent=cfg.drift_window,
+        seen = windows.traffic(s, app_id, model_pk, since, recent=cfg.drift_window,
                                reference=trained if trained is not None else cfg.drift_reference)
         if seen is None:
             return []
