@@ -289,3 +289,25 @@ def test_outputs_kept_past_retention_are_not_the_drift_reference(api: Api, core:
         s.execute(update(Output).where(Output.app_id == api.app_id).values(created_at=utcnow() - dt.timedelta(days=40)))
     for _ in predict_and_check(api, core, photos(REFERENCE + 2 * WINDOW, seed=9), batch=25):
         assert alarms(api) == []
+
+
+def test_a_check_that_failed_to_store_is_judged_again(api: Api, core: VisionLoop,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model with nothing new since its last check is skipped; a check whose outcome was never
+    stored (the database failed) must not count as one."""
+    from visionloop.services.monitoring.alarms import AlarmService
+
+    output = predict(api, GENERAL, photos(1, seed=4)[0])
+    concept = output["data"]["concepts"][0]["id"]
+    judge(api, core, output, concept, [i % 5 == 0 for i in range(200)])
+    apply = AlarmService._apply
+
+    def failing(*args: Any) -> Any:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(AlarmService, "_apply", staticmethod(failing))
+    with pytest.raises(RuntimeError):
+        judge(api, core, output, concept, [i % 2 == 0 for i in range(50)])
+    monkeypatch.setattr(AlarmService, "_apply", staticmethod(apply))
+    core.alarms.check(api.app_id)  # no new verdict since the failed check
+    assert [a["kind"] for a in alarms(api, state="firing")] == ["feedback_quality"]

@@ -95,8 +95,10 @@ class AlarmService:
         self.db = db
         self.settings = settings
         self.notify = notify  # called with the wire form of alarms that fired or resolved, after commit
-        # what each model's last drift and quality checks judged: a model with nothing new is skipped
+        # what each model's last stored drift and quality checks judged: a model with nothing new is
+        # skipped; ``_judged``: what the check under way judged, seen once its outcome is committed
         self._seen: dict[tuple[str, str, int], tuple[object, str]] = {}
+        self._judged: dict[tuple[str, str, int], tuple[object, str]] = {}
         self._references: dict[tuple[str, int, str], np.ndarray | None] = {}
 
     # -- checking -----------------------------------------------------------------------------------
@@ -115,6 +117,7 @@ class AlarmService:
     def check(self, app_id: str, now: dt.datetime | None = None) -> list[dict[str, Any]]:
         """Judge the app's windows and store the outcome; the alarms that fired or resolved (wire form)."""
         now = now or utcnow()
+        self._judged = {}
         with self.db.session() as s:
             bases = windows.baselines(s, app_id)
             models = windows.models_of(s, app_id)
@@ -141,6 +144,7 @@ class AlarmService:
                     changed.append(alarm)
             s.flush()
             out = self._wire(s, changed)
+        self._seen.update(self._judged)
         if out and self.notify is not None:
             self.notify(out)
         return out
@@ -219,7 +223,7 @@ class AlarmService:
         key, seen = (kind.value, app_id, model_pk), (newest, base.key)
         if self._seen.get(key) == seen:
             return False
-        self._seen[key] = seen
+        self._judged[key] = seen
         return True
 
     def _search(self, s: Session, app_id: str, now: dt.datetime) -> list[Finding]:
