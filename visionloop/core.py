@@ -26,7 +26,7 @@ from visionloop.services.inputs import InputService
 from visionloop.services.models import ModelService
 from visionloop.services.monitoring import AlarmService, AlarmSettings
 from visionloop.services.monitoring.loop import AlarmLoop
-from visionloop.services.monitoring.webhook import Webhook
+from visionloop.services.monitoring.webhook import Outbox, Webhook
 from visionloop.services.monitoring.figures import MonitoringService
 from visionloop.services.indexing import InputAnalyzer
 from visionloop.services.predict import EMBEDDING_SPACE, PredictService
@@ -104,8 +104,9 @@ class VisionLoop:
         self.learning = LearningService(self.db, self.blobs, self.models, self.runtime,
                                         blend_k=settings.learning_blend_k)
         self.feedback.log.erasure_hooks.append(self.learning.on_erasure)
-        self.alarms = AlarmService(self.db, AlarmSettings.of(settings), notify=Webhook(
-            self.fetcher, settings.alarm_webhook_url, settings.alarm_webhook_secret) if settings.alarm_webhook_url else None)
+        self.webhook = Outbox(Webhook(self.fetcher, settings.alarm_webhook_url, settings.alarm_webhook_secret)) \
+            if settings.alarm_webhook_url else None
+        self.alarms = AlarmService(self.db, AlarmSettings.of(settings), notify=self.webhook)
         self.feedback.log.erasure_hooks.append(self._prune_erased_outputs)
         self.worker: TrainingWorker | None = None
         self.alarm_loop: AlarmLoop | None = None
@@ -155,6 +156,8 @@ class VisionLoop:
             self.worker.stop()
         if self.alarm_loop is not None:
             self.alarm_loop.stop()
+        if self.webhook is not None:
+            self.webhook.close()
         self.inputs.close()
         self.indexes.close()
         self.fetcher.close()

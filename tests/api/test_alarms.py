@@ -66,6 +66,33 @@ def test_drift_fires_on_drawings_and_resolves_when_photos_return(api: Api, other
     assert alarm["since"] <= alarm["updated_at"]
 
 
+def test_after_a_promotion_drift_compares_traffic_with_the_versions_training_images(api: Api,
+                                                                                    core: VisionLoop) -> None:
+    from visionloop import status
+    from visionloop.store.tables import FeedbackEvent, ModelVersion, utcnow
+
+    for start in range(0, REFERENCE, 10):  # photos predicted and judged: what the version learns from
+        r = api.post(f"/models/{GENERAL}/outputs", {"inputs": [{"data": {"image": {"base64": b64(img)}}}
+                                                              for img in photos(10, seed=100 + start)]})
+        for output in r.json()["outputs"]:
+            concept = output["data"]["concepts"][0]["id"]
+            assert api.post(f"/models/{GENERAL}/feedback",
+                            concept_body(output["id"], [{"id": concept, "value": True}])).status_code == 200
+    view = core.models.get(api.app_id, GENERAL)
+    with core.db.transaction() as s:
+        last_seq = s.query(FeedbackEvent.seq).order_by(FeedbackEvent.seq.desc()).limit(1).scalar()
+        s.add(ModelVersion(id="trained-on-photos", model_pk=view.model.pk, app_id=api.app_id,
+                           parent_id=view.version.id, status_code=status.MODEL_TRAINED, created_at=utcnow(),
+                           params={"kind": "base", "trained_on": {"last_seq": last_seq}}))
+    core.models.set_active(api.app_id, view.model, "trained-on-photos")
+    # only drawings since the promotion: early traffic would be drawings too, and never fire
+    fired_after = next((n for n in predict_and_check(api, core, drawings(WINDOW, seed=7))
+                        if alarms(api, state="firing")), None)
+    assert fired_after == WINDOW  # the first window since the promotion, against the training photos
+    [alarm] = alarms(api)
+    assert alarm["kind"] == "input_drift" and alarm["baseline"] == "trained-on-photos"
+
+
 def judge(api: Api, core: VisionLoop, output: dict, concept: str, negatives: list[bool]) -> None:
     """One verdict on ``concept`` per item (by different end users), then an alarm check."""
     for i, negative in enumerate(negatives):
@@ -227,3 +254,60 @@ def test_a_firing_alarm_shows_on_the_console_overview(api: Api, other_api: Api, 
     client.cookies.clear()
     sign_in(client, other_api.key)
     assert 'id="alarms"' not in client.get("/console").text
+
+
+def test_a_deleted_models_firing_alarm_resolves(api: Api, core: VisionLoop) -> None:
+    """A deleted model moves to a tombstone app: nothing checks it any more, so its alarm must not
+    stay firing (in the list and the gauge) for ever."""
+    from visionloop.store.tables import Alarm, Model, utcnow
+
+    assert api.post("/models", {"model": {"id": "pets", "output_info": {"data": {"concepts": [{"id": "cat"}]}}}}
+                    ).status_code == 200
+    with core.db.transaction() as s:
+        pk = s.query(Model.pk).filter(Model.id == "pets", Model.app_id == api.app_id).scalar()
+        s.add(Alarm(id="alarm-pets", app_id=api.app_id, kind="feedback_quality", model_pk=pk, subject="cat",
+                    subject_name="cat", state="firing", since=utcnow(), figure=0.5, threshold=0.4, evidence=50,
+                    p_value=0.001, baseline="base", last_outside=utcnow()))
+    assert api.delete("/models/pets").status_code == 200
+    core.alarms.check(api.app_id)
+    assert alarms(api, state="firing") == [] and core.alarms.firing() == []
+
+
+@pytest.mark.parametrize("settings_overrides", [{"alarm_drift_reference": REFERENCE, "alarm_drift_window": WINDOW,
+                                                 "output_retention_days": 30}])
+def test_outputs_kept_past_retention_are_not_the_drift_reference(api: Api, core: VisionLoop) -> None:
+    """Pruning keeps the outputs feedback refers to: the oldest outputs left are the judged ones, no
+    sample of traffic. The early-traffic reference starts at the retention horizon instead."""
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from visionloop.store.tables import Output, utcnow
+
+    list(predict_and_check(api, core, drawings(REFERENCE, seed=8), batch=REFERENCE))  # judged long ago: kept
+    with core.db.transaction() as s:
+        s.execute(update(Output).where(Output.app_id == api.app_id).values(created_at=utcnow() - dt.timedelta(days=40)))
+    for _ in predict_and_check(api, core, photos(REFERENCE + 2 * WINDOW, seed=9), batch=25):
+        assert alarms(api) == []
+
+
+def test_a_check_that_failed_to_store_is_judged_again(api: Api, core: VisionLoop,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model with nothing new since its last check is skipped; a check whose outcome was never
+    stored (the database failed) must not count as one."""
+    from visionloop.services.monitoring.alarms import AlarmService
+
+    output = predict(api, GENERAL, photos(1, seed=4)[0])
+    concept = output["data"]["concepts"][0]["id"]
+    judge(api, core, output, concept, [i % 5 == 0 for i in range(200)])
+    apply = AlarmService._apply
+
+    def failing(*args: Any) -> Any:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(AlarmService, "_apply", staticmethod(failing))
+    with pytest.raises(RuntimeError):
+        judge(api, core, output, concept, [i % 2 == 0 for i in range(50)])
+    monkeypatch.setattr(AlarmService, "_apply", staticmethod(apply))
+    core.alarms.check(api.app_id)  # no new verdict since the failed check
+    assert [a["kind"] for a in alarms(api, state="firing")] == ["feedback_quality"]

@@ -79,6 +79,7 @@ def test_figures_match_the_requests_made(api: Api, core: VisionLoop, client: Tes
     assert api.get("/models/no-such-model").status_code == 404
     version = train(api, GENERAL)  # too little feedback: the job ends with insufficient data
     assert version["status"]["code"] == 21117, version
+    core.monitoring._sizes.clear()  # the first scrape's index sizes serve a minute: this one counts anew
     after = scrape(client)
 
     assert delta(before, after, "visionloop_images_predicted_total", model=GENERAL) == 3
@@ -239,3 +240,26 @@ def test_settings_never_print_the_token(tmp_path: Path, capsys: pytest.CaptureFi
         main(["settings", "--data-dir", str(tmp_path / "d")])
     out = capsys.readouterr().out
     assert TOKEN not in out and "VISIONLOOP_METRICS_TOKEN=(set, not shown)\t(environment" in out, out
+
+
+def test_index_sizes_are_counted_once_a_minute_for_the_largest_apps(api: Api, other_api: Api, core: VisionLoop,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The count joins every input to the embeddings: a scrape every few seconds must not repeat it,
+    and a server with many apps shows only its largest indexes (bounded label values)."""
+    from sqlalchemy import event
+
+    from visionloop.services.monitoring import figures
+
+    ok(api.post("/inputs", {"inputs": [{"id": n, "data": {"image": {"base64": b64(photo(n))}}}
+                                       for n in ("chelsea", "coffee")]}))
+    ok(other_api.post("/inputs", {"inputs": [{"id": "rocket", "data": {"image": {"base64": b64(photo("rocket"))}}}]}))
+    monkeypatch.setattr(figures, "INDEX_SIZES_SHOWN", 1)
+    counts: list[str] = []
+    listener = lambda *args: counts.append(args[2]) if "count" in args[2].lower() else None  # noqa: E731
+    event.listen(core.db.engine, "before_cursor_execute", listener)
+    try:
+        first = core.monitoring.index_sizes()
+        again = core.monitoring.index_sizes()
+    finally:
+        event.remove(core.db.engine, "before_cursor_execute", listener)
+    assert first == again == {api.app_id: 2} and len(counts) == 1

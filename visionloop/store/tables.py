@@ -243,6 +243,8 @@ class Output(Base):
     """One remembered prediction: what a model version said about one image."""
 
     __tablename__ = "outputs"
+    # the alarm check reads a model's first and latest outputs since a promotion (services/monitoring)
+    __table_args__ = (Index("ix_outputs_app_model_created", "app_id", "model_pk", "created_at", "id"),)
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     app_id: Mapped[str] = mapped_column(ID, index=True)
     model_pk: Mapped[int] = mapped_column(Integer)
@@ -297,6 +299,8 @@ class FeedbackEvent(Base):
     """Append-only log of feedback; never updated in place."""
 
     __tablename__ = "feedback_events"
+    # a model's verdicts, newest first: the alarm check (services/monitoring) and training read them
+    __table_args__ = (Index("ix_feedback_events_app_model_type_seq", "app_id", "model_pk", "event_type", "seq"),)
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
                                      autoincrement=True)
     id: Mapped[str] = mapped_column(ID, unique=True)

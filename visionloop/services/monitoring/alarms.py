@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -31,6 +32,7 @@ from visionloop.store.db import Database
 from visionloop.store.tables import Alarm, App, Model, utcnow
 
 log = logging.getLogger("visionloop.alarms")
+MAX_REFERENCES_KEPT = 64  # training references kept in memory (app, model, version): a megabyte each
 
 
 class AlarmKind(enum.StrEnum):
@@ -50,6 +52,7 @@ class AlarmSettings:
     search_settle_seconds: float = 600.0
     min_events: int = 20
     alpha: float = 0.01
+    retention_days: float = 0.0  # outputs older are pruned, but for those feedback refers to (0: none are)
 
     @classmethod
     def of(cls, settings: Settings) -> AlarmSettings:
@@ -57,7 +60,8 @@ class AlarmSettings:
                    drift_alpha=settings.alarm_drift_alpha, feedback_window=settings.alarm_feedback_window,
                    search_window=settings.alarm_search_window,
                    search_settle_seconds=settings.alarm_search_settle_seconds,
-                   min_events=settings.alarm_min_events, alpha=settings.alarm_alpha)
+                   min_events=settings.alarm_min_events, alpha=settings.alarm_alpha,
+                   retention_days=settings.output_retention_days)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,8 +95,11 @@ class AlarmService:
         self.db = db
         self.settings = settings
         self.notify = notify  # called with the wire form of alarms that fired or resolved, after commit
-        # what each model's last drift and quality checks judged: a model with nothing new is skipped
+        # what each model's last stored drift and quality checks judged: a model with nothing new is
+        # skipped; ``_judged``: what the check under way judged, seen once its outcome is committed
         self._seen: dict[tuple[str, str, int], tuple[object, str]] = {}
+        self._judged: dict[tuple[str, str, int], tuple[object, str]] = {}
+        self._references: dict[tuple[str, int, str], np.ndarray | None] = {}
 
     # -- checking -----------------------------------------------------------------------------------
     def check_all(self) -> int:
@@ -110,12 +117,14 @@ class AlarmService:
     def check(self, app_id: str, now: dt.datetime | None = None) -> list[dict[str, Any]]:
         """Judge the app's windows and store the outcome; the alarms that fired or resolved (wire form)."""
         now = now or utcnow()
+        self._judged = {}
         with self.db.session() as s:
             bases = windows.baselines(s, app_id)
+            models = windows.models_of(s, app_id)
             findings: list[Finding] = []
-            for pk in windows.models_of(s, app_id):
+            for pk in models:
                 base = bases.get(pk, windows.Baseline(None, None))
-                findings += self._drift(s, app_id, pk, base) + self._quality(s, app_id, pk, base)
+                findings += self._drift(s, app_id, pk, base, now) + self._quality(s, app_id, pk, base)
             findings += self._search(s, app_id, now)
         changed: list[Alarm] = []
         with self.db.transaction() as s:
@@ -127,13 +136,15 @@ class AlarmService:
                     stored[key] = alarm
                     if moved:
                         changed.append(alarm)
-            for alarm in stored.values():  # a promoted version resets its model's baseline
+            for alarm in stored.values():  # a promoted version resets its model's baseline; a deleted model has none
                 if (alarm.state == AlarmState.FIRING and alarm.model_pk is not None
-                        and alarm.baseline != bases.get(alarm.model_pk, windows.Baseline(None, None)).key):
+                        and (alarm.model_pk not in models
+                             or alarm.baseline != bases.get(alarm.model_pk, windows.Baseline(None, None)).key)):
                     alarm.state, alarm.since, alarm.updated_at = AlarmState.RESOLVED.value, now, now
                     changed.append(alarm)
             s.flush()
             out = self._wire(s, changed)
+        self._seen.update(self._judged)
         if out and self.notify is not None:
             self.notify(out)
         return out
@@ -165,16 +176,32 @@ class AlarmService:
         alarm.p_value, alarm.updated_at = f.check.p_value, now
         return alarm, changed
 
-    def _drift(self, s: Session, app_id: str, model_pk: int, base: windows.Baseline) -> list[Finding]:
+    def _drift(self, s: Session, app_id: str, model_pk: int, base: windows.Baseline,
+               now: dt.datetime) -> list[Finding]:
         cfg = self.settings
-        newest = windows.newest_output(s, app_id, model_pk, base.since)
+        since = base.since
+        if cfg.retention_days:  # past the horizon, pruning left only judged outputs: no sample of traffic
+            horizon = now - dt.timedelta(days=cfg.retention_days)
+            since = max(since, horizon) if since is not None else horizon
+        newest = windows.newest_output(s, app_id, model_pk, since)
         if newest is None or not self._new(AlarmKind.INPUT_DRIFT, app_id, model_pk, newest, base):
             return []
-        seen = windows.traffic(s, app_id, model_pk, base.since, reference=cfg.drift_reference, recent=cfg.drift_window)
+        trained = self._training_reference(s, app_id, model_pk, base)
+        seen = windows.traffic(s, app_id, model_pk, since, recent=cfg.drift_window,
+                               reference=trained if trained is not None else cfg.drift_reference)
         if seen is None:
             return []
         check = mmd_test(seen.reference, seen.recent, alpha=cfg.drift_alpha, seed=int(newest.timestamp() * 1e6))
         return [Finding(AlarmKind.INPUT_DRIFT, model_pk, None, None, base.key, check, seen.recent_times)]
+
+    def _training_reference(self, s: Session, app_id: str, model_pk: int, base: windows.Baseline) -> np.ndarray | None:
+        """The active version's training images' embeddings, read once per version (they do not change)."""
+        key = (app_id, model_pk, base.key)
+        if key not in self._references:
+            if len(self._references) >= MAX_REFERENCES_KEPT:
+                self._references.clear()
+            self._references[key] = windows.training_reference(s, app_id, model_pk, base, self.settings.drift_reference)
+        return self._references[key]
 
     def _quality(self, s: Session, app_id: str, model_pk: int, base: windows.Baseline) -> list[Finding]:
         cfg, out = self.settings, []
@@ -196,7 +223,7 @@ class AlarmService:
         key, seen = (kind.value, app_id, model_pk), (newest, base.key)
         if self._seen.get(key) == seen:
             return False
-        self._seen[key] = seen
+        self._judged[key] = seen
         return True
 
     def _search(self, s: Session, app_id: str, now: dt.datetime) -> list[Finding]:

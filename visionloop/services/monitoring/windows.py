@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,20 +21,23 @@ from visionloop.learning.events import verdicts
 from visionloop.learning.metrics_search import SearchRecord
 from visionloop.services.feedback.log import as_utc
 from visionloop.services.training.data import features, unit_rows
-from visionloop.store.tables import ActiveVersion, FeedbackEvent, Model, Output, Search
+from visionloop.store.tables import ActiveVersion, FeedbackEvent, Model, ModelVersion, Output, Search
 
 ANNOTATION = "annotation"
 SEARCH_CLICK = "search_click"
 MAX_FEEDBACK_EVENTS = 20_000  # the newest annotation events of a model read per check: bounded work
 MAX_SEARCHES = 20_000
+TRAINING_EVENTS_READ = 5  # times the reference size: the newest annotation events a version learned from, read
 
 
 @dataclasses.dataclass(frozen=True)
 class Baseline:
-    """Where a model's history starts for an app: its promotion (None: the base version, always)."""
+    """Where a model's history starts for an app: its promotion (None: the base version, always),
+    and the newest feedback event the active version learned from (None: it learned from none)."""
 
     version_id: str | None
     since: dt.datetime | None
+    trained_to: int | None = None
 
     @property
     def key(self) -> str:
@@ -75,8 +79,30 @@ def models_of(s: Session, app_id: str) -> list[int]:
 
 def baselines(s: Session, app_id: str) -> dict[int, Baseline]:
     """The app's promoted version of each model it promoted one for (others: the base version)."""
-    return {row.model_pk: Baseline(row.version_id, as_utc(row.modified_at))
-            for row in s.scalars(select(ActiveVersion).where(ActiveVersion.app_id == app_id))}
+    rows = s.execute(select(ActiveVersion.model_pk, ActiveVersion.version_id, ActiveVersion.modified_at,
+                            ModelVersion.params)
+                     .outerjoin(ModelVersion, ModelVersion.id == ActiveVersion.version_id)
+                     .where(ActiveVersion.app_id == app_id))
+    return {pk: Baseline(version_id, as_utc(modified_at), ((params or {}).get("trained_on") or {}).get("last_seq"))
+            for pk, version_id, modified_at, params in rows}
+
+
+def training_reference(s: Session, app_id: str, model_pk: int, base: Baseline, size: int) -> np.ndarray | None:
+    """Embeddings (unit rows) of ``size`` images the active version learned from: a sample, fixed per
+    version, of the images of the model's newest annotation events it read; None when it learned
+    from fewer such images with stored features (a base version, a version trained on annotations)."""
+    if not base.trained_to or base.version_id is None:
+        return None
+    bodies = s.scalars(select(FeedbackEvent.body).where(*_verdicts_of(app_id, model_pk, None),
+                                                        FeedbackEvent.seq <= base.trained_to)
+                       .order_by(FeedbackEvent.seq.desc()).limit(TRAINING_EVENTS_READ * size))
+    digests = list(dict.fromkeys(d for body in bodies if (d := ((body or {}).get("normalized") or {}).get("digest"))))
+    stored = features(s, digests)
+    kept = [d for d in digests if d in stored]
+    if len(kept) < size:
+        return None
+    rng = np.random.default_rng(zlib.crc32(base.version_id.encode()))
+    return unit_rows(np.stack([stored[kept[i]] for i in sorted(rng.choice(len(kept), size, replace=False))]))
 
 
 def newest_output(s: Session, app_id: str, model_pk: int, since: dt.datetime | None) -> dt.datetime | None:
@@ -85,21 +111,25 @@ def newest_output(s: Session, app_id: str, model_pk: int, since: dt.datetime | N
     return as_utc(newest) if newest is not None else None
 
 
-def traffic(s: Session, app_id: str, model_pk: int, since: dt.datetime | None, *, reference: int,
+def traffic(s: Session, app_id: str, model_pk: int, since: dt.datetime | None, *, reference: int | np.ndarray,
             recent: int) -> Traffic | None:
-    """The first ``reference`` and latest ``recent`` outputs' embeddings; None while fewer than both
-    together (the two sides never share an output) or some image has no stored features."""
+    """The latest ``recent`` outputs' embeddings against ``reference``: the given embeddings, or those
+    of the first ``reference`` outputs; None while fewer than both together (the two sides never
+    share an output) or some image has no stored features."""
     where = _outputs_of(app_id, model_pk, since)
-    early = s.execute(select(Output.id, Output.digest).where(*where)
-                      .order_by(Output.created_at, Output.id).limit(reference)).all()
+    given = reference if isinstance(reference, np.ndarray) else None
+    early = [] if given is not None else s.execute(select(Output.id, Output.digest).where(*where)
+                                                   .order_by(Output.created_at, Output.id).limit(reference)).all()
     late = s.execute(select(Output.id, Output.digest, Output.created_at).where(*where)
                      .order_by(Output.created_at.desc(), Output.id.desc()).limit(recent)).all()[::-1]
-    if len(early) < reference or len(late) < recent or {r.id for r in early} & {r.id for r in late}:
+    if given is None and len(early) < reference:
+        return None
+    if len(late) < recent or {r.id for r in early} & {r.id for r in late}:
         return None
     stored = features(s, sorted({r.digest for r in early} | {r.digest for r in late}))
     if any(r.digest not in stored for r in (*early, *late)):
         return None  # a model whose predictions keep no features (or an image whose features are gone)
-    return Traffic(unit_rows(np.stack([stored[r.digest] for r in early])),
+    return Traffic(given if given is not None else unit_rows(np.stack([stored[r.digest] for r in early])),
                    unit_rows(np.stack([stored[r.digest] for r in late])), [as_utc(r.created_at) for r in late])
 
 

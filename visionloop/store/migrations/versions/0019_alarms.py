@@ -1,7 +1,9 @@
 """alarms: input drift, feedback quality and search alarms per app, model and subject
 
 The alarm check (visionloop/services/monitoring) keeps one row per alarm it ever fired, updated in
-place as it fires and resolves; ``GET /v2/alarms`` lists them.
+place as it fires and resolves; ``GET /v2/alarms`` lists them. The index on outputs by (app, model,
+time) lets the check read a model's first and latest outputs since a promotion without a scan; the
+one on feedback events by (app, model, type, seq) its newest verdicts.
 
 Revision ID: 0019
 Revises: 0018
@@ -38,8 +40,13 @@ def upgrade() -> None:
                     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
                     sa.PrimaryKeyConstraint('id'))
     op.create_index('ix_alarms_app_state', 'alarms', ['app_id', 'state'])
+    op.create_index('ix_outputs_app_model_created', 'outputs', ['app_id', 'model_pk', 'created_at', 'id'])
+    op.create_index('ix_feedback_events_app_model_type_seq', 'feedback_events',
+                    ['app_id', 'model_pk', 'event_type', 'seq'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_feedback_events_app_model_type_seq', table_name='feedback_events')
+    op.drop_index('ix_outputs_app_model_created', table_name='outputs')
     op.drop_index('ix_alarms_app_state', table_name='alarms')
     op.drop_table('alarms')
