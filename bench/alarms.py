@@ -40,9 +40,9 @@ from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.alarm_traffic import drawings, photos  # noqa: E402
+from visionloop.inference.runtime import ModelRuntime  # noqa: E402
 from visionloop.learning.alarm_checks import proportion_shift  # noqa: E402
 from visionloop.learning.drift import mmd_test  # noqa: E402
-from visionloop.inference.runtime import ModelRuntime  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "alarms.json"
 REFERENCE, WINDOW, ALPHA, STEP = 200, 100, 0.001, 10
@@ -91,7 +91,7 @@ def drift(windows: int, trials: int) -> dict[str, object]:
                           seed=i).outside
         check_times.append(time.perf_counter() - t)
     streams_fired = 0
-    for trial in range(trials):  # 20 windows in a row sliding over a photo stream, the reference fixed
+    for _ in range(trials):  # 20 windows in a row sliding over a photo stream, the reference fixed
         order = rng.permutation(len(pool))
         reference, stream = pool[order[:REFERENCE]], pool[order[REFERENCE:]]
         streams_fired += any(mmd_test(reference, stream[k * STEP:k * STEP + WINDOW], alpha=ALPHA, seed=k).outside

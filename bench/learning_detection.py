@@ -38,10 +38,10 @@ from PIL import Image
 from sklearn.linear_model import LogisticRegression
 
 from bench.datasets import emoji
+from visionloop.inference.backbone import DETECTION_SIZE, Backbone
 from visionloop.learning.boxes import Box
 from visionloop.learning.detector import BoxDetector, _iou_matrix, nms
 from visionloop.learning.metrics_detection import Scored, score_detections
-from visionloop.inference.backbone import DETECTION_SIZE, Backbone
 
 TARGETS = ("pizza", "soccer")
 DISTRACTORS = ("guitar", "crown", "taxi", "sunflower", "alarm_clock", "doughnut", "rocket", "heart")

@@ -30,7 +30,7 @@ import numpy as np
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.search import K, Dataset, brute_force, build, mixture, p, recall, single_queries  # noqa: E402
+from bench.search import Dataset, K, brute_force, build, mixture, p, recall, single_queries  # noqa: E402
 from visionloop.store.db import Database  # noqa: E402
 from visionloop.store.migrate import upgrade  # noqa: E402
 from visionloop.store.pg_vectors import BUILD_MEMORY, CREATE_INDEX, INDEX, TIE_MARGIN, PgVectorStore  # noqa: E402

@@ -11,13 +11,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.helpers import Api, ImageServer
 from visionloop.config import load_settings
 from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
 from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.apps import SCOPES
-
-from tests.helpers import Api, ImageServer
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ def s3_api(s3_core: VisionLoop) -> Iterator[Api]:
 
 def _delete_by_hand(core: VisionLoop, digest: str) -> None:
     """What an operator (or a data folder not shared) does behind the server's back, while rows still
-    name the blob (the server deletes only blobs no row names: tests/test_blob_gc.py)."""
+    name the blob (the server deletes only blobs no row names: tests/store/test_blob_gc.py)."""
     store = core.blobs
     if isinstance(store, S3BlobStore):
         store.client.delete_object(Bucket=store.bucket, Key=f"{store.prefix}/{blob_key(digest)}")

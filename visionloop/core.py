@@ -14,21 +14,21 @@ from visionloop.inference.backbone import EMBEDDING_DIM
 from visionloop.inference.batching import BatchPolicy
 from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.apps import SCOPES, AppService, KeyInfo, Secret
+from visionloop.services.click_memory import ClickMemoryService, MemorySettings
 from visionloop.services.concepts import ConceptService
 from visionloop.services.console import ConsoleService
-from visionloop.services.click_memory import ClickMemoryService, MemorySettings
 from visionloop.services.feedback import FeedbackService
 from visionloop.services.feedback.log import Erasure
 from visionloop.services.fetch import ImageFetcher
 from visionloop.services.image_source import ImageLoader
+from visionloop.services.indexing import InputAnalyzer
 from visionloop.services.input_images import InputImages
 from visionloop.services.inputs import InputService
 from visionloop.services.models import ModelService
 from visionloop.services.monitoring import AlarmService, AlarmSettings
+from visionloop.services.monitoring.figures import MonitoringService
 from visionloop.services.monitoring.loop import AlarmLoop
 from visionloop.services.monitoring.webhook import Outbox, Webhook
-from visionloop.services.monitoring.figures import MonitoringService
-from visionloop.services.indexing import InputAnalyzer
 from visionloop.services.predict import EMBEDDING_SPACE, PredictService
 from visionloop.services.search import SearchService
 from visionloop.services.training.service import LearningService

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.helpers import free_port
 from visionloop.config import load_settings
 from visionloop.http.api_docs import STATIC_DIR
 from visionloop.http.app import create_app
-from tests.helpers import free_port
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import make_api
+from tests.helpers import Api
 from visionloop.core import VisionLoop
 from visionloop.services.apps import AppService
 from visionloop.services.short_cache import TTL_SECONDS
-from tests.conftest import make_api
-from tests.helpers import Api
 
 
 def test_missing_and_unknown_keys(client: TestClient) -> None:

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from tests.helpers import Api, b64, photo, scene_variants, train
 from visionloop import errors, status
 from visionloop.core import VisionLoop
 from visionloop.services.paging import Page
-from tests.helpers import Api, b64, photo, scene_variants, train
 
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
 PETS = {"model": {"id": "pets", "name": "Pets", "output_info": {

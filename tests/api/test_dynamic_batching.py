@@ -16,12 +16,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from tests.helpers import Api, b64, photo
 from visionloop.config import SettingsError, load_settings
 from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
 from visionloop.inference.runtime import ModelRuntime
 from visionloop.store.tables import Output
-from tests.helpers import Api, b64, photo
 
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
 EMBED = "bbb5f41425b8468d9b7a554ff10f8581"

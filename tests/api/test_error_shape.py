@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.helpers import Api, b64, png_bytes
 from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
-from tests.helpers import Api, b64, png_bytes
 
 
 def routes(client: TestClient) -> list[tuple[str, str, bool]]:

@@ -11,12 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from tests.conftest import make_api
+from tests.feedback_support import FACE, GENERAL, concept_body, feedback, predict, region, region_body, status
+from tests.helpers import Api, photo, png_bytes
+from tests.helpers import run_cli as cli
 from visionloop.core import VisionLoop
 from visionloop.services.feedback import Erasure
 from visionloop.store.tables import FeedbackEvent
-from tests.conftest import make_api
-from tests.feedback_support import FACE, GENERAL, concept_body, feedback, predict, region, region_body, status
-from tests.helpers import Api, photo, png_bytes, run_cli as cli
 
 DAY = dt.timedelta(days=1)
 T0 = dt.datetime(2026, 1, 10, 12, 0, tzinfo=dt.timezone.utc)

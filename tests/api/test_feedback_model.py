@@ -11,8 +11,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from visionloop.core import VisionLoop
-from visionloop.store.tables import Concept, FeedbackEvent, ModelVersion
 from tests.feedback_support import (
     EMBED,
     FACE,
@@ -29,6 +27,8 @@ from tests.feedback_support import (
     status,
 )
 from tests.helpers import Api, b64, photo, png_bytes
+from visionloop.core import VisionLoop
+from visionloop.store.tables import Concept, FeedbackEvent, ModelVersion
 
 SEED = json.loads((Path(__file__).resolve().parents[1] / "data" / "feedback_seed.json").read_text())
 

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from visionloop.core import VisionLoop
-from visionloop.store.tables import FeedbackEvent
 from tests.feedback_support import feedback, search_body, status
 from tests.helpers import Api, b64, photo
+from visionloop.core import VisionLoop
+from visionloop.store.tables import FeedbackEvent
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
 

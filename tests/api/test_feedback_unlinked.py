@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from tests.feedback_support import concept_body, feedback, region, region_body, search_body, status
+from tests.helpers import Api, b64, photo
 from visionloop.core import VisionLoop
 from visionloop.inference.catalog import EMBED, FACE, GENERAL
 from visionloop.services.training.data import concept_votes
 from visionloop.store.tables import Model
-from tests.feedback_support import concept_body, feedback, region, region_body, search_body, status
-from tests.helpers import Api, b64, photo
 
 BOX = {"top_row": 0.3, "left_col": 0.2, "bottom_row": 0.7, "right_col": 0.8}
 

@@ -41,12 +41,12 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy import inspect, text
 
+from tests.helpers import b64, png_bytes
 from visionloop.config import load_settings
 from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
 from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.fetch import ImageFetcher
-from tests.helpers import b64, png_bytes
 
 EXAMPLES = int(os.environ.get("VISIONLOOP_FUZZ_EXAMPLES", "4"))
 STATS = os.environ.get("VISIONLOOP_FUZZ_STATS")  # a file to append "mode method path status body" lines to

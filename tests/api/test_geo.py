@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from visionloop.status import SEARCH_INVALID_REQUEST
 from tests.helpers import Api, b64, png_bytes
+from visionloop.status import SEARCH_INVALID_REQUEST
 
 # (id, latitude, longitude): Paris, Versailles (17 km from Paris), London (344 km), New York,
 # Fiji on both sides of the antimeridian

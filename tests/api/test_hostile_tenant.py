@@ -15,8 +15,8 @@ from visionloop.core import VisionLoop
 from visionloop.http.schemas import MAX_TERMS
 from visionloop.learning.promotion import Decision
 from visionloop.services.training import service as training_service
-from visionloop.services.training.concept_training import InsufficientData, train_heads
 from visionloop.services.training.click_votes import click_votes, general_concepts
+from visionloop.services.training.concept_training import InsufficientData, train_heads
 from visionloop.services.training.data import concept_data
 from visionloop.store.blobs import digest_of
 

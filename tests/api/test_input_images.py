@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from tests.helpers import Api, b64, png_bytes
 from visionloop.core import VisionLoop
 from visionloop.store.blobs import digest_of
-from tests.helpers import Api, b64, png_bytes
 
 
 def test_an_input_stored_from_bytes_links_its_image_served_with_a_digest_etag(api: Api) -> None:

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.helpers import Api, b64, photo, scene_variants, train
 from visionloop import status
 from visionloop.cli import main
 from visionloop.config import load_settings
 from visionloop.core import VisionLoop
 from visionloop.store.db import exclusive
 from visionloop.store.tables import ModelVersion
-from tests.helpers import Api, b64, photo, scene_variants, train
 
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
 

@@ -14,14 +14,14 @@ from fastapi.testclient import TestClient
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.feedback_support import FACE, GENERAL, concept_body, predict, region, region_body, search_body
+from tests.helpers import Api, b64, free_port, photo, train
+from tests.test_postgres_writers import Server
 from visionloop.cli import main
 from visionloop.config import SettingsError, load_settings
 from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
 from visionloop.metrics import METRICS
-from tests.feedback_support import FACE, GENERAL, concept_body, predict, region, region_body, search_body
-from tests.helpers import Api, b64, free_port, photo, train
-from tests.test_postgres_writers import Server
 
 TOKEN = "s3cret-token-for-the-scraper"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 from sqlalchemy import select, update
 
+from tests.helpers import Api, ImageServer, b64, photo, png_bytes, run_cli
 from visionloop.core import VisionLoop
 from visionloop.store.tables import Embedding, Output, utcnow
-from tests.helpers import Api, ImageServer, b64, photo, png_bytes, run_cli
 
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
 FACE = "a403429f2ddf4b49b307e318f00e528b"

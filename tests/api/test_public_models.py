@@ -9,8 +9,8 @@ import io
 import pytest
 from PIL import Image, ImageFilter
 
-from visionloop.inference import catalog
 from tests.helpers import Api, b64, photo, png_bytes, scene
+from visionloop.inference import catalog
 
 NSFW, COLOR, FOCUS = catalog.NSFW.id, catalog.COLOR_MODEL.id, catalog.FOCUS_MODEL.id
 FOOD, APPAREL = catalog.FOOD.id, catalog.APPAREL.id

@@ -9,11 +9,11 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
 from sqlalchemy import select
 
+from tests.helpers import Api, b64, photo
 from visionloop.config import load_settings
 from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
 from visionloop.store.tables import Search, SearchHit
-from tests.helpers import Api, b64, photo
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "camera")
 

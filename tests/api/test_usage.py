@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from visionloop.core import VisionLoop
 from tests.helpers import Api, b64, png_bytes
+from visionloop.core import VisionLoop
 
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
 

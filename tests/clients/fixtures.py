@@ -12,7 +12,6 @@ from tests.clients import venvs
 from tests.clients.live import ImageHost, LiveServer, start_live_server
 from tests.clients.photos import Photo, make_photos
 
-
 # tests/clients and tests/wire each import ``live_server`` into their conftest, which makes two
 # session fixtures; they share one server process, stopped when the last of them ends.
 _shared: dict[str, Any] = {"server": None, "users": 0}

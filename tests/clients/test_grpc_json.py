@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from tests.clients import venvs
-from visionloop.inference import catalog
 from tests.clients.harness import (
     assert_cat_photo,
     assert_face_region,
@@ -30,6 +29,7 @@ from tests.clients.harness import (
 )
 from tests.clients.live import LiveServer
 from tests.helpers import png_bytes
+from visionloop.inference import catalog
 
 pytestmark = [pytest.mark.clients, pytest.mark.timeout(900)]
 

@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 
+from tests.console.support import GENERAL, trained_versions
+from tests.helpers import b64, free_port, png_bytes
 from visionloop import status
 from visionloop.config import load_settings
 from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
 from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.paging import Page
-from tests.console.support import GENERAL, trained_versions
-from tests.helpers import b64, free_port, png_bytes
 
 pytestmark = pytest.mark.slow
 

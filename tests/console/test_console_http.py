@@ -9,16 +9,16 @@ import re
 import time
 
 import pytest
-from sqlalchemy import select
 from fastapi.testclient import TestClient
 from PIL import Image
+from sqlalchemy import select
 
+from tests.conftest import make_api
+from tests.console.support import GENERAL, charts_of, form_token, page_token, sign_in, trained_versions
+from tests.helpers import Api, b64, png_bytes
 from visionloop import status
 from visionloop.core import VisionLoop
 from visionloop.store.tables import ModelVersion
-from tests.console.support import GENERAL, charts_of, form_token, page_token, sign_in, trained_versions
-from tests.conftest import make_api
-from tests.helpers import Api, b64, png_bytes
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageColor, ImageFilter
 
+from tests.inference.conftest import photo
 from visionloop.inference.colors import CSS3_NAMES, css3_palette, dominant_colors, nearest_css3
 from visionloop.inference.focus import GRID, focus
 from visionloop.inference.nudity import EXPLICIT, LABELS, NudityDetector, letterbox, nsfw_scores
 from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.training.scoring import base_scores
-from tests.inference.conftest import photo
 
 
 def one_hot(**confidences: float) -> np.ndarray:

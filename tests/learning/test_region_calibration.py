@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from visionloop.learning.metrics_regions import JudgedRegion
-from visionloop.learning.vocabulary import RegionFeedback
 from visionloop.learning.region_calibration import (
     box_pairs,
     calibrate_thresholds,
@@ -15,6 +14,7 @@ from visionloop.learning.region_calibration import (
     shift_box,
     suppression_mask,
 )
+from visionloop.learning.vocabulary import RegionFeedback
 
 # 30 judged "dog" detections scored .51 ... .80: the ten lowest were false positives.
 JUDGED = [("dog", round(0.51 + k / 100, 2), k >= 10) for k in range(30)]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from visionloop.config import SETTINGS
 from tests.clients.live import LiveServer, start_live_server
+from visionloop.config import SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOP = ROOT / "examples" / "loop.sh"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.learning.heads import ConceptHeads
 from visionloop.learning.labels import Vote, aggregate
-from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.training.concept_training import InsufficientData, train_heads
 from visionloop.services.training.data import ConceptData, display
 

@@ -19,9 +19,9 @@ from visionloop.http.errors import CatchAll, install_error_handlers
 from visionloop.http.fast_lane import FastLane, fast_routes
 from visionloop.http.guard import BodyGuard
 from visionloop.http.metrics import exposed_metrics, install_metrics
-from visionloop.http.slashes import EncodedSlashes
 from visionloop.http.routes import alarms, concepts, feedback, inputs, models, predict, search, versions
 from visionloop.http.schemas import ErrorOut
+from visionloop.http.slashes import EncodedSlashes
 from visionloop.http.threads import feedback_pool
 
 # Routes are matched in this order, one by one: the hot paths (feedback, predict) come first.

@@ -27,8 +27,14 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
-from prometheus_client import (CONTENT_TYPE_LATEST, GCCollector, PlatformCollector, ProcessCollector,
-                               generate_latest, start_http_server)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+    start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import CollectorRegistry
 from starlette.concurrency import run_in_threadpool

@@ -12,8 +12,8 @@ from typing import Any
 
 from visionloop import errors
 from visionloop.http.schemas import MAX_TERMS, _concept_value
-from visionloop.services.image_source import ImageSource
 from visionloop.services import geo
+from visionloop.services.image_source import ImageSource
 from visionloop.services.search import ConceptTerm, GeoTerm, MetadataTerm, Term, UrlTerm, VisualTerm
 
 

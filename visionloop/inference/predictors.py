@@ -13,11 +13,10 @@ import numpy as np
 from PIL import Image
 
 from visionloop.ids import new_id
-from visionloop.inference.catalog import DOMAINS
+from visionloop.inference.backbone import DETECTION_SIZE
+from visionloop.inference.catalog import CUSTOM_DETECTOR, DOMAINS
 from visionloop.inference.colors import THUMBNAIL as COLOR_SIDE
 from visionloop.inference.colors import dominant_colors
-from visionloop.inference.backbone import DETECTION_SIZE
-from visionloop.inference.catalog import CUSTOM_DETECTOR
 from visionloop.inference.concepts import Concept, ImageNetConcepts
 from visionloop.inference.focus import SIDE as FOCUS_SIDE
 from visionloop.inference.focus import focus

@@ -14,8 +14,6 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from visionloop.metrics import METRICS
-
 # Imported here, in the importing (main) thread, not lazily in a request thread: onnxruntime's
 # extension module has been seen to crash when first imported from a worker thread.
 from visionloop.inference.backbone import DETECTION_SIZE, Backbone, BackboneOutput
@@ -24,6 +22,7 @@ from visionloop.inference.concepts import ImageNetConcepts, load_imagenet_concep
 from visionloop.inference.faces import Detection, FaceDetector
 from visionloop.inference.nudity import NudityDetector
 from visionloop.inference.preprocess import imagenet_batch
+from visionloop.metrics import METRICS
 
 Logits = tuple[np.ndarray, np.ndarray]  # the backbone's raw (logits, features) for some images
 

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
-from visionloop.learning.estimates import (CONFIDENCE, N_RESAMPLES, Estimate, defined, interval, ratio,
-                                          resample_counts)
+from visionloop.learning.estimates import CONFIDENCE, N_RESAMPLES, Estimate, defined, interval, ratio, resample_counts
 
 MIN_COUNT = 10
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from visionloop.learning.boxes import Box, iou
+from visionloop.learning.estimates import Estimate
 from visionloop.learning.metrics_regions import IOU_THRESHOLD, JudgedRegion, evaluate_regions
 from visionloop.learning.vocabulary import RegionFeedback
-from visionloop.learning.estimates import Estimate
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from visionloop.learning.boxes import Box, as_box, iou
-from visionloop.learning.estimates import (CONFIDENCE, N_RESAMPLES, Estimate, defined, interval, ratio,
-                                          resample_counts)
+from visionloop.learning.estimates import CONFIDENCE, N_RESAMPLES, Estimate, defined, interval, ratio, resample_counts
 from visionloop.learning.vocabulary import RegionFeedback
 
 MISSING = "(none)"

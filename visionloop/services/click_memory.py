@@ -27,10 +27,10 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from visionloop.inference.backbone import EMBEDDING_DIM
 from visionloop.learning.click_memory import ClickMemory, Observation, query_weights
 from visionloop.learning.vocabulary import EventType
 from visionloop.services.feedback.log import as_utc
-from visionloop.inference.backbone import EMBEDDING_DIM
 from visionloop.services.predict import EMBEDDING_SPACE, embedding_from_bytes
 from visionloop.store.db import Database
 from visionloop.store.tables import Embedding, FeedbackEvent, Input, Search, SearchHit

@@ -17,14 +17,25 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from visionloop.learning.review import Disputed, Vote, disagreement, disputed
 from visionloop.inference.predictions import Box
+from visionloop.learning.review import Disputed, Vote, disagreement, disputed
 from visionloop.services.apps import Caller
 from visionloop.services.feedback.regions import predicted_regions
 from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing
-from visionloop.store.tables import (ConsoleAction, ConsoleSession, FeedbackEvent, Input, InputConcept,
-                                     Model, Output, Search, ServerSecret, input_has_image, utcnow)
+from visionloop.store.tables import (
+    ConsoleAction,
+    ConsoleSession,
+    FeedbackEvent,
+    Input,
+    InputConcept,
+    Model,
+    Output,
+    Search,
+    ServerSecret,
+    input_has_image,
+    utcnow,
+)
 
 SESSION_SECRET = "console_session"
 ACTIONS = ("train", "activate", "erase")

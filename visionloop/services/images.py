@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 from PIL import Image, UnidentifiedImageError
 
-from visionloop.inference.preprocess import to_rgb
 from visionloop.errors import ApiError, ImageStoreUnavailable, InputInvalid, InputOverLimit, InputUnsupportedFormat
+from visionloop.inference.preprocess import to_rgb
 from visionloop.store.blobs import BlobStore, BlobUnavailable, digest_of
 
 log = logging.getLogger(__name__)

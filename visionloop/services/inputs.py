@@ -24,14 +24,21 @@ from visionloop.services.images import CheckedImage, keep, still_kept
 from visionloop.services.indexing import Analysis, InputAnalyzer
 from visionloop.services.input_regions import RegionAnnotation, regions_of, write_regions
 from visionloop.services.paging import Page
+from visionloop.services.predict import store_embeddings
 from visionloop.services.usage import count_usage
+from visionloop.store.app_indexes import bump_generation
 from visionloop.store.blobs import BlobStore
 from visionloop.store.db import Database
-from visionloop.services.predict import store_embeddings
-from visionloop.store.app_indexes import bump_generation
+from visionloop.store.tables import (
+    Input,
+    InputConcept,
+    InputConceptScore,
+    InputRegion,
+    input_at_url,
+    input_has_image,
+    utcnow,
+)
 from visionloop.store.vector_store import VectorStore
-from visionloop.store.tables import (Input, InputConcept, InputConceptScore, InputRegion, input_at_url,
-                                     input_has_image, utcnow)
 
 
 @dataclasses.dataclass(frozen=True)

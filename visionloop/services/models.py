@@ -17,8 +17,19 @@ from sqlalchemy.orm import Session
 
 from visionloop import errors, status
 from visionloop.ids import is_valid_model_id, new_id
-from visionloop.inference.catalog import (BUILTIN, COLOR, CONCEPT, CUSTOM, CUSTOM_DETECTOR, DETECTION, DOMAINS,
-                                       EMBEDDING, FOCUS, UNAVAILABLE, ModelSpec)
+from visionloop.inference.catalog import (
+    BUILTIN,
+    COLOR,
+    CONCEPT,
+    CUSTOM,
+    CUSTOM_DETECTOR,
+    DETECTION,
+    DOMAINS,
+    EMBEDDING,
+    FOCUS,
+    UNAVAILABLE,
+    ModelSpec,
+)
 from visionloop.inference.predictors import NSFW, SFW, Predictor, base_predictor
 from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.concepts import NAME_MAX, NewConcept, check_concept_id, check_concept_text, ensure_concepts

@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 
 from visionloop import errors
 from visionloop.ids import is_valid_client_id, new_id
-from visionloop.metrics import METRICS
 from visionloop.inference.catalog import CONCEPT
 from visionloop.inference.predictions import ConceptScore, Prediction, Region
 from visionloop.inference.predictors import MIN_SIDE
+from visionloop.metrics import METRICS
 from visionloop.services.apps import Caller
 from visionloop.services.blob_gc import BlobCollector
 from visionloop.services.image_source import ImageLoader, ImageSource, without_image

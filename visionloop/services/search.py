@@ -28,13 +28,19 @@ from sqlalchemy.orm import Session
 
 from visionloop import errors
 from visionloop.ids import new_id
-from visionloop.metrics import METRICS
 from visionloop.inference.catalog import EMBED, GENERAL
 from visionloop.inference.predictors import MIN_SIDE, Predictor
+from visionloop.metrics import METRICS
 from visionloop.services import geo
 from visionloop.services.apps import Caller
-from visionloop.services.click_memory import (FIRST_PAGE, ClickMemoryService, QueryIdentity, canonical,
-                                               input_vectors, query_identity)
+from visionloop.services.click_memory import (
+    FIRST_PAGE,
+    ClickMemoryService,
+    QueryIdentity,
+    canonical,
+    input_vectors,
+    query_identity,
+)
 from visionloop.services.image_source import ImageLoader, ImageSource, without_image
 from visionloop.services.images import open_rgb
 from visionloop.services.inputs import InputService, StoredInput
@@ -45,9 +51,19 @@ from visionloop.services.search_sql import Conditions
 from visionloop.services.usage import count_usage
 from visionloop.store.db import Database
 from visionloop.store.pg_vectors import PgVectorStore, Where
+from visionloop.store.tables import (
+    Concept,
+    Embedding,
+    Input,
+    InputConcept,
+    InputConceptScore,
+    Search,
+    SearchHit,
+    input_at_url,
+    input_has_image,
+    name_key,
+)
 from visionloop.store.vector_store import VectorStore
-from visionloop.store.tables import (Concept, Embedding, Input, InputConcept, InputConceptScore, Search, SearchHit,
-                                     input_at_url, input_has_image, name_key)
 
 EXACT_CANDIDATES = 20_000   # a filtered visual search scores at most this many candidates exactly
 MAX_REMEMBERED = 1000       # hits remembered per search (the positions a user can have seen)

@@ -14,7 +14,6 @@ from sqlalchemy import Connection, Engine, create_engine, event, insert, make_ur
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-
 WRITER = "visionloop_writer"  # execution option of the connections of Database.transaction()
 READER = "visionloop_reader"  # ... and of Database.reading()
 

@@ -12,12 +12,11 @@ most path fields, with ``user_id`` defaulting to "me": for ListModels that is
 
 import base64
 
-from steps import Steps, read_config
-
 from clarifai_grpc.channel.clarifai_channel import ClarifaiChannel
 from clarifai_grpc.channel.http_client import HttpClient
 from clarifai_grpc.grpc.api import resources_pb2, service_pb2, service_pb2_grpc
 from clarifai_grpc.grpc.api.status import status_code_pb2
+from steps import Steps, read_config
 
 cfg = read_config()
 P = cfg["prefix"]

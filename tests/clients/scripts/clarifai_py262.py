@@ -10,12 +10,11 @@ variable, read when the ApiClient is built. Either way it calls ``<base>/v2/...`
 import base64
 import os
 
-from steps import Steps, read_config, take
-
 from clarifai.rest import ApiError, BoundingBox, ClarifaiApp, FeedbackInfo, FeedbackType, Region, RegionInfo
 from clarifai.rest import Concept as ClConcept
 from clarifai.rest import Image as ClImage
 from clarifai.rest.geo import Geo, GeoBox, GeoLimit, GeoPoint
+from steps import Steps, read_config, take
 
 cfg = read_config()
 P = cfg["prefix"]

@@ -5,10 +5,9 @@ Every model the client's ``PublicModels`` holds is predicted on by URL; the step
 client got back (its parsed response) or its error (HTTP status and body).
 """
 
-from steps import Steps, read_config
-
 from clarifai.rest import ClarifaiApp
 from clarifai.rest import Image as ClImage
+from steps import Steps, read_config
 
 cfg = read_config()
 steps = Steps()

@@ -12,8 +12,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import iterate_in_threadpool
 from starlette.background import BackgroundTask
+from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from visionloop import errors

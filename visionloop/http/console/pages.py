@@ -9,9 +9,17 @@ from starlette.responses import Response
 from visionloop import errors
 from visionloop.http.console import charts
 from visionloop.http.console.render import ConsoleRoute, page, see_other
-from visionloop.http.console.session import (FormDep, SessionDep, check_login_token, current_session,
-                                             end_session, login_token, read_form, remember_login_nonce,
-                                             start_session)
+from visionloop.http.console.session import (
+    FormDep,
+    SessionDep,
+    check_login_token,
+    current_session,
+    end_session,
+    login_token,
+    read_form,
+    remember_login_nonce,
+    start_session,
+)
 from visionloop.http.deps import CoreDep
 from visionloop.services.paging import Page
 

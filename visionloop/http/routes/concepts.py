@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter
 
 from visionloop import errors
-from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
 from visionloop.http.deps import ConceptsCaller, CoreDep, PageDep
 from visionloop.http.schemas import ConceptIn, ConceptSearchRequest, ConceptsRequest
+from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.services.concepts import NewConcept
 from visionloop.services.paging import Page
 

@@ -25,8 +25,13 @@ from visionloop.core import VisionLoop
 from visionloop.http import wire
 from visionloop.http.deps import CoreDep, FeedbackAdminCaller, PageDep, authenticate
 from visionloop.http.fast_lane import fast
-from visionloop.http.feedback_schema import (CONCEPTS_EXAMPLE, MODEL_SCHEMA, REGIONS_EXAMPLE, SEARCH_EXAMPLE,
-                                             SEARCH_SCHEMA)
+from visionloop.http.feedback_schema import (
+    CONCEPTS_EXAMPLE,
+    MODEL_SCHEMA,
+    REGIONS_EXAMPLE,
+    SEARCH_EXAMPLE,
+    SEARCH_SCHEMA,
+)
 from visionloop.http.strict_json import StrictJSONRoute, parse_json
 from visionloop.http.unknown_fields import name_unknown_fields
 from visionloop.services.apps import Caller

@@ -8,17 +8,17 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from visionloop import errors, status
-from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
+from visionloop.http.console.session import key_or_session
 from visionloop.http.deps import BaseUrlDep, CoreDep, InputsCaller, PageDep
 from visionloop.http.schemas import DeleteInputsRequest, InputIn, PatchInputsRequest, PostInputsRequest
-from visionloop.http.console.session import key_or_session
+from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http.unknown_fields import name_unknown_fields
 from visionloop.services.apps import Caller
 from visionloop.services.geo import GeoPoint
 from visionloop.services.image_source import ImageSource
-from visionloop.services.input_regions import parse_input_regions
 from visionloop.services.input_images import SIZES
+from visionloop.services.input_regions import parse_input_regions
 from visionloop.services.inputs import Annotation, NewInput
 
 router = APIRouter(tags=["inputs"], route_class=StrictJSONRoute)

@@ -9,7 +9,6 @@ from fastapi import APIRouter
 
 from visionloop import errors
 from visionloop.core import VisionLoop
-from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
 from visionloop.http.deps import BaseUrlDep, CoreDep, ModelsCaller, PageDep
 from visionloop.http.schemas import (
@@ -19,6 +18,7 @@ from visionloop.http.schemas import (
     ModelSearchRequest,
     PatchModelsRequest,
 )
+from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.services.concepts import NewConcept
 from visionloop.services.models import CREATABLE_TYPES, ModelView, NewModel
 from visionloop.services.paging import Page

@@ -7,10 +7,10 @@ from fastapi.responses import JSONResponse
 
 from visionloop import errors
 from visionloop.core import VisionLoop
-from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
 from visionloop.http.deps import CoreDep, PredictCaller
 from visionloop.http.schemas import PredictRequest
+from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http.unknown_fields import name_unknown_fields
 from visionloop.services.apps import Caller
 from visionloop.services.image_source import ImageSource

@@ -6,11 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
 from visionloop.http.deps import BaseUrlDep, CoreDep, PageDep, SearchCaller
 from visionloop.http.schemas import SearchRequest
 from visionloop.http.search_query import parse_query
+from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.services.paging import Page
 
 router = APIRouter(tags=["search"], route_class=StrictJSONRoute)

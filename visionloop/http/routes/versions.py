@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from visionloop.http.strict_json import StrictJSONRoute
 from visionloop.http import wire
 from visionloop.http.deps import CoreDep, ModelsCaller
 from visionloop.http.schemas import TrainRequest
+from visionloop.http.strict_json import StrictJSONRoute
 
 router = APIRouter(tags=["learning"], route_class=StrictJSONRoute)
 

@@ -30,8 +30,8 @@ from sqlalchemy import Connection, Select, bindparam, delete, insert, or_, selec
 
 from visionloop import errors
 from visionloop.ids import new_id
-from visionloop.metrics import METRICS
 from visionloop.learning.vocabulary import NormalizedEvent
+from visionloop.metrics import METRICS
 from visionloop.services.paging import Page
 from visionloop.store.db import Database, insert_missing, serialize
 from visionloop.store.group_commit import GroupCommit

@@ -38,9 +38,14 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from visionloop import errors
-from visionloop.learning.vocabulary import (EVENT_TYPE_NUMBERS, REGION_FEEDBACK_NUMBERS, EventKind, EventType,
-                                           RegionFeedback)
 from visionloop.inference.predictions import Box
+from visionloop.learning.vocabulary import (
+    EVENT_TYPE_NUMBERS,
+    REGION_FEEDBACK_NUMBERS,
+    EventKind,
+    EventType,
+    RegionFeedback,
+)
 
 E = TypeVar("E", bound=enum.StrEnum)
 

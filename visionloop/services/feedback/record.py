@@ -61,8 +61,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select
 
 from visionloop import errors
-from visionloop.learning.vocabulary import EventKind, NormalizedConcept, NormalizedEvent, NormalizedRegion
 from visionloop.inference.catalog import CONCEPT, DETECTION, EMBEDDING
+from visionloop.learning.vocabulary import EventKind, NormalizedConcept, NormalizedEvent, NormalizedRegion
 from visionloop.services.apps import Caller
 from visionloop.services.feedback.concepts import NEW, ConceptResolver, Resolved
 from visionloop.services.feedback.log import Appended, FeedbackLog, NewEvent

@@ -31,22 +31,30 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from visionloop import errors
+from visionloop.inference.predictions import Prediction
+from visionloop.inference.predictors import Predictor
 from visionloop.learning.click_model import ClickModel, Hit, SearchSession, propensity
 from visionloop.learning.estimates import Estimate, interval, resample_counts
 from visionloop.learning.metrics_search import SearchRecord, evaluate_searches
 from visionloop.learning.promotion import Decision
 from visionloop.learning.search_gate import gate, time_split
 from visionloop.learning.vocabulary import EventType
-from visionloop.inference.predictions import Prediction
-from visionloop.inference.predictors import Predictor
 from visionloop.services.feedback.log import as_utc
 from visionloop.services.images import decode_base64
 from visionloop.services.training.concept_training import InsufficientData, estimate_json
 from visionloop.services.training.data import features
 from visionloop.store.blobs import BlobStore, digest_of
 from visionloop.store.db import Database
-from visionloop.store.tables import (FeedbackEvent, Input, Model, ModelVersion, Search, SearchHit, input_at_url,
-                                     input_has_image)
+from visionloop.store.tables import (
+    FeedbackEvent,
+    Input,
+    Model,
+    ModelVersion,
+    Search,
+    SearchHit,
+    input_at_url,
+    input_has_image,
+)
 
 CLICK_KIND = "click_model"
 MAX_SEARCHES = 10_000  # the latest searches a training or the metrics read

@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from visionloop.inference.concepts import load_imagenet_concepts
 from visionloop.learning.click_model import Hit, SearchSession, clicks_as_weak_labels
 from visionloop.learning.labels import Vote
 from visionloop.learning.vocabulary import EventType
-from visionloop.inference.concepts import load_imagenet_concepts
 from visionloop.store.tables import Concept, FeedbackEvent, Input, Search, SearchHit
 
 WEIGHT = 0.2

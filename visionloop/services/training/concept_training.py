@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.learning.crossval import base_shares, cross_val_proba, fold_of
 from visionloop.learning.estimates import Estimate
 from visionloop.learning.heads import ConceptHeads, combine, label_matrix
 from visionloop.learning.labels import Label
 from visionloop.learning.metrics_concepts import MIN_COUNT, ConceptRecord, evaluate_concepts
 from visionloop.learning.promotion import Decision, NewConcept, decide, decide_new_concepts
-from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.training.data import ConceptData, display, stack, unit_rows
 from visionloop.services.training.scoring import base_scores, head_scores
 

@@ -15,11 +15,11 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from visionloop.inference.catalog import CUSTOM
+from visionloop.inference.concepts import load_imagenet_concepts
 from visionloop.learning.events import concept_votes as event_concept_votes
 from visionloop.learning.labels import Aggregation, Label, Vote, aggregate
 from visionloop.learning.vocabulary import EventType
-from visionloop.inference.catalog import CUSTOM
-from visionloop.inference.concepts import load_imagenet_concepts
 from visionloop.services.models import chosen_concepts
 from visionloop.services.predict import EMBEDDING_SPACE, features_from_bytes
 from visionloop.services.training.click_votes import click_votes, general_concepts

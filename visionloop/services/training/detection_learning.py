@@ -49,26 +49,34 @@ from sqlalchemy.orm import Session
 
 from visionloop import errors
 from visionloop.ids import new_id
+from visionloop.inference.catalog import CUSTOM_DETECTOR, DETECTION
+from visionloop.inference.predictions import ConceptScore, Prediction, Region
+from visionloop.inference.predictors import Predictor
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.learning.boxes import Box, as_box, iou
 from visionloop.learning.detector import BoxDetector, Detection, from_bytes, to_bytes
 from visionloop.learning.estimates import Estimate
 from visionloop.learning.metrics_detection import DetectionScores, Scored, score_detections
 from visionloop.learning.metrics_regions import MIN_COUNT
+from visionloop.learning.promotion import decide
 from visionloop.learning.region_votes import Statements
 from visionloop.learning.vocabulary import EventType, RegionFeedback
-from visionloop.learning.promotion import decide
-from visionloop.inference.catalog import CUSTOM_DETECTOR, DETECTION
-from visionloop.inference.predictions import ConceptScore, Prediction, Region
-from visionloop.inference.predictors import Predictor
-from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.input_regions import box_of, regions_of
 from visionloop.services.models import SHARED, chosen_concepts
 from visionloop.services.training.concept_training import InsufficientData, estimate_json
 from visionloop.services.training.region_learning import Crops, statements
 from visionloop.store.blobs import BlobMissing, BlobStore
 from visionloop.store.db import Database
-from visionloop.store.tables import (Concept, FeedbackEvent, Input, InputRegion, Model, ModelVersion, Output,
-                                     input_has_image)
+from visionloop.store.tables import (
+    Concept,
+    FeedbackEvent,
+    Input,
+    InputRegion,
+    Model,
+    ModelVersion,
+    Output,
+    input_has_image,
+)
 
 DETECTOR_KIND = "box_detector"
 LEARNED_RUNTIMES = ("logo", CUSTOM_DETECTOR)  # detection models whose versions learn from boxes

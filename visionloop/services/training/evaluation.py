@@ -14,12 +14,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from visionloop.inference.catalog import EMBEDDING
 from visionloop.learning.events import one_per_region, region_judgements
 from visionloop.learning.labels import Label
 from visionloop.learning.metrics_concepts import ConceptRecord, ConceptReport, evaluate_concepts
 from visionloop.learning.metrics_regions import JudgedRegion, RegionMetrics, RegionReport, evaluate_regions
 from visionloop.learning.vocabulary import EventType
-from visionloop.inference.catalog import EMBEDDING
 from visionloop.services.training.concept_training import estimate_json
 from visionloop.services.training.data import ConceptData, concept_data
 from visionloop.store.tables import FeedbackEvent, Model, ModelVersion, Output

@@ -47,6 +47,8 @@ from sqlalchemy.orm import Session
 
 from visionloop import errors
 from visionloop.ids import new_id
+from visionloop.inference.predictors import FACE_THRESHOLD, Predictor
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.learning.boxes import Box, as_box, iou, same
 from visionloop.learning.metrics_regions import MIN_COUNT, JudgedRegion, evaluate_regions
 from visionloop.learning.promotion import Decision, decide
@@ -54,8 +56,6 @@ from visionloop.learning.region_calibration import MIN_JUDGED, calibrate_thresho
 from visionloop.learning.region_votes import MATCH_IOU, Statements, resolve
 from visionloop.learning.split import is_held_out
 from visionloop.learning.vocabulary import EventKind, EventType, RegionFeedback
-from visionloop.inference.predictors import FACE_THRESHOLD, Predictor
-from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.images import CheckedImage, open_rgb
 from visionloop.services.training.concept_training import InsufficientData, estimate_json
 from visionloop.services.training.region_rules import (

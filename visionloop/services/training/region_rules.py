@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+
 import numpy as np
 from PIL import Image
 
+from visionloop.inference.predictions import ConceptScore, Prediction, Region
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.learning.artifact import pack, unpack
 from visionloop.learning.boxes import Box
 from visionloop.learning.region_calibration import shift_box, suppression_mask
-from visionloop.inference.predictions import ConceptScore, Prediction, Region
-from visionloop.inference.runtime import ModelRuntime
 
 REGION_KIND = "region_calibration"
 FORMAT = "visionloop.region_rules/1"

@@ -25,7 +25,6 @@ from visionloop.learning.metrics_concepts import ConceptRecord
 from visionloop.services.training.data import display
 from visionloop.store.tables import ModelVersion
 
-
 # pyplot keeps global state (the current figure): one thread draws at a time. Callers that may
 # run in several threads at once (the console's pages) hold it while they draw.
 PLOTTING = threading.Lock()

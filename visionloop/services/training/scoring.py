@@ -11,11 +11,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from visionloop.learning.heads import ConceptHeads, combine
 from visionloop.inference.catalog import DOMAINS
 from visionloop.inference.predictions import ConceptScore, Prediction
 from visionloop.inference.predictors import Predictor
 from visionloop.inference.runtime import ModelRuntime
+from visionloop.learning.heads import ConceptHeads, combine
 from visionloop.services.training.data import unit_rows
 
 HEADS_KIND = "concept_heads"

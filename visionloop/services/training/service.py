@@ -32,31 +32,53 @@ from sqlalchemy.orm import Session
 
 from visionloop import errors, status
 from visionloop.ids import new_id
+from visionloop.inference.catalog import COLOR, CONCEPT, CUSTOM, CUSTOM_DETECTOR, DETECTION, EMBED, EMBEDDING, FOCUS
+from visionloop.inference.predictors import Predictor
+from visionloop.inference.runtime import ModelRuntime
 from visionloop.learning.heads import ConceptHeads, combine
 from visionloop.learning.labels import UserReliability, down_weighted
 from visionloop.learning.metrics_concepts import ConceptRecord
 from visionloop.learning.vocabulary import EventType
 from visionloop.metrics import METRICS
-from visionloop.inference.catalog import COLOR, CONCEPT, CUSTOM, CUSTOM_DETECTOR, DETECTION, EMBED, EMBEDDING, FOCUS
-from visionloop.inference.predictors import Predictor
-from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.input_images import thumbnail
 from visionloop.services.models import SHARED, ModelService, ModelView, chosen_concepts
 from visionloop.services.training.click_learning import CLICK_KIND, ClickLearning
 from visionloop.services.training.concept_training import InsufficientData, train_heads
 from visionloop.services.training.data import concept_data, display, features, unit_rows
-from visionloop.services.training.evaluation import concept_metrics, concept_records, region_metrics, unlinked_events
 from visionloop.services.training.detection_learning import DETECTOR_KIND, LEARNED_RUNTIMES, DetectionLearning
+from visionloop.services.training.evaluation import concept_metrics, concept_records, region_metrics, unlinked_events
 from visionloop.services.training.region_learning import DETECTORS, RegionLearning
 from visionloop.services.training.region_rules import REGION_KIND
-from visionloop.services.training.report import (PLOTTING, ConceptExamples, calibration, confusion, example_concepts,
-                                                 example_detections, metrics_table, per_concept, pick_examples,
-                                                 pr_curves, quality_over_time, render)
+from visionloop.services.training.report import (
+    PLOTTING,
+    ConceptExamples,
+    calibration,
+    confusion,
+    example_concepts,
+    example_detections,
+    metrics_table,
+    per_concept,
+    pick_examples,
+    pr_curves,
+    quality_over_time,
+    render,
+)
 from visionloop.services.training.scoring import HEADS_KIND, HeadPredictor
 from visionloop.store.blobs import BlobMissing, BlobStore
 from visionloop.store.db import Database, exclusive, serialize
-from visionloop.store.tables import (DELETED_APP_PREFIX, ActiveVersion, FeedbackEvent, Input, InputConcept,
-                                     InputConceptScore, Model, ModelVersion, Output, input_has_image, utcnow)
+from visionloop.store.tables import (
+    DELETED_APP_PREFIX,
+    ActiveVersion,
+    FeedbackEvent,
+    Input,
+    InputConcept,
+    InputConceptScore,
+    Model,
+    ModelVersion,
+    Output,
+    input_has_image,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from visionloop.services.feedback.log import Erasure

@@ -25,7 +25,6 @@ from visionloop.services.blob_gc import BlobCollector
 from visionloop.store.blobs import BlobStore, BlobUnavailable, digest_of
 from visionloop.store.tables import Input, Output
 
-
 pytestmark = pytest.mark.postgres  # the folder store on both databases; S3 in the SQLite pass only
 
 
