@@ -8,6 +8,7 @@ baseline, and its alarms resolve, since what they said was about the version rep
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import datetime as dt
 import enum
@@ -260,7 +261,7 @@ class AlarmService:
                                   .offset(page.offset).limit(page.per_page)))
             return self._wire(s, rows)
 
-    def firing(self, app_id: str | None = None) -> list[FiringAlarm]:
+    def firing(self, app_id: str | None = None) -> builtins.list[FiringAlarm]:
         """Every firing alarm (of one app, or of all): what a metrics gauge counts."""
         query = (select(Alarm.app_id, Model.id, Alarm.kind, Alarm.subject)
                  .outerjoin(Model, Model.pk == Alarm.model_pk).where(Alarm.state == AlarmState.FIRING.value))
@@ -270,7 +271,7 @@ class AlarmService:
             return [FiringAlarm(*row) for row in s.execute(query.order_by(Alarm.app_id, Alarm.kind, Alarm.id))]
 
     @staticmethod
-    def _wire(s: Session, alarms: Sequence[Alarm]) -> list[dict[str, Any]]:
+    def _wire(s: Session, alarms: Sequence[Alarm]) -> builtins.list[dict[str, Any]]:
         pks = {a.model_pk for a in alarms if a.model_pk is not None}
         model_ids = {pk: mid for pk, mid in s.execute(select(Model.pk, Model.id).where(Model.pk.in_(pks)))} if pks else {}
         return [alarm_json(a, model_ids.get(a.model_pk) if a.model_pk is not None else None) for a in alarms]

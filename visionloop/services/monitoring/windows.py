@@ -11,20 +11,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import zlib
-from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from visionloop.learning.events import verdicts
 from visionloop.learning.metrics_search import SearchRecord
+from visionloop.learning.vocabulary import EventType
 from visionloop.services.feedback.log import as_utc
 from visionloop.services.training.data import features, unit_rows
 from visionloop.store.tables import ActiveVersion, FeedbackEvent, Model, ModelVersion, Output, Search
 
-ANNOTATION = "annotation"
-SEARCH_CLICK = "search_click"
 MAX_FEEDBACK_EVENTS = 20_000  # the newest annotation events of a model read per check: bounded work
 MAX_SEARCHES = 20_000
 TRAINING_EVENTS_READ = 5  # times the reference size: the newest annotation events a version learned from, read
@@ -118,8 +116,8 @@ def traffic(s: Session, app_id: str, model_pk: int, since: dt.datetime | None, *
     share an output) or some image has no stored features."""
     where = _outputs_of(app_id, model_pk, since)
     given = reference if isinstance(reference, np.ndarray) else None
-    early = [] if given is not None else s.execute(select(Output.id, Output.digest).where(*where)
-                                                   .order_by(Output.created_at, Output.id).limit(reference)).all()
+    early = s.execute(select(Output.id, Output.digest).where(*where).order_by(Output.created_at, Output.id)
+                      .limit(reference)).all() if isinstance(reference, int) else []
     late = s.execute(select(Output.id, Output.digest, Output.created_at).where(*where)
                      .order_by(Output.created_at.desc(), Output.id.desc()).limit(recent)).all()[::-1]
     if given is None and len(early) < reference:
@@ -171,24 +169,25 @@ def search_window(s: Session, app_id: str, settled_before: dt.datetime) -> Searc
     for start in range(0, len(same), 500):
         chunk = [sid for sid, _, _ in same[start:start + 500]]
         for sid, rank in s.execute(select(FeedbackEvent.search_id, FeedbackEvent.rank)
-                                   .where(FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == SEARCH_CLICK,
+                                   .where(FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == EventType.SEARCH_CLICK,
                                           FeedbackEvent.search_id.in_(chunk), FeedbackEvent.rank.is_not(None))
                                    .order_by(FeedbackEvent.seq)):
-            clicks.setdefault(sid, []).append(rank)
+            if sid is not None and rank is not None:  # both are in the WHERE; the columns are nullable
+                clicks.setdefault(sid, []).append(rank)
     return SearchWindow(ranking, [SearchRecord(sid, kind, clicks.get(sid, [])) for sid, kind, _ in same],
                         [t for _, _, t in same])
 
 
-def _outputs_of(app_id: str, model_pk: int, since: dt.datetime | None) -> Sequence[object]:
-    where: list[object] = [Output.app_id == app_id, Output.model_pk == model_pk]
+def _outputs_of(app_id: str, model_pk: int, since: dt.datetime | None) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [Output.app_id == app_id, Output.model_pk == model_pk]
     if since is not None:
         where.append(Output.created_at >= since)
     return where
 
 
-def _verdicts_of(app_id: str, model_pk: int, since: dt.datetime | None) -> Sequence[object]:
-    where: list[object] = [FeedbackEvent.app_id == app_id, FeedbackEvent.model_pk == model_pk,
-                           FeedbackEvent.event_type == ANNOTATION]
+def _verdicts_of(app_id: str, model_pk: int, since: dt.datetime | None) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [FeedbackEvent.app_id == app_id, FeedbackEvent.model_pk == model_pk,
+                           FeedbackEvent.event_type == EventType.ANNOTATION]
     if since is not None:
         where.append(FeedbackEvent.created_at >= since)
     return where
