@@ -11,13 +11,12 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from tests.conftest import make_api
-from tests.console.support import form_token, page_token, sign_in
+from tests.console.support import FACE, form_token, page_token, sign_in
 from tests.helpers import Api, b64, png_bytes
 from visionloop.core import VisionLoop
 from visionloop.services.training.detection_learning import annotated_images
 from visionloop.store.tables import Input, Output
 
-FACE = "a403429f2ddf4b49b307e318f00e528b"
 BOX = [0.2, 0.2, 0.8, 0.8]
 
 
