@@ -106,6 +106,9 @@ def test_a_missed_object_is_added_and_bad_coordinates_are_refused_naming_the_fie
         assert r.status_code == 400 and field in r.text.replace("&#39;", "'"), (change, r.text)
         assert 'class="review-image' in r.text  # htmx swaps the input's part in, reason shown there
         assert client.post("/console/review/box", data={**missed, **change}).status_code == 400
+    for token in ("", "0" * 64):  # a box label is a state-changing form: CSRF-checked like the others
+        r = client.post("/console/review/box", data={**missed, "csrf_token": token}, headers={"HX-Request": "true"})
+        assert r.status_code == 403 and "CSRF" in r.text
     assert _regions(api, "photo") == []
     r = client.post("/console/review/box", data=missed, headers={"HX-Request": "true"})
     assert r.status_code == 200, r.text
