@@ -15,6 +15,7 @@ from visionloop.ids import new_id
 from visionloop.store.tables import ModelVersion, utcnow
 
 GENERAL = "aaa03c23b3724a16a56b629203edc62c"
+FACE = "a403429f2ddf4b49b307e318f00e528b"
 
 
 def form_token(html: str) -> str:

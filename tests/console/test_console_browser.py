@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
-from tests.console.support import GENERAL, trained_versions
+from tests.console.support import FACE, GENERAL, trained_versions
 from tests.helpers import b64, free_port, png_bytes
 from visionloop import status
 from visionloop.config import load_settings
@@ -26,6 +27,7 @@ from visionloop.core import VisionLoop
 from visionloop.http.app import create_app
 from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.paging import Page
+from visionloop.store.tables import Input, InputRegion, Output
 
 pytestmark = pytest.mark.slow
 
@@ -235,6 +237,11 @@ def test_an_operator_visits_every_page_labels_and_erases(served: tuple[str, Visi
             "base64": b64(png_bytes((200, 120, 40), (64, 48)))}}}}}]}}).json()
         api.post("/searches/feedback", json={"input": {"id": search["hits"][0]["input"]["id"], "feedback_info": {
             "event_type": "search_click", "search_id": search["id"], "end_user_id": "alice"}}}).raise_for_status()
+    with core.db.transaction() as s:  # a face the detection model was unsure of on the disputed image
+        s.add(Output(id="unsure-face", app_id="shop", model_pk=core.models.get("shop", FACE).model.pk, version_id="v",
+                     input_id=None, digest=s.get(Input, ("shop", "disputed")).digest, key_id="k", result={
+                         "concepts": [], "regions": [{"id": "r1", "box": [0.2, 0.2, 0.8, 0.8], "value": 0.5,
+                                                      "concepts": [["face", "face", 0.5]]}]}))
 
     sign_in(browser, base, str(key))
     for label, shot in (("Models", "models"), ("Search", "search"), ("Review", "review"), ("End users", "end-users")):
@@ -252,6 +259,17 @@ def test_an_operator_visits_every_page_labels_and_erases(served: tuple[str, Visi
     assert "present" == browser.find_element(By.CSS_SELECTOR, "#queue tr.item td.label").text
     labelled = core.inputs.get("shop", "disputed").concepts
     assert [(a.concept_id, a.value) for a in labelled] == [("tabby", 1.0)]
+
+    browser.find_element(By.CSS_SELECTOR, ".review-image button.wrong").click()  # htmx: the input's part swapped
+    wait_for(browser, lambda d: text_of(d, ".review-image td.label") == "wrong")
+    for name, value in (("concept_id", "tabby"), ("top_row", "0.9"), ("left_col", "0.1"), ("bottom_row", "0.3"),
+                        ("right_col", "0.5")):
+        browser.find_element(By.CSS_SELECTOR, f".review-image form.missed input[name={name}]").send_keys(value)
+    browser.find_element(By.CSS_SELECTOR, ".review-image button.missed-object").click()
+    wait_for(browser, lambda d: "box: top_row (0.9) must be less than bottom_row" in text_of(d, ".review-image .error"))
+    with core.db.session() as s:
+        regions = [(r.concepts, r.top_row) for r in s.scalars(select(InputRegion).where(InputRegion.app_id == "shop"))]
+    assert regions == [([{"id": "face", "value": 0.0}], 0.2)]
 
     submit(browser, By.LINK_TEXT, "End users")
     submit(browser, By.XPATH, "//tr[td/a[text()='bob']]//a[@class='button']")

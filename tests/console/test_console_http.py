@@ -748,3 +748,20 @@ def test_signing_in_again_ends_the_earlier_session(client: TestClient, browser: 
     assert client.get("/console", follow_redirects=False).status_code == 200
     replayed = browser.get("/console", headers={"Cookie": f"visionloop_session={earlier}"}, follow_redirects=False)
     assert replayed.status_code == 303
+
+
+def test_htmx_turns_the_end_users_pages_alone(client: TestClient, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from visionloop.http.console import end_users
+
+    monkeypatch.setattr(end_users, "PER_PAGE", 2)
+    for i, user in enumerate(("ann", "ben", "cat")):
+        _judge(api, f"p{i}", user, True)
+    sign_in(client, api.key)
+    page = client.get("/console/end-users").text
+    older = re.search(r'id="older" hx-get="([^"]+)" hx-target="#users"', page).group(1)
+    r = client.get(older, headers={"HX-Request": "true"})
+    assert r.text.lstrip().startswith('<div id="users">') and "<html" not in r.text
+    assert "<h2>How training weighs" not in r.text and ">ann</a>" in r.text and ">cat</a>" not in r.text
+    assert 'hx-get="/console/end-users?page=1"' in r.text and 'id="older"' not in r.text
+    restore = client.get(older, headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    assert restore.text.startswith("<!doctype html>")

@@ -21,7 +21,9 @@ from visionloop.inference.predictions import Box
 from visionloop.learning.review import Disputed, Vote, disagreement, disputed
 from visionloop.services.apps import Caller
 from visionloop.services.feedback.regions import predicted_regions
+from visionloop.services.input_regions import box_of, regions_of
 from visionloop.services.paging import Page
+from visionloop.services.training.service import UNSURE
 from visionloop.store.db import Database, insert_missing
 from visionloop.store.tables import (
     ConsoleAction,
@@ -55,6 +57,26 @@ class EventImage:
     regions: list[dict[str, Any]]  # as the event's normalized body holds them
     predicted: dict[str, Box]      # the output's predicted boxes, by region id
     stored_input: bool             # the image is a stored input's (unlinked feedback naming it), not the event's own
+
+
+@dataclasses.dataclass(frozen=True)
+class ReviewBox:
+    """A box a detection model predicted on a stored input, in question: the model was unsure of it
+    (``score`` between the review queue's bounds) or its end users' region feedback disagrees."""
+
+    box: Box
+    concept_id: str
+    concept_name: str
+    score: float
+    verdicts: dict[str, int]  # end users' latest region feedback on it, by verdict
+    label: bool | None        # the app's annotation: a region with this box showing the concept, or not
+
+
+@dataclasses.dataclass(frozen=True)
+class ReviewImage:
+    input_id: str
+    boxes: list[ReviewBox]
+    annotated: list[tuple[Box, bool]]  # every box the app annotated on the input (shown or not), to draw
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +199,42 @@ class ConsoleService:
                 select(InputConcept).where(InputConcept.app_id == app_id, InputConcept.input_id.in_(ids)))}
         return [(d, labels.get((d.input_id, d.concept_id))) for d in queue]
 
+    def review_boxes(self, app_id: str, input_id: str | None = None, limit: int = 10,
+                     window: int = 2000) -> list[ReviewImage]:
+        """Stored inputs of the app (or just ``input_id``) with predicted boxes in question, the latest
+        output with regions per input among the app's latest ``window`` outputs of its stored images,
+        each box with the app's annotation of it if it has one."""
+        q = (select(Output.id, Output.result, Input.id.label("input_id"))
+             .join(Input, (Input.app_id == Output.app_id) & (Input.digest == Output.digest))
+             .where(Output.app_id == app_id, input_has_image())
+             .order_by(Output.created_at.desc(), Output.id).limit(window))
+        if input_id is not None:
+            q = q.where(Input.id == input_id)
+        with self.db.session() as s:
+            latest: dict[str, tuple[str, dict[str, Any]]] = {}
+            for row in s.execute(q):
+                if (row.result or {}).get("regions") and len(latest) < limit:
+                    latest.setdefault(row.input_id, (row.id, row.result))
+            said = _region_verdicts(s, app_id, [o for o, _ in latest.values()])
+            stored = regions_of(s, app_id, list(latest))
+        out = []
+        for input_id_, (output_id, result) in latest.items():
+            annotated = {(box_of(r), c["id"]): bool(c.get("value")) for r in stored.get(input_id_, [])
+                         for c in r.concepts}
+            boxes = []
+            for region in result["regions"]:
+                if not region.get("concepts"):
+                    continue
+                concept_id, name, score = region["concepts"][0]
+                box = Box(*(float(v) for v in region["box"]))
+                verdicts = said.get((output_id, str(region["id"])), Counter())
+                if UNSURE[0] <= float(score) <= UNSURE[1] or len(verdicts) > 1:
+                    boxes.append(ReviewBox(box, concept_id, name or concept_id, float(score), dict(verdicts),
+                                           annotated.get((box, concept_id))))
+            if boxes:
+                out.append(ReviewImage(input_id_, boxes, [(b, shown) for (b, _), shown in annotated.items()]))
+        return out
+
     def disagreement(self, app_id: str, window: int = 5000) -> tuple[int, int]:
         """(judgements of stored images end users disagree on, those two or more of them made), in
         the latest ``window`` concept feedback events: the overview's disagreement rate."""
@@ -270,6 +328,24 @@ def _votes(s: Session, app_id: str, window: int) -> list[Vote]:
     return [Vote((r.input_id, c["id"]), r.end_user_id or ("anonymous", r.seq), bool(c.get("value")))
             for r in rows if r.input_id in stored
             for c in ((r.body or {}).get("normalized") or {}).get("concepts") or [] if c.get("id")]
+
+
+def _region_verdicts(s: Session, app_id: str, output_ids: list[str]) -> dict[tuple[str, str], Counter[str]]:
+    """Per (output, predicted region id), its end users' latest region feedback counted by verdict
+    (each anonymous event its own voter)."""
+    rows = s.execute(select(FeedbackEvent.seq, FeedbackEvent.output_id, FeedbackEvent.end_user_id, FeedbackEvent.body)
+                     .where(FeedbackEvent.app_id == app_id, FeedbackEvent.output_id.in_(output_ids))
+                     .order_by(FeedbackEvent.seq.desc())).all() if output_ids else []
+    latest: dict[tuple[str, str, Any], str] = {}
+    for r in rows:
+        for region in ((r.body or {}).get("normalized") or {}).get("regions") or []:
+            if region.get("region_id") is not None:
+                latest.setdefault((r.output_id, str(region["region_id"]), r.end_user_id or ("anonymous", r.seq)),
+                                  region.get("feedback") or "accurate")
+    out: dict[tuple[str, str], Counter[str]] = {}
+    for (output_id, region_id, _), verdict in latest.items():
+        out.setdefault((output_id, region_id), Counter())[verdict] += 1
+    return out
 
 
 def _stored_image(s: Session, app_id: str, input_id: str | None, digest: str | None) -> str | None:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from visionloop import errors
-from visionloop.http.console.render import ConsoleRoute, page, see_other
+from visionloop.http.console.render import ConsoleRoute, from_htmx, page, see_other
 from visionloop.http.console.session import FormDep, SessionDep, need
 from visionloop.http.deps import CoreDep
 from visionloop.inference.catalog import GENERAL
@@ -30,19 +30,23 @@ def _end_user(value: str | None) -> str:
 
 @router.get("/end-users")
 def end_users_page(request: Request, session: SessionDep, core: CoreDep) -> Response:
+    """The page; to htmx (a page of end users turned), that page of end users alone."""
     need(session, "feedback_admin", "The end users page")
     app_id = session.caller.app_id
     page_no = Page.of(request.query_params.get("page"), None, default=PER_PAGE, cap=PER_PAGE)
     users = core.console.end_users(app_id, page_no)
+    pager = {"users": users, "page_no": page_no.page,
+             "newer": f"/console/end-users?page={page_no.page - 1}" if page_no.page > 1 else None,
+             "older": f"/console/end-users?page={page_no.page + 1}" if len(users) == PER_PAGE else None}
+    if from_htmx(request):
+        return page(request, "end_users_list.html", pager)
     model_id = request.query_params.get("model_id") or GENERAL.id
     reliability, down = core.learning.reliability(app_id, model_id)
     return page(request, "end_users.html", {
-        "users": users, "page_no": page_no.page, "erased": request.query_params.get("erased", ""),
+        **pager, "erased": request.query_params.get("erased", ""),
         "model": core.models.get(app_id, model_id).model, "reliability": reliability, "down": down,
         "app_annotator": APP_ANNOTATOR,
-        "actions": core.console.actions(app_id, action="erase"),
-        "newer": f"/console/end-users?page={page_no.page - 1}" if page_no.page > 1 else None,
-        "older": f"/console/end-users?page={page_no.page + 1}" if len(users) == PER_PAGE else None})
+        "actions": core.console.actions(app_id, action="erase")})
 
 
 @router.get("/end-users/erase")

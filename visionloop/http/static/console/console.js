@@ -41,6 +41,14 @@
     holder.chart = new uPlot(options, [spec.x].concat(spec.series.map(function (s) { return s.values; })), holder);
   }
 
+  // a box the review queue refused comes back as its part of the page with the reason (status 400): shown, not dropped
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.xhr.status === 400 && event.detail.target.classList.contains("review-image")) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
   htmx.onLoad(function (root) {
     var holders = root.querySelectorAll ? root.querySelectorAll("div.chart") : [];
     Array.prototype.forEach.call(holders, draw);
