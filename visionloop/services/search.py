@@ -207,7 +207,8 @@ class SearchService:
         identity = query_identity([term_key(t) for t in terms if not isinstance(t, VisualTerm)], digests)
         weights = self.memory.weights(app_id, identity, query, ranked)
         top = max(need, MEMORY_TOP)
-        if weights and query is not None and len(ranked) < top:  # (visual) maybe cut short at k: ask again, as far as it re-scores
+        # visual terms (a query) cut short at k: ask again, as far as the memory re-scores
+        if weights and query is not None and len(ranked) < top:
             ranked = self._visual(app_id, predictor, query, candidates, top)
         ranked = self.memory.rerank(app_id, identity, ranked, weights, eta=getattr(predictor, "eta", DEFAULT_ETA),
                                     top=top)

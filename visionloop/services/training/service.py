@@ -529,9 +529,10 @@ class LearningService:
                 since = max([(v.params or {}).get("trained_on", {}).get("last_seq", 0) for v in versions] or [0])
                 events = select(func.count()).select_from(FeedbackEvent).where(
                     FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == event_type, FeedbackEvent.seq > since)
-                new = cast(int, s.scalar(events.where(FeedbackEvent.search_id.is_not(None))  # unlinked clicks teach nothing
+                # unlinked clicks teach nothing; a COUNT is never NULL
+                new = cast(int, s.scalar(events.where(FeedbackEvent.search_id.is_not(None))
                                          if event_type == EventType.SEARCH_CLICK
-                                         else events.where(FeedbackEvent.model_pk == model_pk)))  # COUNT: never None
+                                         else events.where(FeedbackEvent.model_pk == model_pk)))
                 if new >= min_new_events:
                     out.append((app_id, model.id))
             for model in s.scalars(select(Model).where(Model.runtime == CUSTOM_DETECTOR,
