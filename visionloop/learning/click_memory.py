@@ -61,7 +61,7 @@ class Observation:
     above_click: bool = False  # shown above the search's lowest click
 
 
-class ClickMemory(BaseEstimator):
+class ClickMemory(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no type hints: BaseEstimator is Any
     """Per-hit relevance from position-bias-corrected, decayed, per-user-capped clicks; see the module."""
 
     _constraints: ClassVar[dict[str, Range]] = {
@@ -136,9 +136,9 @@ class ClickMemory(BaseEstimator):
             return out
         direction = lift @ np.asarray(vectors, dtype=np.float64)
         similarity = np.asarray(vectors, dtype=np.float64) @ (direction / (np.linalg.norm(direction) or 1.0))
-        evidence = min(1.0, lift.sum() / (1 - self.prior_mean) / self.similarity_evidence)  # grows with it
+        evidence = min(1.0, float(lift.sum()) / (1 - self.prior_mean) / self.similarity_evidence)  # grows with it
         weight = self.similarity_strength * spread * evidence
-        return out + weight * (similarity - similarity.mean()) / (similarity.std() or 1.0)
+        return out + weight * (similarity - float(similarity.mean())) / (similarity.std() or 1.0)
 
 
 def query_weights(similarities: Sequence[float], *, same: float = 0.97, floor: float = 0.5,

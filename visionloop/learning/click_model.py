@@ -41,9 +41,10 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
+import numpy.typing as npt
 from scipy.optimize import minimize
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
@@ -90,13 +91,14 @@ def propensity(rank: int | np.ndarray, eta: float) -> np.ndarray:
     return np.power(np.asarray(rank, dtype=np.float64), -eta)
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
+def _unit(v: np.ndarray) -> npt.NDArray[np.float64]:
     v = np.asarray(v, dtype=np.float64)
     norms = np.linalg.norm(v, axis=-1, keepdims=True)
-    return np.divide(v, norms, out=np.zeros_like(v), where=norms > 0)
+    unit: npt.NDArray[np.float64] = np.divide(v, norms, out=np.zeros_like(v), where=norms > 0)  # stubs: Any
+    return unit
 
 
-class ClickModel(BaseEstimator):
+class ClickModel(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no type hints: BaseEstimator is Any
     """Position-bias propensities and an IPS-trained diagonal re-ranker; see the module docstring."""
 
     _constraints: ClassVar[dict[str, Range]] = {
@@ -239,7 +241,8 @@ class ClickModel(BaseEstimator):
 
         result = minimize(objective, np.ones(d), jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * d,
                           options={"maxiter": 500})
-        return result.x
+        weights: np.ndarray = result.x  # scipy's OptimizeResult is untyped
+        return weights
 
     def _ips_dcg(self, data: _Pairs, w: np.ndarray, eta: float) -> np.ndarray:
         """Per search, the IPS-weighted DCG of its clicked hits when re-ranked by ``w``.
@@ -334,7 +337,8 @@ class ClickModel(BaseEstimator):
             return H @ q
         if q.shape[0] != self.n_features_in_:
             raise ValueError(f"vectors have {q.shape[0]} dimensions, the model was fitted on {self.n_features_in_}")
-        return (H * q[None, :]) @ self.weights_  # the weighted cosine
+        weights = cast(npt.NDArray[np.float64], self.weights_)  # fit and from_bytes set them whenever reranking_
+        return (H * q[None, :]) @ weights  # the weighted cosine
 
     def to_bytes(self) -> bytes:
         check_is_fitted(self, "eta_")

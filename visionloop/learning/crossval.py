@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 
@@ -65,7 +66,7 @@ def cross_val_proba(heads: ConceptHeads, X: np.ndarray, Y: np.ndarray, W: np.nda
     return P
 
 
-def _sigmoid(margin: np.ndarray) -> np.ndarray:
+def _sigmoid(margin: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return 1.0 / (1.0 + np.exp(-np.clip(margin, -500, 500)))
 
 

@@ -99,7 +99,7 @@ class _Projection:
 
     def __call__(self, feature_map: np.ndarray) -> np.ndarray:
         g, w, c = np.shape(feature_map)
-        out = np.asarray(feature_map, np.float32).reshape(-1, c) @ self.matrix - self.shift
+        out: np.ndarray = np.asarray(feature_map, np.float32).reshape(-1, c) @ self.matrix - self.shift
         return out.reshape(g, w, -1)
 
 
@@ -121,7 +121,8 @@ def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(bottom - top, 0, None) * np.clip(right - left, 0, None)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
+    overlap: np.ndarray = inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)  # stubs: Any
+    return overlap
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, limit: int) -> list[int]:
@@ -166,13 +167,15 @@ def _fine_integral(reduced: np.ndarray, fine: int) -> np.ndarray:
     low = np.minimum(np.floor(points).astype(int), g - 1)
     frac = points - low
     rows = integral[low] * (1 - frac)[:, None, None] + integral[low + 1] * frac[:, None, None]
-    return (rows[:, low] * (1 - frac)[None, :, None] + rows[:, low + 1] * frac[None, :, None]).astype(np.float32)
+    sampled: np.ndarray = rows[:, low] * (1 - frac)[None, :, None] + rows[:, low + 1] * frac[None, :, None]
+    return sampled.astype(np.float32)
 
 
 def _box_sums(fine: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Sums of the map over integer fine-grid boxes (n, 4) -> (n, d)."""
     t, l, b, r = boxes.T
-    return fine[b, r] - fine[t, r] - fine[b, l] + fine[t, l]
+    sums: np.ndarray = fine[b, r] - fine[t, r] - fine[b, l] + fine[t, l]  # fancy indexing: Any
+    return sums
 
 
 def _features(fine: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -186,7 +189,8 @@ def _features(fine: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     outer = np.clip(np.stack([t - h // 2, l - w // 2, b + h // 2, r + w // 2], 1), 0, n_fine)
 
     def area(x: np.ndarray) -> np.ndarray:
-        return ((x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])).astype(np.float32)[:, None]
+        sizes: np.ndarray = (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])
+        return sizes.astype(np.float32)[:, None]
 
     inner_sum = _box_sums(fine, boxes)
     ring_area = area(outer) - area(boxes)
@@ -227,10 +231,11 @@ def _apply_deltas(anchors: np.ndarray, deltas: np.ndarray) -> np.ndarray:
     cy = (anchors[:, 0] + anchors[:, 2]) / 2 + deltas[:, 0] * ah
     cx = (anchors[:, 1] + anchors[:, 3]) / 2 + deltas[:, 1] * aw
     h, w = ah * np.exp(np.clip(deltas[:, 2], -1, 1)), aw * np.exp(np.clip(deltas[:, 3], -1, 1))
-    return np.clip(np.stack([cy - h / 2, cx - w / 2, cy + h / 2, cx + w / 2], 1), 0.0, 1.0)
+    boxes: np.ndarray = np.clip(np.stack([cy - h / 2, cx - w / 2, cy + h / 2, cx + w / 2], 1), 0.0, 1.0)
+    return boxes
 
 
-class BoxDetector(BaseEstimator):
+class BoxDetector(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no type hints: BaseEstimator is Any
     """Learns concepts' boxes from feature maps; ``fit(maps, truths, false_positives)``.
 
     ``maps``: per image a (g, g, c) feature map (all of one size); ``truths``: per image its
@@ -340,7 +345,9 @@ class BoxDetector(BaseEstimator):
 
     def _fit_heads(self, fine: Sequence[np.ndarray], truths: Truths, fps: Truths,
                    rng: np.random.Generator) -> dict[str, _Head]:
-        feats, labels, targets = [], {c: [] for c in self.concepts_}, {c: [] for c in self.concepts_}
+        feats: list[np.ndarray] = []
+        labels: dict[str, list[np.ndarray]] = {c: [] for c in self.concepts_}
+        targets: dict[str, list[np.ndarray]] = {c: [] for c in self.concepts_}
         for f, image_truths, image_fps in zip(fine, truths, fps, strict=True):
             x, boxes, image_truths, fp_of = self._samples(f, image_truths, image_fps, rng)
             frac = _to_fraction(boxes, f.shape[0] - 1)

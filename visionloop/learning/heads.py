@@ -29,7 +29,7 @@ head is one matrix product and one sigmoid.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol, cast
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
@@ -64,7 +64,7 @@ class _LabelLike(Protocol):
     confidence: float
 
 
-class ConceptHeads(BaseEstimator):
+class ConceptHeads(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no type hints: BaseEstimator is Any
     """One calibrated logistic regression per concept with enough labels (multi-label, one-vs-rest).
 
     ``fit(X, Y)`` takes embeddings ``X`` (n, d) and labels ``Y`` (n, c): 1 positive, 0 negative,
@@ -228,13 +228,15 @@ class ConceptHeads(BaseEstimator):
         X = check_array(X, dtype=np.float64)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, the heads were fitted on {self.n_features_in_}")
-        return X @ self.coef_.T + self.intercept_
+        margin: np.ndarray = X @ self.coef_.T + self.intercept_  # check_array is untyped: Any
+        return margin
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Calibrated probability of each trained concept, (n, len(concepts_))."""
         margin = self.decision_function(X)
         a, b = self.calibration_[:, 0], self.calibration_[:, 1]
-        return 1.0 / (1.0 + np.exp(np.clip(a * margin + b, -500, 500)))
+        proba: np.ndarray = 1.0 / (1.0 + np.exp(np.clip(a * margin + b, -500, 500)))  # numpy's stubs: Any
+        return proba
 
     def predict(self, X: Any) -> np.ndarray:
         """Multi-label indicator matrix: 1 where the probability is at least 0.5."""
@@ -327,13 +329,13 @@ def label_matrix(
     with ``implicit_negative_weight`` (0 turns this off), as custom concepts need negatives.
     """
     index = {row: i for i, row in enumerate(rows)}
-    kept = [lab for lab in labels if lab.confidence >= min_confidence and lab.item[0] in index]
-    names = sorted({lab.item[1] for lab in kept}) if concepts is None else list(concepts)
+    keyed = ((cast("tuple[Hashable, str]", lab.item), lab) for lab in labels)  # as documented above
+    kept = [(item, lab) for item, lab in keyed if lab.confidence >= min_confidence and item[0] in index]
+    names = sorted({concept for (_, concept), _ in kept}) if concepts is None else list(concepts)
     column = {c: j for j, c in enumerate(names)}
     Y = np.full((len(rows), len(names)), np.nan)
     W = np.zeros_like(Y)
-    for lab in kept:
-        row, concept = lab.item
+    for (row, concept), lab in kept:
         if concept in column:
             Y[index[row], column[concept]] = float(lab.value)
             W[index[row], column[concept]] = 1.0

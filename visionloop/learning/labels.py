@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 E = TypeVar("E")
 
@@ -118,15 +119,16 @@ def dedup_votes(votes: Iterable[Vote]) -> list[Vote]:
     return [vote for _, vote in sorted(chosen.values(), key=lambda pv: pv[0])]
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def _sigmoid(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def _log(x: np.ndarray | float) -> np.ndarray:
-    return np.log(np.clip(x, 1e-9, 1.0))
+def _log(x: npt.NDArray[np.float64] | float) -> npt.NDArray[np.float64]:
+    logged: npt.NDArray[np.float64] = np.log(np.clip(x, 1e-9, 1.0))  # numpy's stubs say Any
+    return logged
 
 
-def _logit_weight(reliability: np.ndarray) -> np.ndarray:
+def _logit_weight(reliability: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     r = np.clip(reliability, 1e-6, 1 - 1e-6)
     return np.maximum(0.0, np.log(r / (1 - r)))
 

@@ -112,8 +112,9 @@ def match(region: JudgedRegion, iou_threshold: float = IOU_THRESHOLD) -> list[Ma
 
 def _counts(matches: Sequence[Match]) -> np.ndarray:
     """(tp, fp, fn) summed over the match records of one judged region."""
-    return np.array([(m.gt_label == m.pred_label, m.gt_label == MISSING, m.pred_label == MISSING)
-                     for m in matches], dtype=float).sum(axis=0)
+    counts: np.ndarray = np.array([(m.gt_label == m.pred_label, m.gt_label == MISSING, m.pred_label == MISSING)
+                                   for m in matches], dtype=float).sum(axis=0)  # numpy's stubs say Any
+    return counts
 
 
 def _metrics(concept: str, judged: list[JudgedRegion], per_region: list[list[Match]],

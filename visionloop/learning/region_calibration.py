@@ -92,8 +92,8 @@ def calibrate_thresholds(
     out = {}
     for concept in sorted(by_concept):
         scores = np.array([s for s, _ in by_concept[concept]])
-        accurate = np.array([a for _, a in by_concept[concept]], dtype=int)
-        out[concept] = _choose(concept, scores, accurate, default, min_judged, target_precision)
+        is_accurate = np.array([a for _, a in by_concept[concept]], dtype=int)
+        out[concept] = _choose(concept, scores, is_accurate, default, min_judged, target_precision)
     return out
 
 
@@ -101,7 +101,8 @@ def _relative_shift(predicted: Box, corrected: Box) -> np.ndarray | None:
     h, w = predicted[2] - predicted[0], predicted[3] - predicted[1]
     if h <= 0 or w <= 0:
         return None
-    return (np.array(corrected) - np.array(predicted)) / np.array([h, w, h, w])
+    shift: np.ndarray = (np.array(corrected) - np.array(predicted)) / np.array([h, w, h, w])  # stubs: Any
+    return shift
 
 
 def shift_box(box: Sequence[float], delta: Sequence[float]) -> Box:
@@ -145,7 +146,8 @@ def fit_box_correction(concept: str, pairs: Sequence[tuple[Sequence[float], Sequ
     total = shifts.sum(axis=0)
     before = np.mean([iou(p, c) for p, c, _ in usable])
     after = np.mean([iou(shift_box(p, (total - s) / (len(usable) - 1)), c) for p, c, s in usable])
-    delta = tuple(float(x) for x in total / len(usable))
+    top, left, bottom, right = (float(x) for x in total / len(usable))
+    delta = (top, left, bottom, right)
     applied = after > before + min_gain
     reason = (f"leave-one-out mean IoU {before:.3f} -> {after:.3f}" +
               ("" if applied else ": no gain, not applied"))
@@ -175,7 +177,8 @@ def fit_box_corrections(pairs_by_concept: Mapping[str, Sequence[tuple[Sequence[f
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    unit: np.ndarray = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)  # stubs: Any
+    return unit
 
 
 def suppression_mask(
@@ -206,7 +209,8 @@ def suppression_mask(
         vectors = _unit_rows(np.atleast_2d(vectors))
         close = (1.0 - unit @ vectors.T) <= max_distance
         close &= (np.linalg.norm(vectors, axis=1) > 0)[None, :] & candidate_ok[:, None]
-        return close.sum(axis=1)
+        counts: np.ndarray = close.sum(axis=1)  # numpy's stubs: Any
+        return counts
 
     n_negative = neighbours(negatives)
     drop = n_negative >= min_neighbours

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 from collections.abc import Mapping, Sequence
 
@@ -101,7 +102,7 @@ class ConceptService:
                  .offset(page.offset).limit(page.per_page))
             return list(s.scalars(q))
 
-    def rename(self, app_id: str, updates: Sequence[NewConcept]) -> list[Concept]:
+    def rename(self, app_id: str, updates: Sequence[NewConcept]) -> builtins.list[Concept]:
         """Overwrite names (the only mutable field); unknown ids refuse the whole request."""
         if not updates:
             raise errors.InvalidRequest("concepts: at least one concept is required")
@@ -121,7 +122,7 @@ class ConceptService:
                 rows.append(row)
         return rows
 
-    def search(self, app_id: str, name: str, page: Page) -> list[Concept]:
+    def search(self, app_id: str, name: str, page: Page) -> builtins.list[Concept]:
         """Case-insensitive name match; ``*`` matches any run of characters."""
         if not name:
             raise errors.InvalidRequest("concept_query.name: a name (with optional * wildcards) is required")

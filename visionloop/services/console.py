@@ -12,7 +12,7 @@ import json
 import secrets
 import threading
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -179,7 +179,8 @@ class ConsoleService:
              .group_by(FeedbackEvent.end_user_id).order_by(last.desc(), FeedbackEvent.end_user_id)
              .offset(page.offset).limit(page.per_page))
         with self.db.session() as s:
-            return [EndUser(*row) for row in s.execute(q)]
+            # the WHERE keeps end_user_id non-null
+            return [EndUser(cast(str, user), n, first, last) for user, n, first, last in s.execute(q)]
 
     def events_of(self, app_id: str, end_user_id: str) -> dict[str, int]:
         """How many feedback events of each type an end user of the app gave (what erasing removes)."""

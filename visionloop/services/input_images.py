@@ -105,7 +105,8 @@ def draw_regions(jpeg: bytes, regions: list[dict[str, Any]], predicted: dict[str
         was = (predicted or {}).get(str(region.get("region_id")))
         if was is not None and [was.top, was.left, was.bottom, was.right] != [float(v) for v in box]:
             rectangle(was.top, was.left, was.bottom, was.right, PREDICTED_COLOUR, 1)
-        rectangle(*(float(v) for v in box), VERDICT_COLOURS.get(region.get("feedback") or "", "#111111"), 2)
+        top, left, bottom, right = (float(v) for v in box)
+        rectangle(top, left, bottom, right, VERDICT_COLOURS.get(region.get("feedback") or "", "#111111"), 2)
     buf = io.BytesIO()
     canvas.save(buf, "JPEG", quality=85)
     return buf.getvalue()

@@ -92,8 +92,8 @@ def write_regions(s: Session, app_id: str, input_id: str, regions: Sequence[Regi
     """Apply ``regions`` to an input's stored regions (the module's rules); a new input merges."""
     stored = regions_of(s, app_id, [input_id]).get(input_id, [])
     if action == "overwrite":
-        for row in stored:
-            s.delete(row)
+        for gone in stored:
+            s.delete(gone)
         stored = []
     by_id = {row.id: row for row in stored}
     by_box = {box_of(row): row for row in stored}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from sqlalchemy import delete, func, select
@@ -252,14 +253,14 @@ class InputService:
             return {code: n for code, n in s.execute(q)}
 
     @classmethod
-    def _stored(cls, s: Session, app_id: str, rows: list[Input]) -> list[StoredInput]:
+    def _stored(cls, s: Session, app_id: str, rows: builtins.list[Input]) -> builtins.list[StoredInput]:
         """The inputs with their annotations: concepts and regions."""
         ids = [r.id for r in rows]
         anns, regions = cls._concepts_of(s, app_id, ids), regions_of(s, app_id, ids)
         return [StoredInput(r, anns.get(r.id, []), regions.get(r.id, [])) for r in rows]
 
     @staticmethod
-    def _concepts_of(s: Session, app_id: str, input_ids: list[str]) -> dict[str, list[InputConcept]]:
+    def _concepts_of(s: Session, app_id: str, input_ids: builtins.list[str]) -> dict[str, builtins.list[InputConcept]]:
         out: dict[str, list[InputConcept]] = {}
         if not input_ids:
             return out
@@ -270,7 +271,7 @@ class InputService:
         return out
 
     # -- update ---------------------------------------------------------------------------------
-    def patch(self, app_id: str, action: PatchAction, items: Sequence[NewInput]) -> list[StoredInput]:
+    def patch(self, app_id: str, action: PatchAction, items: Sequence[NewInput]) -> builtins.list[StoredInput]:
         """Merge, overwrite or remove concepts, regions, metadata and location; all items or none."""
         if not items:
             raise errors.InvalidRequest("inputs: at least one input is required")
@@ -326,8 +327,8 @@ class InputService:
             missing = [i for i in input_ids if i not in found]
             if missing:
                 raise errors.InputNotFound(f"inputs do not exist in this app: {', '.join(missing[:10])}")
-            digests = set(s.scalars(select(Input.digest).where(Input.app_id == app_id, Input.id.in_(valid),
-                                                               input_has_image())))
+            digests = cast("set[str]", set(s.scalars(select(Input.digest).where(  # with an image: a digest
+                Input.app_id == app_id, Input.id.in_(valid), input_has_image()))))
             _delete_rows(s, app_id, input_ids)
             generation = bump_generation(s, app_id)
         self.indexes.remove(app_id, list(input_ids), generation)

@@ -6,12 +6,13 @@ app's *active* version of that model (promotion and rollback move it), else the 
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import BindParameter, Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -53,11 +54,11 @@ CONCEPTS_FIELD = "model.output_info.data.concepts"
 PATCH_ACTIONS = ("merge", "remove", "overwrite")
 
 
-def _views() -> Select[tuple[Model, ModelVersion]]:
+def _views() -> Select[Model, ModelVersion]:
     """Models an app (bound as ``app_id``) sees, each with the version it predicts with, in one
     statement: the app's active version if it promoted one, else the model's base version (the
     first one without a parent, of the model's own app). Built once: building costs more than running."""
-    app_id = bindparam("app_id")
+    app_id: BindParameter[str] = bindparam("app_id")
     base = (select(ModelVersion.id)
             .where(ModelVersion.model_pk == Model.pk, ModelVersion.app_id == Model.app_id,
                    ModelVersion.parent_id.is_(None))
@@ -245,7 +246,7 @@ class ModelService:
         model, version = min(rows, key=lambda r: (r[0].id != ref, r[0].app_id != app_id))
         return _view(model, version)
 
-    def search(self, app_id: str, name: str | None, model_type: str | None, page: Page) -> list[ModelView]:
+    def search(self, app_id: str, name: str | None, model_type: str | None, page: Page) -> builtins.list[ModelView]:
         views = self.list(app_id, Page(1, 10_000))
         if name:
             pattern = name.lower()
@@ -254,7 +255,7 @@ class ModelService:
             views = [v for v in views if model_type in (v.wire_type, v.model.model_type)]
         return views[page.offset:page.offset + page.per_page]
 
-    def versions(self, app_id: str, model: Model, page: Page) -> list[ModelVersion]:
+    def versions(self, app_id: str, model: Model, page: Page) -> builtins.list[ModelVersion]:
         with self.db.session() as s:
             return list(s.scalars(select(ModelVersion)
                                   .where(ModelVersion.model_pk == model.pk,
@@ -301,7 +302,7 @@ class ModelService:
             s.execute(delete(ActiveVersion).where(ActiveVersion.app_id == app_id, ActiveVersion.model_pk == model.pk))
         self._views.clear()
 
-    def concepts_of(self, view: ModelView) -> list[tuple[str, str]]:
+    def concepts_of(self, view: ModelView) -> builtins.list[tuple[str, str]]:
         """(id, name) of every concept the app's version of a model can output."""
         params = view.version.params or {}
         learned = [(c["id"], c["name"]) for c in params.get("concepts", [])]
@@ -315,7 +316,7 @@ class ModelService:
             return chosen_concepts(view.model)
         return learned
 
-    def concept_matches(self, app_id: str, name: str) -> list[tuple[ModelView, str, str]]:
+    def concept_matches(self, app_id: str, name: str) -> builtins.list[tuple[ModelView, str, str]]:
         """(model, id, name) of the built-in models' concepts whose name matches ``name`` (``*``
         wildcards, any case), each concept once; an app's own models output the app's concepts."""
         pattern, seen, out = name.lower(), set(), []
@@ -328,7 +329,7 @@ class ModelService:
                     out.append((view, cid, cname))
         return out
 
-    def _base_concepts(self, runtime: str) -> list[tuple[str, str]]:
+    def _base_concepts(self, runtime: str) -> builtins.list[tuple[str, str]]:
         """(id, name) of the concepts a built-in concept model's base version outputs."""
         vocab = self.runtime.vocabulary
         if runtime == "general":

@@ -183,8 +183,8 @@ class SearchService:
         for term in () if in_sql else filters:
             ids, term_scores = self._filter(app_id, term)
             admitted = ids if admitted is None else admitted & ids
-            for k, v in term_scores.items():
-                scores[k] = scores.get(k, 1.0) * v
+            for input_id, v in term_scores.items():
+                scores[input_id] = scores.get(input_id, 1.0) * v
         candidates: Candidates = self._conditions(app_id, filters) if in_sql else admitted
         need = page.offset + page.per_page
         digests: list[str] = []
@@ -207,7 +207,8 @@ class SearchService:
         identity = query_identity([term_key(t) for t in terms if not isinstance(t, VisualTerm)], digests)
         weights = self.memory.weights(app_id, identity, query, ranked)
         top = max(need, MEMORY_TOP)
-        if weights and visual and len(ranked) < top:  # maybe cut short at k: ask again, as far as it re-scores
+        # visual terms (a query) cut short at k: ask again, as far as the memory re-scores
+        if weights and query is not None and len(ranked) < top:
             ranked = self._visual(app_id, predictor, query, candidates, top)
         ranked = self.memory.rerank(app_id, identity, ranked, weights, eta=getattr(predictor, "eta", DEFAULT_ETA),
                                     top=top)
@@ -291,7 +292,7 @@ class SearchService:
         rows = s.execute(select(Input.id, Input.geo_latitude, Input.geo_longitude)
                          .where(Input.app_id == app_id, input_has_image(),
                                 Input.geo_latitude.between(south, north))).all()
-        points = {i: geo.GeoPoint(lat, lon) for i, lat, lon in rows if lon is not None}
+        points = {i: geo.GeoPoint(lat, lon) for i, lat, lon in rows if lat is not None and lon is not None}
         inside = {i for i, p in points.items() if geo.contains(area, p)}
         if not isinstance(area, geo.Circle) or area.radius <= 0:
             return inside, {}

@@ -7,8 +7,9 @@ for everyone and must never be discouraged by a bill or blocked by a limit).
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, CursorResult, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from visionloop import errors
@@ -41,7 +42,8 @@ def count_usage(s: Session | Connection, caller: Caller, op: str, count: int) ->
         return
     month = this_month()
     bump = {"w_app": caller.app_id, "w_key": caller.key_id, "w_month": month, "w_op": op, "n": count}
-    if not s.execute(_BUMP, bump).rowcount:  # the month's first: create the row (unless a racer just did)
+    bumped = cast(CursorResult[Any], s.execute(_BUMP, bump))  # an UPDATE's result is a CursorResult
+    if not bumped.rowcount:  # the month's first: create the row (unless a racer just did)
         insert_missing(s, Usage, [{"app_id": caller.app_id, "key_id": caller.key_id, "month": month, "op": op,
                                    "count": 0}], key=("app_id", "key_id", "month", "op"))
         s.execute(_BUMP, bump)

@@ -52,7 +52,7 @@ class AppIndexes:
         self.db = db
         self.root = root
         self.space = space
-        self._embedded = select(Input.id, Input.digest, Embedding.vector).join(
+        self._embedded = select(Input.id, Embedding.digest, Embedding.vector).join(
             Embedding, (Embedding.digest == Input.digest) & (Embedding.space == space))
         self.dim = dim
         self._apps: dict[str, AppIndex] = {}

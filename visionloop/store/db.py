@@ -129,7 +129,7 @@ class Database:
     def dispose(self) -> None:
         with self._writers:
             if self._held is not None:
-                self._held, held = None, self._held
+                held, self._held = self._held, None
                 held.close()
         self.engine.dispose()
 
@@ -192,8 +192,7 @@ def insert_missing(s: Session | Connection, entity: Any, rows: Sequence[dict[str
 @functools.cache
 def _insert_or_skip(entity: Any, key: tuple[str, ...], dialect: str) -> Any:
     """``INSERT ... ON CONFLICT (key) DO NOTHING``, built once per table (hot paths run it per request)."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return dialect_insert(entity).on_conflict_do_nothing(index_elements=list(key))

@@ -20,9 +20,8 @@ from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, Dialect, bindparam
+from sqlalchemy import BindParameter, Connection, Dialect, Insert, SelectBase, bindparam
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql import Executable, Insert
 
 Processor = Callable[[Any], Any]
 
@@ -42,11 +41,16 @@ class _Compiled:
     types: tuple[Any, ...]                          # the selected columns' types, in this dialect
 
 
+def _row_type(keys: list[str]) -> Callable[..., tuple[Any, ...]]:
+    """A named tuple of the selected columns (a key that is no identifier is renamed)."""
+    return namedtuple("Row", keys, rename=True)
+
+
 class Prepared:
     """``Prepared(stmt).all(conn, params)``: the statement's rows as named tuples, as
     ``conn.execute(stmt, params).all()`` would give them (attribute access by column key)."""
 
-    def __init__(self, stmt: Executable, column_keys: Sequence[str] | None = None) -> None:
+    def __init__(self, stmt: SelectBase | Insert, column_keys: Sequence[str] | None = None) -> None:
         """``column_keys``: for an INSERT, the columns every execution supplies (all of them)."""
         if isinstance(stmt, Insert) and column_keys is None:
             raise ValueError("an INSERT needs the column keys it is executed with")
@@ -68,13 +72,14 @@ class Prepared:
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         comp = self.stmt.compile(dialect=dialect, column_keys=self.column_keys)
-        binds = {name: p for name, bind in comp.binds.items()
-                 if (p := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None}
+        binds: dict[str, Processor] = {name: p for name, bind in comp.binds.items()
+                                       if (p := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None}
         defaults = {name: bind.value for name, bind in comp.binds.items() if not bind.required}
-        row, types = None, ()
+        row: Callable[..., tuple[Any, ...]] | None = None
+        types: tuple[Any, ...] = ()
         if not isinstance(self.stmt, Insert):
-            columns = list(self.stmt.selected_columns)  # type: ignore[attr-defined]
-            row = namedtuple("Row", [c.key for c in columns], rename=True)  # type: ignore[misc]
+            columns = list(self.stmt.selected_columns)
+            row = _row_type([str(c.key) for c in columns])  # namedtuple takes str() of each key
             types = tuple(c.type.dialect_impl(dialect) for c in columns)
         order = tuple(comp.positiontup) if comp.positiontup is not None else None
         return _Compiled(str(comp), order, binds, defaults, row, types)
@@ -142,7 +147,7 @@ class PreparedIn:
     padded one in 27 µs for 2 values of 8, the exact one in 15.
     """
 
-    def __init__(self, build: Callable[[int], Executable], most: int = 8) -> None:
+    def __init__(self, build: Callable[[int], SelectBase | Insert], most: int = 8) -> None:
         self._build = build
         self.most = most
         self._by_length: dict[int, Prepared] = {}

@@ -37,10 +37,10 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
-from usearch.index import Index
+from usearch.index import BatchMatches, Index
 
 __all__ = ["IndexCorrupt", "IndexMissing", "IndexStale", "IndexUnusable", "VectorIndex", "key_for"]
 
@@ -183,7 +183,8 @@ class VectorIndex:
         self._expansion_search = value
         if self._hnsw is not None:
             with self._hnsw_lock:
-                self._hnsw.expansion_search = value
+                # usearch defines this setter apart from its getter, which mypy reads as read-only
+                self._hnsw.expansion_search = value  # type: ignore[misc]
 
     # -- updates ------------------------------------------------------------------------------
 
@@ -319,7 +320,8 @@ class VectorIndex:
         if len(queries) == 1:  # usearch unwraps a batch of one and trims it to what it found
             keys, distances, counts = found.keys[None, :], found.distances[None, :], np.array([len(found)])
         else:
-            keys, distances, counts = found.keys, found.distances, found.counts
+            batch = cast(BatchMatches, found)  # what usearch answers for several queries
+            keys, distances, counts = batch.keys, batch.distances, batch.counts
         if counts.min() < k:  # a sparse graph region (e.g. after many removals): answer exactly
             keys = np.pad(keys, ((0, 0), (0, k - keys.shape[1])))
             distances = np.pad(distances, ((0, 0), (0, k - distances.shape[1])))
@@ -428,10 +430,10 @@ def _as_keys(keys: Any) -> np.ndarray:
         raise ValueError("keys must be a 1-D array of integers")
     if np.issubdtype(keys.dtype, np.signedinteger) and (keys < 0).any():
         raise ValueError("keys must be non-negative")
-    keys = keys.astype(np.uint64, copy=False)
-    if (keys == _FREE_KEY).any():
+    unsigned: np.ndarray = keys.astype(np.uint64, copy=False)
+    if (unsigned == _FREE_KEY).any():
         raise ValueError("key 2**64 - 1 is reserved")
-    return keys
+    return unsigned
 
 
 def _normalised(vectors: Any, dim: int) -> np.ndarray:

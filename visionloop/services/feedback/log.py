@@ -20,11 +20,12 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Select, bindparam, delete, insert, or_, select
 
@@ -265,8 +266,9 @@ class FeedbackLog:
         return row.id if since is None else None
 
     # -- reading ------------------------------------------------------------------------------
-    def _query(self, app_id: str | None, flt: FeedbackFilter) -> Select[tuple[FeedbackEvent, str | None, str | None]]:
-        q = select(FeedbackEvent, Model.id, Model.app_id).outerjoin(Model, Model.pk == FeedbackEvent.model_pk)
+    def _query(self, app_id: str | None, flt: FeedbackFilter) -> Select[FeedbackEvent, str | None, str | None]:
+        q = cast("Select[FeedbackEvent, str | None, str | None]",  # the outer join: no model, no id
+                 select(FeedbackEvent, Model.id, Model.app_id).outerjoin(Model, Model.pk == FeedbackEvent.model_pk))
         if app_id is not None:
             q = q.where(FeedbackEvent.app_id == app_id)
         for column, value in ((FeedbackEvent.model_pk, flt.model_pk), (FeedbackEvent.version_id, flt.version_id),
@@ -315,7 +317,7 @@ class FeedbackLog:
                               reason="end_user", end_user_id=end_user_id)
         return erased.get(app_id) or Erasure(app_id=app_id, reason="end_user", count=0, end_user_id=end_user_id)
 
-    def prune(self, now: dt.datetime | None = None, days: int | None = None) -> list[Erasure]:
+    def prune(self, now: dt.datetime | None = None, days: int | None = None) -> builtins.list[Erasure]:
         """Delete events older than the retention (``days`` or the setting; 0 keeps everything)."""
         days = self.retention_days if days is None else days
         if days <= 0:
@@ -326,7 +328,8 @@ class FeedbackLog:
                               .where(FeedbackEvent.created_at < cutoff), reason="retention")
         return list(erased.values())
 
-    def _delete(self, victims: Select[Any], *, reason: str, end_user_id: str | None = None) -> dict[str, Erasure]:
+    def _delete(self, victims: Select[int, str, int | None, str | None, str | None], *, reason: str,
+                end_user_id: str | None = None) -> dict[str, Erasure]:
         with self.db.transaction() as s:
             rows = s.execute(victims).all()
             seqs = [r.seq for r in rows]

@@ -120,7 +120,8 @@ def annotated_images(s: Session, app_id: str, allowed: set[str] | None) -> dict[
     inputs = {row.id: row for row in s.execute(recent)}
     out: dict[str, tuple[Any, TaughtImage]] = {}
     for input_id, rows in regions_of(s, app_id, list(inputs)).items():
-        truths, negatives = [], []
+        truths: list[tuple[str, Box]] = []
+        negatives: list[tuple[str, Box]] = []
         for row in rows:
             for c in row.concepts:
                 if allowed is None or c["id"] in allowed:
@@ -208,11 +209,10 @@ class DetectionLearning:
                 pks = list(s.scalars(select(Model.pk).where(Model.app_id.in_([SHARED, app_id]),
                                                             Model.model_type == DETECTION)))
             said, n_events, last_seq = statements(s, app_id, model, allowed, pks)
-            rows = []
             ids = list(said)
-            for start in range(0, len(ids), 500):
-                rows += s.execute(select(Output.id, Output.digest, Output.result, Output.created_at)
-                                  .where(Output.app_id == app_id, Output.id.in_(ids[start:start + 500]))).all()
+            rows = [row for start in range(0, len(ids), 500)
+                    for row in s.execute(select(Output.id, Output.digest, Output.result, Output.created_at)
+                                         .where(Output.app_id == app_id, Output.id.in_(ids[start:start + 500])))]
             by_digest: dict[str, tuple[Any, TaughtImage]] = {}
             for output_id, digest, result, created_at in sorted(rows, key=lambda r: r.created_at):
                 truths, fps = taught(result or {}, said[output_id])

@@ -115,7 +115,7 @@ def statements(s: Session, app_id: str, model: Model, concepts: set[str] | None,
         if normalized.get("kind") != EventKind.REGIONS:
             continue
         n_events, last_seq = n_events + 1, seq
-        users = by_user[output_id] = by_user.pop(output_id, None) or {}  # moved to the end: most recent
+        users = by_user[output_id] = by_user.pop(output_id, {})  # moved to the end: most recent
         said = users.setdefault(end_user, Statements())
         for region in normalized.get("regions") or []:
             said.add(region, concepts)
@@ -289,7 +289,7 @@ def replay(rules: RegionRules, outputs: Sequence[JudgedOutput], crops: Crops) ->
             c, box = lab.candidate, shown.get(lab.candidate.id)
             if lab.real and box is None:
                 judged.append(JudgedRegion(c.concept, NOT_DETECTED, None, lab.truth, None, c.id))
-            elif lab.real:
+            elif lab.real and box is not None:  # (a real one without a box went to the branch above)
                 feedback = ACCURATE if lab.truth is not None and same(box, lab.truth) else MISPLACED
                 judged.append(JudgedRegion(c.concept, feedback, box, lab.truth, c.score, c.id))
             elif box is not None:
@@ -331,12 +331,11 @@ class RegionLearning:
                        ) -> tuple[list[JudgedOutput], dict[str, int]]:
         with self.db.session() as s:
             said, n_events, last_seq = statements(s, app_id, model, {spec.concept})
-            rows = []
             ids = list(said)
-            for start in range(0, len(ids), 500):
-                rows += s.execute(select(Output.id, Output.digest, Output.result)
-                                  .where(Output.app_id == app_id, Output.model_pk == model.pk,
-                                         Output.id.in_(ids[start:start + 500]))).all()
+            rows = [row for start in range(0, len(ids), 500)
+                    for row in s.execute(select(Output.id, Output.digest, Output.result)
+                                         .where(Output.app_id == app_id, Output.model_pk == model.pk,
+                                                Output.id.in_(ids[start:start + 500])))]
         detect = spec.detect(self.runtime)
         judged, n_redetected, n_missing = [], 0, 0
         for output_id, digest, result in rows:

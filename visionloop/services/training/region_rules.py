@@ -137,8 +137,11 @@ class RegionRulesPredictor:
         preds = []
         for image in images:
             candidates = self.detect(image, CANDIDATE_FLOOR)
-            shown = self.rules.apply(candidates, lambda cs, image=image: crop_embeddings(
-                self.runtime, image, [c.box for c in cs]))
+
+            def embed(cs: Sequence[Candidate], image: Image.Image = image) -> np.ndarray:
+                return crop_embeddings(self.runtime, image, [c.box for c in cs])
+
+            shown = self.rules.apply(candidates, embed)
             preds.append(Prediction(regions=[_region(c, box) for c, box in shown],
                                     candidates=[_region(c, c.box) for c in candidates]))
         return preds

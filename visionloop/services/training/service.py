@@ -22,8 +22,8 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from PIL import Image
@@ -428,14 +428,15 @@ class LearningService:
             figures.append(("Example detections on judged images", self.detection_examples(app_id, q)))
         return q.live, q.summary, figures
 
-    def _example_images(self, s: Session, app_id: str, examples: list[ConceptExamples]) -> dict[str, Image.Image]:
+    def _example_images(self, s: Session, app_id: str, examples: list[ConceptExamples]
+                        ) -> dict[Hashable, Image.Image]:
         """The thumbnails of the examples' outputs, by output id (one whose stored image is gone is left out)."""
         wanted = {str(r.output_id) for e in examples for r, _ in e.records()}
         if not wanted:
             return {}
         digests = dict(s.execute(select(Output.id, Output.digest).where(Output.app_id == app_id,
                                                                        Output.id.in_(wanted))).all())
-        images = {}
+        images: dict[Hashable, Image.Image] = {}  # keyed as the examples' records are
         for output_id, digest in digests.items():
             with contextlib.suppress(BlobMissing):
                 images[output_id] = Image.open(io.BytesIO(thumbnail(self.blobs, digest)))
@@ -528,9 +529,10 @@ class LearningService:
                 since = max([(v.params or {}).get("trained_on", {}).get("last_seq", 0) for v in versions] or [0])
                 events = select(func.count()).select_from(FeedbackEvent).where(
                     FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == event_type, FeedbackEvent.seq > since)
-                new = s.scalar(events.where(FeedbackEvent.search_id.is_not(None))  # unlinked clicks teach nothing
-                               if event_type == EventType.SEARCH_CLICK
-                               else events.where(FeedbackEvent.model_pk == model_pk))
+                # unlinked clicks teach nothing; a COUNT is never NULL
+                new = cast(int, s.scalar(events.where(FeedbackEvent.search_id.is_not(None))
+                                         if event_type == EventType.SEARCH_CLICK
+                                         else events.where(FeedbackEvent.model_pk == model_pk)))
                 if new >= min_new_events:
                     out.append((app_id, model.id))
             for model in s.scalars(select(Model).where(Model.runtime == CUSTOM_DETECTOR,
