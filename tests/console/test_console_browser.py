@@ -30,6 +30,9 @@ from visionloop.services.paging import Page
 from visionloop.store.tables import Input, InputRegion, Output
 
 pytestmark = pytest.mark.slow
+# The API calls that set a page up: httpx's 5 s default once timed out on a loaded CI machine (the
+# first add of a fresh server); a hang would still fail, later.
+API_TIMEOUT = 60.0
 
 
 @pytest.fixture
@@ -164,7 +167,7 @@ def test_an_operator_filters_the_feedback_log_and_sees_its_images(served: tuple[
     core.apps.create_app("shop")
     _, key = core.apps.create_key("shop")
     headers = {"Authorization": f"Key {key}"}
-    with httpx.Client(base_url=f"{base}/v2", headers=headers) as api:
+    with httpx.Client(base_url=f"{base}/v2", headers=headers, timeout=API_TIMEOUT) as api:
         for i, user in enumerate(("alice", "bob", "alice")):
             api.post("/inputs", json={"inputs": [{"id": f"img{i}", "data": {"image": {
                 "base64": b64(png_bytes((60 * i, 120, 200), (64, 48)))}}}]}).raise_for_status()
@@ -226,7 +229,7 @@ def test_an_operator_visits_every_page_labels_and_erases(served: tuple[str, Visi
     core.apps.create_app("rival")
     _, rival = core.apps.create_key("rival")
     _, reader = core.apps.create_key("shop", ("feedback_admin",))
-    with httpx.Client(base_url=f"{base}/v2", headers={"Authorization": f"Key {key}"}) as api:
+    with httpx.Client(base_url=f"{base}/v2", headers={"Authorization": f"Key {key}"}, timeout=API_TIMEOUT) as api:
         api.post("/inputs", json={"inputs": [{"id": "disputed", "data": {"image": {
             "base64": b64(png_bytes((200, 120, 40), (64, 48)))}}}]}).raise_for_status()
         for user, present in (("alice", True), ("bob", False)):
