@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
 from visionloop import status
+from visionloop.learning.vocabulary import EventKind
 
 # Powers of two up to the largest forward and group-commit batch.
 _SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -99,7 +100,7 @@ class Metrics:
             return
         kind = normalized.get("kind", "")
         self.child(self.feedback_events, kind).inc()
-        if kind == "search_click":
+        if kind == EventKind.SEARCH_CLICK:
             self.child(self.search_clicks, normalized.get("search_kind") or "unknown").inc()
         for concept in normalized.get("concepts") or ():
             self.child(self.feedback_verdicts, "concept", _VERDICT[bool(concept.get("value"))]).inc()

@@ -17,8 +17,9 @@ from typing import Any, cast
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from visionloop.inference.predictions import Box
+from visionloop.learning.boxes import Box
 from visionloop.learning.review import Disputed, Vote, disagreement, disputed
+from visionloop.learning.vocabulary import EventType, RegionFeedback
 from visionloop.services.apps import Caller
 from visionloop.services.feedback.regions import predicted_regions
 from visionloop.services.input_regions import box_of, regions_of
@@ -100,10 +101,10 @@ class DayCount:
 def verdicts(event_type: str, normalized: dict[str, Any]) -> Counter[str]:
     """The judgements one feedback event makes, by verdict: each concept said present or absent,
     each region's verdict; a search click is one click."""
-    if event_type == "search_click":
+    if event_type == EventType.SEARCH_CLICK:
         return Counter(["click"])
     out = Counter("present" if c.get("value") else "absent" for c in normalized.get("concepts") or [])
-    out.update(r.get("feedback") or "accurate" for r in normalized.get("regions") or [])
+    out.update(r.get("feedback") or RegionFeedback.ACCURATE for r in normalized.get("regions") or [])
     return out
 
 
@@ -256,7 +257,7 @@ class ConsoleService:
                 return None
             normalized = (row.body or {}).get("normalized") or {}
             digest = normalized.get("digest")
-            linked = bool(row.output_id) or (row.event_type == "search_click" and "search_kind" in normalized)
+            linked = bool(row.output_id) or (row.event_type == EventType.SEARCH_CLICK and "search_kind" in normalized)
             if not linked:
                 digest = _stored_image(s, app_id, row.input_id, digest)
             regions = normalized.get("regions") or []
@@ -278,7 +279,7 @@ class ConsoleService:
             top = sorted(groups.values(), key=lambda g: -len(g))[:limit]
             ids = [r.id for g in top for r in g]
             clicks = s.execute(select(FeedbackEvent.search_id, FeedbackEvent.input_id)
-                               .where(FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == "search_click",
+                               .where(FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == EventType.SEARCH_CLICK,
                                       FeedbackEvent.search_id.in_(ids))).all() if ids else []
         by_search: dict[str, list[str]] = {}
         for c in clicks:
@@ -321,7 +322,7 @@ def _votes(s: Session, app_id: str, window: int) -> list[Vote]:
     """End users' concept votes on the app's stored images in its latest ``window`` concept
     feedback events, newest first (each anonymous event its own voter)."""
     rows = s.execute(select(FeedbackEvent.seq, FeedbackEvent.input_id, FeedbackEvent.end_user_id, FeedbackEvent.body)
-                     .where(FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == "annotation",
+                     .where(FeedbackEvent.app_id == app_id, FeedbackEvent.event_type == EventType.ANNOTATION,
                             FeedbackEvent.input_id.is_not(None))
                      .order_by(FeedbackEvent.seq.desc()).limit(window)).all()
     stored = set(s.scalars(select(Input.id).where(Input.app_id == app_id, input_has_image(),
@@ -342,7 +343,7 @@ def _region_verdicts(s: Session, app_id: str, output_ids: list[str]) -> dict[tup
         for region in ((r.body or {}).get("normalized") or {}).get("regions") or []:
             if region.get("region_id") is not None:
                 latest.setdefault((r.output_id, str(region["region_id"]), r.end_user_id or ("anonymous", r.seq)),
-                                  region.get("feedback") or "accurate")
+                                  region.get("feedback") or RegionFeedback.ACCURATE)
     out: dict[tuple[str, str], Counter[str]] = {}
     for (output_id, region_id, _), verdict in latest.items():
         out.setdefault((output_id, region_id), Counter())[verdict] += 1

@@ -15,8 +15,9 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from visionloop import errors
-from visionloop.inference.predictions import Box
 from visionloop.inference.preprocess import to_rgb
+from visionloop.learning.boxes import Box
+from visionloop.learning.vocabulary import RegionFeedback
 from visionloop.services.image_source import without_image
 from visionloop.services.inputs import InputService
 from visionloop.store.blobs import BlobMissing, BlobStore
@@ -78,8 +79,8 @@ def thumbnail(blobs: BlobStore, digest: str) -> bytes:
 
 
 # One colour per region verdict, as the console's legend names them.
-VERDICT_COLOURS = {"accurate": "#16a34a", "misplaced": "#f59e0b", "not_detected": "#2563eb",
-                   "false_positive": "#dc2626"}
+VERDICT_COLOURS: dict[str, str] = {RegionFeedback.ACCURATE: "#16a34a", RegionFeedback.MISPLACED: "#f59e0b",
+                                   RegionFeedback.NOT_DETECTED: "#2563eb", RegionFeedback.FALSE_POSITIVE: "#dc2626"}
 
 
 PREDICTED_COLOUR = "#ffffff"

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from visionloop.ids import is_valid_client_id, new_id
-from visionloop.inference.predictions import Box
+from visionloop.learning.boxes import Box
 from visionloop.learning.vocabulary import RegionFeedback
 from visionloop.services.concepts import check_concept_id, ensure_concepts
 from visionloop.services.feedback.parse import invalid, parse_regions

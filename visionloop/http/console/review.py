@@ -28,6 +28,7 @@ from visionloop.http.deps import CoreDep
 from visionloop.http.wire import image_url
 from visionloop.inference.catalog import GENERAL
 from visionloop.learning.boxes import Box
+from visionloop.learning.vocabulary import RegionFeedback
 from visionloop.services.concepts import check_concept_id
 from visionloop.services.console import ReviewImage
 from visionloop.services.feedback.parse import COORDINATES, invalid, parse_box
@@ -41,7 +42,7 @@ _VALUES = {"present": 1.0, "absent": 0.0}
 _BOX_VERDICTS = {"correct": True, "wrong": False}
 # how a box is drawn: the legend's colours of accurate and false_positive region feedback for what the
 # app annotated as shown and as not shown, dark for a box still in question
-_DRAWN = {True: "accurate", False: "false_positive", None: None}
+_DRAWN = {True: RegionFeedback.ACCURATE, False: RegionFeedback.FALSE_POSITIVE, None: None}
 
 
 @router.get("/review")

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from visionloop import errors
-from visionloop.inference.predictions import Box
+from visionloop.learning.boxes import Box
 from visionloop.learning.vocabulary import (
     EVENT_TYPE_NUMBERS,
     REGION_FEEDBACK_NUMBERS,

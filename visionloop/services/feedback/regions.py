@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from visionloop.inference.predictions import Box
+from visionloop.learning.boxes import Box
 from visionloop.learning.vocabulary import RegionFeedback
 from visionloop.services.feedback.parse import RegionIn, invalid
 
