@@ -21,6 +21,8 @@ same 20% → 40% simulation checked after every verdict, as a server whose check
 does: the share of streams with an alarm within 50 verdicts with and without the change, for the
 server's sliding window and for a sequential alternative (a window-limited Bernoulli CUSUM for
 the doubled rate, its threshold set by simulation for a false-alarm rate per 50 verdicts).
+Last, the one-window test at other negative rates (5% to 40%, doubled) and history lengths, beside
+the best any test can do on those 50 verdicts: a binomial test that knows the history's rate.
 Writes ``bench/out/alarms.json``.
 """
 
@@ -36,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import binom
 from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -168,6 +171,26 @@ def sequential(trials: int) -> dict[str, object]:
     return out
 
 
+def base_rates(windows: int) -> list[dict[str, float]]:
+    """The one-window test (window 50, alpha 0.01) when a negative rate ``p`` doubles, for several
+    ``p`` and history lengths, with the power of the binomial test that knows ``p`` exactly: what no
+    test on 50 verdicts can beat at that false-alarm rate."""
+    rng, window, alpha, rows = np.random.default_rng(3), 50, 0.01, []
+    for p in (0.05, 0.1, 0.2, 0.3, 0.4):
+        critical = int(np.argmax(binom.sf(np.arange(window + 1) - 1, window, p) <= alpha))
+        for history in (200, 1000):
+            def fired(rate: float) -> float:
+                return float(np.mean([proportion_shift(int(rng.binomial(window, rate)), window,
+                                                       int(rng.binomial(history, p)), history, rise=True,
+                                                       alpha=alpha, min_events=20).outside  # type: ignore[union-attr]
+                                      for _ in range(windows)]))
+            rows.append({"rate": p, "history": history, "false_alarm_rate": fired(p),
+                         "fired_when_doubled": fired(2 * p),
+                         "known_rate_test_fires": float(binom.sf(critical - 1, window, 2 * p)),
+                         "known_rate_test_false_alarms": float(binom.sf(critical - 1, window, p))})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--windows", type=int, default=1000, help="i.i.d. windows for the drift false-alarm rate")
@@ -189,7 +212,8 @@ def main() -> None:
     result["feedback_quality"] = {"window": 50, "history": 200, "alpha": 0.01, "rate": 0.2,
                                   "false_alarm_rate": float(np.mean(quiet)), "doubled_rate": 0.4,
                                   "windows_firing_when_doubled": float(np.mean(doubled)),
-                                  "checked_after_every_verdict": sequential(args.streams)}
+                                  "checked_after_every_verdict": sequential(args.streams),
+                                  "doubling_by_rate": base_rates(2000)}
     result["seconds"] = round(time.time() - started, 1)
     out = OUT if args.only is None else OUT.with_name(f"alarms_{args.only}.json")
     out.parent.mkdir(exist_ok=True)
