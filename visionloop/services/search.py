@@ -320,7 +320,7 @@ class SearchService:
             image = self.loader.load(term.source, MIN_SIDE[view.model.runtime])
             pred = self.models.predictor(view.model, view.version).predict([open_rgb(image)])[0]
             assert pred.embedding is not None and pred.features is not None
-            with self.db.transaction() as s:  # kept by digest: learning from clicks needs the query again
+            with self.db.transaction() as s:  # by digest: learning from clicks needs the query again (embedding_gc)
                 store_embeddings(s, {image.digest: pred.features})
             computed[image.digest] = pred.features
             return image.digest, pred.embedding
