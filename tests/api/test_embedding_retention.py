@@ -7,11 +7,13 @@ visionloop/services/embedding_gc.py says who needs an embedding and how racing w
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from tests.alarm_traffic import drawings, photos
 from tests.api.test_search_memory import QUERY, by_image, click, corpus, search  # noqa: F401 (corpus: a fixture)
@@ -206,3 +208,30 @@ def test_a_collector_puts_back_an_embedding_a_row_came_to_need_while_it_deleted(
     monkeypatch.setattr(EmbeddingCollector, "referenced", writer_commits_before_the_second_check)
     assert prune(core) == 1
     assert len(calls) == 2 and stored(core, image) == [True]
+
+
+def test_predicts_racing_a_collector_never_leave_an_output_without_its_embedding(api: Api, core: VisionLoop) -> None:
+    """Really concurrent (on PostgreSQL, two writers at once): in each round one thread predicts an
+    image while another prunes every output of it and collects its embedding. Whatever the
+    interleaving, an output left standing has its image's embedding."""
+    image = png_bytes((90, 160, 20), (64, 64))
+    digest = digest_of(image)
+    start = threading.Barrier(2)
+
+    def predicts() -> None:
+        start.wait()
+        predict(api, GENERAL, image)
+
+    def prunes() -> None:
+        start.wait()
+        with core.db.transaction() as s:
+            s.execute(delete(Output).where(Output.digest == digest))
+        core.embeddings.collect([digest])
+
+    for _ in range(12):
+        with ThreadPoolExecutor(2) as pool:
+            for done in [pool.submit(predicts), pool.submit(prunes)]:
+                done.result()
+        with core.db.session() as s:
+            outputs = s.scalar(select(func.count()).select_from(Output).where(Output.digest == digest))
+        assert not outputs or stored(core, image) == [True]

@@ -118,11 +118,11 @@ class EmbeddingCollector:
         unneeded = sorted(set(digests) - self.referenced(digests))
         if not unneeded:
             return 0
-        with self.db.transaction() as s:
+        with self.db.transaction() as s:  # the rows it deletes are the rows it holds
             held = [{"digest": r.digest, "space": r.space, "vector": r.vector} for r in
-                    s.execute(select(Embedding.digest, Embedding.space, Embedding.vector)
-                              .where(Embedding.digest.in_(unneeded)))]
-            s.execute(delete(Embedding).where(Embedding.digest.in_(unneeded)))
+                    s.execute(delete(Embedding).where(Embedding.digest.in_(unneeded))
+                              .returning(Embedding.digest, Embedding.space, Embedding.vector)
+                              .execution_options(synchronize_session=False))]
         needed = self.referenced({r["digest"] for r in held})  # a writer's row committed in between
         if needed:
             with self.db.transaction() as s:

@@ -18,7 +18,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from visionloop import errors
@@ -37,9 +37,13 @@ from visionloop.services.usage import count_usage
 from visionloop.store.blobs import BlobMissing, BlobStore
 from visionloop.store.db import Database, insert_missing
 from visionloop.store.group_commit import GroupCommit
+from visionloop.store.prepared import PreparedIn, slots
 from visionloop.store.tables import Embedding, FeedbackEvent, Input, Model, ModelVersion, Output, utcnow
 
 _ADD_OUTPUT = insert(Output)  # built once: every predict runs it
+# compiled once (visionloop/store/prepared.py): every predict's group commit runs it after committing
+_STORED = PreparedIn(lambda n: select(Embedding.digest).where(Embedding.space == bindparam("space"),
+                                                              Embedding.digest.in_(slots("digest", n))))
 
 EMBEDDING_SPACE = "mobilenet_v2/features"  # raw pooled features: embeddings and class scores derive from them
 STORED_CONCEPTS = 200  # an output keeps the top concepts: enough for evaluation, bounded in size
@@ -252,8 +256,7 @@ def still_stored(db: Database, vectors: dict[str, np.ndarray]) -> None:
     if not vectors:
         return
     with db.reading() as c:
-        present = set(c.scalars(select(Embedding.digest).where(Embedding.space == EMBEDDING_SPACE,
-                                                               Embedding.digest.in_(sorted(vectors)))))
+        present = {r.digest for r in _STORED.all(c, {"space": EMBEDDING_SPACE}, digest=sorted(vectors))}
     if missing := {d: v for d, v in vectors.items() if d not in present}:
         with db.transaction() as s:
             store_embeddings(s, missing)
