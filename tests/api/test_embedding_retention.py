@@ -138,7 +138,7 @@ def test_unlinked_feedback_keeps_the_training_images_and_drift_still_compares_wi
         api: Api, core: VisionLoop) -> None:
     """A version learned from feedback that named its images by their bytes (no output): the outputs
     of those images are pruned, their embeddings stay for the log's events, and drift after the
-    promotion is judged against them."""
+    promotion is judged against them; erasing that feedback lets them go."""
     training = photos(REFERENCE, seed=100)
     for start in range(0, REFERENCE, 25):
         r = api.post(f"/models/{GENERAL}/outputs", {"inputs": [{"data": {"image": {"base64": b64(img)}}}
@@ -166,6 +166,9 @@ def test_unlinked_feedback_keeps_the_training_images_and_drift_still_compares_wi
     core.alarms.check(api.app_id)
     r = api.get("/alarms", params={"state": "firing"})
     assert [(a["kind"], a["baseline"]) for a in r.json()["alarms"]] == [("input_drift", "trained-on-photos")], r.text
+    r = api.delete("/feedback", params={"end_user_id": "ann"})
+    assert r.status_code == 200 and r.json()["erased"] == REFERENCE, r.text
+    assert not any(stored(core, *training))  # only the erased events kept them
 
 
 def test_a_writer_whose_embedding_was_collected_before_its_commit_puts_it_back(
