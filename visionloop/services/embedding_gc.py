@@ -31,13 +31,15 @@ embeddings sweep``) after a failure or once unclicked searches age past the hori
 
 **The race** is the blob collector's (:mod:`visionloop.services.blob_gc`): a writer may find an
 image's embedding stored (so it inserts none) just before a collector deletes it, then commit a
-row that needs it. Both sides check again: the collector reads the rows, deletes them, **checks
-again** and puts back those a row came to need; a writer (:func:`visionloop.services.predict.still_stored`), after its commit,
-checks that its images' embeddings are there and inserts the missing ones, which it still holds.
-A writer that committed before the collector's second check is seen by it; one that committed
-after it checks after the deletion. In that rare window a reader may miss the embedding: each
-then degrades (an input left out of an index, a query not counted by the click memory, no drift
-figure this round), and never fails the request.
+row that needs it. Both sides check again: the collector deletes the rows (holding them), **checks
+again** and puts back those a row came to need; a writer
+(:func:`visionloop.services.predict.still_stored`), after its commit, checks that its images'
+embeddings are there and inserts the missing ones, which it still holds. A writer that committed
+before the collector's second check is seen by it; one that committed after it checks after the
+deletion. In that rare window a reader may miss the embedding, and degrades: an input is left
+out of a rebuilt index, a remembered query is not counted by the click memory, the drift check
+skips a round, a visual search by that input's id answers 30102 for that moment. No clock,
+lock or extra table is needed, and two collectors of one digest are harmless.
 """
 
 from __future__ import annotations
