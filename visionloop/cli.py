@@ -195,6 +195,19 @@ def cmd_blobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_embeddings(args: argparse.Namespace) -> int:
+    """Delete the stored embeddings nothing needs any more (visionloop/services/embedding_gc.py)."""
+    from visionloop.core import CopyProgress
+
+    core = _core(args)
+    try:
+        deleted, kept = core.embeddings.sweep(CopyProgress("embeddings", "sweeping"))
+    finally:
+        core.close()
+    print(f"deleted the embeddings of {deleted} images nothing needs; {kept} kept")
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     """Every setting with the value in effect for these flags and this environment, and where it came from."""
     flags = {"data_dir": args.data_dir, "database_url": args.database_url}
@@ -312,6 +325,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only blobs last written longer ago than this (default 1: a model being trained "
                             "stores its artefact before its version names it)")
     blobs.set_defaults(func=cmd_blobs)
+
+    embeddings = sub.add_parser("embeddings", parents=[common], help="sweep the embeddings nothing needs",
+                                description="'sweep' deletes the stored embeddings of images that no input, "
+                                            "output or feedback event names and no clicked (or, within "
+                                            "VISIONLOOP_OUTPUT_RETENTION_DAYS, recent) search showed or asked "
+                                            "with: what a prune or deletion that failed half-way left, and the "
+                                            "query images of unclicked searches once past the retention. Safe "
+                                            "beside running servers.")
+    embeddings_sub = embeddings.add_subparsers(dest="action", required=True)
+    embeddings_sub.add_parser("sweep", parents=[common], help="delete every embedding nothing needs, with progress")
+    embeddings.set_defaults(func=cmd_embeddings)
 
     settings = sub.add_parser("settings", parents=[common],
                               help="list every setting: its environment variable, value in effect and default")

@@ -63,7 +63,8 @@ SETTINGS: tuple[Setting, ...] = (
             "(404, as before Clarifai compatibility); off stores it as unlinked feedback, which Clarifai accepted."),
     Setting("output_retention_days", 0, "Predict outputs older than this many days, and not referred to by "
             "any feedback, are deleted by 'visionloop outputs prune' (and when an end user's erasure removes "
-            "their last feedback), with the images nothing else names; 0 keeps outputs forever."),
+            "their last feedback), with the images and stored embeddings nothing else needs; unclicked "
+            "searches older than this no longer keep their images' embeddings; 0 keeps outputs forever."),
     Setting("retrain_after_events", 100, "The server's training worker queues a new version of a model for an "
             "app once this many feedback events on it (concept or region feedback; search clicks for the search "
             "ranking) arrived since its last version; 0 disables."),

@@ -17,6 +17,7 @@ from visionloop.services.apps import SCOPES, AppService, KeyInfo, Secret
 from visionloop.services.click_memory import ClickMemoryService, MemorySettings
 from visionloop.services.concepts import ConceptService
 from visionloop.services.console import ConsoleService
+from visionloop.services.embedding_gc import EmbeddingCollector
 from visionloop.services.feedback import FeedbackService
 from visionloop.services.feedback.log import Erasure
 from visionloop.services.fetch import ImageFetcher
@@ -84,10 +85,12 @@ class VisionLoop:
         self.concepts = ConceptService(self.db)
         self.models = ModelService(self.db, self.runtime)
         self.indexes: VectorStore = self._vector_store()
+        self.embeddings = EmbeddingCollector(self.db, retention_days=settings.output_retention_days)
         self.inputs = InputService(self.db, self.blobs, self.loader, InputAnalyzer(self.models), self.indexes,
-                                   max_batch=settings.max_batch)
+                                   max_batch=settings.max_batch, embeddings=self.embeddings)
         self.input_images = InputImages(self.inputs, self.blobs)
-        self.predict = PredictService(self.db, self.blobs, self.loader, self.models, max_batch=settings.max_batch)
+        self.predict = PredictService(self.db, self.blobs, self.loader, self.models, max_batch=settings.max_batch,
+                                      embeddings=self.embeddings)
         self.usage = UsageService(self.db)
         self.console = ConsoleService(self.db)
         self.monitoring = MonitoringService(self.db, EMBEDDING_SPACE)
@@ -108,6 +111,7 @@ class VisionLoop:
             if settings.alarm_webhook_url else None
         self.alarms = AlarmService(self.db, AlarmSettings.of(settings), notify=self.webhook)
         self.feedback.log.erasure_hooks.append(self._prune_erased_outputs)
+        self.feedback.log.erasure_hooks.append(self._collect_erased_embeddings)  # after the outputs they kept
         self.worker: TrainingWorker | None = None
         self.alarm_loop: AlarmLoop | None = None
 
@@ -117,6 +121,11 @@ class VisionLoop:
         days = self.settings.output_retention_days
         if days > 0 and erasure.output_ids:
             self.predict.prune(utcnow() - dt.timedelta(days=days), erasure.output_ids)
+
+    def _collect_erased_embeddings(self, erasure: Erasure) -> None:
+        """The embeddings only the erased events kept (their images; a search's query and hit images
+        while it was clicked) go with them."""
+        self.embeddings.collect(erasure.digests | self.embeddings.of_searches(erasure.search_ids))
 
     def _vector_store(self) -> VectorStore:
         settings = self.settings

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -84,3 +85,30 @@ def test_migration_0014_keeps_the_annotations_and_scores_of_existing_inputs(tmp_
         assert conn.exec_driver_sql("SELECT input_id, concept_id FROM input_concepts").all() == [("i", "cat")]
         assert conn.exec_driver_sql("SELECT input_id, concept_id FROM input_concept_scores").all() == [("i", "n1")]
         assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+
+
+@pytest.mark.postgres  # the backfill reads JSON in each dialect's SQL
+def test_migration_0022_backfills_the_digests_embedding_collection_asks_by(tmp_path: Path, database_url: str) -> None:
+    db = Database(database_url or f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        if database_url:  # a copy of the template, at the newest schema
+            command.downgrade(alembic_config(db.engine), "0021")
+        else:
+            command.upgrade(alembic_config(db.engine), "0021")
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO feedback_events (id, app_id, event_type, body, body_hash, key_id, created_at) VALUES "
+                "('e1', 'a', 'annotation', '{\"normalized\": {\"digest\": \"d1\"}}', 'h1', 'k', '2026-01-01'), "
+                "('e2', 'a', 'annotation', '{\"normalized\": {\"digest\": null}}', 'h2', 'k', '2026-01-01')")
+            conn.exec_driver_sql("INSERT INTO searches (id, app_id, query, kind, key_id, created_at, query_digests) "
+                                 "VALUES ('s1', 'a', '{}', 'visual', 'k', '2026-01-01', 'q1+q2'), "
+                                 "('s2', 'a', '{}', 'concept', 'k', '2026-01-01', NULL)")
+        command.upgrade(alembic_config(db.engine), "head")
+        with db.engine.connect() as conn:
+            events = dict(conn.exec_driver_sql("SELECT id, digest FROM feedback_events").all())
+            images = conn.exec_driver_sql("SELECT search_id, digest FROM search_query_images ORDER BY digest").all()
+        command.downgrade(alembic_config(db.engine), "0021")
+    finally:
+        db.dispose()
+    assert events == {"e1": "d1", "e2": None}
+    assert [tuple(r) for r in images] == [("s1", "q1"), ("s1", "q2")]

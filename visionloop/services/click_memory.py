@@ -151,6 +151,9 @@ class ClickMemoryService:
         return weights
 
     def _query_vectors(self, s: Session, digests: set[str]) -> dict[str, np.ndarray]:
+        """Unit embeddings of remembered query images by digest. They stay while their search has a
+        click in the log (:mod:`visionloop.services.embedding_gc`); one missing in a deletion race is
+        absent, and its query then counts only when asked again exactly."""
         missing = sorted(digests - set(self._vectors))
         if len(self._vectors) + len(missing) > MAX_VECTORS:
             self._vectors = {}

@@ -19,13 +19,14 @@ from visionloop.inference.predictors import MIN_SIDE
 from visionloop.services.apps import Caller
 from visionloop.services.blob_gc import BlobCollector
 from visionloop.services.concepts import check_concept_id, ensure_concepts
+from visionloop.services.embedding_gc import EmbeddingCollector
 from visionloop.services.geo import GeoPoint
 from visionloop.services.image_source import ImageLoader, ImageSource
 from visionloop.services.images import CheckedImage, keep, still_kept
 from visionloop.services.indexing import Analysis, InputAnalyzer
 from visionloop.services.input_regions import RegionAnnotation, regions_of, write_regions
 from visionloop.services.paging import Page
-from visionloop.services.predict import store_embeddings
+from visionloop.services.predict import still_stored, store_embeddings
 from visionloop.services.usage import count_usage
 from visionloop.store.app_indexes import bump_generation
 from visionloop.store.blobs import BlobStore
@@ -84,10 +85,11 @@ PatchAction = Literal["merge", "overwrite", "remove"]
 
 class InputService:
     def __init__(self, db: Database, blobs: BlobStore, loader: ImageLoader, analyzer: InputAnalyzer,
-                 indexes: VectorStore, *, max_batch: int) -> None:
+                 indexes: VectorStore, *, max_batch: int, embeddings: EmbeddingCollector) -> None:
         self.db = db
         self.blobs = blobs
         self.collector = BlobCollector(db, blobs)  # deleting inputs deletes the images nothing else names
+        self.embeddings = embeddings  # ... and their embeddings nothing else needs
         self.loader = loader
         self.analyzer = analyzer
         self.indexes = indexes
@@ -132,6 +134,7 @@ class InputService:
             generation = bump_generation(s, app_id) if added else 0
             count_usage(s, caller, "inputs", sum(r.stored is not None for r in results))
         still_kept(self.blobs, [images[r.index] for r in added])
+        still_stored(self.db, {images[r.index].digest: analyses[r.index].features for r in added})
         if added:
             self.indexes.add(app_id, [(r.stored.row.id, images[r.index].digest) for r in added if r.stored],
                              np.stack([analyses[r.index].embedding for r in added]), generation)
@@ -333,6 +336,7 @@ class InputService:
             generation = bump_generation(s, app_id)
         self.indexes.remove(app_id, list(input_ids), generation)
         self.collector.collect(digests)
+        self.embeddings.collect(digests)
 
     def delete_all(self, app_id: str) -> int:
         with self.db.session() as s:

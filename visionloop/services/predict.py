@@ -3,7 +3,8 @@
 Each output is stored with its model version, the image (stored input id or the transient
 image's digest, its bytes kept in the blob store), the result, the key and the time: feedback
 refers to outputs by id, and evaluation compares what a version said with what users corrected.
-Embeddings of predicted images are stored once per image digest so training never recomputes them.
+Embeddings of predicted images are stored once per image digest so training never recomputes them;
+pruning outputs deletes those nothing else needs (:mod:`visionloop.services.embedding_gc`).
 Concurrent predicts (those that shared a backbone forward finish together) write their outputs in
 one transaction (:mod:`visionloop.store.group_commit`): one commit, one disk flush, one turn of
 SQLite's write lock for them all, each request answered only once its outputs are committed.
@@ -17,7 +18,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from visionloop import errors
@@ -28,6 +29,7 @@ from visionloop.inference.predictors import MIN_SIDE
 from visionloop.metrics import METRICS
 from visionloop.services.apps import Caller
 from visionloop.services.blob_gc import BlobCollector
+from visionloop.services.embedding_gc import EmbeddingCollector
 from visionloop.services.image_source import ImageLoader, ImageSource, without_image
 from visionloop.services.images import CheckedImage, keep, open_rgb, still_kept
 from visionloop.services.models import ModelService, ModelView
@@ -35,9 +37,13 @@ from visionloop.services.usage import count_usage
 from visionloop.store.blobs import BlobMissing, BlobStore
 from visionloop.store.db import Database, insert_missing
 from visionloop.store.group_commit import GroupCommit
+from visionloop.store.prepared import PreparedIn, slots
 from visionloop.store.tables import Embedding, FeedbackEvent, Input, Model, ModelVersion, Output, utcnow
 
 _ADD_OUTPUT = insert(Output)  # built once: every predict runs it
+# compiled once (visionloop/store/prepared.py): every predict's group commit runs it after committing
+_STORED = PreparedIn(lambda n: select(Embedding.digest).where(Embedding.space == bindparam("space"),
+                                                              Embedding.digest.in_(slots("digest", n))))
 
 EMBEDDING_SPACE = "mobilenet_v2/features"  # raw pooled features: embeddings and class scores derive from them
 STORED_CONCEPTS = 200  # an output keeps the top concepts: enough for evaluation, bounded in size
@@ -103,10 +109,11 @@ def embedding_from_bytes(data: bytes) -> np.ndarray:
 
 class PredictService:
     def __init__(self, db: Database, blobs: BlobStore, loader: ImageLoader, models: ModelService, *,
-                 max_batch: int) -> None:
+                 max_batch: int, embeddings: EmbeddingCollector) -> None:
         self.db = db
         self.blobs = blobs
         self.collector = BlobCollector(db, blobs)  # pruning outputs deletes the images nothing else names
+        self.embeddings = embeddings  # ... and their embeddings nothing else needs
         self.loader = loader
         self.models = models
         self.max_batch = max_batch
@@ -207,16 +214,19 @@ class PredictService:
         """One transaction for the outputs of several requests; each request's usage is counted (and
         its monthly limit checked) in order. Returns the number of outputs written per request."""
         rows = [row for w in writes for row in w.rows]
+        features = {digest: vec for w in writes for digest, vec in w.features.items()}
         with self.db.writing() as c:  # Core: every predict runs this, ORM objects would cost more than the rows
             c.execute(_ADD_OUTPUT, rows[0] if len(rows) == 1 else rows)
-            store_embeddings(c, {digest: vec for w in writes for digest, vec in w.features.items()})
+            store_embeddings(c, features)
             for w in writes:
                 count_usage(c, w.caller, "predict", len(w.rows))
+        still_stored(self.db, features)
         return [len(w.rows) for w in writes]
 
     def prune(self, older_than: dt.datetime, output_ids: Collection[str] | None = None) -> int:
         """Drop outputs older than the retention horizon that no feedback refers to (of ``output_ids``,
-        if given), and then their images that nothing else names; returns how many outputs went.
+        if given), and then their images and embeddings that nothing else needs; returns how many
+        outputs went.
 
         An output with feedback stays as long as its feedback does (feedback retention decides):
         evaluating a version compares what it said with what users corrected.
@@ -229,6 +239,7 @@ class PredictService:
             gone = s.execute(delete(Output).where(*where).returning(Output.digest)
                              .execution_options(synchronize_session=False)).scalars().all()
         self.collector.collect(gone)
+        self.embeddings.collect(gone)
         return len(gone)
 
 
@@ -236,6 +247,19 @@ def store_embeddings(s: Session | Connection, vectors: dict[str, np.ndarray]) ->
     """Insert raw features by image digest unless present (racing writers of one image are fine)."""
     insert_missing(s, Embedding, [{"digest": digest, "space": EMBEDDING_SPACE, "vector": embedding_bytes(vec)}
                                   for digest, vec in vectors.items()], key=("digest", "space"))
+
+
+def still_stored(db: Database, vectors: dict[str, np.ndarray]) -> None:
+    """After the commit of rows that need ``vectors`` (raw features by digest): insert those an
+    embedding collector in another process deleted between this writer's insert and that commit
+    (the race :mod:`visionloop.services.embedding_gc` explains); one indexed read when none was."""
+    if not vectors:
+        return
+    with db.reading() as c:
+        present = {r.digest for r in _STORED.all(c, {"space": EMBEDDING_SPACE}, digest=sorted(vectors))}
+    if missing := {d: v for d, v in vectors.items() if d not in present}:
+        with db.transaction() as s:
+            store_embeddings(s, missing)
 
 
 def result_json(pred: Prediction) -> dict[str, Any]:

@@ -46,7 +46,7 @@ from visionloop.services.images import open_rgb
 from visionloop.services.inputs import InputService, StoredInput
 from visionloop.services.models import ModelService
 from visionloop.services.paging import Page
-from visionloop.services.predict import EMBEDDING_SPACE, embedding_from_bytes, store_embeddings
+from visionloop.services.predict import EMBEDDING_SPACE, embedding_from_bytes, still_stored, store_embeddings
 from visionloop.services.search_sql import Conditions
 from visionloop.services.usage import count_usage
 from visionloop.store.db import Database
@@ -59,6 +59,7 @@ from visionloop.store.tables import (
     InputConceptScore,
     Search,
     SearchHit,
+    SearchQueryImage,
     input_at_url,
     input_has_image,
     name_key,
@@ -196,8 +197,9 @@ class SearchService:
         # re-scoring only when it remembers clicks for this query or one like it (a store's cost
         # grows with how many it is asked for).
         k = max(need, FIRST_PAGE) + EXPLORE_POOL
+        computed: dict[str, np.ndarray] = {}  # features of query images sent as bytes or URL, by digest
         if visual:
-            found = [self._query_vector(app_id, t) for t in visual]
+            found = [self._query_vector(app_id, t, computed) for t in visual]
             digests = [d for d, _ in found]
             query = np.mean([v for _, v in found], axis=0)
             ranked = self._visual(app_id, predictor, query, candidates, k)
@@ -221,6 +223,7 @@ class SearchService:
                 for n, (i, score) in enumerate(shown) if i in stored]
         kind = query_kind(terms)
         search_id = self._remember(caller, raw_query, kind, identity, ranking, hits)
+        still_stored(self.db, computed)  # the search now needs them: stored before its row, maybe collected since
         METRICS.searched(kind)
         return SearchResult(search_id, hits)
 
@@ -309,15 +312,17 @@ class SearchService:
             ids |= {cid for cid, name in self.models.concepts_of(view) if name_key(name) == key}
         return sorted(ids)
 
-    def _query_vector(self, app_id: str, term: VisualTerm) -> tuple[str, np.ndarray]:
-        """The query image's digest (a stored input's image) and embedding."""
+    def _query_vector(self, app_id: str, term: VisualTerm, computed: dict[str, np.ndarray]) -> tuple[str, np.ndarray]:
+        """The query image's digest (a stored input's image) and embedding; the features of an
+        image sent are stored, and added to ``computed``."""
         if term.source is not None:
             view = self.models.get(app_id, GENERAL.id)
             image = self.loader.load(term.source, MIN_SIDE[view.model.runtime])
             pred = self.models.predictor(view.model, view.version).predict([open_rgb(image)])[0]
             assert pred.embedding is not None and pred.features is not None
-            with self.db.transaction() as s:  # kept by digest: learning from clicks needs the query again
+            with self.db.transaction() as s:  # by digest: learning from clicks needs the query again (embedding_gc)
                 store_embeddings(s, {image.digest: pred.features})
+            computed[image.digest] = pred.features
             return image.digest, pred.embedding
         with self.db.session() as s:
             row = s.execute(select(Input.digest, Embedding.vector).join(Input, (Input.digest == Embedding.digest))
@@ -387,6 +392,7 @@ class SearchService:
                          scope=identity.scope, identity=identity.identity,
                          query_digests="+".join(identity.digests) or None, ranking=ranking))
             s.flush()
+            s.add_all(SearchQueryImage(search_id=search_id, digest=d) for d in sorted(set(identity.digests)))
             s.add_all(SearchHit(search_id=search_id, rank=h.rank, input_id=h.input.row.id, score=h.score,
                                 digest=h.input.row.digest,  # what was shown: a click counts for this image
                                 propensity=h.propensity)

@@ -292,7 +292,19 @@ class SearchHit(Base):
     digest: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the image shown (None: before 0013)
     # Set on a hit placed by exploration: the probability that it was shown there.
     propensity: Mapped[float | None] = mapped_column(Float, nullable=True)
-    __table_args__ = (Index("ix_search_hits_input", "search_id", "input_id"),)
+    __table_args__ = (Index("ix_search_hits_input", "search_id", "input_id"),
+                      # the embedding collector asks whether a remembered search showed an image
+                      Index("ix_search_hits_digest", "digest"))
+
+
+class SearchQueryImage(Base):
+    """A query image of a search, one row per digest of ``searches.query_digests``: the embedding
+    collector (:mod:`visionloop.services.embedding_gc`) asks by digest whether a remembered query
+    still needs an image's embedding."""
+
+    __tablename__ = "search_query_images"
+    search_id: Mapped[str] = mapped_column(ForeignKey("searches.id", ondelete="CASCADE"), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
 
 class FeedbackEvent(Base):
@@ -318,6 +330,8 @@ class FeedbackEvent(Base):
     body_hash: Mapped[str] = mapped_column(String(64), index=True)
     key_id: Mapped[str] = mapped_column(ID)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    # body.normalized.digest, the image the event is about: its embedding stays while the event does
+    digest: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
 
 class Usage(Base):

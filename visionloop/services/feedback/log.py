@@ -58,7 +58,7 @@ _SAID_SINCE = Prepared(select(FeedbackEvent.seq).where(
     FeedbackEvent.body_hash != bindparam("body_hash"),
     *(getattr(FeedbackEvent, c).is_not_distinct_from(bindparam(c)) for c in _SUBJECT)).limit(1))
 _EVENT_COLUMNS = ("id", "app_id", "event_type", "model_pk", "version_id", "output_id", "search_id", "input_id",
-                  "rank", "end_user_id", "session_id", "body", "body_hash", "key_id", "created_at")
+                  "rank", "end_user_id", "session_id", "body", "body_hash", "key_id", "created_at", "digest")
 _APPEND = Prepared(insert(FeedbackEvent), _EVENT_COLUMNS)
 # The app's concept a new concept's id names: that id, else the oldest with that name (by name_key).
 _NAMESAKE = (select(Concept.id)
@@ -108,6 +108,7 @@ class Erasure:
     model_pks: frozenset[int] = frozenset()
     output_ids: frozenset[str] = frozenset()
     search_ids: frozenset[str] = frozenset()
+    digests: frozenset[str] = frozenset()  # the images the erased events were about
     # the oldest erased event per model (None: search clicks, which the embedding model's ranking
     # learns from): a version whose training read the log past it learned from erased events
     first_seqs: Mapping[int | None, int] = dataclasses.field(default_factory=dict, hash=False)
@@ -242,7 +243,7 @@ class FeedbackLog:
                              "search_id": ev.search_id, "input_id": ev.input_id, "rank": ev.rank,
                              "end_user_id": ev.end_user_id, "session_id": ev.session_id,
                              "body": {"normalized": ev.normalized, "raw": ev.raw}, "body_hash": ev.body_hash,
-                             "key_id": ev.key_id, "created_at": now})
+                             "key_id": ev.key_id, "created_at": now, "digest": ev.normalized.get("digest")})
                 out.append(Appended(event_id, duplicate=False))
             if rows:
                 _APPEND.execute_many(s, rows)
@@ -312,7 +313,7 @@ class FeedbackLog:
         if not end_user_id:
             raise ValueError("an end user id is required")
         erased = self._delete(select(FeedbackEvent.seq, FeedbackEvent.app_id, FeedbackEvent.model_pk,
-                                     FeedbackEvent.output_id, FeedbackEvent.search_id)
+                                     FeedbackEvent.output_id, FeedbackEvent.search_id, FeedbackEvent.digest)
                               .where(FeedbackEvent.app_id == app_id, FeedbackEvent.end_user_id == end_user_id),
                               reason="end_user", end_user_id=end_user_id)
         return erased.get(app_id) or Erasure(app_id=app_id, reason="end_user", count=0, end_user_id=end_user_id)
@@ -324,11 +325,11 @@ class FeedbackLog:
             return []
         cutoff = as_utc(now or utcnow()) - dt.timedelta(days=days)
         erased = self._delete(select(FeedbackEvent.seq, FeedbackEvent.app_id, FeedbackEvent.model_pk,
-                                     FeedbackEvent.output_id, FeedbackEvent.search_id)
+                                     FeedbackEvent.output_id, FeedbackEvent.search_id, FeedbackEvent.digest)
                               .where(FeedbackEvent.created_at < cutoff), reason="retention")
         return list(erased.values())
 
-    def _delete(self, victims: Select[int, str, int | None, str | None, str | None], *, reason: str,
+    def _delete(self, victims: Select[int, str, int | None, str | None, str | None, str | None], *, reason: str,
                 end_user_id: str | None = None) -> dict[str, Erasure]:
         with self.db.transaction() as s:
             rows = s.execute(victims).all()
@@ -347,6 +348,7 @@ class FeedbackLog:
                                   model_pks=frozenset(r.model_pk for r in items if r.model_pk is not None),
                                   output_ids=frozenset(r.output_id for r in items if r.output_id),
                                   search_ids=frozenset(r.search_id for r in items if r.search_id),
+                                  digests=frozenset(r.digest for r in items if r.digest),
                                   first_seqs=first_seqs)
         for erasure in out.values():
             self._notify(erasure)

@@ -3,7 +3,9 @@ per concept, searches and their clicks. SQL only; judging is :mod:`.alarms`' bus
 
 Traffic embeddings are not stored apart: every output names its image digest, and the image's
 features are stored once per digest when it is predicted (:mod:`visionloop.services.predict`). The
-windows read outputs, so drift sees exactly the outputs that ``output_retention_days`` keeps.
+windows read outputs, so drift sees exactly the outputs that ``output_retention_days`` keeps, and
+their features stay while they do, as do those of the images the feedback log names (a promoted
+version's training reference): :mod:`visionloop.services.embedding_gc`.
 """
 
 from __future__ import annotations

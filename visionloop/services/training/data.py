@@ -118,7 +118,8 @@ def display(concept_id: str, names: Mapping[str, str]) -> str:
 
 
 def features(s: Session, digests: Sequence[str]) -> dict[str, np.ndarray]:
-    """Stored raw backbone features by image digest (images never predicted on are absent)."""
+    """Stored raw backbone features by image digest (images never predicted on are absent, and so are
+    those nothing needed any more: :mod:`visionloop.services.embedding_gc`)."""
     out: dict[str, np.ndarray] = {}
     for start in range(0, len(digests), 500):
         chunk = list(digests[start:start + 500])
