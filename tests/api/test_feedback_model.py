@@ -523,6 +523,25 @@ class TestRateLimit:
         # another key of the same app has its own bucket (the app's is 5x larger)
         ok(post(make_api(core, client, "app-a"), concept_body(cat["id"], [{"id": "dog"}])))
 
+    def test_two_processes_on_one_database_share_the_limit(self, api: Api, core: VisionLoop, cat: dict) -> None:
+        """Behind a load balancer: requests alternate between two servers, and a key still gets its 5."""
+        from fastapi.testclient import TestClient
+
+        from visionloop.http.app import create_app
+
+        other = VisionLoop(core.settings, core.runtime)
+        try:
+            with TestClient(create_app(other.settings, other), raise_server_exceptions=False) as second:
+                servers = [api, Api(second, api.key, api.app_id)]
+                for i in range(5):
+                    ok(post(servers[i % 2], concept_body(cat["id"], [{"id": "cat"}], session_id=f"s{i}")))
+                for i, server in enumerate(servers):
+                    r = post(server, concept_body(cat["id"], [{"id": "cat"}], session_id=f"flood{i}"))
+                    assert status(r)[:2] == (429, 11005) and "this API key" in status(r)[2], r.text
+            assert stored(core) == 5
+        finally:
+            other.close()
+
 
 @pytest.mark.parametrize(("extra", "reason"), [
     ('"x": NaN', "NaN"),
