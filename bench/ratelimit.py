@@ -1,6 +1,6 @@
 """The feedback rate limit shared through the database: what it costs, and how well it holds.
 
-    python bench/ratelimit.py [--before REV] [--seconds 12] [--rounds 4] [--levels 8,64] [--keys 4]
+    python bench/ratelimit.py --before REV [--seconds 12] [--rounds 4] [--levels 8,64] [--keys 4]
                               [--accuracy-seconds 10] [--accuracy-rate 20] [--postgres]
 
 - **cost**: a ``visionloop serve`` of this tree and one of ``--before`` (a git revision, extracted
@@ -169,7 +169,8 @@ def accuracy(before: Path, database: str, database_url: str, args: argparse.Name
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", default="HEAD~1", help="git revision of the tree to compare with")
+    parser.add_argument("--before", required=True, help="git revision of the tree to compare with (e.g. the "
+                        "last commit before the shared limit)")
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--levels", default="8,64")
