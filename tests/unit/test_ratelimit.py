@@ -124,6 +124,22 @@ def test_processes_on_one_database_share_one_limit(db: Database) -> None:
         three.check("app2", "k3")
 
 
+def test_concurrent_requests_in_two_processes_take_no_more_than_the_bucket_holds(db: Database) -> None:
+    """Eight threads in each of two processes (each its own engine and pool, as two servers have),
+    the clock standing still: exactly the burst passes, whatever interleaves."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    clock = Clock()
+    other = Database(db.url)
+    try:
+        limiters = [RateLimiter(20.0, db=d, clock=clock, lease_seconds=0.5) for d in (db, other)]  # 200; leases of 10
+        with ThreadPoolExecutor(16) as pool:
+            counts = list(pool.map(lambda i: accepted(limiters[i % 2], "k", 50), range(16)))
+        assert sum(counts) == 200
+    finally:
+        other.dispose()
+
+
 class Counting:
     """The database's buckets, counting leases."""
 
