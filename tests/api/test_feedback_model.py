@@ -542,6 +542,20 @@ class TestRateLimit:
         finally:
             other.close()
 
+    def test_a_lease_the_database_refuses_leaves_the_process_to_limit_alone(
+            self, api: Api, core: VisionLoop, cat: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Never a 500 from the limit: each request is accepted and stored, or refused with 11005."""
+        from sqlalchemy.exc import OperationalError
+
+        def down(*_: Any) -> None:
+            raise OperationalError("UPDATE rate_buckets ...", {}, Exception("server closed the connection"))
+
+        monkeypatch.setattr(core.feedback.limiter._shared, "lease", down)
+        codes = [status(post(api, concept_body(cat["id"], [{"id": "cat"}], session_id=f"s{i}")))[:2]
+                 for i in range(6)]
+        assert codes == [(200, 10000)] * 5 + [(429, 11005)]  # this process's own bucket: bursts of 5
+        assert stored(core) == 5
+
 
 @pytest.mark.parametrize(("extra", "reason"), [
     ('"x": NaN', "NaN"),
