@@ -1,15 +1,16 @@
 """The feedback rate limit shared through the database: what it costs, and how well it holds.
 
-    python bench/ratelimit.py --before REV [--seconds 12] [--rounds 4] [--levels 8,64] [--keys 4]
+    python bench/ratelimit.py --before REV [--seconds 12] [--rounds 4] [--levels 8,64] [--apps 16]
                               [--accuracy-seconds 10] [--accuracy-rate 20] [--postgres]
 
 - **cost**: a ``visionloop serve`` of this tree and one of ``--before`` (a git revision, extracted
   with ``git archive`` to a temporary folder: the limit kept in each process's memory), each on a
-  SQLite database of its own, with the default limit (100 per second per key); the load of
-  bench/feedback.py, its clients spread over ``--keys`` keys of one app, in alternating turns, so
-  that both see the same machine. The keys' bursts and refill are far above what one server
-  answers here, so no request is refused (every answer must be 200): the figure is what leasing
-  tokens from the database costs while requests are let through.
+  SQLite database of its own, with the default limit (100 per second per key, 500 per app); the
+  load of bench/feedback.py, its clients spread over ``--apps`` apps of one key each, in
+  alternating turns, so that both see the same machine. The buckets' bursts and refill are above
+  what one server answers here, so no request is refused (every answer must be 200), while each
+  key's requests come near its rate, where a lease serves the fewest requests: the figure is what
+  leasing tokens from the database costs while requests are let through.
 - **accuracy**: two servers of each tree on one database (a SQLite file; with ``--postgres`` also
   an embedded PostgreSQL), clients alternating between them as a load balancer would, one key,
   far above ``--accuracy-rate``, for ``--accuracy-seconds``: the requests accepted against what one
@@ -51,16 +52,17 @@ def _cli(root: Path, env: dict[str, str], *args: str) -> str:
 
 
 @contextlib.contextmanager
-def servers(root: Path, data: Path, *, n: int = 1, keys: int = 1, database_url: str = "",
+def servers(root: Path, data: Path, *, n: int = 1, apps: int = 1, database_url: str = "",
             rate: float | None = None) -> Iterator[tuple[list[str], list[str]]]:
-    """``n`` servers of the tree at ``root`` on one database; yields (base URLs, API keys of one app)."""
+    """``n`` servers of the tree at ``root`` on one database; yields (base URLs, an API key of each app)."""
     env = {**os.environ, **QUIET, "VISIONLOOP_DATA_DIR": str(data), "PYTHONPATH": str(root)}
     if database_url:
         env["VISIONLOOP_DATABASE_URL"] = database_url
     if rate is not None:
         env["VISIONLOOP_FEEDBACK_RATE_LIMIT"] = str(rate)
-    _cli(root, env, "apps", "create", "bench")
-    secrets = [_cli(root, env, "keys", "create", "--app", "bench") for _ in range(keys)]
+    for i in range(apps):
+        _cli(root, env, "apps", "create", f"bench{i}")
+    secrets = [_cli(root, env, "keys", "create", "--app", f"bench{i}") for i in range(apps)]
     procs, bases = [], []
     try:
         for _ in range(n):
@@ -88,11 +90,12 @@ def servers(root: Path, data: Path, *, n: int = 1, keys: int = 1, database_url: 
             p.wait(timeout=60)
 
 
-async def spread(base: str, secrets: list[str], outputs: list[str], clients: int, seconds: float, n: int) -> Run:
-    """bench/feedback.py's load, its clients spread over the keys."""
-    share = [clients // len(secrets) + (i < clients % len(secrets)) for i in range(len(secrets))]
-    runs = await asyncio.gather(*(sustain(base, {"Authorization": f"Key {k}"}, outputs, c, seconds, n + i * 10**5)
-                                  for i, (k, c) in enumerate(zip(secrets, share)) if c))
+async def spread(base: str, outputs: dict[str, list[str]], clients: int, seconds: float, n: int) -> Run:
+    """bench/feedback.py's load, its clients spread over the apps' keys (``outputs``: by key)."""
+    keys = list(outputs)
+    share = [clients // len(keys) + (i < clients % len(keys)) for i in range(len(keys))]
+    runs = await asyncio.gather(*(sustain(base, {"Authorization": f"Key {k}"}, outputs[k], c, seconds, n + i * 10**5)
+                                  for i, (k, c) in enumerate(zip(keys, share)) if c))
     return Run([x for r in runs for x in r.latencies], [e for r in runs for e in r.errors],
                max(r.seconds for r in runs), sum(r.warm_ups for r in runs))
 
@@ -100,23 +103,24 @@ async def spread(base: str, secrets: list[str], outputs: list[str], clients: int
 def cost(before: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp, \
-            servers(before, Path(tmp) / "before", keys=args.keys) as (old, old_keys), \
-            servers(ROOT, Path(tmp) / "after", keys=args.keys) as (new, new_keys):
-        trees = {"before": (old[0], old_keys), "after": (new[0], new_keys)}
-        outputs = {name: real_outputs(base, {"Authorization": f"Key {keys[0]}"}) for name, (base, keys) in trees.items()}
+            servers(before, Path(tmp) / "before", apps=args.apps) as (old, old_keys), \
+            servers(ROOT, Path(tmp) / "after", apps=args.apps) as (new, new_keys):
+        trees = {"before": old[0], "after": new[0]}
+        outputs = {name: {k: real_outputs(trees[name], {"Authorization": f"Key {k}"}, n=4) for k in keys}
+                   for name, keys in (("before", old_keys), ("after", new_keys))}
         n = 0
         for clients in [int(x) for x in args.levels.split(",")]:
             turns: dict[str, list[Run]] = {"before": [], "after": []}
             for _ in range(args.rounds):
-                for name, (base, keys) in trees.items():
-                    turns[name].append(asyncio.run(spread(base, keys, outputs[name], clients,
+                for name, base in trees.items():
+                    turns[name].append(asyncio.run(spread(base, outputs[name], clients,
                                                           args.seconds / args.rounds, n)))
                     n += 10**6
             was, now = summary(turns["before"]), summary(turns["after"])
             row = {"clients": clients, "before": was, "after": now, "ratio": now["rps"] / was["rps"],
                    "load_avg": os.getloadavg()[0]}
             rows.append(row)
-            print(f"cost {clients:>3} clients over {args.keys} keys | before {was['rps']:7.1f} req/s p50 "
+            print(f"cost {clients:>3} clients over {args.apps} apps | before {was['rps']:7.1f} req/s p50 "
                   f"{was['p50_ms']:6.1f} ms p99 {was['p99_ms']:6.1f} ms ({was['errors']} errors) | after "
                   f"{now['rps']:7.1f} req/s p50 {now['p50_ms']:6.1f} ms p99 {now['p99_ms']:6.1f} ms ({now['errors']} "
                   f"errors) | after/before {row['ratio']:.3f} (per round {now['rps_per_round']} vs "
@@ -174,7 +178,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--levels", default="8,64")
-    parser.add_argument("--keys", type=int, default=4)
+    parser.add_argument("--apps", type=int, default=16)
     parser.add_argument("--accuracy-seconds", type=float, default=10.0)
     parser.add_argument("--accuracy-rate", type=float, default=20.0)
     parser.add_argument("--postgres", action="store_true", help="also measure the accuracy on PostgreSQL")
