@@ -106,7 +106,7 @@ class Database:
             with self._writers:
                 conn, self._held = self._held or self._writer_engine.connect(), None
                 try:
-                    with _synchronous(conn, "FULL" if durable else "NORMAL"), conn.begin():
+                    with _synced(conn, durable), conn.begin():
                         yield conn
                 except BaseException:
                     conn.close()
@@ -140,15 +140,15 @@ class Database:
 
 
 @contextmanager
-def _synchronous(conn: Connection, level: str) -> Iterator[None]:
-    """SQLite's ``synchronous`` at ``level`` for the block (set outside any transaction, as SQLite
-    requires), FULL again after it."""
-    if level == "FULL":
+def _synced(conn: Connection, durable: bool) -> Iterator[None]:
+    """SQLite: unless ``durable``, commits in the block do not sync the WAL (``synchronous=NORMAL``,
+    set outside any transaction as SQLite requires); FULL again after it."""
+    if durable:
         yield
         return
     raw = conn.connection.dbapi_connection
     assert raw is not None
-    raw.execute(f"PRAGMA synchronous={level}")
+    raw.execute("PRAGMA synchronous=NORMAL")
     try:
         yield
     finally:
