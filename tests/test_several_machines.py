@@ -1,7 +1,7 @@
 """Two ``visionloop serve`` processes as on two machines: separate data folders (no shared
 filesystem), one PostgreSQL with pgvector, one S3 store (SeaweedFS). What one acknowledges the
 other finds at once by visual search and predicts on by id, also after the first is SIGKILLed
-in the middle of writes."""
+in the middle of writes; a key's feedback rate limit holds across both."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def _nearest(server: Server, key: str, input_id: str) -> tuple[str, float]:
 def test_two_servers_without_a_shared_folder_see_each_others_inputs(pg_server: pgserver.PgServer, blob_url: str,
                                                                      tmp_path: Path) -> None:
     pgserver.execute_autocommit(pg_server, "CREATE DATABASE machines")  # both prepare pgvector at once
-    settings = {"VISIONLOOP_VECTOR_STORE": "pgvector", "VISIONLOOP_BLOB_STORE": "s3", "VISIONLOOP_BLOB_URL": blob_url}
+    settings = {"VISIONLOOP_VECTOR_STORE": "pgvector", "VISIONLOOP_BLOB_STORE": "s3", "VISIONLOOP_BLOB_URL": blob_url,
+                "VISIONLOOP_FEEDBACK_RATE_LIMIT": "0.5"}  # bursts of 5 feedback requests per key
     first, second = (Server(pg_server.url("machines"), tmp_path / f"data-{n}", tmp_path / f"serve-{n}.log",
                             **settings) for n in range(2))
     try:
@@ -49,6 +50,12 @@ def test_two_servers_without_a_shared_folder_see_each_others_inputs(pg_server: p
         assert _nearest(second, key, "in-0") == ("in-0", pytest.approx(1.0, abs=1e-5))
         status, body = second.call(key, "POST", f"/models/{GENERAL}/outputs", {"inputs": [{"id": "in-0"}]})
         assert status == 200 and body["outputs"][0]["input"]["id"] == "in-0"
+        # one feedback rate limit for both: 5 accepted, alternating between them, then 429 from either
+        answers = [server.call(key, "POST", f"/models/{GENERAL}/feedback", {"input": {"id": "in-0", "data": {
+            "concepts": [{"id": "cat"}]}, "feedback_info": {"event_type": "annotation", "output_id": "unknown-output",
+                                                            "session_id": f"s{n}"}}})[0]
+                   for n, server in enumerate([first, second] * 4)]
+        assert answers == [200] * 5 + [429] * 3
 
         acked: list[str] = []
         killed = threading.Event()

@@ -53,7 +53,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_per_page", 1000, "Cap on per_page for every list."),
     Setting("default_per_page", 128, "per_page when a list request does not say."),
     Setting("feedback_rate_limit", 100.0, "Feedback requests per second per API key (token bucket, bursts of 10 "
-            "seconds' worth; an app's keys together get 5x); above it 11005 / HTTP 429. 0 disables."),
+            "seconds' worth; an app's keys together get 5x); above it 11005 / HTTP 429. 0 disables. One limit for "
+            "every process on the database."),
     Setting("feedback_dedup_seconds", 600, "A retry of the latest feedback (the same statement on the same output "
             "or search by the same end user and session) within this many seconds is stored once. 0 stores every "
             "retry."),

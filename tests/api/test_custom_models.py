@@ -255,3 +255,23 @@ def test_model_inputs_lists_the_apps_inputs(api: Api) -> None:
     assert api.post("/models", model_body("m")).status_code == 200
     r = api.get("/models/m/inputs", params={"per_page": 1000})
     assert r.status_code == 200 and [i["id"] for i in r.json()["inputs"]] == ["in-1"]
+
+
+def test_feedback_reads_the_models_concepts_as_they_are_now(api: Api) -> None:
+    """The feedback resolver's vocabulary follows a patch of the model's concepts (it was kept by
+    version id, and a model not trained yet keeps its version when its concepts change)."""
+    assert api.post("/models", model_body(concepts=[{"id": "cat"}, {"id": "dog"}])).status_code == 200
+
+    def sources() -> list[tuple[str, str]]:
+        body = {"input": {"data": {"concepts": [{"id": "cat"}]}, "feedback_info": {
+            "event_type": "annotation", "output_id": "unknown-output", "end_user_id": f"u{len(seen)}"}}}
+        assert api.post("/models/pets/feedback", body).status_code == 200
+        seen.append(0)
+        event = api.get("/feedback").json()["feedback"][-1]  # the newest
+        return [(c["id"], c["source"]) for c in event["data"]["concepts"]]
+
+    seen: list[int] = []
+    assert sources() == [("cat", "model")]
+    remove = {"models": [{"id": "pets", "output_info": {"data": {"concepts": [{"id": "cat"}]}}}], "action": "remove"}
+    assert api.client.patch("/v2/models", json=remove, headers=api.headers()).status_code == 200
+    assert sources() == [("cat", "app")]  # an app concept now, no longer the model's

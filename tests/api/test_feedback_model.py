@@ -523,6 +523,39 @@ class TestRateLimit:
         # another key of the same app has its own bucket (the app's is 5x larger)
         ok(post(make_api(core, client, "app-a"), concept_body(cat["id"], [{"id": "dog"}])))
 
+    def test_two_processes_on_one_database_share_the_limit(self, api: Api, core: VisionLoop, cat: dict) -> None:
+        """Behind a load balancer: requests alternate between two servers, and a key still gets its 5."""
+        from fastapi.testclient import TestClient
+
+        from visionloop.http.app import create_app
+
+        other = VisionLoop(core.settings, core.runtime)
+        try:
+            with TestClient(create_app(other.settings, other), raise_server_exceptions=False) as second:
+                servers = [api, Api(second, api.key, api.app_id)]
+                for i in range(5):
+                    ok(post(servers[i % 2], concept_body(cat["id"], [{"id": "cat"}], session_id=f"s{i}")))
+                for i, server in enumerate(servers):
+                    r = post(server, concept_body(cat["id"], [{"id": "cat"}], session_id=f"flood{i}"))
+                    assert status(r)[:2] == (429, 11005) and "this API key" in status(r)[2], r.text
+            assert stored(core) == 5
+        finally:
+            other.close()
+
+    def test_a_lease_the_database_refuses_leaves_the_process_to_limit_alone(
+            self, api: Api, core: VisionLoop, cat: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Never a 500 from the limit: each request is accepted and stored, or refused with 11005."""
+        from sqlalchemy.exc import OperationalError
+
+        def down(*_: Any) -> None:
+            raise OperationalError("UPDATE rate_buckets ...", {}, Exception("server closed the connection"))
+
+        monkeypatch.setattr(core.feedback.limiter._shared, "lease", down)
+        codes = [status(post(api, concept_body(cat["id"], [{"id": "cat"}], session_id=f"s{i}")))[:2]
+                 for i in range(6)]
+        assert codes == [(200, 10000)] * 5 + [(429, 11005)]  # this process's own bucket: bursts of 5
+        assert stored(core) == 5
+
 
 @pytest.mark.parametrize(("extra", "reason"), [
     ('"x": NaN', "NaN"),

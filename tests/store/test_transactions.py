@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from visionloop.core import VisionLoop
 from visionloop.services.concepts import ensure_concepts
@@ -112,3 +112,14 @@ def test_a_hot_write_after_a_failed_one_starts_clean(core: VisionLoop) -> None:
         assert first is not failed and second is first  # replaced after the failure, then kept
     with core.db.session() as s:
         assert sorted(s.scalars(select(Concept.id).where(Concept.app_id == "hot"))) == ["again", "kept"]
+
+
+def test_a_write_that_need_not_be_durable_commits_and_leaves_the_next_one_durable(core: VisionLoop) -> None:
+    """``writing(durable=False)`` (the rate limit's leases) commits like any write; on SQLite it lowers
+    ``synchronous`` for its own transaction only, on the connection the next writer is handed."""
+    with core.db.writing(durable=False) as conn:
+        conn.execute(insert(App).values(id="lease", name="lease", created_at=NOW))
+    with core.db.writing() as conn:  # (PostgreSQL's SET LOCAL ends with its transaction by definition)
+        if conn.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    assert "lease" in {a.id for a in core.apps.list_apps()}

@@ -94,16 +94,19 @@ class Database:
             yield session
 
     @contextmanager
-    def writing(self) -> Iterator[Connection]:
+    def writing(self, *, durable: bool = True) -> Iterator[Connection]:
         """Like :meth:`transaction`, on a bare connection: for hot write paths with no ORM objects.
 
         On SQLite the connection is the one kept between turns (a nested call, which the one
-        writer rule would make wait anyway, gets one of its own); after any failure it is dropped."""
+        writer rule would make wait anyway, gets one of its own); after any failure it is dropped.
+        ``durable=False`` is for a write whose loss in a crash does no harm (a rate limit's lease):
+        its commit does not wait for the disk (SQLite syncs it with the next durable commit;
+        PostgreSQL's ``synchronous_commit`` is off for it)."""
         if self._one_writer:
             with self._writers:
                 conn, self._held = self._held or self._writer_engine.connect(), None
                 try:
-                    with conn.begin():
+                    with _synced(conn, durable), conn.begin():
                         yield conn
                 except BaseException:
                     conn.close()
@@ -114,6 +117,8 @@ class Database:
                     conn.close()
             return
         with self._writer_engine.connect() as conn, conn.begin():
+            if not durable:
+                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             yield conn
 
     @contextmanager
@@ -132,6 +137,22 @@ class Database:
                 held, self._held = self._held, None
                 held.close()
         self.engine.dispose()
+
+
+@contextmanager
+def _synced(conn: Connection, durable: bool) -> Iterator[None]:
+    """SQLite: unless ``durable``, commits in the block do not sync the WAL (``synchronous=NORMAL``,
+    set outside any transaction as SQLite requires); FULL again after it."""
+    if durable:
+        yield
+        return
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    raw.execute("PRAGMA synchronous=NORMAL")
+    try:
+        yield
+    finally:
+        raw.execute("PRAGMA synchronous=FULL")
 
 
 def lock_key(name: str) -> int:

@@ -345,6 +345,20 @@ class Usage(Base):
     count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class RateBucket(Base):
+    """A token bucket every API process of one database shares (:mod:`visionloop.services.ratelimit`):
+    ``kind`` names the limit and what it counts per (``feedback:key``, ``feedback:app``). Times are
+    epoch seconds as a float, so that the refill is plain arithmetic in SQL on either backend;
+    ``granted`` is what the last lease took (an UPDATE's RETURNING reads it)."""
+
+    __tablename__ = "rate_buckets"
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    refilled: Mapped[float] = mapped_column(Float)
+    granted: Mapped[float] = mapped_column(Float, default=0.0)
+
+
 class ServerSecret(Base):
     """A secret every API process of one database shares (the console signs its session cookies
     with one), created once on first use."""

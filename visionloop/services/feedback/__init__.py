@@ -32,7 +32,7 @@ class FeedbackService:
         self.models = models
         self.log = FeedbackLog(db, dedup_seconds=dedup_seconds, retention_days=retention_days)
         self.recorder = FeedbackRecorder(db, models, self.log, require_link=require_link)
-        self.limiter = RateLimiter(rate_limit, what="feedback requests")
+        self.limiter = RateLimiter(rate_limit, db=db, name="feedback", what="feedback requests")
 
     def model_feedback(self, caller: Caller, model_ref: str, version_id: str | None, body: Any) -> Appended:
         self.limiter.check(caller.app_id, caller.key_id)

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, bindparam, select, union_all
 from visionloop.ids import is_valid_concept_id
 from visionloop.learning.vocabulary import NormalizedConcept
 from visionloop.services.feedback.parse import ConceptIn, invalid
-from visionloop.services.models import ModelService, ModelView
+from visionloop.services.models import ModelService, ModelView, chosen_concepts
 from visionloop.store.prepared import PreparedIn, slots
 from visionloop.store.tables import Concept, name_key
 
@@ -63,16 +63,19 @@ class Vocabulary:
 class ConceptResolver:
     def __init__(self, models: ModelService) -> None:
         self.models = models
-        self._vocabularies: dict[str, Vocabulary] = {}  # by version id: versions are immutable
+        # by version and the app's chosen concepts: a version is immutable, but a model not trained
+        # yet keeps its version when a patch changes its concepts (here or in another process)
+        self._vocabularies: dict[tuple[str, tuple[tuple[str, str], ...]], Vocabulary] = {}
 
     def vocabulary(self, view: ModelView) -> Vocabulary:
-        vocab = self._vocabularies.get(view.version.id)
+        key = (view.version.id, tuple(chosen_concepts(view.model)))
+        vocab = self._vocabularies.get(key)
         if vocab is None:
             pairs = self.models.concepts_of(view)
             by_name: dict[str, str] = {}
             for cid, name in pairs:
                 by_name.setdefault(name_key(name), cid)
-            vocab = self._vocabularies[view.version.id] = Vocabulary(dict(pairs), by_name)
+            vocab = self._vocabularies[key] = Vocabulary(dict(pairs), by_name)
         return vocab
 
     def resolve(self, conn: Connection, app_id: str, view: ModelView, concepts: Sequence[ConceptIn]) -> list[Resolved]:
