@@ -4,8 +4,8 @@ One row per API key and per app the limit has seen; processes lease a few tokens
 (visionloop/services/ratelimit.py), so N processes behind a load balancer enforce one limit instead
 of N.
 
-Revision ID: 0024
-Revises: 0021
+Revision ID: 0023
+Revises: 0022
 """
 
 from collections.abc import Sequence
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0024'
-down_revision: str | None = '0021'
+revision: str = '0023'
+down_revision: str | None = '0022'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
