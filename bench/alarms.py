@@ -38,8 +38,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import binom
 from PIL import Image, ImageOps
+from scipy.stats import binom
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.alarm_traffic import drawings, photos  # noqa: E402
