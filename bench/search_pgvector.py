@@ -32,13 +32,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import text
+from sqlalchemy import create_engine, event, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.search import Dataset, K, brute_force, build, mixture, p, recall, single_queries  # noqa: E402
 from visionloop.store.db import Database  # noqa: E402
 from visionloop.store.migrate import upgrade  # noqa: E402
-from visionloop.store.pg_vectors import BUILD_MEMORY, FULL, TIE_MARGIN, PgVectorStore  # noqa: E402
+from visionloop.store.pg_vectors import (  # noqa: E402
+    BUILD_MEMORY,
+    COLUMN,
+    FULL,
+    SEARCH_OPTIONS,
+    TIE_MARGIN,
+    Graph,
+    PgVectorStore,
+    vector_literal,
+)
 from visionloop.store.tables import App, Input  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "search_pgvector.json"
@@ -95,8 +104,61 @@ def searches(store: PgVectorStore, queries: np.ndarray, need: int = K) -> tuple[
     return found, latencies
 
 
+def steps(store: PgVectorStore, queries: np.ndarray, graph: Graph) -> dict[str, float]:
+    """What each change of the store's path is worth: p50 ms of a page of 10 (20 rows, ef_search 100)
+    walked on ``graph``, from the path before (one transaction on the shared pool: the planner's
+    estimate, the settings, the query with the vector as text) to the store's own connections."""
+    k = K + TIE_MARGIN
+    where = f"app_id = :app AND {COLUMN} IS NOT NULL"
+    select = text(f"SELECT id, 1 - ({COLUMN} <=> CAST(:q AS vector)) FROM inputs WHERE {where} "
+                  f"ORDER BY {graph.order} LIMIT :k")
+    explain = text(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM inputs WHERE {where}")
+    settings = text("SELECT set_config('hnsw.ef_search', '100', true), "
+                    "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                    "set_config('enable_seqscan', 'off', true), set_config('enable_sort', 'off', true)")
+    never_prepared = create_engine(store.db.url, isolation_level="AUTOCOMMIT", connect_args={
+        "options": f"{SEARCH_OPTIONS} -c hnsw.ef_search=100", "prepare_threshold": None})
+    event.listen(never_prepared, "connect", store._connected)
+
+    def before(q: np.ndarray) -> None:
+        with store.db.engine.begin() as conn:
+            conn.execute(explain, {"app": APP})
+            conn.execute(settings)
+            conn.execute(select, {"app": APP, "q": vector_literal(q), "k": k}).all()
+
+    def own(engine: Any, binary: bool, estimate: bool) -> Any:
+        def search(q: np.ndarray) -> None:
+            with engine.connect() as conn:
+                if estimate:
+                    conn.execute(explain, {"app": APP})
+                conn.execute(select, {"app": APP, "q": q if binary else vector_literal(q), "k": k}).all()
+        return search
+
+    store.ef_search = 100
+    paths = {
+        "before: one transaction (estimate, SET LOCAL, query), text vector": before,
+        "own connections: settings per connection, autocommit; estimate, text vector": own(never_prepared, False, True),
+        "+ binary vector": own(never_prepared, True, True),
+        "+ prepared on first use": own(store.search_engine, True, True),
+        "+ estimate cached: one round trip": own(store.search_engine, True, False),
+        "store.nearest (all of it)": lambda q: store.nearest(APP, q, K, None),
+    }
+    for search in paths.values():
+        for q in queries[:10]:
+            search(q)
+    ms: dict[str, list[float]] = {name: [] for name in paths}
+    for q in queries:  # interleaved, so that a change of the machine's load falls on every path alike
+        for name, search in paths.items():
+            start = time.perf_counter()
+            search(q)
+            ms[name].append((time.perf_counter() - start) * 1e3)
+    timings = {name: p(np.array(values), 50) for name, values in ms.items()}
+    never_prepared.dispose()
+    return timings
+
+
 def run(url: str, n: int, dim: int, queries: int, seed: int, bulk: bool, *, reuse: bool = False,
-        embedded: bool = True, build_memory: str = BUILD_MEMORY) -> dict[str, Any]:
+        embedded: bool = True, build_memory: str = BUILD_MEMORY, full_graph: bool = False) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     ds = Dataset(f"embeddings-{n // 1000}k", n, dim, centres=max(10, n // 100))
     data, held_out = mixture(ds, queries, seed)
@@ -133,6 +195,12 @@ def run(url: str, n: int, dim: int, queries: int, seed: int, bulk: bool, *, reus
         result.update({"insert_into_the_index": not bulk, "insert_s": round(insert_s, 1),
                        "insert_vectors_per_s": round(n / insert_s), "index_build_s": round(index_build_s, 1),
                        "build_memory": build_memory})
+    if full_graph:  # an install from before: the full-precision graph too, to compare
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f"SET maintenance_work_mem = '{build_memory}'"))
+            start = time.perf_counter()
+            conn.execute(text(FULL.create()))
+            result["full_graph_build_s"] = round(time.perf_counter() - start, 1)
     with db.engine.connect() as conn:
         sizes = {name: round(int(conn.scalar(text(f"SELECT pg_relation_size('{name}')"))) / 2**20)
                  for name in (store.half.name, FULL.name)
@@ -147,6 +215,16 @@ def run(url: str, n: int, dim: int, queries: int, seed: int, bulk: bool, *, reus
         sweep.append({"need": need, "ef_search": max(ef, need + TIE_MARGIN),
                       "recall_at_10": round(recall(found, truth), 4), "p50_ms": p(ms, 50),
                       "p99_ms": p(ms, 99),
+                      "speedup_p50": round(float(np.percentile(brute_ms, 50) / np.percentile(ms, 50)), 1),
+                      "load_average_1min": round(os.getloadavg()[0], 2)})
+    graphs = [store.half] + ([FULL] if full_graph or FULL.name in sizes else [])
+    result["steps_p50_ms"] = {}
+    for graph in graphs:  # the store walks the half-precision graph when both are there; make it walk this one
+        store._graph = graph, time.monotonic() + 1e9
+        result["steps_p50_ms"][graph.name] = steps(store, held_out, graph)
+        found, ms = searches(store, held_out, K)
+        sweep.append({"graph": graph.name, "need": K, "ef_search": 100, "recall_at_10": round(recall(found, truth), 4),
+                      "p50_ms": p(ms, 50), "p99_ms": p(ms, 99),
                       "speedup_p50": round(float(np.percentile(brute_ms, 50) / np.percentile(ms, 50)), 1),
                       "load_average_1min": round(os.getloadavg()[0], 2)})
     store.close()
@@ -183,6 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reuse", action="store_true", help="search a database a previous run with the same "
                                                               "--n, --dim and --seed loaded, without loading it")
     parser.add_argument("--no-embedded", action="store_true", help="skip the embedded index (its build is long)")
+    parser.add_argument("--full-graph", action="store_true",
+                        help="build the full-precision graph of installs from before too, and compare")
     parser.add_argument("--build-memory", default=BUILD_MEMORY, help="maintenance_work_mem for the graph's build")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
@@ -195,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
         url = server.url()
     try:
         result = run(url, args.n, args.dim, args.queries, args.seed, args.bulk, reuse=args.reuse,
-                     embedded=not args.no_embedded, build_memory=args.build_memory)
+                     embedded=not args.no_embedded, build_memory=args.build_memory, full_graph=args.full_graph)
     finally:
         if server is not None:
             server.stop()
