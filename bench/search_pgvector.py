@@ -26,8 +26,10 @@ import argparse
 import datetime
 import json
 import os
+import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -157,8 +159,30 @@ def steps(store: PgVectorStore, queries: np.ndarray, graph: Graph) -> dict[str, 
     return timings
 
 
+FRESH = """
+import resource, sys, time
+import numpy as np
+from visionloop.store.db import Database
+from visionloop.store.pg_vectors import PgVectorStore
+start = time.perf_counter()
+store = PgVectorStore(Database(sys.argv[1]), "bench", int(sys.argv[2]))
+store.nearest("bench", np.frombuffer(sys.stdin.buffer.read(), np.float32), 10, None)
+print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def fresh_process(url: str, dim: int, query: np.ndarray) -> tuple[float, int]:
+    """A process that just started (its imports done): seconds to its first search's answer (a new
+    engine, its first connections and queries), and its peak memory in MiB (nothing grows with the index)."""
+    done = subprocess.run([sys.executable, "-c", FRESH, url, str(dim)], input=query.astype(np.float32).tobytes(),
+                          capture_output=True, check=True, cwd=Path(__file__).resolve().parents[1])
+    seconds, mib = done.stdout.split()
+    return float(seconds), int(mib)
+
+
 def run(url: str, n: int, dim: int, queries: int, seed: int, bulk: bool, *, reuse: bool = False,
-        embedded: bool = True, build_memory: str = BUILD_MEMORY, full_graph: bool = False) -> dict[str, Any]:
+        embedded: bool = True, build_memory: str = BUILD_MEMORY, full_graph: bool = False,
+        ef_searches: Sequence[int] = (40, 100)) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     ds = Dataset(f"embeddings-{n // 1000}k", n, dim, centres=max(10, n // 100))
     data, held_out = mixture(ds, queries, seed)
@@ -209,7 +233,7 @@ def run(url: str, n: int, dim: int, queries: int, seed: int, bulk: bool, *, reus
     # The store asks for TIE_MARGIN rows past the hits needed, and ef_search is at least that; the search
     # service asks for FIRST_ASK hits, and for MEMORY_TOP only when the click memory remembers clicks for
     # the query or one like it.
-    for need, ef in ((K, 40), (K, 100), (FIRST_ASK, 100), (MEMORY_TOP, 100)):
+    for need, ef in [*((K, ef) for ef in ef_searches), (FIRST_ASK, 100), (MEMORY_TOP, 100)]:
         store.ef_search = ef
         found, ms = searches(store, held_out, need)
         sweep.append({"need": need, "ef_search": max(ef, need + TIE_MARGIN),
@@ -229,13 +253,7 @@ def run(url: str, n: int, dim: int, queries: int, seed: int, bulk: bool, *, reus
                       "load_average_1min": round(os.getloadavg()[0], 2)})
     store.close()
     db.dispose()
-    start = time.perf_counter()  # a process that just started: a new engine, its first connection and query
-    fresh = Database(url)
-    fresh_store = PgVectorStore(fresh, "bench", dim)
-    fresh_store.nearest(APP, held_out[0], K, None)
-    first_search_s = time.perf_counter() - start
-    fresh_store.close()
-    fresh.dispose()
+    first_search_s, process_mib = fresh_process(url, dim, held_out[0])
     return {
         **result,
         "brute_p50_ms": p(brute_ms, 50),
@@ -244,6 +262,7 @@ def run(url: str, n: int, dim: int, queries: int, seed: int, bulk: bool, *, reus
         "index_mib": sizes,
         "raw_vectors_mib": round(data.nbytes / 2**20),
         "first_search_of_a_new_process_s": round(first_search_s, 3),
+        "memory_of_that_process_mib": process_mib,
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
@@ -263,6 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-embedded", action="store_true", help="skip the embedded index (its build is long)")
     parser.add_argument("--full-graph", action="store_true",
                         help="build the full-precision graph of installs from before too, and compare")
+    parser.add_argument("--ef-search", default="40,100", help="hnsw.ef_search values for a page of 10, by commas")
     parser.add_argument("--build-memory", default=BUILD_MEMORY, help="maintenance_work_mem for the graph's build")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
@@ -275,7 +295,8 @@ def main(argv: list[str] | None = None) -> None:
         url = server.url()
     try:
         result = run(url, args.n, args.dim, args.queries, args.seed, args.bulk, reuse=args.reuse,
-                     embedded=not args.no_embedded, build_memory=args.build_memory, full_graph=args.full_graph)
+                     embedded=not args.no_embedded, build_memory=args.build_memory, full_graph=args.full_graph,
+                     ef_searches=[int(ef) for ef in args.ef_search.split(",")])
     finally:
         if server is not None:
             server.stop()

@@ -137,6 +137,12 @@ class PgVectorStore:
         if db.engine.dialect.name != "postgresql":
             raise SettingsError("VISIONLOOP_VECTOR_STORE=pgvector needs PostgreSQL (VISIONLOOP_DATABASE_URL="
                                 "postgresql+psycopg://...); SQLite has only the 'embedded' store")
+        try:
+            from pgvector.psycopg import register_vector
+        except ImportError as exc:
+            raise SettingsError("VISIONLOOP_VECTOR_STORE=pgvector needs the Python package 'pgvector' "
+                                "(scripts/install postgres)") from exc
+        self._register_vector = register_vector
         self.db = db
         self.space = space
         self.dim = dim
@@ -155,10 +161,8 @@ class PgVectorStore:
     def _connected(self, dbapi_connection: Any, record: Any) -> None:
         """A new search connection sends numpy arrays as pgvector's binary ``vector`` (no text to write
         in Python or parse in the server) and starts with the ``hnsw.ef_search`` of its options."""
-        from pgvector.psycopg import register_vector
-
-        register_vector(dbapi_connection)
-        dbapi_connection.commit()
+        self._register_vector(dbapi_connection)
+        dbapi_connection.commit()  # ends the transaction its type look-ups began, if any
         record.info["ef_search"] = self._connect_ef_search
 
     # -- setting up -----------------------------------------------------------------------------
@@ -210,11 +214,13 @@ class PgVectorStore:
         pid = conn.scalar(text("SELECT pg_backend_pid()"))
         with ThreadPoolExecutor(1) as pool, self.db.engine.connect() as watcher:
             build = pool.submit(conn.execute, text(self.half.create(concurrently=True)))
+            shown = -1
             while not build.done():
                 row = watcher.execute(text("SELECT blocks_done, blocks_total FROM pg_stat_progress_create_index "
                                            "WHERE pid = :pid AND phase LIKE 'building index%'"), {"pid": pid}).first()
                 watcher.rollback()
-                if row is not None and row.blocks_total and progress is not None:
+                if row is not None and row.blocks_total and row.blocks_done != shown and progress is not None:
+                    shown = row.blocks_done
                     progress(int(row.blocks_done), int(row.blocks_total))
                 wait([build], timeout=1.0)
             build.result()
