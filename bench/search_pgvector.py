@@ -106,6 +106,28 @@ def searches(store: PgVectorStore, queries: np.ndarray, need: int = K) -> tuple[
     return found, latencies
 
 
+def side_by_side(store: PgVectorStore, data: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
+    """The numpy scan, a page of 10 and the service's first page through the store, one query after
+    the other (at the store's ``ef_search``), so that a change of the machine's load falls on all
+    three alike; p50/p99 ms of each and the ratios of the p50s."""
+    n = len(data)
+    paths = {"exact": lambda q: np.argpartition(data @ q, n - K)[n - K:],
+             "page_of_10": lambda q: store.nearest(APP, q, K, None),
+             "first_page_50": lambda q: store.nearest(APP, q, FIRST_ASK, None)}
+    ms: dict[str, list[float]] = {name: [] for name in paths}
+    for q in queries:
+        for name, search in paths.items():
+            start = time.perf_counter()
+            search(q)
+            ms[name].append((time.perf_counter() - start) * 1e3)
+    out: dict[str, Any] = {name: {"p50_ms": p(np.array(v), 50), "p99_ms": p(np.array(v), 99)} for name, v in ms.items()}
+    for name in ("page_of_10", "first_page_50"):
+        out[name]["speedup_p50"] = round(out["exact"]["p50_ms"] / out[name]["p50_ms"], 1)
+    out["ef_search"] = store.ef_search
+    out["load_average_1min"] = round(os.getloadavg()[0], 2)
+    return out
+
+
 def steps(store: PgVectorStore, queries: np.ndarray, graph: Graph) -> dict[str, float]:
     """What each change of the store's path is worth: p50 ms of a page of 10 (20 rows, ef_search 100)
     walked on ``graph``, from the path before (one transaction on the shared pool: the planner's
@@ -160,14 +182,16 @@ def steps(store: PgVectorStore, queries: np.ndarray, graph: Graph) -> dict[str, 
 
 
 FRESH = """
-import resource, sys, time
+import re, sys, time
+from pathlib import Path
 import numpy as np
 from visionloop.store.db import Database
 from visionloop.store.pg_vectors import PgVectorStore
 start = time.perf_counter()
 store = PgVectorStore(Database(sys.argv[1]), "bench", int(sys.argv[2]))
 store.nearest("bench", np.frombuffer(sys.stdin.buffer.read(), np.float32), 10, None)
-print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+peak = re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text())  # this process's own, not the parent's
+print(time.perf_counter() - start, int(peak.group(1)) // 1024)
 """
 
 
@@ -241,6 +265,10 @@ def run(url: str, n: int, dim: int, queries: int, seed: int, bulk: bool, *, reus
                       "p99_ms": p(ms, 99),
                       "speedup_p50": round(float(np.percentile(brute_ms, 50) / np.percentile(ms, 50)), 1),
                       "load_average_1min": round(os.getloadavg()[0], 2)})
+    result["side_by_side"] = []
+    for ef in ef_searches:
+        store.ef_search = ef
+        result["side_by_side"].append(side_by_side(store, data, held_out))
     graphs = [store.half] + ([FULL] if full_graph or FULL.name in sizes else [])
     result["steps_p50_ms"] = {}
     for graph in graphs:  # the store walks the half-precision graph when both are there; make it walk this one
