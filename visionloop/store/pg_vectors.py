@@ -63,7 +63,7 @@ DETECT_SECONDS = 10.0
 SEARCH_CONNECTIONS = 5  # kept open per process (more are opened while searches run at once)
 # Per search connection: the planner prices a scan of TOASTed vectors far below its cost and chose
 # a sequential scan over the graph for tens of thousands of rows, so scans and sorts are priced out
-# (an exact scan orders by an expression no graph can give, so it is planned as before); the walk
+# (an exact scan orders by the score, which no graph gives, so it still scans the rows); the walk
 # goes on until enough rows pass the WHERE clause.
 SEARCH_OPTIONS = "-c enable_seqscan=off -c enable_sort=off -c hnsw.iterative_scan=relaxed_order"
 
