@@ -386,3 +386,21 @@ def test_an_install_from_before_keeps_its_graph_until_migrate_replaces_it(
         assert _graphs(core) == {half}
     finally:
         core.close()
+
+
+def test_a_search_after_the_server_dropped_its_connections_answers(
+        tmp_path: Path, pg_url: str, runtime: ModelRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The search connections are not pinged before use (a round trip per search): a search that
+    meets a connection the server closed is run again on a new one."""
+    monkeypatch.setattr(pg_vectors, "EXACT_ROWS", 0)
+    vectors = _clusters(np.random.default_rng(9), 30)
+    core = _core(tmp_path, "pg", pg_url, runtime, vector_store="pgvector")
+    try:
+        store = _store_with(core, {"shop": vectors})
+        want = store.nearest("shop", vectors[1], 5, None)
+        with core.db.engine.connect() as conn:  # as a restart of the server would
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        assert store.nearest("shop", vectors[1], 5, None) == want
+    finally:
+        core.close()
