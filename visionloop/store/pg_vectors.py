@@ -8,8 +8,8 @@ the same query, and pgvector's iterative index scan (0.8+) keeps walking the gra
 pass it. Few rows (:data:`EXACT_ROWS`, by the planner's estimate), or a walk that came back short (a
 small app in a large table, past ``hnsw.max_scan_tuples``), are ranked by an exact scan instead.
 
-The graph is built over the embeddings cast to half precision (``halfvec``): half the size and
-about twice as fast to walk as one over the full-precision column, at a recall still near 1. Only
+The graph is built over the embeddings cast to half precision (``halfvec``): half the size of one
+over the full-precision column, quicker to build and no slower to walk, at a recall still near 1. Only
 the order of the walk uses the halves; the scores a search answers are computed from the
 full-precision column, and an exact scan orders by them too. Installs from before keep their graph
 over the ``vector`` column (:data:`FULL`) until ``visionloop vectors migrate`` builds the
@@ -215,14 +215,19 @@ class PgVectorStore:
         with ThreadPoolExecutor(1) as pool, self.db.engine.connect() as watcher:
             build = pool.submit(conn.execute, text(self.half.create(concurrently=True)))
             shown = -1
-            while not build.done():
-                row = watcher.execute(text("SELECT blocks_done, blocks_total FROM pg_stat_progress_create_index "
-                                           "WHERE pid = :pid AND phase LIKE 'building index%'"), {"pid": pid}).first()
-                watcher.rollback()
-                if row is not None and row.blocks_total and row.blocks_done != shown and progress is not None:
-                    shown = row.blocks_done
-                    progress(int(row.blocks_done), int(row.blocks_total))
-                wait([build], timeout=1.0)
+            try:
+                while not build.done():
+                    row = watcher.execute(text("SELECT blocks_done, blocks_total FROM pg_stat_progress_create_index "
+                                               "WHERE pid = :pid AND phase LIKE 'building index%'"),
+                                          {"pid": pid}).first()
+                    watcher.rollback()
+                    if row is not None and row.blocks_total and row.blocks_done != shown and progress is not None:
+                        shown = row.blocks_done
+                        progress(int(row.blocks_done), int(row.blocks_total))
+                    wait([build], timeout=1.0)
+            except BaseException:  # Ctrl-C: stop the build too (it leaves an invalid index, which a rerun drops)
+                watcher.execute(text("SELECT pg_cancel_backend(:pid)"), {"pid": pid})
+                raise
             build.result()
 
     def _create(self, conn: Connection) -> None:
