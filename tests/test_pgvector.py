@@ -28,7 +28,7 @@ from visionloop.inference.runtime import ModelRuntime
 from visionloop.services.predict import EMBEDDING_SPACE
 from visionloop.services.search_sql import Conditions
 from visionloop.store import pg_vectors
-from visionloop.store.pg_vectors import PgVectorStore, vector_literal
+from visionloop.store.pg_vectors import FULL, Graph, PgVectorStore, half_graph, unit
 from visionloop.store.tables import Input
 from visionloop.store.vectors import VectorIndex
 
@@ -47,13 +47,34 @@ def _core(tmp_path: Path, name: str, url: str, runtime: ModelRuntime, **settings
                       runtime)
 
 
+@pytest.fixture(params=["halfvec", "vector"])
+def graph(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Graph:
+    """The graph the store walks: a new install's half-precision one, or the full-precision one of an
+    install from before (which :func:`_use` puts in its place); looked up on every search."""
+    monkeypatch.setattr(pg_vectors, "DETECT_SECONDS", 0.0)
+    return half_graph(EMBEDDING_DIM) if request.param == "halfvec" else FULL
+
+
+def _use(core: VisionLoop, graph: Graph) -> None:
+    if graph == FULL:
+        with core.db.engine.begin() as conn:
+            conn.execute(text(f"DROP INDEX {half_graph(EMBEDDING_DIM).name}"))
+            conn.execute(text(FULL.create()))
+
+
+def _graphs(core: VisionLoop) -> set[str]:
+    with core.db.engine.connect() as conn:
+        return set(conn.scalars(text("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'ix_inputs_embedding%'")))
+
+
 @pytest.fixture
-def pair(tmp_path: Path, pg_url: str, runtime: ModelRuntime,
+def pair(tmp_path: Path, pg_url: str, runtime: ModelRuntime, graph: Graph,
          monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Api, Api]]:
     """One app through a pgvector server and through an embedded one, on one database; the
     pgvector one walks the graph however few the inputs are."""
     monkeypatch.setattr(pg_vectors, "EXACT_ROWS", 0)
     pg = _core(tmp_path, "pg", pg_url, runtime, vector_store="pgvector")
+    _use(pg, graph)
     embedded = _core(tmp_path, "embedded", pg_url, runtime)
     with TestClient(create_app(pg.settings, pg), raise_server_exceptions=False) as pg_client, \
             TestClient(create_app(embedded.settings, embedded), raise_server_exceptions=False) as embedded_client:
@@ -159,12 +180,13 @@ def _clusters(rng: np.random.Generator, n: int, centres: int = 40) -> np.ndarray
 
 
 def test_recall_against_exact_search_with_filters_and_beside_a_larger_app(
-        tmp_path: Path, pg_url: str, runtime: ModelRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, pg_url: str, runtime: ModelRuntime, monkeypatch: pytest.MonkeyPatch, graph: Graph) -> None:
     monkeypatch.setattr(pg_vectors, "EXACT_ROWS", 0)  # the graph, then an exact scan where it stops short
     rng = np.random.default_rng(7)
     big, small = _clusters(rng, 1500), _clusters(rng, 25)
     core = _core(tmp_path, "pg", pg_url, runtime, vector_store="pgvector")
     try:
+        _use(core, graph)
         store = _store_with(core, {"big": big, "small": small})
         with core.db.engine.begin() as conn:
             conn.execute(text("ANALYZE inputs"))
@@ -190,7 +212,7 @@ def test_recall_against_exact_search_with_filters_and_beside_a_larger_app(
 
 
 def test_a_selective_filter_in_the_similarity_query_keeps_recall(
-        tmp_path: Path, pg_url: str, runtime: ModelRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, pg_url: str, runtime: ModelRuntime, monkeypatch: pytest.MonkeyPatch, graph: Graph) -> None:
     """2% of the inputs pass a metadata term: the graph walk (iterative index scan) goes on until
     enough of them are found, in the one query that also orders by similarity."""
     monkeypatch.setattr(pg_vectors, "EXACT_ROWS", 0)  # the graph, however few rows pass
@@ -199,6 +221,7 @@ def test_a_selective_filter_in_the_similarity_query_keeps_recall(
     rare = sorted(rng.choice(len(big), 30, replace=False).tolist())
     core = _core(tmp_path, "pg", pg_url, runtime, vector_store="pgvector")
     try:
+        _use(core, graph)
         store = _store_with(core, {"big": big})
         with core.db.engine.begin() as conn:
             conn.execute(text("UPDATE inputs SET metadata = CAST('{\"rare\": true}' AS json) WHERE id = ANY(:ids)"),
@@ -217,20 +240,21 @@ def test_a_selective_filter_in_the_similarity_query_keeps_recall(
 
 
 def test_a_graph_walk_that_stops_short_is_followed_by_an_exact_scan(
-        tmp_path: Path, pg_url: str, runtime: ModelRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, pg_url: str, runtime: ModelRuntime, monkeypatch: pytest.MonkeyPatch, graph: Graph) -> None:
     monkeypatch.setattr(pg_vectors, "EXACT_ROWS", 0)
     rng = np.random.default_rng(3)
     small = _clusters(rng, 25)
     core = _core(tmp_path, "pg", pg_url, runtime, vector_store="pgvector")
     try:
+        _use(core, graph)
         store = _store_with(core, {"big": _clusters(rng, 400), "small": small})
         with core.db.engine.begin() as conn:  # the walk gives up after 20 tuples, most of them another app's
             conn.execute(text(f"ALTER DATABASE {core.db.engine.url.database} SET hnsw.max_scan_tuples = 20"))
-        core.db.engine.dispose()  # new connections take the setting
-        with core.db.engine.begin() as conn:  # the graph alone finds only some of the small app's inputs
-            conn.execute(store._approximate, {"ef": "70"})
-            walked = conn.execute(text("SELECT id FROM inputs WHERE app_id = 'small' ORDER BY embedding <=> "
-                                       "CAST(:q AS vector) LIMIT 70"), {"q": vector_literal(small[0])}).all()
+        store.search_engine.dispose()  # new connections take the setting
+        with store.search_engine.connect() as conn:  # the graph alone finds only some of the small app's inputs
+            conn.execute(text("SET hnsw.ef_search = 70"))
+            walked = conn.execute(text(f"SELECT id FROM inputs WHERE app_id = 'small' ORDER BY {graph.order} "
+                                       "LIMIT 70"), {"q": unit(small[0])}).all()
         assert len(walked) < 25
         found = store.nearest("small", small[0], 25, None)
         assert sorted(found, key=lambda p: -p[1])[:10] == [
@@ -292,15 +316,14 @@ def test_the_copy_into_the_vector_column_resumes_after_an_interruption(
         store.prepare(interrupt)
     first.close()
     assert calls == [(5, 12)]
-    with first.db.session() as s:  # stopped before the index was built again
-        assert s.scalar(text("SELECT count(*) FROM pg_indexes WHERE indexname = :i"), {"i": pg_vectors.INDEX}) == 0
+    assert _graphs(first) == set()  # stopped before the index was built again
 
     pg = _core(tmp_path, "pg", pg_url, runtime, vector_store="pgvector")  # copies the rest, then serves
     try:
         assert "copying embeddings into pgvector: 7/7 (100%)" in capsys.readouterr().err
         with pg.db.session() as s:
             assert s.scalar(text("SELECT count(*) FROM inputs WHERE embedding IS NULL")) == 0
-            assert s.scalar(text("SELECT count(*) FROM pg_indexes WHERE indexname = :i"), {"i": pg_vectors.INDEX}) == 1
+        assert _graphs(pg) == {half_graph(EMBEDDING_DIM).name}
         with TestClient(create_app(pg.settings, pg), raise_server_exceptions=False) as client:
             got = _hits(Api(client, api.key, "shop"), QUERIES[0])
         assert [i for i, _ in got] == [i for i, _ in want]
@@ -321,3 +344,63 @@ def test_vectors_migrate_fills_the_column_from_the_command_line(tmp_path: Path, 
     assert done.returncode == 0, done.stderr
     assert "copying embeddings into pgvector: 3/3 (100%)" in done.stderr
     assert "pgvector holds every stored embedding (3 copied now)" in done.stdout
+
+
+def test_an_install_from_before_keeps_its_graph_until_migrate_replaces_it(
+        tmp_path: Path, pg_url: str, runtime: ModelRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The full-precision graph stays what searches walk until the half-precision one is built beside
+    it (concurrently; again after an interrupted build); the scores stay full precision throughout."""
+    monkeypatch.setattr(pg_vectors, "EXACT_ROWS", 0)
+    monkeypatch.setattr(pg_vectors, "DETECT_SECONDS", 0.0)
+    half = half_graph(EMBEDDING_DIM).name
+    rng = np.random.default_rng(5)
+    vectors = _clusters(rng, 200)
+    first = _core(tmp_path, "first", pg_url, runtime, vector_store="pgvector")
+    _use(first, FULL)  # what an install from before has
+    _store_with(first, {"shop": vectors})
+    first.close()
+    core = _core(tmp_path, "pg", pg_url, runtime, vector_store="pgvector")
+    try:
+        store = core.indexes
+        assert isinstance(store, PgVectorStore)
+        assert _graphs(core) == {FULL.name}
+        want = _exact_scored(vectors, vectors[3], 10)
+
+        def top() -> list[tuple[str, Any]]:
+            return sorted(store.nearest("shop", vectors[3], 10, None), key=lambda p: -p[1])[:10]
+
+        assert top() == [(i, pytest.approx(s, abs=1e-5)) for i, s in want]
+        assert store.adopt_half_precision() is True
+        assert _graphs(core) == {half}
+        assert top() == [(i, pytest.approx(s, abs=1e-5)) for i, s in want]
+        assert store.adopt_half_precision() is False  # nothing left to replace
+
+        _use(core, FULL)  # again, with a build that was interrupted: it left an invalid index
+        with core.db.engine.begin() as conn:
+            conn.execute(text(half_graph(EMBEDDING_DIM).create()))
+            conn.execute(text(f"UPDATE pg_index SET indisvalid = false WHERE indexrelid = '{half}'::regclass"))
+        assert top() == [(i, pytest.approx(s, abs=1e-5)) for i, s in want]  # the valid one, the full graph
+        assert store.adopt_half_precision() is True
+        with core.db.engine.connect() as conn:
+            assert conn.scalar(text(f"SELECT indisvalid FROM pg_index WHERE indexrelid = '{half}'::regclass"))
+        assert _graphs(core) == {half}
+    finally:
+        core.close()
+
+
+def test_a_search_after_the_server_dropped_its_connections_answers(
+        tmp_path: Path, pg_url: str, runtime: ModelRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The search connections are not pinged before use (a round trip per search): a search that
+    meets a connection the server closed is run again on a new one."""
+    monkeypatch.setattr(pg_vectors, "EXACT_ROWS", 0)
+    vectors = _clusters(np.random.default_rng(9), 30)
+    core = _core(tmp_path, "pg", pg_url, runtime, vector_store="pgvector")
+    try:
+        store = _store_with(core, {"shop": vectors})
+        want = store.nearest("shop", vectors[1], 5, None)
+        with core.db.engine.connect() as conn:  # as a restart of the server would
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        assert store.nearest("shop", vectors[1], 5, None) == want
+    finally:
+        core.close()

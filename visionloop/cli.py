@@ -149,7 +149,8 @@ def cmd_outputs(args: argparse.Namespace) -> int:
 
 
 def cmd_vectors(args: argparse.Namespace) -> int:
-    """Fill pgvector's column from the stored embeddings (what a pgvector server does when it starts)."""
+    """Fill pgvector's column from the stored embeddings (what a pgvector server does when it starts),
+    then replace a full-precision graph of an install from before by the half-precision one."""
     from visionloop.core import CopyProgress
     from visionloop.inference.backbone import EMBEDDING_DIM
     from visionloop.services.predict import EMBEDDING_SPACE
@@ -160,9 +161,16 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     db = Database(_settings(args).db_url)
     try:
         upgrade(db.engine)
-        copied = PgVectorStore(db, EMBEDDING_SPACE, EMBEDDING_DIM).prepare(CopyProgress("embeddings into pgvector"))
+        store = PgVectorStore(db, EMBEDDING_SPACE, EMBEDDING_DIM)
+        try:
+            copied = store.prepare(CopyProgress("embeddings into pgvector"))
+            replaced = store.adopt_half_precision(CopyProgress("the half-precision graph (table blocks)", "building"))
+        finally:
+            store.close()
     finally:
         db.dispose()
+    if replaced:
+        print("searches walk the half-precision graph now; the full-precision one is dropped")
     print(f"pgvector holds every stored embedding ({copied} copied now); serve with VISIONLOOP_VECTOR_STORE=pgvector")
     return 0
 
@@ -307,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "embeddings (resumable, with progress), as a server started with "
                                          "VISIONLOOP_VECTOR_STORE=pgvector does before it listens.")
     vectors_sub = vectors.add_subparsers(dest="action", required=True)
-    vectors_sub.add_parser("migrate", parents=[common], help="create the column and index, copy the embeddings")
+    vectors_sub.add_parser("migrate", parents=[common],
+                           help="create the column and graph, copy the embeddings, replace a full-precision graph")
     vectors.set_defaults(func=cmd_vectors)
 
     blobs = sub.add_parser("blobs", parents=[common], help="move image blobs into S3, sweep unreferenced ones",

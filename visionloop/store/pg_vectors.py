@@ -2,12 +2,19 @@
 
 Every process on the database searches the same rows, so there is no per-process index to build,
 snapshot or poll: an input's embedding is written by the transaction that adds it (an UPDATE of
-the row it just inserted) and disappears with the row. An HNSW index (``vector_cosine_ops``) over
-the column answers a search over many rows; the app (and, for a filtered search, its candidate
-ids) is a WHERE clause of the same query, and pgvector's iterative index scan (0.8+) keeps walking
-the graph until enough rows pass it. Few rows (:data:`EXACT_ROWS`, by the planner's estimate), or a
-walk that came back short (a small app in a large table, past ``hnsw.max_scan_tuples``), are
-ranked by an exact scan instead.
+the row it just inserted) and disappears with the row. An HNSW index over the column answers a
+search over many rows; the app (and, for a filtered search, its candidate ids) is a WHERE clause of
+the same query, and pgvector's iterative index scan (0.8+) keeps walking the graph until enough rows
+pass it. Few rows (:data:`EXACT_ROWS`, by the planner's estimate), or a walk that came back short (a
+small app in a large table, past ``hnsw.max_scan_tuples``), are ranked by an exact scan instead.
+
+The graph is built over the embeddings cast to half precision (``halfvec``): half the size of one
+over the full-precision column, quicker to build and no slower to walk, at a recall still near 1. Only
+the order of the walk uses the halves; the scores a search answers are computed from the
+full-precision column, and an exact scan orders by them too. Installs from before keep their graph
+over the ``vector`` column (:data:`FULL`) until ``visionloop vectors migrate`` builds the
+half-precision one beside it without blocking writes (:meth:`PgVectorStore.adopt_half_precision`);
+each process orders by whichever graph is there, looked up again every :data:`DETECT_SECONDS`.
 
 The column and the index need the extension, which an ``embedded`` install must not need, so they
 are not in the Alembic schema: :meth:`PgVectorStore.prepare` adds them when a process first starts
@@ -15,15 +22,22 @@ with ``pgvector`` (idempotently, one process at a time) and then copies the embe
 added before into the column, in committed batches, so that an interrupted copy resumes where it
 stopped (a first copy of many builds the index after the copy, which is much faster than growing
 it row by row). A server does this before it listens, so it never answers from a half-filled column.
+
+Searches run on connections of their own, set up once for it (the graph preferred over scans and
+sorts, iterative index scans, the vector type sent in binary, statements prepared on first use),
+in autocommit: a search is one round trip, or two when its filter needs the planner's estimate.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -31,13 +45,11 @@ from visionloop.config import SettingsError
 from visionloop.store.db import Database, exclusive
 
 COLUMN = "embedding"
-INDEX = "ix_inputs_embedding_hnsw"
 BACKFILL_BATCH = 500
 MAX_EF_SEARCH = 1000  # pgvector's limit
 # Inserting into an HNSW graph row by row is several times slower than building it over rows that
 # are there: a first copy of more than this many embeddings (over half the table) builds it after.
 BULK_ROWS = 5000
-CREATE_INDEX = f"CREATE INDEX IF NOT EXISTS {INDEX} ON inputs USING hnsw ({COLUMN} vector_cosine_ops)"
 BUILD_MEMORY = "512MB"  # the graph is built in memory when it fits (pgvector warns when it does not)
 
 EXACT_ROWS = 5000  # fewer rows to rank (by the planner's estimate) are scanned exactly
@@ -45,8 +57,17 @@ EXACT_ROWS = 5000  # fewer rows to rank (by the planner's estimate) are scanned 
 # ties by id. Small on purpose: the graph walk's cost grows with the rows it must return (the search
 # service's first page asks 50: 60 rows cost much less than the 150 that a margin of 2x + 50 made).
 TIE_MARGIN = 10
+# How long a process trusts what it looked up (which graph there is, how many rows an app has)
+# before one more catalog read; ``vectors migrate`` waits as long before dropping a graph.
+DETECT_SECONDS = 10.0
+SEARCH_CONNECTIONS = 5  # kept open per process (more are opened while searches run at once)
+# Per search connection: the planner prices a scan of TOASTed vectors far below its cost and chose
+# a sequential scan over the graph for tens of thousands of rows, so scans and sorts are priced out
+# (an exact scan orders by the score, which no graph gives, so it still scans the rows); the walk
+# goes on until enough rows pass the WHERE clause.
+SEARCH_OPTIONS = "-c enable_seqscan=off -c enable_sort=off -c hnsw.iterative_scan=relaxed_order"
 
-Progress = Callable[[int, int], None]  # (embeddings copied so far, to copy in all)
+Progress = Callable[[int, int], None]  # (done so far, to do in all)
 
 
 @dataclass(frozen=True)
@@ -56,6 +77,32 @@ class Where:
 
     sql: str
     params: dict[str, object]
+
+
+@dataclass(frozen=True)
+class Graph:
+    """An HNSW index over the column: its name and the expression it orders by."""
+
+    name: str
+    key: str    # the indexed expression
+    cast: str   # the type the query vector is cast to, to be compared with it
+    ops: str
+
+    @property
+    def order(self) -> str:
+        return f"({self.key}) <=> CAST(:q AS {self.cast})"
+
+    def create(self, *, concurrently: bool = False) -> str:
+        how = "CONCURRENTLY " if concurrently else ""
+        return f"CREATE INDEX {how}IF NOT EXISTS {self.name} ON inputs USING hnsw (({self.key}) {self.ops})"
+
+
+FULL = Graph("ix_inputs_embedding_hnsw", COLUMN, "vector", "vector_cosine_ops")  # installs from before
+
+
+def half_graph(dim: int) -> Graph:
+    return Graph("ix_inputs_embedding_halfvec_hnsw", f"{COLUMN}::halfvec({dim})", f"halfvec({dim})",
+                 "halfvec_cosine_ops")
 
 
 def vector_literal(vector: np.ndarray) -> str:
@@ -74,6 +121,15 @@ def _estimated_rows(conn: Connection, sql: str, params: dict[str, object]) -> fl
     return float(plan[0]["Plan"]["Plan Rows"])
 
 
+def _valid_graphs(conn: Connection, graphs: Sequence[Graph]) -> dict[str, bool]:
+    """The graphs that exist, by name, and whether each is valid (one being built concurrently, or
+    whose build was interrupted, is not)."""
+    rows = conn.execute(text("SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                             "WHERE i.indrelid = 'inputs'::regclass AND c.relname = ANY(:names)"),
+                        {"names": [g.name for g in graphs]}).all()
+    return {name: bool(valid) for name, valid in rows}
+
+
 class PgVectorStore:
     """A :class:`~visionloop.store.vector_store.VectorStore` in PostgreSQL (pgvector)."""
 
@@ -81,35 +137,98 @@ class PgVectorStore:
         if db.engine.dialect.name != "postgresql":
             raise SettingsError("VISIONLOOP_VECTOR_STORE=pgvector needs PostgreSQL (VISIONLOOP_DATABASE_URL="
                                 "postgresql+psycopg://...); SQLite has only the 'embedded' store")
+        try:
+            from pgvector.psycopg import register_vector
+        except ImportError as exc:
+            raise SettingsError("VISIONLOOP_VECTOR_STORE=pgvector needs the Python package 'pgvector' "
+                                "(scripts/install postgres)") from exc
+        self._register_vector = register_vector
         self.db = db
         self.space = space
         self.dim = dim
         self.ef_search = ef_search
-        # SET LOCAL in one round trip each: the graph walk keeps going until enough rows pass the WHERE
-        # clause; the planner must take the graph (or, for an exact answer, must not).
-        self._approximate = text("SELECT set_config('hnsw.ef_search', :ef, true), "
-                                 "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-                                 "set_config('enable_seqscan', 'off', true), set_config('enable_sort', 'off', true)")
-        self._exact = text("SELECT set_config('enable_indexscan', 'off', true), "
-                           "set_config('enable_seqscan', 'on', true), set_config('enable_sort', 'on', true)")
+        self.half = half_graph(dim)
         self._update = text(f"UPDATE inputs SET {COLUMN} = CAST(:v AS vector) WHERE app_id = :a AND id = :i")
+        # What a process looked up last, and when (time.monotonic()); see DETECT_SECONDS.
+        self._graph: tuple[Graph | None, float] = (None, -DETECT_SECONDS)
+        self._app_rows: dict[str, tuple[float, float]] = {}
+        self._connect_ef_search = ef_search
+        self.search_engine = create_engine(
+            db.url, isolation_level="AUTOCOMMIT", pool_size=SEARCH_CONNECTIONS, max_overflow=4 * SEARCH_CONNECTIONS,
+            connect_args={"options": f"{SEARCH_OPTIONS} -c hnsw.ef_search={ef_search}", "prepare_threshold": 0})
+        event.listen(self.search_engine, "connect", self._connected)
+
+    def _connected(self, dbapi_connection: Any, record: Any) -> None:
+        """A new search connection sends numpy arrays as pgvector's binary ``vector`` (no text to write
+        in Python or parse in the server) and starts with the ``hnsw.ef_search`` of its options."""
+        self._register_vector(dbapi_connection)
+        dbapi_connection.commit()  # ends the transaction its type look-ups began, if any
+        record.info["ef_search"] = self._connect_ef_search
 
     # -- setting up -----------------------------------------------------------------------------
     def prepare(self, progress: Progress | None = None) -> int:
-        """Make sure the extension, column and index exist, then fill the column; returns the number
-        of embeddings copied. Raises :class:`SettingsError` when the server lacks pgvector."""
+        """Make sure the extension, column and a graph exist, then fill the column; returns the number
+        of embeddings copied. Raises :class:`SettingsError` when the server lacks pgvector.
+
+        A new install gets the half-precision graph; one that has the full-precision graph keeps it
+        (replacing it is :meth:`adopt_half_precision`'s job, which does not block writes)."""
+        graphs = (self.half, FULL)
         with exclusive(self.db.engine, "visionloop:pgvector"):
             with self.db.engine.begin() as conn:
                 self._create(conn)
                 missing, rows = conn.execute(text(f"SELECT count(*) FILTER (WHERE {COLUMN} IS NULL), count(*) "
                                                   "FROM inputs")).one()
                 if missing > BULK_ROWS and missing * 2 > rows:  # a first copy: build the graph once, after it
-                    conn.execute(text(f"DROP INDEX IF EXISTS {INDEX}"))
+                    for graph in graphs:
+                        conn.execute(text(f"DROP INDEX IF EXISTS {graph.name}"))
             copied = self.backfill(progress)
             with self.db.engine.begin() as conn:
-                conn.execute(text(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY}'"))
-                conn.execute(text(CREATE_INDEX))
+                if not any(_valid_graphs(conn, graphs).values()):  # an invalid one: a build that was interrupted
+                    conn.execute(text(f"DROP INDEX IF EXISTS {self.half.name}"))
+                    conn.execute(text(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY}'"))
+                    conn.execute(text(self.half.create()))
             return copied
+
+    def adopt_half_precision(self, progress: Progress | None = None) -> bool:
+        """Replace the full-precision graph of an install from before by the half-precision one; returns
+        whether there was one to replace. The new graph is built ``CONCURRENTLY`` (inputs are added and
+        deleted meanwhile), reporting the blocks of the table read so far; running processes move to
+        it within :data:`DETECT_SECONDS`, after which the old one is dropped. PostgreSQL cannot resume
+        an interrupted build: a second run drops what the first left and builds again."""
+        with exclusive(self.db.engine, "visionloop:pgvector-graph"), \
+                self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            present = _valid_graphs(conn, (self.half, FULL))
+            if FULL.name not in present:
+                return False
+            if not present.get(self.half.name, False):
+                conn.execute(text(f"DROP INDEX CONCURRENTLY IF EXISTS {self.half.name}"))
+                conn.execute(text(f"SET maintenance_work_mem = '{BUILD_MEMORY}'"))
+                self._build_watched(conn, progress)
+            time.sleep(DETECT_SECONDS)  # every process has looked up the graphs again by now
+            conn.execute(text(f"DROP INDEX CONCURRENTLY IF EXISTS {FULL.name}"))
+            return True
+
+    def _build_watched(self, conn: Connection, progress: Progress | None) -> None:
+        """Build the half-precision graph concurrently on ``conn``, reporting progress from
+        ``pg_stat_progress_create_index`` read on another connection."""
+        pid = conn.scalar(text("SELECT pg_backend_pid()"))
+        with ThreadPoolExecutor(1) as pool, self.db.engine.connect() as watcher:
+            build = pool.submit(conn.execute, text(self.half.create(concurrently=True)))
+            shown = -1
+            try:
+                while not build.done():
+                    row = watcher.execute(text("SELECT blocks_done, blocks_total FROM pg_stat_progress_create_index "
+                                               "WHERE pid = :pid AND phase LIKE 'building index%'"),
+                                          {"pid": pid}).first()
+                    watcher.rollback()
+                    if row is not None and row.blocks_total and row.blocks_done != shown and progress is not None:
+                        shown = row.blocks_done
+                        progress(int(row.blocks_done), int(row.blocks_total))
+                    wait([build], timeout=1.0)
+            except BaseException:  # Ctrl-C: stop the build too (it leaves an invalid index, which a rerun drops)
+                watcher.execute(text("SELECT pg_cancel_backend(:pid)"), {"pid": pid})
+                raise
+            build.result()
 
     def _create(self, conn: Connection) -> None:
         installed = conn.scalar(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'"))
@@ -165,13 +284,9 @@ class PgVectorStore:
                 within: set[str] | None, condition: Where | None = None) -> list[tuple[str, float]]:
         """The graph when the rows to rank are many, else an exact scan; and an exact scan should the
         graph walk stop short of the rows there are. ``condition``: what else a row must pass, in the
-        same query (the walk goes on until enough rows pass it).
-
-        The planner is not left to choose: it prices a scan of TOASTed vectors far below its cost
-        and picked a sequential scan over the graph for tens of thousands of rows, so the approximate
-        query runs with sequential scans and sorts priced out, the exact one without index scans."""
+        same query (the walk goes on until enough rows pass it)."""
         k = need + TIE_MARGIN
-        params: dict[str, object] = {"app": app_id, "q": vector_literal(unit(query)), "k": k}
+        params: dict[str, object] = {"app": app_id, "q": unit(query), "k": k}
         where = f"app_id = :app AND {COLUMN} IS NOT NULL"
         if within is not None:
             where += " AND id = ANY(:ids)"
@@ -179,20 +294,59 @@ class PgVectorStore:
         if condition is not None:
             where += f" AND {condition.sql}"
             params.update(condition.params)
-        select_nearest = text(f"SELECT id, 1 - ({COLUMN} <=> CAST(:q AS vector)) FROM inputs WHERE {where} "
-                              f"ORDER BY {COLUMN} <=> CAST(:q AS vector) LIMIT :k")
-        with self.db.engine.begin() as conn:
-            rows = None
-            if _estimated_rows(conn, f"SELECT 1 FROM inputs WHERE {where}", params) > EXACT_ROWS:
-                conn.execute(self._approximate, {"ef": str(min(MAX_EF_SEARCH, max(self.ef_search, k)))})
-                rows = conn.execute(select_nearest, params).all()
-                if len(rows) < k and (conn.scalar(text(f"SELECT count(*) FROM inputs WHERE {where}"), params)
-                                      or 0) > len(rows):
-                    rows = None  # the walk gave up early (max_scan_tuples): scan exactly
-            if rows is None:
-                conn.execute(self._exact)
-                rows = conn.execute(select_nearest, params).all()
-        return [(i, float(score)) for i, score in rows]
+        try:
+            with self.search_engine.connect() as conn:
+                return self._nearest(conn, app_id, where, params, within, condition)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        with self.search_engine.connect() as conn:  # the server went away since: once more, on a new connection
+            return self._nearest(conn, app_id, where, params, within, condition)
+
+    def _nearest(self, conn: Connection, app_id: str, where: str, params: dict[str, object],
+                 within: set[str] | None, condition: Where | None) -> list[tuple[str, float]]:
+        k = int(params["k"])  # type: ignore[call-overload]
+        score = f"1 - ({COLUMN} <=> CAST(:q AS vector))"  # full precision, whatever graph orders the walk
+        graph = self._current_graph(conn)
+        if graph is not None and self._rows_to_rank(conn, app_id, where, params, within, condition) > EXACT_ROWS:
+            ef = min(MAX_EF_SEARCH, max(self.ef_search, k))
+            if conn.connection.info["ef_search"] != ef:
+                conn.execute(text("SELECT set_config('hnsw.ef_search', :ef, false)"), {"ef": str(ef)})
+                conn.connection.info["ef_search"] = ef
+            rows = conn.execute(text(f"SELECT id, {score} FROM inputs WHERE {where} ORDER BY {graph.order} LIMIT :k"),
+                                params).all()
+            if len(rows) == k or (conn.scalar(text(f"SELECT count(*) FROM inputs WHERE {where}"), params)
+                                  or 0) <= len(rows):
+                return [(i, float(s)) for i, s in rows]
+            # else the walk gave up early (max_scan_tuples): scan exactly
+        rows = conn.execute(text(f"SELECT id, {score} AS score FROM inputs WHERE {where} ORDER BY score DESC LIMIT :k"),
+                            params).all()
+        return [(i, float(s)) for i, s in rows]
+
+    def _current_graph(self, conn: Connection) -> Graph | None:
+        """The graph to order by: the half-precision one when it is valid, else the full-precision one
+        of an install from before; None (exact scans) while neither is."""
+        graph, seen = self._graph
+        if time.monotonic() - seen >= DETECT_SECONDS:
+            valid = _valid_graphs(conn, (self.half, FULL))
+            graph = next((g for g in (self.half, FULL) if valid.get(g.name)), None)
+            self._graph = graph, time.monotonic()
+        return graph
+
+    def _rows_to_rank(self, conn: Connection, app_id: str, where: str, params: dict[str, object],
+                      within: set[str] | None, condition: Where | None) -> float:
+        """How many rows pass ``where``, by the planner's estimate: known without asking it for a few
+        candidates, and looked up once in a while for a whole app."""
+        if condition is None and within is not None and len(within) <= EXACT_ROWS:
+            return len(within)
+        if condition is None and within is None:
+            rows, seen = self._app_rows.get(app_id, (0.0, -DETECT_SECONDS))
+            if time.monotonic() - seen >= DETECT_SECONDS:
+                rows = _estimated_rows(conn, f"SELECT 1 FROM inputs WHERE {where}", params)
+                self._app_rows[app_id] = rows, time.monotonic()
+            return rows
+        return _estimated_rows(conn, f"SELECT 1 FROM inputs WHERE {where}", params)
 
     def close(self) -> None:
-        """Nothing held: the database keeps the index."""
+        """Only the search connections: the database keeps the index."""
+        self.search_engine.dispose()
