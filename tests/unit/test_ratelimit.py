@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from visionloop import errors
 from visionloop.services import ratelimit
@@ -180,6 +181,27 @@ def test_a_database_that_cannot_be_asked_leaves_the_process_to_limit_alone(
             assert c.scalar(select(func.count()).select_from(RateBucket)) == 2
     finally:
         db.dispose()
+
+
+def test_a_clock_that_goes_back_after_a_failed_lease_does_not_keep_the_process_alone(db: Database) -> None:
+    """The database failed once, then the wall clock was stepped back (NTP) to before the failure:
+    the process asks the database again at once, not after the step and the fallback's few seconds
+    (alone, N processes would allow N times the limit for as long as the step)."""
+    clock = Clock()
+    one, two = (RateLimiter(1.0, db=db, burst_seconds=3, clock=clock) for _ in range(2))
+    shared = one._shared
+    assert shared is not None
+
+    class Down:
+        def lease(self, *_: Any) -> Grant:
+            raise OperationalError("UPDATE rate_buckets ...", {}, Exception("server closed the connection"))
+
+    one._shared = Down()  # type: ignore[assignment]
+    assert accepted(one, "k", 1) == 1  # from this process's memory
+    one._shared = shared  # the database is back ...
+    clock.now -= 3600.0  # ... and the clock was an hour ahead
+    assert accepted(two, "k", 5) == 3  # the shared bucket's burst, taken through the other process
+    assert accepted(one, "k", 5) == 0  # asks the database (it failed "in the future"): the bucket is empty
 
 
 def test_memory_and_database_buckets_agree(db: Database) -> None:

@@ -188,7 +188,8 @@ class RateLimiter:
 
     def _lease(self, kind: str, owner: str, limit: Limit, held: float, now: float) -> Grant:
         want = max(1.0, limit.rate * self.lease_seconds)
-        if self._shared is not None and now >= self._shared_from:
+        # after the fallback's few seconds, or at once if the clock went back to before the failure
+        if self._shared is not None and not now < self._shared_from <= now + FALLBACK_SECONDS:
             try:
                 return self._shared.lease(kind, owner, limit, want, held, now)
             except SQLAlchemyError as exc:
