@@ -404,3 +404,23 @@ def test_a_search_after_the_server_dropped_its_connections_answers(
         assert store.nearest("shop", vectors[1], 5, None) == want
     finally:
         core.close()
+
+
+def test_a_search_path_in_the_database_url_holds_for_the_search_connections_too(
+        tmp_path: Path, pg_server: Any, runtime: ModelRuntime) -> None:
+    """The tables in a schema of their own, named by libpq's ``options`` in the database URL: the
+    search connections, which set options of their own, keep it (a visual search answers)."""
+    import psycopg
+
+    pgserver.execute_autocommit(pg_server, "CREATE DATABASE schemed")
+    with psycopg.connect(pg_server.dsn("schemed"), autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA vl")
+    core = _core(tmp_path, "pg", pg_server.url("schemed") + "?options=-csearch_path%3Dvl", runtime,
+                 vector_store="pgvector")
+    try:
+        with TestClient(create_app(core.settings, core), raise_server_exceptions=False) as client:
+            api = make_api(core, client, "shop")
+            _add(api, 3)
+            assert _hits(api, QUERIES[0])[0] == ("in-0", pytest.approx(1.0, abs=1e-5))
+    finally:
+        core.close()

@@ -30,6 +30,7 @@ in autocommit: a search is one round trip, or two when its filter needs the plan
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, create_engine, event, text
+from sqlalchemy import Connection, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -121,6 +122,13 @@ def _estimated_rows(conn: Connection, sql: str, params: dict[str, object]) -> fl
     return float(plan[0]["Plan"]["Plan Rows"])
 
 
+def _given_options(url: str) -> str:
+    """The libpq ``options`` of the database URL (else of ``PGOPTIONS``), e.g. a ``search_path``: the
+    search connections' own options would replace them, so they are put first."""
+    given = make_url(url).query.get("options", os.environ.get("PGOPTIONS", ""))
+    return " ".join(given) if isinstance(given, tuple) else given
+
+
 def _valid_graphs(conn: Connection, graphs: Sequence[Graph]) -> dict[str, bool]:
     """The graphs that exist, by name, and whether each is valid (one being built concurrently, or
     whose build was interrupted, is not)."""
@@ -155,7 +163,8 @@ class PgVectorStore:
         self._connect_ef_search = ef_search
         self.search_engine = create_engine(
             db.url, isolation_level="AUTOCOMMIT", pool_size=SEARCH_CONNECTIONS, max_overflow=4 * SEARCH_CONNECTIONS,
-            connect_args={"options": f"{SEARCH_OPTIONS} -c hnsw.ef_search={ef_search}", "prepare_threshold": 0})
+            connect_args={"options": f"{_given_options(db.url)} {SEARCH_OPTIONS} -c hnsw.ef_search={ef_search}",
+                          "prepare_threshold": 0})
         event.listen(self.search_engine, "connect", self._connected)
 
     def _connected(self, dbapi_connection: Any, record: Any) -> None:
