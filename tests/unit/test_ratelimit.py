@@ -204,17 +204,39 @@ def test_a_clock_that_goes_back_after_a_failed_lease_does_not_keep_the_process_a
     assert accepted(one, "k", 5) == 0  # asks the database (it failed "in the future"): the bucket is empty
 
 
+def test_a_clock_that_was_ahead_and_is_corrected_stalls_no_bucket(make: Make) -> None:
+    """A process whose clock ran an hour ahead emptied the buckets; once the clock is set right, each
+    bucket refills at its rate from its first request after that, not an hour later."""
+    clock = Clock()
+    rl = make(1.0, burst_seconds=2, app_factor=1, clock=clock)
+    clock.now += 3600.0
+    for _ in range(2):
+        rl.check("app", "k1")
+    clock.now -= 3600.0
+    refused = 0
+    while True:
+        try:
+            rl.check("app", "k1")
+            break
+        except errors.Throttled:
+            refused += 1
+            assert refused <= 2, "the buckets stalled for the size of the clock's step"
+            clock.now += 1.0
+
+
 def test_memory_and_database_buckets_agree(db: Database) -> None:
     from visionloop.services.ratelimit import DatabaseBuckets, MemoryBuckets
 
     limit = Limit(rate=2.0, burst=5.0)
-    # (want, held, clock step): exact binary fractions; the sixth step's clock goes back
+    # (want, held, clock step): exact binary fractions; the sixth step's clock goes back less than a
+    # whole refill (2.5 s), the eighth's an hour
     steps = [(3.0, 0.0, 0.0), (3.0, 0.0, 0.0), (1.0, 0.5, 0.125), (10.0, 0.0, 1.0), (1.0, 0.5, 0.25),
-             (4.0, 0.0, -5.0), (4.0, 0.0, 5.5)]
+             (4.0, 0.0, -2.0), (4.0, 0.0, 2.5), (4.0, 0.0, -3600.0), (4.0, 0.0, 1.0)]
     for buckets in (MemoryBuckets(), DatabaseBuckets(db)):
         now, grants = 100.0, []
         for want, held, dt in steps:
             now += dt
             grants.append(buckets.lease("t", "o", limit, want, held, now))
         assert grants == [Grant(3.0, 2.0), Grant(2.0, 0.0), Grant(0.0, 0.25), Grant(2.25, 0.0), Grant(0.5, 0.0),
-                          Grant(0.0, 0.0), Grant(1.0, 0.0)], type(buckets).__name__  # back: no refill, none owed
+                          Grant(0.0, 0.0), Grant(1.0, 0.0),  # back a little: no refill, none owed
+                          Grant(0.0, 0.0), Grant(2.0, 0.0)], type(buckets).__name__  # back an hour: refills from then

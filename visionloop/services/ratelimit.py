@@ -45,6 +45,11 @@ class Limit:
     rate: float   # tokens per second
     burst: float  # tokens at most
 
+    @property
+    def fill_seconds(self) -> float:
+        """How long an empty bucket takes to fill."""
+        return self.burst / self.rate
+
 
 class Grant(NamedTuple):
     granted: float  # tokens the lease took from the bucket
@@ -63,14 +68,17 @@ def _least(a: ColumnElement[float], b: ColumnElement[float]) -> ColumnElement[fl
 
 _NOW = bindparam("now", type_=Float)
 _HELD = bindparam("held", type_=Float)
-_AVAILABLE = _least(RateBucket.tokens + case((_NOW > RateBucket.refilled, _NOW - RateBucket.refilled), else_=0.0)
+# A refill time further ahead than a whole refill was written by a clock since stepped back: it
+# counts from now instead, or the bucket would stay empty, in every process, for the size of the step.
+_REFILLED = case((RateBucket.refilled > _NOW + bindparam("fill", type_=Float), _NOW), else_=RateBucket.refilled)
+_AVAILABLE = _least(RateBucket.tokens + case((_NOW > _REFILLED, _NOW - _REFILLED), else_=0.0)
                     * bindparam("rate", type_=Float), bindparam("burst", type_=Float))
 _GRANT = case((_AVAILABLE + _HELD >= 1.0, _least(bindparam("want", type_=Float), _AVAILABLE)), else_=0.0)
 # One atomic statement, built once (SET sees the row as it was: both backends evaluate it on the
-# newest committed row under its lock). A clock that went back refills nothing and moves nothing.
+# newest committed row under its lock). A clock that went back a little refills nothing and moves nothing.
 _LEASE = (update(RateBucket).where(RateBucket.kind == bindparam("w_kind"), RateBucket.owner_id == bindparam("w_owner"))
           .values(tokens=_AVAILABLE - _GRANT, granted=_GRANT,
-                  refilled=case((_NOW > RateBucket.refilled, _NOW), else_=RateBucket.refilled))
+                  refilled=case((_NOW > _REFILLED, _NOW), else_=_REFILLED))
           .returning(RateBucket.granted, RateBucket.tokens)
           .execution_options(synchronize_session=False))
 
@@ -83,7 +91,7 @@ class DatabaseBuckets:
 
     def lease(self, kind: str, owner: str, limit: Limit, want: float, held: float, now: float) -> Grant:
         params = {"w_kind": kind, "w_owner": owner, "rate": limit.rate, "burst": limit.burst, "want": want,
-                  "held": held, "now": now}
+                  "held": held, "now": now, "fill": limit.fill_seconds}
         with self.db.writing(durable=False) as conn:  # a lease lost in a crash lets a few requests more through
             row = conn.execute(_LEASE, params).first()
             if row is None:  # the bucket's first lease: it starts full (unless a racer just made it)
@@ -103,6 +111,8 @@ class MemoryBuckets:
     def lease(self, kind: str, owner: str, limit: Limit, want: float, held: float, now: float) -> Grant:
         with self._lock:
             tokens, refilled = self._rows.get((kind, owner), (limit.burst, now))
+            if refilled > now + limit.fill_seconds:
+                refilled = now
             available = min(limit.burst, tokens + max(0.0, now - refilled) * limit.rate)
             granted = min(want, available) if available + held >= 1.0 else 0.0
             self._rows[(kind, owner)] = (available - granted, max(refilled, now))
